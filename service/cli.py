@@ -17,7 +17,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 # Only what every verb needs: each command imports its own tools, so `--help`, `catalog`, a log
 # check or `serve` never load torch (only a simulating check does).
@@ -230,6 +230,7 @@ def _refusal(args: argparse.Namespace, exc: GradHealthError, reason: str | None)
     return Refusal(source=repo_relative(Path(args.spec)), title=exc.title, detail=reason or exc.detail,
                    problems=[(p.pointer, p.message) for p in exc.problems],
                    text=_spec_text_of(args.spec, exc), could_not_run=reason is not None,
+                   position=exc.position if reason is None else None,
                    kind={"log": "logs"}.get(kind := _input_kind(args.spec), kind))
 
 
@@ -1390,7 +1391,17 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-class _IntermixedParser(argparse.ArgumentParser):
+class _OneLineErrors(argparse.ArgumentParser):
+    """A parser whose own errors (an invalid choice, a value its ``type`` refuses, a missing or
+    unknown argument) are one ``usage error`` line on stderr, exit 2, as the command's other usage
+    errors are (docs/cli.md): argparse printed its whole usage block first, 20 lines for
+    ``--format xml`` (newuser14 #10). ``--help`` still prints the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_INVALID, f"{self.prog}: usage error: {message} (see {self.prog} --help)\n")
+
+
+class _IntermixedParser(_OneLineErrors):
     """A verb's parser that takes options between its positional arguments
     (``gradhealth check a.yaml --fail-on never b.csv``, as pre-commit and shell globs build it):
     argparse's intermixed parsing (the verbs have no REMAINDER or sub-command positionals, which
@@ -1412,7 +1423,7 @@ def build_parser() -> argparse.ArgumentParser:
     from gradhealth import __version__
 
     epilog = "exit status:\n" + "\n".join(f"  {code}  {text}" for code, text in EXIT_CODES.items())
-    parser = argparse.ArgumentParser(prog="gradhealth", description="Is this network's gradient healthy?",
+    parser = _OneLineErrors(prog="gradhealth", description="Is this network's gradient healthy?",
                                      epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_IntermixedParser)

@@ -17,14 +17,15 @@ from typing import Any
 import httpx
 
 from gradhealth.core.numbers import plain
-from gradhealth.errors import ArgumentTypeError, GradHealthError, InputFormatError
+from gradhealth.errors import ArgumentTypeError, GradHealthError, InputFormatError, Problem
 
 
 class RemoteError(GradHealthError):
     """The service answered with a problem document."""
 
     def __init__(self, problem: dict[str, Any]) -> None:
-        super().__init__(str(problem.get("detail", problem)))
+        problems, position = _located(problem.get("errors"))
+        super().__init__(str(problem.get("detail", problem)), problems, position=position)
         self.status = int(problem.get("status", 500))
         self.title = str(problem.get("title", "Error"))
         self.code = "remote"
@@ -32,6 +33,20 @@ class RemoteError(GradHealthError):
 
     def to_problem(self) -> dict[str, object]:
         return dict(self._problem)
+
+
+def _located(errors: Any) -> tuple[list[Problem], tuple[int, int] | None]:
+    """A problem document's ``errors[]`` as the local check raises them: each item with a JSON
+    pointer a :class:`Problem` (so ``gradhealth check --server`` places each one on its line of the
+    file, as the local run does: newuser14 #2), and the ``line`` and ``column`` of a body that could
+    not be parsed. Items of a parameter (no pointer) are left in the detail."""
+    if not isinstance(errors, list):
+        return [], None
+    problems = [Problem(e["pointer"], str(e.get("detail", "")))
+                for e in errors if isinstance(e, dict) and isinstance(e.get("pointer"), str)]
+    position = next(((e["line"], e["column"]) for e in errors
+                     if isinstance(e, dict) and type(e.get("line")) is int and type(e.get("column")) is int), None)
+    return problems, position
 
 
 class WrongServiceURL(RemoteError):

@@ -62,10 +62,14 @@ class GradHealthError(Exception):
     code: str = "internal"
     title: str = "Internal error"
 
-    def __init__(self, detail: str, problems: list[Problem] | None = None) -> None:
+    def __init__(self, detail: str, problems: list[Problem] | None = None, *,
+                 position: tuple[int, int] | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
         self.problems: list[Problem] = problems or []
+        #: (line, column), both from 1, of text that could not be parsed (a YAML or JSON syntax
+        #: error), so a report can sit on that line as a pointer's problem does (newuser14 #7)
+        self.position = position
 
     @property
     def type_uri(self) -> str:
@@ -81,6 +85,9 @@ class GradHealthError(Exception):
         }
         if self.problems:
             body["errors"] = [{"pointer": p.pointer, "parameter": None, "detail": p.message} for p in self.problems]
+        elif self.position is not None:
+            body["errors"] = [{"pointer": None, "parameter": None, "detail": self.detail,
+                               "line": self.position[0], "column": self.position[1]}]
         return body
 
 

@@ -24,7 +24,7 @@ def test_json_lines_no_reader_knows_get_the_log_error_not_extra_data(tmp_path, c
     assert not is_spec(str(path))
     assert main(["check", str(path)]) == 2
     err = capsys.readouterr().err
-    assert "Extra data" not in err and "not a log format this service reads" in err
+    assert "Extra data" not in err and "not a log format gradhealth reads" in err
 
 
 def test_keras_history_json_is_a_log(tmp_path, capsys):

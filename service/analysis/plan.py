@@ -323,8 +323,20 @@ def check_limits(plan: Plan, limits: Limits, units: int) -> None:
                 problems.append(Problem(where, f"too much memory, mostly weights: {figures}{culprit}; "
                                         f"make layers narrower or fewer{halve}{raise_it}"))
         else:
-            problems.append(Problem("/batch_size", f"too much activation memory: {figures}; lower batch_size "
-                                    f"(now {spec.batch_size}) or the input size{halve}{raise_it}"))
+            # name only a change that brings it under the limit (newuser14 #9: a 1e9-wide layer was
+            # told to lower batch_size, which no batch size fixes): the activations scale with the
+            # batch, the weights and the recurrent records do not
+            per_sample = ACTIVATION_FACTOR * plan.activation_bytes / spec.batch_size
+            fixed = plan.memory_bytes - ACTIVATION_FACTOR * plan.activation_bytes
+            fits = int((limits.max_activation_bytes - fixed) // per_sample) if per_sample > 0 else 0
+            if fits >= 1:
+                problems.append(Problem("/batch_size", f"too much activation memory: {figures}; lower batch_size "
+                                        f"to {fits:,} or less (now {spec.batch_size}) or the input size"
+                                        f"{halve}{raise_it}"))
+            elif plan.parameters <= limits.max_parameters:  # else already said, at the same place
+                problems.append(Problem(where, f"too much activation memory, more than the limit even at "
+                                        f"batch_size 1: {figures}{culprit}; make layers narrower or fewer, or "
+                                        f"the input smaller{halve}{raise_it}"))
     if units > limits.max_units:
         problems.append(Problem("/layers", f"{units} layers after expanding `repeat` is over the limit of "
                                 f"{limits.max_units}"))

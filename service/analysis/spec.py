@@ -1134,7 +1134,9 @@ _VALUE_ALIASES: dict[str, dict[str, str]] = {"type": {
     "dense": "linear", "fully_connected": "linear", "fc": "linear",
     "multiheadattention": "transformer_encoder", "transformerencoderlayer": "transformer_encoder",
 }, "scheme": {"glorot_normal": "xavier_normal", "glorot_uniform": "xavier_uniform"},
-    "activation": {"logistic": "sigmoid", "linear": "identity", "none": "identity", "lrelu": "leaky_relu"}}
+    "activation": {"logistic": "sigmoid", "linear": "identity", "none": "identity", "lrelu": "leaky_relu"},
+    # a GPU is CUDA here: ``gpu`` is one letter from ``cpu``, the opposite of what is meant (newuser14 #8)
+    "device": {"gpu": "cuda", "cuda:0": "cuda", "nvidia": "cuda", "gpu0": "cuda", "gpu:0": "cuda"}}
 
 
 def _squash(text: str) -> str:
@@ -1363,6 +1365,23 @@ def _yaml_error(exc: yaml.YAMLError, text: str | None = None) -> str:
     return f"invalid YAML at {at}: {_clip(problem)} ({_clip(str(context))} at {start})"
 
 
+def _yaml_position(exc: yaml.YAMLError, text: str | None = None) -> tuple[int, int] | None:
+    """(line, column) of the place :func:`_yaml_error` names first: an unclosed opening's, else
+    where the reader stopped; None where PyYAML gives no mark. Reports place the error there, as a
+    located problem is placed (newuser14 #7: the annotation sat on the file, the message named line 1,
+    column 8)."""
+    if isinstance(exc, yaml.reader.ReaderError) and isinstance(exc.character, int) and text is not None:
+        before = text[:exc.position]
+        return before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1
+    mark = getattr(exc, "problem_mark", None)
+    if mark is None:
+        return None
+    opened = getattr(exc, "context_mark", None)
+    if getattr(exc, "context", None) in _UNCLOSED and opened is not None and opened.line < mark.line:
+        return opened.line + 1, opened.column + 1
+    return mark.line + 1, mark.column + 1
+
+
 def load_spec_text(text: str, *, content_type: str | None = None,
                    max_nodes: int = MAX_NODES) -> dict[str, Any]:
     """Decode spec text as JSON or YAML (YAML is a superset; JSON errors are reported as such).
@@ -1396,9 +1415,10 @@ def load_spec_text(text: str, *, content_type: str | None = None,
             data = _load_yaml(text, max_nodes)
     except json.JSONDecodeError as exc:
         raise InputFormatError(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
-                               f"{yaml_hint(text, max_nodes) if declared else ''}") from None
+                               f"{yaml_hint(text, max_nodes) if declared else ''}",
+                               position=(exc.lineno, exc.colno)) from None
     except yaml.YAMLError as exc:
-        raise InputFormatError(_yaml_error(exc, text)) from None
+        raise InputFormatError(_yaml_error(exc, text), position=_yaml_position(exc, text)) from None
     except RecursionError:  # JSON nested past the interpreter's stack: the YAML reader stops sooner
         raise InputFormatError(f"the spec is nested more than {MAX_DEPTH} levels deep"
                                f"{_json_too_deep_at(text)}") from None

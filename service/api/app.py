@@ -547,7 +547,9 @@ def _document_problems(schema: dict[str, Any]) -> None:
                 refs = {c.get("schema", {}).get("$ref") for c in response.get("content", {}).values()}
                 if code[0] in "45" and refs <= {None, problem_ref["$ref"], _FASTAPI_422}:
                     response["content"] = {problems.PROBLEM_JSON: {"schema": problem_ref}}
-            responses.setdefault("4XX", {"description": "a problem (RFC 9457)",
+            # every endpoint refuses a query parameter it does not declare (routers.query_guard)
+            responses.setdefault("4XX", {"description": "a problem (RFC 9457); among them a 422 for a query "
+                                         "parameter this operation does not take (naming it and those it takes)",
                                          "content": {problems.PROBLEM_JSON: {"schema": problem_ref}}})
 
 

@@ -31,6 +31,9 @@ class ProblemError(BaseModel):
     parameter: str | None = Field(None, description="the query, path or header parameter at fault, "
                                   "e.g. `query.limit`; absent or null when `pointer` says where")
     detail: str = Field(description="what is wrong there and what to change")
+    line: int | None = Field(None, ge=1, description="where a body that could not be parsed (invalid YAML or "
+                             "JSON) goes wrong: its line, from 1; absent otherwise")
+    column: int | None = Field(None, ge=1, description="that place's column, from 1; absent with `line`")
 
 
 class Problem(BaseModel):

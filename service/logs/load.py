@@ -496,7 +496,7 @@ def _read_folder(root: Path, label: str, hint: str | None, limits: ReadLimits, w
     if not logs:
         if hint is not None:
             raise UnknownLogFormat(f"{label}: no file in this {what} is in the {hint} format")
-        raise UnknownLogFormat(f"{label}: no file in this {what} is a log format this service reads "
+        raise UnknownLogFormat(f"{label}: no file in this {what} is a log format gradhealth reads "
                                f"({', '.join(registry.formats())}); looked at {len(skipped)} file(s)"
                                f"{'; not read: ' + _listed(passed) if passed else ''}")
     _note_wandb_histories(logs)

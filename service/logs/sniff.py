@@ -168,7 +168,7 @@ def detect(path: Path, hint: str | None = None) -> Reader:
                                    "(torch.onnx.export) and check the .onnx file")
         if (miss := near_miss(path, head, all_readers)) is not None:
             raise LogError(f"{path.name} {miss}")
-        raise UnknownLogFormat(f"{path.name}: not a log format this service reads "
+        raise UnknownLogFormat(f"{path.name}: not a log format gradhealth reads "
                                f"({', '.join(r.name for r in all_readers)}){_why_not(path.name, head, all_readers)}"
                                f"{_encoding_problem(head)}")
     return best

@@ -230,6 +230,22 @@ def evaluated_codes(doc: Diagnosis) -> tuple[str, ...]:
     return base + tuple(dict.fromkeys(f.code for f in doc.findings if f.code not in base))
 
 
+def not_run(doc: Diagnosis) -> dict[str, str]:
+    """The evaluated codes that had nothing to judge, each with why: those a finding's evidence lists
+    as ``not_run`` (an ``insufficient_data`` finding of a log with no history), less any code that
+    has a finding. JUnit reports them skipped and SARIF as not run: a check that judged nothing is
+    not a passed one (newuser14 #1)."""
+    found = {f.code for f in doc.findings}
+    out: dict[str, str] = {}
+    for f in doc.findings:
+        listed = (f.evidence.model_extra or {}).get("not_run")
+        if isinstance(listed, list):
+            for code in listed:
+                if isinstance(code, str) and code not in found:
+                    out.setdefault(code, f"not run: nothing to judge (see {f.code}: {f.summary[:120]})")
+    return out
+
+
 def help_uri(doc: Diagnosis, ctx: ReportContext) -> str:
     """The documentation section (docs/findings.md) that documents the check's codes."""
     return f"{ctx.docs_url}{README_SECTIONS['logs' if doc.kind == 'logs' else 'architecture']}"

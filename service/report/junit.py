@@ -1,7 +1,8 @@
 """JUnit XML as GitLab and Jenkins read it: one test case per finding code the check evaluated.
 
 ``testcase@classname`` is the checked input and ``@name`` the finding code. A code without a
-finding is a passed case, so dashboards count what was checked, not only what failed. A finding
+finding is a passed case, so dashboards count what was checked, not only what failed; a code that had
+nothing to judge (:func:`~gradhealth.report.context.not_run`: a log with no history) is a skipped case. A finding
 that fails the check is a failed case (``failure@message`` = its summary, ``@type`` = its
 severity, the body = evidence and remedies): at or above ``--fail-on`` when one was given (the exit
 code's bar, ``ReportContext.fail_on``), else every warning or error. A finding below it (an
@@ -26,6 +27,7 @@ from gradhealth.report.context import (
     input_label,
     input_path,
     locate_findings,
+    not_run,
     num,
     one_line,
     verified_text,
@@ -126,8 +128,12 @@ def render_junit(doc: Diagnosis, ctx: ReportContext) -> str:
     for f, w, fail, change in zip(doc.findings, places, fails, baseline_changes(doc), strict=True):
         by_code.setdefault(f.code, []).append((f, w, fail, change))
     cases: list[ET.Element] = []
+    unjudged = not_run(doc)
     for code in evaluated_codes(doc):
-        if code not in by_code:
+        if code in unjudged:  # nothing to judge (a log with no history): skipped, never passed
+            cases.append(case := _case(code, classname, ctx))
+            ET.SubElement(case, "skipped", message=unjudged[code])
+        elif code not in by_code:
             cases.append(_case(code, classname, ctx))  # evaluated, nothing found: passed
         for f, w, fail, change in by_code.get(code, []):
             case = _case(code, classname, ctx)
@@ -141,12 +147,14 @@ def render_junit(doc: Diagnosis, ctx: ReportContext) -> str:
                 ET.SubElement(case, "system-out").text = body
             cases.append(case)
     failures = sum(1 for c in cases if c.find("failure") is not None)
+    skipped = sum(1 for c in cases if c.find("skipped") is not None)
     counts = {"tests": str(len(cases)), "failures": str(failures), "errors": "0"}
-    root = ET.Element("testsuites", {"name": "gradhealth", **counts})
+    root = ET.Element("testsuites", {"name": "gradhealth", **counts, "skipped": str(skipped)})
     suite = ET.SubElement(
         root,
         "testsuite",
-        {"name": f"gradhealth {input_kind_word(doc, ctx)}: {input_label(doc, ctx, word=False)}", **counts, "skipped": "0"},
+        {"name": f"gradhealth {input_kind_word(doc, ctx)}: {input_label(doc, ctx, word=False)}", **counts,
+         "skipped": str(skipped)},
     )
     props = ET.SubElement(suite, "properties")
     ET.SubElement(props, "property", name="status", value=doc.status)

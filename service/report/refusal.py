@@ -41,6 +41,9 @@ class Refusal:
     #: ``spec``, ``model`` or ``logs``: the SARIF category a diagnosis of the input would have, so
     #: the refusal's alert closes when the fixed input's next upload lands in the same category
     kind: str = "spec"
+    #: (line, column) where text that could not be parsed goes wrong (a YAML or JSON syntax error:
+    #: :attr:`GradHealthError.position`): the whole error is placed there (newuser14 #7)
+    position: tuple[int, int] | None = None
 
     def placed(self, limit: int = _MAX_PROBLEMS) -> list[tuple[str, int | None, int | None]]:
         """The first ``limit`` problems' messages, each with its line and column (None where it
@@ -49,7 +52,10 @@ class Refusal:
         for pointer, why in self.problems[:limit]:
             at = self._at(pointer, why)
             out.append((f"{pointer or '/'}: {why}", at[0] if at else None, at[1] if at else None))
-        return out or [(self.detail, None, None)]
+        if out:
+            return out
+        line, column = self.position if self.position is not None else (None, None)
+        return [(self.detail, line, column)]
 
     def _at(self, pointer: str, why: str) -> tuple[int, int, int] | None:
         """Where a problem is shown: at its value (a bad number's column), but at the key that

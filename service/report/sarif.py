@@ -29,6 +29,7 @@ from gradhealth.report.context import (
     help_uri,
     locate_findings,
     no_bidi_in,
+    not_run,
     num,
     passes_as_unchanged,
     title,
@@ -236,6 +237,17 @@ def sarif_log(doc: Diagnosis, ctx: ReportContext) -> dict[str, Any]:
         "results": results,
         "properties": {"status": doc.status, "summary": doc.summary, "kind": ctx.check_kind(doc)},
     }
+    unjudged = not_run(doc)
+    if unjudged:
+        # a rule with no result reads as passed: one that had nothing to judge (a log with no
+        # history) is said as a notification of the invocation, on its rule (newuser14 #1)
+        run["invocations"] = [{
+            "executionSuccessful": True,
+            "toolExecutionNotifications": [
+                {"level": "note", "message": {"text": why},
+                 "associatedRule": {"id": code, "index": index[code]}}
+                for code, why in unjudged.items() if code in index]}]
+        run["properties"]["notRun"] = [code for code in codes if code in unjudged]
     if ctx.source:
         run["artifacts"] = [{"location": _artifact(ctx.source, ctx)}]
         # One category per checked file: code scanning keeps each file's alerts apart.

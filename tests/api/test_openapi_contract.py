@@ -95,12 +95,18 @@ def test_the_filename_pattern_is_the_servers_rule(name: str) -> None:
 
 def test_problem_errors_are_typed_and_what_the_server_sends_fits(doc: dict[str, Any], limited: Api) -> None:
     item = doc["components"]["schemas"]["ProblemError"]
-    assert set(item["properties"]) == {"pointer", "parameter", "detail"} and item["required"] == ["detail"]
+    # line/column (newuser14 #7): where a body that does not parse goes wrong
+    assert set(item["properties"]) == {"pointer", "parameter", "detail", "line", "column"}
+    assert item["required"] == ["detail"]
     problem = _resolve(doc, {"$ref": "#/components/schemas/Problem"})
     # a spec error (JSON pointers into the body) and a parameter error, both as the schema says
     spec = limited.post("/v1/checks/architecture", json={"input": {"shape": [4]},
                                                          "layers": [{"type": "linear", "out_features": 0}]})
     params = limited.get("/v1/jobs?limit=0")
+    broken = limited.post("/v1/checks/architecture", content=b"input: {shape: [4]\nlayers: []\n",
+                          headers={"Content-Type": "application/yaml"})
+    assert broken.json()["errors"][0]["line"] == 1 and broken.json()["errors"][0]["column"] == 8
+    jsonschema.validate(broken.json(), problem)
     for answer in (spec, params):
         assert answer.status_code == 422 and answer.headers["content-type"] == "application/problem+json"
         jsonschema.validate(answer.json(), problem)

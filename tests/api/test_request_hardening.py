@@ -81,11 +81,11 @@ def test_webhook_list_refuses_unknown_parameters(hard_api: Api) -> None:
 
 def test_every_route_carries_the_query_guard(hard_api: Api) -> None:
     """Walks the route table: every route has the guard, every declared one-value parameter given
-    twice is a 422 naming it, and every list route refuses an unknown parameter."""
+    twice is a 422 naming it, and every endpoint refuses an unknown parameter."""
     routes = _api_routes(hard_api)
     lists = [r for r in routes if is_list_route(r.original_route)]
     assert {r.path for r in lists} >= {"/v1/jobs", "/v1/runs", "/v1/webhooks", "/v1/webhooks/{webhook_id}/deliveries"}
-    checked = 0
+    checked = strict = 0
     for route in routes:
         assert query_guard in _dependency_calls(route.dependant), f"{route.path} lacks query_guard"
         path = re.sub(r"\{[^}]+\}", "x", route.path)
@@ -97,11 +97,26 @@ def test_every_route_carries_the_query_guard(hard_api: Api) -> None:
             assert r.status_code == 422, (method, route.path, name, r.status_code, r.text[:200])
             assert f"query.{name}: given 2 times" in r.json()["detail"], (route.path, r.text[:200])
             checked += 1
-        if route in lists:
+        if route.original_route.include_in_schema:
+            # every endpoint, not only the lists (newuser14 #5: ?wiat=5 on a check was a 202 that
+            # never waited): a 422 naming the parameter and those the endpoint takes
             r = hard_api.request(method, f"{path}?no_such_parameter=1")
-            assert r.status_code == 422, (route.path, r.text[:200])
-            assert "query.no_such_parameter: unknown query parameter" in r.json()["detail"]
-    assert checked >= 10
+            assert r.status_code == 422, (method, route.path, r.status_code, r.text[:200])
+            item = next(e for e in r.json()["errors"] if e["parameter"] == "query.no_such_parameter")
+            taken = sorted(_query_fields(route.dependant))
+            assert item["detail"] == "unknown query parameter; " + (
+                f"allowed: {', '.join(taken)}" if taken else "this endpoint takes no query parameters"), r.text
+            strict += 1
+    assert checked >= 10 and strict >= 20
+
+
+def test_a_misspelt_wait_on_a_check_is_refused_not_queued(hard_api: Api) -> None:
+    """newuser14 #5: ``?wiat=5`` was ignored (202, a queued job); the pages a browser opens still
+    take a query string (a link's tracking parameters)."""
+    r = hard_api.post("/v1/checks/architecture?wiat=5", json=SPEC)
+    assert r.status_code == 422, r.text
+    assert "query.wiat: unknown query parameter; allowed: " in r.json()["detail"] and "wait" in r.json()["detail"]
+    assert hard_api.get("/?utm_source=x").status_code == 200
 
 
 def test_single_parameters_still_work(hard_api: Api) -> None:

@@ -156,7 +156,7 @@ def test_unknown_bytes_still_get_the_415(idle_api):
         r = idle_api.post("/v1/checks/logs", files={"file": (name, data)})
         assert r.status_code == 415, (name, r.text)
         assert r.headers["content-type"] == PROBLEM
-        assert r.json()["detail"].startswith(f"{name}: not a log format this service reads"), r.json()
+        assert r.json()["detail"].startswith(f"{name}: not a log format gradhealth reads"), r.json()
 
 
 def test_a_hint_the_transcoded_text_contradicts_is_415(idle_api):

@@ -65,7 +65,7 @@ def test_a_readme_with_no_console_and_no_table_of_a_run_says_why_it_is_refused(t
     with pytest.raises(UnknownLogFormat) as e:
         detect(path)
     why = str(e.value)
-    assert "not a log format this service reads" in why
+    assert "not a log format gradhealth reads" in why
     assert "1 Markdown table(s) name no loss beside a step or an epoch column" in why
     assert "no 3 lines in a row read as a console's" in why
 

@@ -31,27 +31,36 @@ def is_list_route(route: APIRoute) -> bool:
     return "GET" in (route.methods or ()) and "items" in (getattr(model, "model_fields", None) or {})
 
 
+def takes_only_declared_query(route: APIRoute) -> bool:
+    """Whether ``route`` refuses a query parameter it does not declare: every endpoint of the API
+    (those the OpenAPI document lists). The pages a browser opens (the UI at ``/``, ``/docs``,
+    ``/redoc``) are no endpoints: a link's tracking parameters must not turn them into a 422."""
+    return bool(route.include_in_schema)
+
+
 async def query_guard(request: Request) -> None:
     """An app-wide dependency: a 422 for a declared one-value query parameter given more than once
-    (``?limit=1&limit=50``: which one wins would be a guess, so neither does), on every route, and
-    for a parameter the route does not declare, on list routes.
+    (``?limit=1&limit=50``: which one wins would be a guess, so neither does), and for a parameter
+    the route does not declare, on every endpoint (:func:`takes_only_declared_query`).
 
-    A filter the list does not have (``GET /v1/runs?kind=logs``) or a misspelt one (``?stauts=``)
-    would otherwise be ignored, and the whole list answered as if it were the filtered one. The
+    A filter the list does not have (``GET /v1/runs?kind=logs``), a misspelt one (``?stauts=``) or
+    a misspelt ``?wiat=5`` on a check would otherwise be ignored: the whole list answered as if it
+    were the filtered one, a queued job where the script waited for a result (newuser14 #5). The
     422 is a validation error like a bad value's (``parameter: query.NAME``), naming the parameters
-    the route takes. Endpoints that are not lists keep ignoring extra parameters."""
+    the route takes (or saying it takes none)."""
     route = request.scope.get("route")
     if not isinstance(route, APIRoute) or not request.query_params:
         return
     declared = _query_fields(route.dependant)  # a few names: cheaper to walk than to cache safely
     errors: list[dict[str, Any]] = []
-    listing = is_list_route(route)
+    strict = takes_only_declared_query(route)
+    allowed = f"allowed: {', '.join(sorted(declared))}" if declared else "this endpoint takes no query parameters"
     for name in dict.fromkeys(request.query_params):
         given = request.query_params.getlist(name)
         if name not in declared:
-            if listing:
+            if strict:
                 errors.append({"type": "extra_forbidden", "loc": ("query", name[:60]), "input": given[0][:60],
-                               "msg": f"unknown query parameter; allowed: {', '.join(sorted(declared))}"})
+                               "msg": f"unknown query parameter; {allowed}"})
         elif declared[name] and len(given) > 1:
             errors.append({"type": "value_error", "loc": ("query", name), "input": given,
                            "msg": f"given {len(given)} times ({', '.join(repr(g[:40]) for g in given[:4])}); "

@@ -21,7 +21,7 @@ from gradhealth.logs.detectors.rl import (
     rewards_unjudged,
     rlhf_rewards,
 )
-from gradhealth.logs.series import RunLog, Series, gan_part
+from gradhealth.logs.series import RunLog, Series, final_series, gan_part
 from gradhealth.logs.stats import finite
 from gradhealth.logs.stats import num as _num
 from gradhealth.logs.stats import span as _span
@@ -148,22 +148,26 @@ def insufficient(run: RunLog, t: LogThresholds) -> list[Finding]:
             [])]
     finals = {k.removeprefix("summary/"): v for k, v in run.params.items() if k.startswith("summary/")}
     if not main and not run.series and finals and any(w.code == "summary_only" for w in run.warnings):
-        # a run summary (W&B's wandb-summary.json) is a file of final values by design: nothing wrong
-        # with the run is shown by it, so a note, naming what it holds
+        # a run summary (W&B's wandb-summary.json) is a file of final values by design; but no check
+        # of a history ran on it, and "healthy" read as "checked" (newuser14 #1: HEALTHY, exit 0 under
+        # --fail-on warning, 20 passed JUnit cases for 0 points): a warning, naming what it holds
         shown = ", ".join(f"{k} = {v}" for k, v in list(finals.items())[:6]) + (" ..." if len(finals) > 6 else "")
         return [finding(
-            "insufficient_data", "info",
+            "insufficient_data", "warning",
             f"a run summary: only the final value of each of its {len(finals)} keys ({shown}), no history to judge",
             "A summary holds where each metric ended, not how it got there; the checks judge trends, spikes and "
-            "NaN/Inf over a run's history. Export the run's history (CSV or JSON Lines) and check that.",
-            {"metric": None, "steps": None, "value": 0.0, "final_values": dict(list(finals.items())[:50])}, [])]
+            "NaN/Inf over a run's history, so only a loss or gradient norm that ended NaN/Inf or exploded was "
+            "checked here. Export the run's history (CSV or JSON Lines) and check that.",
+            {"metric": None, "steps": None, "value": 0.0, "final_values": dict(list(finals.items())[:50]),
+             "not_run": _not_run(run)}, [])]
     if not main:
         return [finding(
             "insufficient_data", "warning",
             "the log has no training loss and no gradient norm to judge"
             + (f" (series found: {', '.join(s.name for s in run.series[:8])})" if run.series else ""),
             "Without a loss or gradient-norm series none of the checks can run; log them (see the recorder).",
-            {"metric": None, "steps": None, "value": 0.0, "series": [s.name for s in run.series][:50]}, [])]
+            {"metric": None, "steps": None, "value": 0.0, "series": [s.name for s in run.series][:50],
+             **({"not_run": _not_run(run)} if not any(len(s) for s in run.series) else {})}, [])]
     longest = max(main, key=lambda s: int(np.sum(np.isfinite(s.values))))
     n = int(np.sum(np.isfinite(longest.values)))
     if n >= t.min_points:
@@ -176,6 +180,22 @@ def insufficient(run: RunLog, t: LogThresholds) -> list[Finding]:
         "Trend checks need at least a few points; only the per-point checks (NaN/Inf) ran.",
         {"metric": longest.name, "steps": _span(longest.steps) if len(longest) else None, "value": float(n),
          "threshold": float(t.min_points), "nonfinite_points": bad}, [])]
+
+
+#: The codes whose detectors judge a run summary's final values (no history needed): a loss or
+#: gradient norm that ended NaN/Inf, a final gradient norm past the explosion bar
+_JUDGE_FINALS = ("nonfinite", "exploding_gradient")
+
+
+def _not_run(run: RunLog) -> list[str]:
+    """The log checks that had nothing to judge in ``run``, a log with no point of history: every
+    detector's code but this one's, ``truncated_log`` (the reader's notes are judged) and, where the
+    log holds final values, those that judge them. Evidence ``not_run``: JUnit reports these cases
+    skipped, SARIF as not run, never as passed (newuser14 #1)."""
+    from gradhealth.core.rules import rules
+
+    ran = {"insufficient_data", "truncated_log"} | (set(_JUDGE_FINALS) if final_series(run) else set())
+    return [r.code for r in rules() if r.detector is not None and r.code not in ran]
 
 
 def _within_one_epoch(s: Series) -> list[Finding]:

@@ -204,7 +204,7 @@ def scan(f: BinaryIO, name: str, size: int) -> Scan:
     if len(header) < HEADER_LEN or not header.startswith(HEADER):
         raise LogError(f"{name}: not a W&B run file (it does not start with the ':W&B' header)")
     if header[6] != 0:
-        raise LogError(f"{name}: W&B run file version {header[6]}; this service reads version 0")
+        raise LogError(f"{name}: W&B run file version {header[6]}; gradhealth reads version 0")
     out = Scan()
     pos = HEADER_LEN
     pending: list[bytes] | None = None     # the parts of a split message
