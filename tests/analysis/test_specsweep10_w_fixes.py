@@ -76,3 +76,20 @@ def test_specsweep10_a_through_time_summary_says_its_steps_count_from_zero() -> 
            if f.code == "vanishing_through_time"]
     assert "from step 48 back to step 0" in f.summary
     assert "per step, of steps 0-49)" in f.summary  # numbered from 0: 49 is the last, where the gradient enters
+
+
+@pytest.mark.parametrize("scheme", ["constant", "ones", "Ones", "ones_"])
+def test_specsweep10_a_constant_weight_init_is_refused_saying_the_format_has_none(scheme: str) -> None:
+    # inv_constant_ones_init: a course template's nn.init.ones_ written by analogy with bias_init's
+    # `constant` was refused without saying a spec cannot express it at all
+    from gradhealth.analysis.spec import SpecError, parse_spec
+
+    spec = {"input": {"shape": [8]}, "layers": [{"type": "linear", "out_features": 4,
+                                                 "init": {"scheme": scheme}}]}
+    with pytest.raises(SpecError) as exc:
+        parse_spec(spec)
+    text = str(exc.value)
+    assert "/layers/0/init/scheme" in text and "no constant weight init" in text and "check_module" in text
+    # a bias's constant stays valid
+    parse_spec({"input": {"shape": [8]}, "layers": [{"type": "linear", "out_features": 4,
+                                                     "bias_init": {"scheme": "constant", "value": 1.0}}]})
