@@ -93,6 +93,7 @@ from gradhealth.analysis.remedies import (
 )
 from gradhealth.analysis.sharpness import StepProbe, lr_times_sharpness, stability_bound
 from gradhealth.analysis.simulate import (
+    ADAGRAD_WARM_STEPS,
     BORN_DEAD_RISK,
     MIN_DEAD_BATCH,
     PROBABILITY_LOSSES,
@@ -1707,6 +1708,13 @@ def _per_step(ratio: float, steps: int) -> float:
     return float(ratio ** (1 / (steps - 2)))
 
 
+def _numbered(steps: int) -> str:
+    """How a through-time summary's step numbers count: from 0, so a 50-step sequence's last step is
+    49, where the gradient enters, and the ratio runs from the step before it (specsweep10: "from step
+    48" for 50 steps read as an off-by-one)."""
+    return f"of steps 0-{steps - 1}"
+
+
 def _rank(severity: str | None) -> int:
     """A severity's rank, below every severity when there is none."""
     return SEVERITY_RANK[severity] if severity is not None else -1
@@ -1757,16 +1765,20 @@ class _ThroughTime(ArchitectureRule):
                 severity = "info"
             if (severity is not None and self.code == "vanishing_through_time" and (layer, sub) in read_often
                     and not self.unread(result, layer, sub, t)):
-                # the loss (or a layer above) reads every step: each step learns from a gradient of
-                # its own, and what vanishes is only the reach of longer dependencies, a risk (a
-                # plain cell) or, for gates that learn to keep memory, a note; never raised by this
-                # (modsweep25: a hand-written ConvLSTM over 10 steps, a note by the rule above, was
-                # raised back to a warning here). A cell written by hand stays a risk: its cell path
-                # makes what it carries differ from dL/dh_t even where the loss reads its last step.
-                # Not a note for gates far from their default state either, as above: a forget gate
-                # shut (bias -5, 0.135 a step, a memory horizon of half a step) keeps nothing to
-                # learn from, wherever the loss reads it (onnxsweep11 b04)
-                read = "info" if gated and not _shut(ratio, steps) else "warning"
+                # the loss (or a layer above) reads every step, and no long stretch learns through the
+                # recurrence alone (unread, above): each step learns from a gradient of its own, and
+                # what vanishes is only the reach of longer dependencies, a note stating the memory
+                # horizon, for every cell kind alike (specsweep10: a default tanh RNN pooled over 50
+                # steps, 0.589 a step, was a warning while the default LSTM beside it, 0.611 a step,
+                # was a note; Karpathy's min-char-rnn, read at every step, trains). A plain cell's
+                # recurrent weights get each step's gradient at full size and grow where the data asks
+                # for memory. Never raised by this (modsweep25: a hand-written ConvLSTM over 10 steps,
+                # a note by the rule above, was raised back to a warning here). Not a note for gates
+                # far from their default state: a forget gate shut (bias -5, sigmoid 0.007, 0.135 a
+                # step) is pinned, its own gradient scaled by its saturated sigmoid, and keeps
+                # nothing to learn from wherever the loss reads it (onnxsweep11 b04)
+                shut_gates = (gated or _gated_cell(result, layer)) and _shut(ratio, steps)
+                read = "warning" if shut_gates else "info"
                 severity = min(severity, read, key=_rank)
             if severity == "info" and self.code == "vanishing_through_time" \
                     and self.beyond_gates(result, layer, sub, ratio, steps, t) is not None:
@@ -1847,7 +1859,7 @@ class _ThroughTime(ArchitectureRule):
         evidence["measured"] = "carried" if apart else "dL/dh_t"
         summary = (
             f"{_spoken(unit)}: {what} {self.verb} {fmt(shown)}x from step {steps - 2} back to step 0 "
-            f"({fmt(per_step)} per step)"
+            f"({fmt(per_step)} per step, {_numbered(steps)})"
         )
         unread = self.unread(result, layer, sub, t) if vanishing else None
         if unread is not None:
@@ -1892,7 +1904,7 @@ class _ThroughTime(ArchitectureRule):
         if vanishing and ratio == 0:  # below the simulation's float range (or exactly none)
             floor = _SMALLEST_NORMAL.get(result.dtype, "its smallest number")
             summary = (f"{_spoken(unit)}: no {what} reaches step 0 from step {steps - 2} (under {floor} of it: "
-                       f"below what {result.dtype} holds)")
+                       f"below what {result.dtype} holds; {_numbered(steps)})")
             # the rate it shrank at over the steps before it underflowed: the figure cells compare by
             before = factor_before_underflow(series, steps, result.dtype) if joined is None else None
             if before is not None:
@@ -2044,6 +2056,11 @@ class VanishingThroughTime(_ThroughTime):
                     "(chrono initialisation starts them with the sequence's horizon)")
         if severity is None:
             return None
+        if severity == "info":
+            # read at every step with no long stretch unread (severities): each step learns from its own
+            return (f"{layer} is a plain cell the loss reads at every step: its carried gradient still falls to "
+                    f"{figures}, under the {fmt(t.vanishing_warning)} it is judged by where read at its last step "
+                    "alone, but each step learns from a gradient of its own, so it is a note on its horizon")
         limit = t.vanishing_error if severity == "error" else t.vanishing_warning
         return (f"{layer} is a plain cell, with no gate to learn a longer memory: it is judged by its total, "
                 f"{figures}, under the {severity} threshold {fmt(limit)}")
@@ -3115,6 +3132,22 @@ def momentum_build_up(beta: float, nesterov: bool = False) -> float:
     return total / steps
 
 
+def _usual_step(result: SimulationResult) -> str:
+    """What "a usual step" of the spec's optimizer means, in words (specsweep10 min_char_rnn: "a
+    usual adagrad step ... (its first is 5x that)" left "usual" unexplained)."""
+    opt = result.optimizer
+    kind = opt.type if opt is not None else ""
+    if kind == "adagrad":
+        return (f"its step {ADAGRAD_WARM_STEPS} under a steady gradient, once its sum of squared gradients "
+                "has grown: its steps only shrink")
+    if kind in ("rmsprop", "adadelta"):
+        return "its step once its average of squared gradients has warmed up, a few dozen steps in"
+    if kind == "sgd" and opt is not None and opt.momentum > 0:
+        steps = max(1, round(1.0 / (1.0 - opt.momentum))) if opt.momentum < 1 else 1
+        return f"its step averaged over the first {steps} while momentum builds up"
+    return "its step once past its start-up"
+
+
 def _first_over_usual(result: SimulationResult, name: str) -> float:
     """The first step's ratio over the usual step's judged (of unit ``name``, for Adagrad's)."""
     unit = next((u for u in result.units if u.name == name), None)
@@ -3606,7 +3639,7 @@ class LargeUpdates(ArchitectureRule):
         built = (f" once momentum {opt.momentum:g}{' (Nesterov)' if opt.nesterov else ''} has built up"
                  if opt is not None and opt.type == "sgd" and opt.momentum > 0 else "")
         step = (f"one {kind} step at lr {lr:g}" if abs(factor - 1) < 0.05 else
-                f"a usual {kind} step at lr {lr:g}{built} (its first is {fmt(factor)}x that)")
+                f"a usual {kind} step at lr {lr:g}{built} ({_usual_step(result)}; its first is {fmt(factor)}x that)")
         if summed:
             low = min(ratios[u.name] for u in hit)
             summary = (f"{step} changes each of {len(hit)} layers' weights by {fmt(low)} to "

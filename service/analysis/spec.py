@@ -1091,6 +1091,15 @@ def _message(err: ErrorDetails) -> str:
         if err["loc"] and err["loc"][-1] == "activation" and str(err["input"]).lower() in ("softmax", "log_softmax"):
             hint = ("; a softmax output belongs to the loss: leave the last layer's activation out (identity) and "
                     "use loss cross_entropy, which applies it")
+        loc = tuple(err["loc"])
+        if (err["type"] == "literal_error" and not hint and loc[-1:] == ("scheme",)
+                and any(k in ("init", "recurrent_init") for k in loc) and _squash(str(err["input"])).rstrip("_")
+                in _CONSTANT_WEIGHT_NAMES):
+            # specsweep10 inv_constant_ones_init: nn.init.ones_ written as {scheme: constant, value: 1}
+            hint = ("; a spec has no constant weight init: `constant` is a bias_init scheme only, and `zeros` the one "
+                    "constant weight init (every weight equal, the symmetric-weights case, is otherwise not "
+                    "expressible); to check a module initialised so (nn.init.ones_, constant_), pass the module to "
+                    "gradhealth.check_module")
         if err["type"] == "literal_error" and not hint:
             found = _value_hint(err["input"], str(err.get("ctx", {}).get("expected", "")), str(err["loc"][-1]))
             hint = f"; {found}" if found else ""
@@ -1141,6 +1150,11 @@ _VALUE_ALIASES: dict[str, dict[str, str]] = {"type": {
 
 def _squash(text: str) -> str:
     return re.sub(r"[\s_\-]+", "", text.casefold())
+
+
+#: What a constant weight init is called where a user copies one in (torch's ``ones_``/``constant_``,
+#: Keras' ``Ones``/``Constant``), squashed (:func:`_squash`).
+_CONSTANT_WEIGHT_NAMES = frozenset({"constant", "ones", "one", "const", "full", "fill"})
 
 
 def _value_hint(value: object, expected: str, field: str = "") -> str:

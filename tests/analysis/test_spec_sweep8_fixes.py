@@ -50,7 +50,8 @@ def test_an_override_of_seeds_does_not_hide_an_invalid_seeds(tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize(("optimizer", "words"), [
-    ({"type": "rmsprop", "lr": 0.03}, "a usual rmsprop step at lr 0.03 (its first is 10x that)"),
+    ({"type": "rmsprop", "lr": 0.03}, "a usual rmsprop step at lr 0.03 (its step once its average of squared gradients has warmed up, "
+     "a few dozen steps in; its first is 10x that)"),
     ({"type": "adam", "lr": 0.05}, "one adam step at lr 0.05 changes"),
 ])
 def test_a_large_update_says_which_step_it_judged(optimizer: dict, words: str) -> None:

@@ -97,9 +97,10 @@ def test_a_pooled_tanh_rnn_vanishes_and_stacked_long_memory_lstms_do_not_explode
     pooled = {f.code: f for f in check_architecture(rnn, verify=False).findings}
     read_last = {f.code: f for f in check_architecture(last, verify=False).findings}
     # read at every step, each step learns from its own gradient: what vanishes is the reach of
-    # long dependencies, a warning; read at the last step alone, nothing reaches the early inputs
+    # long dependencies, a note on its memory horizon as for a gated cell (specsweep10: it was a
+    # warning, against docs/findings.md); read at the last step alone, nothing reaches the early inputs
     assert (pooled["vanishing_through_time"].severity, read_last["vanishing_through_time"].severity) == (
-        "warning", "error")
+        "info", "error")
     a, b = (math.log10(d["vanishing_through_time"].evidence.value) for d in (pooled, read_last))
     assert abs(a - b) < 1  # the same recurrence from the same weights: within a decade of 1e-26
     # a gated cell read at every step (a BiLSTM tagger's forget bias 1 over 50 steps): a note
