@@ -166,9 +166,16 @@ _WHERE_KEYS = frozenset({"pid", "ppid", "tid", "rank", "local_rank", "global_ran
 _LEVEL_WITHIN = 200           # characters: a level later in the line is part of the message
 _SOURCE_REF = re.compile(r"\.(?:py|pyx|cu|cuh|c|cc|cpp|cxx|h|hpp|rs|go|java|jl|js|ts|rb|lua|sh)$",
                          re.IGNORECASE)
-_SENTENCE = re.compile(rf"(?<![\w.])(?:(?P<split>{_SPLIT_WORD})[ \t]+)?(?P<key>loss|score|(?:current )?learning rate)"
-                       rf"(?: (?:at|for|in) (?P<unit>iteration|step|epoch) (?P<step>\d+))? is (?P<val>{_NUM})"
-                       rf"(?=\.?(?:\s|$)|[,;])", re.IGNORECASE)
+#: The metrics a sentence may report (``<name> is <number>``): a loss, an accuracy or an error by its
+#: usual name; any other ``X is N`` is prose ("total sample is 93858"), never a value
+_SENTENCE_METRICS = ("loss|score|(?:current )?(?:learning rate|lr)|acc|accuracy|mse|mae|rmse|perplexity|ppl"
+                     "|f1|auc|bleu|psnr|ssim|iou|miou")
+#: ... and the words that qualify it (PaddlePaddle's "avg loss so far is 0.0219": a running average)
+_SENTENCE_QUALIFIER = r"avg|average|mean|running|total"
+_SENTENCE = re.compile(rf"(?<![\w.])(?:(?P<split>{_SPLIT_WORD})[ \t]+)?(?:(?P<qual>{_SENTENCE_QUALIFIER})[ \t]+)?"
+                       rf"(?P<key>{_SENTENCE_METRICS})(?:[ \t]+so[ \t]+far)?"
+                       rf"(?: (?:at|for|in) (?P<unit>iteration|step|epoch) (?P<step>\d+))? (?:is|was) (?P<val>{_NUM})"
+                       rf"(?=%?\.?(?:\s|$)|%?[,;])", re.IGNORECASE)
 # (DeepSpeed: "OVERFLOW! Rank 0 Skipping step. Attempted loss scale: 64, reducing to 32")
 _SCALE_SENTENCE = re.compile(rf"loss scale(?::?\s*(?P<was>{_NUM}),\s*reducing)? to:?\s*(?P<val>{_NUM}){_END}",
                              re.IGNORECASE)
@@ -1424,8 +1431,17 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
         # (LXMERT's "The training loss for Epoch 1 is 7.3978", "The valid loss is 5.3834")
         for m in _SENTENCE.finditer(line):
             split = (m["split"] or "").lower()
-            key = ("learning_rate" if m["key"].lower().endswith("rate")
-                   else _SPLIT_LOSS[split] if split and m["key"].lower() == "loss" else "loss")
+            metric = m["key"].lower()
+            if metric.endswith(("rate", "lr")):
+                key = "learning_rate"
+            elif metric == "loss" or (metric == "score" and not split):
+                # (DL4J's score is its minibatch loss; "avg loss so far" a running average of it)
+                qual = (m["qual"] or "").lower()
+                key = (_SPLIT_LOSS[split] if split else "loss") if not qual else (
+                    f"{_SPLIT_PREFIX.get(split, split)}_{qual}_loss" if split else f"{qual}_loss")
+            else:
+                # "Val acc is 99.17%", "val mse is 0.031", "test mse is 0.03": the split's metric
+                key = "_".join(w for w in (_SPLIT_PREFIX.get(split, split), (m["qual"] or "").lower(), metric) if w)
             found.setdefault(key, m["val"])
             first_at = min(first_at, m.start())
             if m["step"] is not None and not any(k.lower() in _POSITION_KEYS for k in found):
