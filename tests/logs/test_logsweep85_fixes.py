@@ -36,3 +36,40 @@ def test_sentence_values_of_known_metrics_are_read(tmp_path: Path) -> None:
     assert np.allclose(series["val_acc"].values, 90 + np.arange(8))
     # prose with "is" and a number is no series ("total sample is 93858")
     assert not [n for n in series if "sample" in n]
+
+
+# --- 5. "Loss <part>:" names a part's loss, as "<part> loss" does --------------------------------
+
+def _word_first(tmp_path: Path, encoder: np.ndarray) -> Path:
+    lines = [f"Epoch {e}/1000 - Loss Discriminator: {0.01 * e:.6f}, Loss Encoder: {v:.6g}, Loss Decoder: 0.0077"
+             for e, v in enumerate(encoder, 1)]
+    path = tmp_path / "training_log.txt"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_loss_word_before_the_part_names_that_parts_loss(tmp_path: Path) -> None:
+    from gradhealth.logs.detectors.divergence import loss_terms
+    from gradhealth.logs.series import gan_part
+
+    enc = -0.0067 * 1.2 ** np.arange(30)
+    log = read_log(_word_first(tmp_path, enc))
+    series = {s.name: s for s in log.series}
+    assert set(series) == {"Loss_Discriminator", "Loss_Encoder", "Loss_Decoder"}
+    assert np.allclose(series["Loss_Encoder"].values, np.array([float(f"{v:.6g}") for v in enc]))
+    # the discriminator's is a GAN player's loss; the encoder's and decoder's are terms of the loss
+    assert gan_part("Loss_Discriminator") == "D"
+    assert {s.name for s in loss_terms(log)} == {"Loss_Encoder", "Loss_Decoder"}
+
+
+def test_a_loss_term_falling_without_a_floor_is_a_divergence_where_no_total_is_logged(tmp_path: Path) -> None:
+    from gradhealth.library import check_logs
+
+    # negative from the start and 1.2x a point: 0.0067 -> 1,580, past 100x its size below 0
+    doc = check_logs(_word_first(tmp_path, -0.0067 * 1.2 ** np.arange(60)))
+    div = [f for f in doc.findings if f.code == "loss_divergence"]
+    assert div and div[0].severity == "error" and div[0].evidence.metric == "Loss_Encoder"
+    assert (div[0].evidence.value or 0) > 100
+    # a term that settles (under 100x) is no divergence
+    doc = check_logs(_word_first(tmp_path, -0.0067 * (1 + 5 * (1 - np.exp(-np.arange(60) / 5)))))
+    assert not [f for f in doc.findings if f.code == "loss_divergence"]

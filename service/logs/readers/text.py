@@ -120,6 +120,10 @@ _PLUS_JOINED = r"(?:(?<=\w\w)\+[^\W\d][\w./-]+)*"
 # ("Validation Loss: 0.07", "Val loss : 10288") that tells a validation loss from a training one
 # (and after it: NICE-EEG's "loss val: 6.6089"; a split word before an accuracy: "train acc: 0.50")
 _KV = re.compile(rf"(?<![\w./-])(?P<key>loss[ \t]{_SPLIT_WORD}(?=['\"]?\s*[:=])|"
+                 # the part named after the word loss (an adversarial autoencoder's "Loss Encoder: -0.0067,
+                 # Loss Decoder: 0.0077", a GAN's "Loss D: 0.6"): that part's loss, as "Encoder loss" is
+                 # (not a copula, nor the fp16 scaler's "loss scale: 64", nor "loss value: 0.5")
+                 rf"loss[ \t](?!(?:is|was|are|scale|scaler|value|values)\b){_LOSS_QUALIFIER}(?=['\"]?[ \t]*[:=])|"
                  rf"(?:{_SPLIT_WORD}[ \t](?=loss\b|acc\b|accuracy\b)|{_LOSS_QUALIFIER}[ \t](?=loss\b)|"
                  rf"learning[ \t](?=rate\b)|(?:mean|average|avg|total|episode|episodic)[ \t](?=rewards?\b|returns?\b)|"
                  # a mean over a window of episodes: the DQN/Udacity consoles' "Average100 Score: 23.5"
