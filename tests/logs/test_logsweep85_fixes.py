@@ -73,3 +73,36 @@ def test_a_loss_term_falling_without_a_floor_is_a_divergence_where_no_total_is_l
     # a term that settles (under 100x) is no divergence
     doc = check_logs(_word_first(tmp_path, -0.0067 * (1 + 5 * (1 - np.exp(-np.arange(60) / 5)))))
     assert not [f for f in doc.findings if f.code == "loss_divergence"]
+
+
+# --- 2. a bracketed step opening the message; absl's lines printed twice -------------------------
+
+def test_bracketed_step_is_the_step_and_absl_duplicates_are_read_once(tmp_path: Path) -> None:
+    steps = np.arange(5000, 200001, 5000)
+    gnorm = 0.3 + 0.01 * (np.arange(len(steps)) % 10)
+    loss = np.round(5.56 - 0.0005 * np.arange(len(steps)), 2)
+    lines = ["INFO:tensorflow:d_model               : 128",
+             "I1212 15:08:07.428642 128529813321536 train_trans.py:404] d_model               : 128"]
+    for s, g, v in zip(steps, gnorm, loss, strict=True):
+        msg = f"[{s:>6d}] | gnorm {g:5.2f} lr {0.00025:9.6f} | loss {v:>5.2f}"
+        lines += [f"INFO:tensorflow:{msg}", f"I1212 15:10:27.449019 128529813321536 train_trans.py:298] {msg}"]
+    path = tmp_path / "training.err"
+    path.write_text("\n".join(lines) + "\n")
+    log = read_log(path)
+    series = {s.name: s for s in log.series}
+    # one point per report, at the step the log prints (5,000 to 200,000), not at line indices
+    assert list(series["loss"].steps) == list(steps)
+    assert np.allclose(series["loss"].values, loss)
+    assert np.allclose(series["gnorm"].values, np.round(gnorm, 2))
+    assert series["gnorm"].role == "grad_norm"
+    assert [w.code for w in log.warnings] == ["repeated_lines"]
+    assert f"{len(steps)} line(s)" in log.warnings[0].message
+
+
+def test_a_step_repeated_with_other_values_keeps_both(tmp_path: Path) -> None:
+    # (only a line repeating the same step AND the same values is a copy)
+    path = tmp_path / "train.log"
+    path.write_text("step 1 loss 0.5\nstep 1 loss 0.5\nstep 2 loss 0.4\nstep 2 acc 0.4\nstep 3 loss 0.3\n")
+    log = read_log(path)
+    series = {s.name: s for s in log.series}
+    assert list(series["loss"].steps) == [1, 2, 3] and list(series["acc"].steps) == [2]

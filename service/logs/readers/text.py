@@ -1090,6 +1090,12 @@ _CLAUSE_END = re.compile(r"\s*[,;|]\s*")
 _POSITION_BEFORE = re.compile(r"(?<![\w.])(?:epoch|step|iter|iteration|global_step)\s*[:=]?\s*\[?\s*\d", re.IGNORECASE)
 
 
+#: A step in brackets opening a message, before the first of its pipe-separated fields: Transformer-XL's
+#: "[  5000] | gnorm 0.31 lr 0.000250 | loss 5.55", at the line's start or after a logging head that ends
+#: in a colon or a bracket ("INFO:tensorflow:[  5000] | ...", glog's "I1212 15:10:27.449 1285 train.py:298] [  5000] | ...")
+_BRACKET_STEP = re.compile(r"^(?:[^\[|]*?[:\]][ \t]*)?\[[ \t]*(?P<i>\d+)[ \t]*\][ \t]*\|")
+
+
 #: Open MPI's ``--tag-output`` before every line of a rank's output (SageMaker's
 #: ``[1,mpirank:0,algo-1]<stdout>:``, mpirun's ``[1,0]<stdout>:``): where, not what
 _MPI_TAG = re.compile(r"^\[[^\]\n]{1,80}\]<std(?:out|err)>:")
@@ -1276,6 +1282,12 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
             for inner in (m for k, m in ones.items() if k != "epoch"):
                 found.setdefault("step", inner["i"])
                 spans.add(*inner.span())
+    lead_step = _BRACKET_STEP.match(line) if "[" in line and "|" in line else None
+    if lead_step is not None and _count(lead_step["i"]) is not None:
+        # "[  5000] | gnorm 0.31 lr 0.000250 | loss 5.55" (Transformer-XL's TF trainer and its
+        # descendants), after any logging head: a bracketed count opening the message is the step
+        found["step"] = lead_step["i"]
+        spans.add(*lead_step.span("i"))
     esp = _ESPNET_POS.search(line) if "batch" in line else None
     if esp is not None:
         # "18epoch:train:6376-6750batch": the epoch and the last batch of the report (counted
@@ -1993,6 +2005,10 @@ class TextReader:
         # placed lines and how many (a header alone on its line is a position, never a series)
         bad_header: tuple[int, str] | None = None
         bad_headers = headers = header_line = 0
+        # (the step and values of the last line with values placed by a step, and the lines repeating
+        # it that were read once)
+        last_signature: tuple[float, tuple[tuple[str, str], ...]] | None = None
+        duplicates = 0
         with open_log(path, limits) as f:
             raw = f.readline(MAX_LINE)
             lineno = 0
@@ -2274,6 +2290,15 @@ class TextReader:
                         prev_keys = keys
                         shapes.add(tuple(keys))
                         if last_step is not None:
+                            # the same values at the same step as the line before with values: one point
+                            # printed twice (absl's every message, once as "INFO:tensorflow:..." and once
+                            # glog-prefixed "I1212 15:10:27.449 ... train.py:298] ..."; a console tee'd into
+                            # its own log), never two points (logsweep85 estranet: 80 reports read as 160)
+                            signature = (last_step, tuple((k, repr(value)) for k, value in values))
+                            if signature == last_signature:
+                                duplicates += 1
+                                continue
+                            last_signature = signature
                             for k, value in values:
                                 points.add(k, last_step, value)
                                 stepped.add(k)
@@ -2312,6 +2337,11 @@ class TextReader:
             more = f" (and {bad_steps - 1:,} more such lines)" if bad_steps > 1 else ""
             warnings.append(LogWarning("skipped_line", f"{name} line {bad_step[0]}: {bad_step[1]} skipped{more}",
                                        where=f"line {bad_step[0]}"))
+        if duplicates:
+            warnings.append(LogWarning(
+                "repeated_lines", f"{name}: {duplicates:,} line(s) repeat the step and values of the line before them "
+                "(a message logged twice, as absl prints each once plainly and once with a glog prefix): each point "
+                "is read once"))
         if bad_header is not None:
             more = f" (and {bad_headers - 1:,} more such lines)" if bad_headers > 1 else ""
             warnings.append(LogWarning(
