@@ -106,3 +106,33 @@ def test_a_step_repeated_with_other_values_keeps_both(tmp_path: Path) -> None:
     log = read_log(path)
     series = {s.name: s for s in log.series}
     assert list(series["loss"].steps) == [1, 2, 3] and list(series["acc"].steps) == [2]
+
+
+# --- 3. a refusal says what the lines hold, and where ----------------------------------------------
+
+def test_refusal_of_a_text_file_says_what_its_lines_hold(tmp_path: Path) -> None:
+    import pytest
+
+    from gradhealth.errors import GradHealthError
+    from gradhealth.library import check_logs
+
+    def refusal(name: str, text: str, **kw: str) -> str:
+        path = tmp_path / name
+        path.write_text(text)
+        with pytest.raises(GradHealthError) as e:
+            check_logs(path, **kw)
+        return str(e.value)
+
+    # an accuracy per line under a comment: bare numbers, and what would name them
+    acc = "% mean class accuracy (train set)\n" + "".join(f" {90 + k / 10:.4e}\n" for k in range(30))
+    why = refusal("train.log", acc)
+    assert "none of its 31 non-blank lines holds a named value" in why
+    assert "30 of them are bare numbers under '% mean class accuracy (train set)'" in why
+    # the same when the text format is asked for
+    assert "30 of them are bare numbers" in refusal("train.log", acc, format="text")
+    # an export's console: no value at all
+    export = "Loading checkpoint from w.pt\n\nFusing model...\nStarting to export ONNX...\nExport complete (8.82s)\n"
+    assert "none of its 4 non-blank lines holds a named value" in refusal("train.log", export)
+    # values but no loss: where the first one is, and what it names
+    speed = "starting\nwarming up\nthroughput: 30.1 img/s\nready\nshutting down\n"
+    assert "1 of its 5 non-blank lines hold values, the first at line 3 (throughput)" in refusal("train.log", speed)

@@ -1728,6 +1728,10 @@ def _console_stretch(lines: list[str]) -> int:
     return longest
 
 
+#: The non-blank lines of a head a format is recognised by
+_HEAD_LINES = 200
+
+
 def _head_lines(head: bytes) -> list[str]:
     """The head's first 200 non-empty lines; a few bytes that are not UTF-8 are tolerated (consoles
     mix encodings), binary data is not."""
@@ -1739,7 +1743,7 @@ def _head_lines(head: bytes) -> list[str]:
     lines = _ANSI.sub("", text.lstrip("\ufeff")).splitlines()
     if len(lines) > 1 and len(head) >= 4096:
         lines = lines[:-1]
-    return [ln for ln in lines if ln.strip()][:200]
+    return [ln for ln in lines if ln.strip()][:_HEAD_LINES]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -1750,6 +1754,46 @@ def _is_loss(name: str) -> bool:
 
 def _role(name: str) -> tuple[Role | None, str | None]:
     return ROLES.get(name.lower()), None
+
+
+#: The names a refusal shows of the values it found
+_SHOWN_FOUND = 4
+
+
+def _why_no_console(head: bytes, count: int) -> str:
+    """:meth:`TextReader.why_not` of a file that is no document: what its first ``count`` non-blank
+    lines hold, by line number (logsweep85: an accuracy-only file and an ONNX export's console were
+    refused naming only the formats looked for)."""
+    text = _ANSI.sub("", head.decode("utf-8", "replace").lstrip("\ufeff"))
+    numbered = [(n, ln) for n, ln in enumerate(text.splitlines(), 1) if ln.strip()][:count]
+    found = [(n, keys) for n, ln in numbered if (keys := _line_keys(ln))]
+    shown = f"the first {count}" if len(head) >= _HEAD_BYTES or count >= _HEAD_LINES else f"its {count}"
+    if not found:
+        bare = sum(1 for _, ln in numbered if _BARE_NUMBERS.fullmatch(ln))
+        said = f"none of {shown} non-blank lines holds a named value (name: number, name=number, step 10 loss 2.3)"
+        if bare * 2 >= count:
+            first = next(ln.strip() for _, ln in numbered if not _BARE_NUMBERS.fullmatch(ln)) if bare < count else None
+            said += (f"; {bare} of them are bare numbers" + (f" under {first[:60]!r}" if first else "")
+                     + ": a file of numbers is read where its name says what they are (loss.txt, val_loss.csv) or a "
+                     "header line names them (step,loss)")
+        return said
+    names = list(dict.fromkeys(k for _, keys in found for k in keys))
+    lossy = [k for k in names if _is_loss(k) or ROLES.get(k.lower()) in ("loss", "val_loss", "grad_norm")]
+    at, keys = found[0]
+    said = (f"{len(found)} of {shown} non-blank lines hold values, the first at line {at} "
+            f"({', '.join(keys[:_SHOWN_FOUND])}{', ...' if len(keys) > _SHOWN_FOUND else ''})")
+    if not lossy:
+        more = len(names) - _SHOWN_FOUND
+        return (said + f", naming {', '.join(names[:_SHOWN_FOUND])}{f' and {more} more' if more > 0 else ''}: none is "
+                "a loss, a validation loss or a gradient norm")
+    counts = {k: sum(k in keys for _, keys in found) for k in names}
+    if max(counts.values()) < 2 and not any(k.lower() in STEP_KEYS for k in names):
+        return said + ": every name appears once and none is a step, as in a config's print, not a training log"
+    return said
+
+
+#: A line of bare numbers only (a file of numbers with no names)
+_BARE_NUMBERS = re.compile(rf"\s*(?:{_NUM})(?:\s*[,;\t ]\s*(?:{_NUM}))*\s*[,;]?\s*", re.IGNORECASE)
 
 
 class TextReader:
@@ -1811,11 +1855,15 @@ class TextReader:
         return round(max(score, event), 3)
 
     def why_not(self, filename: str, head: bytes) -> str | None:
-        """Why a document (``.md``, ``.rst``) whose head :meth:`sniff` does not take is not read as a
-        console pasted into it: how many of its lines hold values, and that no
-        :data:`_DOCUMENT_CONSOLE` of them in a row read as a console's; None for other files."""
-        if not filename.lower().endswith(_DOCUMENTS) or not (lines := _head_lines(head)):
+        """Why a file whose head :meth:`sniff` does not take is not read as a console: a document
+        (``.md``, ``.rst``): how many of its lines hold values, and that no :data:`_DOCUMENT_CONSOLE` of
+        them in a row read as a console's; any other text: what its lines hold (no named value, bare
+        numbers, values naming no loss, every name once) and where the first value is. None for a file
+        that is no text log by its name (``.yaml``, ``.py``...) or no text at all."""
+        if filename.lower().endswith(_NOT_LOGS) or not (lines := _head_lines(head)):
             return None
+        if not filename.lower().endswith(_DOCUMENTS):
+            return None if cut_first_line(head) else _why_no_console(head, len(lines))
         if cut_first_line(head):
             # the head ends inside the first line: how many lines the file has is not known here
             return (f"its first line is longer than the {len(head):,} bytes a log's format is recognised "
