@@ -136,3 +136,40 @@ def test_refusal_of_a_text_file_says_what_its_lines_hold(tmp_path: Path) -> None
     # values but no loss: where the first one is, and what it names
     speed = "starting\nwarming up\nthroughput: 30.1 img/s\nready\nshutting down\n"
     assert "1 of its 5 non-blank lines hold values, the first at line 3 (throughput)" in refusal("train.log", speed)
+
+
+# --- 4. a bump that takes a few windows to fade recovered ----------------------------------------
+
+def _running_means(tmp_path: Path, raised_epochs: int, factor: float = 4.0) -> Path:
+    """A per-epoch running mean printed 10 times an epoch (it restarts every epoch, low at its first
+    prints), fitted near 0 (about 8e-4), thrown to 0.0051 at the first print of epoch 32 by a bad batch
+    that the mean dilutes over the epoch, then ``factor`` times its level for ``raised_epochs`` epochs."""
+    shape = np.array([0.3, 0.45, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.25, 1.3])  # a restarted running mean
+    prints: list[float] = []
+    for e in range(1, 43):
+        level = 0.56 * np.exp(-(e - 1) / 2.5) + 8e-4
+        if e == 32:
+            prints += list(0.0051 / (1 + 0.2 * np.arange(10)))  # 0.0051 -> 0.0018
+            continue
+        if 32 < e <= 32 + raised_epochs:
+            level *= factor
+        prints += list(level * (shape if e > 12 else np.ones(10)))
+    lines = []
+    for k, v in enumerate(prints):
+        if k % 10 == 0 and k:
+            lines.append(f"Epoch {k // 10}: Val acc is {98 + 0.01 * (k // 10):.4f}%")
+        lines.append(f"Epoch: {k // 10 + 1}| train loss: {v:.8f}")
+    path = tmp_path / "train.log"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_near_zero_bump_back_within_a_few_windows_recovered(tmp_path: Path) -> None:
+    from gradhealth.library import check_logs
+
+    # 4x its level for 3 epochs (30 prints, more than the 25-point window), then back: recovered
+    [f] = [f for f in check_logs(_running_means(tmp_path, 3)).findings if f.code == "loss_spike"]
+    assert f.severity == "info" and f.evidence.model_extra["recovered"] is True
+    # 4x its level to the end: did not recover
+    [f] = [f for f in check_logs(_running_means(tmp_path, 20)).findings if f.code == "loss_spike"]
+    assert f.severity == "warning" and f.evidence.model_extra["recovered"] is False
