@@ -173,3 +173,30 @@ def test_a_near_zero_bump_back_within_a_few_windows_recovered(tmp_path: Path) ->
     # 4x its level to the end: did not recover
     [f] = [f for f in check_logs(_running_means(tmp_path, 20)).findings if f.code == "loss_spike"]
     assert f.severity == "warning" and f.evidence.model_extra["recovered"] is False
+
+
+# --- 6. TF Estimator's evaluation; config reprs and example prints -------------------------------
+
+def test_estimator_evaluation_loss_is_no_training_point_and_its_config_no_series(tmp_path: Path) -> None:
+    config = ("INFO:tensorflow:Using config: {'_num_ps_replicas': 0, '_is_chief': True, '_session_config': gpu_options {\n"
+              "  per_process_gpu_memory_fraction: 0.8\n  allow_growth: true\n}\n"
+              ", '_keep_checkpoint_max': 5, '_num_worker_replicas': 1, '_save_summary_steps': 100}\n")
+    example = ("INFO:tensorflow:*** Example ***\nINFO:tensorflow:input_ids: 101 2582 720 3291 102 0 0\n"
+               "INFO:tensorflow:input_mask: 1 1 1 1 1 0 0\n"
+               "INFO:tensorflow:  name = bert/encoder/layer_0/attention/self/query/kernel:0, shape = (768, 768)\n")
+    steps = np.arange(0, 5401, 100)
+    loss = np.round(1.02 * np.exp(-steps / 800) + 0.015, 6)
+    train = "".join(f"INFO:tensorflow:loss = {v}, step = {s}\nINFO:tensorflow:global_step/sec: 0.69\n"
+                    for s, v in zip(steps, loss, strict=True))
+    evaluation = ("INFO:tensorflow:Saving dict for global step 5468: eval_accuracy = 0.85, eval_auc = 0.69, "
+                  "eval_loss = 0.7216634, global_step = 5468, loss = 0.7218847\n"
+                  "INFO:tensorflow:***** Eval results *****\nINFO:tensorflow:  eval_accuracy = 0.85\n"
+                  "INFO:tensorflow:  global_step = 5468\nINFO:tensorflow:  loss = 0.7218847\n")
+    path = tmp_path / "train.log"
+    path.write_text(config + example + config + train + config + example + evaluation)
+    series = _series(path)
+    # the training loss is training's alone: its last point is step 5400's, not the evaluation's 0.72
+    assert list(series["loss"].steps) == list(steps) and np.allclose(series["loss"].values, loss)
+    assert series["eval_loss"].values[-1] == 0.7218847 and series["eval_accuracy"].values[-1] == 0.85
+    # no series from the config's repr, the example's token lists or a tensor's name
+    assert not [n for n in series if n.startswith("_") or "input" in n or "kernel" in n or "fraction" in n]

@@ -158,6 +158,9 @@ _BRACKET_COUNT = re.compile(r"(?<![\w./-])(?P<key>[A-Za-z]\w*)\s*:?\s*\[\s*(?P<i
 _EVAL_MARK = re.compile(r"(?<![\w/.-])(?:eval|evaluation|evaluating|val|valid|validation|test|testing)(?![\w/.=-])",
                         re.IGNORECASE)
 _INT = re.compile(r"[-+]?\d+")
+#: More whole numbers after a name's first, blank-separated: a list printed after its name (an example's
+#: ``input_ids: 101 2582 720 3291``, ``input_mask: 1 1 1 1``), no value
+_INT_LIST = re.compile(r"(?:[ \t]+\d+){3}(?![\w.])")
 # after a tqdm bar's description and percentage: the bar, then the count done out of the total
 _TQDM_DONE = re.compile(r"%\|[^|\n]{0,200}\|\s*(?P<i>\d+)/(?P<n>\d+)")
 # a log record's level; the "name:integer" tokens before it are the host:rank and logger:lineno
@@ -585,6 +588,11 @@ _YAML_OPENER = re.compile(rb"(?:^|\s)[A-Za-z_][\w.-]*:[ \t]*\r?\n?$")
 #: A line of a YAML mapping (``  lr: 0.01``, ``MODEL:``) or of a list in one (``  - 0.5``): its name, its value.
 _YAML_LINE = re.compile(rb"^[ \t]*(?:(?P<key>[A-Za-z_][\w.-]*):(?:[ \t]+(?P<val>[^\r\n]*?))?|-[ \t][^\r\n]*)[ \t]*\r?\n?$")
 _YAML_NUMBER = re.compile(rb"[-+]?(?:\d[\d,]*\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|inf|infinity)", re.IGNORECASE)
+#: A config's repr opening after its name: ``Using config: {``, ``args = {``, ``hparams: HParams(``
+_CONFIG_OPEN = re.compile(rb"(?<![\w.])(?:config|configuration|cfg|args|arguments|hparams|hyperparameters|flags|"
+                          rb"options|opts|settings)['\"]?[ \t]*[:=][ \t]*(?:[A-Za-z_][\w.]*)?[{(]", re.IGNORECASE)
+#: The most lines a config's repr spans (one never closed is its first line only)
+_MAX_CONFIG_REPR = 200
 #: The fewest lines of a config dump.
 _MIN_CONFIG_LINES = 3
 
@@ -601,8 +609,30 @@ class _ConfigBlocks:
         self._open = False    # the line before opens a mapping
         self._lines: list[int] = []
         self._worded = self._measured = False  # a setting that is no number; a loss or a position
+        self._dict_from: int | None = None  # the first line of a config's repr still open
+        self._depth = 0                     # its brackets still open
+
+    def _dict(self, lineno: int, raw: bytes) -> None:
+        """A config printed as a repr after its name (TF Estimator's ``Using config: {'_num_ps_replicas':
+        0, ...}``, ``args = {...}``, ``hparams: HParams(...)``), on one line or several (a protobuf field
+        printed inside it breaks the line): from its opening bracket to the one that closes it, at most
+        :data:`_MAX_CONFIG_REPR` lines; its values are settings, no series (logsweep85 bertsim_nohup:
+        170 of 227 series were its RunConfig's, printed before training and again before evaluation)."""
+        if self._dict_from is None:
+            self._end()
+            m = _CONFIG_OPEN.search(raw)
+            assert m is not None  # (the caller's test)
+            self._dict_from, self._depth = lineno, 0
+            raw = raw[m.end() - 1:]
+        self._depth += sum(raw.count(c) for c in (b"{", b"(", b"[")) - sum(raw.count(c) for c in (b"}", b")", b"]"))
+        if self._depth <= 0 or lineno - self._dict_from >= _MAX_CONFIG_REPR:
+            self.blocks.append((self._dict_from, lineno))
+            self._dict_from = None
 
     def line(self, lineno: int, raw: bytes) -> None:
+        if self._dict_from is not None or (b"{" in raw or b"(" in raw) and _CONFIG_OPEN.search(raw) is not None:
+            self._dict(lineno, raw)
+            return
         m = _YAML_LINE.match(raw) if (self._open or self._lines) else None
         if m is None:
             self._end()
@@ -623,6 +653,8 @@ class _ConfigBlocks:
 
     def done(self) -> list[tuple[int, int]]:
         self._end()
+        if self._dict_from is not None:
+            self.blocks.append((self._dict_from, self._dict_from))  # (never closed: its own line only)
         return self.blocks
 
 
@@ -1096,6 +1128,12 @@ _POSITION_BEFORE = re.compile(r"(?<![\w.])(?:epoch|step|iter|iteration|global_st
 _BRACKET_STEP = re.compile(r"^(?:[^\[|]*?[:\]][ \t]*)?\[[ \t]*(?P<i>\d+)[ \t]*\][ \t]*\|")
 
 
+#: A heading of an evaluation's results, printed one a line under it (BERT's ``***** Eval results *****``)
+_EVAL_RESULTS = re.compile(r"\b(?:eval|evaluation|validation|test|dev)[ \t]+results?\b", re.IGNORECASE)
+#: TF Estimator's report of an evaluation's results (``Saving dict for global step 5468: ...``)
+_ESTIMATOR_EVAL = "Saving dict for global step"
+
+
 #: Open MPI's ``--tag-output`` before every line of a rank's output (SageMaker's
 #: ``[1,mpirank:0,algo-1]<stdout>:``, mpirun's ``[1,0]<stdout>:``): where, not what
 _MPI_TAG = re.compile(r"^\[[^\]\n]{1,80}\]<std(?:out|err)>:")
@@ -1369,6 +1407,10 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
             key = f"best_{key}"  # "loss 0.5, best val_loss: 0.3, val_loss: 0.4": the best so far, by its name
         if calls.covers(m.start()):
             continue  # an argument of a call or repr: a config, even when named like a step
+        if m.start() and line[:m.start()].rstrip(" \t").endswith("="):
+            continue  # the value of the name before ("name = bert/encoder/kernel:0", a tensor's name and index)
+        if _INT_LIST.match(line, m.end()) is not None and _INT.fullmatch(m["val"]):
+            continue  # a list of whole numbers ("input_ids: 101 2582 720 3291 ..."): token ids, no value
         if (key.lower() in _POSITION_KEYS and ("=" in m["sep"] or key.lower() in _COUNTED_KEYS)
                 and _banner_before(line, m.start()) and _KV.search(line, m.end()) is None):
             # "Total optimization steps = 1,548", "Num Epochs = 3", and with a colon where the name
@@ -2017,6 +2059,7 @@ class TextReader:
         bar_last: int | None = None   # the last Keras progress count read as a step, and how many
         bar_round = 0                 # times the count started again (an epoch each)
         in_eval = False
+        eval_block = False  # under an evaluation's heading in a log placed by steps (see below)
         held: tuple[int, list[tuple[str, str]]] | None = None  # an evaluation pass's last report so far
         table: list[str] | None = None     # the columns of an "Epoch ..." table (YOLO's console)
         by_epoch: dict[str, dict[float, float]] = {}
@@ -2172,8 +2215,26 @@ class TextReader:
                             # epoch are an evaluation's (Paddle's Model.fit prints them as training's)
                             # (after a logging record's head and an emoji: "INFO:__main__:📊 Evaluation Results:")
                             in_eval = in_eval or (epoch is not None and _eval_heading(segment, alone=True))
+                            # ... in a log placed by its steps, the results printed one a line under such a
+                            # heading (BERT's "***** Eval results *****", "  loss = 0.72"), up to the next
+                            # line without a value
+                            eval_block = (last_step is not None and _EVAL_RESULTS.search(segment) is not None
+                                          and _eval_heading(segment, alone=True))
                             continue
                         names = {k.lower() for k, _ in found}
+                        if eval_block and len(names - STEP_KEYS) <= 1:
+                            found = [(k if k.lower() in STEP_KEYS or k.lower().startswith(_SPLITS) else f"eval_{k}", v)
+                                     for k, v in found]
+                            names = {k.lower() for k, _ in found}
+                        else:
+                            eval_block = False
+                        if _ESTIMATOR_EVAL in segment and "loss" in names:
+                            # TF Estimator's evaluation dict ("Saving dict for global step 5468: eval_accuracy =
+                            # 0.85, eval_loss = 0.7217, global_step = 5468, loss = 0.7219"): its "loss" is the
+                            # evaluation's mean loss, never a training point (logsweep85 bertsim_nohup)
+                            found = [("eval_loss" if k.lower() == "loss" else k, v) for k, v in found
+                                     if not (k.lower() == "loss" and "eval_loss" in names)]
+                            names = {k.lower() for k, _ in found}
                         if "batch" in names and names & {"epoch", "ep"} and not names & STEP_KEYS:
                             # "ep: 0, batch: 160, ..., loss: 9.6": the batch counted within the epoch is
                             # the line's step, the "ep" beside it its epoch (findings name both, as the
