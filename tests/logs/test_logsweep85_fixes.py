@@ -200,3 +200,23 @@ def test_estimator_evaluation_loss_is_no_training_point_and_its_config_no_series
     assert series["eval_loss"].values[-1] == 0.7218847 and series["eval_accuracy"].values[-1] == 0.85
     # no series from the config's repr, the example's token lists or a tensor's name
     assert not [n for n in series if n.startswith("_") or "input" in n or "kernel" in n or "fraction" in n]
+
+
+# --- 6. value-first "value step" numbers -----------------------------------------------------------
+
+def test_value_first_numbers_are_read_and_a_bad_first_step_is_named(tmp_path: Path) -> None:
+    import pytest
+
+    from gradhealth.errors import LogError
+
+    steps = np.arange(0, 5401, 100)
+    loss = np.round(1.02 * np.exp(-steps / 800) + 0.017, 7)
+    path = tmp_path / "loss.log"
+    path.write_text("".join(f"{v} {s}\n" for s, v in zip(steps, loss, strict=True)))
+    [s] = read_log(path).series
+    assert s.name == "loss" and list(s.steps) == list(steps) and np.allclose(s.values, loss)
+    # neither column counts up in whole numbers: refused at line 1 with its own number, no "-inf"
+    path.write_text("0.5 1\n0.52 1\n0.3 2\n")
+    with pytest.raises(LogError) as e:
+        read_log(path)
+    assert "line 1" in str(e.value) and "0.5 is not a whole number" in str(e.value) and "inf" not in str(e.value)
