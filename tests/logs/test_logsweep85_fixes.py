@@ -220,3 +220,18 @@ def test_value_first_numbers_are_read_and_a_bad_first_step_is_named(tmp_path: Pa
     with pytest.raises(LogError) as e:
         read_log(path)
     assert "line 1" in str(e.value) and "0.5 is not a whole number" in str(e.value) and "inf" not in str(e.value)
+
+
+# --- 6. a loss stuck at ln 256 is at chance over a byte's values -----------------------------------
+
+def test_a_loss_flat_at_ln_256_is_chance_for_256_classes(tmp_path: Path) -> None:
+    from gradhealth.library import check_logs
+
+    rng = np.random.default_rng(1)
+    # a start near ln 256 = 5.545 that never leaves it (a side-channel model's key byte, 80 reports)
+    loss = np.round(np.log(256) + 0.005 * rng.standard_normal(80), 2)
+    path = tmp_path / "train.log"
+    path.write_text("".join(f"[{5000 * (k + 1):>6d}] | gnorm 0.30 lr 0.000250 | loss {v:.2f}\n"
+                            for k, v in enumerate(loss)))
+    [f] = [f for f in check_logs(path).findings if f.code == "loss_plateau"]
+    assert "at chance for 256 classes (ln 256 = 5.55)" in f.summary

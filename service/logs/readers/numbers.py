@@ -38,7 +38,8 @@ _NUMBER = r"[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|nan|NaN|NA
 _LINE = re.compile(rf"\s*({_NUMBER})(?:\s*[,;\t ]\s*({_NUMBER}))?\s*[,;]?\s*")
 _SEP = re.compile(r"\s*[,;\t ]\s*")
 #: A JSON array of numbers (``json.dump(losses, f)``) opening the file.
-_ARRAY = re.compile(rb"\s*\[\s*(?:-?\d|NaN|-?Infinity|null)")
+#: (not a console's bracketed step before its fields, "[  5000] | loss 5.55")
+_ARRAY = re.compile(rb"\s*\[(?![ \t]*\d+[ \t]*\][ \t]*\|)\s*(?:-?\d|NaN|-?Infinity|null)")
 #: Lines of the head that must all be numbers before the file is taken for one of numbers.
 _MIN_LINES = 3
 
