@@ -200,6 +200,11 @@ def test_estimator_evaluation_loss_is_no_training_point_and_its_config_no_series
     assert series["eval_loss"].values[-1] == 0.7218847 and series["eval_accuracy"].values[-1] == 0.85
     # no series from the config's repr, the example's token lists or a tensor's name
     assert not [n for n in series if n.startswith("_") or "input" in n or "kernel" in n or "fraction" in n]
+    # a repr closed on its own line is no value, and the line's other values are read
+    path.write_text("".join(f"Config: {{'batch_size': 128, 'lr': 0.001}}, Epoch {e}/8, Train Loss: {0.5 / e:.4f}\n"
+                            for e in range(1, 9)))
+    series = _series(path)
+    assert set(series) == {"Train_Loss"} and np.allclose(series["Train_Loss"].values, np.round(0.5 / np.arange(1, 9), 4))
 
 
 # --- 6. value-first "value step" numbers -----------------------------------------------------------

@@ -592,7 +592,7 @@ _YAML_NUMBER = re.compile(rb"[-+]?(?:\d[\d,]*\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]
 #: A config's repr opening after its name: ``Using config: {``, ``args = {``, ``hparams: HParams(``
 _CONFIG_OPEN = re.compile(rb"(?<![\w.])(?:config|configuration|cfg|args|arguments|hparams|hyperparameters|flags|"
                           rb"options|opts|settings)['\"]?[ \t]*[:=][ \t]*(?:[A-Za-z_][\w.]*)?[{(]", re.IGNORECASE)
-#: The most lines a config's repr spans (one never closed is its first line only)
+#: The most lines a config's repr spans
 _MAX_CONFIG_REPR = 200
 #: The fewest lines of a config dump.
 _MIN_CONFIG_LINES = 3
@@ -617,7 +617,7 @@ class _ConfigBlocks:
         """A config printed as a repr after its name (TF Estimator's ``Using config: {'_num_ps_replicas':
         0, ...}``, ``args = {...}``, ``hparams: HParams(...)``), on one line or several (a protobuf field
         printed inside it breaks the line): from its opening bracket to the one that closes it, at most
-        :data:`_MAX_CONFIG_REPR` lines; its values are settings, no series (logsweep85 bertsim_nohup:
+        :data:`_MAX_CONFIG_REPR` lines (one not closed by then is none); its values are settings, no series (logsweep85 bertsim_nohup:
         170 of 227 series were its RunConfig's, printed before training and again before evaluation)."""
         if self._dict_from is None:
             self._end()
@@ -626,9 +626,14 @@ class _ConfigBlocks:
             self._dict_from, self._depth = lineno, 0
             raw = raw[m.end() - 1:]
         self._depth += sum(raw.count(c) for c in (b"{", b"(", b"[")) - sum(raw.count(c) for c in (b"}", b")", b"]"))
-        if self._depth <= 0 or lineno - self._dict_from >= _MAX_CONFIG_REPR:
-            self.blocks.append((self._dict_from, lineno))
+        if self._depth <= 0:
+            # the lines after its first (that line's own repr is no value as a call's arguments are not,
+            # :func:`_line_values`, and its other values are read: "Config: {...}, Epoch 1/8, Loss: 0.5")
+            if lineno > self._dict_from:
+                self.blocks.append((self._dict_from + 1, lineno))
             self._dict_from = None
+        elif lineno - self._dict_from >= _MAX_CONFIG_REPR:
+            self._dict_from = None  # never closed: no repr (its lines are read)
 
     def line(self, lineno: int, raw: bytes) -> None:
         if self._dict_from is not None or (b"{" in raw or b"(" in raw) and _CONFIG_OPEN.search(raw) is not None:
@@ -654,8 +659,6 @@ class _ConfigBlocks:
 
     def done(self) -> list[tuple[int, int]]:
         self._end()
-        if self._dict_from is not None:
-            self.blocks.append((self._dict_from, self._dict_from))  # (never closed: its own line only)
         return self.blocks
 
 
@@ -1395,6 +1398,8 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
     calls = _Spans()
     for a, b in _call_spans(line) if _CALL_OPEN.search(line) else ():
         calls.add(a, b)
+    for a, b in _config_spans(line) if "{" in line or "(" in line else ():
+        calls.add(a, b)
     level = _LEVEL.search(line, 0, _LEVEL_WITHIN)
     header_end = level.start() if level else 0
     for m in _KV.finditer(line):
@@ -1742,6 +1747,25 @@ def _call_spans(line: str) -> list[tuple[int, int]]:
             if is_call:
                 spans.append((start, i))
     spans.extend((start, len(line)) for start, is_call in stack if is_call)
+    return spans
+
+
+_CONFIG_OPEN_TEXT = re.compile(_CONFIG_OPEN.pattern.decode(), re.IGNORECASE)
+
+
+def _config_spans(line: str) -> list[tuple[int, int]]:
+    """The reprs of configs after their names in ``line`` (``Config: {'batch_size': 128}``, :data:`_CONFIG_OPEN`),
+    as (start, end) spans from the opening bracket to the one closing it, or to the line's end."""
+    spans: list[tuple[int, int]] = []
+    for m in _CONFIG_OPEN_TEXT.finditer(line):
+        depth, end = 0, len(line)
+        for i in range(m.end() - 1, len(line)):
+            depth += line[i] in "{(["
+            depth -= line[i] in "})]"
+            if depth == 0:
+                end = i
+                break
+        spans.append((m.end() - 1, end))
     return spans
 
 
