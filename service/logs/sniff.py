@@ -153,7 +153,9 @@ def detect(path: Path, hint: str | None = None) -> Reader:
                 and not (hint == "text" and _text_later(path, all_readers) is not None)):
             best, _ = sniff(path.name, head, all_readers)
             guess = f"; it looks like {best.name}" if best is not None else ""
-            raise UnknownLogFormat(f"{path.name} is not in the {hint} format{guess}")
+            # what the hinted reader looked for and found, where it says (the text reader: what the lines hold)
+            said = _why_not(path.name, head, match) if best is None else ""
+            raise UnknownLogFormat(f"{path.name} is not in the {hint} format{said}{guess}")
         return match[0]
     best, _ = sniff(path.name, head, all_readers)
     if best is None and (foreign := what_it_is(path, head)) is not None:

@@ -66,8 +66,9 @@ def num_classes(run: RunLog) -> int | None:
 #: small k, where ln k and ln (k + 1) are far apart, the round counts of the usual benchmarks, and
 #: the vocabularies language models predict over (BERT's 30522, Llama 2's 32000, SmolLM's 49152,
 #: GPT-2's 50257 and nanoGPT's 50304, Llama 3's 128256, Qwen's 151936, Gemma's 256000): an LM
-#: whose loss sits at ln V predicts every token alike.
-_UNIFORM_K = (*range(2, 21), 100, 200, 1000, 10_000, 30_522, 32_000, 32_768, 49_152, 50_257, 50_304,
+#: whose loss sits at ln V predicts every token alike; and a byte's 256 values (WaveNet's 8-bit mu-law
+#: samples, PixelCNN's pixel intensities, a byte-level model's tokens, a side-channel attack's key byte)
+_UNIFORM_K = (*range(2, 21), 100, 200, 256, 1000, 10_000, 30_522, 32_000, 32_768, 49_152, 50_257, 50_304,
               65_536, 128_256, 151_936, 256_000)
 
 

@@ -335,17 +335,33 @@ def _unbounded_below(run: RunLog, t: LogThresholds) -> list[Finding]:
     cross-entropy, an error, a likelihood of discrete labels) cannot fall by orders of magnitude
     below 0; one that does is minimising something unbounded. An agent's objective (rollouts) or a
     GAN's players are not judged so."""
-    found = judged(run, "loss", t)
-    if found is None or on_rollouts(run) or gan_part(found[0].name) is not None:
+    if on_rollouts(run):
         return []
-    loss, steps, v = found
+    found = judged(run, "loss", t)
+    if found is None and run.first("loss") is None:
+        # no training loss, only its terms (an adversarial autoencoder's "Loss Encoder", "Loss Decoder"
+        # and "Loss Discriminator": logsweep85 iae_encoder_unbounded, an encoder's loss -0.0056 -> -103
+        # read healthy): each term is judged so, as a blown-up term is (:func:`_astronomical_loss`)
+        for term in loss_terms(run):
+            steps, v = finite(term)
+            if len(v) >= t.min_points and (hit := _runaway_below(run, term, steps, v)):
+                return hit
+        return []
+    if found is None or gan_part(found[0].name) is not None:
+        return []
+    return _runaway_below(run, *found)
+
+
+def _runaway_below(run: RunLog, loss: Series, steps: np.ndarray, v: np.ndarray) -> list[Finding]:
+    """:func:`_unbounded_below`'s finding for ``loss`` (the training loss or a term of it), if it falls so."""
     sm = smooth(v, _divergence_window(len(v)))
     first, last = float(sm[0]), float(sm[-1])
     if not (first < 0 and last < 0 and np.all(sm < 0)) or last / first < _RUNAWAY_BELOW:
         return []
+    term = loss.role != "loss"
     return [finding(
         "loss_divergence", "error",
-        f"{loss.name} falls without a floor: from {float(v[0]):.3g} ({loss.where(steps[0])}) to {float(v[-1]):.3g} "
+        f"{loss.name}{', a term of the loss,' if term else ''} falls without a floor: from {float(v[0]):.3g} ({loss.where(steps[0])}) to {float(v[-1]):.3g} "
         f"({loss.where(steps[-1])}), {last / first:.3g}x its size below 0 (running medians of "
         f"{_divergence_window(len(v))} points)",
         "A loss bounded below (a cross-entropy, a squared error, the likelihood of discrete labels) cannot fall "
@@ -354,7 +370,7 @@ def _unbounded_below(run: RunLog, t: LogThresholds) -> list[Finding]:
         "weights, or a continuous likelihood whose variance collapses. Training on it moves the weights without "
         "limit and fits nothing.",
         {"metric": loss.name, "steps": [_num(steps[0]), _num(steps[-1])], "value": last / first,
-         "threshold": _RUNAWAY_BELOW, "first": first, "final": last},
+         "threshold": _RUNAWAY_BELOW, "first": first, "final": last, **({"loss_term": True} if term else {})},
         [])]
 
 

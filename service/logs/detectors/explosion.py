@@ -772,7 +772,7 @@ def _recovered(run: RunLog | None, steps: np.ndarray, v: np.ndarray, med: np.nda
     if not len(after):
         return False
     level = float(median(after))
-    if level < 2 * med[i]:
+    if level < 2 * med[i] or _back_later(v, med, i, window):
         return True
     steady = float(median(np.abs(after - level))) <= _LEVEL_SHIFT_SPREAD * level
     if not (steady and level < _LEVEL_SHIFT * med[i] and level < v[i] and len(after) >= 3):
@@ -786,6 +786,24 @@ def _recovered(run: RunLog | None, steps: np.ndarray, v: np.ndarray, med: np.nda
     during = lv[(ls > steps[i]) & (ls <= last)]
     return (len(before) >= 3 and len(during) >= 3
             and float(median(during)) <= _LEVEL_SHIFT_LOSS_FALL * float(median(before)))
+
+
+#: A spike's recovery is looked for over this many of its windows after it (:func:`_back_later`)
+_RECOVERY_WINDOWS = 4
+
+
+def _back_later(v: np.ndarray, med: np.ndarray, i: int, window: int) -> bool:
+    """Whether the series came back under twice spike ``i``'s baseline for a whole window (its median
+    over ``window`` points) within :data:`_RECOVERY_WINDOWS` windows after it, where the window right
+    after the spike has not: a bump that takes a few windows to fade (logsweep85 mbv2_liveness: a
+    per-epoch running mean near 0, 0.0006 -> 0.0051 and 2-3x its level for 3 epochs of 10 prints
+    each, then back, was "did not recover" as its next 25 points were judged alone)."""
+    later = v[i + 1 + window:i + 1 + _RECOVERY_WINDOWS * window]
+    if len(later) < window:
+        return False
+    medians = np.median(np.lib.stride_tricks.sliding_window_view(v[i + 1:i + 1 + _RECOVERY_WINDOWS * window], window),
+                        axis=1)
+    return bool(np.any(medians < 2 * med[i]))
 
 
 #: A run whose last points are within this factor of its lowest ended at its floor

@@ -6,7 +6,8 @@ losses)``, ``json.dump(losses, f)`` or a ``print(loss, file=f)`` loop writes::
     1.998342
 
 One value per line (the step is the line's row, counted from 0, as a header-less table's index), or
-two per line where the first counts up in whole numbers (``step loss``, ``10,2.14``), separated by
+two per line where the first counts up in whole numbers (``step loss``, ``10,2.14``), or the second
+does and the first does not (``loss step``, ``1.0218862 0``), separated by
 commas, tabs, semicolons or blanks; or one JSON array of numbers (``[2.30, 2.14, NaN]``).
 
 The file's name says what the numbers are, since nothing else in the file does: a name with
@@ -37,7 +38,8 @@ _NUMBER = r"[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|nan|NaN|NA
 _LINE = re.compile(rf"\s*({_NUMBER})(?:\s*[,;\t ]\s*({_NUMBER}))?\s*[,;]?\s*")
 _SEP = re.compile(r"\s*[,;\t ]\s*")
 #: A JSON array of numbers (``json.dump(losses, f)``) opening the file.
-_ARRAY = re.compile(rb"\s*\[\s*(?:-?\d|NaN|-?Infinity|null)")
+#: (not a console's bracketed step before its fields, "[  5000] | loss 5.55")
+_ARRAY = re.compile(rb"\s*\[(?![ \t]*\d+[ \t]*\][ \t]*\|)\s*(?:-?\d|NaN|-?Infinity|null)")
 #: Lines of the head that must all be numbers before the file is taken for one of numbers.
 _MIN_LINES = 3
 
@@ -134,7 +136,7 @@ class NumbersReader:
         if number_array(head):
             how = self._read_array(path, limits, name, points)
         else:
-            how = self._read_lines(path, limits, name, points)
+            how = self._read_lines(path, limits, name, points, value_first=_value_first(head))
         if points.count == 0:
             raise LogError(f"{path.name}: no numbers")
         note = LogWarning("read_as", f"{path.name}: {points.count:,} bare numbers read as {name!r} (the file's "
@@ -152,7 +154,7 @@ class NumbersReader:
         return "one per element of the array, stepped by its index"
 
     @staticmethod
-    def _read_lines(path: Path, limits: ReadLimits, name: str, points: Points) -> str:
+    def _read_lines(path: Path, limits: ReadLimits, name: str, points: Points, *, value_first: bool = False) -> str:
         width: int | None = None
         last_step = -math.inf
         with open_log(path, limits) as f:
@@ -174,17 +176,44 @@ class NumbersReader:
                 if width == 1:
                     points.add(name, row, parse_number(m.group(1)))
                 else:
-                    step = parse_number(m.group(1))
-                    if (why := bad_step(step, m.group(1), "step")) is not None:
+                    at, val = (m.group(2), m.group(1)) if value_first else (m.group(1), m.group(2))
+                    step = parse_number(at)
+                    if (why := bad_step(step, at, "step")) is not None:
                         raise LogError(f"{path.name} line {lines.lineno}: {why.replace(' cell', '', 1)}")
                     if step != math.floor(step) or not step > last_step:
+                        # (the first line has no step before it: only its own can be wrong)
+                        wrong = (f"{at} is not a whole number" if step != math.floor(step)
+                                 else f"{at} after {last_step:g}")
                         raise LogError(f"{path.name} line {lines.lineno}: two numbers per line are a step and "
-                                       f"a value, and the step must count up in whole numbers ({m.group(1)} after "
-                                       f"{last_step:g}); for two values, put a header line first (loss,val_loss)")
+                                       "a value, and the step must count up in whole numbers "
+                                       f"({'second' if value_first else 'first'} column: {wrong}); for two values, put "
+                                       "a header line first (loss,val_loss)")
                     last_step = step
-                    points.add(name, step, parse_number(m.group(2)))
+                    points.add(name, step, parse_number(val))
                 row += 1
-        return "one per line, stepped by the line's row" if width == 1 else "a step and a value per line"
+        return ("one per line, stepped by the line's row" if width == 1 else
+                "a value and its step per line (the second column counts up in whole numbers, the first does not)"
+                if value_first else "a step and a value per line")
+
+
+def _value_first(head: bytes) -> bool:
+    """Whether a file of two numbers a line writes the value first and the step second (``1.0218862 0``,
+    ``0.5186956 100``: a ``print(loss, step)``): the second column counts up in whole numbers over the
+    head's lines and the first does not, so which is the step is unambiguous."""
+    rows = [m for line in first_lines(head, 50) if line.strip() and (m := _LINE.fullmatch(line)) is not None]
+    if not head.rstrip(b" \t").endswith((b"\n", b"\r")):
+        rows = rows[:-1]  # (a last line cut off)
+    if len(rows) < _MIN_LINES or any(m.group(2) is None for m in rows):
+        return False
+
+    def counts_up(cells: list[str]) -> bool:
+        try:
+            xs = [parse_number(c) for c in cells]
+        except ValueError:
+            return False
+        return all(math.isfinite(x) and x == math.floor(x) for x in xs) and all(b > a for a, b in zip(xs, xs[1:], strict=False))
+
+    return counts_up([m.group(2) for m in rows]) and not counts_up([m.group(1) for m in rows])
 
 
 def _all_numbers(line: str) -> bool:

@@ -120,6 +120,10 @@ _PLUS_JOINED = r"(?:(?<=\w\w)\+[^\W\d][\w./-]+)*"
 # ("Validation Loss: 0.07", "Val loss : 10288") that tells a validation loss from a training one
 # (and after it: NICE-EEG's "loss val: 6.6089"; a split word before an accuracy: "train acc: 0.50")
 _KV = re.compile(rf"(?<![\w./-])(?P<key>loss[ \t]{_SPLIT_WORD}(?=['\"]?\s*[:=])|"
+                 # the part named after the word loss (an adversarial autoencoder's "Loss Encoder: -0.0067,
+                 # Loss Decoder: 0.0077", a GAN's "Loss D: 0.6"): that part's loss, as "Encoder loss" is
+                 # (not a copula, nor the fp16 scaler's "loss scale: 64", nor "loss value: 0.5")
+                 rf"loss[ \t](?!(?:is|was|are|scale|scaler|value|values)\b){_LOSS_QUALIFIER}(?=['\"]?[ \t]*[:=])|"
                  rf"(?:{_SPLIT_WORD}[ \t](?=loss\b|acc\b|accuracy\b)|{_LOSS_QUALIFIER}[ \t](?=loss\b)|"
                  rf"learning[ \t](?=rate\b)|(?:mean|average|avg|total|episode|episodic)[ \t](?=rewards?\b|returns?\b)|"
                  # a mean over a window of episodes: the DQN/Udacity consoles' "Average100 Score: 23.5"
@@ -154,6 +158,9 @@ _BRACKET_COUNT = re.compile(r"(?<![\w./-])(?P<key>[A-Za-z]\w*)\s*:?\s*\[\s*(?P<i
 _EVAL_MARK = re.compile(r"(?<![\w/.-])(?:eval|evaluation|evaluating|val|valid|validation|test|testing)(?![\w/.=-])",
                         re.IGNORECASE)
 _INT = re.compile(r"[-+]?\d+")
+#: More whole numbers after a name's first, blank-separated: a list printed after its name (an example's
+#: ``input_ids: 101 2582 720 3291``, ``input_mask: 1 1 1 1``), no value
+_INT_LIST = re.compile(r"(?:[ \t]+\d+){3}(?![\w.])")
 # after a tqdm bar's description and percentage: the bar, then the count done out of the total
 _TQDM_DONE = re.compile(r"%\|[^|\n]{0,200}\|\s*(?P<i>\d+)/(?P<n>\d+)")
 # a log record's level; the "name:integer" tokens before it are the host:rank and logger:lineno
@@ -166,9 +173,16 @@ _WHERE_KEYS = frozenset({"pid", "ppid", "tid", "rank", "local_rank", "global_ran
 _LEVEL_WITHIN = 200           # characters: a level later in the line is part of the message
 _SOURCE_REF = re.compile(r"\.(?:py|pyx|cu|cuh|c|cc|cpp|cxx|h|hpp|rs|go|java|jl|js|ts|rb|lua|sh)$",
                          re.IGNORECASE)
-_SENTENCE = re.compile(rf"(?<![\w.])(?:(?P<split>{_SPLIT_WORD})[ \t]+)?(?P<key>loss|score|(?:current )?learning rate)"
-                       rf"(?: (?:at|for|in) (?P<unit>iteration|step|epoch) (?P<step>\d+))? is (?P<val>{_NUM})"
-                       rf"(?=\.?(?:\s|$)|[,;])", re.IGNORECASE)
+#: The metrics a sentence may report (``<name> is <number>``): a loss, an accuracy or an error by its
+#: usual name; any other ``X is N`` is prose ("total sample is 93858"), never a value
+_SENTENCE_METRICS = ("loss|score|(?:current )?(?:learning rate|lr)|acc|accuracy|mse|mae|rmse|perplexity|ppl"
+                     "|f1|auc|bleu|psnr|ssim|iou|miou")
+#: ... and the words that qualify it (PaddlePaddle's "avg loss so far is 0.0219": a running average)
+_SENTENCE_QUALIFIER = r"avg|average|mean|running|total"
+_SENTENCE = re.compile(rf"(?<![\w.])(?:(?P<split>{_SPLIT_WORD})[ \t]+)?(?:(?P<qual>{_SENTENCE_QUALIFIER})[ \t]+)?"
+                       rf"(?P<key>{_SENTENCE_METRICS})(?:[ \t]+so[ \t]+far)?"
+                       rf"(?: (?:at|for|in) (?P<unit>iteration|step|epoch) (?P<step>\d+))? (?:is|was) (?P<val>{_NUM})"
+                       rf"(?=%?\.?(?:\s|$)|%?[,;])", re.IGNORECASE)
 # (DeepSpeed: "OVERFLOW! Rank 0 Skipping step. Attempted loss scale: 64, reducing to 32")
 _SCALE_SENTENCE = re.compile(rf"loss scale(?::?\s*(?P<was>{_NUM}),\s*reducing)? to:?\s*(?P<val>{_NUM}){_END}",
                              re.IGNORECASE)
@@ -184,7 +198,8 @@ _BRACKET_KV = re.compile(rf"(?<![\w\]])\[(?!(?:INFO|DEBUG|WARNING|WARN|ERROR|CRI
                          rf"(?P<key>[A-Za-z_][\w./-]*)\][ \t]*:?[ \t]*(?P<val>{_NUM}){_END}", re.IGNORECASE)
 # the first line of a JSON document: an object, or an array of objects, arrays, strings or numbers
 # ("[2024-01-01 10:00:00] step 1", "[rank0]:" and "[train]" are log lines)
-_JSON_START = re.compile(r"^\s*(?:\{(?!\s*')|\[\s*(?:$|[{\[\"]|-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?\s*[,\]]))")
+# ("[  5000] | loss 5.55" opens a console's line: its step, then its fields)
+_JSON_START = re.compile(r"^\s*(?:\{(?!\s*')|\[\s*(?:$|[{\[\"]|-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?\s*(?:,|\](?!\s*\|))))")
 # terminal colours: ESC [ ... m, and the same with its ESC lost in a copy ("[36m05-07 13:05:33[0m")
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\[\d{1,3}(?:;\d{1,3})*m")
 # a position within an epoch: mmengine/mmdet "Epoch [1][50/5808]", "Epoch(train) [1][1/6]",
@@ -574,6 +589,11 @@ _YAML_OPENER = re.compile(rb"(?:^|\s)[A-Za-z_][\w.-]*:[ \t]*\r?\n?$")
 #: A line of a YAML mapping (``  lr: 0.01``, ``MODEL:``) or of a list in one (``  - 0.5``): its name, its value.
 _YAML_LINE = re.compile(rb"^[ \t]*(?:(?P<key>[A-Za-z_][\w.-]*):(?:[ \t]+(?P<val>[^\r\n]*?))?|-[ \t][^\r\n]*)[ \t]*\r?\n?$")
 _YAML_NUMBER = re.compile(rb"[-+]?(?:\d[\d,]*\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|inf|infinity)", re.IGNORECASE)
+#: A config's repr opening after its name: ``Using config: {``, ``args = {``, ``hparams: HParams(``
+_CONFIG_OPEN = re.compile(rb"(?<![\w.])(?:config|configuration|cfg|args|arguments|hparams|hyperparameters|flags|"
+                          rb"options|opts|settings)['\"]?[ \t]*[:=][ \t]*(?:[A-Za-z_][\w.]*)?[{(]", re.IGNORECASE)
+#: The most lines a config's repr spans
+_MAX_CONFIG_REPR = 200
 #: The fewest lines of a config dump.
 _MIN_CONFIG_LINES = 3
 
@@ -590,8 +610,35 @@ class _ConfigBlocks:
         self._open = False    # the line before opens a mapping
         self._lines: list[int] = []
         self._worded = self._measured = False  # a setting that is no number; a loss or a position
+        self._dict_from: int | None = None  # the first line of a config's repr still open
+        self._depth = 0                     # its brackets still open
+
+    def _dict(self, lineno: int, raw: bytes) -> None:
+        """A config printed as a repr after its name (TF Estimator's ``Using config: {'_num_ps_replicas':
+        0, ...}``, ``args = {...}``, ``hparams: HParams(...)``), on one line or several (a protobuf field
+        printed inside it breaks the line): from its opening bracket to the one that closes it, at most
+        :data:`_MAX_CONFIG_REPR` lines (one not closed by then is none); its values are settings, no series (logsweep85 bertsim_nohup:
+        170 of 227 series were its RunConfig's, printed before training and again before evaluation)."""
+        if self._dict_from is None:
+            self._end()
+            m = _CONFIG_OPEN.search(raw)
+            assert m is not None  # (the caller's test)
+            self._dict_from, self._depth = lineno, 0
+            raw = raw[m.end() - 1:]
+        self._depth += sum(raw.count(c) for c in (b"{", b"(", b"[")) - sum(raw.count(c) for c in (b"}", b")", b"]"))
+        if self._depth <= 0:
+            # the lines after its first (that line's own repr is no value as a call's arguments are not,
+            # :func:`_line_values`, and its other values are read: "Config: {...}, Epoch 1/8, Loss: 0.5")
+            if lineno > self._dict_from:
+                self.blocks.append((self._dict_from + 1, lineno))
+            self._dict_from = None
+        elif lineno - self._dict_from >= _MAX_CONFIG_REPR:
+            self._dict_from = None  # never closed: no repr (its lines are read)
 
     def line(self, lineno: int, raw: bytes) -> None:
+        if self._dict_from is not None or (b"{" in raw or b"(" in raw) and _CONFIG_OPEN.search(raw) is not None:
+            self._dict(lineno, raw)
+            return
         m = _YAML_LINE.match(raw) if (self._open or self._lines) else None
         if m is None:
             self._end()
@@ -1079,6 +1126,18 @@ _CLAUSE_END = re.compile(r"\s*[,;|]\s*")
 _POSITION_BEFORE = re.compile(r"(?<![\w.])(?:epoch|step|iter|iteration|global_step)\s*[:=]?\s*\[?\s*\d", re.IGNORECASE)
 
 
+#: A step in brackets opening a message, before the first of its pipe-separated fields: Transformer-XL's
+#: "[  5000] | gnorm 0.31 lr 0.000250 | loss 5.55", at the line's start or after a logging head that ends
+#: in a colon or a bracket ("INFO:tensorflow:[  5000] | ...", glog's "I1212 15:10:27.449 1285 train.py:298] [  5000] | ...")
+_BRACKET_STEP = re.compile(r"^(?:[^\[|]*?[:\]][ \t]*)?\[[ \t]*(?P<i>\d+)[ \t]*\][ \t]*\|")
+
+
+#: A heading of an evaluation's results, printed one a line under it (BERT's ``***** Eval results *****``)
+_EVAL_RESULTS = re.compile(r"\b(?:eval|evaluation|validation|test|dev)[ \t]+results?\b", re.IGNORECASE)
+#: TF Estimator's report of an evaluation's results (``Saving dict for global step 5468: ...``)
+_ESTIMATOR_EVAL = "Saving dict for global step"
+
+
 #: Open MPI's ``--tag-output`` before every line of a rank's output (SageMaker's
 #: ``[1,mpirank:0,algo-1]<stdout>:``, mpirun's ``[1,0]<stdout>:``): where, not what
 _MPI_TAG = re.compile(r"^\[[^\]\n]{1,80}\]<std(?:out|err)>:")
@@ -1265,6 +1324,12 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
             for inner in (m for k, m in ones.items() if k != "epoch"):
                 found.setdefault("step", inner["i"])
                 spans.add(*inner.span())
+    lead_step = _BRACKET_STEP.match(line) if "[" in line and "|" in line else None
+    if lead_step is not None and _count(lead_step["i"]) is not None:
+        # "[  5000] | gnorm 0.31 lr 0.000250 | loss 5.55" (Transformer-XL's TF trainer and its
+        # descendants), after any logging head: a bracketed count opening the message is the step
+        found["step"] = lead_step["i"]
+        spans.add(*lead_step.span("i"))
     esp = _ESPNET_POS.search(line) if "batch" in line else None
     if esp is not None:
         # "18epoch:train:6376-6750batch": the epoch and the last batch of the report (counted
@@ -1333,6 +1398,8 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
     calls = _Spans()
     for a, b in _call_spans(line) if _CALL_OPEN.search(line) else ():
         calls.add(a, b)
+    for a, b in _config_spans(line) if "{" in line or "(" in line else ():
+        calls.add(a, b)
     level = _LEVEL.search(line, 0, _LEVEL_WITHIN)
     header_end = level.start() if level else 0
     for m in _KV.finditer(line):
@@ -1346,6 +1413,10 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
             key = f"best_{key}"  # "loss 0.5, best val_loss: 0.3, val_loss: 0.4": the best so far, by its name
         if calls.covers(m.start()):
             continue  # an argument of a call or repr: a config, even when named like a step
+        if m.start() and line[:m.start()].rstrip(" \t").endswith("="):
+            continue  # the value of the name before ("name = bert/encoder/kernel:0", a tensor's name and index)
+        if _INT_LIST.match(line, m.end()) is not None and _INT.fullmatch(m["val"]):
+            continue  # a list of whole numbers ("input_ids: 101 2582 720 3291 ..."): token ids, no value
         if (key.lower() in _POSITION_KEYS and ("=" in m["sep"] or key.lower() in _COUNTED_KEYS)
                 and _banner_before(line, m.start()) and _KV.search(line, m.end()) is None):
             # "Total optimization steps = 1,548", "Num Epochs = 3", and with a colon where the name
@@ -1424,8 +1495,17 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
         # (LXMERT's "The training loss for Epoch 1 is 7.3978", "The valid loss is 5.3834")
         for m in _SENTENCE.finditer(line):
             split = (m["split"] or "").lower()
-            key = ("learning_rate" if m["key"].lower().endswith("rate")
-                   else _SPLIT_LOSS[split] if split and m["key"].lower() == "loss" else "loss")
+            metric = m["key"].lower()
+            if metric.endswith(("rate", "lr")):
+                key = "learning_rate"
+            elif metric == "loss" or (metric == "score" and not split):
+                # (DL4J's score is its minibatch loss; "avg loss so far" a running average of it)
+                qual = (m["qual"] or "").lower()
+                key = (_SPLIT_LOSS[split] if split else "loss") if not qual else (
+                    f"{_SPLIT_PREFIX.get(split, split)}_{qual}_loss" if split else f"{qual}_loss")
+            else:
+                # "Val acc is 99.17%", "val mse is 0.031", "test mse is 0.03": the split's metric
+                key = "_".join(w for w in (_SPLIT_PREFIX.get(split, split), (m["qual"] or "").lower(), metric) if w)
             found.setdefault(key, m["val"])
             first_at = min(first_at, m.start())
             if m["step"] is not None and not any(k.lower() in _POSITION_KEYS for k in found):
@@ -1670,6 +1750,25 @@ def _call_spans(line: str) -> list[tuple[int, int]]:
     return spans
 
 
+_CONFIG_OPEN_TEXT = re.compile(_CONFIG_OPEN.pattern.decode(), re.IGNORECASE)
+
+
+def _config_spans(line: str) -> list[tuple[int, int]]:
+    """The reprs of configs after their names in ``line`` (``Config: {'batch_size': 128}``, :data:`_CONFIG_OPEN`),
+    as (start, end) spans from the opening bracket to the one closing it, or to the line's end."""
+    spans: list[tuple[int, int]] = []
+    for m in _CONFIG_OPEN_TEXT.finditer(line):
+        depth, end = 0, len(line)
+        for i in range(m.end() - 1, len(line)):
+            depth += line[i] in "{(["
+            depth -= line[i] in "})]"
+            if depth == 0:
+                end = i
+                break
+        spans.append((m.end() - 1, end))
+    return spans
+
+
 def _line_keys(ln: str) -> list[str]:
     """The names a line gives values to, as the sniffer reads them (none where it cannot)."""
     try:
@@ -1696,6 +1795,10 @@ def _console_stretch(lines: list[str]) -> int:
     return longest
 
 
+#: The non-blank lines of a head a format is recognised by
+_HEAD_LINES = 200
+
+
 def _head_lines(head: bytes) -> list[str]:
     """The head's first 200 non-empty lines; a few bytes that are not UTF-8 are tolerated (consoles
     mix encodings), binary data is not."""
@@ -1707,7 +1810,7 @@ def _head_lines(head: bytes) -> list[str]:
     lines = _ANSI.sub("", text.lstrip("\ufeff")).splitlines()
     if len(lines) > 1 and len(head) >= 4096:
         lines = lines[:-1]
-    return [ln for ln in lines if ln.strip()][:200]
+    return [ln for ln in lines if ln.strip()][:_HEAD_LINES]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -1718,6 +1821,46 @@ def _is_loss(name: str) -> bool:
 
 def _role(name: str) -> tuple[Role | None, str | None]:
     return ROLES.get(name.lower()), None
+
+
+#: The names a refusal shows of the values it found
+_SHOWN_FOUND = 4
+
+
+def _why_no_console(head: bytes, count: int) -> str:
+    """:meth:`TextReader.why_not` of a file that is no document: what its first ``count`` non-blank
+    lines hold, by line number (logsweep85: an accuracy-only file and an ONNX export's console were
+    refused naming only the formats looked for)."""
+    text = _ANSI.sub("", head.decode("utf-8", "replace").lstrip("\ufeff"))
+    numbered = [(n, ln) for n, ln in enumerate(text.splitlines(), 1) if ln.strip()][:count]
+    found = [(n, keys) for n, ln in numbered if (keys := _line_keys(ln))]
+    shown = f"the first {count}" if len(head) >= _HEAD_BYTES or count >= _HEAD_LINES else f"its {count}"
+    if not found:
+        bare = sum(1 for _, ln in numbered if _BARE_NUMBERS.fullmatch(ln))
+        said = f"none of {shown} non-blank lines holds a named value (name: number, name=number, step 10 loss 2.3)"
+        if bare * 2 >= count:
+            first = next(ln.strip() for _, ln in numbered if not _BARE_NUMBERS.fullmatch(ln)) if bare < count else None
+            said += (f"; {bare} of them are bare numbers" + (f" under {first[:60]!r}" if first else "")
+                     + ": a file of numbers is read where its name says what they are (loss.txt, val_loss.csv) or a "
+                     "header line names them (step,loss)")
+        return said
+    names = list(dict.fromkeys(k for _, keys in found for k in keys))
+    lossy = [k for k in names if _is_loss(k) or ROLES.get(k.lower()) in ("loss", "val_loss", "grad_norm")]
+    at, keys = found[0]
+    said = (f"{len(found)} of {shown} non-blank lines hold values, the first at line {at} "
+            f"({', '.join(keys[:_SHOWN_FOUND])}{', ...' if len(keys) > _SHOWN_FOUND else ''})")
+    if not lossy:
+        more = len(names) - _SHOWN_FOUND
+        return (said + f", naming {', '.join(names[:_SHOWN_FOUND])}{f' and {more} more' if more > 0 else ''}: none is "
+                "a loss, a validation loss or a gradient norm")
+    counts = {k: sum(k in keys for _, keys in found) for k in names}
+    if max(counts.values()) < 2 and not any(k.lower() in STEP_KEYS for k in names):
+        return said + ": every name appears once and none is a step, as in a config's print, not a training log"
+    return said
+
+
+#: A line of bare numbers only (a file of numbers with no names)
+_BARE_NUMBERS = re.compile(rf"\s*(?:{_NUM})(?:\s*[,;\t ]\s*(?:{_NUM}))*\s*[,;]?\s*", re.IGNORECASE)
 
 
 class TextReader:
@@ -1779,11 +1922,15 @@ class TextReader:
         return round(max(score, event), 3)
 
     def why_not(self, filename: str, head: bytes) -> str | None:
-        """Why a document (``.md``, ``.rst``) whose head :meth:`sniff` does not take is not read as a
-        console pasted into it: how many of its lines hold values, and that no
-        :data:`_DOCUMENT_CONSOLE` of them in a row read as a console's; None for other files."""
-        if not filename.lower().endswith(_DOCUMENTS) or not (lines := _head_lines(head)):
+        """Why a file whose head :meth:`sniff` does not take is not read as a console: a document
+        (``.md``, ``.rst``): how many of its lines hold values, and that no :data:`_DOCUMENT_CONSOLE` of
+        them in a row read as a console's; any other text: what its lines hold (no named value, bare
+        numbers, values naming no loss, every name once) and where the first value is. None for a file
+        that is no text log by its name (``.yaml``, ``.py``...) or no text at all."""
+        if filename.lower().endswith(_NOT_LOGS) or not (lines := _head_lines(head)):
             return None
+        if not filename.lower().endswith(_DOCUMENTS):
+            return None if cut_first_line(head) else _why_no_console(head, len(lines))
         if cut_first_line(head):
             # the head ends inside the first line: how many lines the file has is not known here
             return (f"its first line is longer than the {len(head):,} bytes a log's format is recognised "
@@ -1937,6 +2084,7 @@ class TextReader:
         bar_last: int | None = None   # the last Keras progress count read as a step, and how many
         bar_round = 0                 # times the count started again (an epoch each)
         in_eval = False
+        eval_block = False  # under an evaluation's heading in a log placed by steps (see below)
         held: tuple[int, list[tuple[str, str]]] | None = None  # an evaluation pass's last report so far
         table: list[str] | None = None     # the columns of an "Epoch ..." table (YOLO's console)
         by_epoch: dict[str, dict[float, float]] = {}
@@ -1973,6 +2121,10 @@ class TextReader:
         # placed lines and how many (a header alone on its line is a position, never a series)
         bad_header: tuple[int, str] | None = None
         bad_headers = headers = header_line = 0
+        # (the step and values of the last line with values placed by a step, and the lines repeating
+        # it that were read once)
+        last_signature: tuple[float, tuple[tuple[str, str], ...]] | None = None
+        duplicates = 0
         with open_log(path, limits) as f:
             raw = f.readline(MAX_LINE)
             lineno = 0
@@ -2088,8 +2240,26 @@ class TextReader:
                             # epoch are an evaluation's (Paddle's Model.fit prints them as training's)
                             # (after a logging record's head and an emoji: "INFO:__main__:📊 Evaluation Results:")
                             in_eval = in_eval or (epoch is not None and _eval_heading(segment, alone=True))
+                            # ... in a log placed by its steps, the results printed one a line under such a
+                            # heading (BERT's "***** Eval results *****", "  loss = 0.72"), up to the next
+                            # line without a value
+                            eval_block = (last_step is not None and _EVAL_RESULTS.search(segment) is not None
+                                          and _eval_heading(segment, alone=True))
                             continue
                         names = {k.lower() for k, _ in found}
+                        if eval_block and len(names - STEP_KEYS) <= 1:
+                            found = [(k if k.lower() in STEP_KEYS or k.lower().startswith(_SPLITS) else f"eval_{k}", v)
+                                     for k, v in found]
+                            names = {k.lower() for k, _ in found}
+                        else:
+                            eval_block = False
+                        if _ESTIMATOR_EVAL in segment and "loss" in names:
+                            # TF Estimator's evaluation dict ("Saving dict for global step 5468: eval_accuracy =
+                            # 0.85, eval_loss = 0.7217, global_step = 5468, loss = 0.7219"): its "loss" is the
+                            # evaluation's mean loss, never a training point (logsweep85 bertsim_nohup)
+                            found = [("eval_loss" if k.lower() == "loss" else k, v) for k, v in found
+                                     if not (k.lower() == "loss" and "eval_loss" in names)]
+                            names = {k.lower() for k, _ in found}
                         if "batch" in names and names & {"epoch", "ep"} and not names & STEP_KEYS:
                             # "ep: 0, batch: 160, ..., loss: 9.6": the batch counted within the epoch is
                             # the line's step, the "ep" beside it its epoch (findings name both, as the
@@ -2254,6 +2424,15 @@ class TextReader:
                         prev_keys = keys
                         shapes.add(tuple(keys))
                         if last_step is not None:
+                            # the same values at the same step as the line before with values: one point
+                            # printed twice (absl's every message, once as "INFO:tensorflow:..." and once
+                            # glog-prefixed "I1212 15:10:27.449 ... train.py:298] ..."; a console tee'd into
+                            # its own log), never two points (logsweep85 estranet: 80 reports read as 160)
+                            signature = (last_step, tuple((k, repr(value)) for k, value in values))
+                            if signature == last_signature:
+                                duplicates += 1
+                                continue
+                            last_signature = signature
                             # (a header is a position, never a value: under a log's named steps its
                             # epoch only marks where the epoch began, as stepped_rows keep it)
                             for k, value in values if not header_only else ():
@@ -2294,6 +2473,11 @@ class TextReader:
             more = f" (and {bad_steps - 1:,} more such lines)" if bad_steps > 1 else ""
             warnings.append(LogWarning("skipped_line", f"{name} line {bad_step[0]}: {bad_step[1]} skipped{more}",
                                        where=f"line {bad_step[0]}"))
+        if duplicates:
+            warnings.append(LogWarning(
+                "repeated_lines", f"{name}: {duplicates:,} line(s) repeat the step and values of the line before them "
+                "(a message logged twice, as absl prints each once plainly and once with a glog prefix): each point "
+                "is read once"))
         if bad_header is not None:
             more = f" (and {bad_headers - 1:,} more such lines)" if bad_headers > 1 else ""
             warnings.append(LogWarning(
