@@ -471,6 +471,8 @@ def _evaluation_only(run: RunLog, hits: list[tuple[float, Series, int]]) -> Find
         # an evaluation NaN only at the run's last step may be the weights' (its last update broke them)
         if bad_steps[0] >= float(loss.steps[-1]):
             return None
+        if any(_PERPLEXITY.search(s.name) for _, s, _ in hits):
+            return None  # exp(loss) past the float range: a loss over 709 nats a token, no evaluation fault
         return _evaluation_broken(loss, hits, series, bad_steps)
     at = (first.where(bad_steps[0]) if len(bad_steps) == 1 else
           f"{len(bad_steps)} evaluations, first at {first.where(bad_steps[0])}, last at {first.where(bad_steps[-1])}")
@@ -489,6 +491,10 @@ def _evaluation_only(run: RunLog, hits: list[tuple[float, Series, int]]) -> Find
         [R.domain_guard("the validation loss's average", "the evaluation loop",
                         "loss = loss_sum / max(n_targets, 1)  # and evaluate in fp32: model.float()",
                         "an empty batch or no targets gives 0 / 0")])
+
+
+#: A perplexity's name: exp of a loss, Inf wherever the loss passes 709 nats a token (a finite loss).
+_PERPLEXITY = re.compile(r"perplex|ppl", re.IGNORECASE)
 
 
 def _evaluation_broken(loss: Series, hits: list[tuple[float, Series, int]], series: list[str],
