@@ -142,7 +142,8 @@ def check_module(model: Any, example_inputs: Any, *, loss: str = "cross_entropy"
                  settings: Settings | None = None, optimizer: Any = None,
                  input_range: tuple[float, float] | None = None, scheduler: Any = None,
                  warmup_steps: int | None = None, clip_norm: float | None = None,
-                 target_range: tuple[float, float] | None = None, targets: Any = None) -> Diagnosis:
+                 target_range: tuple[float, float] | None = None, targets: Any = None,
+                 trained: bool = False) -> Diagnosis:
     """Diagnose the gradients of a live ``torch.nn.Module`` in this process, with the same
     findings, thresholds and document as :func:`check_architecture`.
 
@@ -163,6 +164,8 @@ def check_module(model: Any, example_inputs: Any, *, loss: str = "cross_entropy"
     stack warmed up over 1,000 steps or more is then judged as a spec's with ``optimizer.warmup_steps``.
     ``input_range``: ``(low, high)``: the float inputs drawn uniform in your data's range instead of
     standard normal (a VAE whose binary cross-entropy reads its input pixels as targets: ``(0, 1)``).
+    ``trained``: the module holds trained weights (a checkpoint loaded into it): judged as a model
+    file's stored weights are; by default a live module is at its initialisation.
     ``targets`` (``mse``): example regression targets (a tensor or array): a single sigmoid or tanh
     output is judged on the share of them out of its range (``output_loss_mismatch``);
     ``target_range``: ``(low, high)``, where they lie, if only that is known. With neither, such an
@@ -187,7 +190,7 @@ def check_module(model: Any, example_inputs: Any, *, loss: str = "cross_entropy"
     return run(model, example_inputs, loss=loss, seeds=seeds, verify=verify, device=device,
                thresholds=settings.thresholds, optimizer=optimizer, input_range=input_range,
                scheduler=scheduler, warmup_steps=warmup_steps, clip_norm=clip_norm,
-               target_range=target_range, targets=targets)
+               target_range=target_range, targets=targets, trained=trained)
 
 
 def check_onnx(source: str | Path | bytes, *, loss: str | None = None, seeds: int = 3,

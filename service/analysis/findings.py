@@ -659,6 +659,17 @@ def fmt(x: float) -> str:
     return f"{x:.3g}" if math.isfinite(x) else str(x)
 
 
+def layer_words(unit: Any) -> str:
+    """A unit's name as a finding's text says it: a live module's child named by its bare index
+    in an ``nn.Sequential`` (``8``) with its class, ``8 (Linear)``, or ``layer 8`` where the class
+    is not known, so a reader sees a layer and not a number; any other name (and anything that is
+    not a unit, which has a ``name`` too) as it is. The document's ``name`` fields stay the name."""
+    name = str(unit.name)
+    if not isinstance(unit, UnitStats) or not name.isdigit():
+        return name
+    return f"{name} ({unit.module_class})" if unit.module_class else f"layer {name}"
+
+
 def layer_activations(units: list[UnitStats]) -> str:
     acts = sorted({u.activation or "identity" for u in units})
     return "/".join(acts)

@@ -52,7 +52,7 @@ from gradhealth.analysis.check import (
     worsened,
 )
 from gradhealth.analysis.figures import ACTIVATION_ABS_MAX, OUTPUT_GRAD_ABS_MAX, WEIGHT_GRAD_ABS_MAX
-from gradhealth.analysis.findings import Detection, trunk
+from gradhealth.analysis.findings import Detection, layer_words, trunk
 from gradhealth.analysis.graph import (
     SWAP_ATTRIBUTE,
     GraphRun,
@@ -571,10 +571,10 @@ def _every(result: SimulationResult, activations: set[str], but: UnitStats | Non
     ``activations``, since the verified edit swaps them all (msweep13: "in ls.0" for a swap of
     every tanh of a PINN); ``but``: the output layer, whose squashing is kept."""
     units = [u for u in result.units if u.activation in activations and u is not but]
-    names = [u.name for u in units]
+    names = [layer_words(u) for u in units]
     kinds = "/".join(sorted({u.activation or "" for u in units}))
     shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
-    kept = f"; the output's {but.activation} after {but.name} kept" if but is not None else ""
+    kept = f"; the output's {but.activation} after {layer_words(but)} kept" if but is not None else ""
     return (f"every {kinds} layer ({shown}{kept})" if len(names) > 1 else shown + kept) or "the network"
 
 
@@ -583,7 +583,7 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
                targets: tuple[float, float] | None = None) -> list[tuple[Remedy, Change | None]]:
     """(remedy, change to verify it, or None when it needs a new structure) for one finding;
     ``targets``: the (mean, std) of regression targets given far from unit scale (:func:`far_targets`)."""
-    where = ", ".join(u.name for u in det.units) or "the network"
+    where = ", ".join(layer_words(u) for u in det.units) or "the network"
     acts = {u.activation for u in result.units if u.activation}
     out: list[tuple[Remedy, Change | None]] = []
     code = det.code
@@ -1437,7 +1437,7 @@ def _unreached_note(result: SimulationResult) -> str:
     if not some:
         return ""
     never = [u.name for u in some if bool((u.values["no_samples"] == 1.0).all())]
-    names = ", ".join(u.name for u in some[:4]) + (f" and {len(some) - 4} more" if len(some) > 4 else "")
+    names = ", ".join(layer_words(u) for u in some[:4]) + (f" and {len(some) - 4} more" if len(some) > 4 else "")
     note = (f" (Note: {len(some)} layer{'s' if len(some) > 1 else ''} saw no sample in some of the "
             f"{result.seeds} seeds ({names}): not called, or called on an empty batch, as a sparse mixture "
             "of experts' expert the router gives none of the batch; their figures are the other seeds', "
@@ -1927,7 +1927,8 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_en
                  thresholds: Thresholds | None = None, optimizer: Any = None,
                  input_range: tuple[float, float] | None = None, scheduler: Any = None,
                  warmup_steps: int | None = None, clip_norm: float | None = None,
-                 target_range: tuple[float, float] | None = None, targets: Any = None) -> Diagnosis:
+                 target_range: tuple[float, float] | None = None, targets: Any = None,
+                 trained: bool = False) -> Diagnosis:
     """Check a live module with synthetic inputs shaped like ``example_inputs`` (standard normal
     floats; integer ids an nn.Embedding reads below the example's largest + 1, other integer inputs
     as given), with the module's own weights. ``example_inputs``: a tensor, a tuple of them, or a
@@ -1956,7 +1957,7 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_en
     its optimizer is the one checked where ``optimizer`` is not given): its warm-up length and peak
     rate are read from it without stepping it. ``warmup_steps``: the warm-up's length in steps, stated
     directly (it overrides the scheduler's); ``clip_norm``: the total gradient norm training clips at
-    (``torch.nn.utils.clip_grad_norm_``'s ``max_norm``; recorded, as a spec's ``global_clip_norm``).
+    (``torch.nn.utils.clip_grad_norm_``'s ``max_norm``; applied to the judged step, as a spec's ``global_clip_norm``).
     Both judge as a spec's ``optimizer`` fields do (a Post-LN stack that warms up is a note).
 
     ``targets`` (``loss="mse"``): example regression targets, a tensor or array of finite numbers
@@ -1965,6 +1966,9 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_en
     share of the rows off its simplex; targets no rule judges are said unused in ``simulation.notes``.
     ``target_range``: ``(low, high)``, where they lie, where only that is known (the spec's ``loss.target_range``; the share of the range out of reach).
     With neither, a bounded output is judged against standard-normal targets, as a spec's is.
+    ``trained``: the module's weights are trained (a checkpoint loaded into it), as a model file's
+    stored weights are; by default a live module is the network about to be trained, at its
+    initialisation, so a growth or a scale is never put down to what its weights learned.
     ``targets`` also set the simulated loss: each seed's targets are drawn from them, at their own
     scale (prices in the thousands make every gradient thousands of times larger); targets whose
     mean's size or standard deviation is 10 or more are offered ``normalise_targets``.
@@ -2000,7 +2004,8 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_en
                    # a reconstruction judged on its inputs where their range is given, or drawn from
                    # the example's own values: otherwise the example is a shape, not the data
                    # (standard-normal placeholders, modsweep30 h09)
-                   reconstruction=drawn_in is not None or any(s.rows is not None for s in specs))
+                   reconstruction=drawn_in is not None or any(s.rows is not None for s in specs),
+                   checkpoint=trained)
     try:
         # the caller's grad mode is not the check's: called under torch.no_grad() or inference_mode
         # (an evaluation loop), the forward builds no graph and every gradient, the sharpness's

@@ -664,11 +664,13 @@ def larger_learning_rate(ctx: Context) -> list[Remedy]:
 def raise_rate(detection: Detection, opt: S.OptimizerSpec) -> tuple[Remedy, float] | None:
     """``raise_learning_rate`` for a ``small_updates`` detection, and the new rate (3 significant
     digits): the update is proportional to the rate (:func:`lower_rate`), so the factor is the
-    target ratio over the fastest layer's. None when the measured ratio is not below the target."""
+    target ratio over the judged layer's (the median weight's: :class:`.rules.SmallUpdates`). None
+    when the measured ratio is not below the target."""
     best = detection.value
     if not 0 < best < R.UPDATE_RATIO_FLOOR_TARGET or not opt.lr > 0:
         return None
-    return _rate_to(R.UPDATE_RATIO_FLOOR_TARGET, best, "fastest", opt, R.raise_learning_rate)
+    which = "median weight's" if detection.metric == "median_update_ratio" else "fastest"
+    return _rate_to(R.UPDATE_RATIO_FLOOR_TARGET, best, which, opt, R.raise_learning_rate)
 
 
 def _rate_to(target: float, measured: float, which: str, opt: S.OptimizerSpec,

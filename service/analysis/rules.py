@@ -37,6 +37,7 @@ from gradhealth.analysis.findings import (
     factor_before_underflow,
     fmt,
     layer_activations,
+    layer_words,
     post_ln_stacks,
     reached_from,
     scale_gain,
@@ -330,10 +331,10 @@ def _through_depth(
     if code == "vanishing_gradient":
         # no gradient at all reaches the first layer (all-zero weights, dead units): say so
         summary = (
-            f"gradient shrinks {fmt(1 / ratio)}x from {units[-1].name} back to {units[0].name} "
+            f"gradient shrinks {fmt(1 / ratio)}x from {layer_words(units[-1])} back to {layer_words(units[0])} "
             f"({_steps(depth, per_layer)})"
             if ratio > 0
-            else f"no gradient reaches {units[0].name} from {units[-1].name} ({depth} layers)"
+            else f"no gradient reaches {layer_words(units[0])} from {layer_words(units[-1])} ({depth} layers)"
         )
         explanation = (
             f"Backpropagation multiplies one Jacobian per layer; through {these} the "
@@ -383,21 +384,21 @@ def _through_depth(
                         "so the depth checks measured no "
                         f"gradient {simulated_weights(result)}")
             explanation += (
-                f" So every gradient figure of {units[0].name} .. {units[-1].name} {simulated_weights(result)} is exactly 0, "
+                f" So every gradient figure of {layer_words(units[0])} .. {layer_words(units[-1])} {simulated_weights(result)} is exactly 0, "
                 "and the checks through depth (vanishing and exploding gradients) had nothing to measure there: "
                 "the verdict says nothing of how the gradient passes these layers once it reaches them. To have "
                 f"it measured, check the model with {_named(learners)} initialised as usual (Xavier or He).")
         if cut_off(units[0]):
             evidence["cut_off"] = True
             explanation = (
-                f"The loss does not depend on {units[0].name}'s output at all: the graph is cut between it "
-                f"and {units[-1].name} (a .detach(), torch.no_grad(), or an output copied without its "
+                f"The loss does not depend on {layer_words(units[0])}'s output at all: the graph is cut between it "
+                f"and {layer_words(units[-1])} (a .detach(), torch.no_grad(), or an output copied without its "
                 "gradient), so its weights, and those of every layer before the cut, never change. Remove "
                 "the cut; if those layers are meant to stay fixed, freeze them (requires_grad=False).")
     else:
         shown = ratio if which == "gradient" else growth
         summary = (
-            f"{which} norm grows {fmt(shown)}x from {units[0].name} to {units[-1].name} "
+            f"{which} norm grows {fmt(shown)}x from {layer_words(units[0])} to {layer_words(units[-1])} "
             f"({_steps(depth, growth_per_layer if which == 'activation' else per_layer)})"
         )
         finite = _finite_stretch(units) if which == "gradient" and not math.isfinite(ratio) else None
@@ -609,13 +610,13 @@ def _spoken(unit: UnitStats) -> str:
     if unit.stack_layer is not None:
         base, k = unit.stack_layer
         return f"layer {k} of {base} ({unit.name})"
-    return unit.name
+    return layer_words(unit)
 
 
 def _named(units: list[UnitStats]) -> str:
     """``a, b`` or ``first .. last (n layers)``."""
-    return (f"{units[0].name} .. {units[-1].name} ({len(units)} layers)" if len(units) > 3
-            else ", ".join(u.name for u in units))
+    return (f"{layer_words(units[0])} .. {layer_words(units[-1])} ({len(units)} layers)" if len(units) > 3
+            else ", ".join(layer_words(u) for u in units))
 
 
 def detached_units(result: SimulationResult) -> list[UnitStats]:
@@ -748,7 +749,7 @@ def _zero_init_note(zero: list[UnitStats], result: SimulationResult, first: Unit
             f"{_named(zero)} {'ends' if len(zero) == 1 else 'end'} a residual branch with weights that are all "
             "exactly zero, on purpose (Fixup, ADM/DDPM U-Nets, ControlNet's zero convolutions): each block starts "
             "as the identity. So at the first step no gradient reaches the layers that feed only those branches "
-            f"(here {first.name}); the zero layers themselves get one, so after one step they are no longer "
+            f"(here {layer_words(first)}); the zero layers themselves get one, so after one step they are no longer "
             "zero and the gradient reaches everything. Nothing to change: re-initialising them would undo the "
             "design.")
     learners = [u for u in zero if _all_seeds(u, "grad_norm", lambda g: g > 0)]
@@ -761,7 +762,7 @@ def _zero_init_note(zero: list[UnitStats], result: SimulationResult, first: Unit
     return (
         f"{_named(zero)} {'has' if len(zero) == 1 else 'have'} weights that are all exactly zero, on purpose "
         "(a zero-initialised readout or residual branch end: Fixup, ADM/DDPM U-Nets, DiT's final layer), so no "
-        f"gradient reaches {first.name} at the first step. {_named(learners)} "
+        f"gradient reaches {layer_words(first)} at the first step. {_named(learners)} "
         f"{'gets' if len(learners) == 1 else 'get'} a gradient of {'its' if len(learners) == 1 else 'their'} own "
         f"(dL/dW = g h^T, nonzero), so after one step {'it is' if len(learners) == 1 else 'they are'} no longer "
         f"zero and pass{'es' if len(learners) == 1 else ''} the gradient back.{later} Nothing to change: "
@@ -914,8 +915,8 @@ def _short_saturating_stack(found: Detection, steep: tuple[float, float, list[Un
         f"(torch's default U(+-1/sqrt(fan_in)) gives 0.14), and one more such layer would take the total to "
         f"{fmt(ratio * factor)}.")
     if "weight_grad_ratio_first_to_readout" in found.evidence:
-        found.explanation += (f" Under SGD {units[0].name}'s weight gradient is {fmt(weight_ratio)} of "
-                              f"{readout[0].name}'s, so it learns about {fmt(1 / weight_ratio)}x slower; an adaptive "
+        found.explanation += (f" Under SGD {layer_words(units[0])}'s weight gradient is {fmt(weight_ratio)} of "
+                              f"{layer_words(readout[0])}'s, so it learns about {fmt(1 / weight_ratio)}x slower; an adaptive "
                               "optimizer's per-weight scaling evens the steps out, but not the signal, which "
                               "falls further as the units saturate in training.")
 
@@ -984,20 +985,20 @@ def _starved_middle(code: str, severity: str, value: float, middle: Starved, res
     if left_out:
         evidence["born_dead_seeds_left_out"] = list(left_out)
         evidence["seeds_judged"] = result.seeds
-    summary = (f"gradient reaches {unit.name} {fmt(1 / middle.ratio)}x weaker than {last.name}, in the middle of "
-               f"the path {first.name} .. {last.name}: {len(run)} layers ({run[0].name} .. {run[-1].name}) get under "
+    summary = (f"gradient reaches {layer_words(unit)} {fmt(1 / middle.ratio)}x weaker than {layer_words(last)}, in the middle of "
+               f"the path {layer_words(first)} .. {layer_words(last)}: {len(run)} layers ({layer_words(run[0])} .. {layer_words(run[-1])}) get under "
                f"{fmt(t.vanishing_warning)} of it, while skip connections keep the ends healthy (the first layer "
                f"gets {fmt(middle.first_ratio)})")
-    parts = [f"Skip connections join {first.name}'s end of the network to {last.name}'s by a short path, so "
+    parts = [f"Skip connections join {layer_words(first)}'s end of the network to {layer_words(last)}'s by a short path, so "
              "both ends get a healthy gradient; the layers in the middle (a U-Net's bottleneck, an "
              "encoder-decoder's deepest stage) are reached only through the long path, one Jacobian per "
              f"layer, and through {_these_layers(layer_activations(run))} it shrinks there to "
              f"{fmt(middle.ratio)} of the last layer's."]
     if math.isfinite(act_ratio) and act_ratio < 1:
-        parts.append(f"The signal shrinks the same way on the way in: {unit.name}'s activations are "
-                     f"{fmt(act_ratio)} of {first.name}'s")
+        parts.append(f"The signal shrinks the same way on the way in: {layer_words(unit)}'s activations are "
+                     f"{fmt(act_ratio)} of {layer_words(first)}'s")
         if math.isfinite(weight_ratio):
-            parts[-1] += f", so its weight gradient (input times output gradient) is {fmt(weight_ratio)} of {last.name}'s"
+            parts[-1] += f", so its weight gradient (input times output gradient) is {fmt(weight_ratio)} of {layer_words(last)}'s"
         parts[-1] += "."
     parts.append("Unnormalised layers at torch's default init (Var(W) = 1/(3 fan_in)) scale a ReLU layer's "
                  "signal by about sqrt(1/6) = 0.41, so ten of them shrink it about 1e-4. The middle layers "
@@ -1139,6 +1140,17 @@ def _backward_only_under_adaptive(result: SimulationResult, value: float) -> tup
 FORWARD_OVERFLOW_STD = 1e4
 
 
+def learned_from_training(result: SimulationResult) -> bool:
+    """Whether ``result``'s weights are known to be trained: a model file's stored weights (or a
+    live module said to be trained, ``check_module(..., trained=True)``), ``result.checkpoint``.
+    The "what the weights learned" notes (:func:`learned_forward_growth`, :func:`learned_stretch`,
+    :func:`learned_logits`, :func:`learned_output_scale`) apply there only: a spec, a reinitialised
+    file or a live module is at initialisation, where nothing was learned and a growth the weights'
+    scale does not predict is the activations' own (peersweep18: a fresh 5x Linear + exp stack
+    whose logits of std 1e20 read "confident outputs the weights learned")."""
+    return result.checkpoint
+
+
 def learned_forward_growth(result: SimulationResult, t: Thresholds) -> tuple[float, float, float] | None:
     """(the growth the weights' scale predicts over the activation span, the backward ratio, the
     largest activation std) where the forward alone crosses the through-depth bar as structure the
@@ -1153,6 +1165,8 @@ def learned_forward_growth(result: SimulationResult, t: Thresholds) -> tuple[flo
     forward through what it learned: iDeepLC's retention-time regressor, whose conv kernels sum to
     about +4.7 each and multiply the positive mean of their ReLU inputs, grows 172x over 5 layers at
     0.41-0.62x He's scale while its gradient grows 76x (onnxsweep18 h04)."""
+    if not learned_from_training(result):
+        return None  # only stored weights are known to be trained
     ratio = depth_ratio(result)[0]
     growth = activation_growth(result)
     if not (growth > t.exploding_warning and 0 < ratio <= t.exploding_warning):
@@ -1182,6 +1196,8 @@ def learned_stretch(result: SimulationResult, t: Thresholds) -> tuple[float, flo
     A trained autoencoder's decoder 32-128 widens after its bottleneck: its activations grow 2.63x
     per layer over dense_4..dense_6 and its gradient 5.6x over them, where its weights' scale gives
     1.01x per layer (kerassweep20 h06, labelled healthy)."""
+    if not learned_from_training(result):
+        return None  # only stored weights are known to be trained
     steep = steep_stretch(result)
     if steep is None:
         return None
@@ -1201,6 +1217,8 @@ def learned_logits(result: SimulationResult) -> tuple[float, float] | None:
     a trained classifier's confident logits on N(0, 1) inputs, not weights too large (kerassweep19
     h07: a trained 4-layer accelerometer classifier, logits std 116 where its weights' scales give
     about 7). Weights x10 or an N(0, 1) init predict what they give (thousands); None there."""
+    if not learned_from_training(result):
+        return None  # only stored weights are known to be trained
     logits = logit_scale(result)
     if logits is None:
         return None
@@ -1432,19 +1450,19 @@ class ExplodingGradient(ArchitectureRule):
                     det.evidence.update(input_rms=first_in, logit_growth=std / first_in)
                     grown = f", {fmt(std / first_in)}x the input's RMS of {fmt(first_in)}"
                 kind = _loss_kind(result)
-                det.summary += (f"; the logits out of {out.name} have a std of {fmt(std)} (over "
+                det.summary += (f"; the logits out of {layer_words(out)} have a std of {fmt(std)} (over "
                                 f"{fmt(LOGIT_STD_WARNING)}{grown}): the {kind} loss's "
                                 f"{'sigmoid' if kind == 'binary_cross_entropy' else 'softmax'} is saturated "
                                 "from the first step")
                 det.explanation += (
-                    f" The growth quoted is over the hidden layers; {out.name}, the output layer, multiplies it "
+                    f" The growth quoted is over the hidden layers; {layer_words(out)}, the output layer, multiplies it "
                     f"again, to logits of std {fmt(std)} where a loss on logits expects about 1, so the softmax "
                     "or sigmoid is saturated: a sample the net gets right passes almost no gradient and one it "
                     "gets wrong a loss and gradient the size of the logits.")
         elif logits is not None and severity == "info" and (confident := learned_logits(result)) is not None:
             predicted = confident[0]
             det.evidence.update(learned_structure=True, weight_scale_logit_std=predicted)
-            det.summary += (f"; a note: the logits out of {out.name} have a std of {fmt(std)} (over "
+            det.summary += (f"; a note: the logits out of {layer_words(out)} have a std of {fmt(std)} (over "
                             f"{fmt(LOGIT_STD_WARNING)}) where the weights' scale gives {fmt(predicted)}: confident "
                             "outputs the weights learned, not weights too large")
             det.explanation = (
@@ -1456,7 +1474,7 @@ class ExplodingGradient(ArchitectureRule):
                 "the model on inputs of that range.")
         elif logits is not None:
             out, std = logits
-            det.summary += (f"; the logits out of {out.name} have a std of {fmt(std)} (over {fmt(LOGIT_STD_WARNING)}): "
+            det.summary += (f"; the logits out of {layer_words(out)} have a std of {fmt(std)} (over {fmt(LOGIT_STD_WARNING)}): "
                             f"the {_loss_kind(result)} loss's {'sigmoid' if _loss_kind(result) == 'binary_cross_entropy' else 'softmax'} "
                             "is saturated from the first step")
             det.explanation += (" The gradient ratio through the hidden layers is small only because the network "
@@ -1483,9 +1501,9 @@ class ExplodingGradient(ArchitectureRule):
             det.evidence.update(stretch_gain=gain, per_layer_threshold=STEEP_LAYER_GAIN,
                                 stretch=[run[0].name, run[-1].name], stretch_measure=what, weight_scale_gain=scale,
                                 learned_structure=True, stretch_grad_ratio=stretch_grad)
-            det.summary += (f"; {fmt(gain)}x per layer from {run[-1].name} back to {run[0].name}"
+            det.summary += (f"; {fmt(gain)}x per layer from {layer_words(run[-1])} back to {layer_words(run[0])}"
                             if what == "gradient" else
-                            f"; the activations grow {fmt(gain)}x per layer from {run[0].name} to {run[-1].name}")
+                            f"; the activations grow {fmt(gain)}x per layer from {layer_words(run[0])} to {layer_words(run[-1])}")
             det.summary += (f", though the weights' scale gives {fmt(scale)}x per layer: structure the weights "
                             "learned, not their scale")
             det.summary = det.summary.removeprefix("; ") + f" ({total}, under the {fmt(t.exploding_warning)}x bar)"
@@ -1506,9 +1524,9 @@ class ExplodingGradient(ArchitectureRule):
             run, gain, what = steep
             det.evidence.update(stretch_gain=gain, per_layer_threshold=STEEP_LAYER_GAIN,
                                 stretch=[run[0].name, run[-1].name], stretch_measure=what)
-            det.summary += (f"; {fmt(gain)}x per layer from {run[-1].name} back to {run[0].name}, a gain no "
+            det.summary += (f"; {fmt(gain)}x per layer from {layer_words(run[-1])} back to {layer_words(run[0])}, a gain no "
                             "initialisation gives (He keeps it at 1)" if what == "gradient" else
-                            f"; the activations grow {fmt(gain)}x per layer from {run[0].name} to {run[-1].name}, "
+                            f"; the activations grow {fmt(gain)}x per layer from {layer_words(run[0])} to {layer_words(run[-1])}, "
                             "a gain no initialisation gives (He keeps their scale whatever the widths)")
             det.summary = (det.summary.removeprefix("; ") + f"; this per-layer gain is what is judged: {total}, "
                            f"under the {fmt(t.exploding_warning)}x bar for the whole depth")
@@ -1591,7 +1609,7 @@ def _blowup_detection(det: Detection, b: Blowup, t: Thresholds) -> Detection:
         "per_layer_threshold": OVERSIZED_LAYER_GAIN, "oversized_init": True,
     })
     det.evidence.pop("activation_growth_per_layer", None)
-    shown = ", ".join(f"{u.name} {fmt(g)}x" for u, g in zip(b.units, b.gains, strict=True))
+    shown = ", ".join(f"{layer_words(u)} {fmt(g)}x" for u, g in zip(b.units, b.gains, strict=True))
     det.summary = (
         f"gradient grows {fmt(b.backward)}x from {last} back to {first} ({_steps(gains + 1, b.backward_per_layer)})"
         " and the forward signal {fmt(b.forward)}x from the input to {last}'s output ({len(b.units)} "
@@ -2242,7 +2260,7 @@ class Saturation(_Fraction):
         unit, share = out
         return Detection(
             self.code, severity, f"max_{self.key}", share,
-            f"{share:.0%} of the output units of {unit.name} sit in the flat tails of {unit.activation}",
+            f"{share:.0%} of the output units of {layer_words(unit)} sit in the flat tails of {unit.activation}",
             f"The network's output {unit.activation} is in its flat tails for nearly every unit, so "
             f"{simulated_weights(result)} the loss's gradient reaches every layer through a derivative near zero "
             "(a bias or weights far too large on the last layer: a sigmoid output behind a bias of 8, a policy "
@@ -2282,9 +2300,9 @@ class Saturation(_Fraction):
         name, site, gain, k, unit = hit[0]
         return Detection(
             self.code, severity, "min_softmax_gain", gain,
-            f"a softmax over {k:.0f} features is the activation of {unit.name} ({site}): its Jacobian passes "
+            f"a softmax over {k:.0f} features is the activation of {layer_words(unit)} ({site}): its Jacobian passes "
             f"{fmt(gain)} of the backward signal (a flat softmax: about 1/{k:.0f})",
-            f"The softmax at {site} is applied to {unit.name}'s features and its output feeds another weight "
+            f"The softmax at {site} is applied to {layer_words(unit)}'s features and its output feeds another weight "
             "layer, so it acts as a hidden activation. A softmax over k features normalises them to sum to 1, "
             "so each output is near 1/k and its Jacobian diag(p) - pp^T is near diag(1/k): both the signal "
             "passed forward and the gradient passed back shrink by about k at this layer, and the features "
@@ -2522,7 +2540,7 @@ class DeadUnits(_Fraction):
         for u in left[:3]:
             every = u.values.get("dead_in_every_seed")  # graph.DEAD_IN_EVERY_SEED
             share = f"{float(every[0]):.0%} of its units" if every is not None and not math.isnan(every[0]) else "a part"
-            parts.append(f"{u.name}: {share}")
+            parts.append(f"{layer_words(u)}: {share}")
         return (f"too few samples: {samples} over {result.seeds} seed(s) at a batch of {result.batch_size}, on which "
                 f"only a ReLU layer off whole is judged, and {'; '.join(parts)}{' ...' if len(left) > 3 else ''} "
                 f"zero on all of them; a batch of {MIN_DEAD_BATCH} or more judges it")
@@ -2631,13 +2649,13 @@ class DeadUnits(_Fraction):
                 "what inputs that look alike make by chance")
         return Detection(
             self.code, "info", f"max_{self.key}", value,
-            f"{per_batch:.0%} of units in {u.name} are zero for a batch of {batch}{all_samples}: not judged "
+            f"{per_batch:.0%} of units in {layer_words(u)} are zero for a batch of {batch}{all_samples}: not judged "
             f"dead ({short})",
             "The layer table's dead_fraction is each seed's share of units zero for its whole batch, "
             "averaged over the seeds"
             + ("; dead_fraction_all_samples is the share zero for every sample of every seed, the figure "
                "dead_units judges here" if pooled is not None else "")
-            + f". {u.name} is not reported as dead because {why}. "
+            + f". {layer_words(u)} is not reported as dead because {why}. "
             "A layer with this many units off on these inputs still wastes capacity: if it is trained, "
             "check it on real data.",
             evidence, [x[0] for x in found])
@@ -2701,7 +2719,7 @@ class DeadUnits(_Fraction):
         named |= {u.name for u in may_die(result)}
         at_risk = [u for u in result.units if u.name in named]
         # (the detection's metric stays the rule's measure, which a remedy's before and after are in)
-        where = f"{layers[0].name}{' (or of another ReLU layer)' if len(layers) > 1 else ''}"
+        where = f"{layer_words(layers[0])}{' (or of another ReLU layer)' if len(layers) > 1 else ''}"
         if many:
             head = (f"born dead in {k} of {n} initialisations, {share:.0%} (95% interval {low:.0%}-{high:.0%}): "
                     f"every unit of {where} is zero for the whole batch in those draws, and no gradient reaches "
@@ -2828,7 +2846,7 @@ class Nonfinite(ArchitectureRule):
         if loss_made_nonfinite(result):
             return self._loss_made(severity, value, result, t)
         first = fwd[0] if fwd else (bwd[-1] if bwd and not in_loss else None)
-        where = (f"{'forward' if fwd else 'backward'} pass at {first.name}" if first else
+        where = (f"{'forward' if fwd else 'backward'} pass at {layer_words(first)}" if first else
                  "loss, computed in the forward pass after the last layer" if in_loss else "loss")
         evidence = {
             "metric": "nonfinite",
@@ -2866,7 +2884,7 @@ class Nonfinite(ArchitectureRule):
         return Detection(
             self.code, severity, "nonfinite", value,
             f"NaN/Inf first appears in the loss, in the first forward pass ({len(nan_seeds)} of {len(result.losses)} "
-            f"seeds): every layer's output is finite, but {loss} takes {last.name}'s {act} outputs for "
+            f"seeds): every layer's output is finite, but {loss} takes {layer_words(last)}'s {act} outputs for "
             "probabilities (from_logits=False), which they are not",
             "The loss itself makes the NaN from finite outputs, before any update, so no learning rate, clipping "
             "or init change removes it. A loss on probabilities divides the outputs by their sum (Keras' "
@@ -3643,12 +3661,12 @@ class LargeUpdates(ArchitectureRule):
         if summed:
             low = min(ratios[u.name] for u in hit)
             summary = (f"{step} changes each of {len(hit)} layers' weights by {fmt(low)} to "
-                       f"{fmt(ratios[hit[0].name])} of their norm ({hit[0].name} most), {fmt(total)} summed over "
+                       f"{fmt(ratios[hit[0].name])} of their norm ({layer_words(hit[0])} most), {fmt(total)} summed over "
                        f"depth (over {ADAPTIVE_STEPS_SUM:g}; healthy: about 1e-3 a layer)")
         else:
-            summary = (f"{step} changes {hit[0].name}'s weights by {fmt(ratios[hit[0].name])} of their "
+            summary = (f"{step} changes {layer_words(hit[0])}'s weights by {fmt(ratios[hit[0].name])} of their "
                        f"norm (healthy: about 1e-3)" if hit[0].name not in zeros else
-                       f"{step} moves {hit[0].name}'s weights, all zero {simulated_weights(result)}, by "
+                       f"{step} moves {layer_words(hit[0])}'s weights, all zero {simulated_weights(result)}, by "
                        f"{fmt(next(u for u in hit if u.name == hit[0].name).geo('zero_weight_step'))} per weight "
                        f"(root mean square): {fmt(ratios[hit[0].name])} of a usually initialised layer's norm "
                        f"({DEFAULT_INIT_GAIN:g}/sqrt({hit[0].fan_in}) per weight; healthy: about 1e-3)")
@@ -3730,8 +3748,8 @@ class SmallUpdates(ArchitectureRule):
     remedies = (larger_learning_rate,)
 
     def measure(self, result: SimulationResult) -> float:
-        # a layer with no gradient at all is a dead or vanishing layer's finding, not the rate's
-        return max((r for r in _first_step(result)[0].values() if r > 0), default=math.nan)
+        median = _weighted_median_step(result)
+        return median[1] if median is not None else math.nan
 
     def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
         return "warning" if value < t.small_update_warning else None
@@ -3740,26 +3758,77 @@ class SmallUpdates(ArchitectureRule):
         self, severity: str, value: float, result: SimulationResult, t: Thresholds
     ) -> Detection:
         ratios, kind, lr = _first_step(result)
-        fastest = max((u for u in result.units if ratios.get(u.name, 0.0) > 0), key=lambda u: ratios[u.name])
+        median = _weighted_median_step(result)
+        assert median is not None
+        middle = median[0]
+        moving = {u.name: u for u in result.units if ratios.get(u.name, 0.0) > 0}
+        fastest = max(moving.values(), key=lambda u: ratios[u.name])
+        counts = _weight_counts(result)
+        total = sum(counts.get(n, 0.0) for n in moving)
+        under = sum(counts.get(n, 0.0) for n in moving if ratios[n] < t.small_update_warning)
+        share = under / total if total > 0 else math.nan
         evidence = {
-            "metric": "max_update_ratio",
+            "metric": "median_update_ratio",
             "value": value,
             "threshold": t.small_update_warning,
-            "layers": [fastest.name],
+            "layers": [middle.name],
             # the fastest twenty: the evidence of a network of hundreds of layers stays readable
             "update_ratios": dict(sorted(ratios.items(), key=lambda kv: -kv[1])[:20]),
+            "fastest_layer": fastest.name,
+            "max_update_ratio": ratios[fastest.name],
+            "weights_share_under_threshold": share,
             "optimizer": kind,
             "learning_rate": lr,
         }
-        summary = (f"one {kind} step at lr {lr:g} changes the fastest layer, {fastest.name}, by only "
-                   f"{fmt(value)} of its weights' norm (healthy: about 1e-3)")
+        fastest_words = ("" if fastest is middle else
+                         f"; the fastest layer, {layer_words(fastest)}, moves {fmt(ratios[fastest.name])}")
+        summary = (f"one {kind} step at lr {lr:g} changes the layers holding {share:.1%} of the weights by less "
+                   f"than {fmt(t.small_update_warning)} of their norm: the median weight's layer, "
+                   f"{layer_words(middle)}, by {fmt(value)} (healthy: about 1e-3){fastest_words}")
         explanation = (
-            "The update-to-weight ratio ||delta W|| / ||W|| of a healthy step is about 1e-3. When even the "
-            "layer that moves most changes by a millionth of its weights per step, the learning rate is "
-            "too small for this network and optimizer: training crawls, and a run looks like a plateau. "
-            "The first step is measured here, from the spec's optimizer and the initial gradients.")
-        return Detection(self.code, severity, "max_update_ratio", value, summary, explanation, evidence,
-                         [fastest])
+            "The update-to-weight ratio ||delta W|| / ||W|| of a healthy step is about 1e-3. When the layers "
+            "that hold most of the network's weights change by a millionth of them per step, the learning "
+            "rate is too small for this network and optimizer: training crawls, and a run looks like a "
+            "plateau. Each layer counts by its number of weights, so a small layer (a one-unit output, whose "
+            "few weights have the largest ratio) cannot speak for the rest. The first step is measured here, "
+            "from the optimizer and the initial gradients.")
+        return Detection(self.code, severity, "median_update_ratio", value, summary, explanation, evidence,
+                         [middle])
+
+
+def _weight_counts(result: SimulationResult) -> dict[str, float]:
+    """Each unit's number of weights (its matrices and kernels with a gradient, as the step ratio
+    counts them); units without the figure (an older result) count by fan_in x fan_out, else 1."""
+    out: dict[str, float] = {}
+    for u in result.units:
+        if "weight_count" in u.values and np.any(np.isfinite(u.values["weight_count"])):
+            out[u.name] = float(np.nanmax(u.values["weight_count"]))
+        else:
+            out[u.name] = float((u.fan_in or 1) * (u.fan_out or 1))
+    return out
+
+
+def _weighted_median_step(result: SimulationResult) -> tuple[UnitStats, float] | None:
+    """(the unit, its first-step ratio) at the median of the network's weights: the layers sorted
+    by their ratio, the one where half of all the weights are reached. A layer with no gradient at
+    all (ratio 0) is a dead or vanishing layer's finding, not the rate's, and an embedding's step
+    touches only the rows its batch holds: both are left out (where any other layer moves). None
+    where no layer moves."""
+    ratios = _first_step(result)[0]
+    units = [u for u in result.units if ratios.get(u.name, 0.0) > 0 and math.isfinite(ratios[u.name])]
+    dense = [u for u in units if "embedding" not in u.type]
+    units = dense or units
+    if not units:
+        return None
+    counts = _weight_counts(result)
+    units.sort(key=lambda u: ratios[u.name])
+    half = sum(counts[u.name] for u in units) / 2
+    acc = 0.0
+    for u in units:
+        acc += counts[u.name]
+        if acc >= half:
+            return u, ratios[u.name]
+    return units[-1], ratios[units[-1].name]
 
 
 class NegativeLearningRate(ArchitectureRule):
@@ -4462,7 +4531,7 @@ class OutputLossMismatch(ArchitectureRule):
                             before_softmax=True, logit_range=[low, high])
             return Detection(
                 self.code, severity, "unreachable_loss_fraction", value,
-                f"the forward's softmax reads {last.name}'s outputs through a {before}: its logits lie in "
+                f"the forward's softmax reads {layer_words(last)}'s outputs through a {before}: its logits lie in "
                 f"[{low:g}, {high:g}], so {loss} can never fall below {floor:.3g} ({value:.0%} of its value at chance)",
                 f"A softmax (or log_softmax) turns logits into probabilities, and only logits far apart make a "
                 f"confident one. A {before} before it holds every logit in [{low:g}, {high:g}], at most "
@@ -4482,7 +4551,7 @@ class OutputLossMismatch(ArchitectureRule):
             if result.plan is not None:  # a spec: its last layer's activation under a loss on logits
                 return Detection(
                     self.code, severity, "unreachable_loss_fraction", value,
-                    f"{last.name} ends in {result.squashed} and {loss} takes logits (from_logits: true, the "
+                    f"{layer_words(last)} ends in {result.squashed} and {loss} takes logits (from_logits: true, the "
                     f"default), applying its own {own}: the loss can never fall below {floor:.3g} ({value:.0%} "
                     "of its value at chance)",
                     f"A loss on logits applies its own {own}; given outputs that went through a "
@@ -4494,7 +4563,7 @@ class OutputLossMismatch(ArchitectureRule):
                 evidence["in_forward"] = True
                 return Detection(
                     self.code, severity, "unreachable_loss_fraction", value,
-                    f"the forward returns a {result.squashed} (after {last.name}) and {loss} applies its own "
+                    f"the forward returns a {result.squashed} (after {layer_words(last)}) and {loss} applies its own "
                     f"{own} to it: "
                     f"the loss can never fall below {floor:.3g} ({value:.0%} of its value at chance)",
                     ("torch's binary cross-entropy on logits (nn.BCEWithLogitsLoss, "
@@ -4511,7 +4580,7 @@ class OutputLossMismatch(ArchitectureRule):
                     evidence, [last])
             return Detection(
                 self.code, severity, "unreachable_loss_fraction", value,
-                f"{loss} is compiled on logits (from_logits=True) but {last.name} ends in {result.squashed}: "
+                f"{loss} is compiled on logits (from_logits=True) but {layer_words(last)} ends in {result.squashed}: "
                 f"the {result.squashed} runs twice and the loss can never fall below {floor:.3g} "
                 f"({value:.0%} of its value at chance)",
                 f"A loss on logits applies its own {result.squashed}; given outputs that went through one already "
@@ -4658,7 +4727,7 @@ class OutputLossMismatch(ArchitectureRule):
             evidence.update(metric="silent_sample_fraction", from_logits=None, output_grad_norm=0.0)
             return Detection(
                 self.code, severity, "silent_sample_fraction", value,
-                f"no gradient reaches {last.name}: {loss} and the output's activation pass exactly none, "
+                f"no gradient reaches {layer_words(last)}: {loss} and the output's activation pass exactly none, "
                 "so nothing in the network learns",
                 "The gradient at the output layer is exactly zero for every sample and seed: whatever the loss, "
                 "the output does not depend on the weights. A softmax over a single unit is the constant 1 "
@@ -4672,7 +4741,7 @@ class OutputLossMismatch(ArchitectureRule):
                             units=k, classes=k, silent_fraction=_silent_share(result))
             return Detection(
                 self.code, severity, "softmax_units_under_binary_loss", value,
-                f"softmax under binary cross-entropy: {loss} scores each of {last.name}'s {k} softmax outputs as "
+                f"softmax under binary cross-entropy: {loss} scores each of {layer_words(last)}'s {k} softmax outputs as "
                 f"an independent probability, but the softmax ties them to sum 1, so multi-label (multi-hot) "
                 f"targets cannot be reached and for one-of-{k} targets the binary accuracy is inflated",
                 f"Binary cross-entropy on probabilities is a sum of {k} independent yes/no losses, one per unit: "
@@ -4692,7 +4761,7 @@ class OutputLossMismatch(ArchitectureRule):
                      "a note: while they sit near 0.5 they pass about half the softmax's gradient")
             return Detection(
                 self.code, severity, "silent_sample_fraction", value,
-                f"{loss} takes {last.name}'s {k} sigmoid outputs for one distribution over {k} classes "
+                f"{loss} takes {layer_words(last)}'s {k} sigmoid outputs for one distribution over {k} classes "
                 f"(from_logits=False): each class gets its own sigmoid, and Keras divides them by their sum; {state}",
                 "Categorical cross-entropy wants one probability distribution per sample (a softmax). Independent "
                 "sigmoids s_j divided by their sum S make one, and each logit's gradient is (s_j/S - [j = target])"
@@ -4701,7 +4770,7 @@ class OutputLossMismatch(ArchitectureRule):
                 "sigmoid per class is for multi-label targets under binary cross-entropy.",
                 {**evidence, "output_activation": "sigmoid", "classes": k,
                  "saturated_output_fraction": saturated}, [last])
-        summary = (f"{loss} takes {last.name}'s {act} outputs for probabilities (from_logits=False): "
+        summary = (f"{loss} takes {layer_words(last)}'s {act} outputs for probabilities (from_logits=False): "
                    f"{value:.0%} of the {what} are clipped and get no gradient")
         explanation = (
             "With from_logits=False the loss expects probabilities, but this output has no softmax or sigmoid. "

@@ -509,6 +509,11 @@ def add_step_ratios(figures: dict[str, dict[str, float]], units: Mapping[str, Se
     small gradients' steps the same size)."""
     for name, ratio in step_ratios(units, spec).items():
         figures.setdefault(name, {})["update_ratio"] = ratio
+    # how many weights each ratio speaks for: small_updates weighs the layers by it
+    for name, ps in units.items():
+        count = sum(p.numel() for p in ps if p.dim() >= 2 and p.grad is not None)
+        if count:
+            figures.setdefault(name, {})["weight_count"] = float(count)
     # weights exactly zero (a zero-initialised layer): ||dW|| / ||W|| is infinite, so the step's
     # size per weight is kept for large_updates to judge against a usual init's scale
     warm = ADAGRAD_WARM_STEPS if spec.type == "adagrad" else 1
@@ -615,9 +620,10 @@ def step_ratios(units: Mapping[str, Sequence[torch.Tensor]], spec: S.OptimizerSp
     :func:`first_step_norm`). One tensor at a time: the only memory it takes is two temporaries of
     the largest weight."""
     out: dict[str, float] = {}
+    clip = _clipping(units, spec)
     with torch.no_grad():
         for name, ps in units.items():
-            pairs = [(p.detach(), p.grad) for p in ps if p.dim() >= 2 and p.grad is not None]
+            pairs = [(p.detach(), clip(p.grad)) for p in ps if p.dim() >= 2 and p.grad is not None]
             if not pairs:
                 continue
             # hypot, not the root of summed squares: a step of 1e-170 (Adam at lr 1e-170) squares to 0
@@ -628,15 +634,55 @@ def step_ratios(units: Mapping[str, Sequence[torch.Tensor]], spec: S.OptimizerSp
     return out
 
 
+def _clipping(units: Mapping[str, Sequence[torch.Tensor]],
+              spec: S.OptimizerSpec) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The gradient clipping ``spec`` states, as training applies it before the step, in torch's
+    order (as the rate probe applies it): each element to [-clip_value, clip_value]
+    (``clip_grad_value_``), then each tensor's norm to at most ``clip_norm`` (Keras' ``clipnorm``),
+    then the total norm of every parameter's gradient to at most ``global_clip_norm``
+    (``clip_grad_norm_``, Keras' ``global_clipnorm``). Returns the function from a gradient to the
+    one the step takes; the identity where nothing is clipped. A clipping that binds bounds the
+    step: SGD at lr 0.01 under a total norm of 1 moves no weight by more than 0.01, whatever the
+    gradient at init (peersweep18: a step read 5.4e13 of the weights' norm under such a clip)."""
+    value, norm, total = spec.clip_value, spec.clip_norm, spec.global_clip_norm
+
+    def each(g: torch.Tensor) -> torch.Tensor:
+        if value is not None:
+            g = g.clamp(-value, value)
+        if norm is not None:
+            n = float(torch.linalg.vector_norm(g.double()))
+            if n > norm:
+                g = g * (norm / (n + 1e-6))
+        return g
+
+    if value is None and norm is None and total is None:
+        return lambda g: g
+    scale = 1.0
+    if total is not None:
+        seen: set[int] = set()
+        norms: list[float] = []
+        with torch.no_grad():
+            for ps in units.values():
+                for p in ps:
+                    if p.grad is not None and id(p) not in seen:
+                        seen.add(id(p))
+                        norms.append(float(torch.linalg.vector_norm(each(p.grad).double())))
+        whole = math.hypot(*norms) if norms else 0.0
+        if whole > total:
+            scale = total / (whole + 1e-6)   # clip_grad_norm_'s clip coefficient
+    return (lambda g: each(g) * scale) if scale != 1.0 else each
+
+
 def zero_weight_steps(units: Mapping[str, Sequence[torch.Tensor]], spec: S.OptimizerSpec,
                       step: int = 1) -> dict[str, float]:
     """The step's root mean square per weight, ||delta W|| / sqrt(n), of each unit whose weight
     matrices and kernels with a gradient are all exactly zero (where :func:`step_ratios` has NaN:
     a ratio to a zero norm is infinite, not unknown). A unit with some nonzero weights is left out."""
     out: dict[str, float] = {}
+    clip = _clipping(units, spec)
     with torch.no_grad():
         for name, ps in units.items():
-            pairs = [(p.detach(), p.grad) for p in ps if p.dim() >= 2 and p.grad is not None]
+            pairs = [(p.detach(), clip(p.grad)) for p in ps if p.dim() >= 2 and p.grad is not None]
             if not pairs or any(bool(torch.any(w != 0)) for w, _ in pairs):
                 continue
             num = math.hypot(*(first_step_norm(spec, w, g, step) for w, g in pairs))

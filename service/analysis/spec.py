@@ -593,16 +593,16 @@ class OptimizerSpec(_Strict):
                                           "where the run warms up to it")
     clip_norm: Float | None = Field(default=None, gt=0, le=MAX_LR,
                                     description="the gradient clipping training applies: each weight's gradient "
-                                                "norm at most this (Keras' clipnorm). Recorded, not simulated: the "
-                                                "first step is judged unclipped, and a gradient_clipping remedy "
+                                                "norm at most this (Keras' clipnorm). Applied to the first step the "
+                                                "update sizes are judged on, and a gradient_clipping remedy "
                                                 "names this clipping instead of proposing a new one")
     global_clip_norm: Float | None = Field(default=None, gt=0, le=MAX_LR,
                                            description="the total gradient norm clipped at this (Keras' "
-                                                       "global_clipnorm, torch's clip_grad_norm_); recorded, "
+                                                       "global_clipnorm, torch's clip_grad_norm_); applied, "
                                                        "as clip_norm")
     clip_value: Float | None = Field(default=None, gt=0, le=MAX_LR,
                                      description="each gradient element clipped to [-v, v] (Keras' clipvalue, "
-                                                 "torch's clip_grad_value_); recorded, as clip_norm")
+                                                 "torch's clip_grad_value_); applied, as clip_norm")
     #: a torch optimizer that a warm-up scheduler started below its rate (its ``lr`` under its
     #: ``initial_lr``) while no scheduler or length was given: it warms up over steps it does not show,
     #: so ``warmup_steps`` stays 0 rather than a made-up length (newuser10 #4). Not a spec field.

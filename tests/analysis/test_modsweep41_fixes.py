@@ -90,7 +90,7 @@ def test_oversized_logits_said_where_the_trunk_already_fires() -> None:
         logits = net.double()(torch.rand(100, 784, dtype=torch.float64))
     assert extra["logit_std"] > 100
     assert abs(math.log(extra["logit_std"] / float(logits.std()))) < 0.3
-    assert "the logits out of 4 have a std of" in f.summary and "saturated" in f.summary
+    assert "the logits out of 4 (Linear) have a std of" in f.summary and "saturated" in f.summary
     # one step between the two hidden layers: not "across 2 layers (.., X per layer)" with X the total
     assert "(2 layers, one step)" in f.summary and "per layer" not in f.summary
 

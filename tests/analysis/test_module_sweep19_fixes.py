@@ -19,7 +19,7 @@ def test_the_relu_swap_keeps_the_outputs_own_sigmoid() -> None:
     doc = check_module(model, torch.randn(64, 32), loss="mse", seeds=1)
     [vanishing] = [f for f in doc.findings if f.code == "vanishing_gradient"]
     [swap] = [r for r in vanishing.remedies if r.id == "relu_family_activation"]
-    assert "the output's sigmoid after 24 kept" in swap.change
+    assert "the output's sigmoid after 24 (Linear) kept" in swap.change
     # verified on the network with its output squashing as it was: fixed, nothing new
     assert swap.verified is not None and swap.verified.fixed and swap.verified.side_effects == []
     assert swap.recommended and vanishing.remedies[0] is swap

@@ -34,7 +34,8 @@ def _positive_mean_convs() -> nn.Module:
 
 
 def test_learned_growth_in_a_net_without_a_norm_is_not_said_absorbed_by_normalisation() -> None:
-    doc = check_module(_positive_mean_convs(), torch.randn(64, 8, 40), loss="mse", verify=False, seeds=2)
+    doc = check_module(_positive_mean_convs(), torch.randn(64, 8, 40), loss="mse", verify=False, seeds=2,
+                       trained=True)  # the positive-mean kernels stand for a trained checkpoint
     f = _finding(doc, "exploding_gradient")
     assert f.severity == "info" and doc.status == "healthy"
     assert not any(layer.normalised for layer in doc.layers)  # nothing could absorb it

@@ -78,6 +78,9 @@ def validation(run: RunLog, t: LogThresholds) -> list[Finding]:
     # learnt while the validation accuracy trails it by 30 points (ls19's EEG runs: val_loss 3x its
     # best, training accuracy 1.0, validation 0.44 -> 0.53): that is overfitting still
     fell = _task_metric_fell(run, val) if better is None else None
+    # the task metric's train-validation gap growing from the loss's best on: overfitting's own
+    # evidence, said beside the loss's rise (and the reason a small validation gain excuses nothing)
+    widened = _widening(run, val, d.best_step) if better is None else None
     part = _part_of_a_holding_whole(run, d, found, parts) if better is None else None
     if part is not None:
         return [finding(
@@ -108,12 +111,17 @@ def validation(run: RunLog, t: LogThresholds) -> list[Finding]:
                                 if others else "")
         # (an error rate's best is its least: it ends above it)
         + (f"; {fell[0]} ends at {fell[3]:.4g}, {'below' if fell[3] < fell[1] else 'above'} its best "
-           f"{fell[1]:.4g} ({val.where(fell[2])})" if fell else ""),
+           f"{fell[1]:.4g} ({val.where(fell[2])})" if fell else "")
+        + (f"; the gap between {widened[1]} and {widened[0]} grew from {widened[2]:.3g} to {widened[3]:.3g} "
+           f"({widened[1]} {widened[4]:.4g} -> {widened[5]:.4g}): the training set gained more than twice what "
+           "carried over to validation" if widened else ""),
         "Validation loss rising while training loss falls (or holds) is overfitting: the model memorises the "
         "training set.",
         {**evidence, "also_diverged": others,
          **({"task_metric": fell[0], "task_metric_best": fell[1], "task_metric_best_step": _num(fell[2]),
-            "task_metric_last": fell[3]} if fell else {})},
+            "task_metric_last": fell[3]} if fell else {}),
+         **({"gap_metric": widened[0], "gap_train_metric": widened[1], "train_val_gap_then": widened[2],
+             "train_val_gap_last": widened[3]} if widened else {})},
         [R.early_stopping(d.best_step, _patience(d)), R.weight_decay()])]
 
 
@@ -339,8 +347,75 @@ def _task_metric_improved(run: RunLog, val: Series, best_step: float,
         # has not kept improving, it has partly recovered
         best_ever = float(np.min(v)) if lower else float(np.max(v))
         short = (last - best_ever) if lower else (best_ever - last)
-        if gain > _TASK_GAIN * abs(at_best) and gain > 3 * noise and short <= 3 * noise:
+        if gain > _TASK_GAIN * abs(at_best) and gain > 3 * noise and short <= 3 * noise \
+                and _gap_widened(run, s, lower, best_step, gain) is None:
             return s.name, at_best, last
+    return None
+
+
+def _training_counterpart(run: RunLog, s: Series) -> Series | None:
+    """The training split's series of validation metric ``s`` (``val_accuracy`` -> ``accuracy``,
+    ``train_accuracy``, ``train/accuracy``); None where the run logs none."""
+    m = _SPLIT_PREFIX.match(s.name)
+    if m is None:
+        return None
+    rest = s.name[m.end():]
+    names = [rest, *(f"{p}{sep}{rest}" for p in ("train", "training") for sep in dict.fromkeys((m["sep"], "_", "/")))]
+    by_name = {x.name: x for x in run.series if x is not s}
+    return next((by_name[n] for n in names if n in by_name), None)
+
+
+def _gap_widened(run: RunLog, val_metric: Series, lower: bool, best_step: float,
+                 gain: float) -> tuple[str, float, float, float, float] | None:
+    """Where the gap between a task metric's training and validation values grew from the
+    validation loss's best (``best_step``) to the end by more than the validation metric itself
+    gained (``gain``), and by more than three of the gap's own evaluation-to-evaluation noise:
+    (the training metric's name, the gap then, the gap at the end, the training metric then and
+    at the end). None where it did not, or no training counterpart is logged. The training set
+    took more than twice what carried over to the validation set, which is overfitting, whatever
+    the validation metric's own small gain (peersweep18: accuracy 0.705 -> 0.882 while
+    val_accuracy crept 0.63 -> 0.65, the gap 0.08 -> 0.23); over-confidence on the examples it
+    gets wrong leaves the two splits' metrics rising together."""
+    train = _training_counterpart(run, val_metric)
+    if train is None:
+        return None
+    ts, tv = finite(train)
+    vs, vv = finite(val_metric)
+    common, ti, vi = np.intersect1d(ts, vs, return_indices=True)
+    if len(common) < 4 or common[-1] <= best_step:
+        return None
+    t_at, v_at = tv[ti], vv[vi]
+    # the gap, signed so that it grows as the training split pulls ahead
+    gap = (v_at - t_at) if lower else (t_at - v_at)
+    before = np.flatnonzero(common <= best_step)
+    if len(before) == 0:
+        return None
+    i = int(before[-1])
+    # medians over three evaluations at either end: one noisy evaluation neither opens nor closes it
+    then = float(median(gap[max(0, i - 1):i + 2]))
+    now = float(median(gap[-3:]))
+    diffs = np.abs(np.diff(gap))
+    noise = 1.4826 * float(median(diffs)) / math.sqrt(2) if len(diffs) else 0.0
+    if now - then > gain and now - then > 3 * noise:
+        return train.name, then, now, float(t_at[i]), float(median(t_at[-3:]))
+    return None
+
+
+def _widening(run: RunLog, val: Series, best_step: float) -> tuple[str, str, float, float, float, float] | None:
+    """The first task metric of ``val``'s evaluation whose train-validation gap widened
+    (:func:`_gap_widened`) from ``best_step`` on: (the validation metric's name, the training
+    one's, the gap then, at the end, the training metric then and at the end); None where none did."""
+    if _SPLIT_PREFIX.match(val.name) is None:
+        return None
+    for s, lower in _own_metrics(run, val):
+        steps, v = finite(s)
+        then = v[steps <= best_step]
+        if len(then) == 0 or len(v) < 3:
+            continue
+        gain = (float(then[-1]) - float(v[-1])) if lower else (float(v[-1]) - float(then[-1]))
+        w = _gap_widened(run, s, lower, best_step, max(gain, 0.0))
+        if w is not None:
+            return s.name, *w
     return None
 
 

@@ -52,6 +52,7 @@ from typing import Any
 from gradhealth.errors import LogError
 from gradhealth.logs.readers.registry import ReadLimits
 from gradhealth.logs.readers.textio import (
+    Conflicts,
     CsvRows,
     Points,
     csv_header,
@@ -413,10 +414,15 @@ def _copy_runs(path: Path, limits: ReadLimits, runs: list[_Run], folder: Path) -
         (folder / str(i)).mkdir()
         copies.append(folder / str(i) / path.name)
     outs = [c.open("wb") for c in copies]
+    # a git merge conflict's marker lines and the side not read are blank lines in the copies (which
+    # a table's reader skips), so that a run copied from inside a conflict reads as the file reads
+    conflicts = Conflicts()
     try:
         with open_log(path, limits) as f:
             k = 0
             for lineno, raw in enumerate(f, start=1):
+                if not conflicts.keep(lineno, raw.decode("utf-8", "replace")):
+                    raw = b"\n"
                 if lineno <= runs[0].header:
                     for out in outs:
                         out.write(raw)

@@ -50,6 +50,7 @@ from gradhealth.logs.readers.textio import (
     CsvRows,
     Points,
     check_header,
+    conflict_note,
     csv_header,
     first_lines,
     number,
@@ -219,6 +220,8 @@ def read_monitor(path: Path, limits: ReadLimits, fmt: str) -> RunLog:
     env_id = start.get("env_id") if start is not None else None
     if isinstance(env_id, str) and env_id.strip() and env_id != "None":
         params["env_id"] = env_id.strip()
+    if (note := conflict_note(path.name, rows.conflicts)) is not None:
+        warnings.append(note)
     if (note := transcoded_note(path.name, lines)) is not None:
         warnings.append(note)
     return RunLog(format=fmt, source=path.name, series=points.build(), warnings=warnings, params=params)

@@ -120,6 +120,7 @@ from gradhealth.logs.readers.textio import (
     after_comments,
     aligned_header,
     check_header,
+    conflict_note,
     csv_header,
     delimiter,
     first_lines,
@@ -614,6 +615,8 @@ class NativeReader:
         points = Points(path.name, limits)
         with CsvRows(path, limits) as rows:
             self._long_rows(path, rows, points, warnings)
+            if (note := conflict_note(path.name, rows.conflicts)) is not None:
+                warnings.append(note)
             if (note := transcoded_note(path.name, rows.lines)) is not None:
                 warnings.append(note)
         if points.count == 0:

@@ -365,6 +365,7 @@ def first_lines(head: bytes, n: int = 50) -> list[str]:
         raw_lines = raw_lines[:-1]            # the head may end mid-line
     out: list[str] = []
     fallback = False
+    conflicts = Conflicts()  # a table's readers read one side of a merge conflict: so does a sniffer
     for i, raw in enumerate(raw_lines):
         try:
             text = raw.decode(FALLBACK_ENCODING if fallback else "utf-8")
@@ -377,7 +378,7 @@ def first_lines(head: bytes, n: int = 50) -> list[str]:
             text, fallback = decoded
         if i == 0:
             text = text.lstrip("\ufeff")
-        if text.strip():
+        if text.strip() and conflicts.keep(i + 1, text):
             out.append(text)
             if len(out) >= n:
                 break
@@ -542,6 +543,92 @@ def row_failed(name: str, lineno: int, error: BadRow, cut: bool, warnings: list[
     warnings.append(truncated(name, lineno, str(error)))
 
 
+#: git's merge-conflict markers, each at the start of a line: ``<<<<<<< HEAD`` opens a conflict
+#: (our side follows), ``|||||||`` starts the merge base's lines (diff3 style), ``=======`` the other
+#: side's, and ``>>>>>>> branch`` closes it
+_CONFLICT_OPEN = re.compile(r"<{7}(?:[ \t].*)?")
+_CONFLICT_BASE = re.compile(r"\|{7}(?:[ \t].*)?")
+_CONFLICT_SPLIT = re.compile(r"={7}[ \t]*")
+_CONFLICT_CLOSE = re.compile(r">{7}(?:[ \t].*)?")
+
+
+class Conflicts:
+    """The git merge conflicts a table went through, read line by line (:meth:`keep`): of each
+    conflict, the side after its ``<<<<<<<`` line (our side, HEAD's in a merge) is kept, and the
+    marker lines, the merge base's lines (``|||||||``) and the other side's (``=======`` to
+    ``>>>>>>>``) are passed over, so the rows of the two sides are never read as one table. A
+    ``=======`` or ``>>>>>>>`` outside a conflict is a line as any other. ``blocks``: per conflict,
+    (its ``<<<<<<<`` line, its ``=======`` line, its ``>>>>>>>`` line or None where the file ends
+    inside it, the open marker's label, the close marker's label, the other side's lines left out)."""
+
+    def __init__(self) -> None:
+        self.blocks: list[tuple[int, int | None, int | None, str, str, int]] = []
+        self._state = ""   # "", "ours", "base", "theirs"
+        self._open = 0
+        self._split: int | None = None
+        self._label = ""
+        self._dropped = 0
+
+    def keep(self, lineno: int, text: str) -> bool:
+        """Whether line ``lineno`` (its text) is read: False for a marker line and the lines of a
+        conflict's side that is not kept."""
+        line = text.rstrip("\r\n")
+        state = self._state
+        if not state:
+            if _CONFLICT_OPEN.fullmatch(line):
+                self._state, self._open, self._split, self._dropped = "ours", lineno, None, 0
+                self._label = line[7:].strip()
+                return False
+            return True
+        if state in ("ours", "base") and _CONFLICT_SPLIT.fullmatch(line):
+            self._state, self._split = "theirs", lineno
+            return False
+        if state == "ours" and _CONFLICT_BASE.fullmatch(line):
+            self._state = "base"
+            return False
+        if state == "theirs" and _CONFLICT_CLOSE.fullmatch(line):
+            self.blocks.append((self._open, self._split, lineno, self._label, line[7:].strip(), self._dropped))
+            self._state = ""
+            return False
+        if state == "ours":
+            return True
+        self._dropped += bool(line.strip())
+        return False
+
+    def finish(self) -> None:
+        """At the end of the file: a conflict still open is recorded as cut off there."""
+        if self._state:
+            self.blocks.append((self._open, self._split, None, self._label, "", self._dropped))
+            self._state = ""
+
+
+def conflict_note(name: str, conflicts: Conflicts) -> LogWarning | None:
+    """The ``merge_conflict`` note of a table whose lines went through a git merge and kept its
+    conflict markers (:class:`Conflicts`), naming the marker lines and the side read; None when
+    there was none."""
+    conflicts.finish()
+    if not conflicts.blocks:
+        return None
+    parts = []
+    for opened, split, closed, ours, theirs, dropped in conflicts.blocks[:5]:
+        marks = [f"<<<<<<< {ours}".rstrip() + f" at line {opened}"]
+        if split is not None:
+            marks.append(f"======= at line {split}")
+        marks.append(f">>>>>>> {theirs}".rstrip() + f" at line {closed}" if closed is not None
+                     else "no >>>>>>> line before the file ends")
+        side = f"{ours}'s side" if ours else "the side after <<<<<<<"
+        parts.append(f"{', '.join(marks)}: read {side}; the other side's {dropped:,} line(s)"
+                     + (f" ({theirs})" if theirs else "") + " left out")
+    more = len(conflicts.blocks) - 5
+    first = conflicts.blocks[0][0]
+    return LogWarning(
+        "merge_conflict",
+        f"{name}: {len(conflicts.blocks)} git merge conflict(s) left in the file ({'; '.join(parts)}"
+        + (f"; and {more} more" if more > 0 else "") + "). Only one side of each is read: the two sides' rows "
+        "are two versions of the same lines, not one run; resolve the conflict to choose the other",
+        where=f"line {first}")
+
+
 class CsvRows:
     """A CSV file's records as (line number, cells), used as a context manager that closes the file.
 
@@ -560,6 +647,8 @@ class CsvRows:
         self._skip = leading_comments(past_comment(self._f, self._f.read(HEAD_BYTES), HEAD_BYTES))
         self._f.seek(0)
         self.lines = Lines(self._f, path.name, lenient=True)
+        #: the git merge conflicts met so far: one side of each is read (:class:`Conflicts`)
+        self.conflicts = Conflicts()
 
     def __enter__(self) -> CsvRows:
         return self
@@ -570,20 +659,24 @@ class CsvRows:
     def __iter__(self) -> Iterator[tuple[int, list[str] | None]]:
         lines = self.lines
         skip = self._skip
+        keep = self.conflicts.keep
         if self.sep == ALIGNED:
             # a table aligned with blanks: no quoting, cells split at runs of spaces, its width the header's
             width: int | None = None
             for text in lines:
-                cells = aligned_cells(text, width) if lines.lineno > skip else []
+                cells = aligned_cells(text, width) if lines.lineno > skip and keep(lines.lineno, text) else []
                 if cells:
                     width = width or len(cells)
                     yield lines.lineno, cells
+            self.conflicts.finish()
             return
-        reader = csv.reader((text for text in lines if lines.lineno > skip), delimiter=self.sep)
+        reader = csv.reader((text for text in lines if lines.lineno > skip and keep(lines.lineno, text)),
+                            delimiter=self.sep)
         while True:
             try:
                 row = next(reader)
             except StopIteration:
+                self.conflicts.finish()
                 return
             except csv.Error as e:
                 if lines.unterminated_last:
@@ -725,6 +818,8 @@ def read_wide_csv(path: Path, limits: ReadLimits, *, step_column: str | None, fm
                                    f"{step_column!r} cell took the step of the row before"))
     if (note := transcoded_note(path.name, lines)) is not None:
         warnings.append(note)
+    if (note := conflict_note(path.name, rows.conflicts)) is not None:
+        warnings.insert(0, note)
     return points, warnings, header
 
 
