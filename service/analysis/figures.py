@@ -154,6 +154,13 @@ def duplicates_over_seeds(seeds: Sequence[SeedFigures]) -> dict[str, list[list[i
     return out
 
 
+def abs_max(t: torch.Tensor) -> torch.Tensor:
+    """The largest |element| of ``t`` (NaN where one is NaN), as a 0-d tensor, without the copy of ``t``
+    that ``t.abs()`` makes (a layer's weights or activations again: 19 MB for a 1536 x 1536 float64
+    weight's gradient, past the plan's memory estimate)."""
+    return torch.maximum(t.amax(), -t.amin())
+
+
 #: A unit's largest |value| of its output, of the gradient its output got, and of its weights'
 #: gradients, in one seed: where a dtype narrower than the simulation's would overflow.
 ACTIVATION_ABS_MAX = "activation_abs_max"
@@ -212,11 +219,11 @@ class Readout:
         i_wgrads = [self._norm(g) for g in grads] if grads and len(grads) == len(weight_grads or []) else []
         # the largest magnitudes: where a narrower dtype than the simulation's (the model's own
         # float32 beside float64) would overflow (module_check's own-dtype location of a NaN/Inf)
-        i_amax = self._scalar(h.abs().amax()) if h.is_floating_point() else None
-        i_gmax = (self._scalar(grad.detach().abs().amax()) if grad is not None and grad.numel()
+        i_amax = self._scalar(abs_max(h)) if h.is_floating_point() else None
+        i_gmax = (self._scalar(abs_max(grad.detach())) if grad is not None and grad.numel()
                   and grad.is_floating_point() else None)
         sized = [g for g in grads if g.numel() and g.is_floating_point()]
-        i_wgmax = self._scalar(torch.stack([g.detach().abs().amax().to(torch.float64) for g in sized]).amax()) \
+        i_wgmax = self._scalar(torch.stack([abs_max(g.detach()).to(torch.float64) for g in sized]).amax()) \
             if i_wgrads and sized else None
         i_w = (self._scalar(weight.detach().sum()), self._norm(weight), weight.numel()) if weight is not None else None
         i_bias = (self._norm(bias.detach().to(torch.float64)), bias.numel()) if (
