@@ -160,7 +160,32 @@ def _chain_ratio(result: SimulationResult, units: list[UnitStats]) -> tuple[floa
     units = units[:end]
     if len(units) < 2:
         return math.nan, units
-    return _geo_ratio(units[0].values["output_grad_norm"], units[-1].values["output_grad_norm"]), units
+    raw = _geo_ratio(units[0].values["output_grad_norm"], units[-1].values["output_grad_norm"])
+    return raw * pooling_factor(result, units), units
+
+
+def pooling_factor(result: SimulationResult, units: list[UnitStats]) -> float:
+    """The product of sqrt(k) over the averaging units (:attr:`UnitStats.averaged`) between the
+    first and the last of ``units`` (top-level units of a chain, in order): what the averages alone
+    take off ||dL/dh|| between them. An average over k elements gives each input 1/k of its output's
+    gradient, so the norm over k times as many elements is 1/sqrt(k) of it, exactly, though no
+    weight's gradient is any smaller for it: with identity layers between 2x2 average pools the
+    layer before a pool gets the very weight gradient of the layer after it. :func:`depth_ratio`
+    multiplies the raw ratio by this (a sigmoid LeNet's two 2x2 pools: 4x of its raw 318x). 1 where
+    none is (a max pool or a strided convolution routes each gradient, it does not spread it; a
+    nearest-neighbour repeat sums its copies' gradients, which keeps the norm or grows it up to
+    sqrt(k) as the copies' gradients are alike: no exact factor)."""
+    if len(units) < 2:
+        return 1.0
+    order = {id(u): i for i, u in enumerate(result.units)}
+    first, last = order.get(id(units[0])), order.get(id(units[-1]))
+    if first is None or last is None:
+        return 1.0
+    factor = 1.0
+    for u in result.units[first + 1:last]:
+        if u.depth == 0 and u.averaged is not None and u.averaged > 1:
+            factor *= math.sqrt(u.averaged)
+    return factor
 
 
 def fc_stretches(result: SimulationResult, *, equal_width: bool = True) -> list[list[UnitStats]]:

@@ -38,6 +38,7 @@ from gradhealth.analysis.findings import (
     fmt,
     layer_activations,
     layer_words,
+    pooling_factor,
     post_ln_stacks,
     reached_from,
     scale_gain,
@@ -482,6 +483,16 @@ def _through_depth(
                     "shrinks its own effective step, and no other layer's step is enlarged. Inputs "
                     "standardised to zero mean remove most of it."
                 )
+    pooled = pooling_factor(result, units) if code == "vanishing_gradient" or which == "gradient" else 1.0
+    if pooled != 1.0 and ratio > 0 and math.isfinite(ratio):
+        # specsweep10 #2/#3: each 2x2 average pool halved ||dL/dh|| by spreading it over 4x the
+        # elements, 4x of a sigmoid LeNet's 318x; the ratio judged has that taken out (findings.pooling_factor)
+        evidence.update(pooling_factor=pooled, raw_grad_ratio=ratio / pooled)
+        explanation += (
+            f" The ratio counts out the average pooling between these layers ({fmt(pooled)}x): an average over "
+            "k elements spreads each gradient over k times as many at 1/k each, which divides its norm by "
+            f"sqrt(k) though no layer's gradient is smaller for it (the norms alone differ "
+            f"{fmt(max(ratio / pooled, pooled / ratio))}x).")
     return Detection(
         code, severity, str(evidence["metric"]), value, summary, explanation, evidence, units
     )

@@ -25,7 +25,7 @@ from gradhealth.analysis.figures import Readout, SeedFigures, duplicates_over_se
 from gradhealth.analysis.kinds import kind_of
 from gradhealth.analysis.losses import REGRESSION, loss_value
 from gradhealth.analysis.model import Network, Probe, RecurrentUnit, SimpleUnit, Unit, build_network
-from gradhealth.analysis.plan import Plan, batch_norm_values, read_by_norms
+from gradhealth.analysis.plan import Plan, UnitPlan, batch_norm_values, read_by_norms
 from gradhealth.analysis.sharpness import Sharpness, StepProbe
 from gradhealth.devices import check_device
 
@@ -78,6 +78,12 @@ class UnitStats:
     #: layer k (k >= 2) of a stacked recurrent module (``nn.LSTM(..., num_layers=2)``), named
     #: ``name#k`` as the ONNX door names its nodes: (the module's name, k), for the words
     stack_layer: tuple[str, int] | None = None
+    #: an average over disjoint windows of k input elements each (a spec's ``avgpool2d`` whose stride
+    #: is its kernel or more, a ``pool`` with mode ``mean``): k. Its backward spreads each output's
+    #: gradient over its k inputs at 1/k each, so ||dL/dx|| = ||dL/dy|| / sqrt(k) exactly, whatever
+    #: the gradient: a structural factor the depth ratio takes out (:func:`.findings.pooling_factor`).
+    #: None for every other unit (a max pool or a strided convolution routes, it does not spread)
+    averaged: float | None = None
 
     # The per-seed arrays hold a handful of numbers: plain float arithmetic on them is ~20x
     # cheaper than numpy's nan-aware reductions, and the rules and reports ask ~50 times a check.
@@ -923,5 +929,20 @@ def _collect(units: list[Unit], per_seed: list[dict[str, dict[str, float]]],
                              normalised=getattr(unit, "norm", None) is not None or unit.name in by_norms
                              or unit.name in read_by_layers,
                              stream=getattr(unit, "norm", None) is None and unit.name in by_norms,
-                             activation_params=_activation_params_of(unit)))
+                             activation_params=_activation_params_of(unit), averaged=averaged_elements(unit.plan)))
     return out
+
+
+def averaged_elements(plan: UnitPlan) -> float | None:
+    """k, the input elements a spec's averaging unit averages into each output element over disjoint
+    windows (:attr:`UnitStats.averaged`); None where the unit averages nothing, or over overlapping
+    windows (an input in several windows: no exact factor)."""
+    layer = plan.layer
+    if isinstance(layer, S.PoolLayer2d) and layer.type == "avgpool2d":
+        if (layer.stride or layer.kernel_size) < layer.kernel_size:
+            return None
+        return float(layer.kernel_size ** 2)
+    if isinstance(layer, S.SequencePoolLayer) and layer.mode == "mean":
+        n_in, n_out = math.prod(plan.in_shape), math.prod(plan.out_shape)
+        return n_in / n_out if n_out and n_in > n_out else None
+    return None
