@@ -29,13 +29,44 @@ SATURATION_MARGIN = 0.02
 
 
 class _Values:
-    """The read-back reductions: index i >= 0 is the i-th norm, -k the k-th scalar (from 1)."""
+    """The read-back reductions: index i >= 0 is the i-th norm, -k the k-th scalar (from 1).
+    ``beyond``: the norms whose elements are all finite though the norm itself is past float64's
+    largest value (:func:`rescaled_norm`): Inf as a number, but no NaN/Inf in the tensor."""
 
-    def __init__(self, flat: list[float], norms: int) -> None:
-        self.flat, self.norms = flat, norms
+    def __init__(self, flat: list[float], norms: int, beyond: frozenset[int] = frozenset()) -> None:
+        self.flat, self.norms, self.beyond = flat, norms, beyond
 
     def __getitem__(self, i: int) -> float:
         return self.flat[i] if i >= 0 else self.flat[self.norms - 1 - i]
+
+    def flag(self, i: int) -> float:
+        """1.0 where the i-th norm's tensor holds a NaN or Inf element, else 0.0: a norm is finite
+        exactly when every element is, but for one past float64's range (``beyond``)."""
+        return 0.0 if i in self.beyond else _flag(self[i])
+
+
+def rescaled_norm(t: torch.Tensor, first: float) -> tuple[float, bool]:
+    """``t``'s Euclidean norm where ``first``, the norm as a fused reduction took it, came out Inf:
+    a reduction that squares elements overflows at about 1.3e154 per element in float64 (1.8e19 in
+    float32) although every element is finite (an MLP with std-1 weights 100 layers deep has weight
+    gradients of 1e160 to 1e210). Where the elements are finite it is taken again scaled by the
+    largest absolute element m, m ||t / m|| (in float64), which no element can overflow; where an
+    element is Inf (or ``first`` is not Inf) ``first`` stands. Returns (the norm, whether every
+    element is finite). Called only for a norm that is Inf, so a finite one costs nothing more."""
+    if not math.isinf(first) or not t.numel():
+        return first, math.isfinite(first)
+    x = t.detach()
+    m = float(x.abs().amax().to(torch.float64))
+    if not math.isfinite(m) or m == 0:
+        return first, False
+    return m * float(torch.linalg.vector_norm(x.to(torch.float64) / m)), True
+
+
+def tensor_norm(t: torch.Tensor) -> float:
+    """``t``'s Euclidean norm as a float, robust to elements whose squares overflow
+    (:func:`rescaled_norm`): Inf only where an element is, or the norm is past float64's range."""
+    first = float(torch.linalg.vector_norm(t))
+    return rescaled_norm(t, first)[0] if math.isinf(first) else first
 
 
 _Figures = Callable[[_Values], dict[str, float]]
@@ -102,11 +133,22 @@ class SeedFigures:
 
 
 def _std(total: float, norm: float, n: int) -> float:
-    """Unbiased standard deviation from the sum and the Euclidean norm of ``n`` values."""
+    """Unbiased standard deviation from the sum and the Euclidean norm of ``n`` values. Where the
+    mean square overflows float64 (a norm past 1e154) it is taken over norm-scaled values, so
+    values of 1e200 have a std near 1e200, not Inf - Inf = NaN."""
     if n < 2:
         return math.nan
     mean = total / n
+    if math.isfinite(norm) and norm > 0 and math.isinf(norm * norm):
+        r = mean / norm
+        return norm * math.sqrt(max(1.0 / n - r * r, 0.0) * (n / (n - 1)))
     return math.sqrt(max(norm * norm / n - mean * mean, 0.0) * (n / (n - 1)))
+
+
+def _mean_square(norm: float, n: int) -> float:
+    """The mean square of ``n`` values from their norm: Inf, not OverflowError, past float64."""
+    rms = norm / math.sqrt(n)
+    return rms * rms
 
 
 def _flag(value: float) -> float:
@@ -278,8 +320,10 @@ class Readout:
                 "output_grad_norm": v[i_grad] if i_grad is not None else math.nan,
                 "activation_mean": mean,
                 "activation_std": _std(total, norm, n_out),
-                "nonfinite_forward": _flag(mean),
-                "nonfinite_backward": _flag(v[i_grad]) if i_grad is not None else math.nan,
+                # from the norms: finite exactly when every element is (:meth:`_Values.flag`); a sum
+                # of finite elements can overflow where no element is Inf
+                "nonfinite_forward": v.flag(i_norm),
+                "nonfinite_backward": v.flag(i_grad) if i_grad is not None else math.nan,
             }
             if i_amax is not None:
                 out_figures[ACTIVATION_ABS_MAX] = v[i_amax]
@@ -288,11 +332,13 @@ class Readout:
             if i_wgmax is not None:
                 out_figures[WEIGHT_GRAD_ABS_MAX] = v[i_wgmax]
             if i_wgrads:
-                grad_norm = math.sqrt(math.fsum(v[i] ** 2 for i in i_wgrads))
+                # hypot: the joint norm of norms past 1e154 without squaring them to Inf
+                grad_norm = math.hypot(*(v[i] for i in i_wgrads))
                 out_figures["grad_norm"] = grad_norm
+                bad = max(v.flag(i) for i in i_wgrads)
                 before = out_figures["nonfinite_backward"]
-                out_figures["nonfinite_backward"] = max(0.0 if math.isnan(before) else before, _flag(grad_norm))
-                out_figures["nonfinite_weight_grad"] = _flag(grad_norm)
+                out_figures["nonfinite_backward"] = max(0.0 if math.isnan(before) else before, bad)
+                out_figures["nonfinite_weight_grad"] = bad
             if i_w is not None:
                 out_figures["weight_std"] = _std(v[i_w[0]], v[i_w[1]], i_w[2])
                 out_figures["weight_rms"] = v[i_w[1]] / math.sqrt(i_w[2]) if i_w[2] else math.nan
@@ -301,9 +347,9 @@ class Readout:
                 out_figures["weight_norm"] = v[i_w[1]]
             if i_bias is not None:
                 # sigma_b^2 and E[x^2] feed the mean-field prediction (gradhealth.analysis.theory).
-                out_figures["bias_mean_square"] = v[i_bias[0]] ** 2 / i_bias[1]
+                out_figures["bias_mean_square"] = _mean_square(v[i_bias[0]], i_bias[1])
             if i_in is not None:
-                out_figures["input_mean_square"] = v[i_in[0]] ** 2 / i_in[1]
+                out_figures["input_mean_square"] = _mean_square(v[i_in[0]], i_in[1])
             if i_sat is not None:
                 out_figures["saturated_fraction"] = v[i_sat] / n_out
             if i_sat_high is not None:
@@ -435,7 +481,15 @@ class Readout:
         for idx, start in zip(order, _starts(order), strict=True):
             for k, i in enumerate(idx):
                 values[i] = flat[start + k]
-        return _Values(values, len(self._norms))
+        # a norm that came out Inf is taken again, scaled (rescaled_norm), only there: a finite
+        # tensor whose squares overflow is no NaN/Inf; the rest cost nothing more
+        beyond: set[int] = set()
+        for i in range(len(self._norms)):
+            if math.isinf(values[i]):
+                values[i], finite = rescaled_norm(self._norms[i], values[i])
+                if finite and math.isinf(values[i]):
+                    beyond.add(i)
+        return _Values(values, len(self._norms), frozenset(beyond))
 
 
 def _starts(order: list[list[int]]) -> list[int]:

@@ -1076,9 +1076,11 @@ def _located(det: Detection, run: GraphRun, device: str | None) -> Detection:
     return dataclasses.replace(det, summary=summary, explanation=explanation, evidence=evidence)
 
 
-def _own_dtype_overflow(det: Detection, run: GraphRun, result: SimulationResult) -> Detection:
+def _own_dtype_overflow(det: Detection, run: GraphRun, result: SimulationResult, *,
+                        simulation_finite: bool = False) -> Detection:
     """A NaN/Inf the simulation found, located where the model's own dtype would make it, where the
-    simulation ran in a wider one (float64 for a float32 model): the first layer, in the forward's
+    simulation ran in a wider one (float64 for a float32 model), or, with ``simulation_finite``, that the
+    model's own dtype alone makes (:func:`_native_overflow`: float64 stays finite): the first layer, in the forward's
     order, whose outputs pass that dtype's largest number (float32's 3.4e38), else the first on the way
     back whose output's or weights' gradient does, read off the float64 figures' largest magnitudes.
     modsweep42: 100 ReLU layers of N(0, 1) weights overflow float32 in the forward at layers.36, where
@@ -1086,7 +1088,8 @@ def _own_dtype_overflow(det: Detection, run: GraphRun, result: SimulationResult)
     layers.99, which the finding named. ``det`` as it was where no layer passes (the overflow is the
     simulation's own, or an operation's), the model is the simulation's dtype, or not a nonfinite error."""
     native = own_dtype(run.model)
-    if (det.code != "nonfinite" or det.severity == "info" or det.evidence.get("dtype") or native is None
+    if (det.code != "nonfinite" or det.severity == "info" or (det.evidence.get("dtype") and not simulation_finite)
+            or native is None
             or not native.is_floating_point or torch.finfo(native).max >= torch.finfo(run.dtype).max):
         return det
     top = float(torch.finfo(native).max)
@@ -1114,12 +1117,13 @@ def _own_dtype_overflow(det: Detection, run: GraphRun, result: SimulationResult)
     what = "outputs" if where == "forward" else "gradients"
     shown = f"{value:.3g}"
     before, layers = det.evidence.get("pass"), list(det.evidence.get("layers") or [])
-    simulated = (f"; in the {wide} simulation, whose range holds more, it first appears "
+    simulated = (f"; the {wide} simulation, whose range holds it, stays finite" if simulation_finite else
+                 f"; in the {wide} simulation, whose range holds more, it first appears "
                  + (f"in the {before} pass at {', '.join(layers)}" if layers and before in ("forward", "backward")
                     else "in the loss"))
     evidence = {**det.evidence, "pass": where, "layers": [unit.name], "dtype": name, "largest": value,
-                "dtype_max": top, "simulated_dtype": wide, "simulated_pass": before,
-                "simulated_layers": det.evidence.get("layers")}
+                "dtype_max": top, "simulated_dtype": wide, "simulated_pass": None if simulation_finite else before,
+                "simulated_layers": [] if simulation_finite else det.evidence.get("layers")}
     return dataclasses.replace(
         det,
         summary=(f"NaN/Inf first appears in the {where} pass at {unit.name} in {name}, the model's own dtype: its "
@@ -1233,7 +1237,10 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
     detections = [_located(_own_dtype_overflow(d, run, result), run, device) for d in detect(result, thresholds)]
     if not any(d.code == "nonfinite" for d in detections):
         overflow = _native_overflow(run, device)
-        detections = [overflow, *detections] if overflow is not None else detections
+        # located at the first layer past the dtype's top where the figures show one (a float32 MLP
+        # whose float64 norms no longer overflow: modsweep42 #4)
+        detections = ([_own_dtype_overflow(overflow, run, result, simulation_finite=True), *detections]
+                      if overflow is not None else detections)
     verifier = _Verifier(run, result, thresholds, device)
     detections = [_gated(det, result, verifier) or det for det in detections]
     findings: list[Finding] = []

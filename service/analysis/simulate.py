@@ -21,7 +21,7 @@ import torch
 
 from gradhealth.analysis import spec as S
 from gradhealth.analysis import theory
-from gradhealth.analysis.figures import Readout, SeedFigures, duplicates_over_seeds
+from gradhealth.analysis.figures import Readout, SeedFigures, duplicates_over_seeds, tensor_norm
 from gradhealth.analysis.kinds import kind_of
 from gradhealth.analysis.losses import REGRESSION, loss_value
 from gradhealth.analysis.model import Network, Probe, RecurrentUnit, SimpleUnit, Unit, build_network
@@ -556,18 +556,18 @@ def first_step_norm(spec: S.OptimizerSpec, w: torch.Tensor, g: torch.Tensor, ste
     d = g.add(w, alpha=wd) if wd and spec.type != "adamw" else g
     if spec.type == "sgd":
         nesterov = 1 + spec.momentum if spec.nesterov and spec.momentum > 0 else 1
-        return abs(spec.lr) * nesterov * float(torch.linalg.vector_norm(d))
+        return abs(spec.lr) * nesterov * tensor_norm(d)
     if spec.type == "adadelta":
         # the square average starts at (1 - rho) d^2 and the update average at 0: the step is
         # lr sqrt(eps) d / sqrt((1 - rho) d^2 + eps), about lr sqrt(eps / (1 - rho)) per weight
         eps = spec.eps if spec.eps is not None else 1e-6  # torch's default (Keras': 1e-7)
         t = d.square().mul_(1 - adadelta_rho(spec)).add_(eps).rsqrt_().mul_(d)
-        return abs(spec.lr) * eps ** 0.5 * float(torch.linalg.vector_norm(t))
+        return abs(spec.lr) * eps ** 0.5 * tensor_norm(t)
     if spec.type == "adagrad":
         eps = spec.eps if spec.eps is not None else 1e-10  # torch's default
         t = d.square().mul_(step).add_(spec.initial_accumulator).sqrt_().add_(eps)
         torch.div(d, t, out=t)
-        return abs(spec.lr) * float(torch.linalg.vector_norm(t))
+        return abs(spec.lr) * tensor_norm(t)
     eps = spec.eps if spec.eps is not None else 1e-8  # torch's default for Adam, AdamW, RMSprop, NAdam
     t = d.abs()
     if spec.type == "rmsprop":
@@ -575,7 +575,7 @@ def first_step_norm(spec: S.OptimizerSpec, w: torch.Tensor, g: torch.Tensor, ste
     torch.div(d, t.add_(eps), out=t)
     if spec.type == "adamw" and wd:
         t.add_(w, alpha=wd)
-    return abs(spec.lr) * (nadam_factor() if spec.type == "nadam" else 1.0) * float(torch.linalg.vector_norm(t))
+    return abs(spec.lr) * (nadam_factor() if spec.type == "nadam" else 1.0) * tensor_norm(t)
 
 
 def adadelta_rho(spec: S.OptimizerSpec) -> float:
@@ -635,7 +635,7 @@ def step_ratios(units: Mapping[str, Sequence[torch.Tensor]], spec: S.OptimizerSp
             # hypot, not the root of summed squares: a step of 1e-170 (Adam at lr 1e-170) squares to 0
             # in float64, and a ratio of 0 reads as "no gradient" rather than a step too small
             num = math.hypot(*(first_step_norm(spec, w, g, step) for w, g in pairs))
-            den = math.hypot(*(float(torch.linalg.vector_norm(w)) for w, _ in pairs))
+            den = math.hypot(*(tensor_norm(w) for w, _ in pairs))
             out[name] = num / den if den > 0 else math.nan
     return out
 
@@ -656,7 +656,7 @@ def _clipping(units: Mapping[str, Sequence[torch.Tensor]],
         if value is not None:
             g = g.clamp(-value, value)
         if norm is not None:
-            n = float(torch.linalg.vector_norm(g.double()))
+            n = tensor_norm(g.double())
             if n > norm:
                 g = g * (norm / (n + 1e-6))
         return g
@@ -672,7 +672,7 @@ def _clipping(units: Mapping[str, Sequence[torch.Tensor]],
                 for p in ps:
                     if p.grad is not None and id(p) not in seen:
                         seen.add(id(p))
-                        norms.append(float(torch.linalg.vector_norm(each(p.grad).double())))
+                        norms.append(tensor_norm(each(p.grad).double()))
         whole = math.hypot(*norms) if norms else 0.0
         if whole > total:
             scale = total / (whole + 1e-6)   # clip_grad_norm_'s clip coefficient

@@ -501,39 +501,71 @@ def large_updates(run: RunLog, t: LogThresholds) -> list[Finding]:
         [lower_lr(run, at_step=at, factor=factor, why=why)])]
 
 
+#: An embedding's step touches only the rows its batch holds, so its ratio runs under the dense
+#: layers' at any rate (the architecture check leaves it out the same way): token, word and
+#: position tables by their usual names (``embed``, ``embedding``, GPT-2's ``wte``/``wpe``)
+_EMBEDDING = re.compile(r"embed|(?:^|[/._])(?:wte|wpe|tok_emb|pos_emb)(?:[/._]|$)", re.IGNORECASE)
+
+
+def median_layer(medians: list[tuple[float, Series, np.ndarray]]) -> tuple[float, Series, np.ndarray]:
+    """The logged layer at the median of the network, as ``small_updates`` judges it: the per-layer
+    series (a total beside them would count the network twice) sorted by their median ratio, the one
+    where more than half of the layers are reached. A log gives no layer's number of weights, so each
+    layer counts once; more than half, not half, so that of two layers the slower alone does not
+    speak for both. An embedding is left out where other layers are logged (:data:`_EMBEDDING`)."""
+    layers = [m for m in medians if m[1].layer is not None] or medians
+    dense = [m for m in layers if not _EMBEDDING.search(m[1].layer or m[1].name)]
+    ranked = sorted(dense or layers, key=lambda m: m[0])
+    return ranked[len(ranked) // 2]
+
+
 @detects("small_updates")
 def small_updates(run: RunLog, t: LogThresholds) -> list[Finding]:
-    """Every logged weight series (or the total) with a typical update-to-weight ratio far below
-    ~1e-3 per step: the rate is too small for the whole network, not one layer starved.
+    """The network's typical update-to-weight ratio per step far below ~1e-3: the rate is too small
+    for the network, not one layer starved.
 
-    Typical is the median over the logged steps (a warm-up's first steps and a schedule's last
-    ones are a minority); a series that is exactly 0 throughout is a frozen or dead layer and left
-    to the other rules."""
+    Typical is each series' median over the logged steps (a warm-up's first steps and a schedule's
+    last ones are a minority), and over the layers the median layer's (:func:`median_layer`), so a
+    small fast layer (a 1-unit head, whose few weights move the most) cannot speak for the rest; the
+    evidence names the fastest too. A series that is exactly 0 throughout is a frozen or dead layer
+    and left to the other rules."""
     medians = _update_medians(run, t)
     if not medians:
         frozen = _frozen_policy(run, t) or _rate_zero_throughout(run) or _frozen_weights(run)
         return [frozen] if frozen else []
-    best, s0, steps0 = max(medians, key=lambda m: m[0])
-    if not best < t.small_update_warning:
+    typical, s0, steps0 = median_layer(medians)
+    if not typical < t.small_update_warning:
         return []
+    best, fastest, _ = max(medians, key=lambda m: m[0])
+    judged_layers = [m for m in medians if m[1].layer is not None] or medians
+    under = sum(1 for m in judged_layers if m[0] < t.small_update_warning)
+    share = under / len(judged_layers)
     # to the floor target, or to the run's own threshold where it set one above it (1e-3, the
     # healthy level): either way above the ratio measured, so the rate goes up
     target = max(R.UPDATE_RATIO_FLOOR_TARGET, t.small_update_warning)
-    factor = target / best
+    factor = target / typical
     at = float(steps0[len(steps0) // 2])
     names = [s.layer or s.name for _, s, _ in medians]
+    middle, fast = s0.layer or s0.name, fastest.layer or fastest.name
+    fastest_words = "" if fastest is s0 else f"; the fastest, {fast}, at {best:.3g}"
     return [finding(
         "small_updates", "warning",
-        f"median update-to-weight ratio per step at most {best:.3g} in all {len(medians)} logged "
-        f"series, fastest {s0.layer or s0.name} (healthy is about 1e-3)",
-        "Each optimizer step changes even the fastest-moving weights by a tiny fraction of their "
-        "norm: the learning rate is too small for this network and optimizer, and training crawls.",
+        f"median update-to-weight ratio per step under {t.small_update_warning:g} in {under} of "
+        f"{len(judged_layers)} logged series ({share:.0%}): the median layer, {middle}, at {typical:.3g}"
+        f"{fastest_words} (healthy is about 1e-3)",
+        "Each optimizer step changes most of the network's weights by a tiny fraction of their norm: the "
+        "learning rate is too small for this network and optimizer, and training crawls. The median layer "
+        "is judged, not the fastest: a small layer (a one-unit output, whose few weights move the most) "
+        "cannot speak for the rest.",
         {"metric": s0.name, "steps": [_num(float(steps0[0])), _num(float(steps0[-1]))], "layers": names,
-         "value": best, "threshold": t.small_update_warning,
+         "value": typical, "threshold": t.small_update_warning,
+         "median_update_ratio": typical, "median_layer": middle,
+         "fastest_layer": fast, "max_update_ratio": best,
+         "layers_share_under_threshold": share,
          "medians": {s.name: m for m, s, _ in medians}},
         [raise_lr(
             run, at_step=at, factor=factor,
-            why=f"the fastest median update-to-weight ratio {best:.3g} x {factor:.3g} = "
+            why=f"the median layer's median update-to-weight ratio {typical:.3g} x {factor:.3g} = "
                 f"{target:g}: the ratio is proportional to the learning rate "
                 "for SGD and Adam alike")])]
 
