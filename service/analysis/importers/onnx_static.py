@@ -15,6 +15,7 @@ import functools
 import heapq
 import math
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -871,6 +872,28 @@ def _float_sources(name: str, producer: dict[str, Any], computed: set[str], floa
     what only moves indices (Concat, Reshape, Squeeze...) to each op of :data:`_DISCRETE_OPS` and the
     computed float tensor it reads, taken at the logits (:func:`_logits_of`). In graph order, once each."""
     found: list[str] = []
+
+    def follow(n: Any) -> list[str]:
+        reads = [i for i in n.input if i and i in reached]
+        if n.op_type not in _DISCRETE_OPS:
+            return reads
+        onward = []
+        for i in reads:
+            if floats.get(i, True) and i in producer and i in computed:  # (an input itself feeds no layer)
+                logits = _logits_of(i, producer, computed)
+                if logits not in found:
+                    found.append(logits)
+            else:
+                onward.append(i)
+        return onward
+
+    _walk_back(name, producer, follow)
+    return found
+
+
+def _walk_back(name: str, producer: dict[str, Any], follow: Callable[[Any], Iterable[str]]) -> None:
+    """Visit the node that makes ``name``, then those making the tensors ``follow(node)`` names of each
+    node visited, breadth first, each node once (graph inputs and stored tensors have none)."""
     seen: set[str] = set()
     todo = [name]
     while todo:
@@ -878,19 +901,7 @@ def _float_sources(name: str, producer: dict[str, Any], computed: set[str], floa
         if t in seen or t not in producer:
             continue
         seen.add(t)
-        n = producer[t]
-        reads = [i for i in n.input if i and i in reached]
-        if n.op_type in _DISCRETE_OPS:
-            for i in reads:
-                if floats.get(i, True) and i in producer and i in computed:  # (an input itself feeds no layer)
-                    logits = _logits_of(i, producer, computed)
-                    if logits not in found:
-                        found.append(logits)
-                else:
-                    todo.append(i)
-        else:
-            todo.extend(reads)
-    return found
+        todo.extend(follow(producer[t]))
 
 
 #: Ops that draw random values: an action sampled around a policy's mean (``mu + sigma * noise``).
@@ -1173,17 +1184,13 @@ def _cut_ops(name: str, producer: dict[str, Any], reached: set[str]) -> str:
     ``name`` and the floating-point tensors it is made of, in the order met walking back (a TF1
     graph's ``accuracy:0``, ReduceMean(Cast(Equal(ArgMax, ArgMax))), read "sampled or indexed" before)."""
     ops: list[str] = []
-    seen: set[str] = set()
-    todo = [name]
-    while todo:
-        t = todo.pop(0)
-        if t in seen or t not in producer:
-            continue
-        seen.add(t)
-        n = producer[t]
+
+    def follow(n: Any) -> list[str]:
         if n.op_type in _DISCRETE_OPS and n.op_type not in ops:
             ops.append(n.op_type)
-        todo.extend(i for i in n.input if i and i in reached)
+        return [i for i in n.input if i and i in reached]
+
+    _walk_back(name, producer, follow)
     if not ops:
         return "ops that pass no gradient"
     shown = ops[0] if len(ops) == 1 else f"{', '.join(ops[:-1])} and {ops[-1]}"

@@ -9,7 +9,7 @@ import re
 import numpy as np
 
 from gradhealth.core import remedies as R
-from gradhealth.core.document import Finding
+from gradhealth.core.document import Finding, Remedy
 from gradhealth.core.rules import detects
 from gradhealth.logs.detectors.chance import accuracies, as_fraction
 from gradhealth.logs.detectors.common import finding
@@ -488,9 +488,7 @@ def _evaluation_only(run: RunLog, hits: list[tuple[float, Series, int]]) -> Find
         "bf16) and guard the loss's and the metrics' denominators.",
         {**_where(hits), "evaluation_only": True, "recovered": True,
          "nonfinite_steps": [_num(x) for x in bad_steps[:50]], "train_metric": loss.name},
-        [R.domain_guard("the validation loss's average", "the evaluation loop",
-                        "loss = loss_sum / max(n_targets, 1)  # and evaluate in fp32: model.float()",
-                        "an empty batch or no targets gives 0 / 0")])
+        [_evaluation_guard()])
 
 
 #: A perplexity's name: exp of a loss, Inf wherever the loss passes 709 nats a token (a finite loss).
@@ -519,9 +517,14 @@ def _evaluation_broken(loss: Series, hits: list[tuple[float, Series, int]], seri
         {**_where(hits), "evaluation_only": True, "recovered": False,
          "nonfinite_steps": [_num(x) for x in bad_steps[:50]], "train_metric": loss.name},
         [R.check_evaluation_data(first.name, str(_num(bad_steps[0]))),
-         R.domain_guard("the evaluation loss's average", "the evaluation loop",
-                        "loss = loss_sum / max(n_targets, 1)  # and evaluate in fp32: model.float()",
-                        "an empty batch or no targets gives 0 / 0")])
+         _evaluation_guard()])
+
+
+def _evaluation_guard() -> Remedy:
+    """The evaluation loss's average guarded against an empty batch, and evaluation in fp32."""
+    return R.domain_guard("the evaluation loss's average", "the evaluation loop",
+                          "loss = loss_sum / max(n_targets, 1)  # and evaluate in fp32: model.float()",
+                          "an empty batch or no targets gives 0 / 0")
 
 
 def _skipped_by_the_scaler(run: RunLog, hits: list[tuple[float, Series, int]]) -> bool:
