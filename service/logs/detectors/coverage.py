@@ -57,6 +57,52 @@ def truncated(run: RunLog, t: LogThresholds) -> list[Finding]:
         [])]
 
 
+#: How to log the training loss in each log format's own framework (``RunLog.format``): the advice of
+#: an ``insufficient_data`` finding on a log without one, or with too few of its points. A format not
+#: named here (a merged folder of several, a table of numbers) gets :data:`_LOG_THE_LOSS_DEFAULT`.
+_LOG_THE_LOSS: dict[str, str] = {
+    "lightning": ('Lightning: self.log("train_loss", loss) in training_step (the Trainer\'s log_every_n_steps, '
+                  "50 by default, sets how often it is written)."),
+    "keras": ("Keras: model.fit(..., validation_data=...) logs the training loss as loss each epoch beside "
+              "val_loss, in its History (history.history['loss']), the CSVLogger's loss column and the "
+              "TensorBoard callback's train/ folder; log from model.fit, not only model.evaluate."),
+    "hf_trainer": ("Hugging Face Trainer: it logs the training loss (loss in trainer_state.json's log_history) "
+                   "every logging_steps steps: set TrainingArguments(logging_strategy=\"steps\", logging_steps=...) "
+                   "well under the run's length (the default is 500)."),
+    "wandb": ('W&B: wandb.log({"train/loss": loss.item()}, step=step) in the training loop, and export the '
+              "run's history, not only its summary."),
+    "mlflow": 'MLflow: mlflow.log_metric("train_loss", loss.item(), step=step) in the training loop.',
+    "text": ('a console log: print the loss on each step\'s line, e.g. print(f"step {step} loss {loss.item():.4f}"), '
+             "and save the whole output."),
+    "native": ("the recorder: recorder.step(loss=loss, optimizer=optimizer) after backward() each step records "
+               "the loss and the gradient norms."),
+    "sacred": 'Sacred: _run.log_scalar("train.loss", loss.item(), step) in the training loop.',
+    "clearml": ('ClearML: Logger.current_logger().report_scalar("train", "loss", value=loss.item(), '
+                "iteration=step) in the training loop."),
+    "sb3": ("Stable-Baselines3: its logger writes train/loss (and train/value_loss, train/policy_gradient_loss) "
+            "after each update; keep the train/ keys (configure(folder, [\"csv\"]) writes them to progress.csv)."),
+    "sb3_monitor": ("Stable-Baselines3: monitor.csv holds episodes only; the losses are in the logger's "
+                    "progress.csv (configure(folder, [\"csv\"])): check that."),
+}
+#: Keras' TensorBoard callback, told from a plain SummaryWriter by its tags (epoch_loss, epoch_accuracy,
+#: evaluation_loss_vs_iterations): its training loss is in the train/ folder beside validation/
+_KERAS_TB = ("Keras' TensorBoard callback: model.fit(..., validation_data=...) writes the training loss as "
+             "epoch_loss in the log folder's train/ beside validation/; upload the whole log folder, train/ too.")
+_TB_WRITER = ('TensorBoard: writer.add_scalar("train/loss", loss.item(), step) with the SummaryWriter in the '
+              "training loop.")
+_LOG_THE_LOSS_DEFAULT = ("log the training loss each step beside what is logged now, or a gradient norm "
+                         "(see the recorder).")
+_KERAS_TAG = re.compile(r"(?:^|/)(?:epoch_|evaluation_\w+_vs_iterations$)")
+
+
+def log_the_loss(run: RunLog) -> str:
+    """How to log the training loss in ``run``'s own format (a sentence naming its framework's way),
+    the default where the format names none."""
+    if run.format == "tensorboard":
+        return _KERAS_TB if any(_KERAS_TAG.search(s.name) for s in run.series) else _TB_WRITER
+    return _LOG_THE_LOSS.get(run.format, _LOG_THE_LOSS_DEFAULT)
+
+
 @detects("insufficient_data")
 def insufficient(run: RunLog, t: LogThresholds) -> list[Finding]:
     main = [s for s in (run.first("loss"), run.first("grad_norm")) if s is not None]
@@ -85,7 +131,7 @@ def insufficient(run: RunLog, t: LogThresholds) -> list[Finding]:
             "checked for NaN/Inf and spikes",
             "The training-side checks (exploding or vanishing gradients, divergence, plateaus, overfitting) need the "
             "training loss or a gradient norm; the validation loss alone is checked for what it can show. Log the "
-            "training loss too (self.log('train_loss', loss) in training_step).",
+            "training loss too: " + log_the_loss(run),
             {"metric": val.name, "steps": None, "value": 0.0, "series": [s.name for s in run.series][:50]}, [])]
     counted = [s.name for s in counted_returns(run)] if not main else []
     if not main and (on_rollouts(run) or any(A_REWARD.search(s.name) for s in run.series) or counted):
@@ -126,7 +172,8 @@ def insufficient(run: RunLog, t: LogThresholds) -> list[Finding]:
             f"no training loss or gradient norm: only {names}, checked for NaN/Inf",
             "The gradient and loss checks (exploding or vanishing gradients, divergence, plateaus, overfitting) "
             "need the training loss or a gradient norm; an accuracy alone says how well the model does, not why. "
-            "Log the loss too (MXNet: eval_metric=['acc', 'ce']; Keras logs it by default).",
+            "Log the loss too: " + log_the_loss(run)
+            + (" MXNet's Speedometer logs it with eval_metric=['acc', 'ce']." if run.format == "text" else ""),
             {"metric": accuracy[0].name, "steps": None, "value": 0.0,
              "series": [s.name for s in run.series][:50]}, [])]
     # a GAN player's loss counts however it is named (pix2pix's G_GAN and G_L1 hold no "loss"): a log
@@ -165,7 +212,8 @@ def insufficient(run: RunLog, t: LogThresholds) -> list[Finding]:
             "insufficient_data", "warning",
             "the log has no training loss and no gradient norm to judge"
             + (f" (series found: {', '.join(s.name for s in run.series[:8])})" if run.series else ""),
-            "Without a loss or gradient-norm series none of the checks can run; log them (see the recorder).",
+            "Without a loss or gradient-norm series none of the checks can run. To log the training loss, "
+            + log_the_loss(run),
             {"metric": None, "steps": None, "value": 0.0, "series": [s.name for s in run.series][:50],
              **({"not_run": _not_run(run)} if not any(len(s) for s in run.series) else {})}, [])]
     longest = max(main, key=lambda s: int(np.sum(np.isfinite(s.values))))
@@ -177,7 +225,8 @@ def insufficient(run: RunLog, t: LogThresholds) -> list[Finding]:
         "insufficient_data", "info",
         f"only {n} finite point(s) in {longest.name}" + (f" (of {len(longest)}: {bad} NaN/Inf)" if bad else "")
         + ": too short to judge trends",
-        "Trend checks need at least a few points; only the per-point checks (NaN/Inf) ran.",
+        "Trend checks need at least a few points; only the per-point checks (NaN/Inf) ran. Log the training "
+        "loss more often (each step, or each epoch of a longer run): " + log_the_loss(run),
         {"metric": longest.name, "steps": _span(longest.steps) if len(longest) else None, "value": float(n),
          "threshold": float(t.min_points), "nonfinite_points": bad}, [])]
 
