@@ -56,7 +56,7 @@ def rescaled_norm(t: torch.Tensor, first: float) -> tuple[float, bool]:
     if not math.isinf(first) or not t.numel():
         return first, math.isfinite(first)
     x = t.detach()
-    m = float(x.abs().amax().to(torch.float64))
+    m = float(abs_max(x).to(torch.float64))
     if not math.isfinite(m) or m == 0:
         return first, False
     return m * float(torch.linalg.vector_norm(x.to(torch.float64) / m)), True

@@ -67,6 +67,7 @@ from gradhealth.analysis.simulate import (
     TimeSeries,
     UnitStats,
     add_step_ratios,
+    clipping,
     pick_device,
     round_off_gradients,
 )
@@ -3673,13 +3674,10 @@ def rate_probe(run: GraphRun, optimizer: OptimizerSpec, device: str | None = Non
                     raise  # the initial point's own forward or backward: not probed
                 losses.append(math.nan)  # the grown weights broke the forward: blown up
                 break
-            if optimizer.clip_value is not None:
-                nn.utils.clip_grad_value_(params, optimizer.clip_value)
-            if optimizer.clip_norm is not None:
-                for p in params:
-                    nn.utils.clip_grad_norm_([p], optimizer.clip_norm)
-            if optimizer.global_clip_norm is not None:
-                nn.utils.clip_grad_norm_(params, optimizer.global_clip_norm)
+            clip = clipping({"": params}, optimizer)  # (the judged first step's clipping, in its order)
+            for p in params:
+                if p.grad is not None:
+                    p.grad = clip(p.grad)
             sgd.step()
     except (RuntimeError, ValueError, FloatingPointError, NotImplementedError):
         return None

@@ -626,7 +626,7 @@ def step_ratios(units: Mapping[str, Sequence[torch.Tensor]], spec: S.OptimizerSp
     :func:`first_step_norm`). One tensor at a time: the only memory it takes is two temporaries of
     the largest weight."""
     out: dict[str, float] = {}
-    clip = _clipping(units, spec)
+    clip = clipping(units, spec)
     with torch.no_grad():
         for name, ps in units.items():
             pairs = [(p.detach(), clip(p.grad)) for p in ps if p.dim() >= 2 and p.grad is not None]
@@ -640,10 +640,10 @@ def step_ratios(units: Mapping[str, Sequence[torch.Tensor]], spec: S.OptimizerSp
     return out
 
 
-def _clipping(units: Mapping[str, Sequence[torch.Tensor]],
-              spec: S.OptimizerSpec) -> Callable[[torch.Tensor], torch.Tensor]:
+def clipping(units: Mapping[str, Sequence[torch.Tensor]],
+             spec: S.OptimizerSpec) -> Callable[[torch.Tensor], torch.Tensor]:
     """The gradient clipping ``spec`` states, as training applies it before the step, in torch's
-    order (as the rate probe applies it): each element to [-clip_value, clip_value]
+    order (the rate probe, :func:`.graph.rate_probe`, applies it to its own steps too): each element to [-clip_value, clip_value]
     (``clip_grad_value_``), then each tensor's norm to at most ``clip_norm`` (Keras' ``clipnorm``),
     then the total norm of every parameter's gradient to at most ``global_clip_norm``
     (``clip_grad_norm_``, Keras' ``global_clipnorm``). Returns the function from a gradient to the
@@ -685,7 +685,7 @@ def zero_weight_steps(units: Mapping[str, Sequence[torch.Tensor]], spec: S.Optim
     matrices and kernels with a gradient are all exactly zero (where :func:`step_ratios` has NaN:
     a ratio to a zero norm is infinite, not unknown). A unit with some nonzero weights is left out."""
     out: dict[str, float] = {}
-    clip = _clipping(units, spec)
+    clip = clipping(units, spec)
     with torch.no_grad():
         for name, ps in units.items():
             pairs = [(p.detach(), clip(p.grad)) for p in ps if p.dim() >= 2 and p.grad is not None]
