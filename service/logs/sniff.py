@@ -334,7 +334,9 @@ def _nul_in_text(head: bytes) -> str:
             "save the log as text without NUL bytes (NUL padding after a log's first line is passed over)")
 
 
-_CONTROL_BYTES = re.compile(rb"[\x01-\x08\x0e-\x1a\x1c-\x1f]")
+#: The control bytes no text holds: all but tab, the line ends, form feed and ESC (NUL apart).
+_CONTROLS = bytes([*range(0x01, 0x09), *range(0x0E, 0x1B), *range(0x1C, 0x20)])
+_CONTROL_BYTES = re.compile(b"[" + re.escape(_CONTROLS) + b"]")
 
 
 #: How far into a file whose head no reader knows to look for a text log's lines: an mmengine
@@ -363,8 +365,8 @@ def _text_later(path: Path, readers: list[Reader]) -> Reader | None:
     return None
 
 
-#: Bytes no text log holds: NUL and the control bytes other than tab, the line ends, form feed and ESC.
-_NON_TEXT = bytes([0, *range(1, 9), *range(0x0E, 0x1B), *range(0x1C, 0x20)])
+#: Bytes no text log holds: NUL and :data:`_CONTROLS`.
+_NON_TEXT = b"\x00" + _CONTROLS
 #: A window with more than this share of bytes that are no text (:func:`_binary_window`) is not searched.
 _BINARY_SHARE = 1 / 8
 
