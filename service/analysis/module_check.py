@@ -530,8 +530,12 @@ def _bounded_cell_remedy(result: SimulationResult) -> Remedy | None:
 
 
 def _named_units(units: list[UnitStats]) -> str:
-    names = [u.name for u in units]
-    return ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+    return _few([u.name for u in units])
+
+
+def _few(names: Sequence[str], most: int = 4) -> str:
+    """The first ``most`` of ``names``, and how many more: ``a, b, c, d and 3 more``."""
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 def _chrono_edit(steps: int) -> Edit:
@@ -573,7 +577,7 @@ def _every(result: SimulationResult, activations: set[str], but: UnitStats | Non
     units = [u for u in result.units if u.activation in activations and u is not but]
     names = [layer_words(u) for u in units]
     kinds = "/".join(sorted({u.activation or "" for u in units}))
-    shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+    shown = _few(names)
     kept = f"; the output's {but.activation} after {layer_words(but)} kept" if but is not None else ""
     return (f"every {kinds} layer ({shown}{kept})" if len(names) > 1 else shown + kept) or "the network"
 
@@ -785,7 +789,7 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
                 out.append((R.residual_connections(where), None))
             elif code == "exploding_gradient" and result.summed:
                 ends = list(dict.fromkeys(result.summed))
-                shown = ", ".join(ends[:4]) + (f" and {len(ends) - 4} more" if len(ends) > 4 else "")
+                shown = _few(ends)
                 # 1/sqrt(N) over the N sums made: a block shared across depth (ALBERT's) is summed
                 # once a call, under one name
                 out.append((R.scaled_residual(f"the network (each ending at {shown})"),
@@ -1420,7 +1424,7 @@ def _layerless_note(result: SimulationResult, run: GraphRun) -> str:
     if result.units:
         return ""
     names = [n for n, _ in _trained(run.model)]
-    shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+    shown = _few(names, 6)
     sharp = result.sharpness
     if sharp is not None and sharp.value is not None and result.optimizer is not None:
         how = f"SGD's stability bound on the loss's sharpness ({sharp.value:.3g})"
@@ -1444,7 +1448,7 @@ def _unreached_note(result: SimulationResult) -> str:
     if not some:
         return ""
     never = [u.name for u in some if bool((u.values["no_samples"] == 1.0).all())]
-    names = ", ".join(layer_words(u) for u in some[:4]) + (f" and {len(some) - 4} more" if len(some) > 4 else "")
+    names = _few([layer_words(u) for u in some])
     note = (f" (Note: {len(some)} layer{'s' if len(some) > 1 else ''} saw no sample in some of the "
             f"{result.seeds} seeds ({names}): not called, or called on an empty batch, as a sparse mixture "
             "of experts' expert the router gives none of the batch; their figures are the other seeds', "
@@ -1466,7 +1470,7 @@ def _unstepped_note(result: SimulationResult) -> str:
               and ("update_ratio" not in u.values or not math.isfinite(judged.get(u.name, math.nan)))]
     if not missed:
         return ""
-    names = ", ".join(missed[:4]) + (f" and {len(missed) - 4} more" if len(missed) > 4 else "")
+    names = _few(missed)
     return (f"the optimizer's first step was not measured on {len(missed)} layer"
             f"{'s' if len(missed) > 1 else ''} with a gradient ({names}): the check did not find "
             "their weights among the layer's parameters, or could not size their step, so large_updates "
