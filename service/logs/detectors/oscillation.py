@@ -57,7 +57,12 @@ def swings(v: np.ndarray, factor: float = _SWING_FACTOR) -> list[tuple[int, int]
     indices of turning points, read on its 3-point running median (a single outlying point is a
     spike, not a swing) on a log scale: a zigzag that turns wherever the median has moved back by
     ``factor`` from its extreme since the last turn."""
-    s = np.log(smooth(v, 3))
+    return _legs(smooth(v, 3), factor)
+
+
+def _legs(sm: np.ndarray, factor: float = _SWING_FACTOR) -> list[tuple[int, int]]:
+    """:func:`swings` of the 3-point running median ``sm`` already taken."""
+    s = np.log(sm)
     gap = math.log(factor)
     legs: list[tuple[int, int]] = []
     pivot, extreme, direction = 0, 0, 0
@@ -85,14 +90,13 @@ def _wild_swings(run: RunLog, t: LogThresholds) -> list[Finding]:
     if found is None or float(np.min(found[2])) <= 0 or on_rollouts(run):
         return []
     loss, steps, v = found
-    legs = swings(v)
-    ups = [(a, b) for a, b in legs if v[b] > v[a]]
+    sm = smooth(v, 3)
+    legs = _legs(sm)
     # up-legs each followed by a down-leg: complete swings
-    cycles = sum(1 for k, (a, b) in enumerate(legs[:-1]) if (a, b) in ups)
+    done = [(a, b) for a, b in legs[:-1] if v[b] > v[a]]
+    cycles = len(done)
     if cycles < _SWING_CYCLES:
         return []
-    sm = smooth(v, 3)
-    done = [(a, b) for k, (a, b) in enumerate(legs) if (a, b) in ups and k < len(legs) - 1]
     widest = max(done, key=lambda ab: float(sm[ab[1]] / sm[ab[0]]))
     first, last = legs[0][0], legs[-1][1]
     low, high = float(np.min(sm[first:last + 1])), float(np.max(sm[first:last + 1]))
