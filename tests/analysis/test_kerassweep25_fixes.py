@@ -12,7 +12,6 @@ import math
 import zipfile
 from typing import Any
 
-import h5py
 import numpy as np
 import pytest
 import torch
@@ -23,6 +22,7 @@ from gradhealth.analysis.importers.keras import check_keras
 from gradhealth.analysis.importers.keras_graph import unsupported_message
 from gradhealth.analysis.module_check import check_module
 from gradhealth.errors import InputFormatError
+from tests.analysis.test_keras_tf213_archives import _archive as keras_archive
 
 T, F_IN, H = 30, 12, 16
 
@@ -32,20 +32,9 @@ def _layer(cls: str, name: str, **cfg: Any) -> dict[str, Any]:
 
 
 def _archive(config: dict[str, Any], groups: dict[str, list[np.ndarray]]) -> bytes:
-    """A Keras 3 ``.keras`` zip: config.json and model.weights.h5 (``layers/<name>/vars``)."""
-    buf = io.BytesIO()
-    with h5py.File(buf, "w") as f:
-        f.create_group("vars")
-        for path, arrays in groups.items():
-            group = f.create_group(f"{path}/vars")
-            for i, a in enumerate(arrays):
-                group.create_dataset(str(i), data=np.asarray(a, "f4"))
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as zf:
-        zf.writestr("metadata.json", json.dumps({"keras_version": "3.4.1"}))
-        zf.writestr("config.json", json.dumps(config))
-        zf.writestr("model.weights.h5", buf.getvalue())
-    return out.getvalue()
+    """A Keras 3 ``.keras`` zip: config.json and model.weights.h5 (``layers/<name>/vars``), as the
+    TF 2.13 archive tests write theirs, under Keras 3's version."""
+    return keras_archive(config, groups, version="3.4.1")
 
 
 def _lstm_weights(rng: np.random.Generator, n_in: int) -> list[np.ndarray]:
