@@ -9,7 +9,7 @@ import re
 import numpy as np
 
 from gradhealth.core import remedies as R
-from gradhealth.core.document import Finding, Remedy
+from gradhealth.core.document import Finding
 from gradhealth.core.rules import detects
 from gradhealth.logs.detectors.chance import accuracies, as_fraction
 from gradhealth.logs.detectors.common import finding
@@ -465,7 +465,6 @@ def _evaluation_only(run: RunLog, hits: list[tuple[float, Series, int]]) -> Find
         return None
     series = list(dict.fromkeys(h[1].name for h in hits))
     bad_steps = sorted({float(x) for _, s, _ in hits for x in s.steps[~np.isfinite(s.values)]})
-    first = hits[0][1]
     if not all(np.isfinite(s.values[-1]) for _, s, _ in hits):
         # the training loss finite at a later step shows the weights were finite at that evaluation;
         # an evaluation NaN only at the run's last step may be the weights' (its last update broke them)
@@ -473,58 +472,58 @@ def _evaluation_only(run: RunLog, hits: list[tuple[float, Series, int]]) -> Find
             return None
         if any(_PERPLEXITY.search(s.name) for _, s, _ in hits):
             return None  # exp(loss) past the float range: a loss over 709 nats a token, no evaluation fault
-        return _evaluation_broken(loss, hits, series, bad_steps)
-    at = (first.where(bad_steps[0]) if len(bad_steps) == 1 else
-          f"{len(bad_steps)} evaluations, first at {first.where(bad_steps[0])}, last at {first.where(bad_steps[-1])}")
-    return finding(
-        "nonfinite", "warning",
-        f"NaN/Inf in evaluation only: {', '.join(series[:4])}{' ...' if len(series) > 4 else ''} at {at}, while "
-        f"{loss.name} is finite at all {len(loss)} logged points and every later evaluation is finite again",
-        "Evaluation does not update the weights, so a NaN there did not spread into training, which went on "
-        "finite; but that evaluation's numbers are void (a best checkpoint or an early stop chosen on them is "
-        "not), and on those inputs the model's outputs or the loss were not finite: evaluation in half precision "
-        "(autocast, .half()) overflowing where training ran in fp32 or with a loss scaler, an empty validation "
-        "batch or a box/target count of 0 averaged over, or a metric dividing by zero. Evaluate in fp32 (or "
-        "bf16) and guard the loss's and the metrics' denominators.",
-        {**_where(hits), "evaluation_only": True, "recovered": True,
-         "nonfinite_steps": [_num(x) for x in bad_steps[:50]], "train_metric": loss.name},
-        [_evaluation_guard()])
+        return _evaluation_finding(loss, hits, series, bad_steps, recovered=False)
+    return _evaluation_finding(loss, hits, series, bad_steps, recovered=True)
 
 
 #: A perplexity's name: exp of a loss, Inf wherever the loss passes 709 nats a token (a finite loss).
 _PERPLEXITY = re.compile(r"perplex|ppl", re.IGNORECASE)
 
+#: Why an evaluation's NaN/Inf is not training's, and what made it: where later evaluations are finite
+#: again, and where they are not (the training loss logged finite after it)
+_EVALUATION_WHY = {
+    True: ("Evaluation does not update the weights, so a NaN there did not spread into training, which went on "
+           "finite; but that evaluation's numbers are void (a best checkpoint or an early stop chosen on them is "
+           "not), and on those inputs the model's outputs or the loss were not finite: evaluation in half "
+           "precision (autocast, .half()) overflowing where training ran in fp32 or with a loss scaler, an empty "
+           "validation batch or a box/target count of 0 averaged over, or a metric dividing by zero. Evaluate in "
+           "fp32 (or bf16) and guard the loss's and the metrics' denominators."),
+    False: ("Evaluation does not update the weights, and the training loss computed with the same weights stayed "
+            "finite, so the weights are finite: the NaN is made by the evaluation itself. The usual causes are "
+            "NaN/Inf in the evaluation data (a missing value read as NaN, a feature scaled by a zero range), an "
+            "empty evaluation set or a batch with no targets averaged over (0 / 0), or evaluation in half "
+            "precision overflowing where training ran in fp32. A lower learning rate or clipping cannot change "
+            "it; every choice made on the evaluation (a best checkpoint, an early stop, a schedule on plateau) is "
+            "void."),
+}
 
-def _evaluation_broken(loss: Series, hits: list[tuple[float, Series, int]], series: list[str],
-                       bad_steps: list[float]) -> Finding:
-    """The warning for evaluated series NaN/Inf to their last evaluation beside a training loss
-    finite at every point (:func:`_evaluation_only`)."""
+
+def _evaluation_finding(loss: Series, hits: list[tuple[float, Series, int]], series: list[str],
+                        bad_steps: list[float], *, recovered: bool) -> Finding:
+    """The warning of :func:`_evaluation_only`: evaluated series NaN/Inf at ``bad_steps`` beside a
+    training loss finite at every point, ``recovered`` where every one is finite again at its end,
+    else NaN/Inf to its last evaluation (then the evaluation's data is checked too)."""
     first = hits[0][1]
-    evaluations = len(first)
-    every = int(np.sum(~np.isfinite(first.values))) == evaluations
-    at = (f"every one of its {evaluations} evaluations" if every else
-          f"{len(bad_steps)} evaluations from {first.where(bad_steps[0])} to its last")
+    if recovered:
+        at = (first.where(bad_steps[0]) if len(bad_steps) == 1 else f"{len(bad_steps)} evaluations, first at "
+              f"{first.where(bad_steps[0])}, last at {first.where(bad_steps[-1])}")
+        verdict = " and every later evaluation is finite again"
+    else:
+        evaluations = len(first)
+        at = (f"every one of its {evaluations} evaluations" if int(np.sum(~np.isfinite(first.values))) == evaluations
+              else f"{len(bad_steps)} evaluations from {first.where(bad_steps[0])} to its last")
+        verdict = ": the evaluation breaks, not the training"
+    guard = R.domain_guard("the evaluation loss's average", "the evaluation loop",
+                           "loss = loss_sum / max(n_targets, 1)  # and evaluate in fp32: model.float()",
+                           "an empty batch or no targets gives 0 / 0")
     return finding(
         "nonfinite", "warning",
         f"NaN/Inf in evaluation only: {', '.join(series[:4])}{' ...' if len(series) > 4 else ''} at {at}, while "
-        f"{loss.name} is finite at all {len(loss)} logged points: the evaluation breaks, not the training",
-        "Evaluation does not update the weights, and the training loss computed with the same weights stayed "
-        "finite, so the weights are finite: the NaN is made by the evaluation itself. The usual causes are "
-        "NaN/Inf in the evaluation data (a missing value read as NaN, a feature scaled by a zero range), an "
-        "empty evaluation set or a batch with no targets averaged over (0 / 0), or evaluation in half precision "
-        "overflowing where training ran in fp32. A lower learning rate or clipping cannot change it; every "
-        "choice made on the evaluation (a best checkpoint, an early stop, a schedule on plateau) is void.",
-        {**_where(hits), "evaluation_only": True, "recovered": False,
+        f"{loss.name} is finite at all {len(loss)} logged points{verdict}",
+        _EVALUATION_WHY[recovered],
+        {**_where(hits), "evaluation_only": True, "recovered": recovered,
          "nonfinite_steps": [_num(x) for x in bad_steps[:50]], "train_metric": loss.name},
-        [R.check_evaluation_data(first.name, str(_num(bad_steps[0]))),
-         _evaluation_guard()])
-
-
-def _evaluation_guard() -> Remedy:
-    """The evaluation loss's average guarded against an empty batch, and evaluation in fp32."""
-    return R.domain_guard("the evaluation loss's average", "the evaluation loop",
-                          "loss = loss_sum / max(n_targets, 1)  # and evaluate in fp32: model.float()",
-                          "an empty batch or no targets gives 0 / 0")
+        [guard] if recovered else [R.check_evaluation_data(first.name, str(_num(bad_steps[0]))), guard])
 
 
 def _skipped_by_the_scaler(run: RunLog, hits: list[tuple[float, Series, int]]) -> bool:
