@@ -130,6 +130,7 @@ from gradhealth.core.document import (
 )
 from gradhealth.core.numbers import range_problem
 from gradhealth.core.rules import rule
+from gradhealth.core.words import first_few
 from gradhealth.devices import check_device
 from gradhealth.errors import ArgumentError, ArgumentTypeError, GradHealthError, Problem
 
@@ -535,7 +536,7 @@ def _named_units(units: list[UnitStats]) -> str:
 
 def _few(names: Sequence[str], most: int = 4) -> str:
     """The first ``most`` of ``names``, and how many more: ``a, b, c, d and 3 more``."""
-    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+    return first_few(names, most)
 
 
 def _chrono_edit(steps: int) -> Edit:

@@ -61,6 +61,7 @@ from gradhealth.analysis.limits import (
 )
 from gradhealth.core.numbers import MAX_RANGE, range_problem
 from gradhealth.core.pointers import escape, pointer_of, too_deep_path
+from gradhealth.core.words import first_few
 from gradhealth.errors import InputFormatError, Problem, SpecError
 
 #: Values in a spec (mapping keys included) after YAML aliases are expanded. Fifty times the
@@ -972,7 +973,7 @@ def _unknown_field_message(loc: tuple[Any, ...]) -> str:
 def unknown_field_words(hint: str, fields: Sequence[str], most: int) -> str:
     """``unknown field; <hint> (allowed: <the first ``most`` of fields>)``, without the hint where
     it is empty: the spec's unknown keys and the HTTP API's request bodies say it alike."""
-    shown = ", ".join(fields[:most]) + (f" and {len(fields) - most} more" if len(fields) > most else "")
+    shown = first_few(fields, most)
     return f"unknown field; {hint} (allowed: {shown})" if hint else f"unknown field (allowed: {shown})"
 
 

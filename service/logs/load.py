@@ -41,6 +41,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from gradhealth.core.words import first_few
 from gradhealth.errors import LogError, UnknownLogFormat, UploadTooLarge
 from gradhealth.logs import archive, derive, sniff
 from gradhealth.logs.foreign import zip_is
@@ -498,18 +499,18 @@ def _read_folder(root: Path, label: str, hint: str | None, limits: ReadLimits, w
             raise UnknownLogFormat(f"{label}: no file in this {what} is in the {hint} format")
         raise UnknownLogFormat(f"{label}: no file in this {what} is a log format gradhealth reads "
                                f"({', '.join(registry.formats())}); looked at {len(skipped)} file(s)"
-                               f"{'; not read: ' + _listed(passed) if passed else ''}")
+                               f"{'; not read: ' + first_few(passed) if passed else ''}")
     _note_wandb_histories(logs)
     warnings = []
     if wandb_debug:
         warnings.append(LogWarning("skipped_files", f"{label}: W&B's own debug log(s) left out, not training "
-                                   f"logs: {_listed(wandb_debug)}"))
+                                   f"logs: {first_few(wandb_debug)}"))
     if passed:
         warnings.append(LogWarning("skipped_files", f"{label}: {len(passed)} entr{'y' if len(passed) == 1 else 'ies'} "
-                                   f"not read: {_listed(passed)}"))
+                                   f"not read: {first_few(passed)}"))
     if skipped:
         warnings.append(LogWarning("skipped_files", f"{label}: {len(skipped)} file(s) not recognised as "
-                                   f"a training log were skipped: {_listed(skipped)}"))
+                                   f"a training log were skipped: {first_few(skipped)}"))
     if len(logs) == 1:
         return _alone(logs[0], root, warnings)
     logs, runs = _separate_runs(logs, label, warnings)
@@ -576,10 +577,6 @@ def _note_wandb_histories(logs: list[tuple[str, RunLog]]) -> None:
                 w.message = (f"{log.source} holds only the final value of each key (a W&B run summary); "
                              f"the run's history is read from {history}")
 
-
-def _listed(names: list[str]) -> str:
-    """The first five of ``names`` and how many more."""
-    return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 
 
 def _trains(prefix: str, log: RunLog) -> Series | None:

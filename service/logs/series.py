@@ -14,6 +14,8 @@ from typing import Literal
 
 import numpy as np
 
+from gradhealth.core.words import first_few
+
 Role = Literal[
     "loss",            # training loss
     "val_loss",        # validation / evaluation loss
@@ -157,7 +159,7 @@ class LogWarning:
 def several_runs(label: str, what: str, names: list[str], *, tail: str = "") -> LogWarning:
     """The ``several_runs`` note of a log holding several runs that are judged each on its own (a
     folder's, a W&B export's, a console's trials): ``label: what, each judged on its own: names``."""
-    shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+    shown = first_few(names, 10)
     return LogWarning("several_runs", f"{label}: {what}, each judged on its own: {shown}{tail}")
 
 

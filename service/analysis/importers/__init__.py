@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gradhealth.core.words import first_few
 from gradhealth.errors import GradHealthError
 
 
@@ -24,7 +25,7 @@ def name_layers(layers: list[tuple[str, str]], each: int = 3, why: dict[str, str
         groups.setdefault(cls, []).append(name)
     parts = []
     for cls, names in groups.items():
-        shown = ", ".join(names[:each]) + (f" and {len(names) - each} more" if len(names) > each else "")
+        shown = first_few(names, each)
         parts.append((f"{cls} ({shown})" if len(names) == 1 else f"{cls} x{len(names)} ({shown})")
                      + (f": {why[cls]}" if why and cls in why else ""))
     return ", ".join(parts)

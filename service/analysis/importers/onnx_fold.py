@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from gradhealth.analysis.importers import ModelError
+from gradhealth.core.words import first_few
 
 #: Values larger than this are not folded (conditions and shapes are a handful of numbers).
 _SMALL = 1 << 12
@@ -473,7 +474,7 @@ def fold_control_flow(model: Any, dims: dict[str, list[int | None]]) -> int:
         values = values or _Values(model, dims)
         reasons = sorted(frozenset().union(*(values.reasons(n.input[0]) for n in ifs if n.input)))
         labels = [_label(n) for n in ifs]
-        named = ", ".join(labels[:5]) + (f" and {len(labels) - 5} more" if len(labels) > 5 else "")
+        named = first_few(labels)
         what = " and ".join(reasons[:_MAX_REASONS]) or "nothing the check can evaluate"
         shape_only = all(r.startswith("the shape of") for r in reasons)
         part = (f"the condition{'s' if len(ifs) > 1 else ''} of {named} depend{'' if len(ifs) > 1 else 's'} on "
@@ -495,7 +496,7 @@ def fold_control_flow(model: Any, dims: dict[str, list[int | None]]) -> int:
         parts.append(part)
     if loops:
         labels = [_label(n) for n in loops]
-        named = ", ".join(labels[:5]) + (f" and {len(labels) - 5} more" if len(labels) > 5 else "")
+        named = first_few(labels)
         parts.append(f"{named} run{'' if len(loops) > 1 else 's'} a loop body, which is not simulated; "
                      + _loop_advice(str(getattr(model, "producer_name", "") or "")))
     raise ModelError("control flow is not simulated: " + "; ".join(parts))

@@ -26,6 +26,7 @@ from gradhealth.analysis.importers import ModelError
 from gradhealth.analysis.importers.onnx_fold import fold_control_flow
 from gradhealth.analysis.plan import Limits
 from gradhealth.core.numbers import parse_range
+from gradhealth.core.words import first_few
 from gradhealth.errors import InputFormatError, LimitExceeded
 
 #: Every op the interpreter has a builder for (keys of ``importers.onnx.OPS`` without the private
@@ -149,27 +150,22 @@ def external_data_refusal(model: Any, *, file_name: str | None = None, weights: 
     locations = list(dict.fromkeys(
         e.value for t in tensors for e in t.external_data if e.key == "location" and e.value))
     shown = file_name or "model.onnx"
-    where = (f"; the file points to {_named([repr(v[:100]) for v in locations], 3)} for them" if locations
+    where = (f"; the file points to {first_few([repr(v[:100]) for v in locations], 3)} for them" if locations
              else "")
     torch_way = ("torch.onnx.export(..., external_data=False), or "
                  if str(getattr(model, "producer_name", "")).lower() == "pytorch" else "")
-    text = (f"{len(stored)} tensor(s) are stored outside the file as external data ({_named(stored)}){where}, "
+    text = (f"{len(stored)} tensor(s) are stored outside the file as external data ({first_few(stored)}){where}, "
             "and the check does not follow file references")
     if weights == "reinitialise":
         kept = _not_parameters(model.graph, stored)
         text += ("; --weights reinitialise redraws the layers' weights, but "
                  + (f"{len(kept)} of these are no layer's parameter (buffers such as masks and position tables, "
-                    f"which the network reads as stored): {_named(kept)}, so their data is still needed"
+                    f"which the network reads as stored): {first_few(kept)}, so their data is still needed"
                     if kept else "the check reads every stored tensor of the file before it redraws them"))
     return (text + "; save the model with every tensor inside it: " + torch_way
             + f"onnx.save(onnx.load({shown!r}), 'inline.onnx', save_as_external_data=False) (under 2 GB); or, "
             f"from the machine that holds the file and its data, `gradhealth check {shown} --external-data` "
             "reads them from beside it (with `--server URL` too, the CLI inlines them into what it sends)")
-
-
-def _named(names: list[str], most: int = 5) -> str:
-    """The first ``most`` of ``names``, and how many more."""
-    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 def _node_label(node: Any, k: int) -> str:
@@ -1574,7 +1570,7 @@ def inline_external(data: bytes, folder: Path, max_bytes: int = 1 << 30) -> byte
         del t.external_data[:]
         t.data_location = onnx.TensorProto.DEFAULT
     if refused:
-        raise ModelError(f"{len(refused)} external tensor(s) cannot be read: {_named(refused, 3)}; external "
+        raise ModelError(f"{len(refused)} external tensor(s) cannot be read: {first_few(refused, 3)}; external "
                          "data is read only from files named plainly in the model's own folder")
     return bytes(model.SerializeToString())
 
@@ -2016,7 +2012,7 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     # the data to fit: onnxsweep5's [64, -64] became 64 x 64)
     negative = [f"{t.name} {list(t.dims)}" for t in graph.initializer if any(d < 0 for d in t.dims)]
     if negative:
-        raise ModelError(f"stored tensor(s) with a negative dimension: {_named(negative, 3)}")
+        raise ModelError(f"stored tensor(s) with a negative dimension: {first_few(negative, 3)}")
     newest = onnx_opset()
     ahead = [f"{o.domain or 'ai.onnx'} {o.version}" for o in model.opset_import
              if o.domain in ("", "ai.onnx") and o.version > newest]

@@ -39,6 +39,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from gradhealth.core.words import first_few
 from gradhealth.errors import LogError
 from gradhealth.logs.readers.registry import ReadLimits
 from gradhealth.logs.readers.textio import Points, number
@@ -186,7 +187,7 @@ def _short(value: Any, n: int = 40) -> str:
 
 def _stepless_warning(name: str, entries: list[int], keys: set[str]) -> LogWarning:
     """The note for ``log_history`` entries left out because they carry no ``step``."""
-    shown = ", ".join(f"[{i}]" for i in entries[:5]) + (f" and {len(entries) - 5} more" if len(entries) > 5 else "")
+    shown = first_few([f"[{i}]" for i in entries])
     names = sorted(keys)
     what = (f" (keys: {', '.join(names[:6])}{', ...' if len(names) > 6 else ''})" if names else "")
     return LogWarning("skipped_entries", f"{name}: {len(entries)} log_history entr"

@@ -79,6 +79,7 @@ import numpy as np
 
 from gradhealth.core import ticks
 from gradhealth.core.ticks import tick
+from gradhealth.core.words import first_few
 from gradhealth.errors import LogError, UploadTooLarge
 from gradhealth.logs.readers import shapes
 from gradhealth.logs.readers.registry import ReadLimits
@@ -2525,8 +2526,7 @@ class TextReader:
                            else "not told apart by their counters?"))
                 # (the names whose values were replaced: a config print's, or the losses)
                 replaced_names = list(replaced)
-                shown = ", ".join(replaced_names[:_SHOWN_NAMES]) + (
-                    f" and {len(replaced_names) - _SHOWN_NAMES} more" if len(replaced_names) > _SHOWN_NAMES else "")
+                shown = first_few(replaced_names, _SHOWN_NAMES)
                 warnings.append(LogWarning(
                     "overwritten_values", f"{name} line {at}: the epoch goes back from {was:g} to {now:g} "
                     f"within one run ({why}); the values of {shown} logged at epochs {now:g} to "
