@@ -693,6 +693,29 @@ def _norms_present(names: tuple[str, ...], grads: list[Any]) -> tuple[tuple[str,
         return names, tuple(torch.linalg.vector_norm(g) for g in present)
 
 
+def _unoverflowed(grads: list[Any], norms: Any) -> Any:
+    """``norms`` with each that overflowed in its gradient's own dtype taken again in float64.
+
+    A fused norm is reduced in the gradient's dtype, whose square sum overflows although every
+    element is finite: float32's at a norm of about 1.8e19, float16's at 65504. Such a norm read
+    Inf, and the log check called the run's finite (if exploding) gradients NaN/Inf. Those are
+    taken again in float64 scaled by their largest |element| m, m ||g / m||, which no element can
+    overflow (as the simulation's ``figures.rescaled_norm``; written out here so that this file
+    still works copied into a project alone); an Inf or NaN element keeps the norm as it was. Only
+    on the CPU, where reading the norms waits for nothing: on an accelerator the check would wait
+    for the device on the training thread."""
+    if not bool(torch.stack(list(norms)).isinf().any()):
+        return norms
+    out = list(norms)
+    for i, (grad, norm) in enumerate(zip(grads, norms, strict=True)):
+        if not math.isinf(float(norm)):
+            continue
+        m = float(torch.maximum(grad.amax(), -grad.amin()).double())  # no copy of grad for its abs()
+        if math.isfinite(m) and m > 0:
+            out[i] = m * torch.linalg.vector_norm(grad.double() / m)
+    return tuple(out)
+
+
 def _check_int(name: str, value: object, minimum: int) -> int:
     """``value`` as an int >= ``minimum``; TypeError (not an integer: a float, a bool, text) or
     ValueError naming the argument and the value."""
@@ -1078,12 +1101,16 @@ class GradientRecorder:
         try:
             try:
                 norms = _foreach_norm(grads)  # type: ignore[arg-type]  # a None raises TypeError
+                present: list[Any] = grads
                 if not self._said_no_grad:
                     self._no_grad = set()
             except (TypeError, RuntimeError):  # a parameter without a gradient, or no parameter
                 if not self._said_no_grad:
                     self._watch_no_grad(names, grads)
                 names, norms = _norms_present(names, grads)
+                present = [g for g in grads if g is not None]
+            if norms and norms[0].is_cpu:
+                norms = _unoverflowed(present, norms)
             if not self._said_no_gradient:
                 self._watch_no_gradient(names, norms)
             # The loss detached: a reference to its values, not to the graph or the gradients.
