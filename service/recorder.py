@@ -631,7 +631,7 @@ def _records(batch: list[tuple[Any, ...]]) -> list[Record]:
     waited: set[torch.device] = set()
     for item in batch:
         values = item[4]
-        if values and values[0].is_cuda and values[0].device not in waited:
+        if values and isinstance(values[0], torch.Tensor) and values[0].is_cuda and values[0].device not in waited:
             waited.add(values[0].device)
             torch.cuda.synchronize(values[0].device)
     return [_record(item) for item in batch]
@@ -641,8 +641,8 @@ def _record(item: tuple[Any, ...]) -> Record:
     """Builds a record from what ``step()`` queued (device values: see :func:`_records`)."""
     seq, step, wall_time, layers, values, loss, lr, scale, divide, metrics, from_log = item
     numbers: list[Any] = []
-    if values and all(t.is_cpu for t in values):  # CPU: computed already
-        numbers = [t.item() for t in values]  # half the cost of a stack and a tolist
+    if values and isinstance(values[0], float):  # CPU: read by step() already (_cpu_norms)
+        numbers = list(values)
     elif values:  # on an accelerator: one stack (the loss with it) and one copy
         parts = list(values)
         with_loss = isinstance(loss, torch.Tensor) and loss.device == parts[0].device
@@ -693,26 +693,28 @@ def _norms_present(names: tuple[str, ...], grads: list[Any]) -> tuple[tuple[str,
         return names, tuple(torch.linalg.vector_norm(g) for g in present)
 
 
-def _unoverflowed(grads: list[Any], norms: Any) -> Any:
-    """``norms`` with each that overflowed in its gradient's own dtype taken again in float64.
+def _cpu_norms(grads: list[Any], norms: Any) -> tuple[float, ...]:
+    """CPU norms as floats, each that overflowed in its gradient's own dtype taken again in float64.
 
     A fused norm is reduced in the gradient's dtype, whose square sum overflows although every
     element is finite: float32's at a norm of about 1.8e19, float16's at 65504. Such a norm read
     Inf, and the log check called the run's finite (if exploding) gradients NaN/Inf. Those are
     taken again in float64 scaled by their largest |element| m, m ||g / m||, which no element can
     overflow (as the simulation's ``figures.rescaled_norm``; written out here so that this file
-    still works copied into a project alone); an Inf or NaN element keeps the norm as it was. Only
-    on the CPU, where reading the norms waits for nothing: on an accelerator the check would wait
-    for the device on the training thread."""
-    if not bool(torch.stack(list(norms)).isinf().any()):
-        return norms
-    out = list(norms)
-    for i, (grad, norm) in enumerate(zip(grads, norms, strict=True)):
-        if not math.isinf(float(norm)):
+    still works copied into a project alone); an Inf or NaN element keeps the norm as it was.
+    Read here, where it waits for nothing (the writer thread would read them anyway, and the
+    gradients are gone by then); on an accelerator the check would wait for the device on the
+    training thread, so there the fused norms stand."""
+    values = tuple(map(float, norms))
+    if math.isfinite(sum(values)):
+        return values
+    out = list(values)
+    for i, (grad, value) in enumerate(zip(grads, values, strict=True)):
+        if not math.isinf(value):
             continue
         m = float(torch.maximum(grad.amax(), -grad.amin()).double())  # no copy of grad for its abs()
         if math.isfinite(m) and m > 0:
-            out[i] = m * torch.linalg.vector_norm(grad.double() / m)
+            out[i] = m * float(torch.linalg.vector_norm(grad.double() / m))
     return tuple(out)
 
 
@@ -1109,10 +1111,10 @@ class GradientRecorder:
                     self._watch_no_grad(names, grads)
                 names, norms = _norms_present(names, grads)
                 present = [g for g in grads if g is not None]
-            if norms and norms[0].is_cpu:
-                norms = _unoverflowed(present, norms)
             if not self._said_no_gradient:
                 self._watch_no_gradient(names, norms)
+            if norms and all(t.is_cpu for t in norms):  # read now: nothing to wait for
+                norms = _cpu_norms(present, norms)
             # The loss detached: a reference to its values, not to the graph or the gradients.
             # On an accelerator the norms and the loss stay there, queued: the writer thread
             # reads them (see _records), so this thread never waits for the device.
