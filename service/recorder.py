@@ -1100,6 +1100,7 @@ class GradientRecorder:
         enabled = _is_grad_enabled()
         if enabled:  # no graph, even for grads made with create_graph=True
             _set_grad_enabled(False)
+        norms: tuple[Any, ...]  # tensors; floats once read (CPU)
         try:
             try:
                 norms = _foreach_norm(grads)  # type: ignore[arg-type]  # a None raises TypeError
