@@ -149,3 +149,31 @@ def test_no_loss_found_says_how_to_name_one_and_lists_no_epoch(tmp_path: Path) -
     [f] = [f for f in doc.findings if f.code == "insufficient_data"]
     assert "(series found: Rec, KL)" in f.summary
     assert "word loss" in f.explanation and "Total loss=0.78" in f.explanation
+
+
+# --- 4. evaluate() after fit() does not overwrite the last epoch's training loss -----------------------
+
+
+def test_evaluate_bars_and_a_summary_dict_after_fit_are_the_evaluations(tmp_path: Path) -> None:
+    losses = 1.8 * 0.9 ** np.arange(5)
+    lines = []
+    for e, v in enumerate(losses, 1):
+        lines += [f"Epoch {e}/5", f"6000/6000 - 2s - loss: {v:.4f} - accuracy: {0.5 + e / 20:.4f} - 2s/epoch"]
+    lines += ["  1/313 [..............................] - ETA: 35s - loss: 0.2033 - accuracy: 0.9688",
+              "313/313 [==============================] - 0s 496us/step - loss: 2.5000 - accuracy: 0.7053",
+              'Info:{"accuracy": "0.71", "loss": "2.500000", "train_size": "60000", "test_size": "10000"}']
+    series = {s.name: s for s in read_log(write(tmp_path, "output.txt", "\n".join(lines) + "\n")).series}
+    # the training loss keeps each epoch's own value, the fifth's last
+    assert np.allclose(series["loss"].values, np.round(losses, 4))
+    assert series["eval_loss"].role == "val_loss" and series["eval_loss"].values[-1] == 2.5
+    # sizes by their name are no values
+    assert not [n for n in series if "size" in n]
+
+
+def test_a_summary_after_fit_without_evaluate_leaves_the_training_loss(tmp_path: Path) -> None:
+    lines = []
+    for e in range(1, 4):
+        lines += [f"Epoch {e}/3", f"100/100 [==============================] - 1s - loss: {1 / e:.4f}"]
+    lines += ["final: loss: 9.0000"]
+    series = {s.name: s for s in read_log(write(tmp_path, "output.txt", "\n".join(lines) + "\n")).series}
+    assert np.allclose(series["loss"].values, [1.0, 0.5, 0.3333])

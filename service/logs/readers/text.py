@@ -327,6 +327,19 @@ _WORDS_BEFORE = re.compile(r"(?:[A-Za-z]+[ \t]+){1,3}$")
 _NAME_WORDS = re.compile(r"[A-Za-z]+")
 
 
+#: A Keras fit's or evaluate()'s count opening its line, a bar (``313/313 [====]``) or verbose=2's
+#: ``6000/6000 - 3s - loss: ...``: ``(count, total)``
+_FIT_COUNT = re.compile(r"^\s*(\d+)/(\d+)(?=\s*\[|\s+-\s)")
+
+
+def _size_value(key: str, value: str) -> bool:
+    """Whether ``key: value`` among a line's values is a size by its name (``train_size``, ``test_size``,
+    ``batch_size``: its last word a size, dimension or vocabulary) holding a whole number: a setting or
+    the data's size, not a value the run measured (a summary dict's ``"train_size": "60000"``)."""
+    words = [w.lower() for w in _NAME_WORDS.findall(key)]
+    return bool(words) and words[-1] in _SETTING_NOUNS and bool(_INT.fullmatch(value.strip()))
+
+
 def _size_print(line: str, key: str, at: int) -> bool:
     """Whether ``key``, the only value of ``line`` and named from ``at``, is a dataset's size or a
     setting's (:data:`_SETTING_NOUNS`, :data:`_COUNTED_NOUNS`) rather than a value the run measured."""
@@ -2132,6 +2145,13 @@ class TextReader:
         header_epoch = epoch = _epoch_above(path, limits) if start == 1 else None
         bar_last: int | None = None   # the last Keras progress count read as a step, and how many
         bar_round = 0                 # times the count started again (an epoch each)
+        # under Keras epoch headers: the fit's bar total and the epoch whose bar reached it; a bar of
+        # another total after it, under the same header, is model.evaluate()'s (or predict's)
+        fit_total: int | None = None
+        fit_at: float | None = None     # the epoch fit_total was read in
+        fit_done: float | None = None
+        fit_eval: float | None = None   # the epoch an evaluate() bar followed the fit's in
+        fit_keys: set[str] = set()      # the names the fit's bar prints
         in_eval = False
         eval_block = False  # under an evaluation's heading in a log placed by steps (see below)
         held: tuple[int, list[tuple[str, str]]] | None = None  # an evaluation pass's last report so far
@@ -2265,6 +2285,27 @@ class TextReader:
                             total = None
                         else:
                             found = found[1:]
+                    if found and header_epoch is not None and len(found) > 1:
+                        found = [(k, v) for k, v in found if not _size_value(k, v)]
+                    if found and header_epoch is not None and found[0][0] != _BAR_KEY:
+                        if fit_at != header_epoch:
+                            fit_total, fit_at = None, header_epoch  # each epoch's first count is the fit's
+                        fit_counts = _FIT_COUNT.match(segment)
+                        if fit_counts is not None and fit_done == header_epoch and int(fit_counts[2]) != fit_total:
+                            # an evaluate() bar after fit()'s last bar of this epoch ("313/313 ... loss:
+                            # 0.3188" after "6000/6000 ... loss: 0.3103"): the test set's figures, not the
+                            # epoch's training loss (logsweep87 deepfd_repair)
+                            found = [(k if k.startswith(("eval_", "val_")) else f"eval_{k}", v) for k, v in found]
+                            fit_eval = header_epoch
+                        elif fit_counts is not None and fit_total in (None, int(fit_counts[2])):
+                            fit_total, fit_keys = int(fit_counts[2]), {k for k, _ in found}
+                            if int(fit_counts[1]) == fit_total:
+                                fit_done = header_epoch
+                        elif fit_counts is None and fit_done == header_epoch and not (in_eval or eval_block):
+                            # a summary after the epoch's finished bar ('Info:{"loss": "0.3188", ...}'): the
+                            # evaluation's figures after an evaluate() bar, else a repeat of the bar's
+                            found = [(f"eval_{k}", v) if k in fit_keys and fit_eval == header_epoch else (k, v)
+                                     for k, v in found if k not in fit_keys or fit_eval == header_epoch]
                     pieces: list[tuple[list[tuple[str, str]], float | None]]
                     if found and found[0][0] == _PASS_KEY:
                         # an evaluation's report part way through its pass ("Test: [10/242] ... Loss 5.2
