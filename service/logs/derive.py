@@ -318,6 +318,35 @@ def named_loss(name: str) -> bool:
     return "loss" in words and not words & _NOT_A_LOSS and gan_part(name) is None
 
 
+#: A bare total's name (``Total=0.78``, ``total: 1.2``) and the words of series beside it that make it a
+#: count or a score, not a loss (``Correct: 950 Total: 1000``, ``acc=0.9 total=...``)
+_TOTAL = frozenset({"total"})
+_NOT_PARTS = frozenset({"acc", "accuracy", "correct", "precision", "recall", "f1", "auc", "score", "reward",
+                        "return", "samples", "count", "num", "n", "lr"})
+
+
+def _bare_total(run: RunLog) -> list[Series]:
+    """A series named ``total`` alone (any case) printed beside other values of no known role at its
+    steps, which are the parts it adds up: a VAE's ``Rec=0.30, KL=48.4, Total=0.78``, a multi-objective
+    script's parts with no "loss" in any name (logsweep87 vae3d_kl: "no training loss" for a log of
+    nothing but losses). Not where its values are all whole numbers (a count: ``Total: 1000``) or a
+    series beside it is an accuracy, a count or a score. ``[]`` or the one series."""
+    totals = [s for s in run.series if s.role == "metric" and _last_part(s.name).strip().lower() in _TOTAL]
+    if len(totals) != 1:
+        return []
+    total = totals[0]
+    v = total.values[np.isfinite(total.values)]
+    if not len(v) or bool(np.all(v == np.round(v))):
+        return []
+    steps = set(total.steps.tolist())
+    beside = [s for s in run.series if s is not total and len(steps & set(s.steps.tolist())) * 2 >= len(steps)
+              and _last_part(s.name).strip().lower() not in ("epoch", "epochs", "step", "steps", "iter", "iteration")]
+    words = {w.lower() for s in beside for w in re.split(r"[_.\s/-]+|(?<=[a-z])(?=[A-Z])", s.name) if w}
+    if not beside or any(s.role != "metric" for s in beside) or words & _NOT_PARTS:
+        return []
+    return [total]
+
+
 def add_named_loss(run: RunLog) -> RunLog:
     """Where ``run`` still has no training loss and exactly one series is named as a loss in words
     (:func:`named_loss`), or one of several has a total's name in its last part
@@ -339,6 +368,8 @@ def add_named_loss(run: RunLog) -> RunLog:
     totals = [s for s in found if classify(_last_part(s.name))[0] == "loss"]
     if len(found) > 1 and len(totals) == 1:
         found = totals
+    if not found:
+        found = _bare_total(run)
     if len(found) != 1:
         return run
     found[0].role = "loss"

@@ -531,7 +531,8 @@ def _read_folder(root: Path, label: str, hint: str | None, limits: ReadLimits, w
                 merged.params[f"{prefix}/{k}" if prefix else f"{log.source}/{k}"] = v
             else:
                 merged.params.setdefault(k, v)
-        merged.traceback = merged.traceback or log.traceback
+        if not merged.traceback:
+            merged.traceback, merged.after_training = log.traceback, log.after_training
     merged.series = list(by_name.values())
     _check_points(merged, label, limits)
     return merged

@@ -173,6 +173,9 @@ class RunLog:
     warnings: list[LogWarning] = field(default_factory=list)
     params: dict[str, str] = field(default_factory=dict)   # e.g. max_grad_norm / clipnorm when the log has it
     traceback: str | None = None                           # a text log that ends in a Python traceback
+    #: where that traceback came after training had ended, why the log says so (its epoch counter at its
+    #: total, a later stage's line before it); None where it cut training short or there is none
+    after_training: str | None = None
     #: a folder of several runs (Lightning's version_N, MLflow's experiments): each one's folder, the
     #: prefix of its series' names; the checks judge each on its own (empty: one run)
     runs: list[str] = field(default_factory=list)
@@ -213,7 +216,7 @@ class RunLog:
                 if n == best:
                     placed[r].append(s)
         return {r: RunLog(format=self.format, source=self.source, params=dict(self.params), traceback=self.traceback,
-                          series=placed[r]) for r in self.runs}
+                          after_training=self.after_training, series=placed[r]) for r in self.runs}
 
     def by_role(self, role: Role) -> list[Series]:
         return [s for s in self.series if s.role == role]
@@ -234,7 +237,8 @@ class RunLog:
         self.series.extend(other.series)
         self.warnings.extend(other.warnings)
         self.params.update(other.params)
-        self.traceback = self.traceback or other.traceback
+        if not self.traceback:
+            self.traceback, self.after_training = other.traceback, other.after_training
 
 
 _EPOCH_WORD = re.compile(r"(?:^|[/_.])epoch(?:[/_.]|$)", re.IGNORECASE)

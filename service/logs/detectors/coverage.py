@@ -44,6 +44,16 @@ def truncated(run: RunLog, t: LogThresholds) -> list[Finding]:
             "truncated_log", "info", f"the run was stopped by hand: {last_line}",
             "The log ends in a KeyboardInterrupt: someone stopped the run; everything before it is analysed.",
             {"metric": None, "steps": None, "value": 0.0, "problems": [], "traceback_last_line": last_line}, [])]
+    if last_line and run.after_training and not damage:
+        # a later stage of the script failed (an evaluation's missing file, a plot's backend): the
+        # training the log shows had ended, so nothing of it was cut short (logsweep87 wind_diffusion)
+        return [finding(
+            "truncated_log", "info",
+            f"the log ends in a traceback after training had ended ({run.after_training}): {last_line}",
+            "The script failed after its training had ended, in a later stage (evaluation, prediction, export or "
+            "plotting): the training the log shows is all analysed; the traceback says what to fix in that stage.",
+            {"metric": None, "steps": None, "value": 0.0, "problems": [w.message for w in notes][:20],
+             "traceback_last_line": last_line, "after_training": run.after_training}, [])]
     summary = (f"the log ends in a traceback: {last_line}" if last_line else
                "; ".join(w.message for w in notes[:3]))
     steps = [s.steps[-1] for s in run.series if len(s)]
@@ -101,6 +111,16 @@ def log_the_loss(run: RunLog) -> str:
     if run.format == "tensorboard":
         return _KERAS_TB if any(_KERAS_TAG.search(s.name) for s in run.series) else _TB_WRITER
     return _LOG_THE_LOSS.get(run.format, _LOG_THE_LOSS_DEFAULT)
+
+
+#: A series that is a position the log counts, not a value (``Epoch`` printed beside ``Step``)
+_POSITION_NAME = re.compile(r"(?:^|/)(?:epoch|epochs|step|steps|iter|iteration|global_step)$", re.IGNORECASE)
+#: How a log names its training loss, for a log whose values have no loss's name (logsweep87 vae3d_kl:
+#: Rec=, KL=, Total=): there is no option to mark one, the name in the log is what is read
+_NAME_THE_LOSS = ("None of the values found has a training loss's name: a value is read as the training loss "
+                  "where its name says so (loss, train_loss, total_loss, or any name with the word loss in it: "
+                  "'Total loss=0.78', 'rec_loss: 0.3'), or where a bare total ('Total=0.78') is printed beside the "
+                  "parts it adds up; print the loss under such a name. ")
 
 
 @detects("insufficient_data")
@@ -208,12 +228,15 @@ def insufficient(run: RunLog, t: LogThresholds) -> list[Finding]:
             {"metric": None, "steps": None, "value": 0.0, "final_values": dict(list(finals.items())[:50]),
              "not_run": _not_run(run)}, [])]
     if not main:
+        # (a position the log counts, Epoch beside Step, is no series of values to list)
+        found = [s.name for s in run.series if not _POSITION_NAME.search(s.name)]
         return [finding(
             "insufficient_data", "warning",
             "the log has no training loss and no gradient norm to judge"
-            + (f" (series found: {', '.join(s.name for s in run.series[:8])})" if run.series else ""),
-            "Without a loss or gradient-norm series none of the checks can run. To log the training loss, "
-            + log_the_loss(run),
+            + (f" (series found: {', '.join(found[:8])})" if found else ""),
+            "Without a loss or gradient-norm series none of the checks can run. "
+            + (_NAME_THE_LOSS if found else "")
+            + "To log the training loss, " + log_the_loss(run),
             {"metric": None, "steps": None, "value": 0.0, "series": [s.name for s in run.series][:50],
              **({"not_run": _not_run(run)} if not any(len(s) for s in run.series) else {})}, [])]
     longest = max(main, key=lambda s: int(np.sum(np.isfinite(s.values))))

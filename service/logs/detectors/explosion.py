@@ -310,9 +310,10 @@ def _level_spikes(steps: np.ndarray, v: np.ndarray, t: LogThresholds
     # A value rounded when it was logged could be up to half a step lower, its level half a step
     # higher: only what stands out under that reading is a spike.
     q = resolution(v) / 2
-    resid = np.log(np.maximum(v - q, 1e-300)) - np.log(np.exp(around) + q) if q else lv - around
+    resid = _residuals(v, lv, around, q)
     ok = np.isfinite(resid)
     sigma = 1.4826 * float(median(np.abs(resid[ok]))) if ok.any() else 0.0
+    sigma = min(sigma, _calm_sigma(v, lv, half, q, t))
     cut = max(math.log(t.loss_spike_min_ratio), t.loss_spike_sigmas * sigma)
     # The last points have no future to show the run came back: a rising end must clear twice the cut.
     need = np.full(len(v), cut)
@@ -320,6 +321,36 @@ def _level_spikes(steps: np.ndarray, v: np.ndarray, t: LogThresholds
     with np.errstate(invalid="ignore"):
         spike = (resid > need) & (lv - past > need)
     return steps, v, np.exp(around), spike, np.nonzero(spike)[0]
+
+
+def _residuals(v: np.ndarray, lv: np.ndarray, around: np.ndarray, q: float) -> np.ndarray:
+    """Each point's log-distance above its level ``around`` (centred medians, in values), at the worst
+    reading of a log rounded to ``q`` (half its printed step): the point lower, its level higher."""
+    return np.log(np.maximum(v - q, 1e-300)) - np.log(np.exp(around) + q) if q else lv - around
+
+
+def _calm_sigma(v: np.ndarray, lv: np.ndarray, half: int, q: float, t: LogThresholds) -> float:
+    """The noise (robust standard deviation of the log-residuals) of a loss's points that are no
+    candidate spikes; ``inf`` where it has none to leave out.
+
+    A centred median over a few neighbours is set by the spikes themselves where they are dense: in a
+    10-epoch run with spikes at epochs 2, 3 and 6 (2.29, 5433, 63018, 2.13, 2.68, 33272, 2.07, ...) half
+    the calm points have two spikes among their four neighbours, so their residuals are as large as the
+    spikes' and the noise the spikes are measured in was theirs (logsweep87 deepfd_spikes: nothing
+    found). The candidates are judged against a level the spikes cannot set, the median of the whole
+    series (while they are fewer than half its points), in the spread of all its points about it (an
+    upper bound of the noise: a trend widens it, so a falling loss leaves out nothing): points more than
+    ``loss_spike_sigmas`` of that spread above it. The noise is then measured over the other points,
+    against levels the candidates are left out of."""
+    level = float(median(lv))
+    spread = 1.4826 * float(median(np.abs(lv - level)))
+    far = lv - level > max(math.log(t.loss_spike_min_ratio), t.loss_spike_sigmas * spread)
+    if not far.any() or far.all():
+        return math.inf
+    calm = np.where(far, np.nan, lv)
+    resid = _residuals(v, lv, centred_median(calm, half), q)
+    ok = np.isfinite(resid) & ~far
+    return 1.4826 * float(median(np.abs(resid[ok]))) if ok.any() else math.inf
 
 
 def spike_points(s: Series, t: LogThresholds) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -920,7 +951,12 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
         # among; the same run logged every 10th step would be "frequent"), the run keeps taking
         # steps that size. One such spike that recovered stays a note.
         severity = "warning"
-    start = float(median(v[:3]))
+    # the run's start level: the median of its first 3 points that are no spikes (spikes on the first
+    # points would set it themselves: 5433 is the median of 2.29, 5433, 63018, logsweep87 deepfd_spikes)
+    calm_start = np.setdiff1d(np.arange(len(v)), idx)[:3]
+    start = float(median(v[calm_start])) if len(calm_start) else float(median(v[:3]))
+    start_words = ("the median of its first 3 points" if calm_start.tolist() == [0, 1, 2] else
+                   "the median of its first 3 points that are no spikes")
     # one step that threw the loss an order of magnitude above where the untrained network began (and
     # 20x its level): on an evaluation, or on a training loss that is an average of many batches or
     # whose next logged point is still up at twice the level before, the step undid the training,
@@ -1020,7 +1056,7 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
            f"({100 * converged[2] / converged[1]:.2g}% of its start): the noise of a converged run"
            if converged is not None else "")
         + (f"; at {s.where(steps[undone[0]])} it reached {v[undone[0]]:.4g}, above the run's start level "
-           f"{start:.4g} (the median of its first 3 points) after falling to {med[undone[0]]:.4g}: the spike undid "
+           f"{start:.4g} ({start_words}) after falling to {med[undone[0]]:.4g}: the spike undid "
            "what the run had learnt, which it had to learn again" if undone is not None and undone[1] == "start" else
            f"; at {s.where(steps[undone[0]])} the {'epoch mean' if s.step_unit == 'epoch' else 'running average'} "
            f"jumped {times(v[undone[0]] / max(float(med[undone[0]]), 1e-300))} {against(undone[0])} "

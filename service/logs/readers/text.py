@@ -327,6 +327,19 @@ _WORDS_BEFORE = re.compile(r"(?:[A-Za-z]+[ \t]+){1,3}$")
 _NAME_WORDS = re.compile(r"[A-Za-z]+")
 
 
+#: A Keras fit's or evaluate()'s count opening its line, a bar (``313/313 [====]``) or verbose=2's
+#: ``6000/6000 - 3s - loss: ...``: ``(count, total)``
+_FIT_COUNT = re.compile(r"^\s*(\d+)/(\d+)(?=\s*\[|\s+-\s)")
+
+
+def _size_value(key: str, value: str) -> bool:
+    """Whether ``key: value`` among a line's values is a size by its name (``train_size``, ``test_size``,
+    ``batch_size``: its last word a size, dimension or vocabulary) holding a whole number: a setting or
+    the data's size, not a value the run measured (a summary dict's ``"train_size": "60000"``)."""
+    words = [w.lower() for w in _NAME_WORDS.findall(key)]
+    return bool(words) and words[-1] in _SETTING_NOUNS and bool(_INT.fullmatch(value.strip()))
+
+
 def _size_print(line: str, key: str, at: int) -> bool:
     """Whether ``key``, the only value of ``line`` and named from ``at``, is a dataset's size or a
     setting's (:data:`_SETTING_NOUNS`, :data:`_COUNTED_NOUNS`) rather than a value the run measured."""
@@ -1706,6 +1719,48 @@ def _eval_heading(segment: str, *, alone: bool = False) -> bool:
 _HEADING_WORDS = 6
 
 
+#: A line saying training ended or a later stage of the script began: "Training complete. Saved
+#: model.", "Finished training", a numbered stage ("Stage 2: Predicting", "Phase 3 - export"), another
+#: script's argparse usage ("usage: predict.py [-h] ...")
+_STAGE_LINE = re.compile(
+    r"\b(?:training|train|fit(?:ting)?)\b\W*(?:is\s+|has\s+)?(?:complete[d]?|finished|done|ended|over)\b"
+    r"|\b(?:finished|completed|done|end\s+of)\s+(?:the\s+)?training\b"
+    r"|\b(?:stage|phase)\s*\d+\s*[:.)-]|^\s*usage:\s+\S+\.py\b", re.IGNORECASE)
+#: An epoch counter out of its total ("Epoch 12/12", "Epoch [5/5]", "epoch: 3/10")
+_EPOCH_OF = re.compile(r"\bepoch\W{0,3}(\d+)\s*/\s*(\d+)", re.IGNORECASE)
+#: A count out of its total elsewhere on a line: a Keras or tqdm bar's "375/375", "[3000/3236]"
+_COUNT_OF = re.compile(r"(?<![\d/.:-])(\d+)\s*/\s*(\d+)(?![\d/.:-])")
+
+
+def _training_ended(last_values: str | None, header: str | None, after: list[tuple[int, str]]) -> str | None:
+    """Why a log's training had ended before the Python traceback it ends in, in words; None where
+    nothing says so (the traceback cut training short). ``last_values`` is the last line with values
+    before the traceback, ``header`` the last Keras ``Epoch i/N`` header, ``after`` the lines (number,
+    text) between them and the traceback.
+
+    Ended where one of those lines says training ended or a later stage began (:data:`_STAGE_LINE`)
+    with no epoch counter after it, or where none came after the last line with values and its epoch
+    counter (on it, or its Keras header's) stands at its total with every other count on it at its
+    own: ``Epoch 12/12 Train Loss: 0.39``, or ``375/375 [====] - loss: 0.31`` under ``Epoch 12/12``
+    (logsweep87: an evaluation script's FileNotFoundError after "Training complete" was read as
+    training stopping there)."""
+    counted = [k for k, (_, t) in enumerate(after) if _EPOCH_OF.search(t)]
+    # (the first such line after the last one naming an epoch: training went on after any before it)
+    for lineno, text in after[counted[-1] if counted else 0:]:
+        if (m := _STAGE_LINE.search(text)) is not None:
+            return f"line {lineno}: {text[m.start():].strip()[:80]!r}"
+    if last_values is None or any(_EPOCH_OF.search(t) for _, t in after):
+        return None
+    own = _EPOCH_OF.search(last_values)
+    counter = own or (_EPOCH_OF.search(header) if header is not None else None)
+    if counter is None or int(counter[1]) != int(counter[2]) or int(counter[2]) == 0:
+        return None
+    counts = [c for c in _COUNT_OF.finditer(last_values) if own is None or c.start() != own.start(1)]
+    if any(int(c[1]) != int(c[2]) for c in counts):
+        return None
+    return f"its epoch counter reached its total, epoch {counter[1]}/{counter[2]}"
+
+
 def _banner_before(line: str, end: int) -> bool:
     """Whether a count's word (:data:`_COUNT_BANNER`: ``Total optimization``, ``Num``) ends just
     before ``end``; looked for in the few characters before the blanks there, not the whole line up
@@ -2037,7 +2092,7 @@ class TextReader:
             [f"{p} (line {at})" for p, at, _ in logs],
             tail=f"; the first {skipped} are not read" if skipped else "")]
         merged = RunLog(format=self.name, source=path.name, warnings=warnings, runs=[p for p, _, _ in logs],
-                        traceback=logs[-1][2].traceback)
+                        traceback=logs[-1][2].traceback, after_training=logs[-1][2].after_training)
         for prefix, _, log in logs:
             merged.series += [replace(s, name=f"{prefix}/{s.name}") for s in log.series]
             merged.warnings += log.warnings
@@ -2071,6 +2126,12 @@ class TextReader:
         tb_line = 0
         tb_prefix = ""
         in_tb = False
+        # the last line with values, the last Keras "Epoch i/N" header, the lines since the last line
+        # with values, and those three when the traceback began: whether training had ended before it
+        last_values: str | None = None
+        last_header: str | None = None
+        since_values: deque[tuple[int, str]] = deque(maxlen=_MAX_TB_LINES)
+        tb_context: tuple[str | None, str | None, list[tuple[int, str]]] | None = None
         bad_bytes_line = 0
         long_line: tuple[int, int] | None = None  # the first line too long to read values from
         long_lines = 0
@@ -2084,6 +2145,13 @@ class TextReader:
         header_epoch = epoch = _epoch_above(path, limits) if start == 1 else None
         bar_last: int | None = None   # the last Keras progress count read as a step, and how many
         bar_round = 0                 # times the count started again (an epoch each)
+        # under Keras epoch headers: the fit's bar total and the epoch whose bar reached it; a bar of
+        # another total after it, under the same header, is model.evaluate()'s (or predict's)
+        fit_total: int | None = None
+        fit_at: float | None = None     # the epoch fit_total was read in
+        fit_done: float | None = None
+        fit_eval: float | None = None   # the epoch an evaluate() bar followed the fit's in
+        fit_keys: set[str] = set()      # the names the fit's bar prints
         in_eval = False
         eval_block = False  # under an evaluation's heading in a log placed by steps (see below)
         held: tuple[int, list[tuple[str, str]]] | None = None  # an evaluation pass's last report so far
@@ -2166,6 +2234,7 @@ class TextReader:
                 if _TRACEBACK in stripped:
                     if tb is None or not in_tb:
                         tb, tb_line = deque(maxlen=_MAX_TB_LINES), lineno
+                        tb_context = (last_values, last_header, list(since_values))
                         tb_prefix = stripped[:stripped.index(_TRACEBACK)]   # e.g. "[rank0]: "
                     tb.append(stripped)
                     in_tb = True
@@ -2177,6 +2246,8 @@ class TextReader:
                             ("During handling", "The above exception")):
                         in_tb = False       # the exception line ends this traceback
                     continue
+                if stripped.strip():
+                    since_values.append((lineno, stripped))
                 segments = stripped.split("\r")
                 last_segment = segments[-1]
                 for segment in segments:
@@ -2214,6 +2285,27 @@ class TextReader:
                             total = None
                         else:
                             found = found[1:]
+                    if found and header_epoch is not None and len(found) > 1:
+                        found = [(k, v) for k, v in found if not _size_value(k, v)]
+                    if found and header_epoch is not None and found[0][0] != _BAR_KEY:
+                        if fit_at != header_epoch:
+                            fit_total, fit_at = None, header_epoch  # each epoch's first count is the fit's
+                        fit_counts = _FIT_COUNT.match(segment)
+                        if fit_counts is not None and fit_done == header_epoch and int(fit_counts[2]) != fit_total:
+                            # an evaluate() bar after fit()'s last bar of this epoch ("313/313 ... loss:
+                            # 0.3188" after "6000/6000 ... loss: 0.3103"): the test set's figures, not the
+                            # epoch's training loss (logsweep87 deepfd_repair)
+                            found = [(k if k.startswith(("eval_", "val_")) else f"eval_{k}", v) for k, v in found]
+                            fit_eval = header_epoch
+                        elif fit_counts is not None and fit_total in (None, int(fit_counts[2])):
+                            fit_total, fit_keys = int(fit_counts[2]), {k for k, _ in found}
+                            if int(fit_counts[1]) == fit_total:
+                                fit_done = header_epoch
+                        elif fit_counts is None and fit_done == header_epoch and not (in_eval or eval_block):
+                            # a summary after the epoch's finished bar ('Info:{"loss": "0.3188", ...}'): the
+                            # evaluation's figures after an evaluate() bar, else a repeat of the bar's
+                            found = [(f"eval_{k}", v) if k in fit_keys and fit_eval == header_epoch else (k, v)
+                                     for k, v in found if k not in fit_keys or fit_eval == header_epoch]
                     pieces: list[tuple[list[tuple[str, str]], float | None]]
                     if found and found[0][0] == _PASS_KEY:
                         # an evaluation's report part way through its pass ("Test: [10/242] ... Loss 5.2
@@ -2418,6 +2510,10 @@ class TextReader:
                         if header_only:
                             headers += 1
                             header_line = header_line or lineno
+                            last_header = segment
+                        else:
+                            last_values = segment
+                            since_values.clear()
                         tb = None               # values after a traceback: training went on
                         for k, _ in values:
                             if k.startswith(_ONE):
@@ -2492,11 +2588,14 @@ class TextReader:
         if bad_bytes_line:
             warnings.append(LogWarning("replaced_bytes", f"{name} line {bad_bytes_line}: bytes that are "
                                        "not UTF-8 were replaced", where=f"line {bad_bytes_line}"))
-        traceback = None
+        traceback = after_training = None
         if tb is not None:
             traceback = "\n".join(tb).strip("\n")
-            warnings.append(LogWarning("truncated_log", f"{name} line {tb_line}: the log ends in a Python "
-                                       "traceback; training stopped there", where=f"line {tb_line}"))
+            after_training = _training_ended(*tb_context) if tb_context is not None else None
+            warnings.append(LogWarning(
+                "truncated_log", f"{name} line {tb_line}: the log ends in a Python traceback; "
+                + (f"training had ended before it ({after_training}): a later stage failed, not training"
+                   if after_training else "training stopped there"), where=f"line {tb_line}"))
         early: list[Series] = []
         # (by epoch when most lines are in one, or the losses are: a console's other lines, model
         # loading and config prints, come before the first epoch)
@@ -2538,7 +2637,7 @@ class TextReader:
                     "nonfinite_event", f"{name} line {bad_line}: {bad_name} = {bad} at epoch {bad_epoch:g}, "
                     "replaced by a later line's value at the same epoch (each epoch keeps its last values)",
                     where=f"line {bad_line}"))
-            return _placed(RunLog(format=self.name, source=name, warnings=warnings, traceback=traceback,
+            return _placed(RunLog(format=self.name, source=name, warnings=warnings, traceback=traceback, after_training=after_training,
                                   series=_letters(_epoch_series(spread if spread is not None else by_epoch),
                                                   letters)), lengths)
         placed_within = _within_epochs(stepped_rows) if stepped_rows else None
@@ -2552,7 +2651,7 @@ class TextReader:
                 if all(name_ in stepped for name_, _ in early_values):
                     for name_, number_ in early_values:
                         within.setdefault(name_, {}).setdefault(start_at, number_)
-            return _worded(RunLog(format=self.name, source=name, warnings=warnings, traceback=traceback,
+            return _worded(RunLog(format=self.name, source=name, warnings=warnings, traceback=traceback, after_training=after_training,
                                   series=_letters(_epoch_series(within), letters)), worded, within_length)
         if first_step is None:
             _add(points, pending, None)     # no step in the whole log: the running index
@@ -2573,7 +2672,7 @@ class TextReader:
         if points.count == 0 and event is not None:
             # nothing but the framework's own report of a NaN/Inf (detectron2's FloatingPointError
             # at the end of a traceback pasted alone): that report is the finding
-            return RunLog(format=self.name, source=name, warnings=warnings, traceback=traceback)
+            return RunLog(format=self.name, source=name, warnings=warnings, traceback=traceback, after_training=after_training)
         if points.count == 0 and bad_step is not None and not pending:
             # every line with values has a step no point can be placed at (errsweep7 #8): that is
             # the reason, not an absence of values
@@ -2606,7 +2705,7 @@ class TextReader:
             raise LogError(f"{name}: no 'key: value' or 'key=value' pairs with numbers in any line; "
                            "not a text training log")
         return _worded(_placed(RunLog(format=self.name, source=name, series=series,
-                                      warnings=warnings, traceback=traceback), lengths), worded, None)
+                                      warnings=warnings, traceback=traceback, after_training=after_training), lengths), worded, None)
 
 
 # a table's header: "Epoch" and three or more column names (Ultralytics' console), or "Iter" and
