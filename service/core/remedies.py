@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -737,15 +738,32 @@ def balance_classes(share: float) -> Remedy:
     )
 
 
-def early_stopping(best_step: float, patience: int) -> Remedy:
-    """Keep the weights of ``best_step``; stop after ``patience`` evaluations without gain."""
+def early_stopping(best_step: float, patience: int, *, monitor: str | None = None,
+                   lower_is_better: bool = True) -> Remedy:
+    """Keep the weights of ``best_step``; stop after ``patience`` evaluations without gain. With
+    ``monitor``, the step is that metric's best (a task metric's, not the validation loss's), and
+    the snippet watches it (``lower_is_better``: an error rate or a loss; else a score)."""
     step = int(best_step) if float(best_step).is_integer() else best_step
-    return make_remedy(
+    if monitor is None:
+        return make_remedy(
+            "early_stopping",
+            f"keep the weights from step {step} and stop after {patience} "
+            "evaluations without improvement",
+            patience=patience,
+        )
+    remedy = make_remedy(
         "early_stopping",
-        f"keep the weights from step {step} and stop after {patience} "
-        "evaluations without improvement",
+        f"keep the weights from step {step}, where {monitor} was best, and stop after {patience} "
+        f"evaluations without improvement in {monitor}",
         patience=patience,
+        monitor=monitor,
     )
+    name = re.sub(r"\W", "_", monitor)
+    better = f"{name} < best - 1e-4" if lower_is_better else f"{name} > best + 1e-4"
+    snippet = (f"if {better}:\n    best, bad_epochs = {name}, 0\n"
+               '    torch.save(model.state_dict(), "best.pt")\nelse:\n    bad_epochs += 1\n'
+               f"    if bad_epochs >= {patience}:\n        break  # restore best.pt")
+    return remedy.model_copy(update={"snippet": snippet})
 
 
 def raise_kl_coefficient(why: str, factor: float = RAISE_LR_FACTOR) -> Remedy:

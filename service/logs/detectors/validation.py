@@ -94,15 +94,14 @@ def validation(run: RunLog, t: LogThresholds) -> list[Finding]:
             "best task metric.",
             {**evidence, **{k: v for k, v in part.items() if k != "summary"}}, [])]
     if better is not None and not _generalisation_gap(run, loss):
-        name, then, now = better
         return [finding(
             "validation_divergence", "info",
             f"{val.name} rose from its lowest {d.best:.3g} ({val.where(d.best_step)}) to {d.last:.3g} "
-            f"({raw_rise:+.0%}), but {name} improved: {then:.4g} then, {now:.4g} at the end",
+            f"({raw_rise:+.0%}), but {better.words(val)}",
             "A validation loss that rises while the task metric of the same evaluation still improves is "
             "usually over-confidence on the examples it gets wrong (calibration), not overfitting; keep the "
-            f"checkpoint with the best {name}.",
-            {**evidence, "task_metric": name, "task_metric_then": then, "task_metric_last": now}, [])]
+            f"checkpoint with the best {better.name}.",
+            {**evidence, **better.evidence()}, [])]
     return [finding(
         "validation_divergence", "warning",
         f"{val.name} rose from its lowest {d.best:.3g} ({val.where(d.best_step)}) to {d.last:.3g} "
@@ -122,7 +121,12 @@ def validation(run: RunLog, t: LogThresholds) -> list[Finding]:
             "task_metric_last": fell[3]} if fell else {}),
          **({"gap_metric": widened[0], "gap_train_metric": widened[1], "train_val_gap_then": widened[2],
              "train_val_gap_last": widened[3]} if widened else {})},
-        [R.early_stopping(d.best_step, _patience(d)), R.weight_decay()])]
+        # the weights to keep are those the finding reasons from: the task metric's best where it names
+        # one that fell back (logsweep86: "eval_wer ends at 0.7, above its best 0.6 (step 2000)" kept
+        # step 1000, the loss's best, where eval_wer was 0.80)
+        [R.early_stopping(fell[2], _patience(d, fell[2]), monitor=fell[0],
+                          lower_is_better=bool(_LOWER_BETTER.search(fell[0])))
+         if fell else R.early_stopping(d.best_step, _patience(d)), R.weight_decay()])]
 
 
 #: A part's task metric that ends within this share of its best holds (mAP50-95 moves a few % from
@@ -176,15 +180,18 @@ def _part_of_a_holding_whole(run: RunLog, d: _Divergence, found: list[_Divergenc
             "task_metric_holds": bool(metrics), **extra}
 
 
-def _patience(d: _Divergence) -> int:
+def _patience(d: _Divergence, best_step: float | None = None) -> int:
     """The early-stopping patience to suggest: a quarter of the evaluations it took to reach the best
     (a run that found its best after 28 evaluations has stalled after 7 more without gain), at least
     3 (one noisy evaluation must not stop it) and at most 20, and never more than half the evaluations
     that passed since the best (so the rule would have stopped this run). It was half the evaluations
-    since the best: "46 evaluations" for a run that peaked at 28 of 120."""
+    since the best: "46 evaluations" for a run that peaked at 28 of 120. With ``best_step``, counted
+    from that best instead of the loss's (a task metric's, where the finding keeps its weights)."""
     vs, _ = finite(d.val)
-    before = int(np.sum(vs <= d.best_step))
-    return max(2, min(max(3, min(20, round(before / 4))), max(2, d.patience // 2)))
+    best = d.best_step if best_step is None else best_step
+    before = int(np.sum(vs <= best))
+    since = d.patience if best_step is None else int(np.sum(vs > best))
+    return max(2, min(max(3, min(20, round(before / 4))), max(2, since // 2)))
 
 
 #: A validation loss this many times the training loss (medians over the last half), beside a
@@ -318,13 +325,56 @@ def _own_metrics(run: RunLog, val: Series) -> list[tuple[Series, bool]]:
     return [(s, bool(_LOWER_BETTER.search(s.name[len(prefix):]))) for s in overall or metrics]
 
 
+@dataclass(frozen=True)
+class _Improved:
+    """A task metric better at the end than at the validation loss's best (:func:`_task_metric_improved`):
+    its name, its value then and at the end, its own best and where (the step it stopped improving)."""
+    name: str
+    then: float
+    last: float
+    best: float
+    best_step: float
+    lower: bool  # an error rate: lower is better
+    noise: float = 0.0  # the noise of one of its evaluations from its best on
+
+    @property
+    def short(self) -> float:
+        """How far its last value is worse than its own best, relative (0 where it ends at its best)."""
+        gap = (self.last - self.best) if self.lower else (self.best - self.last)
+        return max(gap, 0.0) / abs(self.best) if self.best else 0.0
+
+    def words(self, val: Series) -> str:
+        """The metric's course in words: improved from then to the end, and, where its best came
+        before the end, when it stopped improving and how near its best it ends."""
+        said = f"{self.name} improved: {self.then:.4g} then, {self.last:.4g} at the end"
+        if self.last == self.best:
+            return said
+        if self.short * abs(self.best) <= 3 * self.noise:
+            # a best before the end by less than the metric's own scatter: no sign it stopped
+            return f"{said} (its best {self.best:.4g}, {val.where(self.best_step)}, is within its noise of that)"
+        return (f"{said}; it stopped improving at {val.where(self.best_step)} (its best {self.best:.4g}) and ends "
+                f"{self.short:.1%} {'above' if self.lower else 'below'} that")
+
+    def evidence(self) -> dict[str, object]:
+        return {"task_metric": self.name, "task_metric_then": self.then, "task_metric_last": self.last,
+                "task_metric_best": self.best, "task_metric_best_step": _num(self.best_step)}
+
+
 def _task_metric_improved(run: RunLog, val: Series, best_step: float,
-                          evaluation: bool = False) -> tuple[str, float, float] | None:
+                          evaluation: bool = False) -> _Improved | None:
     """A task metric logged by the same evaluation as ``val`` (``eval_loss`` -> ``eval_wer``,
-    ``val_loss`` -> ``val_accuracy``) that is better at the end than when ``val`` was lowest:
-    (its name, its value then, its last value); None when there is none. With ``evaluation``,
-    where none has ``val``'s prefix, the detector's ``metrics/`` columns
-    (:func:`_evaluation_metrics`) are that evaluation's metrics."""
+    ``val_loss`` -> ``val_accuracy``) that is better at the end than when ``val`` was lowest and
+    still at (or near) its own best: its course (:class:`_Improved`); None when there is none. With
+    ``evaluation``, where none has ``val``'s prefix, the detector's ``metrics/`` columns
+    (:func:`_evaluation_metrics`) are that evaluation's metrics.
+
+    Near its best: no further below it at the end than 3 of its own noise from its best on (the
+    residuals around the Theil-Sen line of the evaluations from its best, :func:`_noise_after`; of
+    all its evaluations where fewer than 3 follow the best) or :data:`_TASK_GAIN` of it, the
+    least change the module calls a metric moving. A metric that kept improving after the loss's
+    best, then peaked and fell back while the loss went on rising, no longer excuses the rise
+    (logsweep86: eval_wer 0.80, 0.60, 0.60, 0.60, 0.63 beside an eval_loss doubling was a note,
+    its noise read from differences that included its own 0.2 improvement)."""
     if _SPLIT_PREFIX.match(val.name) is None:
         return None
     judged = _own_metrics(run, val)
@@ -344,12 +394,17 @@ def _task_metric_improved(run: RunLog, val: Series, best_step: float,
         noise = max(1.4826 * float(median(steps_between)) / math.sqrt(2), quantum)
         # and ending near its own best: a metric that was better before the loss's best than it ends
         # (ls22: eval_accuracy 0.90 at the first evaluation, 0.49 at the loss's best, 0.78 at the end)
-        # has not kept improving, it has partly recovered
-        best_ever = float(np.min(v)) if lower else float(np.max(v))
-        short = (last - best_ever) if lower else (best_ever - last)
-        if gain > _TASK_GAIN * abs(at_best) and gain > 3 * noise and short <= 3 * noise \
+        # has not kept improving, it has partly recovered; one that peaked after it and fell back
+        # beyond its noise has stopped improving (its noise from its best on, without the climb to it)
+        signed = -v if lower else v
+        i = int(np.argmax(signed))
+        best_ever = float(v[i])
+        short = float(signed[i]) - float(signed[-1])
+        spread = _noise_after(signed[i:] if len(signed) - i >= 3 else signed)
+        near = max(3 * spread, _TASK_GAIN * abs(best_ever))
+        if gain > _TASK_GAIN * abs(at_best) and gain > 3 * noise and short <= near \
                 and _gap_widened(run, s, lower, best_step, gain) is None:
-            return s.name, at_best, last
+            return _Improved(s.name, at_best, last, best_ever, float(steps[i]), lower, spread)
     return None
 
 
@@ -705,7 +760,7 @@ def _noisy_divergence(run: RunLog, loss: Series, t: LogThresholds) -> list[Findi
             f"{val.name} rose from its lowest {d.best:.3g} ({val.where(d.best_step)}) to {d.last:.3g} "
             f"({val.where(d.last_step)}, {raw_rise:+.0%}) while {_fell_or_held(loss.name, d.train_then, d.train_now)}"
             f", but its evaluations scatter by about {d.noise:.2g}, so the rise may be noise"
-            + (f"; {better[0]} improved meanwhile ({better[1]:.4g} then, {better[2]:.4g} at the end)" if better else ""),
+            + (f"; {better.words(val)}" if better else ""),
             "A validation loss that rises while the training loss falls can be the start of overfitting; here the "
             "rise is within 3 of the evaluations' own noise, so this is a note: keep the checkpoint with the best "
             "validation score and watch whether the rise goes on.",
@@ -713,8 +768,7 @@ def _noisy_divergence(run: RunLog, loss: Series, t: LogThresholds) -> list[Findi
              "threshold": d.needed, "best": d.best, "best_step": _num(d.best_step), "last": d.last,
              "raw_rise": raw_rise, "train_metric": loss.name, "noise": d.noise, "noise_margin": d.margin,
              "trend_z": d.z,
-             **({"task_metric": better[0], "task_metric_then": better[1], "task_metric_last": better[2]}
-                if better else {})}, [])]
+             **(better.evidence() if better else {})}, [])]
     return []
 
 

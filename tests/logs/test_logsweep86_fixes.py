@@ -1,0 +1,97 @@
+"""logsweep86: a task metric that peaked and fell back no longer excuses a rising validation loss
+(whisper_ja_overfit_hf, medner_overfit_hf and the repro's eval_wer 0.60 -> 0.63 beside an
+eval_loss doubling), the early-stopping remedy keeps the step the finding cites, the
+``clipping_saturated`` wording follows the optimizer (trocr_bignorm_hf under the Trainer's AdamW),
+and a class count read off the loss is said as an inference (probe_lstm_stuck_pl)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gradhealth.library import check_logs
+from gradhealth.logs.series import RunLog
+
+
+def _trainer_state(tmp_path: Path, eval_loss: list[float], wer: list[float], name: str = "eval_wer") -> Path:
+    """An HF trainer_state.json: a training loss falling steadily over 5000 steps, one evaluation
+    every 1000 steps with ``eval_loss`` and the task metric ``name``."""
+    history: list[dict] = [{"step": s, "epoch": s / 500, "loss": round(2.0 * 0.999 ** s + 0.01, 4),
+                            "learning_rate": 1e-5} for s in range(100, 5001, 100)]
+    history += [{"step": s, "epoch": s / 500, "eval_loss": evl, name: w}
+                for s, evl, w in zip(range(1000, 5001, 1000), eval_loss, wer, strict=True)]
+    history.sort(key=lambda e: (e["step"], "eval_loss" in e))
+    path = tmp_path / "trainer_state.json"
+    path.write_text(json.dumps({"global_step": 5000, "log_history": history}))
+    return path
+
+
+_DOUBLING = [0.30, 0.35, 0.40, 0.50, 0.60]  # eval_loss twice its best at the end
+
+
+# --- 1. the task metric's excuse holds only while it is at (or near) its own best -------------
+
+@pytest.mark.parametrize("last", [0.63, 0.66])
+def test_a_metric_that_peaked_and_fell_back_does_not_excuse_the_loss(tmp_path: Path, last: float) -> None:
+    # eval_wer 0.80 -> 0.60 (its best, step 2000), held, then 5 % and 10 % worse; its evaluations
+    # after the best move by 0 then +0.03: out of any noise it shows, and past the 2 % the module
+    # calls a metric moving
+    path = _trainer_state(tmp_path, _DOUBLING, [0.80, 0.60, 0.60, 0.60, last])
+    f = {x.code: x for x in check_logs(path).findings}["validation_divergence"]
+    assert f.severity == "warning"
+    assert f.evidence.task_metric_best == pytest.approx(0.60)
+    assert f.evidence.task_metric_best_step == 2000
+
+
+def test_a_metric_still_improving_at_the_end_keeps_the_note(tmp_path: Path) -> None:
+    # the legitimate case: eval_loss rises from over-confidence while eval_wer improves to the end
+    path = _trainer_state(tmp_path, _DOUBLING, [0.80, 0.70, 0.65, 0.62, 0.60])
+    f = {x.code: x for x in check_logs(path).findings}["validation_divergence"]
+    assert f.severity == "info"
+    assert f.evidence.task_metric_best == pytest.approx(0.60)
+    assert f.evidence.task_metric_best_step == 5000
+    assert "stopped improving" not in f.summary
+
+
+def test_a_metric_holding_near_its_best_is_a_note_that_says_when_it_stopped(tmp_path: Path) -> None:
+    # whisper_ja_overfit_hf's shape: eval_wer best at step 3000, then 0.15 % and 0.23 % above it,
+    # far under the 2 % the module calls a metric moving: it holds, and the note says since when
+    wer = [0.789, 0.748, 0.7432, 0.7443, 0.7449]
+    path = _trainer_state(tmp_path, [0.321, 0.358, 0.394, 0.412, 0.420], wer)
+    f = {x.code: x for x in check_logs(path).findings}["validation_divergence"]
+    assert f.severity == "info"
+    assert "stopped improving at step 3000" in f.summary
+    assert f"{(0.7449 - 0.7432) / 0.7432:.1%}" in f.summary  # 0.2 %, computed here
+    assert f.evidence.task_metric_best == pytest.approx(0.7432)
+    assert f.evidence.task_metric_best_step == 3000
+
+
+# --- 3. the early-stopping remedy keeps the step the finding cites ----------------------------
+
+def test_early_stopping_keeps_the_task_metrics_best_step(tmp_path: Path) -> None:
+    # the sweep's repro: eval_loss best at step 1000 (eval_wer 0.80 then), eval_wer best 0.60 at 2000
+    path = _trainer_state(tmp_path, _DOUBLING, [0.80, 0.60, 0.62, 0.66, 0.70])
+    f = {x.code: x for x in check_logs(path).findings}["validation_divergence"]
+    assert f.severity == "warning"
+    assert "its best 0.6 (step 2000)" in f.summary
+    stop = next(r for r in f.remedies if r.id == "early_stopping")
+    assert "step 2000" in stop.change and "eval_wer" in stop.change
+    # the snippet watches the metric it keeps the best of, lower-better as an error rate is
+    assert "eval_wer < best" in stop.snippet
+    assert stop.params["patience"] >= 2
+
+
+def test_early_stopping_keeps_the_losss_best_where_no_metric_is_cited(tmp_path: Path) -> None:
+    # no task metric: the loss's best, as before
+    history: list[dict] = [{"step": s, "loss": round(2.0 * 0.999 ** s + 0.01, 4)} for s in range(100, 5001, 100)]
+    history += [{"step": s, "eval_loss": v} for s, v in zip(range(1000, 5001, 1000), _DOUBLING, strict=True)]
+    history.sort(key=lambda e: (e["step"], "eval_loss" in e))
+    path = tmp_path / "trainer_state.json"
+    path.write_text(json.dumps({"global_step": 5000, "log_history": history}))
+    f = {x.code: x for x in check_logs(path).findings}["validation_divergence"]
+    stop = next(r for r in f.remedies if r.id == "early_stopping")
+    assert "step 1000" in stop.change and "val_loss < best" in stop.snippet
