@@ -68,6 +68,44 @@ def clip_in_force(run: RunLog) -> tuple[float, str] | None:
     return None
 
 
+#: The Hugging Face Trainer's default optimizer (``optim="adamw_torch"``): a ``trainer_state.json``
+#: that records no ``optim`` was stepped by it unless the run changed it.
+HF_TRAINER_OPTIMIZER = "AdamW"
+#: Param names that name the optimizer (``optim`` is the Trainer's, ``optimizer`` Lightning's and most
+#: configs'); nested, the leaf under an ``optimizer``/``optim`` group (``optimizer/name``, Hydra's
+#: ``optimizer._target_``, Lightning CLI's ``optimizer.class_path``).
+OPTIMIZER_KEYS = ("optim", "optimizer", "optimizer_name", "optimizer_type", "optimizer_class", "optim_name",
+                  "opt_name")
+_OPTIMIZER_LEAVES = ("name", "type", "_target_", "class_path", "cls", "class")
+#: Optimizers that divide each coordinate's step by a running scale of its own gradients (Adam and its
+#: kin, RMSprop, Adagrad, Adafactor, LAMB) or take its sign (Lion): a factor applied to every
+#: gradient alike cancels out of the step.
+_ADAPTIVE = re.compile(r"adam|adafactor|rmsprop|adagrad|adadelta|lamb|lion|sophia|adan|prodigy", re.IGNORECASE)
+_PLAIN = re.compile(r"sgd|momentum|nesterov", re.IGNORECASE)
+
+
+def optimizer_in_use(run: RunLog) -> tuple[str, bool | None, bool] | None:
+    """The optimizer that stepped the run, as far as the log tells: (its name, whether it is
+    adaptive (:data:`_ADAPTIVE`; False for SGD, None for one this does not know), whether it is
+    assumed: the Hugging Face Trainer's default AdamW for a ``trainer_state.json`` whose params name
+    none). None where nothing names it."""
+    for key, raw in run.params.items():
+        parts = re.split(r"[/.]", key.lower())
+        if not (parts[-1] in OPTIMIZER_KEYS
+                or (len(parts) >= 2 and parts[-2] in ("optimizer", "optim") and parts[-1] in _OPTIMIZER_LEAVES)):
+            continue
+        name = str(raw).strip().strip("'\"")
+        if not name or name.lower() in ("none", "null"):
+            continue
+        # a class path names the class last (torch.optim.AdamW)
+        name = name.rsplit(".", 1)[-1] if "." in name and not name[0].isdigit() else name
+        adaptive = True if _ADAPTIVE.search(name) else False if _PLAIN.search(name) else None
+        return name, adaptive, False
+    if run.format == "hf_trainer":
+        return HF_TRAINER_OPTIMIZER, True, True
+    return None
+
+
 def healthy_norms(run: RunLog, t: LogThresholds) -> np.ndarray:
     """Total gradient norms of the run without spikes and without its exploding tail."""
     s = run.first("grad_norm")

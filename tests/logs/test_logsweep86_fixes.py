@@ -95,3 +95,76 @@ def test_early_stopping_keeps_the_losss_best_where_no_metric_is_cited(tmp_path: 
     f = {x.code: x for x in check_logs(path).findings}["validation_divergence"]
     stop = next(r for r in f.remedies if r.id == "early_stopping")
     assert "step 1000" in stop.change and "val_loss < best" in stop.snippet
+
+
+# --- 2. clipping_saturated says what the clip does under the optimizer in use ----------------
+
+def _big_norms(tmp_path: Path, **args: object) -> Path:
+    """A trainer_state whose pre-clip grad_norm sits around 2e5 on every step while the loss falls."""
+    rng = np.random.default_rng(0)
+    history = [{"step": s, "loss": round(5.0 * math.exp(-s / 300) + 0.09, 4),
+                "grad_norm": float(2e5 * math.exp(rng.normal(0, 0.5))), "learning_rate": 2e-5}
+               for s in range(2, 1401, 2)]
+    state: dict = {"global_step": 1400, "log_history": history}
+    if args:
+        state["args"] = args
+    path = tmp_path / "trainer_state.json"
+    path.write_text(json.dumps(state))
+    return path
+
+
+def test_clipping_under_the_trainers_default_adamw_is_not_called_the_step_size(tmp_path: Path) -> None:
+    f = {x.code: x for x in check_logs(_big_norms(tmp_path)).findings}["clipping_saturated"]
+    assert f.severity == "warning"  # the norm itself is the anomaly (a summed loss, unmasked padding)
+    assert "unit step" not in f.summary and "sets the step size" not in f.summary
+    assert "AdamW" in f.summary and "divides that scale out" in f.summary
+    assert f.evidence.optimizer == "AdamW" and f.evidence.optimizer_assumed is True
+    assert f.evidence.optimizer_adaptive is True
+
+
+def test_clipping_under_sgd_sets_the_step_size(tmp_path: Path) -> None:
+    f = {x.code: x for x in check_logs(_big_norms(tmp_path, optim="sgd")).findings}["clipping_saturated"]
+    assert "sets the step size" in f.summary
+    assert f.evidence.optimizer == "sgd" and f.evidence.optimizer_assumed is False
+    assert f.evidence.optimizer_adaptive is False
+
+
+def test_adam_cancels_a_common_clip_factor_as_the_wording_says() -> None:
+    # the theory the Adam wording rests on: Adam's update from gradients all scaled by one factor
+    # c is the same as from the unscaled ones (eps aside), while SGD's scales by c
+    rng = np.random.default_rng(1)
+    grads = rng.normal(0, 1, (50, 8)) * 2e5
+
+    def adam(gs: np.ndarray, lr: float = 1e-3, b1: float = 0.9, b2: float = 0.999) -> np.ndarray:
+        m = v = np.zeros(gs.shape[1])
+        for g in gs:
+            m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
+        n = len(gs)
+        return lr * (m / (1 - b1 ** n)) / (np.sqrt(v / (1 - b2 ** n)) + 1e-8)
+
+    c = 1 / 2e5
+    assert np.allclose(adam(grads * c), adam(grads), rtol=1e-4)
+    # (so under Adam the clip is no step size; the finding's remedy offers no "equivalent" lower rate)
+
+
+def test_params_clip_under_adam_offers_no_sgd_equivalent_learning_rate() -> None:
+    from gradhealth.logs.detectors.clipping import clipping_saturated
+    from gradhealth.logs.series import Series
+    from gradhealth.logs.thresholds import LogThresholds
+
+    steps = np.arange(1, 201, dtype=float)
+    norms = 5.0 + np.random.default_rng(2).random(200)
+
+    def run(optimizer: str) -> RunLog:
+        return RunLog(format="mlflow", source="x", params={"max_grad_norm": "1.0", "optimizer": optimizer},
+                      series=[Series("grad_norm", "grad_norm", steps, norms),
+                              Series("loss", "loss", steps, 2.0 * np.exp(-steps / 50)),
+                              Series("lr", "learning_rate", steps, np.full(200, 1e-3))])
+
+    adam = clipping_saturated(run("torch.optim.AdamW"), LogThresholds())[0]
+    sgd = clipping_saturated(run("SGD"), LogThresholds())[0]
+    assert adam.evidence.optimizer == "AdamW" and adam.evidence.optimizer_adaptive is True
+    assert not [r for r in adam.remedies if r.id == "lower_learning_rate"]
+    # under SGD, clipping to 1 at a norm of ~5.5 is the rate times 1/5.5: the remedy names that factor
+    lower = [r for r in sgd.remedies if r.id == "lower_learning_rate"]
+    assert lower and "sets the step size" in sgd.summary

@@ -9,7 +9,13 @@ import numpy as np
 from gradhealth.core.document import Finding
 from gradhealth.core.rules import detects
 from gradhealth.logs.detectors.common import finding, judged
-from gradhealth.logs.remedies import CLIP_KEYS, clip_in_force, clip_threshold, lower_lr
+from gradhealth.logs.remedies import (
+    CLIP_KEYS,
+    clip_in_force,
+    clip_threshold,
+    lower_lr,
+    optimizer_in_use,
+)
 from gradhealth.logs.series import RunLog
 from gradhealth.logs.stats import EARLY_BLOWUP, early_baseline, median
 from gradhealth.logs.stats import span as _span
@@ -48,12 +54,57 @@ def pinned_maximum(v: np.ndarray, fraction: float, *, baseline: float | None = N
 _ASSUMED_SHARE = 0.9
 
 
+def _what_the_clip_does(run: RunLog, limit: float) -> tuple[str, str, dict[str, object]]:
+    """What clipping every step to ``limit`` does to the updates, by the optimizer the log names
+    (:func:`optimizer_in_use`): a clause for the summary, a passage for the why, and the evidence.
+
+    Under SGD the update is lr times the gradient, so a gradient rescaled to ``limit`` on every step
+    makes every update lr * limit long: the clip sets the step size. Adam-family optimizers divide
+    each coordinate's first moment by the root of its second, both built from the clipped gradients:
+    a factor common to the steps cancels, so the update stays about lr per weight, as it would be
+    unclipped. Clipping every step then changes only how the steps weigh against each other (each
+    enters the moments with norm ``limit``: normalised-gradient Adam), so it neither sets the step
+    size nor catches a spike (logsweep86: a TrOCR fine-tune under the Trainer's AdamW, its pre-clip
+    norm 2e5 on every step, trained to a good loss)."""
+    found = optimizer_in_use(run)
+    if found is None:
+        name, adaptive, assumed = "", None, False
+    else:
+        name, adaptive, assumed = found
+    evidence: dict[str, object] = {"optimizer": name or None, "optimizer_adaptive": adaptive,
+                                   "optimizer_assumed": assumed}
+    if adaptive:
+        return (f"the clip rescales every gradient to norm {limit:g} before {name} takes it, and {name} divides "
+                "that scale out again, so the steps stay about the learning rate per weight; the clip only "
+                "makes every step weigh alike",
+                f"{name} divides each weight's step by the running root-mean-square of its own gradients, so a "
+                "rescaling applied to every step alike cancels: the update is about the learning rate per weight "
+                "whether the gradient was clipped or not (as long as the clipped gradient's entries stay well "
+                "above its eps), and the run can train well. What the clip changes is the weighting: every step "
+                "enters the moments with the same norm, so steps with a larger raw gradient count for less (a spike "
+                "no more than any other step), and the clip no longer tells a spike from an ordinary step. The "
+                "learning rate, not the clip, is what sets the step size here.", evidence)
+    if adaptive is False:
+        return (f"every update is the learning rate times {limit:g} long: the clip sets the step size",
+                f"Under {name} the update is the learning rate times the gradient, so a gradient rescaled to the "
+                "threshold on every step gives every update the same length: the clip, not the gradient, sets "
+                "the step size, and it no longer catches spikes.", evidence)
+    return ("the clip sets the gradient's scale on every step: under SGD every update is then the learning "
+            f"rate times {limit:g} long, while an Adam-family optimizer divides that scale out again",
+            "What that does depends on the optimizer, which the log does not name: under SGD every update is "
+            "rescaled to the learning rate times the threshold, so the clip sets the step size; Adam and its "
+            "kin divide each weight's step by the running scale of its own gradients, so the rescaling "
+            "cancels and the clip only makes every step weigh alike. Either way it no longer catches spikes.",
+            evidence)
+
+
 def _over_assumed_default(run: RunLog, t: LogThresholds) -> list[Finding]:
     """``clipping_saturated`` for a Hugging Face ``trainer_state.json`` with no recorded threshold:
     the Trainer logs ``grad_norm`` only when it clips (``max_grad_norm`` > 0, 1.0 unless changed),
     and logs it before clipping, so a norm two decades over that default on nearly every step says
-    every update is the clip's unit step (logsweep73 u05: a TrOCR fine-tune's 4.2e4-4.3e6, median
-    2.0e5, on all 700 logged steps)."""
+    every gradient is rescaled to it (logsweep73 u05: a TrOCR fine-tune's 4.2e4-4.3e6, median
+    2.0e5, on all 700 logged steps). What that does to the updates depends on the optimizer
+    (:func:`_what_the_clip_does`): the Trainer's default AdamW divides the scale out again."""
     in_force = clip_in_force(run)
     found = judged(run, "grad_norm", t)
     if run.format != "hf_trainer" or in_force is None or found is None:
@@ -65,21 +116,24 @@ def _over_assumed_default(run: RunLog, t: LogThresholds) -> list[Finding]:
     if frac < _ASSUMED_SHARE:
         return []
     typical = float(median(v))
+    does, why, about = _what_the_clip_does(run, limit)
+    default_optimizer = " and the optimizer its default AdamW" if about["optimizer_assumed"] else ""
     return [finding(
         "clipping_saturated", "warning",
         f"pre-clip {s.name} is {ratio:g}x or more over max_norm {limit:g} on {frac:.0%} of steps (median {typical:.3g}, "
-        f"{typical / limit:.3g}x it): every update is the clip's unit step. The threshold is assumed to be the "
-        "Hugging Face Trainer's default 1.0: trainer_state.json does not record max_grad_norm",
+        f"{typical / limit:.3g}x it): {does}. The threshold is assumed to be the "
+        f"Hugging Face Trainer's default 1.0{default_optimizer}: trainer_state.json does not record "
+        + ("max_grad_norm or optim" if default_optimizer else "max_grad_norm"),
         "The Trainer logs the total gradient norm before clipping, and only when it clips (max_grad_norm > 0, "
-        "1.0 by default). A norm orders of magnitude over the threshold on every step means every update is "
-        "rescaled to the threshold: the clip no longer catches spikes, it sets the step size, and how large the "
-        "gradient is says nothing any more. A gradient this large all the time usually has a cause worth finding: "
+        "1.0 by default). A norm orders of magnitude over the threshold on every step means every gradient is "
+        f"rescaled to the threshold, and how large the gradient is says nothing any more. {why} A gradient this "
+        "large all the time usually has a cause worth finding: "
         "a loss summed instead of averaged, padding tokens not masked out of the labels (-100), inputs far out of "
         "scale, or norms logged before the fp16 loss scale is taken out. If the run set its own max_grad_norm, "
         "pass it with the log's params to judge against it.",
         {"metric": s.name, "steps": _span(steps), "value": frac, "threshold": _ASSUMED_SHARE,
          "max_norm": limit, "max_norm_source": source, "max_norm_assumed": True,
-         "median_norm": typical, "median_ratio": typical / limit, "ratio_threshold": ratio},
+         "median_norm": typical, "median_ratio": typical / limit, "ratio_threshold": ratio, **about},
         [])]
 
 
@@ -108,14 +162,20 @@ def clipping_saturated(run: RunLog, t: LogThresholds) -> list[Finding]:
         return []
     factor = limit / float(median(v))
     pre = "pre-clip " if s.role == "grad_norm" and float(np.max(v)) > limit * (1 + 1e-3) else ""
+    does, why, about = _what_the_clip_does(run, limit)
     return [finding(
         "clipping_saturated", "warning",
         f"{pre}{s.name} is at or above max_norm {limit:g} (from {source}) on {frac:.0%} of steps "
-        f"(median {median(v):.3g})",
+        f"(median {median(v):.3g})" + (f": {does}" if about["optimizer_adaptive"] is not None else "")
+        + (". The optimizer is assumed to be the Hugging Face Trainer's default AdamW: trainer_state.json does not "
+           "record optim" if about["optimizer_assumed"] else ""),
         "Clipping that acts on nearly every step is not catching spikes: it is hiding a gradient that is "
-        "too large all the time, and effectively rescales the learning rate.",
+        f"too large all the time. {why}",
         {"metric": s.name, "steps": _span(steps), "value": frac, "threshold": t.clip_saturated_fraction,
-         "max_norm": limit, "max_norm_source": source, "median_norm": float(median(v))},
-        # The one data-derived factor: what brings the typical step under the threshold.
+         "max_norm": limit, "max_norm_source": source, "median_norm": float(median(v)), **about},
+        # The one data-derived factor: the learning rate the clipped SGD steps amount to (lr * limit /
+        # the typical norm). Under an adaptive optimizer the clip does not scale the step, so there is no
+        # such equivalent rate to offer.
         [lower_lr(run, at_step=float(steps[0]), factor=factor,
-                  why="so that typical steps fall under the clipping threshold") if 0 < factor < 1 else None])]
+                  why="so that typical steps fall under the clipping threshold")
+         if 0 < factor < 1 and not about["optimizer_adaptive"] else None])]

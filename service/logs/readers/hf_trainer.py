@@ -20,7 +20,7 @@ The file is written by Python's ``json`` module, so non-finite values appear as 
 being written (no closing brace) is read up to the last complete ``log_history`` entry, with the
 warning ``truncated_log``; other malformed JSON is an error naming its line, column and byte offset.
 
-``max_grad_norm`` is recorded in ``RunLog.params`` when the state holds it (at the top level, or
+``max_grad_norm`` and ``optim`` (the optimizer) are recorded in ``RunLog.params`` when the state holds them (at the top level, or
 under ``args`` / ``training_args`` / ``trial_params``); the Trainer itself does not store its
 arguments there (they are in the pickled ``training_args.bin``, which is never read), so params are
 usually empty.
@@ -135,10 +135,13 @@ class HFTrainerReader:
 
     @staticmethod
     def _params(state: dict[str, Any]) -> dict[str, str]:
-        for holder in (state, *(state.get(k) for k in _ARGS_KEYS)):
-            if isinstance(holder, dict) and holder.get("max_grad_norm") is not None:
-                return {"max_grad_norm": str(holder["max_grad_norm"])}
-        return {}
+        params: dict[str, str] = {}
+        for key in ("max_grad_norm", "optim"):
+            for holder in (state, *(state.get(k) for k in _ARGS_KEYS)):
+                if isinstance(holder, dict) and holder.get(key) is not None:
+                    params[key] = str(holder[key])
+                    break
+        return params
 
     @staticmethod
     def _recover(text: str, error: json.JSONDecodeError, name: str) -> list[Any]:
