@@ -168,3 +168,29 @@ def test_params_clip_under_adam_offers_no_sgd_equivalent_learning_rate() -> None
     # under SGD, clipping to 1 at a norm of ~5.5 is the rate times 1/5.5: the remedy names that factor
     lower = [r for r in sgd.remedies if r.id == "lower_learning_rate"]
     assert lower and "sets the step size" in sgd.summary
+
+
+# --- 4. a class count read off the loss is an inference --------------------------------------
+
+def test_chance_class_count_from_the_loss_is_worded_as_an_inference() -> None:
+    from gradhealth.logs.detectors.chance import classes_words
+
+    head, note = classes_words({"num_classes": 19, "accuracy": 0.09, "source": "loss ~ ln 19 and acc ~ 1/19"})
+    assert head == f"about 19 classes, as ln 19 = {math.log(19):.3g}" and "inferred" in note
+    head, note = classes_words({"num_classes": 17, "accuracy": 0.09, "source": "params"})
+    assert head == "17 classes" and note == f"ln 17 = {math.log(17):.3g}"
+
+
+def test_plateau_at_chance_says_about_k_classes_without_params(tmp_path: Path) -> None:
+    # a loss flat at ln 19 = 2.944 with an accuracy of 0.09 (the probe's) and no class count logged
+    rng = np.random.default_rng(3)
+    rows = ["epoch,step,train_loss,train_acc"]
+    for i in range(60):
+        loss = math.log(19) * (1.3 if i < 3 else 1.0) + rng.normal(0, 0.002)
+        rows.append(f"{i},{(i + 1) * 10},{loss:.5f},{0.09 + rng.normal(0, 0.003):.4f}")
+    path = tmp_path / "metrics.csv"
+    path.write_text("\n".join(rows) + "\n")
+    f = {x.code: x for x in check_logs(path).findings}["loss_plateau"]
+    assert f.severity == "warning"
+    assert "about 19 classes, as ln 19" in f.summary and "inferred" in f.summary
+    assert "for 19 classes" not in f.summary

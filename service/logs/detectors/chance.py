@@ -114,6 +114,22 @@ def validation_at_chance(run: RunLog) -> dict | None:
     return None
 
 
+def classes_words(chance: dict, digits: int = 3) -> tuple[str, str]:
+    """The class count of an at-chance finding (:func:`at_chance`, :func:`uniform_guess`) in words:
+    (the count, a note for the parentheses after it). Stated as a fact only where the run's params
+    record it; a count read off the loss's level (ln k) or the accuracy (1/k) is an inference, said
+    as one: a loss at ln 19 = 2.94 is as near ln 17 = 2.83 as a probe's loss sits to its chance
+    (logsweep86: a 17-class probe read "at chance for 19 classes")."""
+    k = int(chance["num_classes"])
+    ln = f"ln {k} = {math.log(k):.{digits}g}"
+    if chance.get("source") == "params":
+        return f"{k} classes", ln
+    source = str(chance.get("source", ""))
+    basis = "the loss" if source.startswith(("loss", "the loss")) or " sits at ln " in source else \
+        "the accuracy and the loss"
+    return f"about {k} classes, as {ln}", f"a count inferred from {basis}: the log does not state it"
+
+
 #: How close to ln k a cross-entropy sits at chance over k classes, where the log names k or the
 #: accuracy alone suggests it
 _CHANCE_LOSS_MARGIN = 0.1
@@ -420,9 +436,9 @@ def short_at_chance(run: RunLog, t: LogThresholds) -> Finding | None:
         steps, v = finite(loss)
         chance = uniform_guess(v) if len(v) >= 4 else None
         if chance is not None:
+            head, note = classes_words(chance, 4)
             summary = (f"{loss.name} stays at {float(median(v)):.4g} at every one of its {len(v)} points: "
-                       f"chance for {chance['num_classes']} classes (ln {chance['num_classes']} = "
-                       f"{math.log(chance['num_classes']):.4g})")
+                       f"chance for {head} ({note})")
             break
     else:
         pinned = _pinned_at_chance(run, t)
@@ -474,8 +490,9 @@ def _pinned_at_chance(run: RunLog, t: LogThresholds
                 chance = {"num_classes": k, "accuracy": top,
                           "source": f"{acc.name} ~ 1/{k} and loss ~ ln {k}"}
                 return loss, steps, v, chance, (
-                    f"{acc.name} is {top:g} at {int(counts.max())} of its {len(a)} points, chance for {k} "
-                    f"classes, and {loss.name} stays near ln {k} = {math.log(k):.4g} (median {level:.4g})")
+                    f"{acc.name} is {top:g} at {int(counts.max())} of its {len(a)} points, chance for about {k} "
+                    f"classes, and {loss.name} stays near ln {k} = {math.log(k):.4g} (median {level:.4g}; the "
+                    "class count is inferred from the two: the log does not state it)")
     return None
 
 

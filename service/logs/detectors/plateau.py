@@ -12,6 +12,7 @@ from gradhealth.core.rules import detects
 from gradhealth.logs.detectors.chance import (
     at_chance,
     auc_at_chance,
+    classes_words,
     one_class_constant,
     one_class_validation,
     short_at_chance,
@@ -333,11 +334,13 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
     early = never and chance is None and not unmoved and whole_trend[2] < 0 and len(v) < _EARLY_POINTS
     never = never and not early
     if chance is not None:
-        acc = f", accuracy {chance['accuracy']:.2f}" if chance["accuracy"] is not None else ""
+        head, note = classes_words(chance)
+        acc = f"accuracy {chance['accuracy']:.2f}" if chance["accuracy"] is not None else ""
         where = "no better than chance" if chance.get("above") else "at chance"
+        # (a count read off the loss is an inference, said as one: :func:`classes_words`)
+        inside = (", " if chance.get("source") == "params" else "; ").join(x for x in (note, acc) if x)
         summary = (f"{loss.name} is flat at {level:.3g} over the last half of the run, {where} for "
-                   f"{chance['num_classes']} classes (ln {chance['num_classes']} = "
-                   f"{math.log(chance['num_classes']):.3g}{acc}"
+                   f"{head} ({inside}"
                    + (f"; {chance['source']}" if chance.get("validation") else "") + ")")
         explanation = ("The loss stopped where a uniform guess over the classes scores: the model predicts no better "
                        "than chance (a learning rate far too small or far too large, vanishing gradients, or labels "
