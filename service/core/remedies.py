@@ -685,13 +685,15 @@ def check_data(at: str, step: str, why: str) -> Remedy:
                        f"operation that made it ({why})", step=step)
 
 
-def check_evaluation_data(series: str, step: str) -> Remedy:
+def check_evaluation_data(series: str, step: str, *, training_seen: bool = True) -> Remedy:
     """Look for what makes an evaluation NaN/Inf (``series``, first at ``step``) while training stays
     finite: the evaluated data, an empty evaluation set, or evaluation in lower precision. Evaluation
-    updates no weight, so no learning rate or clipping changes it."""
+    updates no weight, so no learning rate or clipping changes it. ``training_seen`` False: the log
+    holds no training loss, so which of the two made it is not known (said so)."""
+    why = ("while the training loss is finite: the evaluation made it, not the updates" if training_seen else
+           "and the log holds no training loss to tell whether the updates or the evaluation made it")
     return make_remedy("check_data", f"check the evaluation's inputs and targets for NaN/Inf and that the evaluation "
-                       f"set is not empty ({series} is NaN/Inf while the training loss is finite: the evaluation "
-                       "made it, not the updates), and evaluate in fp32", step=step)
+                       f"set is not empty ({series} is NaN/Inf {why}), and evaluate in fp32", step=step)
 
 
 def raise_learning_rate(

@@ -76,7 +76,8 @@ def _read_any(path: Path, format: str | None, limits: ReadLimits) -> RunLog:  # 
     if kind is not None:
         _refuse_foreign_zip(path, kind)
         return _read_archive(path, kind, format, limits)
-    return _read_file(path, path.name, format, limits)
+    log = _read_file(path, path.name, format, limits)
+    return _alone(("validation", log), path.parent, []) if _keras_validation_writer(log) else log
 
 
 def _refuse_foreign_zip(path: Path, kind: str) -> None:
@@ -647,6 +648,15 @@ def _alone(entry: tuple[str, RunLog], root: Path, warnings: list[LogWarning]) ->
                       for s in log.series]
     log.warnings.extend(warnings)
     return log
+
+
+def _keras_validation_writer(log: RunLog) -> bool:
+    """Whether a lone TensorBoard file is Keras' callback's validation writer, read without its
+    ``validation/`` folder: beside its ``epoch_*`` scalars it writes ``evaluation_*_vs_iterations``
+    (the same evaluations at the optimizer's iteration), which the training writer never does. Its
+    ``epoch_loss`` is then the validation loss, as in the folder."""
+    names = {s.name for s in log.series}
+    return log.format == "tensorboard" and "evaluation_loss_vs_iterations" in names and "epoch_loss" in names
 
 
 def _split_role(prefix: str, s: Series) -> Role:

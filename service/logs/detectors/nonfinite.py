@@ -11,8 +11,10 @@ import numpy as np
 from gradhealth.core import remedies as R
 from gradhealth.core.document import Finding
 from gradhealth.core.rules import detects
+from gradhealth.core.words import first_few
 from gradhealth.logs.detectors.chance import accuracies, as_fraction
 from gradhealth.logs.detectors.common import finding
+from gradhealth.logs.detectors.coverage import log_the_loss
 from gradhealth.logs.detectors.gan import players
 from gradhealth.logs.remedies import clipping, lower_lr
 from gradhealth.logs.series import TRAINED_NAME, RunLog, Series, final_series, gan_part, name_words
@@ -101,6 +103,8 @@ def _in_run(run: RunLog, t: LogThresholds) -> list[Finding]:
     if recovered is not None:
         return [recovered]
     step, first, _ = hits[0]
+    if run.first("loss") is None and run.first("grad_norm") is None and all(_evaluated(h[1]) for h in hits):
+        return [_evaluation_without_training(run, hits)]
     layers = sorted({h[1].layer for h in hits if h[1].layer})
     kind = "NaN" if np.isnan(first.values[np.argmax(~np.isfinite(first.values))]) else "Inf"
     beside = list(dict.fromkeys(h[1].name for h in hits[1:] if h[0] == step and h[1].name != first.name))
@@ -524,6 +528,27 @@ def _evaluation_finding(loss: Series, hits: list[tuple[float, Series, int]], ser
         {**_where(hits), "evaluation_only": True, "recovered": recovered,
          "nonfinite_steps": [_num(x) for x in bad_steps[:50]], "train_metric": loss.name},
         [guard] if recovered else [R.check_evaluation_data(first.name, str(_num(bad_steps[0]))), guard])
+
+
+def _evaluation_without_training(run: RunLog, hits: list[tuple[float, Series, int]]) -> Finding:
+    """NaN/Inf in evaluated series of a log that holds no training loss and no gradient norm (a
+    validation writer's file alone): an error, as a void evaluation is, but not said to be the
+    updates': the training loss is what tells a diverged run from an evaluation that breaks alone,
+    and the finding says where the format keeps it."""
+    step, first, _ = hits[0]
+    kind = "NaN" if np.isnan(first.values[np.argmax(~np.isfinite(first.values))]) else "Inf"
+    series = list(dict.fromkeys(h[1].name for h in hits))
+    return finding(
+        "nonfinite", "error",
+        f"{kind} first appears in {first_few(series, 4)} at {first.where(step)}, an evaluation; the log holds no "
+        "training loss or gradient norm, so whether the training diverged or the evaluation alone breaks "
+        "cannot be told",
+        "An evaluation's NaN/Inf comes from weights the updates overflowed (the training loss is then NaN "
+        "too) or from the evaluation alone (NaN/Inf in its data, an empty evaluation set averaged over, "
+        f"evaluation in half precision). Only the training loss tells which. {log_the_loss(run)}",
+        {**_where(hits), "evaluation_only": True, "training_logged": False},
+        [R.check_evaluation_data(first.name, str(_num(step)), training_seen=False),
+         lower_lr(run, at_step=step, why="NaN/Inf appeared, if in training too")])
 
 
 def _skipped_by_the_scaler(run: RunLog, hits: list[tuple[float, Series, int]]) -> bool:
