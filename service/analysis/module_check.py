@@ -642,13 +642,20 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
                 remedy.snippet = _linear_output_snippet(last, path, act)
             return [(remedy, _identity_edit(path) if path is not None else None)]
         if no_output_gradient(result):
+            # a loss on logits (a live module's binary_cross_entropy is nn.BCEWithLogitsLoss; a Keras
+            # file's from_logits=True) applies its own sigmoid: the softmax gives way to the logit, not
+            # to a sigmoid the loss would apply again (peersweep19 d4ml086: the sigmoid, simulated so,
+            # read "not fixed" for the fix a loss on probabilities takes)
+            on_logits = not result.on_probabilities
             if (result.loss or "cross_entropy") == "cross_entropy" and output_width(result) == 1:
                 # cross-entropy over one class is 0 whatever the output: the loss must change too
-                return [(R.single_unit_binary_loss(where), BINARY)]
+                return [(R.single_unit_binary_loss(where, on_logits=on_logits), BINARY)]
             if (result.loss or "") in _REGRESSION:
                 # a regression's output takes no activation: a sigmoid would hold it in [0, 1]
                 # (its re-simulation then read 66% of the targets out of reach, not fixed)
                 return [(R.output_activation(where, "identity"), _softmax_to_identity)]
+            if on_logits:
+                return [(R.output_activation(where, on_logits=True), _softmax_to_identity)]
             return [(R.output_activation(where, "sigmoid"), _softmax_to_sigmoid)]
         before = bounded_softmax_input(result)
         if before is not None:
@@ -914,9 +921,11 @@ class _Verifier:
         elif change == UNSQUASH:
             run = dataclasses.replace(self.run, unsquash=True)
         elif change == BINARY:
-            # one unit: a sigmoid (for a softmax over it) under binary cross-entropy
-            run = dataclasses.replace(self.run, loss="binary_cross_entropy",
-                                      prepare=_combine(self.run.prepare, _softmax_to_sigmoid))
+            # one unit under binary cross-entropy: a sigmoid for a softmax over it where the loss takes
+            # probabilities; its logit where the loss takes logits and applies the sigmoid itself
+            # (a Keras softmax folded into a loss on logits, ``squashed``, is that softmax: dropped too)
+            run = dataclasses.replace(self.run, loss="binary_cross_entropy", squashed=None, prepare=_combine(
+                self.run.prepare, _softmax_to_identity if self.run.from_logits else _softmax_to_sigmoid))
         elif isinstance(change, Guard):
             run = dataclasses.replace(self.run, guards=(*self.run.guards, change))
         elif change == STANDARDISED_TARGETS and self.run.target_samples is not None:
