@@ -92,3 +92,26 @@ def test_a_spec_unit_under_cross_entropy_on_probabilities_gets_its_sigmoid() -> 
     [r] = _mismatch(check_architecture(spec)).remedies
     assert {"op": "add", "path": "/layers/1/activation", "value": "sigmoid"} in r.patch
     assert r.verified is not None and r.verified.fixed and r.verified.after == 0.0
+
+
+def test_the_healthy_summary_of_sigmoids_per_class_under_cross_entropy_says_what_the_finding_says() -> None:
+    # d4ml100 fixed: a sigmoid per class under categorical cross-entropy on probabilities (Keras divides
+    # them by their sum). The note's value is the clip's silent share, 0 here, which the summary read as
+    # "0 of the samples pass no gradient"
+    spec = {"input": {"shape": [20], "range": [0, 1]}, "seeds": 2, "batch_size": 32,
+            "loss": {"type": "cross_entropy", "from_logits": False},
+            "layers": [{"type": "linear", "out_features": 32, "activation": "relu", "init": "xavier_uniform"},
+                       {"type": "linear", "out_features": 10, "activation": "sigmoid", "init": "xavier_uniform"}]}
+    doc = check_architecture(spec)
+    assert doc.status == "healthy" and _mismatch(doc).severity == "info"
+    assert "pass no gradient" not in doc.summary
+    assert "10 sigmoids, one per class" in doc.summary and "about half the softmax's gradient" in doc.summary
+    # the "about half", independently: at logits 0 each logit's gradient through sigmoids divided by
+    # their sum is the softmax cross-entropy's times 1 - s = 1/2
+    z1 = torch.zeros(1, 10, dtype=torch.float64, requires_grad=True)
+    s = torch.sigmoid(z1)
+    F.nll_loss(torch.log(s / s.sum(-1, keepdim=True)), torch.tensor([3])).backward()
+    z2 = torch.zeros(1, 10, dtype=torch.float64, requires_grad=True)
+    F.cross_entropy(z2, torch.tensor([3])).backward()
+    assert z1.grad is not None and z2.grad is not None
+    assert torch.allclose(z1.grad, 0.5 * z2.grad)
