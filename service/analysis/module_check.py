@@ -81,6 +81,7 @@ from gradhealth.analysis.graph import (
 from gradhealth.analysis.guards import Guard, guard_note, guardable, guarded_code
 from gradhealth.analysis.importers import ModelError
 from gradhealth.analysis.losses import OUTPUT_RANGES, unreachable_fraction
+from gradhealth.analysis.quiet import quiet_run_notes
 from gradhealth.analysis.remedies import (
     FAR_INPUT_RMS,
     FAR_TARGET_SCALE,
@@ -1943,6 +1944,7 @@ NO_OPTIMIZER_NOTE = (
     "Adadelta, NAdam or Adagrad, or a dict such as {\"type\": \"adam\", \"lr\": 1e-3}) to check them")
 
 
+@quiet_run_notes
 def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_entropy", seeds: int = 3,
                  verify: bool = True, device: str | None = None,
                  thresholds: Thresholds | None = None, optimizer: Any = None,
@@ -2563,6 +2565,7 @@ def _overridden(data: bytes, input_shapes: dict[str, list[int]] | None) -> str:
     return ", ".join(changed)
 
 
+@quiet_run_notes
 def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights: str = "as_given",
                batch_size: int | None = None, input_shapes: dict[str, list[int]] | None = None,
                verify: bool = True, device: str | None = None, limits: Any = None,
