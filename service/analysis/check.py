@@ -23,6 +23,7 @@ import numpy as np
 from gradhealth.analysis import theory
 from gradhealth.analysis.findings import Detection, fc_stretches
 from gradhealth.analysis.plan import Limits, Plan, make_plan
+from gradhealth.analysis.quiet import quiet_run_notes
 from gradhealth.analysis.remedies import Context, clipping
 from gradhealth.analysis.rules import (
     NOTE_REASONS,
@@ -73,6 +74,7 @@ class CheckOptions:
     device: str | None = None  # overrides the spec's device (the CLI's --device)
 
 
+@quiet_run_notes
 def run_architecture_check(raw: dict[str, Any], options: CheckOptions | None = None,
                            progress: ProgressFn | None = None, *, plan: Plan | None = None) -> Diagnosis:
     """Check the architecture ``raw`` (a decoded JSON/YAML spec) and return the diagnosis document.

@@ -81,6 +81,7 @@ from gradhealth.analysis.graph import (
 from gradhealth.analysis.guards import Guard, guard_note, guardable, guarded_code
 from gradhealth.analysis.importers import ModelError
 from gradhealth.analysis.losses import OUTPUT_RANGES, unreachable_fraction
+from gradhealth.analysis.quiet import quiet_run_notes
 from gradhealth.analysis.remedies import (
     FAR_INPUT_RMS,
     FAR_TARGET_SCALE,
@@ -642,13 +643,20 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
                 remedy.snippet = _linear_output_snippet(last, path, act)
             return [(remedy, _identity_edit(path) if path is not None else None)]
         if no_output_gradient(result):
+            # a loss on logits (a live module's binary_cross_entropy is nn.BCEWithLogitsLoss; a Keras
+            # file's from_logits=True) applies its own sigmoid: the softmax gives way to the logit, not
+            # to a sigmoid the loss would apply again (peersweep19 d4ml086: the sigmoid, simulated so,
+            # read "not fixed" for the fix a loss on probabilities takes)
+            on_logits = not result.on_probabilities
             if (result.loss or "cross_entropy") == "cross_entropy" and output_width(result) == 1:
                 # cross-entropy over one class is 0 whatever the output: the loss must change too
-                return [(R.single_unit_binary_loss(where), BINARY)]
+                return [(R.single_unit_binary_loss(where, on_logits=on_logits), BINARY)]
             if (result.loss or "") in _REGRESSION:
                 # a regression's output takes no activation: a sigmoid would hold it in [0, 1]
                 # (its re-simulation then read 66% of the targets out of reach, not fixed)
                 return [(R.output_activation(where, "identity"), _softmax_to_identity)]
+            if on_logits:
+                return [(R.output_activation(where, on_logits=True), _softmax_to_identity)]
             return [(R.output_activation(where, "sigmoid"), _softmax_to_sigmoid)]
         before = bounded_softmax_input(result)
         if before is not None:
@@ -914,9 +922,11 @@ class _Verifier:
         elif change == UNSQUASH:
             run = dataclasses.replace(self.run, unsquash=True)
         elif change == BINARY:
-            # one unit: a sigmoid (for a softmax over it) under binary cross-entropy
-            run = dataclasses.replace(self.run, loss="binary_cross_entropy",
-                                      prepare=_combine(self.run.prepare, _softmax_to_sigmoid))
+            # one unit under binary cross-entropy: a sigmoid for a softmax over it where the loss takes
+            # probabilities; its logit where the loss takes logits and applies the sigmoid itself
+            # (a Keras softmax folded into a loss on logits, ``squashed``, is that softmax: dropped too)
+            run = dataclasses.replace(self.run, loss="binary_cross_entropy", squashed=None, prepare=_combine(
+                self.run.prepare, _softmax_to_identity if self.run.from_logits else _softmax_to_sigmoid))
         elif isinstance(change, Guard):
             run = dataclasses.replace(self.run, guards=(*self.run.guards, change))
         elif change == STANDARDISED_TARGETS and self.run.target_samples is not None:
@@ -1934,6 +1944,7 @@ NO_OPTIMIZER_NOTE = (
     "Adadelta, NAdam or Adagrad, or a dict such as {\"type\": \"adam\", \"lr\": 1e-3}) to check them")
 
 
+@quiet_run_notes
 def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_entropy", seeds: int = 3,
                  verify: bool = True, device: str | None = None,
                  thresholds: Thresholds | None = None, optimizer: Any = None,
@@ -2554,6 +2565,7 @@ def _overridden(data: bytes, input_shapes: dict[str, list[int]] | None) -> str:
     return ", ".join(changed)
 
 
+@quiet_run_notes
 def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights: str = "as_given",
                batch_size: int | None = None, input_shapes: dict[str, list[int]] | None = None,
                verify: bool = True, device: str | None = None, limits: Any = None,

@@ -340,7 +340,14 @@ def binary_loss(ctx: Context) -> list[Remedy]:
     if loss.type != "cross_entropy" or ctx.plan.classes != 1:
         return []
     last = [u for u in ctx.plan.units if u.copy == 0][-1]
-    return [R.single_unit_binary_loss(names_of([last.pointer]), _loss_patch(ctx, type="binary_cross_entropy"))]
+    patch = _loss_patch(ctx, type="binary_cross_entropy")
+    if (not loss.from_logits and getattr(last.layer, "activation", None) != "sigmoid"
+            and getattr(last.layer, "repeat", 1) == 1):
+        # a loss on probabilities takes the unit through a sigmoid, as the words say: the loss alone
+        # changed read the raw output as a probability, clipped (peersweep19: the simulated edit
+        # must match the loss)
+        patch.insert(0, {"op": "add", "path": last.pointer + "/activation", "value": "sigmoid"})
+    return [R.single_unit_binary_loss(names_of([last.pointer]), patch, on_logits=loss.from_logits)]
 
 
 def _loss_patch(ctx: Context, **fields: Any) -> list[dict[str, Any]]:

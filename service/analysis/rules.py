@@ -4770,6 +4770,12 @@ class OutputLossMismatch(ArchitectureRule):
             state = (f"in {saturated:.0%} of the samples every one is already saturated towards 1 together"
                      if severity != "info" else
                      "a note: while they sit near 0.5 they pass about half the softmax's gradient")
+            # the healthy summary's note says what this finding says: its value is the clip's silent
+            # share, 0 for sigmoid outputs, which read "0 of the samples pass no gradient" (peersweep19
+            # d4ml099/100)
+            note = (f"{k} sigmoids, one per class, divided by their sum for {loss}: "
+                    + (f"all saturated towards 1 together in {saturated:.0%} of the samples" if severity != "info"
+                       else "about half the softmax's gradient while near 0.5"))
             return Detection(
                 self.code, severity, "silent_sample_fraction", value,
                 f"{loss} takes {layer_words(last)}'s {k} sigmoid outputs for one distribution over {k} classes "
@@ -4780,7 +4786,7 @@ class OutputLossMismatch(ArchitectureRule):
                 "once they saturate towards 1 together, where the loss stalls at ln k. It trains, more slowly; a "
                 "sigmoid per class is for multi-label targets under binary cross-entropy.",
                 {**evidence, "output_activation": "sigmoid", "classes": k,
-                 "saturated_output_fraction": saturated}, [last])
+                 "saturated_output_fraction": saturated, "summary_note": note}, [last])
         summary = (f"{loss} takes {layer_words(last)}'s {act} outputs for probabilities (from_logits=False): "
                    f"{value:.0%} of the {what} are clipped and get no gradient")
         explanation = (

@@ -419,8 +419,22 @@ def logits_loss(loss: str, output: str, patch: Patch = (), *, squashed: str | No
         f"model with {'sigmoid' if loss == 'binary_cross_entropy' else 'softmax'}", patch, keras_loss=keras)
 
 
-def output_activation(where: str, activation: str = "sigmoid", patch: Patch = ()) -> Remedy:
-    """Replace the softmax over a single unit at ``where`` with ``activation``."""
+def output_activation(where: str, activation: str = "sigmoid", patch: Patch = (), *,
+                      on_logits: bool = False) -> Remedy:
+    """Replace the softmax over a single unit at ``where`` with ``activation``. ``on_logits``: the
+    binary cross-entropy takes logits and applies its own sigmoid (torch's ``nn.BCEWithLogitsLoss``,
+    Keras' ``from_logits=True``): the softmax is dropped and the unit returns its logit, since a
+    sigmoid in its place would be applied twice (peersweep19 d4ml086: the sigmoid, re-simulated
+    under the loss on logits, read "not fixed")."""
+    if on_logits:
+        remedy = make_remedy(
+            "output_activation", f"drop the softmax over one unit after {where} and return its logit: the binary "
+            "cross-entropy here takes logits (nn.BCEWithLogitsLoss, Keras' from_logits=True) and applies the sigmoid "
+            "itself, so a sigmoid in its place would be applied twice; or end with a sigmoid and train with a loss "
+            "on probabilities (nn.BCELoss, from_logits=False)", patch,
+            activation="Identity", was="nn.Softmax(dim=-1) over one unit", n_in="n_in", n_out="1")
+        remedy.snippet += "; train with nn.BCEWithLogitsLoss on this logit"
+        return remedy
     change = (f"remove the softmax over one unit after {where}: a regression's output takes no activation"
               if activation == "identity" else
               f"replace the softmax over one unit after {where} with {activation} (or no activation for a regression)")
@@ -439,13 +453,19 @@ def sigmoid_multilabel_output(where: str, units: int, patch: Patch = (), *, n_in
                        n_in=str(n_in or "n_in"), n_out=str(units or "n_labels"))
 
 
-def single_unit_binary_loss(where: str, patch: Patch = ()) -> Remedy:
+def single_unit_binary_loss(where: str, patch: Patch = (), *, on_logits: bool = False) -> Remedy:
     """A classifier with one output unit under categorical cross-entropy (0 whatever the output):
-    binary cross-entropy on it, through a sigmoid."""
-    return make_remedy("output_activation", f"train the single unit of {where} with binary cross-entropy (a sigmoid "
-                       "on it, or binary_cross_entropy_with_logits on its logit): categorical cross-entropy over one "
-                       "class is 0 whatever the output; or make the last layer one unit per class", patch,
-                       activation="Sigmoid", was="categorical cross-entropy over one unit", n_in="n_in", n_out="1")
+    binary cross-entropy on it, through a sigmoid. ``on_logits``: the loss takes logits (a live
+    module's, Keras' ``from_logits=True``): the snippet returns the logit for
+    ``nn.BCEWithLogitsLoss``, which applies the sigmoid itself."""
+    remedy = make_remedy("output_activation", f"train the single unit of {where} with binary cross-entropy (a sigmoid "
+                         "on it, or binary_cross_entropy_with_logits on its logit): categorical cross-entropy over one "
+                         "class is 0 whatever the output; or make the last layer one unit per class", patch,
+                         activation="Identity" if on_logits else "Sigmoid",
+                         was="categorical cross-entropy over one unit", n_in="n_in", n_out="1")
+    if on_logits:
+        remedy.snippet += "; train with nn.BCEWithLogitsLoss on this logit"
+    return remedy
 
 
 def linear_regression_output(where: str, patch: Patch = (), *, activation: str = "relu",

@@ -59,6 +59,7 @@ import numpy as np
 
 from gradhealth.analysis.importers import ModelError
 from gradhealth.analysis.importers.keras_pointers import Origin, Origins, relocated
+from gradhealth.analysis.quiet import quiet_run_notes
 from gradhealth.core.numbers import parse_range, range_problem
 from gradhealth.core.strict_json import DuplicateKey, strict_loads
 from gradhealth.core.zipmembers import ZipMemberError, read_member
@@ -2670,6 +2671,7 @@ def load_recurrent(rnn: Any, cls: str, arrays: list[np.ndarray], name: str, put:
         put(p["bias_hh"], np.zeros(bias.shape[-1]), name)
 
 
+@quiet_run_notes
 def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None = None,
                 seeds: int | None = None, batch_size: int | None = None, device: str | None = None,
                 verify: bool | None = None, weights: str | None = None, settings: Any = None,
