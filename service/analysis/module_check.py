@@ -1341,16 +1341,15 @@ def _reconcile_rate(findings: list[Finding], result: SimulationResult) -> None:
         remedy.change += f" ({words})"
 
 
-def _order(det: Detection, r: Remedy) -> tuple[int, int, bool, tuple[int, int, float]]:
+def _order(det: Detection, r: Remedy) -> tuple[int, bool, tuple[int, int, float]]:
     """A remedy's place among its finding's: the targets' scale first where the finding is a trained
     regressor's output scale (:func:`.rules.learned_output_scale`), remedies for retraining after
     those that apply to the checkpoint itself, then :func:`_rank`."""
     lead = 0 if r.id == "normalise_targets" and det.evidence.get("unscaled_targets") else 1
-    # a fix the re-simulation verified leads every one it could not measure, for retraining or not
-    # (onnxsweep24: batch_norm and residual_connections, unmeasured, were listed above he_init's
-    # measured 1.1e-6 -> 0.444 on a checkpoint)
-    measured = 0 if r.verified is not None and r.verified.fixed else 1
-    return lead, measured, r.for_retraining, _rank(det.code, r)
+    # (a verified fix leads every remedy it could not measure within each group (_rank); a fresh
+    # export's init remedies are fixes, not for retraining (freshinit), so they lead its unmeasured
+    # norms and skips: onnxsweep24's VGG16 listed batch_norm above he_init's measured 1.1e-6 -> 0.444)
+    return lead, r.for_retraining, _rank(det.code, r)
 
 
 def _sharpness(run: GraphRun, result: SimulationResult, device: str | None) -> Sharpness | None:

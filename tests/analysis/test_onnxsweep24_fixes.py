@@ -108,8 +108,8 @@ def test_a_fresh_export_is_an_initialisation_and_a_trained_one_a_checkpoint() ->
     assert "freshly initialised" not in trained.summary
     later = [r for f in trained.findings for r in f.remedies if r.for_retraining]
     assert later and all("whatever training they hold" in r.change for r in later)
-    for f in trained.findings:
-        # a fix the re-simulation verified leads every one it could not measure
+    for f in fresh.findings:
+        # on the initialisation a fix the re-simulation verified leads every one it could not measure
         measured = [i for i, r in enumerate(f.remedies) if r.verified is not None and r.verified.fixed]
         unmeasured = [i for i, r in enumerate(f.remedies) if r.verified is None]
         if measured and unmeasured:

@@ -3092,5 +3092,5 @@ def _check_stored(spec: dict[str, Any], origins: Origins, stored: Weights, *, de
                    verify=settings.verify_remedies if verify is None else verify,
                    parameters=plan.parameters, activation_bytes=plan.activation_bytes,
                    progress=progress)
-    doc.summary = f"{doc.summary} [weights: as stored in the file{'; ' + fresh_note(fresh) if fresh else ''}]"
+    doc.summary = f"{doc.summary} [weights: as stored in the file]{' [' + fresh_note(fresh) + ']' if fresh else ''}"
     return on_synthetic_inputs(doc, parsed.input.range)

@@ -1042,7 +1042,7 @@ def check_keras_graph(graph: KerasGraph, *, loss: str | dict[str, Any] | None, s
     if not several and outputs[0] in doubles:
         _redundant_squash(doc, graph, outputs[0], *doubles[outputs[0]], loss=spec_losses[0], kind=losses[0])
     _degenerate_preprocessing(doc, graph)
-    doc.summary = (f"{doc.summary} [weights: as stored in the file{'; ' + fresh_note(fresh) if fresh else ''}]"
+    doc.summary = (f"{doc.summary} [weights: as stored in the file]{' [' + fresh_note(fresh) + ']' if fresh else ''}"
                    if stored is not None
                    else f"{doc.summary} [weights: Keras' initialisers, drawn per seed]")
     if stored is not None:
