@@ -2048,6 +2048,10 @@ class GraphRun:
     #: regression output at a scale the weights learned is read as its targets' (:func:`.rules.learned_output_scale`).
     #: A live module (``check_module``) is the network about to be trained: False
     checkpoint: bool = False
+    #: the loss is the check's own guess (an ONNX file with no ``--loss``: :func:`.module_check.implied_loss`),
+    #: not the user's: a pairing of the output with it is a question to the user, not the model's
+    #: fault (:class:`.rules.OutputLossMismatch`)
+    loss_implied: bool = False
 
 
 def output_class_axis(net: nn.Module) -> int:
@@ -3630,7 +3634,7 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
                             target_range=run.target_range if run.losses is None else None,
                             target_values=run.target_values if run.losses is None else None,
                             reconstruction=figures_of[0].reconstruction,
-                            checkpoint=run.checkpoint,
+                            checkpoint=run.checkpoint, loss_implied=run.loss_implied,
                             reconstruction_range_given=any(
                                 i.uniform is not None or i.rows is not None
                                 for i in run.inputs if i.dtype.is_floating_point))

@@ -239,7 +239,7 @@ def normalisation(ctx: Context, kind: str) -> list[Remedy]:
     if not ps:
         return []
     patch = [{"op": "add", "path": p + "/norm", "value": kind} for p in ps]
-    return [R.normalisation(kind, names_of(ps), patch)]
+    return [R.normalisation(kind, [names_of([p]) for p in ps], patch)]
 
 
 def residual(ctx: Context) -> list[Remedy]:

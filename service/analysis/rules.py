@@ -3980,7 +3980,8 @@ def _layer_named(unit: UnitStats) -> str:
     """A layer as a finding names it: a live module's by qualified name and class, with a Linear's
     widths ("4 (Linear 64→1)"); a spec's or a Keras file's by its name."""
     if unit.module_class is None:
-        return unit.name
+        # a bare Sequential index an exporter left as the name ("2's outputs", onnxsweep24 #7)
+        return layer_words(unit)
     width = f" {unit.fan_in}\u2192{unit.fan_out}" if unit.type == "linear" and unit.fan_in and unit.fan_out else ""
     return f"{unit.name} ({unit.module_class}{width})"
 
@@ -4460,6 +4461,11 @@ class OutputLossMismatch(ArchitectureRule):
             # often as not): a risk whatever it clips at init, an error where a class's logit is
             # off for the whole batch in some seed and that class can never be learned
             dead = relu.values.get("dead_fraction")
+            if result.loss_implied:
+                # ... but the cross-entropy is the check's own guess for a file that states no loss
+                # (onnxsweep24: a 100-layer He ReLU stack, a feature extractor, an autoencoder ending
+                # in a ReLU): a question to the user, graded as a sigmoid head's guessed loss is (a note)
+                return "info"
             return "error" if dead is not None and float(np.nanmax(dead)) > 0.0 else "warning"
         if relu is not None:
             # a ReLU output is a choice some make for targets >= 0 (counts, prices): an error where
@@ -4475,6 +4481,13 @@ class OutputLossMismatch(ArchitectureRule):
             out_of_reach = unreachable_target_fraction("relu", target_range(result))
             if out_of_reach >= UNREACHABLE_TARGETS_ERROR:
                 return "error"  # every target below 0: none can be reached
+            if target_range(result) is not None and out_of_reach <= 0.0:
+                # targets known to lie at or above 0: a non-negative regressor, a sound design; the
+                # share a ReLU clips at init is any ReLU's and the targets pull it back. Its risk is an
+                # output unit off for every input, which learns nothing (onnxsweep24 #1): a warning
+                # where one is, a note otherwise
+                dead = relu.values.get("dead_fraction")
+                return "warning" if dead is not None and float(np.nanmax(dead)) > 0.0 else "info"
             return "warning" if value >= t.silent_loss_warning or out_of_reach > 0.0 else "info"
         if clipped_regression_output(result) is not None:
             # a bounded output (a sigmoid's (0, 1)): a risk where it cannot reach about half of
@@ -4690,6 +4703,25 @@ class OutputLossMismatch(ArchitectureRule):
                                         if grads is not None and len(grads) and not np.any(grads) else ""))
                 evidence.update(zero_weights=True, grad_norm_by_seed=[] if grads is None else
                                 [float(g) for g in grads])
+            if result.loss_implied:
+                evidence["loss_implied"] = True
+                dead_words = (f"; {max(dead_units)} of the {classes} outputs are 0 for every sample in some seed"
+                              if dead_units and max(dead_units) > 0 else "")
+                return Detection(
+                    self.code, severity, "clipped_output_fraction", value,
+                    f"{_outputs_through(last, relu, 'ReLU')}; no loss was given and the check took them for "
+                    f"class scores under {loss} (its own guess): if they are logits, {value:.0%} of them are "
+                    f"clipped to 0 and pass no gradient{dead_words}; if they are values (features, a "
+                    "reconstruction, a non-negative regression), give --loss mse",
+                    "The file states no loss, so the check guessed one from the output's shape: cross-entropy "
+                    "over its outputs as classes. A ReLU output is a sound end for values that are never "
+                    "negative (an exported feature extractor or backbone, an autoencoder's reconstruction, "
+                    "counts or prices), and then nothing here is wrong. Only if the model is trained as a "
+                    f"classifier on these outputs is it a mismatch: {loss} applies its own softmax to raw "
+                    "scores (logits), which must be free to go negative; the ReLU clips every negative score to "
+                    "0 and passes no gradient for it, and a class whose score is 0 for every input is never "
+                    "learned. Give --loss (loss over HTTP) to say how it is trained.",
+                    evidence, [relu])
             return Detection(
                 self.code, severity, "clipped_output_fraction", value,
                 f"{_outputs_through(last, relu, 'ReLU')} and {loss} takes them for logits: {value:.0%} of the "
@@ -4716,7 +4748,10 @@ class OutputLossMismatch(ArchitectureRule):
                      + ("all in reach" if given[0] >= 0.0 else
                         f"{unreachable_target_fraction('relu', given):.0%} of that range below 0 out of reach"))
             clipped = f"every output clipped at 0 gets no gradient ({value:.0%} of them {simulated_weights(result)})"
-            if severity == "info":
+            if severity == "info" and given is not None and given[0] >= 0.0:
+                clipped += ("; a note: for targets at or above 0 a ReLU output is a sound choice, whose risk is an "
+                            "output unit going off for every input, which then learns nothing")
+            elif severity == "info":
                 clipped += ("; a note: it clips too few to matter now, but should the output unit go off for "
                             "every input, nothing learns")
             return Detection(

@@ -16,6 +16,7 @@ from typing import Any
 
 from gradhealth.core.catalog import REMEDIES
 from gradhealth.core.document import Remedy
+from gradhealth.core.words import first_few
 
 #: The default learning-rate cut: about half a decade (1/sqrt(10)), the step of the usual
 #: learning-rate grid (1e-3, 3e-4, 1e-4). Large enough to matter, small enough not to stall
@@ -288,7 +289,7 @@ def for_retraining(remedy: Remedy) -> Remedy:
     as a fix of this checkpoint (``verified.fresh_weights``)."""
     remedy.for_retraining = True
     remedy.change = (f"when you train this architecture again from scratch, {remedy.change} (re-initialising "
-                     "this checkpoint would discard its training)")
+                     "these stored weights would discard whatever training they hold)")
     v = remedy.verified
     if v is not None:
         v.fresh_weights = True
@@ -385,15 +386,35 @@ def relu_family_activation(where: str, activation: str = "relu", patch: Patch = 
 _SATURATING_MODULES = "nn.Sigmoid, nn.Tanh, nn.Softsign, nn.Hardtanh, nn.Hardsigmoid"
 
 
-def normalisation(kind: str, where: str, patch: Patch = ()) -> Remedy:
-    """Normalise the pre-activations of ``where`` with ``kind`` (batchnorm or layernorm)."""
+#: How many layers a remedy's change names before it counts the rest.
+NAMED_LAYERS = 4
+
+
+def _layers(where: str | Sequence[str]) -> str:
+    """``where`` as a remedy names it: words as they are, a list of layers by its first
+    :data:`NAMED_LAYERS` and how many more (onnxsweep24: a batch_norm change named all 100 layers
+    of a deep MLP on one 1,475-character line)."""
+    return where if isinstance(where, str) else first_few(list(where), NAMED_LAYERS)
+
+
+def normalisation(kind: str, where: str | Sequence[str], patch: Patch = ()) -> Remedy:
+    """Normalise the pre-activations of ``where`` (words, or the layers' names) with ``kind``
+    (batchnorm or layernorm)."""
     rid = "batch_norm" if kind == "batchnorm" else "layer_norm"
-    return make_remedy(rid, f"normalise the pre-activations of {where} with {kind}", patch)
+    return make_remedy(rid, f"normalise the pre-activations of {_layers(where)} with {kind}", patch)
 
 
-def residual_connections(where: str, patch: Patch = ()) -> Remedy:
-    """Wrap ``where`` in skip connections."""
-    return make_remedy("residual_connections", f"wrap {where} in skip connections x + f(x)", patch)
+def residual_connections(where: str | Sequence[str], patch: Patch = (), *, resized: Sequence[str] = ()) -> Remedy:
+    """Wrap ``where`` (words, or the layers' names) in skip connections. ``resized``: those of
+    them whose output has another channel or feature count than their input, where an identity
+    skip x + f(x) does not add up: x needs a projection to f(x)'s width."""
+    change = f"wrap {_layers(where)} in skip connections x + f(x)"
+    if resized:
+        verb = "changes" if len(resized) == 1 else "change"
+        change += (f"; {first_few(list(resized), NAMED_LAYERS)} {verb} the channel or feature count, where x and "
+                   "f(x) differ in width and an identity skip does not add up: there the skip needs a projection "
+                   "of x to f(x)'s width, proj(x) + f(x), with proj a 1x1 convolution (a Linear for features)")
+    return make_remedy("residual_connections", change, patch)
 
 
 def scaled_residual(where: str, patch: Patch = ()) -> Remedy:

@@ -115,10 +115,13 @@ def test_deep_sigmoid_vanishes_and_relu_swap_is_verified() -> None:
     model = mlp(nn.Sigmoid)
     doc = check_onnx(export(model, torch.randn(32, 64)), seeds=2)
     assert doc.status == "unhealthy" and doc.findings[0].code == "vanishing_gradient"
-    # the file's stored weights are a checkpoint: the swap (with its He init) is for retraining,
-    # listed after the remedies that keep the weights, verified on fresh weights (kerassweep24)
+    # exported as built, its weights are torch's default draw: an initialisation, whose swap (with
+    # its He init) is a fix verified on it, not advice for retraining a checkpoint (onnxsweep24)
+    assert "look freshly initialised" in doc.summary
     best = next(r for r in doc.findings[0].remedies if r.id == "relu_family_activation")
-    assert best.verified is not None and best.verified.fixed and best.verified.fresh_weights and best.for_retraining
+    assert best.verified is not None and best.verified.fixed and not best.verified.fresh_weights
+    assert not best.for_retraining and doc.findings[0].remedies.index(best) < min(
+        doc.findings[0].remedies.index(r) for r in doc.findings[0].remedies if r.verified is None)
     structural = [r for r in doc.findings[0].remedies if r.id in ("batch_norm", "residual_connections")]
     assert structural and all(r.verified is None and "not verified" in r.change for r in structural)
     assert all(r.snippet for r in doc.findings[0].remedies)

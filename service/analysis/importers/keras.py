@@ -3050,6 +3050,7 @@ def _check_stored(spec: dict[str, Any], origins: Origins, stored: Weights, *, de
     change to the spec language or to either simulator. Layers are named by their Keras names."""
     import torch
 
+    from gradhealth.analysis.freshinit import fresh_init, fresh_note
     from gradhealth.analysis.graph import GraphRun, InputSpec
     from gradhealth.analysis.model import Unit, build_network
     from gradhealth.analysis.module_check import diagnose, on_synthetic_inputs
@@ -3084,12 +3085,14 @@ def _check_stored(spec: dict[str, Any], origins: Origins, stored: Weights, *, de
 
     # the bounded regression output judged as the reinitialised check's spec judges it, on the
     # same targets: the output/loss pairing does not depend on the weights
+    # stored weights that are an init's draw (saved before training): an initialisation (onnxsweep24)
+    fresh = fresh_init(net)
     run = GraphRun(net, inputs, parsed.loss.type, parsed.seeds, None, names, optimizer=parsed.optimizer,
                    from_logits=parsed.loss.from_logits, bounded_regression=True,
-                   target_range=parsed.loss.target_range, checkpoint=True)
+                   target_range=parsed.loss.target_range, checkpoint=fresh is None)
     doc = diagnose(run, name=parsed.name, device=device, thresholds=settings.thresholds,
                    verify=settings.verify_remedies if verify is None else verify,
                    parameters=plan.parameters, activation_bytes=plan.activation_bytes,
                    progress=progress)
-    doc.summary = f"{doc.summary} [weights: as stored in the file]"
+    doc.summary = f"{doc.summary} [weights: as stored in the file]{' [' + fresh_note(fresh) + ']' if fresh else ''}"
     return on_synthetic_inputs(doc, parsed.input.range)

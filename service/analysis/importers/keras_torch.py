@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gradhealth.analysis.cells import gate, mark
+from gradhealth.analysis.freshinit import fresh_init, fresh_note
 from gradhealth.analysis.graph import Role, role_of, run_recurrent
 from gradhealth.analysis.importers import ModelError
 from gradhealth.analysis.importers.keras import load_recurrent, loss_type, no_weights
@@ -1017,6 +1018,8 @@ def check_keras_graph(graph: KerasGraph, *, loss: str | dict[str, Any] | None, s
     def names(copy: nn.Module) -> dict[nn.Module, tuple[str, str]]:
         return cast(KerasNet, copy).module_names()
 
+    # stored weights that are an init's draw (saved before training): an initialisation (onnxsweep24)
+    fresh = fresh_init(net) if stored is not None else None
     inputs = [InputSpec((batch_size, *shape), torch.int64, vocab) if vocab
               else InputSpec((batch_size, *shape), uniform=input_range) for _, shape, vocab in graph.inputs]
     several = len(outputs) > 1
@@ -1030,7 +1033,7 @@ def check_keras_graph(graph: KerasGraph, *, loss: str | dict[str, Any] | None, s
                    output_options=tuple(options) if several else None,
                    # a bounded regression output judged as the spec door judges a Keras file's
                    bounded_regression=not several, target_range=_target_range(spec_losses[0]),
-                   checkpoint=stored is not None)
+                   checkpoint=stored is not None and fresh is None)
     thresholds = settings.thresholds
     doc = diagnose(run, name=graph.name, device=device, thresholds=thresholds,
                    verify=settings.verify_remedies if verify is None else verify,
@@ -1039,7 +1042,8 @@ def check_keras_graph(graph: KerasGraph, *, loss: str | dict[str, Any] | None, s
     if not several and outputs[0] in doubles:
         _redundant_squash(doc, graph, outputs[0], *doubles[outputs[0]], loss=spec_losses[0], kind=losses[0])
     _degenerate_preprocessing(doc, graph)
-    doc.summary = (f"{doc.summary} [weights: as stored in the file]" if stored is not None
+    doc.summary = (f"{doc.summary} [weights: as stored in the file]{' [' + fresh_note(fresh) + ']' if fresh else ''}"
+                   if stored is not None
                    else f"{doc.summary} [weights: Keras' initialisers, drawn per seed]")
     if stored is not None:
         on_synthetic_inputs(doc, input_range)

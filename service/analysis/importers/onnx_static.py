@@ -1608,6 +1608,33 @@ def unsupported(model: Any, supported: frozenset[str] | set[str] = SUPPORTED_OPS
     return out
 
 
+#: The ops of a quantised graph: onnxruntime's static (QDQ pairs, QLinear*) and dynamic
+#: (DynamicQuantizeLinear, MatMulInteger, ConvInteger) quantisation, a QAT export's fake-quant pairs,
+#: and the com.microsoft fused kernels quantisation writes.
+QUANTISED_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger",
+                           "ConvInteger", "MatMulIntegerToFloat", "DynamicQuantizeMatMul", "QGemm",
+                           "QAttention", "QuantizeBFP", "DequantizeBFP"})
+
+
+def _quantised(op: str) -> bool:
+    return op in QUANTISED_OPS or op.startswith("QLinear")
+
+
+def quantised_hint(graph: Any, supported: frozenset[str] | set[str] = SUPPORTED_OPS) -> str:
+    """For a refusal naming a quantised graph's ops (:data:`QUANTISED_OPS`, ``QLinear*``): what to
+    check instead and why (onnxsweep24: a QDQ export and a quantize_dynamic file were refused naming
+    only their ops). Empty where no unsupported op is a quantisation's."""
+    ops = [n.op_type for n in graph.node if op_key(n) not in supported and _quantised(n.op_type)]
+    if not ops:
+        return ""
+    return ("; this is a quantised graph (" + ", ".join(dict.fromkeys(ops)) + "): its weights and activations "
+            "are rounded to integers, and rounding has no gradient (training through it, as quantisation-aware "
+            "training does, passes the float model's gradient straight through), so the gradients to check are "
+            "the float model's: check the model from before quantisation (the ONNX export before "
+            "onnxruntime's quantize_dynamic or quantize_static, or a quantisation-aware model exported "
+            "with its fake quantisation disabled or before convert)")
+
+
 #: How many nodes of one unsupported op a refusal names before it counts the rest.
 NAMED_NODES = 3
 
@@ -1834,6 +1861,44 @@ class Unbatched:
                 f"read whole by node {reader}'s weight {dims}")
 
 
+#: The size an example ``--input-shape`` shows for a dynamic dimension other than the batch.
+EXAMPLE_SIZE = 128
+
+
+def _shape_example(graph: Any, missing: list[str], input_shapes: dict[str, list[int]] | None,
+                   batch_size: int | None) -> str:
+    """`` (e.g. --input-shape tokens=16x128, 128 standing for seq_len: ...)`` for the dynamic
+    dimensions ``missing`` (``"name[k] (dim_param)"``): an example built from each input's own name,
+    rank and fixed sizes, its batch the one given or the default, each other dynamic size a stand-in
+    named by its dim_param (onnxsweep24: a [batch, seq_len] token input was shown the image-shaped
+    32x3x224x224, a rank it does not have)."""
+    order = list(dict.fromkeys(m.split("[")[0] for m in missing))
+    examples: list[str] = []
+    standing: list[str] = []
+    stood = False
+    for name in order:
+        given = (input_shapes or {}).get(name) or []
+        sizes: list[str] = []
+        for k, declared in enumerate(_declared(graph, name)):
+            if k < len(given):
+                sizes.append(str(given[k]))
+            elif declared > 0:
+                sizes.append(str(declared))
+            elif k == 0:
+                sizes.append(str(batch_size or DEFAULT_BATCH))
+            else:
+                sizes.append(str(EXAMPLE_SIZE))
+                stood = True
+                label = next((m.split(" (", 1)[1].rstrip(")") for m in missing if m.startswith(f"{name}[{k}]")), "")
+                if label and label != "unknown" and label not in standing:
+                    standing.append(label)
+        examples.append(f"--input-shape {name}={'x'.join(sizes)}")
+    if not stood:
+        return f" (e.g. {' '.join(examples)})"
+    stand = " and ".join(standing) or "each dynamic size"
+    return f" (e.g. {' '.join(examples)}, {EXAMPLE_SIZE} standing for {stand}: give your data's sizes)"
+
+
 def _declared(graph: Any, name: str) -> list[int]:
     """Input ``name``'s declared sizes, 0 for a dynamic one."""
     inp = next(i for i in graph.input if i.name == name)
@@ -1990,7 +2055,8 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
         raise ModelError(refusal)
     missing_ops = unsupported(model, supported)
     if missing_ops:
-        raise ModelError(f"unsupported ONNX ops: {', '.join(missing_ops)}{noise_hint(model.graph)}")
+        raise ModelError(f"unsupported ONNX ops: {', '.join(missing_ops)}{noise_hint(model.graph)}"
+                         f"{quantised_hint(model.graph, supported)}")
     graph = model.graph
     init_names = {t.name for t in graph.initializer}
     # a graph with no batch axis (an input [164] read whole by its first layer's weight): given one
@@ -2096,7 +2162,7 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
         raise ModelError("dynamic dimensions without a size: " + ", ".join(missing)
                          + ("; give the batch size (--batch-size 32; `batch_size` over HTTP) or the "
                             "input shapes" if batch_only else "; give them as input shapes")
-                         + " (e.g. --input-shape name=32x3x224x224)")
+                         + _shape_example(graph, missing, input_shapes, batch_size))
     act, largest, ranks = _estimate(model, shapes)
     # an axis or perm out of the range of its input's rank (errsweep E7), before any tensor is made
     check_axes(graph, ranks)
