@@ -4481,13 +4481,6 @@ class OutputLossMismatch(ArchitectureRule):
             out_of_reach = unreachable_target_fraction("relu", target_range(result))
             if out_of_reach >= UNREACHABLE_TARGETS_ERROR:
                 return "error"  # every target below 0: none can be reached
-            if target_range(result) is not None and out_of_reach <= 0.0:
-                # targets known to lie at or above 0: a non-negative regressor, a sound design; the
-                # share a ReLU clips at init is any ReLU's and the targets pull it back. Its risk is an
-                # output unit off for every input, which learns nothing (onnxsweep24 #1): a warning
-                # where one is, a note otherwise
-                dead = relu.values.get("dead_fraction")
-                return "warning" if dead is not None and float(np.nanmax(dead)) > 0.0 else "info"
             return "warning" if value >= t.silent_loss_warning or out_of_reach > 0.0 else "info"
         if clipped_regression_output(result) is not None:
             # a bounded output (a sigmoid's (0, 1)): a risk where it cannot reach about half of

@@ -97,4 +97,5 @@ def test_keras_epoch_tags_are_on_epochs_and_its_iteration_tags_on_steps(tmp_path
         w.add_scalar("epoch_loss", 1.0 / (epoch + 1), epoch)
     w.close()
     units = {s.name: s.step_unit for s in read_log(_only_file(tmp_path)).series}
-    assert units == {"evaluation_loss_vs_iterations": "step", "epoch_loss": "epoch"}
+    # (the file alone is the validation writer's, read as in its validation/ folder)
+    assert units == {"validation/evaluation_loss_vs_iterations": "step", "validation/epoch_loss": "epoch"}
