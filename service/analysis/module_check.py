@@ -1182,6 +1182,96 @@ def _site_of(exc: BaseException) -> str | None:
     return None
 
 
+@dataclasses.dataclass
+class Unregistered:
+    """Modules or parameters a model holds in a plain Python container attribute (a list, tuple or
+    dict, not ``nn.ModuleList``/``ModuleDict``/``ParameterList``): torch does not register them, so
+    ``model.parameters()`` (what the optimizer is given), ``.to()``, ``.double()`` and ``state_dict()``
+    never see them."""
+
+    place: str  # the attribute's path from the model ("encoder.blocks")
+    container: str  # "list", "tuple" or "dict"
+    tensors: int  # parameter tensors
+    numel: int  # their elements
+
+
+class _ParameterUse(torch.overrides.TorchFunctionMode):
+    """Records the ids of the ``nn.Parameter`` arguments of every torch function a forward calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.used: set[int] = set()
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        for leaf in pytree.tree_leaves((args, kwargs or {})):
+            if isinstance(leaf, nn.Parameter):
+                self.used.add(id(leaf))
+        return func(*args, **(kwargs or {}))
+
+
+def _held_outside(model: nn.Module) -> list[tuple[str, str, list[nn.Parameter]]]:
+    """(place, container, parameters) for each plain list, tuple or dict attribute of ``model`` or
+    its submodules that holds modules or parameters not among ``model.parameters()``."""
+    own = {id(p) for p in model.parameters()}
+    found: list[tuple[str, str, list[nn.Parameter]]] = []
+    for prefix, module in model.named_modules():
+        for attr, value in vars(module).items():
+            if attr.startswith("_") and attr in ("_parameters", "_buffers", "_modules"):
+                continue
+            if isinstance(value, dict):
+                items, kind = list(value.values()), "dict"
+            elif isinstance(value, (list, tuple)):
+                items, kind = list(value), type(value).__name__ if type(value) in (list, tuple) else "list"
+            else:
+                continue
+            params: dict[int, nn.Parameter] = {}
+            for item in items:
+                held = [item] if isinstance(item, nn.Parameter) else \
+                    list(item.parameters()) if isinstance(item, nn.Module) else []
+                params.update({id(p): p for p in held if id(p) not in own})
+            if params:
+                found.append((f"{prefix}.{attr}" if prefix else attr, kind, list(params.values())))
+    return found
+
+
+def unregistered_parameters(model: nn.Module, example_inputs: Any) -> list[Unregistered]:
+    """The :class:`Unregistered` containers of ``model`` whose parameters its forward uses on the
+    example inputs (one forward of a copy, without gradients, only where a plain container holds
+    modules or parameters at all; a container the forward never reads is no fault). Empty where none
+    is, or the forward cannot run on the example (the check then says why)."""
+    if not _held_outside(model):
+        return []
+    try:
+        xs, _, layout = _flatten(example_inputs, model)
+        net = copy_module(model)
+        use = _ParameterUse()
+        with torch.no_grad(), use:
+            call(net, xs, _keywords(example_inputs), layout)
+    except Exception:  # noqa: BLE001 - the simulation meets the same failure and words it
+        return []
+    return [Unregistered(place, kind, len(used), sum(p.numel() for p in used))
+            for place, kind, params in _held_outside(net)
+            if (used := [p for p in params if id(p) in use.used])]
+
+
+def unregistered_note(found: Sequence[Unregistered], model: nn.Module) -> str:
+    """``simulation.notes``' line for :func:`unregistered_parameters`: what they are, what it means
+    for training, and the fix (modsweep43 ipsum_transformer_list: a transformer's blocks in a plain
+    list, 455 parameter tensors no optimizer ever saw, read as healthy without a word)."""
+    own = sum(p.numel() for p in model.parameters())
+    total = sum(f.numel for f in found)
+    places = first_few([f"{f.place} (a plain {f.container}, {f.tensors} parameter tensors)" for f in found])
+    kinds = {f.container for f in found}
+    fix = " and ".join(sorted({"nn.ModuleList (nn.ParameterList for bare parameters)" if k != "dict"
+                               else "nn.ModuleDict (nn.ParameterDict)" for k in kinds}))
+    return (f"parameters not registered: the forward uses {total:,} weights the model does not own, held in "
+            f"{places}. torch registers modules and parameters only as attributes or in its containers, so "
+            f"model.parameters() ({own:,} weights) leaves these out: an optimizer built from it never updates "
+            "them (they keep their initial values however long training runs), and .to(device), .double() and "
+            f"state_dict() miss them too. Hold them in {fix}. The figures here are of them as they are, "
+            "untrained")
+
+
 def precision_note(run: GraphRun, exc: BaseException) -> str:
     """``simulation.notes``' line where the float64 copy failed and the model's own dtype ran
     (:func:`_simulate_first`): the error, the line, and what it changes (modsweep41: two RNNs whose
@@ -1190,6 +1280,16 @@ def precision_note(run: GraphRun, exc: BaseException) -> str:
     first = first if len(first) <= 200 else first[:197] + "..."
     site = _site_of(exc)
     name = precision_name(run.dtype)
+    outside = _held_outside(run.model)
+    if outside:
+        # .double() converts only registered parameters: modules in a plain list stay float32
+        # (modsweep43: blamed on "a tensor it makes or casts itself")
+        places = first_few([f"{place} (a plain {kind})" for place, kind, _ in outside])
+        return (f"simulated in {name}, the model's own dtype, not on a float64 copy: the forward failed in float64 "
+                f"({type(exc).__name__}: {first}){f' at {site}' if site else ''}: the modules or parameters held in "
+                f"{places} are not registered, so .double() leaves them {name} beside the float64 weights (see the "
+                f"note on parameters not registered). Figures are {name}'s: a gradient under its smallest normal "
+                f"number ({float(torch.finfo(run.dtype).tiny):.3g}) reads as 0")
     return (f"simulated in {name}, the model's own dtype, not on a float64 copy: the forward failed in float64 "
             f"({type(exc).__name__}: {first}){f' at {site}' if site else ''}, a tensor it makes or casts "
             f"itself (torch.zeros(...) without dtype=, x.float()) staying {name} beside the float64 weights. "
@@ -2026,6 +2126,9 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_en
             doc = diagnose(run, name=type(model).__name__, verify=verify, device=device, thresholds=thresholds)
         if doc.simulation is not None:
             unused = _unused_targets_note(doc, "targets=" if given_targets is not None else "target_range=", model)
+            outside = unregistered_parameters(model, example_inputs)
+            if outside:
+                notes.insert(0, unregistered_note(outside, model))
             doc.simulation.notes[:0] = notes + ([unused] if unused is not None and (
                 given_targets is not None or given_range is not None) else [])
             if labels is not None:

@@ -104,3 +104,42 @@ def test_log_softmax_per_step_joined_by_cat_is_an_output_loss_mismatch_under_mse
     # the same loop on raw logits can reach any target: nothing to judge
     doc = gradhealth.check_module(_StepHead("none"), x, loss="mse", targets=_one_hot(128), seeds=1, verify=False)
     assert "output_loss_mismatch" not in {f.code for f in doc.findings}
+
+
+class _ListBlocks(nn.Module):
+    """Three Linear blocks kept in a plain Python list (not nn.ModuleList), and a registered head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks = [nn.Linear(32, 32) for _ in range(3)]
+        self.unused = [nn.Linear(32, 32)]  # held outside but never called: no fault of training
+        self.head = nn.Linear(32, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for b in self.blocks:
+            x = torch.relu(b(x))
+        return self.head(x)
+
+
+def test_modules_in_a_plain_list_are_named_as_never_updated() -> None:
+    model = _ListBlocks()
+    # independent: torch registers only the head; the blocks' 3 x (32*32 + 32) weights are not in
+    # model.parameters(), so an optimizer built from it never sees them
+    assert sum(p.numel() for p in model.parameters()) == 32 * 4 + 4
+    doc = gradhealth.check_module(model, torch.randn(16, 32), seeds=1, verify=False,
+                                  optimizer={"type": "adam", "lr": 1e-3})
+    assert doc.simulation is not None
+    notes = [n for n in doc.simulation.notes if n.startswith("parameters not registered")]
+    assert len(notes) == 1, doc.simulation.notes
+    assert f"{3 * (32 * 32 + 32):,} weights" in notes[0] and "blocks (a plain list, 6 parameter tensors)" in notes[0]
+    assert "unused" not in notes[0] and "never updates" in notes[0] and "nn.ModuleList" in notes[0]
+    # the float64 fallback is put down to the list, not to a tensor the forward makes itself
+    assert not any("makes or casts itself" in n for n in doc.simulation.notes)
+
+
+def test_registered_blocks_get_no_such_note() -> None:
+    model = _ListBlocks()
+    model.blocks = nn.ModuleList(model.blocks)  # type: ignore[assignment]
+    doc = gradhealth.check_module(model, torch.randn(16, 32), seeds=1, verify=False)
+    assert doc.simulation is not None
+    assert not any(n.startswith("parameters not registered") for n in doc.simulation.notes)
