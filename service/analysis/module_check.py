@@ -2146,7 +2146,9 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_en
         if stage is not None:
             raise ModelRunError(stage, exc, example_inputs, drawn_in,
                                 on_example=_forward_on_example(model, example_inputs) if stage == "forward"
-                                else None) from exc
+                                else None,
+                                cut=gradient_cut(model, example_inputs)
+                                if stage == "backward" and "does not require grad" in str(exc) else None) from exc
         if isinstance(exc, ValueError):  # the check's refusals (a module it cannot copy), worded so
             raise
         # not the model's code: the check's own failure, named as such, never a bare traceback
@@ -2294,9 +2296,14 @@ class ModelRunError(ModelError, RuntimeError):
 
     def __init__(self, stage: str, error: BaseException, example_inputs: Any = None,
                  input_range: tuple[float, float] | None = None, *,
-                 on_example: BaseException | None | bool = False) -> None:
+                 on_example: BaseException | None | bool = False,
+                 cut: tuple[str, str | None] | None = None) -> None:
         site = _site_of(error)
         at = f" at {site}" if site else ""
+        if stage == "backward" and cut is not None:
+            super().__init__(_cut_message(error, cut))
+            self.stage = stage
+            return
         own = isinstance(on_example, BaseException)
         shapes = f" ({_shapes(example_inputs)})" if example_inputs is not None else ""
         if stage == "forward" and own:
@@ -2323,6 +2330,89 @@ class ModelRunError(ModelError, RuntimeError):
                  "input_range=(low, high) draws them in your data's range")
         super().__init__(f"{what}: {type(error).__name__}: {error}{at}" + (drawn + ran + ")" if drawn else ""))
         self.stage = stage
+
+
+#: Names of the comparisons a cut is made by, as the forward writes them
+_COMPARISONS = {"gt": ">", "lt": "<", "ge": ">=", "le": "<=", "eq": "==", "ne": "!=", "greater": ">", "less": "<"}
+
+
+class _CutTracker(torch.overrides.TorchFunctionMode):
+    """Over one forward: each tensor made without gradient by an operation that read one with a
+    gradient (``x > 0.3``, ``argmax``, ``.long()``, ``.detach()``, any op under ``torch.no_grad()``),
+    and every tensor computed from such tensors alone, -> (that operation's name, the user's line)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.origin: dict[int, tuple[str, str | None]] = {}
+        self.kept: list[torch.Tensor] = []  # the tensors' ids stay theirs while the forward runs
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        out = func(*args, **(kwargs or {}))
+        inputs = [t for t in pytree.tree_leaves((args, kwargs or {})) if isinstance(t, torch.Tensor)]
+        outputs = [t for t in pytree.tree_leaves(out) if isinstance(t, torch.Tensor) and not t.requires_grad]
+        if not outputs:
+            return out
+        where: tuple[str, str | None] | None
+        if any(t.requires_grad for t in inputs):
+            where = (str(getattr(func, "__name__", func)).strip("_"), _user_line())
+        else:
+            where = next((self.origin[id(t)] for t in inputs if id(t) in self.origin), None)
+        if where is None:
+            return out
+        for t in outputs:
+            self.origin.setdefault(id(t), where)
+            self.kept.append(t)
+        return out
+
+
+def _user_line() -> str | None:
+    """``file:line (code)`` of the innermost frame of the current stack outside torch and this package."""
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    torch_dir = os.path.dirname(os.path.abspath(torch.__file__))
+    for frame in reversed(traceback.extract_stack()):
+        path = os.path.abspath(frame.filename)
+        if path.startswith((here + os.sep, torch_dir + os.sep)) or frame.filename.startswith("<"):
+            continue
+        code = f" ({frame.line.strip()})" if frame.line else ""
+        return f"{os.path.basename(frame.filename)}:{frame.lineno}{code}"
+    return None
+
+
+def gradient_cut(model: nn.Module, example_inputs: Any) -> tuple[str, str | None] | None:
+    """(the operation, the user's line) where a forward whose output has no gradient cut it: the
+    operation that made a tensor without gradient out of one with (:class:`_CutTracker`), that the
+    output was computed from; ("", None) where the output has no gradient and no such operation was
+    seen (no weight requires a gradient, or the forward rebuilt a tensor from Python numbers:
+    ``.item()``, ``.tolist()``); None where the output has a gradient, or the forward cannot run."""
+    try:
+        xs, _, layout = _flatten(example_inputs, model)
+        net = copy_module(model)
+        tracker = _CutTracker()
+        with torch.inference_mode(False), torch.enable_grad(), tracker:
+            value = call(net, xs, _keywords(example_inputs), layout)
+    except Exception:  # noqa: BLE001 - no control: the refusal is worded without a place
+        return None
+    out = first_tensor(value)
+    if out is None or out.requires_grad:
+        return None
+    return tracker.origin.get(id(out), ("", None))
+
+
+def _cut_message(error: BaseException, cut: tuple[str, str | None]) -> str:
+    """:class:`ModelRunError`'s message for a backward through a loss with no gradient (:func:`gradient_cut`)."""
+    op, site = cut
+    shown = f"`{_COMPARISONS[op]}` (a comparison)" if op in _COMPARISONS else f"`{op}`" if op else ""
+    where = (f"the forward cuts it at {site}{', where ' + shown if shown else ''} makes a tensor without gradient "
+             "out of one with a gradient" if site or shown else
+             "no operation of the forward was seen cutting it: no weight requires a gradient, or a tensor was "
+             "rebuilt from Python numbers (.item(), .tolist(), torch.tensor(...))")
+    return ("the loss does not depend on any weight: the model's output has no gradient (requires_grad is False), "
+            f"so backward() has nothing to compute ({type(error).__name__}: {_first_line(error)}); {where}. "
+            "A comparison (x > 0.3), argmax, a cast to integers (.long(), .int()), .detach() or torch.no_grad() "
+            "ends the autograd graph: a loss taken through them gives no parameter a gradient and training never "
+            "changes the weights. Take the loss on the values before the cut (binary cross-entropy on the "
+            "probabilities, not on the thresholded mask; cross-entropy on the logits, not the argmax) and keep "
+            "thresholds and argmax for metrics")
 
 
 def _first_line(exc: BaseException) -> str:

@@ -143,3 +143,41 @@ def test_registered_blocks_get_no_such_note() -> None:
     doc = gradhealth.check_module(model, torch.randn(16, 32), seeds=1, verify=False)
     assert doc.simulation is not None
     assert not any(n.startswith("parameters not registered") for n in doc.simulation.notes)
+
+
+class _Threshold(nn.Module):
+    """A loss taken of a hard threshold (road_building_extraction's train script: (p > 0.3).float())."""
+
+    def __init__(self, cut: str) -> None:
+        super().__init__()
+        self.a, self.cut = nn.Linear(8, 3), cut
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = torch.sigmoid(self.a(x))
+        if self.cut == "threshold":  # noqa: SIM108 - one line per cut, for the line the refusal names
+            mask = (p > 0.3).to(x.dtype)  # the cut
+        else:
+            mask = p.argmax(-1).to(x.dtype)  # the cut
+        return (mask - 1).pow(2).mean()
+
+
+def test_a_loss_with_no_path_to_the_weights_is_refused_with_the_cut_and_its_line() -> None:
+    import inspect
+
+    from gradhealth.analysis.module_check import ModelRunError
+
+    for cut, op in (("threshold", "`>` (a comparison)"), ("argmax", "`argmax`")):
+        model = _Threshold(cut)
+        x = torch.randn(16, 8)
+        assert not model(x).requires_grad  # independent: torch's own graph has no path to a weight
+        lines, start = inspect.getsourcelines(_Threshold)
+        lineno = start + next(i for i, text in enumerate(lines)
+                              if "# the cut" in text and (cut == "threshold") == (">" in text))
+        try:
+            gradhealth.check_module(model, x, loss="sum", seeds=1, verify=False)
+        except ModelRunError as exc:
+            text = str(exc)
+        else:
+            raise AssertionError("no refusal")
+        assert "the loss does not depend on any weight" in text and op in text, text
+        assert f"test_modsweep43_fixes.py:{lineno}" in text, text
