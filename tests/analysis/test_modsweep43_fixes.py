@@ -181,3 +181,37 @@ def test_a_loss_with_no_path_to_the_weights_is_refused_with_the_cut_and_its_line
             raise AssertionError("no refusal")
         assert "the loss does not depend on any weight" in text and op in text, text
         assert f"test_modsweep43_fixes.py:{lineno}" in text, text
+
+
+class _LogSigmaVAE(nn.Module):
+    """A VAE whose KL term takes log(sigma^2) of a raw Linear output (JRogul's): no batch norm, no
+    skip path; the loss is returned by the forward."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = nn.Sequential(nn.Linear(784, 128), nn.ReLU())
+        self.mu, self.sigma = nn.Linear(128, 64), nn.Linear(128, 64)
+        self.decoder = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 784), nn.Sigmoid())
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        h = self.encoder(image)
+        mu, sigma = self.mu(h), self.sigma(h)
+        out = self.decoder(mu + sigma * torch.randn_like(sigma))
+        kl = -torch.sum(1 + torch.log(sigma.pow(2)) - mu.pow(2) - sigma.pow(2))
+        return F.binary_cross_entropy(out, image, reduction="sum") + kl
+
+
+def test_backward_growth_is_not_put_down_to_batch_norm_or_skips_the_model_does_not_have() -> None:
+    torch.manual_seed(0)
+    model = _LogSigmaVAE()
+    assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    # theory: d/d sigma of -log(sigma^2) is -2/sigma, unbounded as a raw Linear output nears 0
+    s = torch.tensor([0.5, 0.01], requires_grad=True)
+    (-torch.log(s.pow(2))).sum().backward()
+    assert torch.allclose(s.grad, -2 / s.detach())  # type: ignore[arg-type]
+    doc = gradhealth.check_module(model, torch.rand(128, 784), loss="sum", seeds=2, input_range=(0, 1),
+                                  optimizer={"type": "adam", "lr": 0.01}, verify=False)
+    found = [f for f in doc.findings if f.code == "exploding_gradient"]
+    assert found, doc.summary
+    assert "batch norm's" not in found[0].explanation and "skip paths)" not in found[0].explanation
+    assert "log(sigma^2)" in found[0].explanation
