@@ -175,8 +175,9 @@ def layers_with_weights(layers: Sequence[LayerReport]) -> int:
     """The layers the healthy summary counts: the rows of the layer table with weights of their own
     (Linear, conv, recurrent, embedding...; not a pool, a flatten, an activation or a norm), alike in
     a spec, a live module and a model file (newuser10 #15: a spec counted its pool and flatten, a
-    module its weight layers only)."""
-    return sum(1 for r in layers if r.type not in NORM_TYPES
+    module its weight layers only); not a spec's residual or block, a container of layers that
+    are counted themselves (specsweep11: a ResNet-110 read 212 layers with weights for 108)."""
+    return sum(1 for r in layers if r.type not in NORM_TYPES and not r.container
                and (r.weight_std is not None or r.grad_norm is not None or r.fan_in is not None))
 
 
@@ -239,7 +240,7 @@ def _layer_report(u: UnitStats, judged: dict[str, float] | None = None) -> Layer
         dead_fraction_all_samples=float(u.values["dead_in_every_seed"][0])
         if "dead_in_every_seed" in u.values else None,
         weight_std=u.mean("weight_std") if "weight_std" in u.values else None,
-        fan_in=u.fan_in, fan_out=u.fan_out, normalised=u.normalised,
+        fan_in=u.fan_in, fan_out=u.fan_out, normalised=u.normalised, container=u.container,
         nonfinite_forward=u.mean("nonfinite_forward") > 0,
         nonfinite_backward=u.mean("nonfinite_backward") > 0,
         spread=spread,

@@ -2405,7 +2405,7 @@ def born_dead(result: SimulationResult) -> list[tuple[UnitStats, list[int]]]:
     counted."""
     if result.batch_size is not None and result.batch_size < MIN_DEAD_BATCH:
         return []
-    weighted = [u for u in result.units if u.has_weights and "grad_norm" in u.values]
+    weighted = [u for u in result.units if u.has_weights and not u.container and "grad_norm" in u.values]
     if not weighted:
         return []
     first = weighted[0].values["grad_norm"].tolist()
@@ -3734,7 +3734,7 @@ class LargeUpdates(ArchitectureRule):
             "metric": "lr_times_sharpness" if decides else "max_update_ratio",
             "value": value,
             "threshold": (curvature(result) or (0.0, 0.0, 2.0))[2] if decides else t.large_update_warning,
-            "layers": [u.name for u in result.units if u.has_weights],
+            "layers": [u.name for u in result.units if u.has_weights and not u.container],
             "optimizer": opt.type if opt is not None else "?",
             "learning_rate": opt.lr if opt is not None else math.nan,
             "momentum": opt.momentum if opt is not None else 0.0,
@@ -3873,7 +3873,7 @@ class NegativeLearningRate(ArchitectureRule):
 
 def output_layer(result: SimulationResult) -> UnitStats:
     """The last weighted layer (not a readout of a second output): the network's output layer."""
-    weighted = [u for u in result.units if u.has_weights and not u.readout and not cut_off(u)]
+    weighted = [u for u in result.units if u.has_weights and not u.container and not u.readout and not cut_off(u)]
     return weighted[-1] if weighted else result.units[-1]
 
 
