@@ -97,7 +97,7 @@ def run_architecture_check(raw: dict[str, Any], options: CheckOptions | None = N
         elif options.verify:
             remedies = verifier.remedies_for(det, detections)
         else:
-            remedies = _part(det).propose(Context(raw, plan, result, det))
+            remedies = proposals(det, detections, Context(raw, plan, result, det))
             for r in remedies:
                 r.unverified = "skipped" if r.patch else "training_time"
         findings.append(det.finding(remedies))
@@ -216,6 +216,36 @@ def summary_line(status: str, findings: list[Finding], layers: int) -> str:
         return f"healthy: no gradient problem found in {layers} layers with weights{notes}"
     worst = findings[0]
     return f"{status}: {worst.code}: {worst.summary}{more_findings(findings)}"
+
+
+def proposals(det: Detection, detections: Sequence[Detection], ctx: Context) -> list[Remedy]:
+    """``det``'s rule's remedies (unverified), less a rate sized from steps a growth inflated
+    (:func:`inflating_growth`): that finding's explanation then says so and points at the growth's."""
+    remedies = _part(det).propose(ctx)
+    growth = inflating_growth(det, detections)
+    if growth is None:
+        return remedies
+    kept = [r for r in remedies if r.id != "lower_learning_rate"]
+    if len(kept) < len(remedies):
+        det.explanation += (
+            f" These steps were measured on a network that grows {growth.value:.3g}x through its depth "
+            f"({growth.code}, {growth.severity}): each layer's gradient, and so its step, carries that growth, "
+            "and a learning rate sized from them would be the broken network's, far below any a network "
+            f"trains at. Fix the {growth.code} first (its remedies), then check the rate again.")
+    return kept
+
+
+def inflating_growth(det: Detection, detections: Sequence[Detection]) -> Detection | None:
+    """For a ``large_updates`` judged on its layers' steps (not on the sharpness bound alone), the
+    ``exploding_gradient`` of the same check at warning or error (a growth the norms do not absorb),
+    which inflates every step measured at initialisation: a layer's gradient dL/dW = delta x^T carries
+    the growth of its input x forwards and of delta backwards, so the rate sized from it is the
+    broken network's (specsweep11 resnet110_nobn_he: 'lower the learning rate from 0.1 to 2.79e-11'
+    beside an activation growth of 1.12e8 that scaled residual branches fix). None otherwise."""
+    if det.code != "large_updates" or det.metric == "lr_times_sharpness":
+        return None
+    return next((d for d in detections if d.code == "exploding_gradient"
+                 and SEVERITY_RANK.get(d.severity, 0) >= SEVERITY_RANK["warning"]), None)
 
 
 def _part(det: Detection) -> ArchitectureRule:
@@ -338,7 +368,7 @@ class _Verifier:
         thresholds = self.options.thresholds
         part = _part(det)
         total = self._total(all_detections)
-        remedies = part.propose(Context(self.raw, self.plan, self.result, det))
+        remedies = proposals(det, all_detections, Context(self.raw, self.plan, self.result, det))
         for remedy in remedies:
             if not remedy.patch:
                 remedy.unverified = "training_time"  # clipping, learning rate: nothing to simulate at init

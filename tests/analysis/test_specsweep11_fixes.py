@@ -110,3 +110,40 @@ def test_a_deep_plain_bn_nets_large_first_step_on_its_bn_fed_convs_is_not_an_err
     assert max(judged_update_ratios(result)[u.name] for u in normed) / build > 1
     doc = check_architecture(spec, verify=False)
     assert not [f for f in doc.findings if f.code == "large_updates" and f.severity in ("warning", "error")]
+
+
+def _residual_mlp(blocks: int, lr: float) -> dict[str, Any]:
+    """He-initialised residual blocks without norms: the stream's variance grows by a constant
+    factor per block (Zhang et al. 2019, Fixup Sec. 2), forwards and backwards."""
+    he = {"init": "kaiming_normal"}
+    return {"name": "res", "input": {"shape": [32]}, "seeds": 1, "batch_size": 32,
+            "optimizer": {"type": "sgd", "lr": lr, "momentum": 0.9},
+            "layers": [{"type": "linear", "out_features": 32, "activation": "relu", **he},
+                       {"type": "residual", "repeat": blocks, "layers": [
+                           {"type": "linear", "out_features": 32, "activation": "relu", **he},
+                           {"type": "linear", "out_features": 32, **he}]},
+                       {"type": "linear", "out_features": 10}]}
+
+
+def test_no_rate_is_sized_from_steps_an_exploding_stream_inflated() -> None:
+    # (specsweep11 other-problem 3: ResNet-110 without BN was told "lower the learning rate from 0.1
+    # to 2.79e-11".) In a chain whose signal grows by g per layer, layer k's gradient delta_k x_k^T
+    # carries g^k forwards and g^(L-k) backwards, the whole growth: its step is the broken network's
+    doc = check_architecture(_residual_mlp(40, 0.1), verify=False)
+    growth = next(f for f in doc.findings if f.code == "exploding_gradient")
+    large = next(f for f in doc.findings if f.code == "large_updates")
+    assert growth.severity == "error" and growth.evidence.value > 1e4
+    assert "lower_learning_rate" not in [r.id for r in large.remedies]
+    assert "exploding_gradient first" in large.explanation
+    # the growth's own remedies still include the structural fix
+    assert "scaled_residual" in [r.id for r in growth.remedies]
+
+
+def test_a_rate_too_large_on_a_network_that_does_not_grow_is_still_sized() -> None:
+    spec = _residual_mlp(1, 0.1)
+    spec["optimizer"]["lr"] = 50.0
+    doc = check_architecture(spec, verify=False)
+    assert not [f for f in doc.findings if f.code == "exploding_gradient" and f.severity != "info"]
+    large = next(f for f in doc.findings if f.code == "large_updates")
+    [rate] = [r for r in large.remedies if r.id == "lower_learning_rate"]
+    assert rate.patch and 0 < rate.patch[0]["value"] < 50.0
