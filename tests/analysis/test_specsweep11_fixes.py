@@ -13,6 +13,7 @@ from torch import nn
 from gradhealth import check_architecture
 from gradhealth.analysis.check import layers_with_weights
 from gradhealth.analysis.plan import make_plan
+from gradhealth.analysis.remedies import already_init
 from gradhealth.analysis.rules import (
     _judged_steps,
     direction_change,
@@ -20,7 +21,7 @@ from gradhealth.analysis.rules import (
     momentum_build_up,
 )
 from gradhealth.analysis.simulate import simulate
-from gradhealth.analysis.spec import parse_spec
+from gradhealth.analysis.spec import InitSpec, parse_spec
 from gradhealth.analysis.thresholds import Thresholds
 
 
@@ -147,3 +148,26 @@ def test_a_rate_too_large_on_a_network_that_does_not_grow_is_still_sized() -> No
     large = next(f for f in doc.findings if f.code == "large_updates")
     [rate] = [r for r in large.remedies if r.id == "lower_learning_rate"]
     assert rate.patch and 0 < rate.patch[0]["value"] < 50.0
+
+
+def test_no_init_remedy_for_layers_already_at_that_init_as_variance_scaling() -> None:
+    # (specsweep11 other-problem 2: ResNet-110 without BN, He-initialised as torchvision does,
+    # variance_scaling(2, fan_out), was told first to "initialise with kaiming_normal".) He et al.
+    # 2015's init is Var = 2/fan in either form, fan_in or fan_out; Keras' he_normal is
+    # variance_scaling(2, fan_in), lecun_normal (1, fan_in), glorot_normal (1, fan_avg)
+    he_out = {"scheme": "variance_scaling", "scale": 2.0, "mode": "fan_out", "distribution": "untruncated_normal"}
+    spec = _residual_mlp(40, 0.1)
+    for layer in (spec["layers"][0], *spec["layers"][1]["layers"]):
+        layer["init"] = he_out
+    doc = check_architecture(spec, verify=False)
+    growth = next(f for f in doc.findings if f.code == "exploding_gradient")
+    assert "he_init" not in [r.id for r in growth.remedies]
+    assert already_init(InitSpec(scheme="variance_scaling", scale=2.0, mode="fan_in"), "kaiming_normal")
+    assert already_init(InitSpec(scheme="variance_scaling", scale=1.0, mode="fan_avg"), "xavier_normal")
+    assert not already_init(InitSpec(scheme="variance_scaling", scale=1.0, mode="fan_in"), "kaiming_normal")
+    # a different variance is a different init: the remedy stays
+    for layer in (spec["layers"][0], *spec["layers"][1]["layers"]):
+        layer["init"] = {**he_out, "scale": 4.0}
+    doc = check_architecture(spec, verify=False)
+    growth = next(f for f in doc.findings if f.code == "exploding_gradient")
+    assert "he_init" in [r.id for r in growth.remedies]
