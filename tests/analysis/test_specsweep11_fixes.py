@@ -171,3 +171,20 @@ def test_no_init_remedy_for_layers_already_at_that_init_as_variance_scaling() ->
     doc = check_architecture(spec, verify=False)
     growth = next(f for f in doc.findings if f.code == "exploding_gradient")
     assert "he_init" in [r.id for r in growth.remedies]
+
+
+def test_the_sequence_length_limit_that_a_long_sequence_meets_first_is_documented_in_spec_md() -> None:
+    # (specsweep11 item inv_lstm_seq_100k: spec.md described the cell-step limit, not the sequence
+    # limit a 100,000-step input reaches first.)
+    from pathlib import Path
+
+    from gradhealth.analysis.plan import Limits
+    from gradhealth.errors import LimitExceeded
+
+    limit = Limits().max_time_steps
+    text = " ".join((Path(__file__).parents[2] / "docs" / "spec.md").read_text().split())
+    assert f"limited to {limit:,} time steps (`GRADHEALTH_LIMITS__MAX_TIME_STEPS`)" in text
+    with pytest.raises(LimitExceeded) as err:
+        check_architecture({"name": "audio", "input": {"shape": [limit + 1, 1]}, "seeds": 1, "batch_size": 2,
+                            "layers": [{"type": "lstm", "hidden_size": 4}, {"type": "linear", "out_features": 2}]})
+    assert "/input/shape/0" in str(err.value.__dict__) + str(err.value)
