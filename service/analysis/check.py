@@ -99,7 +99,7 @@ def run_architecture_check(raw: dict[str, Any], options: CheckOptions | None = N
         elif options.verify:
             remedies = verifier.remedies_for(det, detections)
         else:
-            remedies = _part(det).propose(Context(raw, plan, result, det))
+            remedies = proposals(det, detections, Context(raw, plan, result, det))
             for r in remedies:
                 r.unverified = "skipped" if r.patch else "training_time"
         findings.append(det.finding(remedies))
@@ -177,8 +177,9 @@ def layers_with_weights(layers: Sequence[LayerReport]) -> int:
     """The layers the healthy summary counts: the rows of the layer table with weights of their own
     (Linear, conv, recurrent, embedding...; not a pool, a flatten, an activation or a norm), alike in
     a spec, a live module and a model file (newuser10 #15: a spec counted its pool and flatten, a
-    module its weight layers only)."""
-    return sum(1 for r in layers if r.type not in NORM_TYPES
+    module its weight layers only); not a spec's residual or block, a container of layers that
+    are counted themselves (specsweep11: a ResNet-110 read 212 layers with weights for 108)."""
+    return sum(1 for r in layers if r.type not in NORM_TYPES and not r.container
                and (r.weight_std is not None or r.grad_norm is not None or r.fan_in is not None))
 
 
@@ -219,6 +220,36 @@ def summary_line(status: str, findings: list[Finding], layers: int) -> str:
     return f"{status}: {worst.code}: {worst.summary}{more_findings(findings)}"
 
 
+def proposals(det: Detection, detections: Sequence[Detection], ctx: Context) -> list[Remedy]:
+    """``det``'s rule's remedies (unverified), less a rate sized from steps a growth inflated
+    (:func:`inflating_growth`): that finding's explanation then says so and points at the growth's."""
+    remedies = _part(det).propose(ctx)
+    growth = inflating_growth(det, detections)
+    if growth is None:
+        return remedies
+    kept = [r for r in remedies if r.id != "lower_learning_rate"]
+    if len(kept) < len(remedies):
+        det.explanation += (
+            f" These steps were measured on a network that grows {growth.value:.3g}x through its depth "
+            f"({growth.code}, {growth.severity}): each layer's gradient, and so its step, carries that growth, "
+            "and a learning rate sized from them would be the broken network's, far below any a network "
+            f"trains at. Fix the {growth.code} first (its remedies), then check the rate again.")
+    return kept
+
+
+def inflating_growth(det: Detection, detections: Sequence[Detection]) -> Detection | None:
+    """For a ``large_updates`` judged on its layers' steps (not on the sharpness bound alone), the
+    ``exploding_gradient`` of the same check at warning or error (a growth the norms do not absorb),
+    which inflates every step measured at initialisation: a layer's gradient dL/dW = delta x^T carries
+    the growth of its input x forwards and of delta backwards, so the rate sized from it is the
+    broken network's (specsweep11 resnet110_nobn_he: 'lower the learning rate from 0.1 to 2.79e-11'
+    beside an activation growth of 1.12e8 that scaled residual branches fix). None otherwise."""
+    if det.code != "large_updates" or det.metric == "lr_times_sharpness":
+        return None
+    return next((d for d in detections if d.code == "exploding_gradient"
+                 and SEVERITY_RANK.get(d.severity, 0) >= SEVERITY_RANK["warning"]), None)
+
+
 def _part(det: Detection) -> ArchitectureRule:
     part: ArchitectureRule = rule(det.code).architecture
     return part
@@ -241,7 +272,7 @@ def _layer_report(u: UnitStats, judged: dict[str, float] | None = None) -> Layer
         dead_fraction_all_samples=float(u.values["dead_in_every_seed"][0])
         if "dead_in_every_seed" in u.values else None,
         weight_std=u.mean("weight_std") if "weight_std" in u.values else None,
-        fan_in=u.fan_in, fan_out=u.fan_out, normalised=u.normalised,
+        fan_in=u.fan_in, fan_out=u.fan_out, normalised=u.normalised, container=u.container,
         nonfinite_forward=u.mean("nonfinite_forward") > 0,
         nonfinite_backward=u.mean("nonfinite_backward") > 0,
         spread=spread,
@@ -339,7 +370,7 @@ class _Verifier:
         thresholds = self.options.thresholds
         part = _part(det)
         total = self._total(all_detections)
-        remedies = part.propose(Context(self.raw, self.plan, self.result, det))
+        remedies = proposals(det, all_detections, Context(self.raw, self.plan, self.result, det))
         for remedy in remedies:
             if not remedy.patch:
                 remedy.unverified = "training_time"  # clipping, learning rate: nothing to simulate at init

@@ -93,8 +93,25 @@ def names_of(pointers: list[str]) -> str:
     return ", ".join(re.sub(r"/layers/(\d+)", r".layers[\1]", p).lstrip(".") for p in pointers)
 
 
+#: Keras' VarianceScaling (``variance_scaling``) settings that are each target init: He's Var = 2/fan
+#: in either of He et al. 2015's forms (fan_in keeps the forward signal, fan_out the backward one:
+#: torch's ``kaiming_normal_(mode='fan_out')``, torchvision's ResNets), LeCun's 1/fan_in, Glorot's 1/fan_avg
+_SAME_SCALING = {"kaiming_normal": (2.0, ("fan_in", "fan_out")), "lecun_normal": (1.0, ("fan_in",)),
+                 "xavier_normal": (1.0, ("fan_avg",))}
+
+
+def already_init(init: S.InitSpec, target: str) -> bool:
+    """Whether ``init`` is ``target`` already, by name or as the ``variance_scaling`` that is it
+    (specsweep11: a ResNet-110 initialised with variance_scaling(2, fan_out), He's, was told to
+    'initialise with kaiming_normal')."""
+    if init.scheme in _SAME_INIT[target]:
+        return True
+    scale, modes = _SAME_SCALING[target]
+    return init.scheme == "variance_scaling" and math.isclose(init.scale, scale, rel_tol=1e-6) and init.mode in modes
+
+
 def _init_remedy(ctx: Context, target: str, pointers: list[str]) -> Remedy | None:
-    todo = [p for p in pointers if ctx.layer_at(p).init.scheme not in _SAME_INIT[target]]  # type: ignore[union-attr]  # pointers from weight/recurrent_pointers() name layers with this field
+    todo = [p for p in pointers if not already_init(ctx.layer_at(p).init, target)]  # type: ignore[union-attr]  # pointers from weight/recurrent_pointers() name layers with this field
     if not todo:
         return None
     patch = [{"op": "add", "path": p + "/init", "value": {"scheme": target}} for p in todo]

@@ -84,6 +84,12 @@ class UnitStats:
     #: the gradient: a structural factor the depth ratio takes out (:func:`.findings.pooling_factor`).
     #: None for every other unit (a max pool or a strided convolution routes, it does not spread)
     averaged: float | None = None
+    #: a spec's ``residual`` or ``block`` entry: a container of layers, not a layer. Its figures are
+    #: its layers' together (its gradient norm over all their weights, which the top-level stream's
+    #: depth ratio reads), but it is neither counted nor judged as a layer with weights: its layers
+    #: are, each with its own norm and init (a ResNet's block and its residual read as two more
+    #: layers, with the same update ratio, outside the batch-norm exemption of the convs in them)
+    container: bool = False
 
     # The per-seed arrays hold a handful of numbers: plain float arithmetic on them is ~20x
     # cheaper than numpy's nan-aware reductions, and the rules and reports ask ~50 times a check.
@@ -508,7 +514,7 @@ def instrumented_step(net: Network, x: torch.Tensor, target: torch.Tensor | None
         net.set_probe(None)
     optimizer = net.plan.spec.optimizer
     if optimizer is not None:
-        add_step_ratios(figures.units, {u.name: list(u.own_parameters()) for u in net.units()}, optimizer)
+        add_step_ratios(figures.units, stepped_layers(net), optimizer)
     return figures
 
 
@@ -622,7 +628,14 @@ def update_ratios(net: Network, spec: S.OptimizerSpec) -> dict[str, float]:
     """||W_1 - W_0|| / ||W_0|| per unit for the first step of ``spec``'s optimizer on the gradients
     just computed, over the unit's own weight matrices and kernels (a bias starts at 0 in most
     inits, so its ratio would be unbounded). The network is left as it is."""
-    return step_ratios({u.name: list(u.own_parameters()) for u in net.units()}, spec)
+    return step_ratios(stepped_layers(net), spec)
+
+
+def stepped_layers(net: Network) -> dict[str, list[torch.Tensor]]:
+    """Each layer's own parameters, which an optimizer's step is measured on: not a container's
+    (``residual``, ``block``: :attr:`UnitStats.container`), whose parameters are its layers', each
+    measured on its own."""
+    return {u.name: list(u.own_parameters()) for u in net.units() if not u.plan.children}
 
 
 def step_ratios(units: Mapping[str, Sequence[torch.Tensor]], spec: S.OptimizerSpec, step: int = 1) -> dict[str, float]:
@@ -934,7 +947,8 @@ def _collect(units: list[Unit], per_seed: list[dict[str, dict[str, float]]],
                              normalised=getattr(unit, "norm", None) is not None or unit.name in by_norms
                              or unit.name in read_by_layers,
                              stream=getattr(unit, "norm", None) is None and unit.name in by_norms,
-                             activation_params=_activation_params_of(unit), averaged=averaged_elements(unit.plan)))
+                             activation_params=_activation_params_of(unit), averaged=averaged_elements(unit.plan),
+                             container=bool(unit.plan.children)))
     return out
 
 

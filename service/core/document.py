@@ -213,6 +213,10 @@ class LayerReport(BaseModel):
         "through positively homogeneous steps only (relu, padding, pooling, reshapes), or jointly with "
         "the other layers writing to a residual stream that only norms read, so the loss does not "
         "depend on the scale of its weights")
+    container: bool = Field(
+        False, description="a spec's residual or block entry: a container of layers, whose figures are its "
+        "layers' together (its grad_norm over all their weights); it is neither counted nor judged as a layer "
+        "with weights (no update_ratio): the layers in it are, each on its own")
     nonfinite_forward: bool = False
     nonfinite_backward: bool = False
     spread: dict[str, float | None] = Field(
