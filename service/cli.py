@@ -359,7 +359,11 @@ def is_document(source: str) -> bool:
         data = json.loads(path.read_bytes().decode("utf-8-sig"))
     except (OSError, ValueError, RecursionError):
         return False
-    return isinstance(data, dict) and all(key in data for key in _DOCUMENT_KEYS)
+    from gradhealth.cli_report import is_resource
+
+    # a saved job or run resource too (GET /v1/jobs/{id}, GET /v1/runs/{id}): its diagnosis is rendered,
+    # where a run was read as a one-point native log and passed healthy (newuser15 #7)
+    return isinstance(data, dict) and (all(key in data for key in _DOCUMENT_KEYS) or is_resource(data))
 
 
 def cmd_check_document(args: argparse.Namespace) -> int:
