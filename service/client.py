@@ -433,6 +433,10 @@ class Client:
                     raise
                 self._cancel(job_id)  # given up on: not left holding a worker
                 raise
+        if self.on_state is not None and seen is not None and job["status"] not in ("queued", "running"):
+            # the end too: a progress display that stopped at its last running line never said the job
+            # was done (newuser15 #3)
+            self.on_state(job)
         if job["status"] == "failed":
             raise RemoteError(job.get("error") or {"detail": "the job failed", "status": 500})
         if job["status"] != "succeeded":
