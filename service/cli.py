@@ -25,6 +25,7 @@ from gradhealth.errors import GradHealthError, InputFormatError, LogError, Usage
 from gradhealth.library import example_names, load_spec
 
 if TYPE_CHECKING:
+    from gradhealth.client import KeyRefused
     from gradhealth.core.document import Diagnosis
     from gradhealth.report import ReportContext
     from gradhealth.report.refusal import Refusal
@@ -144,7 +145,7 @@ def _cannot_run(args: argparse.Namespace, exc: GradHealthError) -> str | None:
     ``--device cuda`` on a machine without CUDA are the environment's; a spec's own
     ``device: cuda`` field stays a spec error at ``/device``, like any other field.
     """
-    from gradhealth.client import RemoteError, WrongServiceURL
+    from gradhealth.client import KeyRefused, RemoteError, WrongServiceURL
     from gradhealth.core.numbers import plain
     from gradhealth.errors import cuda_unavailable
 
@@ -156,9 +157,27 @@ def _cannot_run(args: argparse.Namespace, exc: GradHealthError) -> str | None:
                 "$GRADHEALTH_SERVER_TIMEOUT)")
     if isinstance(exc, WrongServiceURL):  # a 404 for the check route itself: the URL, not the input
         return f"{exc.title.lower()}: {exc.detail}"
+    if isinstance(exc, KeyRefused):
+        return _key_refused(exc)
     if isinstance(exc, RemoteError):
         return f"{exc.title.lower()}: {exc.detail}" if exc.status >= 500 else None
     return None
+
+
+def _is_key_refused(exc: GradHealthError) -> bool:
+    from gradhealth.client import KeyRefused
+
+    return isinstance(exc, KeyRefused)
+
+
+def _key_refused(exc: KeyRefused) -> str:
+    """A 401 from ``--server`` in the command line's words: the flag and the variable that carry the
+    key, not the HTTP header the service names for raw callers (newuser15 #4)."""
+    if exc.key_given:
+        return (f"the service refused the API key ({exc.service_detail}): check --api-key or "
+                "$GRADHEALTH_API_KEY (in CI, the secret it is set from)")
+    return (f"the service needs an API key ({exc.service_detail}): pass --api-key KEY or set "
+            "$GRADHEALTH_API_KEY")
 
 
 def _title(exc: GradHealthError) -> str:
@@ -183,7 +202,8 @@ def _invalid(args: argparse.Namespace, exc: GradHealthError) -> int:
         print(f"gradhealth: {args.spec}: the check could not run: {reason}", file=sys.stderr)
     if args.format == "json":
         _write(json.dumps(exc.to_problem(), indent=2))
-    code = EXIT_INVALID if reason is None else EXIT_CANNOT_RUN
+    # a key the service refuses keeps its documented exit 2 (docs/cli.md), though its reports blame no file
+    code = EXIT_INVALID if reason is None or _is_key_refused(exc) else EXIT_CANNOT_RUN
     wanted = _refusal_outputs(args)
     if not wanted and not (args.format == "github" and reason is None):
         return code
@@ -339,7 +359,11 @@ def is_document(source: str) -> bool:
         data = json.loads(path.read_bytes().decode("utf-8-sig"))
     except (OSError, ValueError, RecursionError):
         return False
-    return isinstance(data, dict) and all(key in data for key in _DOCUMENT_KEYS)
+    from gradhealth.cli_report import is_resource
+
+    # a saved job or run resource too (GET /v1/jobs/{id}, GET /v1/runs/{id}): its diagnosis is rendered,
+    # where a run was read as a one-point native log and passed healthy (newuser15 #7)
+    return isinstance(data, dict) and (all(key in data for key in _DOCUMENT_KEYS) or is_resource(data))
 
 
 def cmd_check_document(args: argparse.Namespace) -> int:

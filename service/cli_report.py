@@ -370,13 +370,13 @@ def _job_result(data: dict[str, Any], where: str) -> Any:
         detail = error.get("detail") or error.get("title") if isinstance(error, dict) else error
         why = f": {str(detail)[:300]}" if isinstance(detail, str | int | float) and str(detail) else ""
         raise InputFormatError(f"{where}: this {job} failed{why}; it has no diagnosis: use a succeeded "
-                               "job's document (or gradhealth check --format json) as the baseline")
+                               "job's document (or gradhealth check --format json)")
     if status == "succeeded":
         raise InputFormatError(f"{where}: this {job} succeeded but its document has no /result "
                                "diagnosis: save the whole GET /v1/jobs/{id} response")
     what = "was cancelled" if status == "cancelled" else f"is {status}"
-    raise InputFormatError(f"{where}: this {job} {what} and has no diagnosis: use a succeeded job's "
-                           "document as the baseline")
+    raise InputFormatError(f"{where}: this {job} {what} and has no diagnosis yet: save GET /v1/jobs/{{id}} "
+                           "once it has succeeded (or its report, GET /v1/jobs/{id}/report?format=json)")
 
 
 #: What --baseline reads, said where a file is none of them.
@@ -384,6 +384,18 @@ BASELINE_ACCEPTS = ("a baseline is a diagnosis document (gradhealth check --form
                     "GET /v1/jobs/{id} (its result) or a live run from GET /v1/runs/{id} (its diagnosis)")
 
 _RUN_STATUSES = ("active", "finished")
+
+
+def is_resource(data: Any) -> bool:
+    """Whether ``data`` is one of the service's own resources that carry a diagnosis: a job from
+    ``GET /v1/jobs/{id}`` (an id, a job status, ``result`` and ``error``) or a live run from ``GET
+    /v1/runs/{id}`` (an id, a run status and ``diagnosis``). ``gradhealth check`` renders its
+    diagnosis (or says why it has none) where the native log reader read the run's counters as a
+    one-point healthy log (newuser15 #7)."""
+    if not isinstance(data, dict) or not isinstance(data.get("id"), str):
+        return False
+    job = data.get("status") in _JOB_STATUSES and "result" in data and "error" in data
+    return job or _is_run(data)
 
 
 def _is_run(data: dict[str, Any]) -> bool:

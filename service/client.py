@@ -56,6 +56,22 @@ class WrongServiceURL(RemoteError):
     ``gradhealth check --server`` exits 3 on it (newuser9 #13)."""
 
 
+class KeyRefused(RemoteError):
+    """The service answered 401: no API key was sent, or the one sent is not valid. The detail says
+    how to give one to this client (``api_key=``), where the service's own words name the HTTP header
+    a raw caller sets (newuser15 #4); ``key_given`` says which. A problem of the credentials, not of
+    the input: ``gradhealth check`` reports it on no file (SARIF with no result, a JUnit error)."""
+
+    def __init__(self, problem: dict[str, Any], *, key_given: bool) -> None:
+        said = str(problem.get("detail") or "unauthorized")
+        detail = (f"the service refused the API key given ({said}): check the api_key= passed to Client"
+                  if key_given else
+                  f"the service needs an API key ({said}): pass Client(..., api_key=...)")
+        super().__init__({**problem, "detail": detail})
+        self.key_given = key_given
+        self.service_detail = said
+
+
 class ServiceUnreachable(RemoteError):
     """The service could not be reached (no one listening, DNS, TLS, a timeout): httpx's transport
     error, wrapped so that a caller catching :class:`RemoteError` (or ``GradHealthError``) catches
@@ -195,6 +211,7 @@ class Client:
         check it serves, however slowly the server answers; an answer over ``max_response_bytes``
         is refused as it arrives (RemoteError 502)."""
         headers = {"X-API-Key": api_key} if api_key else {}
+        self._key_given = bool(api_key)
         self.base_url = base_url.rstrip("/")
         self.http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout,
                                  transport=_BoundedTransport(max_response_bytes))
@@ -295,6 +312,8 @@ class Client:
             if not isinstance(problem, dict):
                 problem = {"status": response.status_code, "title": "HTTP error",
                            "detail": " ".join(response.text[:500].split())}
+            if response.status_code == 401:
+                raise KeyRefused(problem, key_given=self._key_given)
             raise RemoteError(problem)
         try:
             data = response.json()
@@ -414,6 +433,10 @@ class Client:
                     raise
                 self._cancel(job_id)  # given up on: not left holding a worker
                 raise
+        if self.on_state is not None and seen is not None and job["status"] not in ("queued", "running"):
+            # the end too: a progress display that stopped at its last running line never said the job
+            # was done (newuser15 #3)
+            self.on_state(job)
         if job["status"] == "failed":
             raise RemoteError(job.get("error") or {"detail": "the job failed", "status": 500})
         if job["status"] != "succeeded":

@@ -25,6 +25,9 @@ def assert_gradients_healthy(model: Any, example_inputs: Any, fail_on: str = "er
     text report - findings, evidence, remedies - so a CI log shows why. Returns the diagnosis.
     ``optimizer``: your training optimizer, to check its first step too (``large_updates``);
     ``scheduler``, ``warmup_steps``, ``clip_norm``: its warm-up and clipping, as :func:`gradhealth.check_module`."""
+    # pytest hides this frame: a failure opens with the report, not with this function's source and the
+    # model's and inputs' reprs (newuser15 #8)
+    __tracebackhide__ = True
     if fail_on not in (*_RANK, "never"):
         raise ValueError(f"fail_on must be one of {[*sorted(_RANK), 'never']}, not {fail_on!r}")
     from gradhealth.library import check_module

@@ -1397,6 +1397,27 @@ def _yaml_position(exc: yaml.YAMLError, text: str | None = None) -> tuple[int, i
     return mark.line + 1, mark.column + 1
 
 
+#: a YAML key: a name followed by a colon and a space or the end (``input:``, ``out_features: 2``)
+_YAML_KEY = re.compile(r"[A-Za-z_][\w.-]*:(?=[ \t]|$)")
+
+
+def collapsed_hint(text: str) -> str:
+    """What to add to the error of YAML text that arrived as one line holding several ``key:``
+    pairs, or a ``#`` comment with keys after it: a file sent with ``curl -d @file``, which drops
+    its newlines, so the first comment swallows the whole spec ("the spec is empty") or the keys
+    run together ("mapping values are not allowed here", newuser15 #2). Empty where the text has
+    more than one line or reads as anything else."""
+    body = text.strip()
+    if "\n" in body or "\r" in body:
+        return ""
+    keys = len(_YAML_KEY.findall(body))
+    if keys < 2 and not (body.startswith("#") and keys >= 1):
+        return ""
+    return (f"; the body is one line of {len(text.encode())} bytes holding several `key:` pairs: `curl -d @file` "
+            "removes a file's newlines (and a leading # comment then swallows the rest); send the file with "
+            "`curl --data-binary @file`")
+
+
 def load_spec_text(text: str, *, content_type: str | None = None,
                    max_nodes: int = MAX_NODES) -> dict[str, Any]:
     """Decode spec text as JSON or YAML (YAML is a superset; JSON errors are reported as such).
@@ -1433,13 +1454,15 @@ def load_spec_text(text: str, *, content_type: str | None = None,
                                f"{yaml_hint(text, max_nodes) if declared else ''}",
                                position=(exc.lineno, exc.colno)) from None
     except yaml.YAMLError as exc:
-        raise InputFormatError(_yaml_error(exc, text), position=_yaml_position(exc, text)) from None
+        raise InputFormatError(_yaml_error(exc, text) + collapsed_hint(text),
+                               position=_yaml_position(exc, text)) from None
     except RecursionError:  # JSON nested past the interpreter's stack: the YAML reader stops sooner
         raise InputFormatError(f"the spec is nested more than {MAX_DEPTH} levels deep"
                                f"{_json_too_deep_at(text)}") from None
     if data is None:  # only comments, or an empty document
-        raise InputFormatError(EMPTY)
+        raise InputFormatError(EMPTY + collapsed_hint(text))
     if not isinstance(data, dict):
-        raise InputFormatError("the spec must be a JSON object / YAML mapping at the top level")
+        raise InputFormatError("the spec must be a JSON object / YAML mapping at the top level"
+                               + collapsed_hint(text))
     _inspect(data, max_nodes)  # JSON has no aliases, but may still be too deep or too large
     return data

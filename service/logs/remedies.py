@@ -122,8 +122,12 @@ def healthy_norms(run: RunLog, t: LogThresholds) -> np.ndarray:
     return v[v < t.explode_absolute]  # beyond any healthy network's, whatever the run's own baseline
 
 
-def clipping(run: RunLog, t: LogThresholds) -> Remedy | None:
+def clipping(run: RunLog, t: LogThresholds, *, below: float | None = None) -> Remedy | None:
     """Clipping at the ``clip_percentile`` of the healthy norms (None with fewer than 3 of them).
+
+    ``below``: the gradient norm the finding is about (a spike's peak); a threshold at or above it
+    could not touch it, so no clipping remedy then (newuser15 #9: a noisy run's p98 of 0.24 offered
+    for a spike of 0.213).
 
     A run that already clips (:func:`clip_in_force`) gets no looser threshold than its own: the
     percentile only when it is well below the one in force (:data:`TIGHTER_CLIP`), else no clipping
@@ -138,6 +142,8 @@ def clipping(run: RunLog, t: LogThresholds) -> Remedy | None:
             return default_clipping(run, "none of the run's gradient norms is a healthy one")
         return None
     max_norm = float(f"{float(np.percentile(norms, t.clip_percentile)):.2g}")
+    if below is not None and not max_norm < below:
+        return None
     basis = f"p{t.clip_percentile:g} of the run's gradient norms without spikes or exploding stretches"
     if in_force is None:
         return R.gradient_clipping(max_norm, basis, percentile=t.clip_percentile, healthy_points=int(len(norms)))

@@ -316,11 +316,15 @@ def by_severity(findings: list[Finding]) -> list[Finding]:
 
 
 def top_remedy(finding: Finding) -> Remedy | None:
-    """The first recommended remedy that was verified to fix the finding, else the first
-    recommended one (the checks rank them best first)."""
+    """The first recommended remedy that was verified to fix the finding, else the first verified
+    to fix it on freshly drawn weights, else the first recommended one (the checks rank them best
+    first)."""
     recommended = [r for r in finding.remedies if r.recommended]
-    # (a fix measured on freshly drawn weights fixes a retraining, not the checkpoint checked)
-    return next((r for r in recommended if fixes_this(r)), None) or (
+    # (a fix measured on freshly drawn weights fixes a retraining, not the checkpoint checked; it
+    # still comes before a remedy nothing measured: a model file's structural changes, never
+    # simulated on a graph, were named first over one verified on fresh weights: newuser15 #6)
+    return next((r for r in recommended if fixes_this(r)), None) or next(
+        (r for r in recommended if r.verified is not None and r.verified.fixed), None) or (
         recommended[0] if recommended else None
     )
 

@@ -73,10 +73,16 @@ def _message(f: Finding, doc: Diagnosis, ctx: ReportContext | None = None) -> st
         lines.append(f"In the archive's {ctx.member}")
     best = top_remedy(f)
     if best is not None and best.verified is None and doc.kind != "logs" and len(f.remedies) > 1:
-        # nothing simulated (--no-verify, as pre-commit runs it): the first by kind of change is no
-        # more "the" fix than the others, and the simulation may show it fixes nothing (newuser6)
+        # nothing simulated: the first by kind of change is no more "the" fix than the others, and
+        # the simulation may show it fixes nothing (newuser6). --no-verify is named only where it
+        # was given (as pre-commit runs it); a model file's structural changes are never simulated
+        # on its graph, with or without it (newuser15 #6)
         shown = ", ".join(r.id for r in f.remedies[:4])
-        lines.append(f"Possible fixes, not simulated (check without --no-verify to see which work): {shown}")
+        if any(r.unverified == "skipped" for r in f.remedies):
+            lines.append(f"Possible fixes, not simulated (check without --no-verify to see which work): {shown}")
+        else:
+            lines.append(f"Possible fixes, not simulated (changes the check cannot make and measure on this "
+                         f"model): {shown}")
     elif best is not None:
         # "Fix:" names a verified fix only; a log's remedies are read from it, never simulated
         lines.append(f"{remedy_label(best)}: {best.id}: {best.change} ({verified_text(best, doc, markdown=False)})")

@@ -244,14 +244,33 @@ def insufficient(run: RunLog, t: LogThresholds) -> list[Finding]:
     if n >= t.min_points:
         return _within_one_epoch(longest) + _rewards_not_judged(run, t)
     bad = len(longest) - n  # its NaN/Inf points, which nonfinite reports
+    ran = ("Trend checks need at least a few points; only the per-point checks (NaN/Inf, a loss that blew up or "
+           "rose at every logged point) ran. ")
+    if _every_point_logged(longest):
+        # every step or epoch the run had is in the log: the run is short, not its logging (newuser15 #1:
+        # a 5-epoch Keras CSVLogger file told to log the loss each epoch)
+        unit = longest.step_unit
+        advice = (f"Every {unit} of this run is logged: the run itself is {len(longest)} {unit}(s) long, under the "
+                  f"{t.min_points} points the trend checks (plateau, overfitting, oscillation, a slow divergence) "
+                  "need. Check a longer run for those.")
+    else:
+        advice = "Log the training loss more often (each step, or each epoch of a longer run): " + log_the_loss(run)
     return [finding(
         "insufficient_data", "info",
         f"only {n} finite point(s) in {longest.name}" + (f" (of {len(longest)}: {bad} NaN/Inf)" if bad else "")
         + ": too short to judge trends",
-        "Trend checks need at least a few points; only the per-point checks (NaN/Inf) ran. Log the training "
-        "loss more often (each step, or each epoch of a longer run): " + log_the_loss(run),
+        ran + advice,
         {"metric": longest.name, "steps": _span(longest.steps) if len(longest) else None, "value": float(n),
          "threshold": float(t.min_points), "nonfinite_points": bad}, [])]
+
+
+def _every_point_logged(s: Series) -> bool:
+    """Whether ``s`` holds a point at every step or epoch from its first to its last (steps 1 apart,
+    the first at 0 or 1): a run that short, not a log that samples it too rarely."""
+    steps = s.steps
+    if len(steps) < 2 or float(steps[0]) not in (0.0, 1.0):
+        return False
+    return bool(np.all(np.diff(np.asarray(steps, dtype=np.float64)) == 1))
 
 
 #: The codes whose detectors judge a run summary's final values (no history needed): a loss or

@@ -224,7 +224,8 @@ def _divergence(run: RunLog, t: LogThresholds) -> list[Finding]:
         return huge
     found = positive_loss(run, t)
     if found is None:
-        return (_unbounded_below(run, t) or _blown_up_short(run, t) or _worse_than_start(run, t)
+        return (_unbounded_below(run, t) or _blown_up_short(run, t) or _rising_short(run, t)
+                or _worse_than_start(run, t)
                 or [f for f in [validation_alone(run, t, "loss_divergence")] if f is not None])
     loss, steps, v = found
     # a window of 9 flattens a short log (8 points by epoch) into its own median: a third of it. On
@@ -729,6 +730,41 @@ def _blown_up_short(run: RunLog, t: LogThresholds) -> list[Finding]:
         {"metric": loss.name, "steps": [_num(steps[i_low]), _num(steps[-1])], "value": rise,
          "threshold": _BLOWN_UP, "minimum": low, "minimum_step": _num(steps[i_low]), "final": float(v[-1])},
         [lower_lr(run, at_step=float(steps[i_low]), why="the loss blew up"), clipping(run, t)])]
+
+
+#: A loss too short for the trend checks that rose at every logged point from its first, ending at
+#: least this many times where it started, did not learn: with 5 points or more (4 rises in a row, a
+#: chance of 1 in 120, under 1%, for points that only scatter about a level; 4 points, 1 in 24, stay
+#: too few) and a doubling, it is a divergence however few points show it (newuser15 #1: a 5-epoch
+#: Keras log, 2.30 -> 25.3 with accuracy at chance).
+_SHORT_RISE = 2.0
+_SHORT_RISE_POINTS = 5
+
+
+def _rising_short(run: RunLog, t: LogThresholds) -> list[Finding]:
+    """A loss too short for the trend checks (under ``t.min_points`` points) that rose at every
+    logged point from its first and at least doubled (:data:`_SHORT_RISE`): a warning, where one
+    that rose by orders of magnitude is an error (:func:`_blown_up_short`). It needs no rolling
+    statistic: a short run whose every point is worse than the one before never learnt."""
+    loss = run.first("loss")
+    if loss is None:
+        return []
+    steps, v = finite(loss)
+    if not _SHORT_RISE_POINTS <= len(v) < t.min_points or not float(np.min(v)) > 0:
+        return []
+    rise = float(v[-1]) / float(v[0])
+    if rise < _SHORT_RISE or not bool(np.all(np.diff(v) > 0)):
+        return []
+    return [finding(
+        "loss_divergence", "warning",
+        f"{loss.name} rose at every one of its {len(v)} logged points, from {float(v[0]):.3g} "
+        f"({loss.where(steps[0])}) to {float(v[-1]):.3g} ({loss.where(steps[-1])}): {rise:.3g}x",
+        "The loss never fell: each logged point is higher than the one before, and it ended at least twice where "
+        "it started. Training is diverging from its start (a learning rate too large, or exploding gradients "
+        "with no clipping); the run is too short for the trend checks, but not to show this.",
+        {"metric": loss.name, "steps": [_num(steps[0]), _num(steps[-1])], "value": rise,
+         "threshold": _SHORT_RISE, "minimum": float(v[0]), "minimum_step": _num(steps[0]), "final": float(v[-1])},
+        [lower_lr(run, at_step=float(steps[0]), why="the loss rose from its first logged point"), clipping(run, t)])]
 
 
 def _worse_than_start(run: RunLog, t: LogThresholds) -> list[Finding]:

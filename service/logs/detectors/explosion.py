@@ -750,7 +750,7 @@ def _glaring_spikes(run: RunLog, s: Series, t: LogThresholds) -> list[Finding]:
          "recovered": recovered if open_at is None or recovered is False else None,
          "ends_at_spike": open_at is not None, "points": len(v), "episodes": len(events),
          "events": _event_evidence(steps, v, flat, idx, events, event_recovered)[:50]},
-        [clipping(run, t), lower_lr(run, at_step=float(steps[idx[0]]), why="gradient norm spikes")])]
+        [clipping(run, t, below=float(v[worst])), lower_lr(run, at_step=float(steps[idx[0]]), why="gradient norm spikes")])]
 
 
 def _new_level(run: RunLog, steps: np.ndarray, v: np.ndarray, med: np.ndarray, i: int, t: LogThresholds) -> bool:
@@ -1005,7 +1005,9 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
         severity = "error"
     code = "gradient_spike" if role == "grad_norm" else "loss_spike"
     what = {"grad_norm": "gradient norm", "val_loss": "validation loss"}.get(role, "loss")
-    remedies: list[Remedy | None] = [clipping(run, t)] if converged is None else []
+    # a clip must reach the largest spike in the grad norm it clips (a loss spike's norm is not known)
+    remedies: list[Remedy | None] = ([clipping(run, t, below=float(np.max(v[idx])) if role == "grad_norm" else None)]
+                                     if converged is None else [])
     first_step = float(steps[idx[0]])
     early = first_step <= steps[0] + 0.1 * (steps[-1] - steps[0])
     cause_words = ""
