@@ -71,7 +71,7 @@ import math
 import re
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -2178,7 +2178,7 @@ class TextReader:
         epoch_lines = batch_lines = 0
         loss_lines = loss_epoch_lines = 0  # lines with a loss, and those of them in an epoch
         # (epoch, step, values) of each stepped line, for a step that starts again every epoch
-        stepped_rows: list[tuple[float, float, list[tuple[str, float]], bool]] | None = []
+        stepped_rows: list[_SteppedRow] | None = []
         lengths: set[int | None] = set()  # N of the "iteration i of N" positions lines give
         letters: dict[str, int] = {}  # the lines each one-letter name (marked, _ONE) has a value on
         # (epoch, step, the counter's name) of each line naming both (``ep: 0, batch: 160``), for
@@ -2546,7 +2546,7 @@ class TextReader:
                                 if epoch is None or len(stepped_rows) >= _MAX_PENDING * 10:
                                     stepped_rows = None
                                 else:
-                                    stepped_rows.append((epoch, last_step, values, step is not None))
+                                    stepped_rows.append((epoch, last_step, values, step is not None, lineno))
                         elif stepless:
                             for k, value in values if not header_only else ():
                                 points.add(k, float(index), value)
@@ -2641,8 +2641,10 @@ class TextReader:
                                   series=_letters(_epoch_series(spread if spread is not None else by_epoch),
                                                   letters)), lengths)
         placed_within = _within_epochs(stepped_rows) if stepped_rows else None
-        within, within_length = placed_within if placed_within is not None else (None, None)
+        within, within_length, resumed = placed_within if placed_within is not None else (None, None, None)
         if within is not None and stepped_rows:
+            if resumed is not None:
+                warnings.append(_resumed_warning(name, resumed))
             # a step that starts again with every epoch ("Epoch 31, Step 500"): a position in it;
             # the lines before the first step (ESPnet's "pytorch.version=1.13.1" banner) are kept
             # only where all their names go on (an evaluation before training), at the start
@@ -2786,29 +2788,107 @@ def table_row(columns: list[str], line: str) -> list[tuple[str, str]] | None:
     return out
 
 
-def _within_epochs(rows: list[tuple[float, float, list[tuple[str, float]], bool]]
-                   ) -> tuple[dict[str, dict[float, float]], float] | None:
+#: A stepped line of a log whose lines name their epoch: (epoch, step, its other values, whether
+#: the line names its own step (not an epoch's summary under the last step), its line).
+_SteppedRow = tuple[float, float, list[tuple[str, float]], bool, int]
+
+
+@dataclass
+class _Resumed:
+    """Where a step that starts again every epoch went back within the epoch it was in, or to an
+    earlier one (a run resumed from a checkpoint, :func:`_within_epochs`): the first such line, the
+    epoch and step before it and at it, how many such returns, and the names whose values from
+    there on were replaced (in order, at most :data:`_MAX_NAMED`)."""
+    line: int
+    was: tuple[float, float]
+    now: tuple[float, float]
+    count: int
+    names: list[str]
+
+
+def _within_epochs(rows: list[_SteppedRow]) -> tuple[dict[str, dict[float, float]], float, _Resumed | None] | None:
     """Each name's values by fractional epoch when the log's step starts again with every epoch:
-    it goes back at least once, and only where the epoch moved on. The epoch's length is its
-    largest step plus the usual step between lines, so that its positions fill [e, e + 1). A line
-    with no step of its own (an epoch's summary: Informer's ``Epoch: 1, Steps: 225 | Train Loss``
-    after its ``iters: 200, epoch: 1`` lines) sits at its epoch, as an epoch-only log's lines do."""
-    own = [row for row in rows if row[3]]
+    it goes back at least once where the epoch moved on. The epoch's length is its largest step
+    plus the usual step between lines, so that its positions fill [e, e + 1). A line with no step
+    of its own (an epoch's summary: Informer's ``Epoch: 1, Steps: 225 | Train Loss`` after its
+    ``iters: 200, epoch: 1`` lines) sits at its epoch, as an epoch-only log's lines do.
+
+    A step that goes back where the epoch does not move on is a run resumed from a checkpoint
+    (MXNet's ``Resume training ... from epoch 83``, then ``Epoch[83] Batch [20]`` after ``Epoch[84]
+    Batch [80]``; or ``Epoch[149] Batch [20]`` again after ``Epoch[149] Batch [40]``): now and then
+    (at most half as often as an epoch starts), to an earlier epoch, or within the same epoch to a
+    place it already logged (never a second counter in each epoch, an evaluation pass's). From the
+    resumed line's place on, the values the earlier pass logged (and its summaries of that epoch
+    and later ones) are replaced by the resumed pass's, as an epoch-only log's resumed epochs are;
+    the third item says where (None: no resume)."""
+    own = [i for i, row in enumerate(rows) if row[3]]
     if len(own) < 4:
         return None
-    backs = [(a, b) for a, b in zip(own, own[1:], strict=False) if b[1] < a[1]]
-    if not backs or any(not b[0] > a[0] for a, b in backs):
+    starts = 0
+    resumed_at: set[int] = set()   # the rows where a resumed pass begins
+    seen: set[tuple[float, float]] = set()
+    for i, j in zip(own, own[1:], strict=False):
+        a, b = rows[i], rows[j]
+        seen.add((a[0], a[1]))
+        if b[1] < a[1]:
+            if b[0] > a[0]:
+                starts += 1
+            elif b[0] == a[0] and (b[0], b[1]) not in seen:
+                return None  # a second counter within the epoch, not a return to a place logged
+            else:
+                resumed_at.add(j)
+    if not starts or 2 * len(resumed_at) > starts:
         return None
-    steps = sorted({row[1] for row in own})
+    steps = sorted({rows[i][1] for i in own})
     gaps = [b - a for a, b in zip(steps, steps[1:], strict=False) if b > a]
     length = steps[-1] + (float(np.median(gaps)) if gaps else 1.0)
     out: dict[str, dict[float, float]] = {}
-    for e, s, values, stepped in rows:
+    summaries: set[float] = set()  # the places of lines without a step of their own (at their epoch)
+    places: list[float] = []       # every place taken so far, sorted (lines come mostly in order)
+    resumed: _Resumed | None = None
+    last: _SteppedRow | None = None
+    for i, row in enumerate(rows):
+        e, s, values, stepped, line = row
         at = round(e + s / length, 6) if stepped else float(e)
+        if i in resumed_at and last is not None:
+            # the earlier pass from here on is replaced: its places at or after this line's, and its
+            # summaries of this epoch and later ones (only places from this epoch on are looked at)
+            first = bisect.bisect_left(places, float(e))
+            gone = {p for p in places[first:] if p >= at or p in summaries}
+            places[first:] = [p for p in places[first:] if p not in gone]
+            if resumed is None:
+                resumed = _Resumed(line, (last[0], last[1]), (e, s), 0, [])
+            resumed.count += 1
+            for k, by in out.items():
+                if any([by.pop(p, None) is not None for p in gone]) and k not in resumed.names \
+                        and len(resumed.names) < _MAX_NAMED:
+                    resumed.names.append(k)
+        if stepped:
+            last = row
+        else:
+            summaries.add(at)
+        if not places or at > places[-1]:
+            places.append(at)
+        elif places[bisect.bisect_left(places, at)] != at:
+            bisect.insort(places, at)
         for k, v in values:
             if k.lower() != "epoch":
                 out.setdefault(k, {})[at] = v
-    return out, length
+    return out, length, resumed
+
+
+def _resumed_warning(name: str, resumed: _Resumed) -> LogWarning:
+    """The ``overwritten_values`` warning for a run resumed within a log placed by its epochs and
+    a step counted within each (:func:`_within_epochs`)."""
+    (was_e, was_s), (now_e, now_s) = resumed.was, resumed.now
+    where = (f"the epoch goes back from {was_e:g} to {now_e:g}" if now_e < was_e
+             else f"epoch {now_e:g} starts again")
+    more = f" (and {resumed.count - 1:,} more such returns)" if resumed.count > 1 else ""
+    shown = first_few(resumed.names, _SHOWN_NAMES) if resumed.names else "no series"
+    return LogWarning(
+        "overwritten_values", f"{name} line {resumed.line}: {where} within one run (step {was_s:g}, then "
+        f"{now_s:g}: resumed from a checkpoint?){more}; the values of {shown} the earlier pass logged from "
+        f"epoch {now_e:g} step {now_s:g} on are replaced by the resumed pass's", where=f"line {resumed.line}")
 
 
 def _worded(run: RunLog, worded: list[tuple[float, float, str]] | None, length: float | None) -> RunLog:
