@@ -189,9 +189,11 @@ def modern_config(data: Any, *, _name: str = "sequential", _depth: int = 0) -> A
     data = data if cfg is data.get("config") else {**data, "config": cfg}
     if _depth == 0:
         from gradhealth.analysis.importers.keras_legacy import cudnn_config, keras1_config
+        from gradhealth.analysis.importers.keras_tfops import tf_op_config
 
         data = keras1_config(data)  # a Keras 1 file's layers in Keras 2's names (ModelError if it cannot be)
         data = cudnn_config(data)  # CuDNNLSTM/CuDNNGRU as the LSTM/GRU that computes the same
+        data = tf_op_config(data)  # tf.keras 2's TFOpLambda (`x + y`, tf.nn.relu) as the Keras layer it is
     return data
 
 
