@@ -96,3 +96,72 @@ def test_an_op_with_no_layer_is_refused_naming_every_one_and_its_function() -> N
     assert "TFOpLambda x5 (tf.math.reduce_mean, tf.math.reduce_mean_1, tf.math.reduce_mean_2 and 2 more)" in said
     assert "tf.math.reduce_mean x4" in said and "tf.math.gather" in said
     assert "custom layer" not in said
+
+
+# --- vgg16_config: a 138M-parameter config ran for minutes with no output; remedy re-simulations --
+# --- are now estimated from the check's own time per seed and skipped past a budget ---------------
+
+def _sigmoid_keras(depth: int = 10) -> dict[str, Any]:
+    layers = [_layer("InputLayer", "inp", [], batch_input_shape=[None, 32])]
+    for k in range(depth):
+        layers.append(_layer("Dense", f"h{k}", [[_ref(layers[-1]["name"])]], units=32, activation="sigmoid",
+                             kernel_initializer={"class_name": "RandomNormal", "config": {"stddev": 0.05}}))
+    layers.append(_layer("Dense", "out", [[_ref(layers[-1]["name"])]], units=4, activation="linear"))
+    return {"class_name": "Functional", "keras_version": "2.11.0",
+            "config": {"name": "m", "layers": layers, "input_layers": [["inp", 0, 0]],
+                       "output_layers": [["out", 0, 0]]}}
+
+
+def test_over_budget_is_the_estimate_of_the_next_seeds_against_the_budget() -> None:
+    from gradhealth.analysis.limits import over_budget
+
+    assert over_budget(50.0, 6.0, 1, 55.0)          # 50 + 6 > 55
+    assert not over_budget(48.0, 6.0, 1, 55.0)      # 48 + 6 <= 55
+    assert over_budget(40.0, 6.0, 3, 55.0)          # all three seeds: 40 + 18 > 55
+    assert over_budget(0.0, 1e-6, 1, 0.0)           # a zero budget verifies nothing
+
+
+def test_a_spec_past_the_budget_leaves_its_remedies_unverified_and_names_the_setting() -> None:
+    from gradhealth.library import check_architecture
+    from gradhealth.settings import Settings
+
+    tight = Settings().model_copy(update={"limits": Settings().limits.model_copy(update={"max_verify_seconds": 0.0})})
+    doc = check_architecture("example:deep_sigmoid_mlp", seeds=1, settings=tight)
+    remedies = [r for f in doc.findings for r in f.remedies if r.patch]
+    assert remedies and all(r.unverified == "over_budget" and r.verified is None for r in remedies)
+    assert doc.simulation.remedies_simulated == 0
+    assert any("GRADHEALTH_LIMITS__MAX_VERIFY_SECONDS" in n for n in doc.simulation.notes)
+    roomy = check_architecture("example:deep_sigmoid_mlp", seeds=1)
+    assert roomy.simulation.remedies_simulated > 0 and not roomy.simulation.notes
+
+
+def test_a_keras_graph_past_the_budget_leaves_its_remedies_unverified(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gradhealth.analysis.importers.keras import check_keras
+
+    monkeypatch.setenv("GRADHEALTH_LIMITS__MAX_VERIFY_SECONDS", "0")
+    # the graph door: `x * 0.5` (an op with a number) keeps it off the spec door
+    cfg = _sigmoid_keras()
+    layers = cfg["config"]["layers"]
+    layers.insert(-1, _op("math.multiply", "tf.math.multiply", _ref(layers[-2]["name"], y=0.5)))
+    layers[-1]["inbound_nodes"] = [[_ref("tf.math.multiply")]]
+    assert translate_or_graph(cfg)[2] is not None
+    doc = check_keras(cfg, seeds=1)
+    simulated = [r for f in doc.findings for r in f.remedies if r.unverified != "training_time"
+                 and r.unverified != "not_simulable"]
+    assert doc.findings and simulated
+    assert all(r.unverified == "over_budget" for r in simulated)
+    assert doc.simulation.remedies_simulated == 0
+    assert any("GRADHEALTH_LIMITS__MAX_VERIFY_SECONDS" in n for n in doc.simulation.notes)
+
+
+def test_a_quiet_cli_check_says_once_that_it_is_still_working(monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from gradhealth import cli
+
+    monkeypatch.setattr(cli, "QUIET_NOTICE_S", 0.0)
+    show = cli._progress(False)
+    show(0.3, "seed 1/3")
+    show(0.5, "verifying vanishing_gradient: he_init (1/3)")
+    err = capsys.readouterr().err
+    assert err.count("still working") == 1 and "(seed 1/3)" in err
+    assert "--progress" in err and "GRADHEALTH_LIMITS__MAX_VERIFY_SECONDS" in err

@@ -3090,6 +3090,6 @@ def _check_stored(spec: dict[str, Any], origins: Origins, stored: Weights, *, de
     doc = diagnose(run, name=parsed.name, device=device, thresholds=settings.thresholds,
                    verify=settings.verify_remedies if verify is None else verify,
                    parameters=plan.parameters, activation_bytes=plan.activation_bytes,
-                   progress=progress)
+                   progress=progress, budget=settings.limits.max_verify_seconds)
     doc.summary = f"{doc.summary} [weights: as stored in the file]"
     return on_synthetic_inputs(doc, parsed.input.range)
