@@ -600,7 +600,7 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
     if code == "saturation" and det.evidence.get("hidden_softmax"):
         # a softmax used as a hidden layer's activation (peersweep7 base_wrong_act): swap it for a ReLU,
         # verified on the copy (graph.FunctionalOps swaps a softmax over a layer's own features)
-        swap = R.relu_family_activation(where, "relu")
+        swap = R.relu_family_activation(where, "relu", swapped="nn.Softmax,")
         swap.change += f" ({_BIASES_ZEROED})"
         return [(swap, _swap_edit({"softmax"}, "relu"))]
     if code == "saturation" and det.evidence.get("softmax"):

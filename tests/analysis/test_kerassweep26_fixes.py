@@ -165,3 +165,48 @@ def test_a_quiet_cli_check_says_once_that_it_is_still_working(monkeypatch: pytes
     err = capsys.readouterr().err
     assert err.count("still working") == 1 and "(seed 1/3)" in err
     assert "--progress" in err and "GRADHEALTH_LIMITS__MAX_VERIFY_SECONDS" in err
+
+
+# --- boston_attention_json: a softmax gating the input (Keras' classic attention) was read as a ---
+# --- misplaced hidden softmax, its remedy's code never touching a softmax --------------------------
+
+def _attention(gated: bool) -> dict[str, Any]:
+    """Input(26) -> Dense(26, softmax) -> Multiply([input, scores]) -> Dense(32, relu) -> Dense(1);
+    ``gated`` False: the Dense(32) reads the softmax itself (a hidden softmax)."""
+    att = _layer("Dense", "attention_vec", [[_ref("inp")]], units=26, activation="softmax")
+    mul = _layer("Multiply", "attention_mul", [[_ref("inp"), _ref("attention_vec")]])
+    hidden = _layer("Dense", "h", [[_ref("attention_mul" if gated else "attention_vec")]], units=32,
+                    activation="relu")
+    layers = [_layer("InputLayer", "inp", [], batch_input_shape=[None, 26]), att,
+              *([mul] if gated else []), hidden, _layer("Dense", "out", [[_ref("h")]], units=1, activation="linear")]
+    return {"class_name": "Functional", "keras_version": "2.11.0",
+            "config": {"name": "m", "layers": layers, "input_layers": [["inp", 0, 0]],
+                       "output_layers": [["out", 0, 0]]}}
+
+
+def _hidden_softmax(doc: Any) -> list[Any]:
+    return [f for f in doc.findings if f.evidence.model_dump().get("hidden_softmax")]
+
+
+def test_a_softmax_gating_the_input_is_attention_not_a_hidden_activation() -> None:
+    from gradhealth.analysis.importers.keras import check_keras
+
+    gated = check_keras(_attention(True), loss="mse", seeds=1, verify=False)
+    assert not _hidden_softmax(gated), [(f.code, f.summary) for f in gated.findings]
+    # the same softmax read by the Dense itself is one: a flat softmax over 26 features, gain about 1/26
+    plain = check_keras(_attention(False), loss="mse", seeds=1, verify=False)
+    found = _hidden_softmax(plain)
+    assert found and found[0].evidence.model_dump()["value"] < 0.25
+
+
+def test_the_hidden_softmax_remedys_code_replaces_the_softmax() -> None:
+    from torch import nn
+
+    from gradhealth.analysis.importers.keras import check_keras
+
+    doc = check_keras(_attention(False), loss="mse", seeds=1, verify=False)
+    swap = next(r for f in _hidden_softmax(doc) for r in f.remedies if r.id == "relu_family_activation")
+    model = nn.Sequential(nn.Linear(26, 26), nn.Softmax(dim=-1), nn.Linear(26, 32), nn.ReLU(), nn.Linear(32, 1))
+    exec(swap.snippet, {"nn": nn, "model": model})  # the snippet as a user pastes it
+    assert not any(isinstance(m, nn.Softmax) for m in model.modules())
+    assert isinstance(model[1], nn.ReLU)
