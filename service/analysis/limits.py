@@ -35,6 +35,10 @@ class Limits(BaseModel):
     )
 
 
+#: The setting that raises :attr:`Limits.max_parameters`, named in every refusal over it (kerassweep26:
+#: the parameter refusal named none, where the memory refusals name theirs).
+PARAMETERS_SETTING = "GRADHEALTH_LIMITS__MAX_PARAMETERS"
+
 #: The setting that raises :attr:`Limits.max_verify_seconds`, named wherever a remedy is skipped for it.
 VERIFY_BUDGET_SETTING = "GRADHEALTH_LIMITS__MAX_VERIFY_SECONDS"
 

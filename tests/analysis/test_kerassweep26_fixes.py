@@ -210,3 +210,23 @@ def test_the_hidden_softmax_remedys_code_replaces_the_softmax() -> None:
     exec(swap.snippet, {"nn": nn, "model": model})  # the snippet as a user pastes it
     assert not any(isinstance(m, nn.Softmax) for m in model.modules())
     assert isinstance(model[1], nn.ReLU)
+
+
+# --- wide_mlp_config: the parameter-limit refusal named no setting to raise it --------------------
+
+def test_a_parameter_limit_refusal_names_the_setting_that_raises_it() -> None:
+    from gradhealth.analysis.plan import make_plan
+    from gradhealth.analysis.spec import parse_spec
+    from gradhealth.errors import LimitExceeded
+    from gradhealth.settings import Limits
+
+    small = Limits(max_parameters=1_000)
+    spec = {"name": "wide", "input": {"shape": [64]}, "layers": [{"type": "linear", "out_features": 64}],
+            "loss": {"type": "mse"}}
+    with pytest.raises(LimitExceeded) as err:  # 64 * 64 + 64 = 4,160 parameters
+        make_plan(parse_spec(spec), small)
+    assert "GRADHEALTH_LIMITS__MAX_PARAMETERS" in str(err.value.detail) + str(err.value)
+    cfg = _model([_op("math.multiply", "tf.math.multiply", _ref("d1", y=0.5))], "tf.math.multiply")
+    with pytest.raises(LimitExceeded) as err:  # the graph door: d1 and out, (6 * 8 + 8) + (8 * 3 + 3) = 83
+        translate_or_graph(cfg, limits=Limits(max_parameters=50))
+    assert "83 parameters" in str(err.value) and "GRADHEALTH_LIMITS__MAX_PARAMETERS" in str(err.value)

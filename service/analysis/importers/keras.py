@@ -2420,12 +2420,13 @@ def _read_found(found: _Found, config: dict[str, Any], limits: Any, prefix: str)
             if count > limits.max_parameters:
                 raise LimitExceeded(
                     f"{_h5_path(prefix, ds)} (layer {name}) declares {count:,} values "
-                    f"(shape {[int(d) for d in ds.shape]}); the limit is {limits.max_parameters:,} parameters",
+                    f"(shape {[int(d) for d in ds.shape]}); the limit is {limits.max_parameters:,} parameters "
+                    "(GRADHEALTH_LIMITS__MAX_PARAMETERS)",
                     [Problem(_h5_path(prefix, ds), f"{count:,} values over the parameter limit")])
     total, nbytes = sum(c for c, _ in sizes.values()), sum(b for _, b in sizes.values())
     if total > limits.max_parameters:
         raise LimitExceeded(f"the stored weights declare {total:,} values in {len(sizes):,} arrays; the limit is "
-                            f"{limits.max_parameters:,} parameters")
+                            f"{limits.max_parameters:,} parameters (GRADHEALTH_LIMITS__MAX_PARAMETERS)")
     if nbytes > MAX_WEIGHTS_BYTES:
         raise LimitExceeded(f"the stored weights declare {nbytes:,} bytes; the limit is "
                             f"{MAX_WEIGHTS_BYTES:,} bytes")

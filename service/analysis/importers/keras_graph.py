@@ -1659,7 +1659,7 @@ def plan_keras_graph(config: dict[str, Any], *, batch_size: int = 64, limits: An
                             f"{limits.max_time_steps:,}")
     if graph.parameters > limits.max_parameters:
         raise LimitExceeded(f"the model has {graph.parameters:,} parameters, over the limit of "
-                            f"{limits.max_parameters:,}")
+                            f"{limits.max_parameters:,} (GRADHEALTH_LIMITS__MAX_PARAMETERS raises it)")
     if graph.activation_bytes > limits.max_activation_bytes:
         fits = batch_size * limits.max_activation_bytes // graph.activation_bytes
         raise LimitExceeded(f"activations and their gradients would take about "
