@@ -589,7 +589,7 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
                targets: tuple[float, float] | None = None) -> list[tuple[Remedy, Change | None]]:
     """(remedy, change to verify it, or None when it needs a new structure) for one finding;
     ``targets``: the (mean, std) of regression targets given far from unit scale (:func:`far_targets`)."""
-    where = ", ".join(layer_words(u) for u in det.units) or "the network"
+    where = _few([layer_words(u) for u in det.units], 5) or "the network"  # (30 names made 600-character lines: kerassweep26)
     acts = {u.activation for u in result.units if u.activation}
     out: list[tuple[Remedy, Change | None]] = []
     code = det.code
@@ -785,7 +785,7 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
         if code in ("vanishing_gradient", "exploding_gradient") and not all(u.normalised for u in trunk(result)) \
                 and unnormed:
             # named for the finding's layers no norm reads yet (a Conv then ReLU then BatchNorm is read by one)
-            out.append((_batch_norm_remedy(", ".join(u.name for u in unnormed), det, result, model), None))
+            out.append((_batch_norm_remedy(_few([u.name for u in unnormed], 5), det, result, model), None))
             # a skip path for a plain stack; the branches of one that has them scaled down
             if code == "vanishing_gradient" and not result.summed:
                 out.append((R.residual_connections(where), None))

@@ -230,3 +230,30 @@ def test_a_parameter_limit_refusal_names_the_setting_that_raises_it() -> None:
     with pytest.raises(LimitExceeded) as err:  # the graph door: d1 and out, (6 * 8 + 8) + (8 * 3 + 3) = 83
         translate_or_graph(cfg, limits=Limits(max_parameters=50))
     assert "83 parameters" in str(err.value) and "GRADHEALTH_LIMITS__MAX_PARAMETERS" in str(err.value)
+
+
+# --- plain30_relu_cnn: remedy lines named all 30 layers (600+ characters) -------------------------
+
+def test_remedies_over_many_layers_name_the_first_few_and_count_the_rest() -> None:
+    from gradhealth.analysis.importers.keras import check_keras
+
+    cfg = _sigmoid_keras(depth=12)  # h0 .. h11, vanishing
+    layers = cfg["config"]["layers"]
+    layers.insert(-1, _op("math.multiply", "tf.math.multiply", _ref(layers[-2]["name"], y=0.5)))
+    layers[-1]["inbound_nodes"] = [[_ref("tf.math.multiply")]]
+    doc = check_keras(cfg, seeds=1, verify=False)
+    changes = {r.id: r.change for f in doc.findings for r in f.remedies}
+    for rid in ("batch_norm", "residual_connections"):
+        assert "h0, h1, h2, h3, h4 and 7 more" in changes[rid], changes[rid]
+        assert "h11" not in changes[rid]
+
+
+# --- sunspot_conv_lstm: "zero for all 192 samples" beside "not judged dead" read as a contradiction -
+
+def test_a_dead_units_note_says_the_units_are_off_and_what_the_count_is_compared_with() -> None:
+    from tests.analysis.test_dead_unit_counts import _check
+
+    [note] = [f for f in _check(8, 5).findings if f.code == "dead_units"]
+    assert "off on these inputs, but not judged dead" in note.summary
+    assert "5 of 8 units is within chance of half, the share of a layer's units that inputs alike switch off" \
+        in note.summary
