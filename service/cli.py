@@ -60,10 +60,27 @@ def exit_code(doc: Diagnosis, fail_on: str) -> int:
     return EXIT_UNHEALTHY if worst >= SEVERITY_RANK[fail_on] else EXIT_OK
 
 
+#: Seconds after which a check run without --progress says once, on stderr, that it is still working.
+QUIET_NOTICE_S = 15.0
+
+
 def _progress(enabled: bool):  # noqa: ANN202 - a small closure
+    """The progress callback: a line on stderr with ``enabled``; without it, one notice once the
+    check has run :data:`QUIET_NOTICE_S` seconds (a 138M-parameter VGG16 on a CPU ran for minutes
+    with no output at all: kerassweep26), saying where it is and how to see or shorten it."""
+    import time
+
+    started, told = time.monotonic(), False
+
     def show(fraction: float, stage: str) -> None:
+        nonlocal told
         if enabled:
             print(f"\r[{fraction:4.0%}] {stage:<60s}", end="", file=sys.stderr, flush=True)
+        elif not told and fraction < 1.0 and time.monotonic() - started > QUIET_NOTICE_S:
+            told = True
+            print(f"gradhealth: still working after {time.monotonic() - started:.0f} s, {fraction:.0%} done "
+                  f"({stage}); --progress shows each step, --no-verify skips the remedies' re-simulations "
+                  "(their time is capped by GRADHEALTH_LIMITS__MAX_VERIFY_SECONDS)", file=sys.stderr, flush=True)
     return show
 
 

@@ -9,6 +9,7 @@ re-simulation shows does not fix the case is kept but marked ``recommended: fals
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import json
@@ -22,6 +23,7 @@ import numpy as np
 
 from gradhealth.analysis import theory
 from gradhealth.analysis.findings import Detection, fc_stretches
+from gradhealth.analysis.limits import OverBudget, budget_note, over_budget
 from gradhealth.analysis.plan import Limits, Plan, make_plan
 from gradhealth.analysis.quiet import quiet_run_notes
 from gradhealth.analysis.remedies import Context, clipping
@@ -124,7 +126,9 @@ def run_architecture_check(raw: dict[str, Any], options: CheckOptions | None = N
                                   duration_s=round(result.duration_s + verifier.seconds, 4),
                                   remedies_simulated=verifier.simulated,
                                   loss=spec.loss.type + ("" if spec.loss.from_logits else " (on probabilities)"),
-                                  optimizer=optimizer_shown(spec.optimizer)),
+                                  optimizer=optimizer_shown(spec.optimizer),
+                                  notes=[budget_note(verifier.over, verifier.simulated, verifier.per_seed,
+                                                     options.limits.max_verify_seconds)] if verifier.over else []),
     )
 
 
@@ -310,6 +314,8 @@ class _Verifier:
         self.simulated = 0
         self.seconds = 0.0
         self.at = (0.4, "verifying remedies")  # the last fraction and stage reported
+        self.per_seed = result.duration_s / max(result.seeds, 1)
+        self.over = 0  # remedies left unverified for the budget
 
     def _within(self, fraction: float, stage: str) -> None:
         """A remedy's re-simulation's own progress, inside its step (its seeds' and passes' stages
@@ -342,6 +348,8 @@ class _Verifier:
             done = next((r for (k, n), r in self.cache.items() if k == key and n < count
                          and isinstance(r, SimulationResult)), None)
             start = done.seeds if done is not None else 0
+            if over_budget(self.seconds, self.per_seed, count - start, self.options.limits.max_verify_seconds):
+                raise OverBudget
             try:
                 res = simulate(plan_or, device=self.options.device, seeds=count, start=start,
                                progress=self._within)
@@ -376,11 +384,18 @@ class _Verifier:
                 remedy.unverified = "training_time"  # clipping, learning rate: nothing to simulate at init
                 continue
             self._step(det, remedy, total)
-            after = self._simulate(remedy.patch, seeds=1)
+            try:
+                after = self._simulate(remedy.patch, seeds=1)
+            except OverBudget:
+                remedy.unverified = "over_budget"
+                self.over += 1
+                continue
             if (isinstance(after, SimulationResult) and after.seeds < self.plan.spec.seeds
                     and not self._decided(det, all_detections, after)):
                 # near a threshold on one seed: every seed decides, as the finding's own simulation did
-                after = self._simulate(remedy.patch)
+                # (past the budget, the one seed's verdict stands, its `seeds` saying so)
+                with contextlib.suppress(OverBudget):
+                    after = self._simulate(remedy.patch)
             if isinstance(after, str):
                 remedy.verified = Verified(metric=det.metric, before=finite_or_none(det.value), after=None,
                                            fixed=False, note=f"could not simulate the patched spec: {after}")

@@ -2642,11 +2642,27 @@ def _feeds_weight(out: torch.Tensor, records: Sequence[Record]) -> bool:
         while node is not None and seen < _FEED_DEPTH:
             if node is target:
                 return True
+            if _gated_by_data(node):
+                break
             inputs = [n for n, _ in node.next_functions if n is not None and not _param_only(n)]
             if len(inputs) != 1:
                 break
             node, seen = inputs[0], seen + 1
     return False
+
+
+#: Autograd nodes of a product (or quotient) of two tensors; a product with a Python number is another
+#: node (``MulBackward1``), one input only.
+_GATES = ("MulBackward0", "DivBackward0")
+
+
+def _gated_by_data(node: Any) -> bool:
+    """``node`` multiplies by a tensor outside the autograd graph, no parameter: the model's input
+    itself (Keras' classic attention ``Multiply()([inputs, Dense(k, softmax)(inputs)])``, kerassweep26
+    boston_attention_json), whose missing branch hid the product and read the softmax as the hidden
+    activation of the Dense after it. Like a product with another activation, it is a gate, which
+    stops the walk (a softmax's outputs gating another tensor are attention weights)."""
+    return type(node).__name__ in _GATES and any(n is None for n, _ in node.next_functions)
 
 
 def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], seed: int

@@ -25,7 +25,38 @@ class Limits(BaseModel):
     max_units: int = Field(default=2_000, description="measured layers after expanding `repeat`")
     max_time_steps: int = Field(default=4_096, description="sequence length of recurrent/transformer inputs")
     max_seeds: int = Field(default=DEFAULT_MAX_SEEDS, ge=1, description="seeds per check")
+    max_verify_seconds: float = Field(
+        default=60.0, ge=0, description="time the remedies' re-simulations of one check may take: each is "
+                                        "estimated from the check's own simulation (its time per seed) before it "
+                                        "starts, and one that would pass this is skipped and marked over_budget")
     max_cell_steps: int = Field(
         default=24_576, ge=1, description="recurrent cell steps of a check: layers x time steps x directions "
                                           "of every rnn/lstm/gru layer, times the seeds"
     )
+
+
+#: The setting that raises :attr:`Limits.max_parameters`, named in every refusal over it (kerassweep26:
+#: the parameter refusal named none, where the memory refusals name theirs).
+PARAMETERS_SETTING = "GRADHEALTH_LIMITS__MAX_PARAMETERS"
+
+#: The setting that raises :attr:`Limits.max_verify_seconds`, named wherever a remedy is skipped for it.
+VERIFY_BUDGET_SETTING = "GRADHEALTH_LIMITS__MAX_VERIFY_SECONDS"
+
+
+class OverBudget(Exception):
+    """A remedy's re-simulation would pass the verification budget (:attr:`Limits.max_verify_seconds`)."""
+
+
+def over_budget(spent: float, per_seed: float, seeds: int, limit: float) -> bool:
+    """Whether ``seeds`` more seeds at ``per_seed`` seconds each (the check's own simulation's time
+    per seed: a remedy changes a network's cost little) would take the re-simulations past ``limit``
+    seconds, ``spent`` already."""
+    return spent + per_seed * max(seeds, 1) > limit
+
+
+def budget_note(skipped: int, simulated: int, per_seed: float, limit: float) -> str:
+    """The summary's note when remedies were left unverified for the budget."""
+    return (f"{skipped} remedy re-simulation(s) skipped ({simulated} run): one seed of this network takes "
+            f"about {per_seed:.3g} s, and re-simulating more would pass the {limit:g} s budget for remedy "
+            f"re-simulations; those remedies are marked over_budget, not verified ({VERIFY_BUDGET_SETTING} "
+            f"raises the budget; --no-verify skips them all)")

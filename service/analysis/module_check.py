@@ -80,6 +80,7 @@ from gradhealth.analysis.graph import (
 )
 from gradhealth.analysis.guards import Guard, guard_note, guardable, guarded_code
 from gradhealth.analysis.importers import ModelError
+from gradhealth.analysis.limits import OverBudget, budget_note, over_budget
 from gradhealth.analysis.losses import OUTPUT_RANGES, unreachable_fraction
 from gradhealth.analysis.quiet import quiet_run_notes
 from gradhealth.analysis.remedies import (
@@ -589,7 +590,7 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
                targets: tuple[float, float] | None = None) -> list[tuple[Remedy, Change | None]]:
     """(remedy, change to verify it, or None when it needs a new structure) for one finding;
     ``targets``: the (mean, std) of regression targets given far from unit scale (:func:`far_targets`)."""
-    where = ", ".join(layer_words(u) for u in det.units) or "the network"
+    where = _few([layer_words(u) for u in det.units], R.NAMED_LAYERS) or "the network"  # (30 names made 600-character lines: kerassweep26)
     acts = {u.activation for u in result.units if u.activation}
     out: list[tuple[Remedy, Change | None]] = []
     code = det.code
@@ -600,7 +601,7 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
     if code == "saturation" and det.evidence.get("hidden_softmax"):
         # a softmax used as a hidden layer's activation (peersweep7 base_wrong_act): swap it for a ReLU,
         # verified on the copy (graph.FunctionalOps swaps a softmax over a layer's own features)
-        swap = R.relu_family_activation(where, "relu")
+        swap = R.relu_family_activation(where, "relu", swapped="nn.Softmax,")
         swap.change += f" ({_BIASES_ZEROED})"
         return [(swap, _swap_edit({"softmax"}, "relu"))]
     if code == "saturation" and det.evidence.get("softmax"):
@@ -889,7 +890,7 @@ def _gated(det: Detection, result: SimulationResult, verifier: _Verifier) -> Det
             or not scales or max(scales.values()) >= _SMALL_SCALE):
         return None
     try:
-        after = verifier.simulate(_open_scales(sorted(scales)))
+        after = verifier.simulate(_open_scales(sorted(scales)), budgeted=False)  # (the finding's own: not a remedy's)
     except (RuntimeError, ValueError):
         return None
     value, severity = rule(det.code).architecture.severity(after, verifier.thresholds)
@@ -909,16 +910,23 @@ def _gated(det: Detection, result: SimulationResult, verifier: _Verifier) -> Det
 
 class _Verifier:
     def __init__(self, run: GraphRun, result: SimulationResult, thresholds: Thresholds,
-                 device: str | None) -> None:
+                 device: str | None, budget: float | None = None) -> None:
         self.run, self.result, self.thresholds, self.device = run, result, thresholds, device
         self.simulated = 0
         self.seconds = 0.0
+        self.per_seed = result.duration_s / max(result.seeds, 1)
+        if budget is None:
+            from gradhealth.settings import get_settings
+
+            budget = get_settings().limits.max_verify_seconds
+        self.budget = budget
+        self.over = 0  # remedies left unverified for the budget
         self.margin = seed_margin(result)
 
-    def simulate(self, change: Change, seeds: int | None = None) -> SimulationResult:
+    def simulate(self, change: Change, seeds: int | None = None, budgeted: bool = True) -> SimulationResult:
         """The run with ``change`` (another optimizer, or an edit after the run's own
         preparation) simulated over its first ``seeds`` seeds (None: all); its time counted in
-        the diagnosis'."""
+        the diagnosis'. ``budgeted``: :class:`OverBudget` where it would pass the remedies' budget."""
         if isinstance(change, OptimizerSpec):
             run = dataclasses.replace(self.run, optimizer=change)
         elif change == ONCE:
@@ -940,6 +948,8 @@ class _Verifier:
             run = dataclasses.replace(self.run, from_logits=True)
         else:
             run = dataclasses.replace(self.run, prepare=_combine(self.run.prepare, change))
+        if budgeted and over_budget(self.seconds, self.per_seed, seeds or self.run.seeds, self.budget):
+            raise OverBudget
         after = simulate_graph(run, device=self.device, seeds=seeds)
         self.seconds += after.duration_s
         return after
@@ -957,8 +967,10 @@ class _Verifier:
                                                             after) is not None or not decided(
                     lambda t: acted_on(self.judge(det, before, after, t)), self.thresholds, self.margin)):
                 # (one seed's samples too few to judge, a batch of 1: every seed's, pooled as the finding's)
-                after = self.simulate(change)  # close to a threshold on one seed: every seed decides
-                self.simulated += 1
+                # past the budget, the one seed's verdict stands, its `seeds` saying so
+                with contextlib.suppress(OverBudget):
+                    after = self.simulate(change)  # close to a threshold on one seed: every seed decides
+                    self.simulated += 1
         except (RuntimeError, ValueError) as exc:
             remedy.verified = Verified(metric=det.metric, before=finite_or_none(det.value), after=None,
                                        fixed=False, note=f"could not simulate the changed network: {exc}")
@@ -1340,9 +1352,10 @@ def _simulate_first(run: GraphRun, device: str | None, progress: Callable[[float
 
 def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, device: str | None = None,
              thresholds: Thresholds | None = None, parameters: int | None = None,
-             activation_bytes: int = 0, progress: Callable[[float, str], None] | None = None
-             ) -> Diagnosis:
-    """Simulate ``run``, detect findings and (with ``verify``) verify remedies on copies."""
+             activation_bytes: int = 0, progress: Callable[[float, str], None] | None = None,
+             budget: float | None = None) -> Diagnosis:
+    """Simulate ``run``, detect findings and (with ``verify``) verify remedies on copies, their
+    re-simulations within ``budget`` seconds (None: the settings' ``max_verify_seconds``)."""
     thresholds = thresholds or Thresholds()
     report = progress or (lambda fraction, stage: None)
     run, result, fallback = _simulate_first(run, device, lambda f, s: report(0.4 * f, s))
@@ -1360,7 +1373,7 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
         # whose float64 norms no longer overflow: modsweep42 #4)
         detections = ([_own_dtype_overflow(overflow, run, result, simulation_finite=True), *detections]
                       if overflow is not None else detections)
-    verifier = _Verifier(run, result, thresholds, device)
+    verifier = _Verifier(run, result, thresholds, device, budget)
     detections = [_gated(det, result, verifier) or det for det in detections]
     findings: list[Finding] = []
     far = far_targets(run.target_samples)  # the run's, whatever the finding
@@ -1372,7 +1385,11 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
         for remedy, edit in (_proposals(det, result, run.model, run.names, far)
                              if det.severity != "info" else []):
             if verify and edit is not None:
-                after = verifier.verify(det, detections, remedy, edit)
+                try:
+                    after = verifier.verify(det, detections, remedy, edit)
+                except OverBudget:
+                    remedy.unverified, after = "over_budget", None
+                    verifier.over += 1
                 if after is not None:
                     results[id(remedy)] = after
             elif edit is None:
@@ -1410,7 +1427,9 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
                                   duration_s=round(result.duration_s + verifier.seconds, 4),
                                   remedies_simulated=verifier.simulated, loss=run.loss,
                                   optimizer=optimizer_shown(run.optimizer),
-                                  notes=[n for n in (fallback, unstepped, _skipped_sharpness_note(result)) if n]),
+                                  notes=[n for n in (fallback, unstepped, _skipped_sharpness_note(result),
+                                                     budget_note(verifier.over, verifier.simulated, verifier.per_seed,
+                                                                 verifier.budget) if verifier.over else "") if n]),
     )
 
 

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from gradhealth.analysis import kinds as K
 from gradhealth.analysis import spec as S
-from gradhealth.analysis.limits import Limits
+from gradhealth.analysis.limits import PARAMETERS_SETTING, Limits
 from gradhealth.errors import LimitExceeded, Problem, SpecError
 
 Layout = Literal["vector", "sequence", "channels", "image", "tokens"]
@@ -303,7 +303,7 @@ def check_limits(plan: Plan, limits: Limits, units: int) -> None:
     where, culprit = _heaviest(plan)
     if plan.parameters > limits.max_parameters:
         problems.append(Problem(where, f"too many parameters: {figures}{culprit}; make layers narrower "
-                                "or fewer"))
+                                f"or fewer, or raise the limit ({PARAMETERS_SETTING})"))
     if plan.memory_bytes > limits.max_activation_bytes:
         # float64 (the default) doubles every tensor: a BERT-Base at sequence 128 and batch 8 is 8.3
         # GiB per seed in float64, 4.2 in float32 (specsweep15 u06); the limit is the operator's

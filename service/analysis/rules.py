@@ -2641,7 +2641,11 @@ class DeadUnits(_Fraction):
                    f"ten is off for a batch of 16 with probability 0.19)")
         else:
             k = round((pooled if pooled is not None else per_batch) * (width or 0))
-            short = f"{k} of {width} units is within chance of half" if width else "within chance of half"
+            # a count of units against the half of a layer that inputs alike switch off: said so, as a
+            # unit zero for every sample IS off on these inputs (kerassweep26: "zero for all 192
+            # samples ... not judged dead (6 of 10 units is within chance of half)" read as a contradiction)
+            short = (f"{k} of {width} units is within chance of half, the share of a layer's units that inputs "
+                     "alike switch off" if width else "within chance of half")
             # the test's own count: the graph door's all-samples share over the width, else each
             # seed's units together (:meth:`judged`)
             n_all = (width or 0) * (1 if pooled is not None else result.seeds)
@@ -2681,8 +2685,8 @@ class DeadUnits(_Fraction):
                 "what inputs that look alike make by chance")
         return Detection(
             self.code, "info", f"max_{self.key}", value,
-            f"{per_batch:.0%} of units in {layer_words(u)} are zero for a batch of {batch}{all_samples}: not judged "
-            f"dead ({short})",
+            f"{per_batch:.0%} of units in {layer_words(u)} are zero for a batch of {batch}{all_samples}: off on "
+            f"these inputs, but not judged dead ({short})",
             "The layer table's dead_fraction is each seed's share of units zero for its whole batch, "
             "averaged over the seeds"
             + ("; dead_fraction_all_samples is the share zero for every sample of every seed, the figure "

@@ -122,9 +122,11 @@ class Remedy(BaseModel):
     patch: list[dict[str, Any]] = Field(default_factory=list, description="RFC 6902 JSON Patch to the spec")
     params: dict[str, Any] = Field(default_factory=dict, description="concrete values, e.g. max_norm")
     verified: Verified | None = None
-    unverified: Literal["skipped", "training_time", "not_simulable"] | None = Field(
+    unverified: Literal["skipped", "training_time", "not_simulable", "over_budget"] | None = Field(
         None, description="why `verified` is null in an architecture check: 'skipped' (verification "
-                          "was turned off, --no-verify), 'training_time' (a change to training, "
+                          "was turned off, --no-verify), 'over_budget' (its re-simulation, estimated from the "
+                          "check's own time per seed, would pass GRADHEALTH_LIMITS__MAX_VERIFY_SECONDS: a "
+                          "large network on a slow device), 'training_time' (a change to training, "
                           "nothing to re-simulate at init) or 'not_simulable' (a change to a live "
                           "module's or an imported model's code that the check cannot make on a copy, "
                           "such as moving a hand-written Post-LN block's norms: described, not measured)")

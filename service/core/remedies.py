@@ -370,14 +370,17 @@ def domain_guard(op: str, where: str | None, code: str, note: str = "") -> Remed
     return make_remedy("domain_guard", change, code=code, where=where or f"every {op}", op=op)
 
 
-def relu_family_activation(where: str, activation: str = "relu", patch: Patch = ()) -> Remedy:
-    """Use ``activation`` (relu, or leaky_relu where units die) with He init in ``where``."""
+def relu_family_activation(where: str, activation: str = "relu", patch: Patch = (), *,
+                           swapped: str | None = None) -> Remedy:
+    """Use ``activation`` (relu, or leaky_relu where units die) with He init in ``where``.
+    ``swapped``: the modules the snippet replaces (``nn.Softmax,`` for a hidden softmax: the
+    default list of saturating modules would not touch it, kerassweep26), else by ``activation``."""
     r = make_remedy(
         "relu_family_activation", f"use {activation} with kaiming_normal init in {where}", patch
     )
     relu = activation == "relu"
     r.snippet = (r.snippet.replace("{act}", "ReLU" if relu else "LeakyReLU")
-                 .replace("{swapped}", _SATURATING_MODULES if relu else "nn.ReLU,")
+                 .replace("{swapped}", swapped or (_SATURATING_MODULES if relu else "nn.ReLU,"))
                  .replace("{nonlinearity}", "relu" if relu else "leaky_relu"))
     return r
 

@@ -11,7 +11,8 @@ from gradhealth.report.context import one_line, verified_figures, verified_state
 _MARK = {"error": "✗", "warning": "!", "info": "i"}
 #: Why a remedy of an architecture check carries no measurement.
 _UNVERIFIED = {"skipped": "not verified: --no-verify", "training_time": "a training-time change: not simulable at init",
-               "not_simulable": "a change to the model's code the check cannot make on a copy: not measured"}
+               "not_simulable": "a change to the model's code the check cannot make on a copy: not measured",
+               "over_budget": "not verified: its re-simulation would pass the time budget (GRADHEALTH_LIMITS__MAX_VERIFY_SECONDS)"}
 #: Steps listed one by one in the text (the document keeps them all).
 _MAX_STEPS_SHOWN = 10
 

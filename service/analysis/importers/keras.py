@@ -190,9 +190,11 @@ def modern_config(data: Any, *, _name: str = "sequential", _depth: int = 0) -> A
     data = data if cfg is data.get("config") else {**data, "config": cfg}
     if _depth == 0:
         from gradhealth.analysis.importers.keras_legacy import cudnn_config, keras1_config
+        from gradhealth.analysis.importers.keras_tfops import tf_op_config
 
         data = keras1_config(data)  # a Keras 1 file's layers in Keras 2's names (ModelError if it cannot be)
         data = cudnn_config(data)  # CuDNNLSTM/CuDNNGRU as the LSTM/GRU that computes the same
+        data = tf_op_config(data)  # tf.keras 2's TFOpLambda (`x + y`, tf.nn.relu) as the Keras layer it is
     return data
 
 
@@ -2419,12 +2421,13 @@ def _read_found(found: _Found, config: dict[str, Any], limits: Any, prefix: str)
             if count > limits.max_parameters:
                 raise LimitExceeded(
                     f"{_h5_path(prefix, ds)} (layer {name}) declares {count:,} values "
-                    f"(shape {[int(d) for d in ds.shape]}); the limit is {limits.max_parameters:,} parameters",
+                    f"(shape {[int(d) for d in ds.shape]}); the limit is {limits.max_parameters:,} parameters "
+                    "(GRADHEALTH_LIMITS__MAX_PARAMETERS)",
                     [Problem(_h5_path(prefix, ds), f"{count:,} values over the parameter limit")])
     total, nbytes = sum(c for c, _ in sizes.values()), sum(b for _, b in sizes.values())
     if total > limits.max_parameters:
         raise LimitExceeded(f"the stored weights declare {total:,} values in {len(sizes):,} arrays; the limit is "
-                            f"{limits.max_parameters:,} parameters")
+                            f"{limits.max_parameters:,} parameters (GRADHEALTH_LIMITS__MAX_PARAMETERS)")
     if nbytes > MAX_WEIGHTS_BYTES:
         raise LimitExceeded(f"the stored weights declare {nbytes:,} bytes; the limit is "
                             f"{MAX_WEIGHTS_BYTES:,} bytes")
@@ -3093,6 +3096,6 @@ def _check_stored(spec: dict[str, Any], origins: Origins, stored: Weights, *, de
     doc = diagnose(run, name=parsed.name, device=device, thresholds=settings.thresholds,
                    verify=settings.verify_remedies if verify is None else verify,
                    parameters=plan.parameters, activation_bytes=plan.activation_bytes,
-                   progress=progress)
+                   progress=progress, budget=settings.limits.max_verify_seconds)
     doc.summary = f"{doc.summary} [weights: as stored in the file]{' [' + fresh_note(fresh) + ']' if fresh else ''}"
     return on_synthetic_inputs(doc, parsed.input.range)

@@ -1463,13 +1463,18 @@ def _unknown_why(node: Node, stored: Mapping[str, Sequence[Any]] | None) -> str:
 
 
 def unsupported_message(unsupported: list[tuple[str, str]], lambdas: Sequence[tuple[str, str]] = (),
-                        supported: Sequence[str] = GRAPH_LAYERS, nested: bool = True) -> str:
+                        supported: Sequence[str] = GRAPH_LAYERS, nested: bool = True,
+                        tf_functions: Sequence[str] = ()) -> str:
     """The one refusal of ``unsupported`` (class, name) layers: each class with its layers and the
-    reason it is refused (a refused Lambda's own reason first: ``lambdas``, (name, why)), then
-    the classes this door reads, once."""
+    reason it is refused (a refused Lambda's own reason first: ``lambdas``, (name, why); a
+    TFOpLambda's with each TensorFlow op it calls: ``tf_functions``), then the classes this door
+    reads, once."""
     from gradhealth.analysis.importers.keras import REFUSED  # (keras.py imports this module)
+    from gradhealth.analysis.importers.keras_tfops import OP_CLASSES, unmapped_functions
 
     why = dict(REFUSED)
+    for cls in OP_CLASSES:  # its config is data (an op's name), not code: say which op is not read
+        why[cls] = unmapped_functions(list(tf_functions) or ["?"])
     if lambdas:  # the reason each was refused, then why a Lambda is read by its shapes only
         own = "; ".join((f"{n}: {w}" if len(lambdas) > 1 else w) for n, w in lambdas[:3])
         why["Lambda"] = own + (f"; and {len(lambdas) - 3} more" if len(lambdas) > 3 else "") + "; " + REFUSED["Lambda"]
@@ -1533,7 +1538,14 @@ def plan_keras_graph(config: dict[str, Any], *, batch_size: int = 64, limits: An
     # a Lambda is decided from its shapes, once they are known (below)
     unsupported = [(n.cls, n.name) for n in nodes if n.cls not in GRAPH_LAYERS and n.cls != "Lambda"]
     if unsupported:
-        raise ModelError(unsupported_message(unsupported))
+        # named in the order the file lists them (the graph's order runs them: a refusal naming
+        # add_3, add_2, add first read as if the first were missing)
+        listed = {str(lay.get("name") or _cfg(lay).get("name")): k
+                  for k, lay in enumerate(config["config"].get("layers") or []) if isinstance(lay, dict)}
+        unsupported.sort(key=lambda pair: listed.get(pair[1].partition("#")[0], len(listed)))
+        raise ModelError(unsupported_message(unsupported, tf_functions=[
+            str(n.cfg.get("_tf_function") or n.cfg.get("function")) for n in nodes
+            if n.cls in ("TFOpLambda", "SlicingOpLambda")]))
     if problems:
         raise ModelError("cannot check the Keras model: " + "; ".join(problems))
     by_name = {n.name: n for n in nodes}
@@ -1647,7 +1659,7 @@ def plan_keras_graph(config: dict[str, Any], *, batch_size: int = 64, limits: An
                             f"{limits.max_time_steps:,}")
     if graph.parameters > limits.max_parameters:
         raise LimitExceeded(f"the model has {graph.parameters:,} parameters, over the limit of "
-                            f"{limits.max_parameters:,}")
+                            f"{limits.max_parameters:,} (GRADHEALTH_LIMITS__MAX_PARAMETERS raises it)")
     if graph.activation_bytes > limits.max_activation_bytes:
         fits = batch_size * limits.max_activation_bytes // graph.activation_bytes
         raise LimitExceeded(f"activations and their gradients would take about "

@@ -1038,7 +1038,7 @@ def check_keras_graph(graph: KerasGraph, *, loss: str | dict[str, Any] | None, s
     doc = diagnose(run, name=graph.name, device=device, thresholds=thresholds,
                    verify=settings.verify_remedies if verify is None else verify,
                    parameters=graph.parameters, activation_bytes=graph.activation_bytes,
-                   progress=progress)
+                   progress=progress, budget=settings.limits.max_verify_seconds)
     if not several and outputs[0] in doubles:
         _redundant_squash(doc, graph, outputs[0], *doubles[outputs[0]], loss=spec_losses[0], kind=losses[0])
     _degenerate_preprocessing(doc, graph)

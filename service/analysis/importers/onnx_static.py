@@ -1284,7 +1284,7 @@ def densify_sparse(graph: Any, limits: Limits) -> None:
         count = elements(dims)
         if count > limits.max_parameters:
             raise LimitExceeded(f"{where} declares {count} values, over the parameter limit of "
-                                f"{limits.max_parameters}")
+                                f"{limits.max_parameters} (GRADHEALTH_LIMITS__MAX_PARAMETERS)")
         if any(t.data_location == 1 for t in (st.values, st.indices)):
             raise ModelError(f"{where}: its values or indices are stored outside the file as external data, "
                              "and the check does not follow file references")
@@ -1397,7 +1397,7 @@ def check_stored_values(graph: Any, parameters: int, limits: Limits) -> None:
         where, count = max(held, key=lambda h: h[1])
         raise LimitExceeded(f"the model stores {total} values ({parameters} parameters, and constants in node "
                             f"attributes: {where} alone declares {count}), over the limit of "
-                            f"{limits.max_parameters}")
+                            f"{limits.max_parameters} (GRADHEALTH_LIMITS__MAX_PARAMETERS)")
 
 
 #: Ops with an ``axis`` attribute over their first input, and how far past that input's rank r it
@@ -2091,7 +2091,8 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
         raise ModelError(f"the model declares opset {below[0]}; opset versions start at 1")
     params = sum(elements(t.dims) for t in graph.initializer)
     if params > limits.max_parameters:
-        raise LimitExceeded(f"the model has {params} parameters, over the limit of {limits.max_parameters}")
+        raise LimitExceeded(f"the model has {params} parameters, over the limit of {limits.max_parameters} "
+                            "(GRADHEALTH_LIMITS__MAX_PARAMETERS)")
     # an element type ONNX does not define, or data of another size than the dims (errsweep E6):
     # refused by name here, not met by the worker's to_array as a KeyError or reshape error
     # constants count too, from their dims, before any tensor's data is read (errsweep3 F2)
