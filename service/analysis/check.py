@@ -739,10 +739,30 @@ def critical_init(activation: str, sigma_b2: float = 0.0, params: dict[str, floa
     given = theory.activation_parameters(activation, params)
     crit = _critical(activation, sigma_b2, tuple(sorted(given.items())))
     named = activation + (f" ({', '.join(f'{k} {v:g}' for k, v in given.items())})" if given else "")
-    if crit is None:
+    recommended = SELF_NORMALISING_SIGMA_W2.get(theory.canonical_activation(activation))
+    if recommended is not None:
+        # SELU self-normalises (Klambauer et al. 2017): its fixed point mean 0, variance 1 needs LeCun
+        # normal, Var(W) = 1/fan_in; the chi1 = 1 root (0.4768/fan_in with sigma_b^2 = 0) is where q*
+        # leaves 0, i.e. where the forward signal collapses, so it is no init to advise (specsweep11 #4)
+        crit_text = (f"the gradient-critical Var(W) = {crit:.4g}/fan_in (chi1 = 1) is not the one to use: "
+                     "it moves the forward variance off SELU's fixed point"
+                     if crit is not None else "it has no gradient-critical weight variance here")
+        text = (f"for {named}: LeCun normal, Var(W) = {recommended:g}/fan_in, i.e. "
+                f"nn.init.normal_(w, std=({recommended:g} / fan_in) ** 0.5) (Klambauer et al. 2017): "
+                f"SELU's self-normalising fixed point (mean 0, variance 1) needs it, and its mild chi1 > 1 "
+                f"is expected; {crit_text}")
+    elif crit is None:
         text = f"{named} has no critical weight variance with sigma_b^2 = {sigma_b2:g}"
     else:
+        recommended = crit
         text = (f"for {named} with sigma_b^2 = {sigma_b2:g}: Var(W) = {crit:.4g}/fan_in, "
                 f"i.e. nn.init.normal_(w, std=({crit:.4g} / fan_in) ** 0.5)")
     return CriticalInit(activation=activation, sigma_b2=sigma_b2, critical_sigma_w2=finite_or_none(crit),
+                        recommended_sigma_w2=finite_or_none(recommended) if recommended is not None else None,
                         suggestion=text)
+
+
+#: activations whose published init is not the chi1 = 1 one: SELU's self-normalising networks are
+#: built for LeCun normal, Var(W) = 1/fan_in (Klambauer et al. 2017, Sec. 3: "the weights are
+#: initialised such that sum w = 0 and sum w^2 = 1"), where q* = 1 and chi1* = 1.07
+SELF_NORMALISING_SIGMA_W2: dict[str, float] = {"selu": 1.0}
