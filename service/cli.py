@@ -116,7 +116,8 @@ def is_spec(source: str) -> bool:
     except OSError:
         return False
     try:
-        data = load_spec_text(text, content_type="application/json" if path.suffix == ".json" else None)
+        data = load_spec_text(text, content_type="application/json" if path.suffix == ".json" else None,
+                              declared_by="file_name")
     except GradHealthError:
         objects = []
         for line in [ln for ln in text[:65536].splitlines() if ln.strip()][:5]:
@@ -464,7 +465,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             if refused:
                 raise UsageError(refused)
         text = _spec_text(args.spec)
-        raw = load_spec(args.spec) if text is None else load_spec_text(text, content_type=_spec_type(args.spec))
+        raw = load_spec(args.spec) if text is None else load_spec_text(text, content_type=_spec_type(args.spec),
+                                                                          declared_by="file_name")
         if args.server and (args.seeds is not None or args.device is not None):
             from gradhealth.analysis.spec import parse_spec
 
@@ -1360,7 +1362,7 @@ def cmd_fix(args: argparse.Namespace) -> int:
             return EXIT_INVALID
     try:
         text, is_json = _spec_source(args.spec)
-        raw = load_spec_text(text, content_type="application/json" if is_json else None)
+        raw = load_spec_text(text, content_type="application/json" if is_json else None, declared_by="file_name")
         doc = check_architecture(raw, verify=False)
     except GradHealthError as exc:
         print(f"gradhealth: {args.spec}: {exc.title.lower()}: {exc.detail}", file=sys.stderr)

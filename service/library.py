@@ -59,7 +59,7 @@ def load_spec(source: SpecSource) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise InputFormatError(f"{source}: not UTF-8 text {not_utf8_at(exc)}") from None
-    return load_spec_text(text, content_type=content_type)
+    return load_spec_text(text, content_type=content_type, declared_by="file_name")
 
 
 def _source_type_message(argument: str, value: object, expected: str) -> str:

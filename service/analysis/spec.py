@@ -1083,6 +1083,11 @@ def _message(err: ErrorDetails) -> str:
         return _no_type_message(err["input"])
     if err["type"] == "extra_forbidden":
         return _unknown_field_message(tuple(err["loc"]))
+    if err["type"] == "too_long" and tuple(err["loc"])[-1:] == ("shape",) and isinstance(err["input"], list):
+        return _shape_too_long_message(err["input"])
+    if (err["type"] == "int_type" and tuple(err["loc"])[-1:] in (("kernel_size",), ("stride",), ("padding",))
+            and isinstance(err["input"], list | tuple)):
+        return _per_dimension_message(str(err["loc"][-1]), list(err["input"]))
     if err["type"] == "greater_than_equal" and err.get("ctx", {}).get("ge") == MIN_SCALE:
         # pydantic writes 1e-30 as 0.000000000000000000000000000001
         return (f"must be greater than 0: at least {MIN_SCALE:g} (and at most {MAX_SCALE:g}), as smaller scales "
@@ -1106,6 +1111,36 @@ def _message(err: ErrorDetails) -> str:
             hint = f"; {found}" if found else ""
         return f"{msg}{input_echo(err)}{hint}"
     return msg + input_echo(err)
+
+
+def _shape_too_long_message(shape: list[Any]) -> str:
+    """An input shape of 4 or more dimensions: mostly one that includes the batch dimension, often
+    channels-last as TensorFlow and images store it ([32, 224, 224, 3]); pydantic's "at most 3
+    items" said neither (specsweep11 #5). The shape is one example's, channels-first."""
+    head = (f"{len(shape)} dimensions, at most 3: `shape` is one example's, without the batch dimension "
+            "(`batch_size` sets that), channels-first ([C, H, W] for an image, [C, L] for a 1-d signal, "
+            "[seq_len, features] for a sequence)")
+    dims = [d for d in shape[1:] if isinstance(d, int) and not isinstance(d, bool)]
+    if len(shape) != 4 or len(dims) != 3:
+        return head
+    h, w, c = dims
+    if c < min(h, w):  # channels last: [N, H, W, C]
+        return f"{head}; {_quote(shape)} reads as [batch, H, W, C]: drop the batch and put channels first, [{c}, {h}, {w}]"
+    return f"{head}; {_quote(shape)} reads as [batch, C, H, W]: drop the batch, {_quote(dims)}"
+
+
+def _per_dimension_message(field: str, value: list[Any]) -> str:
+    """A list where a conv's ``kernel_size``/``stride``/``padding`` takes one integer: the spec's
+    convolutions use the same value along every spatial axis (square kernels); pydantic's "Input should
+    be a valid integer" did not say so (specsweep11 #5)."""
+    what = {"kernel_size": "non-square kernels are", "stride": "a stride per axis is",
+            "padding": "a padding per side or axis is"}[field]
+    ints = [v for v in value if isinstance(v, int) and not isinstance(v, bool)]
+    same = len(ints) == len(value) > 0 and len(set(ints)) == 1
+    fix = (f"write `{field}: {ints[0]}`" if same else
+           "write one integer (the nearest square one) to check the network's gradient flow approximately")
+    return (f"one integer, the same along every spatial axis: {what} not supported in a spec "
+            f"(got {_quote(value)}); {fix}")
 
 
 #: Pydantic error types whose message names no value of the caller's to echo (missing, unknown
@@ -1331,11 +1366,33 @@ def reads_as_yaml(text: str, max_nodes: int = MAX_NODES) -> bool:
         return False
 
 
-def yaml_hint(text: str, max_nodes: int = MAX_NODES) -> str:
+def yaml_hint(text: str, max_nodes: int = MAX_NODES, *, declared_by: str = "content_type") -> str:
     """What to add to the JSON error of text declared JSON that reads as a YAML mapping (newuser7:
-    a YAML spec sent as application/json got a bare "invalid JSON at line 1, column 1")."""
-    return ("; the text reads as a YAML mapping: declare it as YAML (Content-Type: application/yaml, "
-            "or a .yaml file) or send the spec as JSON") if reads_as_yaml(text, max_nodes) else ""
+    a YAML spec sent as application/json got a bare "invalid JSON at line 1, column 1"). Nothing
+    for text written as JSON (an object whose first key is quoted): YAML reads a JSON object with a
+    trailing comma too, and telling its writer to declare YAML hid the broken place (specsweep11 #5).
+    ``declared_by`` is how the text was declared JSON: ``"content_type"`` (HTTP) or ``"file_name"``
+    (a ``.json`` file at the CLI), which says what to change."""
+    if _QUOTED_KEY.match(text) or not reads_as_yaml(text, max_nodes):
+        return ""
+    how = ("rename the file to .yaml" if declared_by == "file_name"
+           else "declare it as YAML (Content-Type: application/yaml, or a .yaml file)")
+    return f"; the text reads as a YAML mapping: {how} or write the spec as JSON"
+
+
+def _json_trailing_comma(text: str, pos: int) -> str:
+    """A note on a JSON error at ``pos`` that is a ``}`` or ``]`` right after a comma, JSON's most
+    common break (YAML, JavaScript and Python allow the trailing comma; JSON does not), naming the
+    comma's line and column; empty otherwise."""
+    if pos >= len(text) or text[pos] not in "}]":
+        return ""
+    before = text[:pos].rstrip()
+    if not before.endswith(","):
+        return ""
+    at = len(before) - 1
+    line, column = text.count("\n", 0, at) + 1, at - (text.rfind("\n", 0, at) + 1) + 1
+    return (f"; a trailing comma at line {line}, column {column} before `{text[pos]}`: "
+            "JSON allows none, remove it")
 
 
 #: Contexts of a YAML error that open something a closing character ends: where the reader
@@ -1419,7 +1476,7 @@ def collapsed_hint(text: str) -> str:
 
 
 def load_spec_text(text: str, *, content_type: str | None = None,
-                   max_nodes: int = MAX_NODES) -> dict[str, Any]:
+                   max_nodes: int = MAX_NODES, declared_by: str = "content_type") -> dict[str, Any]:
     """Decode spec text as JSON or YAML (YAML is a superset; JSON errors are reported as such).
 
     Bounded for untrusted text: YAML aliases are counted while composing (at most ``max_nodes``
@@ -1427,7 +1484,9 @@ def load_spec_text(text: str, *, content_type: str | None = None,
     nesting can stall or crash the reader; both are :class:`InputFormatError`. A UTF-8 byte-order
     mark at the start (Windows PowerShell 5's ``Set-Content -Encoding utf8`` writes one) is dropped,
     as the CLI's other readers drop it: JSON's reader refused it with Python's advice "decode using
-    utf-8-sig" and the text was told to declare itself YAML (errsweep5).
+    utf-8-sig" and the text was told to declare itself YAML (errsweep5). ``declared_by`` says how
+    ``content_type`` was decided (``"file_name"``: from a file's extension, at the CLI), for the
+    advice of a JSON error.
     """
     text = text.removeprefix("\ufeff")
     if not text.strip():
@@ -1451,7 +1510,8 @@ def load_spec_text(text: str, *, content_type: str | None = None,
             data = _load_yaml(text, max_nodes)
     except json.JSONDecodeError as exc:
         raise InputFormatError(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
-                               f"{yaml_hint(text, max_nodes) if declared else ''}",
+                               f"{_json_trailing_comma(text, exc.pos)}"
+                               f"{yaml_hint(text, max_nodes, declared_by=declared_by) if declared else ''}",
                                position=(exc.lineno, exc.colno)) from None
     except yaml.YAMLError as exc:
         raise InputFormatError(_yaml_error(exc, text) + collapsed_hint(text),

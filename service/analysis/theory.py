@@ -129,6 +129,11 @@ def _canonical(name: str) -> str:
     return key
 
 
+def canonical_activation(name: str) -> str:
+    """The canonical name of an activation or its alias, ``name`` itself when it is neither."""
+    return _ALIASES.get(name, name)
+
+
 #: The activation parameters the maps take, by activation (torch's names and defaults): a layer's
 #: ``nn.LeakyReLU(0.25)`` or ``nn.ELU(alpha=0.5)`` changes chi1 and the critical variance.
 PARAMETERS: dict[str, dict[str, float]] = {"leaky_relu": {"negative_slope": 0.01}, "elu": {"alpha": 1.0}}

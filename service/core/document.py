@@ -272,6 +272,9 @@ class CriticalInit(BaseModel):
     activation: str
     sigma_b2: float
     critical_sigma_w2: float | None = Field(description="Var(W) * fan_in at which chi1 = 1 (edge of chaos)")
+    recommended_sigma_w2: float | None = Field(
+        default=None, description="Var(W) * fan_in the suggestion advises: the critical one, except for an "
+        "activation with its own published init (selu: LeCun's 1, for self-normalisation)")
     suggestion: str
 
 
