@@ -63,3 +63,15 @@ def test_remedies_to_verify_share_the_rest_of_the_bar_in_equal_steps():
     # step i of n starts at end + (1 - end) * i / n
     for i, f in enumerate(distinct):
         assert abs(f - (end + (1 - end) * i / total)) < 1e-9, (i, f, end, total)
+
+
+def test_a_model_file_checked_without_verification_fills_the_bar_with_its_simulation():
+    import gradhealth
+    from tests.analysis.test_onnx_sweep14_fixes import _brain
+
+    seen: list[tuple[float, str]] = []
+    gradhealth.check_onnx(_brain(), seeds=1, verify=False, progress=lambda f, stage: seen.append((f, stage)))
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions), seen
+    # the simulation's own 1.0 is the bar's 1.0: no share kept for re-simulations that do not run
+    assert any(f == 1.0 and not stage.startswith(("proposing", "done")) for f, stage in seen), seen
