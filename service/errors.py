@@ -63,13 +63,16 @@ class GradHealthError(Exception):
     title: str = "Internal error"
 
     def __init__(self, detail: str, problems: list[Problem] | None = None, *,
-                 position: tuple[int, int] | None = None) -> None:
+                 position: tuple[int, int] | None = None, parameter: str | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
         self.problems: list[Problem] = problems or []
         #: (line, column), both from 1, of text that could not be parsed (a YAML or JSON syntax
         #: error), so a report can sit on that line as a pointer's problem does (newuser14 #7)
         self.position = position
+        #: the option the problem is about, as the HTTP API names it (``loss_at``, ``input_shapes``):
+        #: its problem's ``errors[].parameter`` (newuser15 #10)
+        self.parameter = parameter
 
     @property
     def type_uri(self) -> str:
@@ -88,6 +91,8 @@ class GradHealthError(Exception):
         elif self.position is not None:
             body["errors"] = [{"pointer": None, "parameter": None, "detail": self.detail,
                                "line": self.position[0], "column": self.position[1]}]
+        elif self.parameter is not None:
+            body["errors"] = [{"pointer": None, "parameter": self.parameter, "detail": self.detail}]
         return body
 
 

@@ -91,10 +91,11 @@ def run_architecture_check(raw: dict[str, Any], options: CheckOptions | None = N
         plan = make_plan(parse_spec(raw), options.limits)
     spec = plan.spec
     report = progress or (lambda fraction, stage: None)
-    result = simulate(plan, device=options.device,
-                      progress=lambda f, stage: report(0.4 * f, stage))
+    bar = ProgressPlan(raw, plan, options)
+    result = simulate(plan, device=options.device, progress=lambda f, stage: report(bar.simulation(f), stage),
+                      first_seed=bar.preview if progress is not None and options.verify else None)
     detections = detect(result, options.thresholds)
-    verifier = _Verifier(raw, plan, result, options, report)
+    verifier = _Verifier(raw, plan, result, options, report, start=bar.simulation(1.0))
     findings: list[Finding] = []
     for det in detections:
         if det.severity == "info":
@@ -368,15 +369,61 @@ def _layer_report(u: UnitStats, judged: dict[str, float] | None = None) -> Layer
     return report
 
 
+def patches_to_verify(raw: dict[str, Any], plan: Plan, result: SimulationResult,
+                      detections: list[Detection]) -> int:
+    """The remedies with a patch proposed over every finding that gets remedies (not a note's):
+    the re-simulations verifying them would run (proposals are cheap: no simulation)."""
+    return sum(1 for d in detections if d.severity != "info"
+               for r in _part(d).propose(Context(raw, plan, result, d)) if r.patch)
+
+
+class ProgressPlan:
+    """The progress bar of an architecture check, shared between the simulation and the remedies'
+    re-simulations by the work each will do, in seeds simulated (newuser15 #3: a fixed 40/60 split
+    left a healthy spec's bar at 40% until it jumped to done).
+
+    Without verification (or a spec with nothing to verify) the simulation is the whole bar. With
+    it, the first seed is its share of the seeds; its figures alone (:meth:`preview`) tell which
+    findings the check will have and so how many patches it will re-simulate, one seed each; the
+    simulation's other seeds and those patches then share the rest of the bar in proportion. A
+    spec of one seed has no preview: its simulation keeps 0.4, the remedies the rest."""
+
+    def __init__(self, raw: dict[str, Any], plan: Plan, options: CheckOptions) -> None:
+        self.raw, self.plan, self.options = raw, plan, options
+        seeds = plan.spec.seeds
+        self.first = 1.0 / seeds  # the bar at the end of the first seed
+        #: the bar at the end of the simulation: None until the preview says
+        self.end: float | None = 1.0 if not options.verify else (0.4 if seeds == 1 else None)
+
+    def preview(self, first: SimulationResult) -> None:
+        """Plan the rest of the bar from the first seed's figures."""
+        seeds = self.plan.spec.seeds
+        try:
+            patches = patches_to_verify(self.raw, self.plan, first, detect(first, self.options.thresholds))
+        except Exception:  # a preview only: a seed whose figures the rules cannot judge alone
+            patches = seeds  # guessed
+        rest = seeds - 1
+        self.end = self.first + (1.0 - self.first) * (rest / (rest + patches) if rest + patches else 1.0)
+
+    def simulation(self, f: float) -> float:
+        """The bar at fraction ``f`` of the simulation."""
+        if self.plan.spec.seeds == 1 or not self.options.verify:
+            return f * (self.end or 1.0)  # (planned up front)
+        if self.end is None or f <= self.first:
+            return min(f, self.first)  # the first seed: its share of the seeds
+        return self.first + (f - self.first) / (1.0 - self.first) * (self.end - self.first)
+
+
 class _Verifier:
     """Applies remedy patches and re-simulates, caching by patched spec.
 
-    Progress: the first simulation is 0..0.4; the remaining 0.6 is shared out per remedy simulated,
-    over all the patches of all the findings (counted up front), so it moves with every one.
+    Progress: the simulation took the bar to ``start`` (:class:`ProgressPlan`); the rest is shared
+    out per remedy simulated, over all the patches of all the findings (counted up front), so it
+    moves with every one.
     """
 
     def __init__(self, raw: dict[str, Any], plan: Plan, result: SimulationResult, options: CheckOptions,
-                 report: ProgressFn | None = None) -> None:
+                 report: ProgressFn | None = None, *, start: float = 0.4) -> None:
         self.raw, self.plan, self.result, self.options = raw, plan, result, options
         self.report = report or (lambda fraction, stage: None)
         self.done = 0
@@ -387,7 +434,8 @@ class _Verifier:
         self.results: dict[int, SimulationResult] = {}  # id(remedy) -> its re-simulation
         self.simulated = 0
         self.seconds = 0.0
-        self.at = (0.4, "verifying remedies")  # the last fraction and stage reported
+        self.start = start  # the bar when the simulation ended
+        self.at = (start, "verifying remedies")  # the last fraction and stage reported
         self.per_seed = result.duration_s / max(result.seeds, 1)
         self.over = 0  # remedies left unverified for the budget
 
@@ -438,12 +486,11 @@ class _Verifier:
     def _total(self, all_detections: list[Detection]) -> int:
         """Patches to simulate over every finding (proposals are cheap: no simulation)."""
         if self.patches is None:
-            self.patches = sum(1 for d in all_detections if d.severity != "info"
-                               for r in _part(d).propose(Context(self.raw, self.plan, self.result, d)) if r.patch)
+            self.patches = patches_to_verify(self.raw, self.plan, self.result, all_detections)
         return self.patches
 
     def _step(self, det: Detection, remedy: Remedy, total: int) -> None:
-        self.at = (0.4 + 0.6 * min(self.done / max(total, 1), 1.0),
+        self.at = (self.start + (1.0 - self.start) * min(self.done / max(total, 1), 1.0),
                    f"verifying {det.code}: {remedy.id} ({self.done + 1}/{total})")
         self.report(*self.at)
         self.done += 1

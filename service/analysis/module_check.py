@@ -1358,7 +1358,9 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
     re-simulations within ``budget`` seconds (None: the settings' ``max_verify_seconds``)."""
     thresholds = thresholds or Thresholds()
     report = progress or (lambda fraction, stage: None)
-    run, result, fallback = _simulate_first(run, device, lambda f, s: report(0.4 * f, s))
+    # the simulation's share of the bar: the whole of it where no remedy is re-simulated (newuser15 #3)
+    share = 0.4 if verify else 1.0
+    run, result, fallback = _simulate_first(run, device, lambda f, s: report(share * f, s))
     if not result.units and not any(True for _ in run.model.parameters()):
         raise ValueError("the check found no layer to measure in this network, and no parameter to train: "
                          "its forward calls no nn.Linear, Conv, RNN, Embedding or norm module, and no "
@@ -1378,7 +1380,8 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
     findings: list[Finding] = []
     far = far_targets(run.target_samples)  # the run's, whatever the finding
     for i, det in enumerate(detections):
-        report(0.4 + 0.6 * i / max(len(detections), 1), f"verifying remedies for {det.code}")
+        report(share + (1.0 - share) * i / max(len(detections), 1),
+               f"verifying remedies for {det.code}" if verify else f"proposing remedies for {det.code}")
         remedies: list[Remedy] = []
         results: dict[int, SimulationResult] = {}  # id(remedy) -> its verifying simulation
         # a note (info) gets none: its explanation says what would remove it, nothing needs fixing

@@ -733,13 +733,18 @@ def squashed_output(plan: Plan) -> tuple[str | None, bool]:
 
 
 def simulate(plan: Plan, *, progress: ProgressFn | None = None, device: str | None = None,
-             seeds: int | None = None, start: int = 0) -> SimulationResult:
+             seeds: int | None = None, start: int = 0,
+             first_seed: Callable[[SimulationResult], None] | None = None) -> SimulationResult:
     """Run the instrumented simulation of ``plan`` for every seed and collect per-unit figures.
 
     ``seeds``: simulate only the spec's seeds ``start`` to ``seeds - 1`` (the same draws as a full
     run's); the result's ``seeds`` says how many were run, and :func:`combined` joins two runs. Such
     a part goes on to every seed where it shows a network that may be born dead
-    (:func:`could_be_born_dead`): one draw that lives says nothing of the share that dies."""
+    (:func:`could_be_born_dead`): one draw that lives says nothing of the share that dies.
+
+    ``first_seed``: called with the first seed's figures alone (a result of one seed) once that
+    seed is simulated, where more seeds follow: a preview (the check plans its progress bar by the
+    remedies it will verify); the simulation itself is the same with or without it."""
     spec = plan.spec
     dev = pick_device(device or spec.device)
     started = time.perf_counter()
@@ -765,6 +770,8 @@ def simulate(plan: Plan, *, progress: ProgressFn | None = None, device: str | No
         units = net.units()
         del net
         seed += 1
+        if first_seed is not None and seed == start + 1 and count > seed:
+            first_seed(_result(plan, dev, figures, units, [], start, seed, started))
         if seed == count < spec.seeds and could_be_born_dead(figures, spec.batch_size):
             # whether a network is born dead is a share of its draws, which a part of its seeds
             # cannot tell: a remedy's verdict is the share over every seed, as its finding's was
@@ -776,6 +783,13 @@ def simulate(plan: Plan, *, progress: ProgressFn | None = None, device: str | No
         extra = born_dead_draws(plan, dev)
     if progress:
         progress(1.0, "simulation done")
+    return _result(plan, dev, figures, units, extra, start, count, started)
+
+
+def _result(plan: Plan, dev: torch.device, figures: list[SeedFigures], units: list[Unit],
+            extra: list[dict[str, dict[str, float]]], start: int, count: int, started: float) -> SimulationResult:
+    """The simulation's result from its seeds' ``figures`` (seeds ``start`` to ``count - 1``)."""
+    spec = plan.spec
     normed = read_by_norms(plan)
     stats = _collect(units, [s.units for s in figures], normed)
     round_off_gradients(stats, {}, spec.precision)

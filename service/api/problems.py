@@ -53,7 +53,7 @@ class ApiError(GradHealthError):
 
     def to_problem(self) -> dict[str, object]:
         body = super().to_problem()
-        if "errors" not in body:
+        if "errors" not in body or self.parameter is not None:  # (its item's detail leaves the place out)
             body["errors"] = [{"pointer": self.pointer, "parameter": self.parameter, "detail": self.item or self.detail}]
         return body
 

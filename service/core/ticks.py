@@ -33,11 +33,22 @@ armed = 0
 class Ticker:
     """Reports ``progress(fraction, stage)`` at most every :data:`TICK_S` when called."""
 
-    __slots__ = ("progress", "fraction", "stage", "last")
+    __slots__ = ("progress", "fraction", "stage", "last", "low", "high")
 
-    def __init__(self, progress: Callable[[float, str], None], fraction: float, stage: str) -> None:
+    def __init__(self, progress: Callable[[float, str], None], fraction: float, stage: str,
+                 until: float | None = None) -> None:
         self.progress, self.fraction, self.stage = progress, fraction, stage
         self.last = time.monotonic()
+        #: the block's span of the bar: :meth:`advance` moves the fraction from ``low`` to ``high``
+        self.low, self.high = fraction, fraction if until is None else max(until, fraction)
+
+    def advance(self, part: float) -> None:
+        """The block is ``part`` (0..1) done: its fraction that far into its span (never back),
+        reported as a tick is (newuser15 #3: a 16 MB log sat at one fraction for a minute)."""
+        at = self.low + min(max(part, 0.0), 1.0) * (self.high - self.low)
+        if at > self.fraction:
+            self.fraction = at
+        self()
 
     def __call__(self) -> None:
         now = time.monotonic()
@@ -53,15 +64,16 @@ class Ticker:
 
 @contextmanager
 def ticking(progress: Callable[[float, str], None] | None, fraction: float,
-            stage: str) -> Iterator[Callable[[float, str], None] | None]:
+            stage: str, until: float | None = None) -> Iterator[Callable[[float, str], None] | None]:
     """Within the block, :func:`tick` on this thread reports ``(fraction, stage)`` to ``progress``
     (nothing where ``progress`` is None). Nested blocks restore the outer ticker on leaving.
 
     Yields ``progress`` wrapped (None where it is None): the block's own reports through it also
-    become what later ticks repeat, so a tick never shows an earlier fraction than the last report."""
+    become what later ticks repeat, so a tick never shows an earlier fraction than the last report.
+    ``until``: the end of the block's span of the bar, which :func:`advance` moves through."""
     global armed
     outer = getattr(_local, "ticker", None)
-    ticker = Ticker(progress, fraction, stage) if progress is not None else None
+    ticker = Ticker(progress, fraction, stage, until) if progress is not None else None
     _local.ticker = ticker
     if ticker is not None:
         with _arming:
@@ -81,3 +93,11 @@ def tick() -> None:
     ticker = getattr(_local, "ticker", None)
     if ticker is not None:
         ticker()
+
+
+def advance(part: float) -> None:
+    """:func:`tick`, where the long step knows how far it is: ``part`` (0..1) of the active
+    :func:`ticking` block's work done (bytes read of a file's size, rules run of the rules)."""
+    ticker = getattr(_local, "ticker", None)
+    if ticker is not None:
+        ticker.advance(part)

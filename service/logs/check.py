@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
@@ -25,7 +26,7 @@ from gradhealth.core.document import (
     status_of,
 )
 from gradhealth.core.rules import Detector, worst_first
-from gradhealth.core.ticks import tick, ticking
+from gradhealth.core.ticks import advance, ticking
 from gradhealth.logs.detectors import DETECTORS
 from gradhealth.logs.detectors.common import times
 from gradhealth.logs.readers.registry import ReadLimits
@@ -146,10 +147,13 @@ def _diagnose(run: RunLog, thresholds: LogThresholds | None = None, *, started: 
     # a folder of several runs: each judged on its own (one run's long healthy loss must not stand
     # for another's divergence)
     parts = list(run.split().values()) or [run]
+    rules = itertools.count()  # rules run, of len(parts) * len(DETECTORS): the stage's progress
+    total = len(parts) * len(DETECTORS)
     findings = _without_moot_notes(worst_first([
         f for part in parts
         for f in _one_sized_rate(_one_learning_rate_direction(_with_target_scale(_spikes_into_divergence(
-            _remedies_for_the_cause([f for detect in DETECTORS for f in _guarded(detect, part, thresholds, run)]),
+            _remedies_for_the_cause([f for detect in DETECTORS
+                                     for f in _guarded(detect, part, thresholds, run, next(rules) / total)]),
             part), part)))]))
     status = status_of(findings)
     worst = next((f for f in findings if f.severity != "info"), None)
@@ -373,11 +377,13 @@ def _without_moot_notes(findings: list[Finding]) -> list[Finding]:
             if not (f.code == "insufficient_data" and (f.evidence.model_extra or {}).get("nonfinite_points"))]
 
 
-def _guarded(detect: Detector, part: RunLog, thresholds: LogThresholds, run: RunLog) -> list[Finding]:
+def _guarded(detect: Detector, part: RunLog, thresholds: LogThresholds, run: RunLog,
+             done: float = 0.0) -> list[Finding]:
     """``detect``'s findings on ``part``; a detector that fails is logged and named in a note on
     ``run``, and the others' findings stand (one rule's bug must not fail every append of a live
-    run). ``GRADHEALTH_STRICT=1`` (the test suite sets it) re-raises instead."""
-    tick()  # between rules: a cancelled job stops before the next one
+    run). ``GRADHEALTH_STRICT=1`` (the test suite sets it) re-raises instead. ``done``: the share of
+    the check's rules run before this one (its progress)."""
+    advance(done)  # between rules: a cancelled job stops before the next one
     try:
         return detect(part, thresholds)
     except Exception as exc:  # noqa: BLE001 - reported in the document, and raised in strict mode
@@ -410,11 +416,12 @@ def run_log_check(path: Path, *, format: str | None = None, thresholds: LogThres
     # the readers' loops over lines, records and points, and the gaps between rules, report too
     # (at most every ticks.TICK_S): a cancellation or time limit is met within a fraction of a
     # second of work, not only at these three stages
-    with ticking(progress, 0.05, "reading the log"):
+    # and move through their stage's span as they go: bytes read of the file's size, rules run
+    with ticking(progress, 0.05, "reading the log", until=0.7):
         run = read_log(Path(path), format=format, limits=limits or ReadLimits())
     stage = f"read {len(run.series)} series; diagnosing"
     report(0.7, stage)
-    with ticking(progress, 0.7, stage):
+    with ticking(progress, 0.7, stage, until=1.0):
         doc = diagnose(run, thresholds, started=started)
     report(1.0, "done")
     return doc

@@ -1371,7 +1371,7 @@ def with_input_shapes(model: dict[str, Any], shapes: dict[str, list[int]] | None
         layer = by_name.get(name) or (holders[0] if name == "input" and len(holders) == 1 else None)
         if layer is None:
             raise InputFormatError(f"--input-shape {name}: the model's inputs are "
-                                   f"{', '.join(by_name) or 'unnamed'}" + (" (or `input`)" if len(holders) == 1 else ""))
+                                   f"{', '.join(by_name) or 'unnamed'}" + (" (or `input`)" if len(holders) == 1 else ""), parameter="input_shapes")
         cfg = layer.setdefault("config", {})
         key = next((k for k in ("batch_shape", "batch_input_shape") if isinstance(cfg.get(k), list)), None)
         if key is None and layer is layers[0] and unstated_input(model):
@@ -1379,15 +1379,15 @@ def with_input_shapes(model: dict[str, Any], shapes: dict[str, list[int]] | None
             cfg["batch_input_shape"] = [None, *dims]
             continue
         if key is None:
-            raise InputFormatError(f"--input-shape {name}: this input states no shape to fill in")
+            raise InputFormatError(f"--input-shape {name}: this input states no shape to fill in", parameter="input_shapes")
         old = list(cfg[key][1:])
         given = list(dims[1:]) if len(dims) == len(old) + 1 else list(dims)
         if len(given) != len(old):
             raise InputFormatError(f"--input-shape {name}: {len(dims)} sizes for an input of shape "
-                                   f"{['None' if d is None else d for d in old]}")
+                                   f"{['None' if d is None else d for d in old]}", parameter="input_shapes")
         for i, (was, new) in enumerate(zip(old, given, strict=True)):
             if isinstance(was, int) and was != new:
-                raise InputFormatError(f"--input-shape {name}: dimension {i + 1} is {was} in the model, not {new}")
+                raise InputFormatError(f"--input-shape {name}: dimension {i + 1} is {was} in the model, not {new}", parameter="input_shapes")
         cfg[key] = [None, *given]
     return model
 

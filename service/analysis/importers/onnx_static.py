@@ -1083,17 +1083,17 @@ def _choose_outputs(graph: Any, output: str | None = None) -> tuple[list[str], s
         inputs = {i.name for i in graph.input if i.name not in init}
         if output not in producer and output not in init and output not in inputs:
             raise ModelError(f"loss_at {output!r}: the graph has no tensor of that name; its outputs are "
-                             f"{_outputs_listed(graph)} (any value a node computes may be named too)")
+                             f"{_outputs_listed(graph)} (any value a node computes may be named too)", parameter="loss_at")
         if output in reached and output not in inputs and (output not in computed or not floats.get(output, True)):
             sources = _float_sources(output, producer, computed, floats, reached)
             hint = f"; the floating-point tensor it is made of is {sources[0]!r}" if sources else ""
             raise ModelError(f"loss_at {output!r} is no floating-point tensor with a gradient (an index, a sample "
-                             f"or a truth value), and no loss has a gradient there{hint}")
+                             f"or a truth value), and no loss has a gradient there{hint}", parameter="loss_at")
         if output not in computed:
             what = ("a graph input" if output in inputs else "an initializer" if output in init
                     else "made of constants alone (initializers, Constant nodes)")
             raise ModelError(f"loss_at {output!r} is {what}: no gradient would reach any layer from it; "
-                             f"name a tensor computed from the inputs (the graph's outputs are {_outputs_listed(graph)})")
+                             f"name a tensor computed from the inputs (the graph's outputs are {_outputs_listed(graph)})", parameter="loss_at")
         return [output], (None if graph.output and graph.output[0].name == output
                           else f"the loss is taken at {output!r}, as asked"), False
     if not graph.output:
@@ -2118,7 +2118,9 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
                                 f"memory limit of {limits.max_activation_bytes} bytes")
     unknown = sorted(set(input_shapes or {}) - {i.name for i in graph.input if i.name not in init_names})
     if unknown:
-        raise ModelError(f"input shapes given for inputs the graph does not have: {', '.join(unknown)}")
+        inputs = ", ".join(repr(i.name) for i in graph.input if i.name not in init_names)
+        raise ModelError(f"input shapes given for inputs the graph does not have: {', '.join(unknown)}; "
+                         f"its inputs are {inputs or 'none'}", parameter="input_shapes")
     shapes: dict[str, list[int]] = {}
     elem_types: dict[str, int] = {}
     missing: list[str] = []

@@ -451,6 +451,17 @@ async def _form(request: Request, *, max_files: int, max_fields: int) -> Any:
     return form
 
 
+def unknown_hint(hint: str, known: dict[str, str]) -> str:
+    """The refusal of an unknown ``?format=`` hint: the readers' names, and where the hint is a kind
+    of file rather than a reader (``csv``, ``json``), the readers whose descriptions name it, and
+    that the hint can be left out (newuser15 #10: ``?format=csv`` listed names only)."""
+    word = re.compile(rf"(?<![\w]){re.escape(hint.strip().lower())}(?![\w])") if hint.strip() else None
+    readers = [name for name, text in known.items() if word is not None and word.search(text.lower())]
+    which = f"; {hint.strip()[:40]} files are read by {', '.join(readers)}" if readers else ""
+    return (f"unknown format {hint[:60]!r}; use one of: {', '.join(known)}{which}; or leave ?format= out: "
+            "the format is found by the file's content")
+
+
 def _file_part(form: Any, what: str) -> Any:
     """The form's part ``file`` as an upload, or a 422 that says why there is none: absent, or
     sent without a ``filename=`` (a part without one is a text field, RFC 7578 4.2)."""
@@ -458,11 +469,12 @@ def _file_part(form: Any, what: str) -> Any:
     if part is None:
         present = ", ".join(sorted({str(k)[:40] for k in form}))[:200]
         raise ApiError(422, "missing_file", f"send {what} as a multipart part named `file`"
-                       + (f" (the body has: {present})" if present else " (the body has no parts)"))
+                       + (f" (the body has: {present})" if present else " (the body has no parts)"),
+                       parameter="file")
     if isinstance(part, str):
         raise ApiError(422, "missing_file", "part `file` has no filename=, so it was read as a text field, "
                        "not a file (a filename*= alone is not read); add filename=\"NAME\" to its "
-                       "Content-Disposition")
+                       "Content-Disposition", parameter="file")
     return part
 
 
@@ -522,7 +534,7 @@ async def submit_logs(
     from gradhealth.logs.readers.registry import formats
 
     if format is not None and format not in formats():
-        raise ApiError(422, "unknown_format_hint", f"unknown format {format!r}; use one of: {', '.join(formats())}")
+        raise ApiError(422, "unknown_format_hint", unknown_hint(format, formats()), parameter="query.format")
     upload = await _receive_upload(request, Path(settings.upload_dir), filename, settings.max_upload_bytes)
     try:
         if upload.size == 0:
@@ -577,7 +589,8 @@ def model_options(fields: dict[str, list[str]], limits: Any) -> dict[str, Any]:
     try:
         return _model_options(fields, limits)
     except ValueError as exc:
-        raise ApiError(422, "invalid_option", f"an option could not be read: {str(exc)[:200]}") from None
+        raise ApiError(422, "invalid_option", f"an option could not be read: {str(exc)[:200]}",
+                       parameter=getattr(exc, "parameter", None)) from None
 
 
 def _model_options(fields: dict[str, list[str]], limits: Any) -> dict[str, Any]:
@@ -631,6 +644,7 @@ def _model_options(fields: dict[str, list[str]], limits: Any) -> dict[str, Any]:
         raise bad("verify", f"use true or false, not {verify_text[:40]!r}")
     shapes: dict[str, list[int]] = {}
     text = one("input_shapes")
+    field = "input_shapes"  # the one whose refusal names it (input_shape from the loop on)
     try:
         if text is not None:
             if len(text) > _MAX_SHAPES_TEXT:
@@ -642,6 +656,7 @@ def _model_options(fields: dict[str, list[str]], limits: Any) -> dict[str, Any]:
                 raise bad("input_shapes", str(repeat)) from None
             except (ValueError, RecursionError):
                 raise bad("input_shapes", 'not JSON; expected e.g. {"x": [8, 3, 32, 32]}') from None
+        field = "input_shape"
         for item in fields.get("input_shape") or []:
             name, dims = parse_input_shape(item)
             if name in shapes:
@@ -650,7 +665,7 @@ def _model_options(fields: dict[str, list[str]], limits: Any) -> dict[str, Any]:
     except GradHealthError as exc:
         if isinstance(exc, ApiError):
             raise
-        raise ApiError(422, "invalid_option", exc.detail) from None
+        raise ApiError(422, "invalid_option", exc.detail, parameter=field) from None
     options: dict[str, Any] = {"loss": loss, "weights": weights, "batch_size": integer("batch_size", 1 << 16),
                "seeds": integer("seeds", limits.max_seeds),
                "verify": None if verify_text is None else verify_text.lower() in ("true", "1"),
@@ -662,7 +677,7 @@ def _model_options(fields: dict[str, list[str]], limits: Any) -> dict[str, Any]:
         try:
             options["target_range"] = list(parse_target_range(text, "target_range"))
         except GradHealthError as exc:
-            raise ApiError(422, "invalid_option", exc.detail) from None
+            raise ApiError(422, "invalid_option", exc.detail, parameter="target_range") from None
     text = one("loss_at")
     if text is not None:  # (only where given, as target_range)
         if not text or len(text) > 1000:
@@ -675,7 +690,7 @@ def _model_options(fields: dict[str, list[str]], limits: Any) -> dict[str, Any]:
         try:
             options["input_range"] = list(parse_input_range(text, "input_range"))
         except GradHealthError as exc:
-            raise ApiError(422, "invalid_option", exc.detail) from None
+            raise ApiError(422, "invalid_option", exc.detail, parameter="input_range") from None
     return options
 
 
@@ -790,7 +805,7 @@ async def submit_model(
         twice = sorted(set(form_fields) & set(fields) - {"filename"})
         if twice:
             raise ApiError(422, "invalid_option", f"given both as a query parameter and a form field: "
-                           f"{', '.join(twice)}")
+                           f"{', '.join(twice)}", parameter=twice[0])
         fields.update(form_fields)
         options = model_options(fields, settings.limits)
         if upload.size == 0:
@@ -824,12 +839,12 @@ async def submit_model(
                     make_plan(parse_spec(spec), settings.limits)
                 if options.get("loss_at") is not None:  # refused, never dropped (the CLI's words)
                     raise ApiError(422, "invalid_option", "loss_at applies to ONNX files; a Keras file's loss "
-                                   "is taken at its output layer: leave it out")
+                                   "is taken at its output layer: leave it out", parameter="loss_at")
                 return "keras"
             if options.get("target_range") is not None:  # refused, never dropped (the CLI's words)
                 raise ApiError(422, "invalid_option", "target_range applies to Keras files, whose single "
                                "bounded output under mse, mae or huber is judged against the targets' range; "
-                               "an .onnx file's is not: leave it out")
+                               "an .onnx file's is not: leave it out", parameter="target_range")
             _refuse_text_spec(data)
             # Protobuf only, torch-free: the worker's importer applies these same rules again.
             named = form_fields.get("filename") or []
@@ -843,7 +858,17 @@ async def submit_model(
             check_has_weights(header.model.graph, header.folded_ifs)
             return "onnx"
 
-        model_format = await run_in_threadpool(validate)
+        try:
+            model_format = await run_in_threadpool(validate)
+        except GradHealthError as exc:
+            if isinstance(exc, ApiError) or exc.parameter is None:
+                raise
+            # an option the file contradicts (a loss_at it has no tensor for, input shapes for an
+            # input it lacks): that option's 422, named as the other options' are (newuser15 #10)
+            named = exc.parameter
+            if named == "input_shapes" and "input_shapes" not in fields and "input_shape" in fields:
+                named = "input_shape"  # (the repeatable form was the one given)
+            raise ApiError(422, "invalid_option", exc.detail, parameter=named) from None
     except BaseException:
         upload.discard()
         raise

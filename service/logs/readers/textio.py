@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import re
 import sys
 from collections.abc import Callable, Iterator
@@ -65,6 +66,15 @@ def open_log(path: Path, limits: ReadLimits) -> BinaryIO:
         raise LogError(f"{path.name}: cannot be read ({e.strerror or e})") from None
 
 
+def _size_of(f: BinaryIO) -> int:
+    """The size in bytes of the file ``f`` reads from its start, or 0 where it has no such size (a
+    stream, a member read out of an archive)."""
+    try:
+        return os.fstat(f.fileno()).st_size if f.tell() == 0 else 0
+    except (OSError, AttributeError, ValueError):
+        return 0
+
+
 class Lines:
     """A binary file's lines as text, one at a time.
 
@@ -92,6 +102,7 @@ class Lines:
         self._buf = b""
         self._pos = 0
         self._eof = False
+        self._size = _size_of(f)  # (0: unknown) what the reading stage's progress is a share of
 
     def _lenient_raw(self) -> bytes:
         """The next line, up to and with its end (LF, CRLF or a lone CR); b"" at the end of the file."""
@@ -133,7 +144,10 @@ class Lines:
         nxt = self._next_raw()
         while nxt:
             if ticks.armed:  # a cancelled job stops here, within a fraction of a second of reading
-                tick()
+                if self._size:  # and its progress moves with the bytes read (newuser15 #3)
+                    ticks.advance(self._read / self._size)
+                else:
+                    tick()
             raw = nxt
             self.lineno += 1
             self.offset = offset_here = self._read - len(raw)

@@ -1,0 +1,38 @@
+"""newuser15 #3: a large log's check sat at 5% ("reading the log") and then 70% ("diagnosing") with
+nothing in between. The reading stage now moves with the bytes read of the file's size, and the
+diagnosing stage with the rules run of the rules to run."""
+
+from __future__ import annotations
+
+from gradhealth.core import ticks
+from gradhealth.logs.check import run_log_check
+from gradhealth.logs.detectors import DETECTORS
+
+
+def test_a_log_check_s_progress_moves_with_bytes_read_and_rules_run(tmp_path, monkeypatch):
+    monkeypatch.setattr(ticks, "TICK_S", 0.0)  # every tick reports
+    path = tmp_path / "training.log"
+    lines = ["epoch,loss,val_loss"] + [f"{i},{2.0 / (1 + i / 100):.6f},{2.1 / (1 + i / 120):.6f}" for i in range(4000)]
+    path.write_text("\n".join(lines) + "\n")
+    size = path.stat().st_size
+    seen: list[tuple[float, str]] = []
+    run_log_check(path, progress=lambda f, stage: seen.append((f, stage)))
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions), seen  # never backwards
+    reading = sorted({f for f, stage in seen if stage == "reading the log"})
+    # 0.05 at the start, then 0.05 + 0.65 * (bytes read / size), each a line's end
+    ends = set()
+    done = 0
+    for line in lines:
+        done += len(line) + 1
+        ends.add(done)
+    assert len(reading) > 100, reading[:5]
+    for f in reading[1:]:
+        read = (f - 0.05) / 0.65 * size
+        assert 0.05 < f <= 0.7 and min(abs(read - e) for e in ends) < 1e-6 * size, (f, read)
+    diagnosing = sorted({f for f, stage in seen if stage.endswith("; diagnosing")})
+    total = len(DETECTORS)  # one run: each rule once
+    assert len(diagnosing) > total // 2, diagnosing
+    for f in diagnosing:
+        k = (f - 0.7) / 0.3 * total
+        assert abs(k - round(k)) < 1e-6 and 0 <= round(k) < total, (f, k)
