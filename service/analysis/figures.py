@@ -112,6 +112,9 @@ class SeedFigures:
     #: each unit -> the units its output reaches next, through operations that are no unit
     #: (:func:`.graph.unit_feeds`): the paths through a network of several towers
     feeds: dict[str, list[str]] = field(default_factory=dict)
+    #: the units whose output the loss reads with no unit between, one per term of the loss
+    #: (:func:`.graph.loss_reads`)
+    loss_reads: list[str] = field(default_factory=list)
     #: layers called in a loop that drive a sigmoid gate: a gated cell written by hand
     #: (:func:`.graph.gate_drivers`)
     gate_drivers: list[str] = field(default_factory=list)

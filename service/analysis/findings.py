@@ -129,13 +129,42 @@ def depth_ratio(result: SimulationResult) -> tuple[float, list[UnitStats]]:
     def distance(ratio: float) -> float:  # |ln ratio|; no ratio (nan) is nearest, 0 farthest
         return abs(math.log(ratio)) if ratio > 0 and math.isfinite(ratio) else math.inf if ratio == 0 else -1.0
 
-    paths = towers(result, trunk(result))
+    paths = [main_path(result, path) for path in towers(result, trunk(result))]
     best = _chain_ratio(result, paths[0])
     for path in paths[1:]:
         ratio, units = _chain_ratio(result, path)
         if ratio > 0 and math.isfinite(ratio) and distance(ratio) > distance(best[0]):
             best = (ratio, units)
     return best
+
+
+def main_path(result: SimulationResult, units: list[UnitStats]) -> list[UnitStats]:
+    """``units`` (one tower of the trunk, in order) cut to the path of the loss's main term, where
+    the loss reads several units with no unit between (:attr:`SimulationResult.loss_reads`: a main
+    head and an auxiliary one, a loss of several terms) and this tower's first unit reaches more
+    than one of them. Each head's path is the tower's units that reach it (the head itself left
+    out: its gradient is its term's own); the main one is the path whose last unit gets the largest
+    gradient. A layer that feeds only a term weighted by w gets w times the gradient it would get
+    alone, so measured against the first layer, whose gradient the main term sets, a small weight
+    reads as growth through depth: CapsNet's reconstruction decoder, weighted 0.0005, read as
+    "grows 4.78e3x" on a healthy trunk (modsweep43 gram_caps_dim0). ``units`` unchanged otherwise."""
+    if len(result.loss_reads) < 2 or len(units) < 2:
+        return units
+    first = units[0]
+    reach = {u.name: reached_from(result, u.name) for u in units}
+    paths: list[list[UnitStats]] = []
+    for head in result.loss_reads:
+        path = [u for u in units if u.name != head and head in reach[u.name]]
+        if len(path) >= 2 and path[0] is first and path not in paths:
+            paths.append(path)
+    if len(paths) < 2:
+        return units
+
+    def end_gradient(path: list[UnitStats]) -> float:
+        g = np.nan_to_num(path[-1].values["output_grad_norm"])
+        return float(np.exp(np.mean(np.log(g)))) if np.all(g > 0) else 0.0
+
+    return max(paths, key=end_gradient)
 
 
 def _chain_ratio(result: SimulationResult, units: list[UnitStats]) -> tuple[float, list[UnitStats]]:

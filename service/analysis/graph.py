@@ -2097,10 +2097,11 @@ def forward_squash(run: GraphRun, value: Any) -> str | None:
         # binary cross-entropy on logits (nn.BCEWithLogitsLoss) applies a sigmoid itself: a forward
         # ending in one (a CTR model's or recommender's final nn.Sigmoid) is squashed twice, whatever
         # its width (one logit per pair, or one per label)
-        return "sigmoid" if type(_through_views(fn)).__name__ == "SigmoidBackward0" else None
+        return "sigmoid" if _squash_kind(fn) == "SigmoidBackward0" else None
     if out.dim() < 1:
         return None
-    if type(fn).__name__ == "SigmoidBackward0":
+    if type(fn).__name__ == "SigmoidBackward0" or (
+            type(_through_views(fn)).__name__ in _JOIN_NODES and _squash_kind(fn) == "SigmoidBackward0"):
         return "sigmoid" if out.shape[-1] > 1 else None  # one unit: a softmax of one value, another fault
     return "softmax" if softmax_over_last(out) or distributions(out) else None
 
@@ -2121,18 +2122,17 @@ def squash_before_softmax(run: GraphRun, value: Any) -> str | None:
             or run.loss != "cross_entropy"):
         return None
     out = first_tensor(value)
-    fn = _through_views(getattr(out, "grad_fn", None))
+    fn = getattr(out, "grad_fn", None)
     if out is None or fn is None or out.dim() < 1 or out.shape[-1] < 2:
         return None
-    if type(fn).__name__ not in ("LogSoftmaxBackward0", "SoftmaxBackward0"):
-        return None
-    dim = getattr(fn, "_saved_dim", -1)
-    if dim >= 2 ** 63:
-        dim -= 2 ** 64  # saved as an unsigned 64-bit integer (-1: 2^64 - 1)
-    if dim % out.dim() != out.dim() - 1:
-        return None
-    inner = [f for f, _ in fn.next_functions if f is not None]
-    return _BOUNDED_NODES.get(type(_through_views(inner[0])).__name__) if len(inner) == 1 else None
+    bounds: set[str | None] = set()
+    for node in final_nodes(fn):  # one softmax, or one per decoder step joined (torch.cat / stack)
+        if type(node).__name__ not in ("LogSoftmaxBackward0", "SoftmaxBackward0") \
+                or not _over_last_of_own(node, int(out.shape[-1])):
+            return None
+        inner = [f for f, _ in node.next_functions if f is not None]
+        bounds.add(_BOUNDED_NODES.get(type(_through_views(inner[0])).__name__) if len(inner) == 1 else None)
+    return bounds.pop() if len(bounds) == 1 else None
 
 
 def output_width(value: Any) -> int | None:
@@ -2161,13 +2161,11 @@ def simplex_output(run: GraphRun, value: Any) -> tuple[str, int] | None:
     k = int(out.shape[-1])
     if softmax_over_last(out) or distributions(out):
         return "softmax", k
-    fn = _through_views(out.grad_fn)
-    if fn is not None and type(fn).__name__ == "LogSoftmaxBackward0":
-        dim = getattr(fn, "_saved_dim", -1)
-        if dim >= 2 ** 63:
-            dim -= 2 ** 64  # saved as an unsigned 64-bit integer (-1: 2^64 - 1)
-        if dim % out.dim() == out.dim() - 1:
-            return "log_softmax", k
+    nodes = final_nodes(out.grad_fn)
+    # every part of the output a log_softmax's over the classes: one head's, or one per decoder step
+    # joined with torch.cat / torch.stack
+    if all(n is not None and type(n).__name__ == "LogSoftmaxBackward0" and _over_last_of_own(n, k) for n in nodes):
+        return "log_softmax", k
     return None
 
 
@@ -2185,6 +2183,46 @@ def _through_views(fn: Any, depth: int = 8) -> Any:
             break
         fn, depth = nxt[0], depth - 1
     return fn
+
+
+#: Autograd nodes that join tensors: a decoder's per-step outputs, each from the same head, joined
+#: with ``torch.cat`` or ``torch.stack`` (the PyTorch seq2seq tutorial's decoder loop)
+_JOIN_NODES = ("CatBackward0", "StackBackward0")
+
+
+def final_nodes(fn: Any, depth: int = 3) -> list[Any]:
+    """The autograd nodes that make a tensor's values last, past reshapes and views
+    (:func:`_through_views`) and through joins of several tensors (:data:`_JOIN_NODES`): one node for a
+    plain output, one per step for outputs computed in a loop and joined with ``torch.cat`` or
+    ``torch.stack``, each past its own views. A squash that ends every part ends the whole output
+    (``F.log_softmax`` applied at each decoder step, then concatenated), which a check of the last
+    node alone reads as no squash at all (modsweep43 ipsum_transformer_list)."""
+    fn = _through_views(fn)
+    if fn is None or depth == 0 or type(fn).__name__ not in _JOIN_NODES:
+        return [fn]
+    parts = [f for f, _ in fn.next_functions if f is not None]
+    if not parts:
+        return [fn]
+    return [node for part in parts for node in final_nodes(part, depth - 1)]
+
+
+def _squash_kind(fn: Any) -> str | None:
+    """The one node type that ends every part of an output (:func:`final_nodes`); None where the
+    parts end in different nodes."""
+    kinds = {type(node).__name__ for node in final_nodes(fn)}
+    return kinds.pop() if len(kinds) == 1 else None
+
+
+def _over_last_of_own(node: Any, width: int) -> bool:
+    """Whether a softmax or log_softmax node ran over the last dimension of its own result, of
+    ``width`` entries (the output's last dimension: reshapes that keep it keep the classes)."""
+    dim = getattr(node, "_saved_dim", -1)
+    if dim >= 2 ** 63:
+        dim -= 2 ** 64  # saved as an unsigned 64-bit integer (-1: 2^64 - 1)
+    result = getattr(node, "_saved_result", None)
+    if not isinstance(result, torch.Tensor) or result.dim() < 1:
+        return False
+    return bool(dim % result.dim() == result.dim() - 1 and result.shape[-1] == width)
 
 
 #: A row of probabilities sums to 1 within this (float32 rounding over a few thousand classes)
@@ -2697,6 +2735,7 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
         figures.post_ln = post_ln_units(sums, readers, tracer.inplace_sums)
         figures.gates = gate_units(records, readers)
         figures.feeds = unit_feeds(records, readers)
+        figures.loss_reads = loss_reads(records, readers, loss.grad_fn)
         fed = {n for targets in figures.feeds.values() for n in targets}
         for rec in records:
             if rec.name not in fed and _same_for_every_sample(rec.inp):
@@ -2988,6 +3027,37 @@ def unit_feeds(records: Sequence[Record], readers: Mapping[Any, set[Any]]) -> di
                 elif name != rec.name:  # the next unit: the walk stops at its output (and at
                     reached.add(name)   # this unit's own next call, whose record walks on)
     return {name: sorted(to) for name, to in feeds.items()}
+
+
+def loss_reads(records: Sequence[Record], readers: Mapping[Any, set[Any]], root: Any) -> list[str]:
+    """The units whose output the loss reads with no other unit between (through operations that
+    belong to no unit's output: a loss term, a sum of terms, a concatenation): the heads of the
+    loss's terms. A plain chain has one, its last layer; a model returning its loss as the sum of a
+    main term and a weighted auxiliary one (CapsNet's margin loss + 0.0005 x reconstruction) has
+    one per term."""
+    made_by: dict[Any, str] = {}
+    for rec in records:
+        if rec.out.grad_fn is not None:
+            made_by.setdefault(rec.out.grad_fn, rec.name)
+    heads: list[str] = []
+    for rec in records:
+        start = rec.out.grad_fn
+        if start is None or rec.name in heads or (start not in readers and start is not root):
+            continue
+        stack, seen, found = [start], {start}, start is root
+        while stack and not found:
+            for reader in readers.get(stack.pop(), ()):
+                if reader in seen:
+                    continue
+                seen.add(reader)
+                if reader is root:
+                    found = True
+                    break
+                if made_by.get(reader) is None:
+                    stack.append(reader)
+        if found:
+            heads.append(rec.name)
+    return heads
 
 
 def gate_units(records: Sequence[Record], readers: Mapping[Any, set[Any]]) -> list[str]:
@@ -3627,6 +3697,7 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
                             gate_drivers=figures_of[0].gate_drivers,
                             score_projections=figures_of[0].score_projections,
                             summed=figures_of[0].summed, feeds=figures_of[0].feeds,
+                            loss_reads=figures_of[0].loss_reads,
                             batch_statistics=figures_of[0].batch_statistics,
                             on_probabilities=run.losses is None and not run.from_logits
                             and run.loss in PROBABILITY_LOSSES and not run.inference_head,

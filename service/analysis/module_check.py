@@ -1196,6 +1196,96 @@ def _site_of(exc: BaseException) -> str | None:
     return None
 
 
+@dataclasses.dataclass
+class Unregistered:
+    """Modules or parameters a model holds in a plain Python container attribute (a list, tuple or
+    dict, not ``nn.ModuleList``/``ModuleDict``/``ParameterList``): torch does not register them, so
+    ``model.parameters()`` (what the optimizer is given), ``.to()``, ``.double()`` and ``state_dict()``
+    never see them."""
+
+    place: str  # the attribute's path from the model ("encoder.blocks")
+    container: str  # "list", "tuple" or "dict"
+    tensors: int  # parameter tensors
+    numel: int  # their elements
+
+
+class _ParameterUse(torch.overrides.TorchFunctionMode):
+    """Records the ids of the ``nn.Parameter`` arguments of every torch function a forward calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.used: set[int] = set()
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        for leaf in pytree.tree_leaves((args, kwargs or {})):
+            if isinstance(leaf, nn.Parameter):
+                self.used.add(id(leaf))
+        return func(*args, **(kwargs or {}))
+
+
+def _held_outside(model: nn.Module) -> list[tuple[str, str, list[nn.Parameter]]]:
+    """(place, container, parameters) for each plain list, tuple or dict attribute of ``model`` or
+    its submodules that holds modules or parameters not among ``model.parameters()``."""
+    own = {id(p) for p in model.parameters()}
+    found: list[tuple[str, str, list[nn.Parameter]]] = []
+    for prefix, module in model.named_modules():
+        for attr, value in vars(module).items():
+            if attr.startswith("_") and attr in ("_parameters", "_buffers", "_modules"):
+                continue
+            if isinstance(value, dict):
+                items, kind = list(value.values()), "dict"
+            elif isinstance(value, (list, tuple)):
+                items, kind = list(value), type(value).__name__ if type(value) in (list, tuple) else "list"
+            else:
+                continue
+            params: dict[int, nn.Parameter] = {}
+            for item in items:
+                held = [item] if isinstance(item, nn.Parameter) else \
+                    list(item.parameters()) if isinstance(item, nn.Module) else []
+                params.update({id(p): p for p in held if id(p) not in own})
+            if params:
+                found.append((f"{prefix}.{attr}" if prefix else attr, kind, list(params.values())))
+    return found
+
+
+def unregistered_parameters(model: nn.Module, example_inputs: Any) -> list[Unregistered]:
+    """The :class:`Unregistered` containers of ``model`` whose parameters its forward uses on the
+    example inputs (one forward of a copy, without gradients, only where a plain container holds
+    modules or parameters at all; a container the forward never reads is no fault). Empty where none
+    is, or the forward cannot run on the example (the check then says why)."""
+    if not _held_outside(model):
+        return []
+    try:
+        xs, _, layout = _flatten(example_inputs, model)
+        net = copy_module(model)
+        use = _ParameterUse()
+        with torch.no_grad(), use:
+            call(net, xs, _keywords(example_inputs), layout)
+    except Exception:  # noqa: BLE001 - the simulation meets the same failure and words it
+        return []
+    return [Unregistered(place, kind, len(used), sum(p.numel() for p in used))
+            for place, kind, params in _held_outside(net)
+            if (used := [p for p in params if id(p) in use.used])]
+
+
+def unregistered_note(found: Sequence[Unregistered], model: nn.Module) -> str:
+    """``simulation.notes``' line for :func:`unregistered_parameters`: what they are, what it means
+    for training, and the fix (modsweep43 ipsum_transformer_list: a transformer's blocks in a plain
+    list, 455 parameter tensors no optimizer ever saw, read as healthy without a word)."""
+    own = sum(p.numel() for p in model.parameters())
+    total = sum(f.numel for f in found)
+    places = first_few([f"{f.place} (a plain {f.container}, {f.tensors} parameter tensors)" for f in found])
+    kinds = {f.container for f in found}
+    fix = " and ".join(sorted({"nn.ModuleList (nn.ParameterList for bare parameters)" if k != "dict"
+                               else "nn.ModuleDict (nn.ParameterDict)" for k in kinds}))
+    return (f"parameters not registered: the forward uses {total:,} weights the model does not own, held in "
+            f"{places}. torch registers modules and parameters only as attributes or in its containers, so "
+            f"model.parameters() ({own:,} weights) leaves these out: an optimizer built from it never updates "
+            "them (they keep their initial values however long training runs), and .to(device), .double() and "
+            f"state_dict() miss them too. Hold them in {fix}. The figures here are of them as they are, "
+            "untrained")
+
+
 def precision_note(run: GraphRun, exc: BaseException) -> str:
     """``simulation.notes``' line where the float64 copy failed and the model's own dtype ran
     (:func:`_simulate_first`): the error, the line, and what it changes (modsweep41: two RNNs whose
@@ -1204,6 +1294,16 @@ def precision_note(run: GraphRun, exc: BaseException) -> str:
     first = first if len(first) <= 200 else first[:197] + "..."
     site = _site_of(exc)
     name = precision_name(run.dtype)
+    outside = _held_outside(run.model)
+    if outside:
+        # .double() converts only registered parameters: modules in a plain list stay float32
+        # (modsweep43: blamed on "a tensor it makes or casts itself")
+        places = first_few([f"{place} (a plain {kind})" for place, kind, _ in outside])
+        return (f"simulated in {name}, the model's own dtype, not on a float64 copy: the forward failed in float64 "
+                f"({type(exc).__name__}: {first}){f' at {site}' if site else ''}: the modules or parameters held in "
+                f"{places} are not registered, so .double() leaves them {name} beside the float64 weights (see the "
+                f"note on parameters not registered). Figures are {name}'s: a gradient under its smallest normal "
+                f"number ({float(torch.finfo(run.dtype).tiny):.3g}) reads as 0")
     return (f"simulated in {name}, the model's own dtype, not on a float64 copy: the forward failed in float64 "
             f"({type(exc).__name__}: {first}){f' at {site}' if site else ''}, a tensor it makes or casts "
             f"itself (torch.zeros(...) without dtype=, x.float()) staying {name} beside the float64 weights. "
@@ -2044,6 +2144,9 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_en
             doc = diagnose(run, name=type(model).__name__, verify=verify, device=device, thresholds=thresholds)
         if doc.simulation is not None:
             unused = _unused_targets_note(doc, "targets=" if given_targets is not None else "target_range=", model)
+            outside = unregistered_parameters(model, example_inputs)
+            if outside:
+                notes.insert(0, unregistered_note(outside, model))
             doc.simulation.notes[:0] = notes + ([unused] if unused is not None and (
                 given_targets is not None or given_range is not None) else [])
             if labels is not None:
@@ -2061,7 +2164,9 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_en
         if stage is not None:
             raise ModelRunError(stage, exc, example_inputs, drawn_in,
                                 on_example=_forward_on_example(model, example_inputs) if stage == "forward"
-                                else None) from exc
+                                else None,
+                                cut=gradient_cut(model, example_inputs)
+                                if stage == "backward" and "does not require grad" in str(exc) else None) from exc
         if isinstance(exc, ValueError):  # the check's refusals (a module it cannot copy), worded so
             raise
         # not the model's code: the check's own failure, named as such, never a bare traceback
@@ -2209,9 +2314,14 @@ class ModelRunError(ModelError, RuntimeError):
 
     def __init__(self, stage: str, error: BaseException, example_inputs: Any = None,
                  input_range: tuple[float, float] | None = None, *,
-                 on_example: BaseException | None | bool = False) -> None:
+                 on_example: BaseException | None | bool = False,
+                 cut: tuple[str, str | None] | None = None) -> None:
         site = _site_of(error)
         at = f" at {site}" if site else ""
+        if stage == "backward" and cut is not None:
+            super().__init__(_cut_message(error, cut))
+            self.stage = stage
+            return
         own = isinstance(on_example, BaseException)
         shapes = f" ({_shapes(example_inputs)})" if example_inputs is not None else ""
         if stage == "forward" and own:
@@ -2238,6 +2348,89 @@ class ModelRunError(ModelError, RuntimeError):
                  "input_range=(low, high) draws them in your data's range")
         super().__init__(f"{what}: {type(error).__name__}: {error}{at}" + (drawn + ran + ")" if drawn else ""))
         self.stage = stage
+
+
+#: Names of the comparisons a cut is made by, as the forward writes them
+_COMPARISONS = {"gt": ">", "lt": "<", "ge": ">=", "le": "<=", "eq": "==", "ne": "!=", "greater": ">", "less": "<"}
+
+
+class _CutTracker(torch.overrides.TorchFunctionMode):
+    """Over one forward: each tensor made without gradient by an operation that read one with a
+    gradient (``x > 0.3``, ``argmax``, ``.long()``, ``.detach()``, any op under ``torch.no_grad()``),
+    and every tensor computed from such tensors alone, -> (that operation's name, the user's line)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.origin: dict[int, tuple[str, str | None]] = {}
+        self.kept: list[torch.Tensor] = []  # the tensors' ids stay theirs while the forward runs
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        out = func(*args, **(kwargs or {}))
+        inputs = [t for t in pytree.tree_leaves((args, kwargs or {})) if isinstance(t, torch.Tensor)]
+        outputs = [t for t in pytree.tree_leaves(out) if isinstance(t, torch.Tensor) and not t.requires_grad]
+        if not outputs:
+            return out
+        where: tuple[str, str | None] | None
+        if any(t.requires_grad for t in inputs):
+            where = (str(getattr(func, "__name__", func)).strip("_"), _user_line())
+        else:
+            where = next((self.origin[id(t)] for t in inputs if id(t) in self.origin), None)
+        if where is None:
+            return out
+        for t in outputs:
+            self.origin.setdefault(id(t), where)
+            self.kept.append(t)
+        return out
+
+
+def _user_line() -> str | None:
+    """``file:line (code)`` of the innermost frame of the current stack outside torch and this package."""
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    torch_dir = os.path.dirname(os.path.abspath(torch.__file__))
+    for frame in reversed(traceback.extract_stack()):
+        path = os.path.abspath(frame.filename)
+        if path.startswith((here + os.sep, torch_dir + os.sep)) or frame.filename.startswith("<"):
+            continue
+        code = f" ({frame.line.strip()})" if frame.line else ""
+        return f"{os.path.basename(frame.filename)}:{frame.lineno}{code}"
+    return None
+
+
+def gradient_cut(model: nn.Module, example_inputs: Any) -> tuple[str, str | None] | None:
+    """(the operation, the user's line) where a forward whose output has no gradient cut it: the
+    operation that made a tensor without gradient out of one with (:class:`_CutTracker`), that the
+    output was computed from; ("", None) where the output has no gradient and no such operation was
+    seen (no weight requires a gradient, or the forward rebuilt a tensor from Python numbers:
+    ``.item()``, ``.tolist()``); None where the output has a gradient, or the forward cannot run."""
+    try:
+        xs, _, layout = _flatten(example_inputs, model)
+        net = copy_module(model)
+        tracker = _CutTracker()
+        with torch.inference_mode(False), torch.enable_grad(), tracker:
+            value = call(net, xs, _keywords(example_inputs), layout)
+    except Exception:  # noqa: BLE001 - no control: the refusal is worded without a place
+        return None
+    out = first_tensor(value)
+    if out is None or out.requires_grad:
+        return None
+    return tracker.origin.get(id(out), ("", None))
+
+
+def _cut_message(error: BaseException, cut: tuple[str, str | None]) -> str:
+    """:class:`ModelRunError`'s message for a backward through a loss with no gradient (:func:`gradient_cut`)."""
+    op, site = cut
+    shown = f"`{_COMPARISONS[op]}` (a comparison)" if op in _COMPARISONS else f"`{op}`" if op else ""
+    where = (f"the forward cuts it at {site}{', where ' + shown if shown else ''} makes a tensor without gradient "
+             "out of one with a gradient" if site or shown else
+             "no operation of the forward was seen cutting it: no weight requires a gradient, or a tensor was "
+             "rebuilt from Python numbers (.item(), .tolist(), torch.tensor(...))")
+    return ("the loss does not depend on any weight: the model's output has no gradient (requires_grad is False), "
+            f"so backward() has nothing to compute ({type(error).__name__}: {_first_line(error)}); {where}. "
+            "A comparison (x > 0.3), argmax, a cast to integers (.long(), .int()), .detach() or torch.no_grad() "
+            "ends the autograd graph: a loss taken through them gives no parameter a gradient and training never "
+            "changes the weights. Take the loss on the values before the cut (binary cross-entropy on the "
+            "probabilities, not on the thresholded mask; cross-entropy on the logits, not the argmax) and keep "
+            "thresholds and argmax for metrics")
 
 
 def _first_line(exc: BaseException) -> str:

@@ -1326,6 +1326,27 @@ def _residual_if_normalised(ctx: Context) -> list[Remedy]:
     return residual(ctx) if ctx.detection.evidence.get("normalisation_gain") else []
 
 
+def _backward_growth_causes(result: SimulationResult) -> str:
+    """What can grow the gradient backwards with a steady forward, of what ``result``'s network holds:
+    a batch norm (a normalised unit), gradients summed over skip paths (a live module's residual sums),
+    else a loss term whose gradient is large where it reads the layers (a VAE's log-variance through
+    log sigma^2, whose gradient grows as sigma nears 0; modsweep43 jrogul_vae_logsigma was put down to
+    "a batch norm's, or gradients summed over many skip paths", neither of which it has). A spec's
+    network (no graph read: no feeds) gets the general list."""
+    if not result.feeds:
+        return "a batch norm's, or gradients summed over many skip paths"
+    causes = []
+    if any(u.normalised for u in result.units):
+        causes.append("a batch norm's")
+    if result.summed:
+        causes.append("gradients summed over many skip paths")
+    if causes:
+        return ", or ".join(causes)
+    return ("this network has no batch norm and no skip path, so a term of the loss whose gradient is large where "
+            "it reads the layers: a log-variance through log(sigma^2), or a division by a layer's output, whose "
+            "gradient grows as that output nears 0")
+
+
 class ExplodingGradient(ArchitectureRule):
     code = "exploding_gradient"
     remedies = (
@@ -1416,7 +1437,7 @@ class ExplodingGradient(ArchitectureRule):
             det.explanation = (
                 f"The gradient grows {fmt(value)}x backwards through depth while the forward stays steady (the "
                 f"activations {fmt(growth)}x from the first layer to the last), so the growth is the backward's own "
-                "(a batch norm's, or gradients summed over many skip paths), not weights too large for the "
+                f"({_backward_growth_causes(result)}), not weights too large for the "
                 f"signal. Under {opt} each weight's gradient is divided by its own running size, so a larger gradient "
                 f"at the first layers does not make their steps larger: the first layer's first step moves "
                 f"{fmt(first)} of its weights, the layers' median {fmt(typical)}. Under plain SGD the step is the "

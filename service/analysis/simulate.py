@@ -224,6 +224,9 @@ class SimulationResult:
     #: a live module's (or imported graph's) units -> the units their outputs reach next
     #: (``SeedFigures.feeds``); empty for a spec, whose layers are one chain
     feeds: dict[str, list[str]] = field(default_factory=dict)
+    #: the units the loss reads with no unit between (``SeedFigures.loss_reads``): one per term of
+    #: the loss; empty for a spec
+    loss_reads: list[str] = field(default_factory=list)
     #: a graph door's bounded regression output is judged as a spec's (``GraphRun.bounded_regression``:
     #: a Keras file's stored weights), on ``target_range`` where one is given
     bounded_regression: bool = False
