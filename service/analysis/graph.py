@@ -1356,11 +1356,15 @@ def _expand_ellipsis(subscripts: list[str], produced_by: str, dims: list[int]) -
 _LAYOUT_STEPS = frozenset({
     "ExpandBackward0", "ViewBackward0", "UnsafeViewBackward0", "ReshapeAliasBackward0", "UnsqueezeBackward0",
     "SqueezeBackward0", "SqueezeBackward1", "SqueezeBackward2", "PermuteBackward0", "TransposeBackward0",
-    "TBackward0", "AliasBackward0", "CloneBackward0", "ToCopyBackward0"})
+    "TBackward0", "AliasBackward0", "CloneBackward0", "ToCopyBackward0", "RepeatBackward0"})
+#: Steps that join tensors: layout alone where every tensor joined is the same one, copies of it
+#: (``torch.cat([W] * batch)``, a 2017 capsule layer's batch tiling: what ``W.expand`` does by view)
+_COPY_STEPS = frozenset({"CatBackward0", "StackBackward0"})
 
 
 def _laid_out(t: torch.Tensor) -> torch.Tensor | None:
-    """The leaf ``t`` is made from by :data:`_LAYOUT_STEPS` alone (one chain, a few steps), or None."""
+    """The leaf ``t`` is made from by :data:`_LAYOUT_STEPS` alone (one chain, a few steps; copies
+    of one tensor joined, :data:`_COPY_STEPS`, are one link of it), or None."""
     node = t.grad_fn
     for _ in range(8):
         if node is None:
@@ -1368,9 +1372,11 @@ def _laid_out(t: torch.Tensor) -> torch.Tensor | None:
         variable = getattr(node, "variable", None)
         if variable is not None:
             return cast(torch.Tensor, variable)
-        if node.name() not in _LAYOUT_STEPS:
+        if node.name() not in _LAYOUT_STEPS | _COPY_STEPS:
             return None
         children = [child for child, _ in node.next_functions if child is not None]
+        if node.name() in _COPY_STEPS:
+            children = list({id(child): child for child in children}.values())
         if len(children) != 1:
             return None
         node = children[0]
