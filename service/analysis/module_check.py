@@ -43,6 +43,7 @@ from gradhealth.analysis.check import (
     layers_with_weights,
     not_judged,
     optimizer_shown,
+    same_metric_after,
     seed_margin,
     still_nonfinite,
     summary_line,
@@ -983,8 +984,11 @@ class _Verifier:
             judged, words, diverged = probed
             fixed = fixed and not diverged
             note = f"{note}; {words}" if note else words
+        shown, other = same_metric_after(det, value, after, self.thresholds)
+        if other:
+            note = f"{note}; {other}" if note else other
         remedy.verified = Verified(metric=det.metric, before=finite_or_none(det.value),
-                                   after=finite_or_none(value), fixed=fixed, side_effects=new, not_judged=unjudged,
+                                   after=finite_or_none(shown), fixed=fixed, side_effects=new, not_judged=unjudged,
                                    judged=judged, seeds=after.seeds, note=note)
         # (a verdict not judged measured nothing against it: left recommended, as an unverified one)
         remedy.recommended = (fixed or unjudged is not None) and not new
