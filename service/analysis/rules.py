@@ -3640,6 +3640,17 @@ class LargeUpdates(ArchitectureRule):
             return found[1] if found is not None else math.nan
         return max(_first_step(result)[0].values(), default=math.nan)
 
+    def measured_metric(self, result: SimulationResult, t: Thresholds) -> str | None:
+        return "lr_times_sharpness" if curvature_decides(result) else "max_update_ratio"
+
+    def measure_as(self, metric: str, result: SimulationResult, t: Thresholds) -> float | None:
+        if metric == "lr_times_sharpness":
+            found = curvature(result)
+            return found[1] if found is not None else None
+        if metric == "max_update_ratio":
+            return max(_first_step(result)[0].values(), default=None)
+        return None
+
     def decisive(self, result: SimulationResult, t: Thresholds) -> tuple[str, float] | None:
         found = curvature(result)
         if found is not None and not curvature_decides(result) and found[1] > found[2]:
@@ -4304,6 +4315,17 @@ class SymmetricWeights(ArchitectureRule):
             return float(len(equal))
         copies = duplicate_unit_layers(result)
         return copies[0][2] if copies else 0.0
+
+    def measured_metric(self, result: SimulationResult, t: Thresholds) -> str | None:
+        return "equal_weight_layers" if equal_weight_layers(result) else "duplicate_unit_fraction"
+
+    def measure_as(self, metric: str, result: SimulationResult, t: Thresholds) -> float | None:
+        if metric == "equal_weight_layers":
+            return float(len(equal_weight_layers(result)))  # (none: 0 layers of one value)
+        if metric == "duplicate_unit_fraction":
+            copies = duplicate_unit_layers(result)
+            return copies[0][2] if copies else 0.0
+        return None
 
     def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
         if equal_weight_layers(result):
