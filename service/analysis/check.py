@@ -525,13 +525,15 @@ class _Verifier:
             self.results[id(remedy)] = after
             value, fixed, new = judge(det, all_detections, after, thresholds)
             unjudged = not_judged(det.code, value, after)
+            shown, other = same_metric_after(det, value, after, thresholds)
+            note = verdict_note(value, fixed, det.code, after, thresholds)
             remedy.verified = Verified(metric=det.metric, before=finite_or_none(det.value),
-                                       after=finite_or_none(value), fixed=fixed, side_effects=new,
+                                       after=finite_or_none(shown), fixed=fixed, side_effects=new,
                                        not_judged=unjudged,
                                        judged=judged_figure(det, self.result, after, thresholds),
                                        side_effect_figures=side_effect_figures(new, all_detections, self.result,
                                                                                after, thresholds),
-                                       seeds=after.seeds, note=verdict_note(value, fixed, det.code, after, thresholds))
+                                       seeds=after.seeds, note=f"{note}; {other}" if note and other else note or other)
             # (a verdict not judged measured nothing against it: left recommended, as an unverified one)
             remedy.recommended = (fixed or unjudged is not None) and not new
         best = clip_reference(det.code, remedies, self.results)
@@ -577,7 +579,14 @@ def side_effect_figures(codes: list[str], all_detections: list[Detection], befor
         now = found.get(code)
         if now is None:
             continue
-        was = had[code].value if code in had else rule(code).architecture.measure(before)
+        part = rule(code).architecture
+        if code in had and had[code].metric == now.metric:
+            was: float | None = had[code].value
+        elif code in had or (part.measured_metric(before, thresholds) or now.metric) != now.metric:
+            # the unchanged network's figure is another metric: this one measured there, or none
+            was = part.measure_as(now.metric, before, thresholds)
+        else:
+            was = part.measure(before)
         out.append(JudgedFigure(code=code, metric=now.metric, before=finite_or_none(was),
                                 after=finite_or_none(now.value)))
     return out
@@ -638,6 +647,40 @@ def judge(det: Detection, all_detections: list[Detection], after: SimulationResu
              and not still_nonfinite(found) and not unmeasured_with_errors(value, found)
              and not_judged(det.code, value, after) is None)
     return value, fixed, new
+
+
+def same_metric_after(det: Detection, value: float, after: SimulationResult,
+                      thresholds: Thresholds) -> tuple[float, str | None]:
+    """(``after``, note) for a verified remedy: ``det``'s own metric on the changed network, never
+    another's. A rule measures each network by the figure that fits it (output_loss_mismatch: the
+    share of samples a clip silences, or the loss floor a squashed output sets; vanishing_gradient:
+    the ends' ratio, or a starved middle's), so the changed network's ``value`` can be another
+    metric than the finding's (modsweep43: a loss floor shown as "silent_sample_fraction 1 -> 0.726",
+    a starved middle's 1.6e-4 "-> 48.3", the ends' ratio). Where the rule still fires, its
+    detection's own figure is taken where its metric is the finding's; otherwise the rule's
+    :meth:`~ArchitectureRule.measured_metric` says what ``value`` is. Another metric: the finding's
+    own measured on the changed network (:meth:`~ArchitectureRule.measure_as`) where the rule can;
+    else ``after`` is nan (null) and the note names the figure measured instead."""
+    if math.isnan(value):
+        return value, None  # nothing measured: verdict_note says why
+    part = _part(det)
+    other: str | None = None
+    severity = part.severity(after, thresholds)[1]
+    if severity is not None:
+        now = part.describe(severity, value, after, thresholds)
+        if now.metric == det.metric:
+            return now.value, None
+        other, value = now.metric, now.value
+    else:
+        other = part.measured_metric(after, thresholds)
+    if other is None or other == det.metric:
+        return value, None
+    same = part.measure_as(det.metric, after, thresholds)
+    if same is not None and not math.isnan(same):
+        return same, (f"after: {det.metric} on the changed network; the rule judges it by {other} instead "
+                      f"({value:.3g})")
+    return math.nan, (f"after: not measured, the changed network has no {det.metric} to give; the rule measured "
+                      f"it by {other} instead ({value:.3g})")
 
 
 def not_judged(code: str, value: float, after: SimulationResult) -> str | None:

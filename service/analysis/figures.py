@@ -222,7 +222,8 @@ class Readout:
         self._units: list[tuple[str, _Figures]] = []
         self._steps: list[tuple[tuple[str, int], int | None]] = []
         self._carried: list[tuple[tuple[str, int], list[int | None]]] = []
-        self._pending: list[tuple[tuple[str, int], list[torch.Tensor], torch.Tensor]] = []
+        self._pending: list[tuple[tuple[str, int], list[torch.Tensor], torch.Tensor,
+                                  list[tuple[torch.Tensor, torch.Tensor]]]] = []
         #: per weighted unit: its rows' keys and whether each row has a nonzero weight (duplicate_rows)
         self._rows: list[tuple[str, torch.Tensor, torch.Tensor]] = []
 
@@ -391,23 +392,32 @@ class Readout:
         """One time step's dL/dh_t of the recurrent (sub)layer ``key`` (0 where it got none)."""
         self._steps.append((key, self._norm(grad) if grad is not None else None))
 
-    def add_carried(self, key: tuple[str, int], steps: Sequence[torch.Tensor]) -> None:
+    def add_carried(self, key: tuple[str, int], steps: Sequence[torch.Tensor],
+                    state: Sequence[torch.Tensor | None] = ()) -> None:
         """The recurrent (sub)layer ``key``'s last step's gradient g = dL/dh_{T-1} carried back
         through its own recurrence alone: ||(dh_{T-1}/dh_t)^T g|| for every step t, g's own norm
         last. Where the loss reads only the last step this is dL/dh_t itself; where it reads every
         step (a pooled or per-step readout, a layer under another) dL/dh_t also holds what the loss
         and the layers above inject at each step, which hides how the recurrence itself carries a
-        gradient over time. Taken in :meth:`read`, once every other figure's tensors are held (the
+        gradient over time. ``state``: the last step's other carried state (an LSTM's cell
+        c_{T-1}), whose gradient the loss gives where it reads the final state (a seq2seq encoder
+        handing (h_n, c_n) to its decoder): carried back with g, it is part of what the recurrence
+        carries, so a layer read only at its final state carries exactly its dL/dh_t (modsweep43:
+        h alone, 0.0039 of it at step 0, read as "the loss reads more steps than the last").
+        Taken in :meth:`read`, once every other figure's tensors are held (the
         pass replaces the ``.grad`` of the tensors it runs through); needs the graph kept by the
         backward (``retain_graph``). A last step the loss reads nothing from gives none."""
         if len(steps) >= 3 and steps[-1].grad is not None and steps[-1].requires_grad:
-            self._pending.append((key, list(steps), steps[-1].grad))
+            others = [(s, s.grad) for s in state
+                      if s is not None and s.requires_grad and s.grad is not None]
+            self._pending.append((key, list(steps), steps[-1].grad, others))
 
     def _carry(self) -> None:
-        for key, steps, g in self._pending:
+        for key, steps, g, others in self._pending:
             earlier = [(i, h) for i, h in enumerate(steps[:-1]) if h.requires_grad]
             try:
-                grads = torch.autograd.grad(steps[-1], [h for _, h in earlier], grad_outputs=g,
+                grads = torch.autograd.grad([steps[-1], *(s for s, _ in others)], [h for _, h in earlier],
+                                            grad_outputs=[g, *(gs for _, gs in others)],
                                             retain_graph=True, allow_unused=True) if earlier else ()
             except RuntimeError:
                 continue  # a graph that cannot be run back twice: the findings judge dL/dh_t there

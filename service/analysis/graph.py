@@ -254,6 +254,9 @@ class UnrolledRNN(RecurrentStandIn):
         self.nonlinearity = (getattr(rnn, "nonlinearity", "tanh") if isinstance(rnn, nn.RNN)
                              else cell_of(rnn)[2])
         self.steps: dict[int, list[torch.Tensor]] = {}
+        #: an LSTM's last cell state c_{T-1} per sublayer, as c_n reads it: carried state beside h
+        #: (Readout.add_carried)
+        self.cells: dict[int, torch.Tensor] = {}
         self.probing = False
 
     def _weight(self, name: str) -> torch.Tensor | None:
@@ -273,6 +276,7 @@ class UnrolledRNN(RecurrentStandIn):
         if hx is not None:
             h0, c0 = hx if self.kind == "lstm" else (hx, None)
         self.steps = {}
+        self.cells = {}
         last_h: list[torch.Tensor] = []
         last_c: list[torch.Tensor] = []
         inp = seq
@@ -304,6 +308,12 @@ class UnrolledRNN(RecurrentStandIn):
                         h.retain_grad()
                     steps.append(h)
                 self.steps[index] = steps
+                if self.kind == "lstm" and c.requires_grad:
+                    # c_n's own copy: its gradient is what the loss reads of the final cell alone
+                    # (c_{T-1}'s own holds h_{T-1}'s path through it too, counted again by g)
+                    c = c.view_as(c)
+                    c.retain_grad()
+                    self.cells[index] = c
                 last_h.append(h)
                 last_c.append(c)
                 outs.append(torch.stack(steps[::-1] if direction else steps, 1))
@@ -1346,11 +1356,15 @@ def _expand_ellipsis(subscripts: list[str], produced_by: str, dims: list[int]) -
 _LAYOUT_STEPS = frozenset({
     "ExpandBackward0", "ViewBackward0", "UnsafeViewBackward0", "ReshapeAliasBackward0", "UnsqueezeBackward0",
     "SqueezeBackward0", "SqueezeBackward1", "SqueezeBackward2", "PermuteBackward0", "TransposeBackward0",
-    "TBackward0", "AliasBackward0", "CloneBackward0", "ToCopyBackward0"})
+    "TBackward0", "AliasBackward0", "CloneBackward0", "ToCopyBackward0", "RepeatBackward0"})
+#: Steps that join tensors: layout alone where every tensor joined is the same one, copies of it
+#: (``torch.cat([W] * batch)``, a 2017 capsule layer's batch tiling: what ``W.expand`` does by view)
+_COPY_STEPS = frozenset({"CatBackward0", "StackBackward0"})
 
 
 def _laid_out(t: torch.Tensor) -> torch.Tensor | None:
-    """The leaf ``t`` is made from by :data:`_LAYOUT_STEPS` alone (one chain, a few steps), or None."""
+    """The leaf ``t`` is made from by :data:`_LAYOUT_STEPS` alone (one chain, a few steps; copies
+    of one tensor joined, :data:`_COPY_STEPS`, are one link of it), or None."""
     node = t.grad_fn
     for _ in range(8):
         if node is None:
@@ -1358,9 +1372,11 @@ def _laid_out(t: torch.Tensor) -> torch.Tensor | None:
         variable = getattr(node, "variable", None)
         if variable is not None:
             return cast(torch.Tensor, variable)
-        if node.name() not in _LAYOUT_STEPS:
+        if node.name() not in _LAYOUT_STEPS | _COPY_STEPS:
             return None
         children = [child for child, _ in node.next_functions if child is not None]
+        if node.name() in _COPY_STEPS:
+            children = list({id(child): child for child in children}.values())
         if len(children) != 1:
             return None
         node = children[0]
@@ -2713,7 +2729,7 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
             for sub, hs in rec.module.steps.items():
                 for h in hs:
                     readout.add_step((rec.name, sub), h.grad)
-                readout.add_carried((rec.name, sub), hs)
+                readout.add_carried((rec.name, sub), hs, [rec.module.cells.get(sub)])
     for name, calls in looped.items():  # a layer called in a loop: its calls are time steps
         # up to the last step whose output the loss reads (a char-RNN whose head reads [x_t, h_{t-1}]
         # leaves the last step's new state unread): a step after it is no step back in time

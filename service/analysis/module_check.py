@@ -43,6 +43,7 @@ from gradhealth.analysis.check import (
     layers_with_weights,
     not_judged,
     optimizer_shown,
+    same_metric_after,
     seed_margin,
     still_nonfinite,
     summary_line,
@@ -157,9 +158,14 @@ _SATURATING = {"sigmoid", "tanh", "hardtanh", "hardsigmoid", "softplus", "glu"}
 #: A bias whose root mean square is this far from 0 is offered zeroed beside a saturation finding:
 #: PyTorch's default draws a layer's biases within 1/sqrt(fan_in), an RMS of 0.58 at fan-in 1
 _SATURATING_BIAS = 1.0
-NOT_REINITIALISED = ("not verified on this network: its forward computes layers with functions on "
-                     "parameters it holds (F.linear over a ParameterList), which the check does not "
-                     "re-initialise; make the change and check again")
+def not_reinitialised(names: list[str]) -> str:
+    """Why an init remedy is not verified where the forward computes layers with functions on
+    parameters it holds, naming those parameters: what this model has (a capsule layer's
+    ``x @ self.route_weights[...]``), not a stock example (modsweep43: "F.linear over a
+    ParameterList" said of a model with neither)."""
+    return ("not verified on this network: its forward computes layers with functions on parameters "
+            f"it holds ({first_few(names, 3)}, used directly in the forward, not by an nn.Linear/Conv module), "
+            "which the check does not re-initialise; make the change and check again")
 
 
 #: The layers a re-initialisation or a bias edit touches: transposed convolutions too (a generator's,
@@ -740,8 +746,11 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
         if bounded is not None:
             out.append((bounded, _bounded_cells_edit))
     # layers the forward computes with functions on its own parameters (F.linear over a
-    # ParameterList): the init edit re-draws modules' weights, so it is not simulated there
-    functions = any(u.pointer.startswith("function:") for u in result.units)
+    # ParameterList, a capsule layer's x @ self.route_weights): the init edit re-draws modules'
+    # weights, so it is not simulated there; the remedy names those parameters
+    functions = [u for u in result.units if u.pointer.startswith("function:")]
+    held = [u.pointer.removeprefix("function:") for u in functions if u.has_weights] \
+        or [u.pointer.removeprefix("function:") for u in functions]
     if code == "symmetric_weights":
         acts = {u.activation for u in det.units if u.activation} or acts
     if code in ("vanishing_gradient", "exploding_gradient", "nonfinite", "saturation", "dead_units", "symmetric_weights"):
@@ -753,7 +762,7 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
             remedy = R.init(scheme, "the Linear/Conv layers")
             remedy.change += f" {_BIASES_ZEROED}"
             if functions:
-                remedy.change += f" ({NOT_REINITIALISED})"
+                remedy.change += f" ({not_reinitialised(held)})"
             out.append((remedy, None if functions else _init_edit(scheme)))
         squashing = [u for u in det.units if u.activation in _SATURATING]
         # (a GLU's sigmoid gates its other half: a gate whatever reads it)
@@ -987,8 +996,11 @@ class _Verifier:
             judged, words, diverged = probed
             fixed = fixed and not diverged
             note = f"{note}; {words}" if note else words
+        shown, other = same_metric_after(det, value, after, self.thresholds)
+        if other:
+            note = f"{note}; {other}" if note else other
         remedy.verified = Verified(metric=det.metric, before=finite_or_none(det.value),
-                                   after=finite_or_none(value), fixed=fixed, side_effects=new, not_judged=unjudged,
+                                   after=finite_or_none(shown), fixed=fixed, side_effects=new, not_judged=unjudged,
                                    judged=judged, seeds=after.seeds, note=note)
         # (a verdict not judged measured nothing against it: left recommended, as an unverified one)
         remedy.recommended = (fixed or unjudged is not None) and not new

@@ -242,6 +242,18 @@ class ArchitectureRule(ABC):
         value = self.measure(result)
         return value, None if math.isnan(value) else self.assess(value, result, t)
 
+    def measured_metric(self, result: SimulationResult, t: Thresholds) -> str | None:
+        """The name of the figure :meth:`severity` gives on ``result``, for a rule that measures
+        networks of different kinds by different figures; None where it is always the one its
+        findings carry (a remedy's ``after`` is then that metric, :func:`.check.same_metric_after`)."""
+        return None
+
+    def measure_as(self, metric: str, result: SimulationResult, t: Thresholds) -> float | None:
+        """``metric``, one of the figures the rule measures networks by, on ``result`` whatever
+        figure :meth:`measure` takes there (a remedy's changed network, shown by its finding's
+        metric); None where the rule cannot give it."""
+        return None
+
     def decisive(self, result: SimulationResult, t: Thresholds) -> tuple[str, float] | None:
         """(name, value) of the figure the rule fires on where it is not :meth:`measure`'s metric
         (shown beside it in a remedy's verification); None where the metric is what is judged."""
@@ -847,6 +859,29 @@ class VanishingGradient(ArchitectureRule):
                 both = collapse.backward < t.vanishing_error and collapse.forward < t.vanishing_error
                 return (collapse.backward if math.isnan(value) else value), "error" if both else "warning"
         return value, severity
+
+    def measured_metric(self, result: SimulationResult, t: Thresholds) -> str | None:
+        value = self.measure(result)
+        live = live_seeds(result)[0]
+        if math.isnan(value) and signal_collapse(live, t.vanishing_warning) is not None:
+            return "output_grad_ratio_first_to_readout"  # (severity's figure where the ends give none)
+        if not _detached_on_path(live) and _starved(live, depth_ratio(live)[0]) is not None:
+            return "output_grad_ratio_least_to_last"
+        return "output_grad_ratio_first_to_last"
+
+    def measure_as(self, metric: str, result: SimulationResult, t: Thresholds) -> float | None:
+        live = live_seeds(result)[0]
+        if metric == "output_grad_ratio_least_to_last":
+            # the least reached of the middle layers a skip path goes around, starved or not
+            middle = starved_middle(live, warning=math.inf)
+            return middle.ratio if middle is not None else None
+        if metric == "output_grad_ratio_first_to_last" and not _detached_on_path(live):
+            ratio = depth_ratio(live)[0]
+            return ratio if math.isfinite(ratio) else None
+        if metric == "output_grad_ratio_first_to_readout":
+            collapse = signal_collapse(live, t.vanishing_warning)
+            return collapse.backward if collapse is not None else None
+        return None
 
     def decisive(self, result: SimulationResult, t: Thresholds) -> tuple[str, float] | None:
         result = live_seeds(result)[0]
@@ -3626,6 +3661,17 @@ class LargeUpdates(ArchitectureRule):
             return found[1] if found is not None else math.nan
         return max(_first_step(result)[0].values(), default=math.nan)
 
+    def measured_metric(self, result: SimulationResult, t: Thresholds) -> str | None:
+        return "lr_times_sharpness" if curvature_decides(result) else "max_update_ratio"
+
+    def measure_as(self, metric: str, result: SimulationResult, t: Thresholds) -> float | None:
+        if metric == "lr_times_sharpness":
+            found = curvature(result)
+            return found[1] if found is not None else None
+        if metric == "max_update_ratio":
+            return max(_first_step(result)[0].values(), default=None)
+        return None
+
     def decisive(self, result: SimulationResult, t: Thresholds) -> tuple[str, float] | None:
         found = curvature(result)
         if found is not None and not curvature_decides(result) and found[1] > found[2]:
@@ -4291,6 +4337,17 @@ class SymmetricWeights(ArchitectureRule):
         copies = duplicate_unit_layers(result)
         return copies[0][2] if copies else 0.0
 
+    def measured_metric(self, result: SimulationResult, t: Thresholds) -> str | None:
+        return "equal_weight_layers" if equal_weight_layers(result) else "duplicate_unit_fraction"
+
+    def measure_as(self, metric: str, result: SimulationResult, t: Thresholds) -> float | None:
+        if metric == "equal_weight_layers":
+            return float(len(equal_weight_layers(result)))  # (none: 0 layers of one value)
+        if metric == "duplicate_unit_fraction":
+            copies = duplicate_unit_layers(result)
+            return copies[0][2] if copies else 0.0
+        return None
+
     def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
         if equal_weight_layers(result):
             return "error" if value >= 1 else None
@@ -4488,6 +4545,50 @@ class OutputLossMismatch(ArchitectureRule):
         if k is not None:
             return float(k)  # the softmax's units, all tied to one sum (the evidence keeps the clip's share)
         return _silent_share(result)
+
+    def measured_metric(self, result: SimulationResult, t: Thresholds) -> str | None:
+        """:meth:`measure`'s figure on ``result``, branch by branch, as :meth:`describe` names it."""
+        if no_output_gradient(result):
+            return "silent_sample_fraction"
+        if result.squashed is not None or bounded_softmax_input(result) is not None:
+            return "unreachable_loss_fraction"
+        if simplex_regression_output(result) is not None:
+            return "unreachable_target_fraction"
+        if _relu_output(result) is not None:
+            return "clipped_output_fraction"
+        bounded = clipped_regression_output(result)
+        if bounded is not None and bounded.activation is not None:
+            return "unreachable_target_fraction"
+        if softmax_under_binary_loss(result) is not None:
+            return "softmax_units_under_binary_loss"
+        return "silent_sample_fraction"
+
+    def measure_as(self, metric: str, result: SimulationResult, t: Thresholds) -> float | None:
+        """Each figure on a network that may lack what it is about: none of it there is 0 (no
+        output squashed before a loss on logits sets no floor, a linear output clips nothing and
+        reaches every target)."""
+        silent = no_output_gradient(result)
+        if metric == "silent_sample_fraction":
+            return 1.0 if silent else _silent_share(result)
+        if silent:
+            return None  # no gradient reaches the output: a floor or a reach is no figure of it
+        if metric == "unreachable_loss_fraction":
+            if result.squashed is not None:
+                return unreachable_fraction(result.squashed, _second_squash(result), output_width(result) or 1)
+            before = bounded_softmax_input(result)
+            return unreachable_fraction(before, "softmax", output_width(result) or 1) if before is not None else 0.0
+        if metric == "clipped_output_fraction":
+            relu = _relu_output(result)
+            return 1.0 - float(np.nanmean(relu.values["active_fraction"])) if relu is not None else 0.0
+        if metric == "unreachable_target_fraction":
+            simplex = simplex_regression_output(result)
+            if simplex is not None:
+                return float(simplex_reach(result, *simplex)["value"])
+            bounded = clipped_regression_output(result)
+            if bounded is not None and bounded.activation is not None:
+                return unreachable_targets(result, bounded.activation)
+            return 0.0 if _relu_output(result) is None else None
+        return None
 
     def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
         if simplex_regression_output(result) is not None and not no_output_gradient(result):
