@@ -1209,9 +1209,15 @@ def _native_overflow(run: GraphRun, device: str | None) -> Detection | None:
 def _site_of(exc: BaseException) -> str | None:
     """``file:line (code)`` of the innermost frame of ``exc``'s traceback outside torch and this
     package: the user's line that raised (None where every frame is a library's)."""
+    return _user_site(traceback.extract_tb(exc.__traceback__))
+
+
+def _user_site(frames: traceback.StackSummary) -> str | None:
+    """``file:line (code)`` of the innermost of ``frames`` (outermost first) outside torch and this
+    package; None where every frame is a library's."""
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     torch_dir = os.path.dirname(os.path.abspath(torch.__file__))
-    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+    for frame in reversed(frames):
         path = os.path.abspath(frame.filename)
         if path.startswith((here + os.sep, torch_dir + os.sep)) or frame.filename.startswith("<"):
             continue
@@ -2419,15 +2425,7 @@ class _CutTracker(torch.overrides.TorchFunctionMode):
 
 def _user_line() -> str | None:
     """``file:line (code)`` of the innermost frame of the current stack outside torch and this package."""
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    torch_dir = os.path.dirname(os.path.abspath(torch.__file__))
-    for frame in reversed(traceback.extract_stack()):
-        path = os.path.abspath(frame.filename)
-        if path.startswith((here + os.sep, torch_dir + os.sep)) or frame.filename.startswith("<"):
-            continue
-        code = f" ({frame.line.strip()})" if frame.line else ""
-        return f"{os.path.basename(frame.filename)}:{frame.lineno}{code}"
-    return None
+    return _user_site(traceback.extract_stack())
 
 
 def gradient_cut(model: nn.Module, example_inputs: Any) -> tuple[str, str | None] | None:
