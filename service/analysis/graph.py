@@ -2204,16 +2204,26 @@ def _through_views(fn: Any, depth: int = 8) -> Any:
 #: Autograd nodes that join tensors: a decoder's per-step outputs, each from the same head, joined
 #: with ``torch.cat`` or ``torch.stack`` (the PyTorch seq2seq tutorial's decoder loop)
 _JOIN_NODES = ("CatBackward0", "StackBackward0")
+#: Indexing that picks rows or steps out of an output (``torch.cat(outs, dim=1)[0]``, ``out[:, -1]``):
+#: a squash over the last dimension stays whole in what it picks; one over a dimension the pick cut
+#: is told by the squash's own result no longer matching the output's width (:func:`_over_last_of_own`)
+_PICK_NODES = ("SelectBackward0", "SliceBackward0")
 
 
 def final_nodes(fn: Any, depth: int = 3) -> list[Any]:
     """The autograd nodes that make a tensor's values last, past reshapes and views
     (:func:`_through_views`) and through joins of several tensors (:data:`_JOIN_NODES`): one node for a
     plain output, one per step for outputs computed in a loop and joined with ``torch.cat`` or
-    ``torch.stack``, each past its own views. A squash that ends every part ends the whole output
+    ``torch.stack``, each past its own views, and past an index that picks rows or steps out of the
+    joined output (:data:`_PICK_NODES`). A squash that ends every part ends the whole output
     (``F.log_softmax`` applied at each decoder step, then concatenated), which a check of the last
     node alone reads as no squash at all (modsweep43 ipsum_transformer_list)."""
     fn = _through_views(fn)
+    for _ in range(8):  # an index into the joined output: a row or a step picked out keeps its rows whole
+        nxt = [f for f, _ in fn.next_functions if f is not None] if fn is not None else []
+        if type(fn).__name__ not in _PICK_NODES or len(nxt) != 1:
+            break
+        fn = _through_views(nxt[0])
     if fn is None or depth == 0 or type(fn).__name__ not in _JOIN_NODES:
         return [fn]
     parts = [f for f, _ in fn.next_functions if f is not None]

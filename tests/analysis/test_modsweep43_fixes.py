@@ -106,6 +106,31 @@ def test_log_softmax_per_step_joined_by_cat_is_an_output_loss_mismatch_under_mse
     assert "output_loss_mismatch" not in {f.code for f in doc.findings}
 
 
+class _PickedStepHead(_StepHead):
+    """The same loop over one sequence given as [T, 20], batched as one, its first (only) row picked
+    out of the joined steps (``torch.cat(outs, dim=1)[0]``: a toy transformer's training forward)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [T, 20] -> [T, 5]
+        x = x[None]
+        outs = []
+        for t in range(x.shape[1]):
+            logits = self.b(torch.relu(self.a(x[:, t])))
+            outs.append((F.log_softmax(logits, dim=-1) if self.squash == "log_softmax" else logits)[:, None])
+        return torch.cat(outs, dim=1)[0]
+
+
+def test_log_softmax_per_step_picked_out_of_the_join_is_still_the_outputs_squash() -> None:
+    x = torch.randn(128, 20, generator=torch.Generator().manual_seed(0))
+    out = _PickedStepHead("log_softmax")(x)
+    # independent: the rows picked out are still log-probabilities
+    assert torch.allclose(out.exp().sum(-1), torch.ones(len(out)), atol=1e-5)
+    doc = gradhealth.check_module(_PickedStepHead("log_softmax"), x, loss="mse", targets=_one_hot(128), seeds=1,
+                                  verify=False)
+    assert {f.code: f.severity for f in doc.findings}.get("output_loss_mismatch") == "error", doc.summary
+    doc = gradhealth.check_module(_PickedStepHead("none"), x, loss="mse", targets=_one_hot(128), seeds=1, verify=False)
+    assert "output_loss_mismatch" not in {f.code for f in doc.findings}
+
+
 class _ListBlocks(nn.Module):
     """Three Linear blocks kept in a plain Python list (not nn.ModuleList), and a registered head."""
 
