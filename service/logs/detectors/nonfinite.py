@@ -106,9 +106,9 @@ def _in_run(run: RunLog, t: LogThresholds) -> list[Finding]:
     if run.first("loss") is None and run.first("grad_norm") is None and all(_evaluated(h[1]) for h in hits):
         return [_evaluation_without_training(run, hits)]
     layers = sorted({h[1].layer for h in hits if h[1].layer})
-    kind = "NaN" if np.isnan(first.values[np.argmax(~np.isfinite(first.values))]) else "Inf"
+    kind = _first_kind(first)
     beside = list(dict.fromkeys(h[1].name for h in hits[1:] if h[0] == step and h[1].name != first.name))
-    note = (f" (and in {', '.join(beside[:5])}{f' and {len(beside) - 5} more' if len(beside) > 5 else ''} "
+    note = (f" (and in {first_few(beside)} "
             f"at the same {first.unit})" if beside else "")
     loss = run.first("loss")
     if first.role == "grad_norm" and loss is not None and np.all(np.isfinite(loss.values)):
@@ -530,13 +530,18 @@ def _evaluation_finding(loss: Series, hits: list[tuple[float, Series, int]], ser
         [guard] if recovered else [R.check_evaluation_data(first.name, str(_num(bad_steps[0]))), guard])
 
 
+def _first_kind(s: Series) -> str:
+    """``NaN`` or ``Inf``: what ``s``'s first non-finite point is."""
+    return "NaN" if np.isnan(s.values[np.argmax(~np.isfinite(s.values))]) else "Inf"
+
+
 def _evaluation_without_training(run: RunLog, hits: list[tuple[float, Series, int]]) -> Finding:
     """NaN/Inf in evaluated series of a log that holds no training loss and no gradient norm (a
     validation writer's file alone): an error, as a void evaluation is, but not said to be the
     updates': the training loss is what tells a diverged run from an evaluation that breaks alone,
     and the finding says where the format keeps it."""
     step, first, _ = hits[0]
-    kind = "NaN" if np.isnan(first.values[np.argmax(~np.isfinite(first.values))]) else "Inf"
+    kind = _first_kind(first)
     series = list(dict.fromkeys(h[1].name for h in hits))
     return finding(
         "nonfinite", "error",
