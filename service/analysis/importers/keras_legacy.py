@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from gradhealth.analysis.importers import ModelError
+from gradhealth.analysis.importers import ModelError, keras_walk
 
 __all__ = ["CUDNN_GATES", "cudnn_config", "cudnn_weight_arrays", "is_keras1", "keras1_config", "keras1_weight_arrays"]
 
@@ -109,20 +109,10 @@ def is_keras1(model: Any) -> bool:
     return any(_keras1_layer(cls, cfg) for cls, cfg in _entries(model))
 
 
-def _entries(value: Any, depth: int = 0) -> list[tuple[str, dict[str, Any]]]:
+def _entries(value: Any) -> list[tuple[str, dict[str, Any]]]:
     """Every ``(class_name, config)`` in ``value`` (layers, wrapped layers, nested models)."""
-    out: list[tuple[str, dict[str, Any]]] = []
-    if depth > 64:
-        return out
-    if isinstance(value, list):
-        for v in value:
-            out += _entries(v, depth + 1)
-    elif isinstance(value, dict):
-        if isinstance(value.get("class_name"), str) and isinstance(value.get("config"), dict):
-            out.append((value["class_name"], value["config"]))
-        for v in value.values():
-            out += _entries(v, depth + 1)
-    return out
+    return [(d["class_name"], d["config"]) for d in keras_walk.dicts(value)
+            if isinstance(d.get("class_name"), str) and isinstance(d.get("config"), dict)]
 
 
 def _keras1_layer(cls: str, cfg: dict[str, Any]) -> bool:
@@ -361,32 +351,21 @@ def cudnn_config(model: Any) -> Any:
 
     A constant bias initializer (``Zeros``, ``Ones``, ``Constant``) is doubled: the CuDNN layer
     draws the input's and the recurrent's bias from it and adds them."""
-    if not any(cls in _CUDNN for cls, _ in _entries(model)):
-        return model
-    out = copy.deepcopy(model)
-    _convert_cudnn(out, 0)
-    return out
+    return keras_walk.rewritten(model, _is_cudnn, _convert_cudnn)
 
 
-def _convert_cudnn(value: Any, depth: int) -> None:
-    if depth > 64:
-        return
-    if isinstance(value, list):
-        for v in value:
-            _convert_cudnn(v, depth + 1)
-        return
-    if not isinstance(value, dict):
-        return
-    cls, cfg = value.get("class_name"), value.get("config")
-    if isinstance(cls, str) and cls in _CUDNN and isinstance(cfg, dict):
-        new_cls, fixed = _CUDNN[cls]
-        value["class_name"] = new_cls
-        cfg.update({"activation": "tanh", "recurrent_activation": "sigmoid", "use_bias": True,
-                    "dropout": 0.0, "recurrent_dropout": 0.0, **fixed, "_cudnn": cls})
-        cfg["bias_initializer"] = _doubled(cfg.get("bias_initializer"))
-        return
-    for v in value.values():
-        _convert_cudnn(v, depth + 1)
+def _is_cudnn(value: dict[str, Any]) -> bool:
+    cls = value.get("class_name")
+    return isinstance(cls, str) and cls in _CUDNN and isinstance(value.get("config"), dict)
+
+
+def _convert_cudnn(value: dict[str, Any]) -> None:
+    cls, cfg = value["class_name"], value["config"]
+    new_cls, fixed = _CUDNN[cls]
+    value["class_name"] = new_cls
+    cfg.update({"activation": "tanh", "recurrent_activation": "sigmoid", "use_bias": True,
+                "dropout": 0.0, "recurrent_dropout": 0.0, **fixed, "_cudnn": cls})
+    cfg["bias_initializer"] = _doubled(cfg.get("bias_initializer"))
 
 
 def _doubled(init: Any) -> Any:

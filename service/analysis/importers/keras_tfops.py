@@ -17,8 +17,9 @@ dropped before, which left the first block of a transformer unread and uncounted
 
 from __future__ import annotations
 
-import copy
 from typing import Any
+
+from gradhealth.analysis.importers import keras_walk
 
 __all__ = ["OP_CLASSES", "OPS_READ", "tf_op_config", "unmapped_functions"]
 
@@ -155,51 +156,31 @@ def tf_op_config(model: Any) -> Any:
     computes rewritten as that layer (a new dict; ``model`` itself where it has none). The layer
     keeps its name and gets ``_tf_function`` (the op's name) in its config; an op mapped to none
     keeps its class, its operands listed as inbound tensors."""
-    if not _has_ops(model, 0):
-        return model
-    out = copy.deepcopy(model)
-    _convert(out, 0)
-    return out
+    return keras_walk.rewritten(model, _is_op, _convert)
 
 
-def _has_ops(value: Any, depth: int) -> bool:
-    if depth > 64:
-        return False
-    if isinstance(value, list):
-        return any(_has_ops(v, depth + 1) for v in value)
-    if isinstance(value, dict):
-        return value.get("class_name") in OP_CLASSES or any(_has_ops(v, depth + 1) for v in value.values())
-    return False
+def _is_op(value: dict[str, Any]) -> bool:
+    cls = value.get("class_name")
+    return (isinstance(cls, str) and cls in OP_CLASSES and isinstance(value.get("config"), dict)
+            and isinstance(value.get("inbound_nodes"), list))
 
 
-def _convert(value: Any, depth: int) -> None:
-    if depth > 64:
+def _convert(value: dict[str, Any]) -> None:
+    cfg, nodes = value["config"], value["inbound_nodes"]
+    function = str(cfg.get("function") or "")
+    mapped = _mapped(function, nodes[0]) if len(nodes) == 1 and value["class_name"] == "TFOpLambda" else None
+    cfg["_tf_function"] = function
+    if mapped is None:
+        # refused by its class; every tensor it reads listed (a kwargs operand too), so the
+        # layers before it are reached and named with it
+        refs = [r for node in nodes for r in _refs(node) if r[0] != "_CONSTANT_VALUE"]
+        value["inbound_nodes"] = [[[*r, {}] for r in refs]] if refs else nodes
         return
-    if isinstance(value, list):
-        for v in value:
-            _convert(v, depth + 1)
-        return
-    if not isinstance(value, dict):
-        return
-    cfg, nodes = value.get("config"), value.get("inbound_nodes")
-    if value.get("class_name") in OP_CLASSES and isinstance(cfg, dict) and isinstance(nodes, list):
-        function = str(cfg.get("function") or "")
-        mapped = _mapped(function, nodes[0]) if len(nodes) == 1 and value["class_name"] == "TFOpLambda" else None
-        cfg["_tf_function"] = function
-        if mapped is None:
-            # refused by its class; every tensor it reads listed (a kwargs operand too), so the
-            # layers before it are reached and named with it
-            refs = [r for node in nodes for r in _refs(node) if r[0] != "_CONSTANT_VALUE"]
-            value["inbound_nodes"] = [[[*r, {}] for r in refs]] if refs else nodes
-            return
-        cls, fields, node = mapped
-        value["class_name"] = cls
-        value["config"] = {"name": cfg.get("name", value.get("name")), "trainable": cfg.get("trainable", True),
-                           "dtype": cfg.get("dtype"), **fields, "_tf_function": function}
-        value["inbound_nodes"] = node
-        return
-    for v in value.values():
-        _convert(v, depth + 1)
+    cls, fields, node = mapped
+    value["class_name"] = cls
+    value["config"] = {"name": cfg.get("name", value.get("name")), "trainable": cfg.get("trainable", True),
+                       "dtype": cfg.get("dtype"), **fields, "_tf_function": function}
+    value["inbound_nodes"] = node
 
 
 def unmapped_functions(functions: list[str]) -> str:
