@@ -39,7 +39,8 @@ class ApiError(GradHealthError):
     """An HTTP-level error raised by the API layer itself (not by the analysis core)."""
 
     def __init__(self, status: int, code: str, detail: str, headers: dict[str, str] | None = None, *,
-                 parameter: str | None = None, pointer: str | None = None, item: str | None = None) -> None:
+                 parameter: str | None = None, pointer: str | None = None, item: str | None = None,
+                 each: Sequence[tuple[str, str]] = ()) -> None:
         super().__init__(detail)
         self.status = status
         self.code = code
@@ -50,10 +51,14 @@ class ApiError(GradHealthError):
         self.parameter = parameter
         self.pointer = pointer
         self.item = item
+        #: several places at once, ``(parameter, detail)`` each: one ``errors[]`` item per parameter
+        self.each = tuple(each)
 
     def to_problem(self) -> dict[str, object]:
         body = super().to_problem()
-        if "errors" not in body or self.parameter is not None:  # (its item's detail leaves the place out)
+        if self.each:
+            body["errors"] = [{"pointer": None, "parameter": p, "detail": d} for p, d in self.each]
+        elif "errors" not in body or self.parameter is not None:  # (its item's detail leaves the place out)
             body["errors"] = [{"pointer": self.pointer, "parameter": self.parameter, "detail": self.item or self.detail}]
         return body
 

@@ -241,3 +241,13 @@ def test_a_repeated_report_parameter_is_a_422_naming_it(app, queued, query):
     detail = problem(app.get(f"/v1/jobs/{queued}/report?{query}"), 422)["detail"]
     name = query.split("=")[0]
     assert detail.startswith(f"query.{name}: given 2 times")
+
+
+def test_each_unknown_field_is_its_own_error_item_naming_it(app):
+    """newuser15: two unknown form fields gave one errors[] item with parameter null; a generated
+    client maps each item's parameter to a form field."""
+    body = (part("file", CSV, '; filename="m.csv"') + part("note", b"x") + part("sedes", b"3")
+            + b"--XyZ--\r\n")
+    errors = problem(multipart(app, body, "/v1/checks/model"), 422)["errors"]
+    assert [e["parameter"] for e in errors] == ["note", "sedes"]
+    assert "did you mean 'seeds'?" in errors[1]["detail"] and "allowed: " in errors[0]["detail"]

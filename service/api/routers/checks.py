@@ -24,10 +24,10 @@ from starlette.concurrency import run_in_threadpool
 
 from gradhealth import devices
 from gradhealth.analysis.plan import make_plan
-from gradhealth.analysis.spec import load_spec_text, parse_spec
+from gradhealth.analysis.spec import field_hint, load_spec_text, parse_spec, unknown_field_words
 from gradhealth.api.bodies import DuplicateKey, strict_loads
 from gradhealth.api.deps import CallerDep, SettingsDep
-from gradhealth.api.problems import ApiError
+from gradhealth.api.problems import ApiError, echo_id
 from gradhealth.api.routers.jobs import job_response, to_read
 from gradhealth.api.schemas import (
     QUEUE_FULL,
@@ -483,7 +483,9 @@ def _refuse_unknown_fields(form: Any, allowed: tuple[str, ...]) -> None:
     unknown = sorted({k for k in form if k != "file" and k not in allowed})
     if unknown:
         takes = f"use {', '.join(allowed)}" if allowed else "this endpoint takes only the part `file`"
-        raise ApiError(422, "invalid_option", f"unknown fields: {', '.join(unknown)[:200]}; {takes}")
+        raise ApiError(422, "invalid_option", f"unknown fields: {', '.join(unknown)[:200]}; {takes}",
+                       each=[(echo_id(name[:40]), unknown_field_words(field_hint(name, allowed), ("file", *allowed), 12))
+                             for name in unknown[:20]])
 
 
 async def _receive_upload(request: Request, folder: Path, filename: str | None, max_bytes: int) -> _Upload:
