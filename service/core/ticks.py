@@ -95,6 +95,24 @@ def tick() -> None:
         ticker()
 
 
+@contextmanager
+def share(low: float, high: float) -> Iterator[None]:
+    """Within the block, :func:`advance` moves through parts ``low`` to ``high`` (0..1) of the active
+    :func:`ticking` block's span: one file of a folder's, its bytes of the folder's (a second file's
+    reader advancing from 0 would otherwise find the bar at the first one's end already)."""
+    ticker = getattr(_local, "ticker", None)
+    if ticker is None:
+        yield
+        return
+    outer = ticker.low, ticker.high
+    span = outer[1] - outer[0]
+    ticker.low, ticker.high = outer[0] + low * span, outer[0] + high * span
+    try:
+        yield
+    finally:
+        ticker.low, ticker.high = outer
+
+
 def advance(part: float) -> None:
     """:func:`tick`, where the long step knows how far it is: ``part`` (0..1) of the active
     :func:`ticking` block's work done (bytes read of a file's size, rules run of the rules)."""

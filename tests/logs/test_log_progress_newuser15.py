@@ -36,3 +36,23 @@ def test_a_log_check_s_progress_moves_with_bytes_read_and_rules_run(tmp_path, mo
     for f in diagnosing:
         k = (f - 0.7) / 0.3 * total
         assert abs(k - round(k)) < 1e-6 and 0 <= round(k) < total, (f, k)
+
+
+def test_an_event_file_s_reading_moves_with_its_records(tmp_path, monkeypatch):
+    """An event file of TF2 tensor scalars (decoded record by record) reported one fraction while
+    it was read; its records now move the reading stage, 0.05 -> 0.7, never backwards."""
+    from tests.logs.readers.test_tensorboard import file_version_event, tensor_event, write_records
+
+    monkeypatch.setattr(ticks, "TICK_S", 0.0)
+    n = 3000
+    payloads = [file_version_event()] + [tensor_event("loss", i, float_val=[2.0 / (1 + i / 100)], dims=())
+                                         for i in range(n)]
+    path = write_records(tmp_path / "events.out.tfevents.1.host", payloads)
+    seen: list[tuple[float, str]] = []
+    run_log_check(path, progress=lambda f, stage: seen.append((f, stage)))
+    reading = [f for f, stage in seen if stage == "reading the log"]
+    assert reading == sorted(reading)
+    # every record one tick: the fractions spread over the stage's second half (0.375..0.7)
+    distinct = sorted(set(reading))
+    assert len(distinct) > n // 2, distinct[:5]
+    assert distinct[-1] > 0.69 and any(0.38 < f < 0.45 for f in distinct), distinct[-3:]

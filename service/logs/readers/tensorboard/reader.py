@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 
 from gradhealth.core import ticks
-from gradhealth.core.ticks import tick
 from gradhealth.errors import LogError, UploadTooLarge
 from gradhealth.logs.axis import mark_epochs
 from gradhealth.logs.readers.registry import ReadLimits
@@ -83,6 +82,9 @@ def _read_events(data: bytes, source: str, name: str, limits: ReadLimits) -> Run
     if not len(starts):
         raise LogError(warnings[0].message if warnings else f"{name}: no complete TFRecord in the file")
 
+    # the bar (a job's): framing and CRCs are vectorised, the events that are not plain scalars one by one
+    ticks.advance(0.2)
+
     # 2. payload CRCs
     crc_ok = payload_crcs_ok(buf, starts, lengths)
     bad = np.flatnonzero(~crc_ok)
@@ -113,9 +115,10 @@ def _read_events(data: bytes, source: str, name: str, limits: ReadLimits) -> Run
     del tag_start, tag_len
     decoder = EventDecoder(tag_ids)
     bad_events = 0
+    ticks.advance(0.5)
     for i in range(len(starts)):
         if ticks.armed:  # one attribute read a record where no job runs (the CLI)
-            tick()
+            ticks.advance(0.5 + 0.5 * i / len(starts))
         s, ln = int(starts[i]), int(lengths[i])
         try:
             decoder.event(data, s + 12, s + 12 + ln, int(index[i]))
