@@ -621,6 +621,19 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
         where_called = det.evidence.get("called_at")
         shown = where_called or det.evidence.get("node")
         out.append((R.domain_guard(op, shown, guarded_code(op), guard_note(op)), Guard(op.lower(), where_called)))
+    if isinstance(op, str) and op in _EXPONENTIAL:
+        # an exponential overflows whatever the init (its explanation says why): replaced, or its
+        # input bounded where a positive value is the point; a call in forward, so not re-simulated
+        shown = det.evidence.get("called_at") or det.evidence.get("node") or where
+        fn = "exp" if op == "exponential" else op  # (Keras' activation name)
+        swap = R.relu_family_activation(shown, "relu")
+        swap.change = (f"replace {op} at {shown} with relu (kaiming_normal init) where it is a hidden "
+                       f"activation; where a positive value is what it is for, bound its input first "
+                       f"({fn}(x.clamp(max=20))) or use softplus")
+        swap.snippet = (f"x = torch.relu(x)                    # a hidden activation, was {op}(x)\n"
+                        f"y = torch.{fn}(x.clamp(max=20.0))  # a positive output: its input bounded\n"
+                        "y = F.softplus(x)                    # or softplus, which grows linearly")
+        out.append((swap, None))
     if code == "output_loss_mismatch" and simplex_regression_output(result) is not None \
             and det.evidence.get("metric") == "unreachable_target_fraction":
         # a softmax (log_softmax) head under a regression loss: a linear output, re-simulated where
@@ -1111,12 +1124,28 @@ def _located(det: Detection, run: GraphRun, device: str | None) -> Detection:
     elif backward:
         explanation = (f"The first NaN/Inf on the way back is made by {made}{at} from finite gradients; "
                        "every gradient before it is then NaN/Inf and training cannot proceed.")
+    elif op in _EXPONENTIAL:
+        # peersweep18 (Keras activation="exponential"): He-scaled weights overflow too, since exp's
+        # output scale is exponential in its input's; "weights far too large" sent users to the init
+        explanation = (f"The first NaN/Inf is made by {op}{at} from finite inputs: its result overflowed "
+                       "the float range, as an exponential does once its input passes a few dozen (exp: 88 in float32, 709 in "
+                       "float64). An exponential raises the scale of what it feeds exponentially in its "
+                       "input's (E[exp(2x)] = exp(2 var x) for a zero-mean Gaussian x), so exps in a stack "
+                       "overflow whatever the initialisation. Use a ReLU-family or bounded activation in "
+                       "hidden layers, and where a positive output is needed bound the input first "
+                       "(torch.exp(x.clamp(max=20)), softplus) or stay in log space (log_softmax, "
+                       "logsumexp); every later number is then NaN/Inf and training cannot proceed.")
     else:
         explanation = (f"The first NaN/Inf is made by {op}{at} from finite inputs: its result overflowed "
                        "the float range, so the weights or activations before it are far too large "
                        "(an initialisation or learning rate too large, no normalisation); every later "
                        "number is then NaN/Inf and training cannot proceed.")
     return dataclasses.replace(det, summary=summary, explanation=explanation, evidence=evidence)
+
+
+#: Operations whose result is exponential in their input: they overflow the float range from inputs
+#: of a few dozen, whatever the weights' scale.
+_EXPONENTIAL = frozenset({"exp", "exp2", "expm1", "sinh", "cosh", "exponential"})
 
 
 def _own_dtype_overflow(det: Detection, run: GraphRun, result: SimulationResult, *,
