@@ -63,6 +63,14 @@ class ApiError(GradHealthError):
         return body
 
 
+def bad_cursor() -> ApiError:
+    """422 ``invalid_cursor``: a page's ``?cursor=`` that no list of this service returned (every
+    paged list says it alike, naming the parameter: newuser16 #6 found it null)."""
+    return ApiError(422, "invalid_cursor", "query.cursor: not a cursor this service returned; start again "
+                    "without it", parameter="query.cursor", item="not a cursor this service returned; start "
+                    "again without it")
+
+
 #: How much of an id from the path a message echoes: ids are 32 hex characters or so.
 ID_CHARS = 64
 

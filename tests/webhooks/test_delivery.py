@@ -114,6 +114,7 @@ def test_the_delivery_log_pages_newest_first(hooks_api: Api) -> None:
     assert seen == [4, 3, 2, 1, 0] and len(ids) == 5
     bad = hooks_api.get(f"/v1/webhooks/{hook['id']}/deliveries", params={"cursor": "nonsense"}, headers=BOB)
     assert bad.status_code == 422
+    assert [e["parameter"] for e in bad.json()["errors"]] == ["query.cursor"]  # (newuser16 #6: null)
     hooks_api.delete(f"/v1/webhooks/{hook['id']}", headers=BOB)
 
 

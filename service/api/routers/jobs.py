@@ -14,7 +14,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from gradhealth.api.deps import CallerDep, SessionDep, SettingsDep
-from gradhealth.api.problems import ApiError, echo_id
+from gradhealth.api.problems import ApiError, bad_cursor, echo_id
 from gradhealth.api.schemas import (
     RATE_LIMITED,
     EventStreamResponse,
@@ -138,8 +138,7 @@ def list_jobs(session: SessionDep, caller: CallerDep,
     try:
         page = store.list_jobs(session, owner=caller.name, status=status, kind=kind, cursor=cursor, limit=limit)
     except (ValueError, UnicodeDecodeError):
-        raise ApiError(422, "invalid_cursor", "cursor is not one this service returned; "
-                       "start again without it") from None
+        raise bad_cursor() from None
     return JobPage(items=[JobSummary(**summary_fields(r)) for r in page.jobs], next_cursor=page.next_cursor)
 
 

@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from gradhealth.api.bodies import JsonBodyDep
 from gradhealth.api.deps import CallerDep, SessionDep, SettingsDep
-from gradhealth.api.problems import ApiError, echo_id
+from gradhealth.api.problems import ApiError, bad_cursor, echo_id
 from gradhealth.api.routers.checks import refuse_undecoded
 from gradhealth.api.routers.jobs import (
     BAD_LAST_EVENT_ID,
@@ -425,7 +425,7 @@ def _after_point(cursor: str) -> tuple[str, float]:
             return metric, float(step)
     except (ValueError, TypeError, UnicodeError):
         pass
-    raise ApiError(422, "invalid_cursor", "query.cursor: not a cursor this service returned; start again without it")
+    raise bad_cursor()
 
 
 @router.get("/{run_id}/points", response_model=RunPointsPage, summary="A run's stored points, page by page",
@@ -559,8 +559,7 @@ def list_runs(session: SessionDep, caller: CallerDep,
         page = store.list_runs(session, owner=caller.name, status=status, cursor=cursor, limit=limit, stale=stale,
                                cutoff=cutoff)
     except (ValueError, UnicodeDecodeError):
-        raise ApiError(422, "invalid_cursor", "cursor is not one this service returned; "
-                       "start again without it") from None
+        raise bad_cursor() from None
     return RunPage(items=[RunSummary(**_summary(r, cutoff)) for r in page.runs], next_cursor=page.next_cursor)
 
 

@@ -12,7 +12,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from gradhealth.api.bodies import JsonBodyDep
 from gradhealth.api.deps import CallerDep, SessionDep, SettingsDep
-from gradhealth.api.problems import ApiError, echo_id
+from gradhealth.api.problems import ApiError, bad_cursor, echo_id
 from gradhealth.api.schemas import RATE_LIMITED, Problem
 from gradhealth.db.models import WebhookDeliveryRow, WebhookRow
 from gradhealth.errors import Problem as Located
@@ -257,8 +257,7 @@ def list_deliveries(webhook_id: str, session: SessionDep, caller: CallerDep,
     try:
         page = registry.deliveries(session, webhook_id, cursor=cursor, limit=limit)
     except (ValueError, UnicodeDecodeError):
-        raise ApiError(422, "invalid_cursor", "cursor is not one this service returned; "
-                       "start again without it") from None
+        raise bad_cursor() from None
     return DeliveryPage(items=[_delivery(r) for r in page.items], next_cursor=page.next_cursor)
 
 
