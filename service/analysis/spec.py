@@ -101,7 +101,9 @@ InitScheme = Literal[
     "default", "normal", "uniform", "xavier_normal", "xavier_uniform",
     "kaiming_normal", "kaiming_uniform", "he_normal", "he_uniform",
     "lecun_normal", "orthogonal", "zeros", "variance_scaling", "truncated_normal", "identity",
+    "glorot_normal", "glorot_uniform",
 ]
+
 BiasScheme = Literal["default", "zeros", "constant", "normal"]
 #: mae and huber (delta 1) are regression losses against a standard-normal target, as mse.
 LossType = Literal["cross_entropy", "mse", "sum", "binary_cross_entropy", "mae", "huber"]
@@ -174,6 +176,13 @@ class InitSpec(_Strict):
         "recurrent layers: initialise the gates' stacked weight as one matrix (Keras' "
         "convention) instead of each gate's block; transformer_encoder: the attention's packed "
         "query/key/value projection as one matrix (PyTorch's convention) instead of three"))
+
+    @field_validator("scheme", mode="after")
+    @classmethod
+    def _keras_glorot(cls, scheme: str) -> str:
+        # Keras' names for the Glorot inits are the xavier_* schemes (newuser16 #4: he_normal was
+        # accepted and Keras' own default, glorot_uniform, refused)
+        return _VALUE_ALIASES["scheme"].get(scheme, scheme)
 
     @model_validator(mode="after")
     def _needs_parameters(self) -> InitSpec:

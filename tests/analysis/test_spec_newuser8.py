@@ -56,7 +56,7 @@ BASE = {"input": {"shape": [8]}, "batch_size": 4, "loss": {"type": "mse"}}
     ({"activation": "logistic"}, {}, "/layers/0/activation", "did you mean 'sigmoid'?"),
     ({"init": {"scheme": "kaiming"}}, {}, "/layers/0/init/scheme",
      "did you mean 'kaiming_normal' or 'kaiming_uniform'?"),
-    ({"init": "glorot_uniform"}, {}, "/layers/0/init", "did you mean 'xavier_uniform'?"),
+    ({"init": "glorot_unifrom"}, {}, "/layers/0/init", "did you mean 'glorot_uniform' or 'glorot_normal'?"),
     ({}, {"loss": {"type": "crossentropy"}}, "/loss/type", "did you mean 'cross_entropy'?"),
     ({}, {"loss": {"type": "bce"}}, "/loss/type", "did you mean 'binary_cross_entropy'?"),
     ({}, {"optimizer": {"type": "sgdd", "lr": 0.1}}, "/optimizer/type", "did you mean 'sgd'?"),
@@ -76,3 +76,12 @@ def test_a_value_near_nothing_gets_no_guess():
     with pytest.raises(SpecError) as caught:
         parse_spec({**BASE, "layers": [{"type": "linear", "out_features": 2, "activation": "zzzz"}]})
     assert "did you mean" not in str(caught.value)
+
+
+@pytest.mark.parametrize("keras, ours", [("glorot_uniform", "xavier_uniform"), ("glorot_normal", "xavier_normal")])
+def test_keras_glorot_names_are_the_xavier_inits(keras, ours):
+    """newuser16 #4: he_normal was accepted and Keras' own default, glorot_uniform, refused; both
+    Glorot names now read as the xavier_* scheme (the same variance, 2 / (fan_in + fan_out))."""
+    for init in (keras, {"scheme": keras}):
+        spec = parse_spec({**BASE, "layers": [{"type": "linear", "out_features": 2, "init": init}]})
+        assert spec.layers[0].init.scheme == ours
