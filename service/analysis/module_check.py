@@ -42,6 +42,7 @@ from gradhealth.analysis.check import (
     judged_figure,
     layers_with_weights,
     not_judged,
+    nothing_to_measure,
     optimizer_shown,
     same_metric_after,
     seed_margin,
@@ -987,8 +988,9 @@ class _Verifier:
             return None
         value, fixed, new = self.judge(det, before, after, self.thresholds)
         unjudged = not_judged(det.code, value, after)
+        unmeasured = nothing_to_measure(det, value, after, self.thresholds)
         judged = judged_figure(det, self.result, after, self.thresholds)
-        note = verdict_note(value, fixed, det.code, after, self.thresholds)
+        note = unmeasured or verdict_note(value, fixed, det.code, after, self.thresholds)
         probed = self.probe(det, change)
         if probed is not None:
             # a new rate past which the run diverged, or trained in the catapult regime: judged on
@@ -1001,9 +1003,10 @@ class _Verifier:
             note = f"{note}; {other}" if note else other
         remedy.verified = Verified(metric=det.metric, before=finite_or_none(det.value),
                                    after=finite_or_none(shown), fixed=fixed, side_effects=new, not_judged=unjudged,
-                                   judged=judged, seeds=after.seeds, note=note)
-        # (a verdict not judged measured nothing against it: left recommended, as an unverified one)
-        remedy.recommended = (fixed or unjudged is not None) and not new
+                                   not_measured=unmeasured, judged=judged, seeds=after.seeds, note=note)
+        # (a verdict not judged, or with nothing to measure, measured nothing against it: left
+        # recommended, as an unverified one)
+        remedy.recommended = (fixed or unjudged is not None or unmeasured is not None) and not new
         return after
 
     def probe(self, det: Detection, change: Change) -> tuple[JudgedFigure, str, bool] | None:
@@ -1037,7 +1040,8 @@ class _Verifier:
         overshot = any(d.code == OPPOSITE.get(det.code) and d.severity == "error" for d in found) \
             and OPPOSITE.get(det.code) in new
         return (value, severity in (None, "info") and not still_nonfinite(found) and not overshot
-                and not unmeasured_with_errors(value, found) and not_judged(det.code, value, after) is None, new)
+                and not unmeasured_with_errors(value, found) and not_judged(det.code, value, after) is None
+                and nothing_to_measure(det, value, after, thresholds) is None, new)
 
 
 #: Codes whose fixes include changes to training, as the spec check proposes them: gradient

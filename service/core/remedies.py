@@ -296,7 +296,8 @@ def for_retraining(remedy: Remedy) -> Remedy:
         subject = _FRESH_SUBJECT.get(remedy.id, "a freshly initialised network of this architecture")
         after = "nothing the metric measures" if v.after is None else f"{v.metric} {v.after:.3g}"
         before = "not measured" if v.before is None else f"{v.before:.3g}"
-        verdict = "healthy on it" if v.fixed else "not healthy on it either"
+        verdict = ("nothing left that the metric measures, so not judged healthy" if v.not_measured
+                   else "healthy on it" if v.fixed else "not healthy on it either")
         framed = (f"{subject} measures {after} (this checkpoint: {before}), {verdict}: what training again from "
                   "scratch would start from, not a fix of this checkpoint")
         v.note = f"{framed}; {v.note}" if v.note else framed
