@@ -608,7 +608,7 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
     if code == "saturation" and det.evidence.get("hidden_softmax"):
         # a softmax used as a hidden layer's activation (peersweep7 base_wrong_act): swap it for a ReLU,
         # verified on the copy (graph.FunctionalOps swaps a softmax over a layer's own features)
-        swap = R.relu_family_activation(where, "relu", swapped="nn.Softmax,")
+        swap = R.relu_family_activation(where, "relu", swapped=("softmax",))
         swap.change += f" ({_BIASES_ZEROED})"
         return [(swap, _swap_edit({"softmax"}, "relu"))]
     if code == "saturation" and det.evidence.get("softmax"):
@@ -787,7 +787,8 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
             # nothing to swap where the output's own squashing is the only one (an all-ReLU
             # autoencoder ending in tanh: the remedy would read "use relu ... in ;", modsweep23)
             if any(u.activation in _SATURATING - {"glu"} and u is not kept for u in result.units):
-                swap = R.relu_family_activation(_every(result, _SATURATING - {"glu"}, but=kept), "relu")
+                swap = R.relu_family_activation(_every(result, _SATURATING - {"glu"}, but=kept), "relu",
+                                                  swapped=sorted(_SATURATING - {"glu"}))
                 swap.change += f" ({_BIASES_ZEROED})"
                 out.append((swap, _swap_edit(_SATURATING - {"glu"}, "relu", keep, keep_call)))
         # a dead or saturated unit's bias far from 0 may pin it alone (an SE gate's -10)
@@ -796,7 +797,7 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
             out.append((R.zero_bias("the Linear/Conv layers and the norms' shifts (their weights kept)"),
                         _zero_shift_edit))
         if code == "dead_units":
-            leaky = R.relu_family_activation(_every(result, {"relu"}), "leaky_relu")
+            leaky = R.relu_family_activation(_every(result, {"relu"}), "leaky_relu", swapped=("relu",))
             leaky.change += f" ({_BIASES_ZEROED})"
             out.append((leaky, _swap_edit({"relu"}, "leaky_relu")))
         unnormed = [u for u in det.units if not u.normalised]
