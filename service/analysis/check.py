@@ -525,17 +525,19 @@ class _Verifier:
             self.results[id(remedy)] = after
             value, fixed, new = judge(det, all_detections, after, thresholds)
             unjudged = not_judged(det.code, value, after)
+            unmeasured = nothing_to_measure(det, value, after, thresholds)
             shown, other = same_metric_after(det, value, after, thresholds)
-            note = verdict_note(value, fixed, det.code, after, thresholds)
+            note = unmeasured or verdict_note(value, fixed, det.code, after, thresholds)
             remedy.verified = Verified(metric=det.metric, before=finite_or_none(det.value),
                                        after=finite_or_none(shown), fixed=fixed, side_effects=new,
-                                       not_judged=unjudged,
+                                       not_judged=unjudged, not_measured=unmeasured,
                                        judged=judged_figure(det, self.result, after, thresholds),
                                        side_effect_figures=side_effect_figures(new, all_detections, self.result,
                                                                                after, thresholds),
                                        seeds=after.seeds, note=f"{note}; {other}" if note and other else note or other)
-            # (a verdict not judged measured nothing against it: left recommended, as an unverified one)
-            remedy.recommended = (fixed or unjudged is not None) and not new
+            # (a verdict not judged, or with nothing to measure, measured nothing against it: left
+            # recommended, as an unverified one)
+            remedy.recommended = (fixed or unjudged is not None or unmeasured is not None) and not new
         best = clip_reference(det.code, remedies, self.results)
         if best is not None and part.clips(det):
             # A clipping threshold from a fixed network's norms, never the broken one's.
@@ -645,8 +647,31 @@ def judge(det: Detection, all_detections: list[Detection], after: SimulationResu
     # a network still overflowing is fixed of nothing: its figures are NaN, not healthy
     fixed = (all(d.code != det.code for d in found) and not new_errors and not overshot
              and not still_nonfinite(found) and not unmeasured_with_errors(value, found)
-             and not_judged(det.code, value, after) is None)
+             and not_judged(det.code, value, after) is None
+             and nothing_to_measure(det, value, after, thresholds) is None)
     return value, fixed, new
+
+
+def nothing_to_measure(det: Detection, value: float, after: SimulationResult, thresholds: Thresholds) -> str | None:
+    """Why a remedy's re-simulation ``after`` has nothing for ``det``'s metric to measure (``value``:
+    the rule's measure on it), in words; None where it measured something. The change removed every
+    unit of the kind the metric counts (a hidden softmax swapped for a ReLU leaves no softmax gain, a
+    ReLU swapped for a leaky one no unit that can die), so the finding is gone by construction, not by
+    measurement: such a verdict is not fixed (kerassweep26 boston_attention_json: "FIXED: min_softmax_gain
+    0.0502 -> -", the metric gone with the layer it measured). A rule that judged the changed network
+    by another of its figures measured it (:func:`same_metric_after`), as did one whose units of the
+    kind remain under its bar (a hardtanh, the output layer)."""
+    if not_judged(det.code, value, after) is not None:
+        return None
+    part = _part(det)
+    if part.severity(after, thresholds)[1] is not None:
+        return None  # it still fires: measured, and not fixed
+    shown = value if math.isnan(value) else same_metric_after(det, value, after, thresholds)[0]
+    if not math.isnan(shown) or part.remains(after, det.metric):
+        return None
+    return (f"the changed network has nothing {det.metric} measures (no unit of the kind it counts remains): the "
+            "finding is gone with what it measured, which says nothing of whether the change helps the gradient "
+            "there; the other findings judge the changed network")
 
 
 def same_metric_after(det: Detection, value: float, after: SimulationResult,
@@ -829,8 +854,9 @@ _SCOPE: dict[str, int] = {
 
 
 def _rank(code: str, r: Remedy) -> tuple[int, int, float]:
-    if r.verified is None:
-        return (1, 0, 0.0)  # not simulable: after every measured fix, before every measured failure
+    if r.verified is None or r.verified.not_measured is not None:
+        # not simulable, or nothing left to measure: after every measured fix, before every measured failure
+        return (1, 0, 0.0)
     badness = rule(code).badness.of(r.verified.after)
     badness = float(round(badness / RANK_RESOLUTION)) if math.isfinite(badness) else badness
     if r.verified.fixed and not r.verified.side_effects:

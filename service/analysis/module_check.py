@@ -42,6 +42,7 @@ from gradhealth.analysis.check import (
     judged_figure,
     layers_with_weights,
     not_judged,
+    nothing_to_measure,
     optimizer_shown,
     same_metric_after,
     seed_margin,
@@ -607,7 +608,7 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
     if code == "saturation" and det.evidence.get("hidden_softmax"):
         # a softmax used as a hidden layer's activation (peersweep7 base_wrong_act): swap it for a ReLU,
         # verified on the copy (graph.FunctionalOps swaps a softmax over a layer's own features)
-        swap = R.relu_family_activation(where, "relu", swapped="nn.Softmax,")
+        swap = R.relu_family_activation(where, "relu", swapped=("softmax",))
         swap.change += f" ({_BIASES_ZEROED})"
         return [(swap, _swap_edit({"softmax"}, "relu"))]
     if code == "saturation" and det.evidence.get("softmax"):
@@ -799,7 +800,8 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
             # nothing to swap where the output's own squashing is the only one (an all-ReLU
             # autoencoder ending in tanh: the remedy would read "use relu ... in ;", modsweep23)
             if any(u.activation in _SATURATING - {"glu"} and u is not kept for u in result.units):
-                swap = R.relu_family_activation(_every(result, _SATURATING - {"glu"}, but=kept), "relu")
+                swap = R.relu_family_activation(_every(result, _SATURATING - {"glu"}, but=kept), "relu",
+                                                  swapped=sorted(_SATURATING - {"glu"}))
                 swap.change += f" ({_BIASES_ZEROED})"
                 out.append((swap, _swap_edit(_SATURATING - {"glu"}, "relu", keep, keep_call)))
         # a dead or saturated unit's bias far from 0 may pin it alone (an SE gate's -10)
@@ -808,7 +810,7 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
             out.append((R.zero_bias("the Linear/Conv layers and the norms' shifts (their weights kept)"),
                         _zero_shift_edit))
         if code == "dead_units":
-            leaky = R.relu_family_activation(_every(result, {"relu"}), "leaky_relu")
+            leaky = R.relu_family_activation(_every(result, {"relu"}), "leaky_relu", swapped=("relu",))
             leaky.change += f" ({_BIASES_ZEROED})"
             out.append((leaky, _swap_edit({"relu"}, "leaky_relu")))
         unnormed = [u for u in det.units if not u.normalised]
@@ -1000,8 +1002,9 @@ class _Verifier:
             return None
         value, fixed, new = self.judge(det, before, after, self.thresholds)
         unjudged = not_judged(det.code, value, after)
+        unmeasured = nothing_to_measure(det, value, after, self.thresholds)
         judged = judged_figure(det, self.result, after, self.thresholds)
-        note = verdict_note(value, fixed, det.code, after, self.thresholds)
+        note = unmeasured or verdict_note(value, fixed, det.code, after, self.thresholds)
         probed = self.probe(det, change)
         if probed is not None:
             # a new rate past which the run diverged, or trained in the catapult regime: judged on
@@ -1014,9 +1017,10 @@ class _Verifier:
             note = f"{note}; {other}" if note else other
         remedy.verified = Verified(metric=det.metric, before=finite_or_none(det.value),
                                    after=finite_or_none(shown), fixed=fixed, side_effects=new, not_judged=unjudged,
-                                   judged=judged, seeds=after.seeds, note=note)
-        # (a verdict not judged measured nothing against it: left recommended, as an unverified one)
-        remedy.recommended = (fixed or unjudged is not None) and not new
+                                   not_measured=unmeasured, judged=judged, seeds=after.seeds, note=note)
+        # (a verdict not judged, or with nothing to measure, measured nothing against it: left
+        # recommended, as an unverified one)
+        remedy.recommended = (fixed or unjudged is not None or unmeasured is not None) and not new
         return after
 
     def probe(self, det: Detection, change: Change) -> tuple[JudgedFigure, str, bool] | None:
@@ -1050,7 +1054,8 @@ class _Verifier:
         overshot = any(d.code == OPPOSITE.get(det.code) and d.severity == "error" for d in found) \
             and OPPOSITE.get(det.code) in new
         return (value, severity in (None, "info") and not still_nonfinite(found) and not overshot
-                and not unmeasured_with_errors(value, found) and not_judged(det.code, value, after) is None, new)
+                and not unmeasured_with_errors(value, found) and not_judged(det.code, value, after) is None
+                and nothing_to_measure(det, value, after, thresholds) is None, new)
 
 
 #: Codes whose fixes include changes to training, as the spec check proposes them: gradient

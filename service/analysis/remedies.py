@@ -239,7 +239,8 @@ def relu_family(ctx: Context, activation: str = "relu") -> list[Remedy]:
         patch += [{"op": "add", "path": p + "/activation", "value": activation},
                   {"op": "add", "path": p + "/init", "value": {"scheme": "kaiming_normal"}}]
     patch += [{"op": "replace", "path": p + "/activation", "value": activation} for p in separate]
-    return [R.relu_family_activation(names_of(ps + separate), activation, patch)]
+    swapped = sorted({ctx.layer_at(p).activation for p in ps + separate})  # type: ignore[union-attr]  # as above
+    return [R.relu_family_activation(names_of(ps + separate), activation, patch, swapped=swapped)]
 
 
 def normalisation(ctx: Context, kind: str) -> list[Remedy]:

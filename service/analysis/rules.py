@@ -259,6 +259,13 @@ class ArchitectureRule(ABC):
         (shown beside it in a remedy's verification); None where the metric is what is judged."""
         return None
 
+    def remains(self, result: SimulationResult, metric: str) -> bool:
+        """Whether ``result`` still has what ``metric`` (one of the rule's figures) measures, judged
+        or not: units of the kind it counts. False where a remedy removed them all (a hidden softmax
+        swapped for a ReLU: no softmax gain is left), and the remedy's verdict is then not measured,
+        never fixed (kerassweep26 boston_attention_json: "FIXED: min_softmax_gain 0.0502 -> -")."""
+        return not math.isnan(self.measure(result))
+
     def unjudged(self, result: SimulationResult) -> str | None:
         """Why the rule could not judge ``result`` though it has what the metric counts (a nan
         :meth:`measure` while units of the kind remain), in words; None where it judged, or where
@@ -2178,6 +2185,11 @@ class _Fraction(ArchitectureRule):
     def measure(self, result: SimulationResult) -> float:
         return max((f for _, f in self.judged(result)), default=math.nan)
 
+    def remains(self, result: SimulationResult, metric: str) -> bool:
+        # a unit with the fraction, judged or not (a hardtanh under its bar, the output layer): its
+        # nan measure is a healthy reading, not an empty one
+        return any(self.key in u.values for u in result.units)
+
     def limits(self, t: Thresholds) -> tuple[float, float]:
         raise NotImplementedError
 
@@ -2253,6 +2265,13 @@ class Saturation(_Fraction):
                     name, _, site = key.removeprefix(prefix).partition("|")
                     found.append((name, site, u.mean(key), u))
         return sorted(found, key=lambda f: -f[2] if f[2] == f[2] else math.inf)
+
+    def remains(self, result: SimulationResult, metric: str) -> bool:
+        # a hidden softmax's gain is measured on the softmaxes that feed a weight layer; the shares
+        # on units with a saturating activation or on a softmax inside the forward
+        if metric == "min_softmax_gain":
+            return any(key.startswith("hidden_softmax_gain:") for u in result.units for key in u.values)
+        return super().remains(result, metric) or bool(self.softmax_shares(result))
 
     @classmethod
     def softmax_share(cls, result: SimulationResult) -> float:

@@ -86,12 +86,18 @@ class Verified(BaseModel):
                                           "output_grad_ratio_first_to_last 1.3e3 -> 7.8e-4)")
     note: str | None = Field(None, description=(
         "what the verdict was judged by where the figure alone misleads: `after` null as nothing is left to "
-        "measure; vanishing_through_time still under the threshold, a gated cell's horizon note against a plain "
-        "cell's total"))
+        "measure (`not_measured` where no unit of its kind is left); vanishing_through_time still under the "
+        "threshold, a gated cell's horizon note against a plain cell's total"))
     not_judged: str | None = Field(
         None, description="why the finding's rule could not judge the changed network though it has what the "
                           "metric counts (dead_units on a file fixing its batch at 1: 'too few samples'); the "
                           "remedy is then not fixed, and `after` is null")
+    not_measured: str | None = Field(
+        None, description="why the finding's metric has nothing to measure on the changed network: the change "
+                          "removed every unit of the kind it counts (a hidden softmax swapped for a ReLU leaves "
+                          "no softmax gain, a ReLU swapped for a leaky one no unit that can die); the remedy is "
+                          "then not fixed, since nothing measured that the problem is gone, `after` is null, and "
+                          "it stays recommended unless it brought side effects, as an unverified remedy")
     seeds: int | None = Field(None, description="seeds the after figure and the verdict were measured on: one "
                                                 "where its verdict held with every threshold half a decade "
                                                 "(a tenth of the units) either way, else every seed of the spec")
@@ -118,7 +124,12 @@ class Remedy(BaseModel):
     title: str
     rationale: str
     change: str = Field(description="the change to make, in words")
-    snippet: str = Field(description="PyTorch code that makes the change")
+    snippet: str = Field(description="code that makes the change, in the framework `snippet_framework` names")
+    snippet_framework: Literal["pytorch", "keras"] = Field(
+        "pytorch", description="the framework the snippet is written for: keras for a check of a Keras model file "
+                               "(its layers' initialisers, activations, a layers.BatchNormalization(), the "
+                               "optimizer's global_clipnorm, named by the file's layer names), else pytorch "
+                               "(a spec, a live module, an ONNX file; an RLHF trainer's config stays as it is)")
     patch: list[dict[str, Any]] = Field(default_factory=list, description="RFC 6902 JSON Patch to the spec")
     params: dict[str, Any] = Field(default_factory=dict, description="concrete values, e.g. max_norm")
     verified: Verified | None = None

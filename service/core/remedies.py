@@ -296,7 +296,8 @@ def for_retraining(remedy: Remedy) -> Remedy:
         subject = _FRESH_SUBJECT.get(remedy.id, "a freshly initialised network of this architecture")
         after = "nothing the metric measures" if v.after is None else f"{v.metric} {v.after:.3g}"
         before = "not measured" if v.before is None else f"{v.before:.3g}"
-        verdict = "healthy on it" if v.fixed else "not healthy on it either"
+        verdict = ("nothing left that the metric measures, so not judged healthy" if v.not_measured
+                   else "healthy on it" if v.fixed else "not healthy on it either")
         framed = (f"{subject} measures {after} (this checkpoint: {before}), {verdict}: what training again from "
                   "scratch would start from, not a fix of this checkpoint")
         v.note = f"{framed}; {v.note}" if v.note else framed
@@ -371,22 +372,29 @@ def domain_guard(op: str, where: str | None, code: str, note: str = "") -> Remed
 
 
 def relu_family_activation(where: str, activation: str = "relu", patch: Patch = (), *,
-                           swapped: str | None = None) -> Remedy:
+                           swapped: Sequence[str] | None = None) -> Remedy:
     """Use ``activation`` (relu, or leaky_relu where units die) with He init in ``where``.
-    ``swapped``: the modules the snippet replaces (``nn.Softmax,`` for a hidden softmax: the
-    default list of saturating modules would not touch it, kerassweep26), else by ``activation``."""
+    ``swapped``: the activations (canonical names) the change replaces, which the snippet's module
+    swap names (a hidden softmax: ``("softmax",)``, which the default list of saturating modules
+    would not touch, kerassweep26); by default the saturating ones for relu, relu for leaky_relu."""
     r = make_remedy(
         "relu_family_activation", f"use {activation} with kaiming_normal init in {where}", patch
     )
     relu = activation == "relu"
+    names = list(swapped) if swapped is not None else (list(SATURATING_SWAPPED) if relu else ["relu"])
+    modules = ", ".join(dict.fromkeys(f"nn.{TORCH_ACTIVATION_MODULES.get(a, a)}" for a in names))
     r.snippet = (r.snippet.replace("{act}", "ReLU" if relu else "LeakyReLU")
-                 .replace("{swapped}", swapped or (_SATURATING_MODULES if relu else "nn.ReLU,"))
+                 .replace("{swapped}", modules + ("," if len(names) == 1 else ""))
                  .replace("{nonlinearity}", "relu" if relu else "leaky_relu"))
     return r
 
 
-#: The saturating activation modules a ``relu_family_activation`` snippet swaps for ReLU.
-_SATURATING_MODULES = "nn.Sigmoid, nn.Tanh, nn.Softsign, nn.Hardtanh, nn.Hardsigmoid"
+#: The torch module of each activation a ``relu_family_activation`` snippet may swap.
+TORCH_ACTIVATION_MODULES = {"sigmoid": "Sigmoid", "tanh": "Tanh", "softsign": "Softsign", "hardtanh": "Hardtanh",
+                            "hardsigmoid": "Hardsigmoid", "softplus": "Softplus", "softmax": "Softmax",
+                            "log_softmax": "LogSoftmax", "relu": "ReLU"}
+#: The saturating activations a ``relu_family_activation`` snippet swaps for ReLU by default.
+SATURATING_SWAPPED = ("sigmoid", "tanh", "softsign", "hardtanh", "hardsigmoid", "softplus")
 
 
 #: How many layers a remedy's change names before it counts the rest.

@@ -345,11 +345,13 @@ def fixes_this(r: Remedy) -> bool:
 
 def verified_state(v: Verified, *, markdown: bool = False) -> str:
     """A verification's verdict in a word or three: ``FIXED`` (``**fixed**`` in Markdown), ``not
-    fixed``, ``not judged: why``, and for a checkpoint's remedy for retraining, measured on freshly
+    fixed``, ``not judged: why``, ``not measured`` (the change left nothing the metric measures), and for a checkpoint's remedy for retraining, measured on freshly
     drawn weights, ``fixed on fresh weights`` / ``not fixed on fresh weights`` (never ``FIXED``: the
     checkpoint itself was not fixed; kerassweep24)."""
     if v.not_judged:
         return f"not judged: {v.not_judged.split(':')[0]}"
+    if v.not_measured:
+        return "not measured"  # the change removed what the metric measures (kerassweep26)
     if v.fresh_weights:
         return "fixed on fresh weights" if v.fixed else "not fixed on fresh weights"
     return ("**fixed**" if markdown else "FIXED") if v.fixed else "not fixed"

@@ -127,7 +127,7 @@ def render_markdown(doc: Diagnosis, ctx: ReportContext) -> str:
                     "| metric | before | after | fixed |",
                     "|---|---|---|---|",
                     f"| {md_code(v.metric, in_table=True)} | {num(v.before)} | {num(v.after)} "
-                    f"| {'not judged' if v.not_judged else 'on fresh weights' if v.fixed and v.fresh_weights else 'yes' if v.fixed else 'no'} |",
+                    f"| {'not judged' if v.not_judged else 'not measured' if v.not_measured else 'on fresh weights' if v.fixed and v.fresh_weights else 'yes' if v.fixed else 'no'} |",
                 ]
             if best.snippet:
                 out += ["", fenced(best.snippet, "python")]

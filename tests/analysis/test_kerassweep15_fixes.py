@@ -287,7 +287,9 @@ def test_a_hidden_softmax_right_before_the_head_is_a_saturation_warning_with_a_v
     assert (31 / 32 ** 3) ** 0.5 <= ev["value"] < 0.25
     assert abs(ev["value"] - expected) < 0.3 * expected
     swap = [r for r in found[0].remedies if r.id == "relu_family_activation"]
-    assert swap and swap[0].verified is not None and swap[0].verified.fixed
+    # the swap leaves no softmax for its gain to be measured on: not measured, never fixed (kerassweep26)
+    assert swap and swap[0].verified is not None and swap[0].verified.not_measured and not swap[0].verified.fixed
+    assert swap[0].recommended
 
 
 def test_a_relu_hidden_layer_and_a_softmax_output_are_no_hidden_softmax() -> None:

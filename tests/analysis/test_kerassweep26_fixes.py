@@ -203,11 +203,16 @@ def test_the_hidden_softmax_remedys_code_replaces_the_softmax() -> None:
     from torch import nn
 
     from gradhealth.analysis.importers.keras import check_keras
+    from gradhealth.core import remedies as R
 
     doc = check_keras(_attention(False), loss="mse", seeds=1, verify=False)
     swap = next(r for f in _hidden_softmax(doc) for r in f.remedies if r.id == "relu_family_activation")
+    # a Keras file's is Keras code naming the softmax it replaces; the module check's PyTorch one swaps nn.Softmax
+    assert swap.snippet_framework == "keras" and 'instead of activation="softmax"' in swap.snippet
+    assert "attention_vec" in swap.snippet
+    torch_swap = R.relu_family_activation("attention_vec", "relu", swapped=("softmax",))
     model = nn.Sequential(nn.Linear(26, 26), nn.Softmax(dim=-1), nn.Linear(26, 32), nn.ReLU(), nn.Linear(32, 1))
-    exec(swap.snippet, {"nn": nn, "model": model})  # the snippet as a user pastes it
+    exec(torch_swap.snippet, {"nn": nn, "model": model})  # the snippet as a user pastes it
     assert not any(isinstance(m, nn.Softmax) for m in model.modules())
     assert isinstance(model[1], nn.ReLU)
 

@@ -145,5 +145,7 @@ def test_a_remedy_that_leaves_nothing_to_measure_says_so_beside_its_null_after()
     [sat] = [f for f in doc.findings if f.code == "saturation"]
     by_id = {r.id: r.verified for r in sat.remedies if r.verified is not None}
     swap = by_id["relu_family_activation"]
-    assert swap.after is None and swap.fixed and "nothing this metric measures" in (swap.note or "")
+    # (and so not fixed: nothing measured that the saturation's harm is gone, kerassweep26)
+    assert swap.after is None and not swap.fixed and swap.not_measured
+    assert "no unit of the kind it counts remains" in (swap.note or "")
     assert by_id["xavier_init"].after is not None and by_id["xavier_init"].note is None

@@ -2705,6 +2705,7 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
     with weights that do not fit the config, is a :class:`ModelError`).
     """
     from gradhealth.analysis.importers.keras_graph import stand_in_note
+    from gradhealth.core.keras_snippets import in_keras
     from gradhealth.library import check_architecture
     from gradhealth.settings import get_settings
 
@@ -2785,7 +2786,7 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
                                     settings=settings, progress=progress, optimizer=optimizer,
                                     output_losses=output_losses, input_range=input_range)
         doc.summary += shrunk
-        return _loss_note(doc, unsimulated, notes, unknown_optimizer)
+        return in_keras(_loss_note(doc, unsimulated, notes, unknown_optimizer))
     assert spec is not None and origins is not None
     if stored is None:
         with keras_located(origins, base):
@@ -2796,11 +2797,11 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
         # left unused (reinitialise), both get Keras' initialisers
         doc.summary = f"{doc.summary} [weights: Keras' initialisers, drawn per seed]"
         doc.summary += shrunk
-        return _loss_note(doc, unsimulated, notes, unknown_optimizer)
+        return in_keras(_loss_note(doc, unsimulated, notes, unknown_optimizer))
     with keras_located(origins, base), _assumed_shapes_named(config, None, stood):
         doc = _check_stored(spec, origins, stored, device=device, verify=verify, settings=settings,
                             progress=progress)
-    return _loss_note(doc, unsimulated, notes, unknown_optimizer)
+    return in_keras(_loss_note(doc, unsimulated, notes, unknown_optimizer))
 
 
 @contextmanager
@@ -2997,6 +2998,7 @@ def _keras_names(spec: dict[str, Any], origins: Origins) -> dict[str, str]:
     so both ``weights`` modes name layers as the user's model does. A Keras layer that became
     several units (copies, a stack's tail) keeps the spec's suffix: ``enc#1``, ``enc.linear``."""
     from gradhealth.analysis.plan import make_plan
+    from gradhealth.analysis.remedies import names_of
     from gradhealth.analysis.spec import parse_spec
 
     units = [u for top in make_plan(parse_spec(spec)).units for u in top.walk()]
@@ -3013,6 +3015,12 @@ def _keras_names(spec: dict[str, Any], origins: Origins) -> dict[str, str]:
             base = f"layers[{pointer.rsplit('/', 1)[-1]}].{unit.layer.type}"
             suffix = unit.name.rsplit(base, 1)[-1] if base in unit.name else ""
             names[unit.name] = origin[0] if len(group) == 1 else f"{origin[0]}{suffix or '.' + unit.kind}"
+    # and the spec entries a remedy's change names by their pointer (``layers[3]``: "use relu ... in
+    # layers[0], layers[1]"), which the Keras snippet names too (kerassweep26)
+    for pointer, origin in origins.items():
+        entry = names_of([pointer])
+        if entry and entry not in names and origin:
+            names[entry] = origin[0]
     return names
 
 
