@@ -229,8 +229,14 @@ def summary_line(status: str, findings: list[Finding], layers: int) -> str:
 
 def proposals(det: Detection, detections: Sequence[Detection], ctx: Context) -> list[Remedy]:
     """``det``'s rule's remedies (unverified), less a rate sized from steps a growth inflated
-    (:func:`inflating_growth`): that finding's explanation then says so and points at the growth's."""
-    remedies = _part(det).propose(ctx)
+    (:func:`without_inflated_rate`)."""
+    return without_inflated_rate(det, detections, _part(det).propose(ctx))
+
+
+def without_inflated_rate(det: Detection, detections: Sequence[Detection], remedies: list[Remedy]) -> list[Remedy]:
+    """``remedies`` less a ``lower_learning_rate`` sized from steps a growth inflated
+    (:func:`inflating_growth`): ``det``'s explanation then says so and points at the growth's. Every
+    door's (a spec's, a live module's, a model file's) remedies pass here."""
     growth = inflating_growth(det, detections)
     if growth is None:
         return remedies
@@ -251,26 +257,39 @@ _STRUCTURAL = frozenset({"batch_norm", "layer_norm", "pre_layer_norm", "residual
 
 
 def predicted_init_effect(remedy: Remedy, result: SimulationResult) -> float | None:
-    """log10 of the factor by which mean-field theory predicts ``remedy`` (an init patch) changes the
-    gradient ratio ||dL/dh_first|| / ||dL/dh_last|| of the stretches it re-initialises whole
-    (:func:`fc_stretches`, the chains the theory report predicts); None where the patch is not an init
-    or covers no whole stretch, or an init's variance depends on more than the fans (torch's default)."""
-    from gradhealth.analysis.rules import init_variance
-
+    """A spec's init remedy: :func:`predicted_reinit_effect` of the layers its patch re-initialises
+    (``add .../init``); None where the patch is not an init."""
     ops = remedy.patch
     if not ops or not all(op.get("op") == "add" and str(op.get("path", "")).endswith("/init") for op in ops):
         return None
     target = {str(op["path"])[:-len("/init")]: op["value"] for op in ops}
+    return predicted_reinit_effect(
+        result, lambda u: InitSpec.model_validate(target[u.pointer]) if u.pointer in target else None)
+
+
+def predicted_reinit_effect(result: SimulationResult, init_of: Callable[[UnitStats], InitSpec | None],
+                            zero_bias: bool = False) -> float | None:
+    """log10 of the factor by which mean-field theory predicts re-initialising layers (``init_of``: a
+    unit's new init, None where it keeps its weights) changes the gradient ratio ||dL/dh_first|| /
+    ||dL/dh_last|| of the stretches it re-initialises whole (:func:`fc_stretches`, the chains the
+    theory report predicts); ``zero_bias``: their biases start at 0 too (a live module's init edit).
+    Every door's init remedies are forecast here (a spec's patch, a module's or model file's edit of
+    every Linear/Conv). None where it covers no whole stretch, or an init's variance depends on more
+    than the fans (torch's default)."""
+    from gradhealth.analysis.rules import init_variance
+
     change, covered = 0.0, False
     for run in fc_stretches(result):
-        if not all(u.pointer in target for u in run):
+        inits = [init_of(u) for u in run]
+        if any(i is None for i in inits):
             continue
         act = run[0].activation or "identity"
         params = theory.activation_parameters(act, run[0].activation_params)
         slope = params.get("negative_slope", 0.01)
         sw2_new: list[float] = []
-        for u in run:
-            var = init_variance(InitSpec.model_validate(target[u.pointer]), u.fan_in or 1, u.fan_out or 1, act, slope)
+        for u, init in zip(run, inits, strict=True):
+            assert init is not None  # (every unit's, above)
+            var = init_variance(init, u.fan_in or 1, u.fan_out or 1, act, slope)
             if var is None:
                 return None
             sw2_new.append(var * (u.fan_in or 1))
@@ -278,8 +297,9 @@ def predicted_init_effect(remedy: Remedy, result: SimulationResult) -> float | N
         sigma_b2 = sum(u.mean("bias_mean_square") if "bias_mean_square" in u.values else 0.0 for u in run) / len(run)
         x2 = run[0].mean("input_mean_square")
         try:
-            logs = [theory.predict_stretch(act, sum(sw2[1:]) / len(sw2[1:]), sigma_b2, len(run), sw2[0] * x2 + sigma_b2,
-                                           **params).predicted_log10_ratio for sw2 in (sw2_now, sw2_new)]
+            logs = [theory.predict_stretch(act, sum(sw2[1:]) / len(sw2[1:]), b2, len(run), sw2[0] * x2 + b2,
+                                           **params).predicted_log10_ratio
+                    for sw2, b2 in ((sw2_now, sigma_b2), (sw2_new, 0.0 if zero_bias else sigma_b2))]
         except (ValueError, OverflowError, ZeroDivisionError):
             return None
         if not all(math.isfinite(v) for v in logs):
@@ -290,23 +310,26 @@ def predicted_init_effect(remedy: Remedy, result: SimulationResult) -> float | N
 
 
 def init_after_structural(remedies: list[Remedy], det: Detection, result: SimulationResult,
-                          t: Thresholds) -> list[Remedy]:
+                          t: Thresholds, predict: Callable[[Remedy], float | None] | None = None) -> list[Remedy]:
     """Unverified remedies (--no-verify) of a vanishing or exploding gradient with each init remedy
     that mean-field theory predicts leaves the finding over its threshold moved after the structural
     ones (a norm, skips, an activation change): the measured ratio times the predicted change of its
-    stretches (:func:`predicted_init_effect`) is judged as the finding is. specsweep11 other problem 2:
+    stretches (``predict``: a remedy's log10 change, :func:`predicted_init_effect` for a spec's
+    patches) is judged as the finding is. specsweep11 other problem 2:
     a 5-layer sigmoid stack's first remedy was xavier_init, which its own theory line puts at 0.24 a
     layer, still a vanishing gradient (verified: 3.98e-4 -> 3.08e-3). An init with no prediction (a
-    conv net, torch's default init) keeps its place."""
+    conv net, torch's default init) keeps its place. The live-module and model-file doors pass their
+    own ``predict`` (their init remedies re-draw every Linear/Conv: :func:`predicted_reinit_effect`)."""
     if det.code not in ("vanishing_gradient", "exploding_gradient") or not math.isfinite(det.value) or det.value <= 0:
         return remedies
     if not any(r.id in _STRUCTURAL for r in remedies):
         return remedies
+    forecast = predict or (lambda r: predicted_init_effect(r, result))
     judge = t.vanishing if det.code == "vanishing_gradient" else t.exploding
     late = []
     for r in remedies:
         if r.id in INIT_REMEDY.values():
-            effect = predicted_init_effect(r, result)
+            effect = forecast(r)
             if effect is not None and judge(det.value * 10 ** effect) is not None:
                 late.append(r)
     if not late:
