@@ -306,7 +306,58 @@ def predicted_reinit_effect(result: SimulationResult, init_of: Callable[[UnitSta
             return None
         change += logs[1] - logs[0]
         covered = True
-    return change if covered else None
+    blocks = residual_reinit_effect(result, init_of)
+    if blocks is not None and not math.isfinite(blocks):
+        return None  # a re-initialised branch theory has no forecast for
+    return change + blocks if blocks is not None else (change if covered else None)
+
+
+#: The second moment a homogeneous activation keeps of a zero-mean symmetric pre-activation's variance
+#: (E[relu(h)^2] = Var(h) / 2): the branch gains a residual stack's forecast is exact for
+_SECOND_MOMENT = {"relu": lambda p: 0.5, "leaky_relu": lambda p: (1 + p.get("negative_slope", 0.01) ** 2) / 2,
+                  "identity": lambda p: 1.0, "linear": lambda p: 1.0}
+
+
+def residual_reinit_effect(result: SimulationResult, init_of: Callable[[UnitStats], InitSpec | None]) -> float | None:
+    """log10 of the factor by which mean-field theory predicts a re-initialisation (``init_of``) changes
+    the gradient ratio through a spec's residual blocks without norms, x_{l+1} = x_l + s F_l(x_l): at init
+    F_l is uncorrelated with x_l, so the stream's second moment grows additively, q_{l+1} = q_l (1 + s^2 c_l),
+    with c_l the branch's gain, the product over its layers of sigma_w^2 times its activation's second-moment
+    factor (1/2 for ReLU, 1 for a linear layer; the same whatever the stream's distribution, and the same
+    backwards: the Jacobian I + J_F), so ||dL/dh|| grows by sqrt(1 + s^2 c_l) a block (Zhang et al. 2019,
+    Fixup Sec. 2; a ReLU after the sum scales both inits' factor alike). Any fan-based init keeps c_l a
+    constant, so the growth stays exponential in depth; only a branch scaled by depth removes it. The
+    change summed over the blocks ``init_of`` re-initialises part of; None where it touches none; NaN
+    where a touched branch is normalised or holds a layer the forecast is not exact for (no forecast)."""
+    from gradhealth.analysis.rules import init_variance
+
+    if result.plan is None:
+        return None
+    layer_of = {p.name: p.layer for p in result.plan.all_units()}
+    change: float | None = None
+    for block in (u for u in result.units if u.type == "residual" and u.container):
+        branch = [u for u in result.units if u.name.startswith(block.name + ".") and u.depth == block.depth + 1]
+        inits = [init_of(u) for u in branch]
+        if not any(i is not None for i in inits):
+            continue
+        gains = [1.0, 1.0]  # (now, new)
+        for u, init in zip(branch, inits, strict=True):
+            act = u.activation or "identity"
+            params = theory.activation_parameters(act, u.activation_params) if act in theory.ACTIVATIONS else {}
+            if (u.type not in ("linear", "conv1d", "conv2d", "conv3d") or u.normalised or act not in _SECOND_MOMENT
+                    or getattr(layer_of.get(u.name), "norm", None) is not None or not u.fan_in):
+                return math.nan
+            k = _SECOND_MOMENT[act](params)
+            now = u.mean("weight_std") ** 2 * u.fan_in
+            new = now if init is None else init_variance(init, u.fan_in, u.fan_out or u.fan_in, act,
+                                                         params.get("negative_slope", 0.01))
+            if new is None or not math.isfinite(now):
+                return math.nan
+            gains[0] *= now * k
+            gains[1] *= (new * u.fan_in if init is not None else now) * k
+        scale2 = float(getattr(layer_of.get(block.name), "scale", 1.0)) ** 2
+        change = (change or 0.0) + 0.5 * (math.log10(1 + scale2 * gains[1]) - math.log10(1 + scale2 * gains[0]))
+    return change
 
 
 def init_after_structural(remedies: list[Remedy], det: Detection, result: SimulationResult,
