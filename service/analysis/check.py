@@ -229,8 +229,14 @@ def summary_line(status: str, findings: list[Finding], layers: int) -> str:
 
 def proposals(det: Detection, detections: Sequence[Detection], ctx: Context) -> list[Remedy]:
     """``det``'s rule's remedies (unverified), less a rate sized from steps a growth inflated
-    (:func:`inflating_growth`): that finding's explanation then says so and points at the growth's."""
-    remedies = _part(det).propose(ctx)
+    (:func:`without_inflated_rate`)."""
+    return without_inflated_rate(det, detections, _part(det).propose(ctx))
+
+
+def without_inflated_rate(det: Detection, detections: Sequence[Detection], remedies: list[Remedy]) -> list[Remedy]:
+    """``remedies`` less a ``lower_learning_rate`` sized from steps a growth inflated
+    (:func:`inflating_growth`): ``det``'s explanation then says so and points at the growth's. Every
+    door's (a spec's, a live module's, a model file's) remedies pass here."""
     growth = inflating_growth(det, detections)
     if growth is None:
         return remedies
@@ -251,26 +257,39 @@ _STRUCTURAL = frozenset({"batch_norm", "layer_norm", "pre_layer_norm", "residual
 
 
 def predicted_init_effect(remedy: Remedy, result: SimulationResult) -> float | None:
-    """log10 of the factor by which mean-field theory predicts ``remedy`` (an init patch) changes the
-    gradient ratio ||dL/dh_first|| / ||dL/dh_last|| of the stretches it re-initialises whole
-    (:func:`fc_stretches`, the chains the theory report predicts); None where the patch is not an init
-    or covers no whole stretch, or an init's variance depends on more than the fans (torch's default)."""
-    from gradhealth.analysis.rules import init_variance
-
+    """A spec's init remedy: :func:`predicted_reinit_effect` of the layers its patch re-initialises
+    (``add .../init``); None where the patch is not an init."""
     ops = remedy.patch
     if not ops or not all(op.get("op") == "add" and str(op.get("path", "")).endswith("/init") for op in ops):
         return None
     target = {str(op["path"])[:-len("/init")]: op["value"] for op in ops}
+    return predicted_reinit_effect(
+        result, lambda u: InitSpec.model_validate(target[u.pointer]) if u.pointer in target else None)
+
+
+def predicted_reinit_effect(result: SimulationResult, init_of: Callable[[UnitStats], InitSpec | None],
+                            zero_bias: bool = False) -> float | None:
+    """log10 of the factor by which mean-field theory predicts re-initialising layers (``init_of``: a
+    unit's new init, None where it keeps its weights) changes the gradient ratio ||dL/dh_first|| /
+    ||dL/dh_last|| of the stretches it re-initialises whole (:func:`fc_stretches`, the chains the
+    theory report predicts); ``zero_bias``: their biases start at 0 too (a live module's init edit).
+    Every door's init remedies are forecast here (a spec's patch, a module's or model file's edit of
+    every Linear/Conv). None where it covers no whole stretch, or an init's variance depends on more
+    than the fans (torch's default)."""
+    from gradhealth.analysis.rules import init_variance
+
     change, covered = 0.0, False
     for run in fc_stretches(result):
-        if not all(u.pointer in target for u in run):
+        inits = [init_of(u) for u in run]
+        if any(i is None for i in inits):
             continue
         act = run[0].activation or "identity"
         params = theory.activation_parameters(act, run[0].activation_params)
         slope = params.get("negative_slope", 0.01)
         sw2_new: list[float] = []
-        for u in run:
-            var = init_variance(InitSpec.model_validate(target[u.pointer]), u.fan_in or 1, u.fan_out or 1, act, slope)
+        for u, init in zip(run, inits, strict=True):
+            assert init is not None  # (every unit's, above)
+            var = init_variance(init, u.fan_in or 1, u.fan_out or 1, act, slope)
             if var is None:
                 return None
             sw2_new.append(var * (u.fan_in or 1))
@@ -278,35 +297,90 @@ def predicted_init_effect(remedy: Remedy, result: SimulationResult) -> float | N
         sigma_b2 = sum(u.mean("bias_mean_square") if "bias_mean_square" in u.values else 0.0 for u in run) / len(run)
         x2 = run[0].mean("input_mean_square")
         try:
-            logs = [theory.predict_stretch(act, sum(sw2[1:]) / len(sw2[1:]), sigma_b2, len(run), sw2[0] * x2 + sigma_b2,
-                                           **params).predicted_log10_ratio for sw2 in (sw2_now, sw2_new)]
+            logs = [theory.predict_stretch(act, sum(sw2[1:]) / len(sw2[1:]), b2, len(run), sw2[0] * x2 + b2,
+                                           **params).predicted_log10_ratio
+                    for sw2, b2 in ((sw2_now, sigma_b2), (sw2_new, 0.0 if zero_bias else sigma_b2))]
         except (ValueError, OverflowError, ZeroDivisionError):
             return None
         if not all(math.isfinite(v) for v in logs):
             return None
         change += logs[1] - logs[0]
         covered = True
-    return change if covered else None
+    blocks = residual_reinit_effect(result, init_of)
+    if blocks is not None and not math.isfinite(blocks):
+        return None  # a re-initialised branch theory has no forecast for
+    return change + blocks if blocks is not None else (change if covered else None)
+
+
+#: The second moment a homogeneous activation keeps of a zero-mean symmetric pre-activation's variance
+#: (E[relu(h)^2] = Var(h) / 2): the branch gains a residual stack's forecast is exact for
+_SECOND_MOMENT = {"relu": lambda p: 0.5, "leaky_relu": lambda p: (1 + p.get("negative_slope", 0.01) ** 2) / 2,
+                  "identity": lambda p: 1.0, "linear": lambda p: 1.0}
+
+
+def residual_reinit_effect(result: SimulationResult, init_of: Callable[[UnitStats], InitSpec | None]) -> float | None:
+    """log10 of the factor by which mean-field theory predicts a re-initialisation (``init_of``) changes
+    the gradient ratio through a spec's residual blocks without norms, x_{l+1} = x_l + s F_l(x_l): at init
+    F_l is uncorrelated with x_l, so the stream's second moment grows additively, q_{l+1} = q_l (1 + s^2 c_l),
+    with c_l the branch's gain, the product over its layers of sigma_w^2 times its activation's second-moment
+    factor (1/2 for ReLU, 1 for a linear layer; the same whatever the stream's distribution, and the same
+    backwards: the Jacobian I + J_F), so ||dL/dh|| grows by sqrt(1 + s^2 c_l) a block (Zhang et al. 2019,
+    Fixup Sec. 2; a ReLU after the sum scales both inits' factor alike). Any fan-based init keeps c_l a
+    constant, so the growth stays exponential in depth; only a branch scaled by depth removes it. The
+    change summed over the blocks ``init_of`` re-initialises part of; None where it touches none; NaN
+    where a touched branch is normalised or holds a layer the forecast is not exact for (no forecast)."""
+    from gradhealth.analysis.rules import init_variance
+
+    if result.plan is None:
+        return None
+    layer_of = {p.name: p.layer for p in result.plan.all_units()}
+    change: float | None = None
+    for block in (u for u in result.units if u.type == "residual" and u.container):
+        branch = [u for u in result.units if u.name.startswith(block.name + ".") and u.depth == block.depth + 1]
+        inits = [init_of(u) for u in branch]
+        if not any(i is not None for i in inits):
+            continue
+        gains = [1.0, 1.0]  # (now, new)
+        for u, init in zip(branch, inits, strict=True):
+            act = u.activation or "identity"
+            params = theory.activation_parameters(act, u.activation_params) if act in theory.ACTIVATIONS else {}
+            if (u.type not in ("linear", "conv1d", "conv2d", "conv3d") or u.normalised or act not in _SECOND_MOMENT
+                    or getattr(layer_of.get(u.name), "norm", None) is not None or not u.fan_in):
+                return math.nan
+            k = _SECOND_MOMENT[act](params)
+            now = u.mean("weight_std") ** 2 * u.fan_in
+            new = now if init is None else init_variance(init, u.fan_in, u.fan_out or u.fan_in, act,
+                                                         params.get("negative_slope", 0.01))
+            if new is None or not math.isfinite(now):
+                return math.nan
+            gains[0] *= now * k
+            gains[1] *= (new * u.fan_in if init is not None else now) * k
+        scale2 = float(getattr(layer_of.get(block.name), "scale", 1.0)) ** 2
+        change = (change or 0.0) + 0.5 * (math.log10(1 + scale2 * gains[1]) - math.log10(1 + scale2 * gains[0]))
+    return change
 
 
 def init_after_structural(remedies: list[Remedy], det: Detection, result: SimulationResult,
-                          t: Thresholds) -> list[Remedy]:
+                          t: Thresholds, predict: Callable[[Remedy], float | None] | None = None) -> list[Remedy]:
     """Unverified remedies (--no-verify) of a vanishing or exploding gradient with each init remedy
     that mean-field theory predicts leaves the finding over its threshold moved after the structural
     ones (a norm, skips, an activation change): the measured ratio times the predicted change of its
-    stretches (:func:`predicted_init_effect`) is judged as the finding is. specsweep11 other problem 2:
+    stretches (``predict``: a remedy's log10 change, :func:`predicted_init_effect` for a spec's
+    patches) is judged as the finding is. specsweep11 other problem 2:
     a 5-layer sigmoid stack's first remedy was xavier_init, which its own theory line puts at 0.24 a
     layer, still a vanishing gradient (verified: 3.98e-4 -> 3.08e-3). An init with no prediction (a
-    conv net, torch's default init) keeps its place."""
+    conv net, torch's default init) keeps its place. The live-module and model-file doors pass their
+    own ``predict`` (their init remedies re-draw every Linear/Conv: :func:`predicted_reinit_effect`)."""
     if det.code not in ("vanishing_gradient", "exploding_gradient") or not math.isfinite(det.value) or det.value <= 0:
         return remedies
     if not any(r.id in _STRUCTURAL for r in remedies):
         return remedies
+    forecast = predict or (lambda r: predicted_init_effect(r, result))
     judge = t.vanishing if det.code == "vanishing_gradient" else t.exploding
     late = []
     for r in remedies:
         if r.id in INIT_REMEDY.values():
-            effect = predicted_init_effect(r, result)
+            effect = forecast(r)
             if effect is not None and judge(det.value * 10 ** effect) is not None:
                 late.append(r)
     if not late:

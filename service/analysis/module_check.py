@@ -39,11 +39,13 @@ from gradhealth.analysis.check import (
     acted_on,
     clip_reference,
     decided,
+    init_after_structural,
     judged_figure,
     layers_with_weights,
     not_judged,
     nothing_to_measure,
     optimizer_shown,
+    predicted_reinit_effect,
     same_metric_after,
     seed_margin,
     still_nonfinite,
@@ -51,6 +53,7 @@ from gradhealth.analysis.check import (
     theory_report,
     unmeasured_with_errors,
     verdict_note,
+    without_inflated_rate,
     worsened,
 )
 from gradhealth.analysis.figures import ACTIVATION_ABS_MAX, OUTPUT_GRAD_ABS_MAX, WEIGHT_GRAD_ABS_MAX
@@ -118,7 +121,7 @@ from gradhealth.analysis.rules import (
 )
 from gradhealth.analysis.sharpness import Sharpness, StepProbe
 from gradhealth.analysis.simulate import SimulationResult, UnitStats, at_rate
-from gradhealth.analysis.spec import OptimizerSpec
+from gradhealth.analysis.spec import InitSpec, OptimizerSpec
 from gradhealth.analysis.thresholds import Thresholds
 from gradhealth.core import remedies as R
 from gradhealth.core.document import (
@@ -206,6 +209,26 @@ def _init_edit(scheme: str) -> Edit:
                     m.weight = w
         _zero_bias_edit(net, seed)  # the init remedies start every bias at 0 (their words say so)
     return edit
+
+
+#: The init each init remedy's edit draws (:func:`_init_edit`): Kaiming's for ReLU (gain sqrt 2, whatever
+#: the activation's slope), Xavier's, LeCun's (1/fan_in)
+_EDIT_INITS = {R.INIT_REMEDY["kaiming_normal"]: InitSpec(scheme="kaiming_normal", gain=math.sqrt(2.0)),
+               R.INIT_REMEDY["xavier_normal"]: InitSpec(scheme="xavier_normal"),
+               R.INIT_REMEDY["lecun_normal"]: InitSpec(scheme="lecun_normal")}
+
+
+def _init_forecast(result: SimulationResult) -> Callable[[Remedy], float | None]:
+    """The log10 change mean-field theory predicts of an init remedy here (:func:`.check.predicted_reinit_effect`):
+    its edit re-draws every Linear/Conv module, a model file's included (not a layer the forward computes
+    with a function on its own parameters) and zeroes their biases."""
+    def predict(remedy: Remedy) -> float | None:
+        init = _EDIT_INITS.get(remedy.id)
+        if init is None:
+            return None
+        return predicted_reinit_effect(result, lambda u: init if not u.pointer.startswith("function:") and u.type in (
+            "linear", "conv1d", "conv2d", "conv3d") else None, zero_bias=True)
+    return predict
 
 
 def _scale_branches_edit(ends: list[str], factor: float) -> Edit:
@@ -1437,8 +1460,10 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
         remedies: list[Remedy] = []
         results: dict[int, SimulationResult] = {}  # id(remedy) -> its verifying simulation
         # a note (info) gets none: its explanation says what would remove it, nothing needs fixing
-        for remedy, edit in (_proposals(det, result, run.model, run.names, far)
-                             if det.severity != "info" else []):
+        proposed = _proposals(det, result, run.model, run.names, far) if det.severity != "info" else []
+        # (the spec door's rules, one code path: no rate sized from steps a growth inflated)
+        kept = {id(r) for r in without_inflated_rate(det, detections, [r for r, _ in proposed])}
+        for remedy, edit in [(r, e) for r, e in proposed if id(r) in kept]:
             if verify and edit is not None:
                 try:
                     after = verifier.verify(det, detections, remedy, edit)
@@ -1454,6 +1479,9 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
             remedies.append(remedy)
         if det.severity != "info":
             remedies += _training_time(det, remedies, results)
+        if not verify:
+            # an init theory predicts leaves the finding standing comes after the structural remedies
+            remedies = init_after_structural(remedies, det, result, thresholds, _init_forecast(result))
         if run.checkpoint:
             # a trained checkpoint: a new init (or a bias, a gate, an activation with its re-init) is
             # advice for training again from scratch, listed after what applies to the checkpoint
