@@ -17,7 +17,13 @@ from typing import Any
 import httpx
 
 from gradhealth.core.numbers import plain
-from gradhealth.errors import ArgumentTypeError, GradHealthError, InputFormatError, Problem
+from gradhealth.errors import (
+    ArgumentTypeError,
+    GradHealthError,
+    InputFormatError,
+    Problem,
+    SpecError,
+)
 
 
 class RemoteError(GradHealthError):
@@ -47,6 +53,19 @@ def _located(errors: Any) -> tuple[list[Problem], tuple[int, int] | None]:
     position = next(((e["line"], e["column"]) for e in errors
                      if isinstance(e, dict) and type(e.get("line")) is int and type(e.get("column")) is int), None)
     return problems, position
+
+
+class RemoteSpecError(RemoteError, SpecError):
+    """The service refused the spec (422 ``invalid-spec``): a :class:`RemoteError` that is also the
+    :class:`~gradhealth.errors.SpecError` the local check raises, its ``problems`` by JSON pointer, so
+    one ``except SpecError`` catches both (newuser16 #5: the client raised SpecError where it
+    validated the spec itself, for ``seeds=``, and RemoteError where the service did)."""
+
+
+def remote_error(problem: dict[str, Any]) -> RemoteError:
+    """The :class:`RemoteError` (or the subclass of its kind) for a problem document."""
+    kind = str(problem.get("type") or "").rsplit("/", 1)[-1]
+    return RemoteSpecError(problem) if kind == SpecError.code.replace("_", "-") else RemoteError(problem)
 
 
 class WrongServiceURL(RemoteError):
@@ -314,7 +333,7 @@ class Client:
                            "detail": " ".join(response.text[:500].split())}
             if response.status_code == 401:
                 raise KeyRefused(problem, key_given=self._key_given)
-            raise RemoteError(problem)
+            raise remote_error(problem)
         try:
             data = response.json()
         except ValueError:
@@ -438,7 +457,7 @@ class Client:
             # was done (newuser15 #3)
             self.on_state(job)
         if job["status"] == "failed":
-            raise RemoteError(job.get("error") or {"detail": "the job failed", "status": 500})
+            raise remote_error(job.get("error") or {"detail": "the job failed", "status": 500})
         if job["status"] != "succeeded":
             # a check the caller gave up on is stopped, not left holding a worker (a CI step that
             # times out and is retried queued a second one behind it: newuser3)

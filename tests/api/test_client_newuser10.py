@@ -90,3 +90,24 @@ def test_a_timeout_is_the_clients_error_too() -> None:
     with client, pytest.raises(ServiceUnreachable, match="http://service.test did not answer in time") as err:
         client.run("r1")
     assert err.value.status == 504
+
+
+def test_a_spec_the_service_refuses_is_a_spec_error_too(idle_api) -> None:
+    """newuser16 #5: without ``seeds=`` the service validated the spec and the client raised a plain
+    RemoteError, so ``except SpecError`` (the README's pattern) caught only the ``seeds=`` call."""
+    bad = {"input": {"shape": [4]}, "layers": [{"type": "linear", "out_features": 0}]}
+    def to_the_app(request: httpx.Request) -> httpx.Response:  # each request served by the real app
+        answer = idle_api.request(request.method, str(request.url), content=request.content,
+                                  headers=dict(request.headers))
+        return httpx.Response(answer.status_code, headers=answer.headers, content=answer.content)
+
+    client = Client("http://testserver")
+    client.http = httpx.Client(base_url="http://testserver", transport=httpx.MockTransport(to_the_app))
+    for kwargs in ({}, {"seeds": 1}):
+        with pytest.raises(SpecError) as caught:
+            client.check_architecture(bad, wait_s=5, **kwargs)
+        assert [p.pointer for p in caught.value.problems] == ["/layers/0/out_features"], kwargs
+    assert isinstance(caught.value, SpecError) and not isinstance(caught.value, RemoteError)  # (local)
+    with pytest.raises(RemoteError) as remote:
+        client.check_architecture(bad, wait_s=5)
+    assert remote.value.status == 422
