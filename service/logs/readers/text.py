@@ -93,6 +93,7 @@ from gradhealth.logs.series import (
     classify,
     gan_part,
     make_series,
+    record_name,
     several_runs,
 )
 from gradhealth.logs.thresholds import LogThresholds
@@ -2484,7 +2485,10 @@ class TextReader:
                                         if len(replaced) < _MAX_NAMED:
                                             replaced.setdefault(k)
                                     nan_line = nonfinite_at.pop((k, epoch), None)
-                                    if nan_line is not None and hidden is None and math.isfinite(value):
+                                    if (nan_line is not None and hidden is None and math.isfinite(value)
+                                            and not (record_name(k) and math.isinf(at_epoch[epoch]))):
+                                        # (a best-so-far's inf, ``best_loss=inf`` before there is a best,
+                                        # is the trainer's placeholder: replaced, it hid no failure)
                                         hidden = (nan_line, k, at_epoch[epoch], epoch)
                                     if not math.isfinite(value):
                                         nonfinite_at[(k, epoch)] = lineno

@@ -1,0 +1,69 @@
+"""logsweep89: text consoles from new repositories. A best-so-far's ``inf`` placeholder in a console of
+resumed fine-tunes read as a NaN/Inf event (simplenmt_rl_burmese), a gradient norm printed before AMP's
+loss scale is undone read as an explosion (simplenmt_rl_burmese), separate runs read as one resumed run
+(yolox_voc_gbk_windows, simplenmt_rl_burmese), paper-style loss names ``L``/``L_crf`` (openjere_tqdm_killed),
+a tqdm bar's label read as a series (biped_d4pg_tqdm_only) and ``Total reward in global step N: x``
+(trpo_tiny_kl_stuck)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gradhealth.library import check_logs
+from gradhealth.logs.load import read_log
+
+
+def _codes(path: Path) -> dict[str, str]:
+    """finding code -> its worst severity."""
+    order = {"info": 0, "warning": 1, "error": 2}
+    out: dict[str, str] = {}
+    for f in check_logs(path).findings:
+        if order[f.severity] >= order.get(out.get(f.code, "info"), -1):
+            out[f.code] = f.severity
+    return out
+
+
+# --- 1. a best-so-far's inf placeholder in resumed fine-tunes ------------------------------------
+
+def _simple_nmt_run(start: int, end: int, base: float, *, nan_at: int | None = None) -> list[str]:
+    """A simple-nmt style pass from epoch ``start`` to ``end``: its config print, then per epoch the
+    training line and the validation line with the best so far, which starts as inf."""
+    out = [f"{{   'batch_size': 16, 'init_epoch': {start}, 'n_epochs': {end} }}"]
+    best = float("inf")
+    for e in range(start, end + 1):
+        loss = base * 0.97 ** (e - start)
+        shown = "nan" if e == nan_at else f"{loss:.4e}"
+        out.append(f"Epoch {e} - |param|=3.02e+02 |g_param|={1.0 + 0.03 * (e % 7):.2e} loss={shown} ppl=20.0")
+        out.append(f"Validation - loss={loss * 0.9:.4e} ppl=18.0 best_loss={best:.4e} best_ppl={best:.2f}")
+        best = min(best, loss * 0.9)
+    return out
+
+
+def test_a_best_so_far_placeholder_replaced_by_a_resumed_pass_is_no_nonfinite_error(tmp_path: Path) -> None:
+    # three passes resumed from epochs 1, 12 and 8: the second pass's best_loss=inf at epoch 12 is
+    # replaced by the third pass's finite best at epoch 12; it was a nonfinite ERROR ("the log reports
+    # a NaN/Inf") while the same inf in a single pass is no failure
+    path = tmp_path / "rl.log"
+    path.write_text("\n".join(_simple_nmt_run(1, 20, 4.0) + _simple_nmt_run(12, 20, 3.0)
+                              + _simple_nmt_run(8, 20, 3.2)) + "\n")
+    codes = _codes(path)
+    assert codes.get("nonfinite", "info") == "info"
+    assert "nonfinite_event" not in {w.code for w in read_log(path).warnings}
+
+
+def test_a_nan_loss_replaced_by_a_resumed_pass_is_still_reported(tmp_path: Path) -> None:
+    # the control: a real NaN of the loss that a later pass overwrites stays a nonfinite finding
+    path = tmp_path / "rl.log"
+    path.write_text("\n".join(_simple_nmt_run(1, 20, 4.0) + _simple_nmt_run(12, 20, 3.0, nan_at=14)
+                              + _simple_nmt_run(8, 20, 3.2)) + "\n")
+    assert _codes(path).get("nonfinite") == "error"
+
+
+def test_a_min_so_far_record_starting_at_inf_is_a_placeholder(tmp_path: Path) -> None:
+    # ``min_val_loss`` (inf until the first evaluation) is a record like ``best_loss``: its initial
+    # inf is no overflow, though its name holds "loss"
+    lines = [f"epoch {e} loss {3.0 * 0.95 ** e:.4f} val_loss {2.9 * 0.95 ** e:.4f} "
+             f"min_val_loss {'inf' if e == 0 else f'{2.9 * 0.95 ** (e - 1):.4f}'}" for e in range(30)]
+    path = tmp_path / "train.log"
+    path.write_text("\n".join(lines) + "\n")
+    assert "nonfinite" not in _codes(path)
