@@ -67,3 +67,50 @@ def test_a_min_so_far_record_starting_at_inf_is_a_placeholder(tmp_path: Path) ->
     path = tmp_path / "train.log"
     path.write_text("\n".join(lines) + "\n")
     assert "nonfinite" not in _codes(path)
+
+
+# --- 2. a gradient norm printed before AMP's loss scale is undone ------------------------------
+
+def _amp_lines(epochs: int, norm: list[float], *, scale: bool = False) -> list[str]:
+    out = []
+    for e in range(1, epochs + 1):
+        loss = 4.75 * 0.97 ** (e - 1)
+        extra = " scale=65536" if scale else ""
+        out.append(f"Epoch {e} - |param|=6.01e+02 |g_param|={norm[e - 1]:.2e} loss={loss:.4e} ppl=20.0{extra}")
+    return out
+
+
+def _exploding(path: Path) -> list:
+    return [f for f in check_logs(path).findings if f.code == "exploding_gradient"]
+
+
+def test_a_flat_loss_scaled_norm_over_a_falling_loss_is_a_note_without_a_clip(tmp_path: Path) -> None:
+    # simple-nmt under AMP: |g_param| ~3e5 = 2^16 x ~4.6, flat while the loss falls; it was an
+    # exploding_gradient warning "463x |param|" with a clip sized from those numbers
+    norm = [3.27e5 * (1 - 0.01 * k) for k in range(30)]
+    path = tmp_path / "amp.log"
+    path.write_text("\n".join(_amp_lines(30, norm)) + "\n")
+    [f] = _exploding(path)
+    assert f.severity == "info" and not f.remedies
+    ev = f.evidence.model_dump()
+    assert ev["loss_scaled"] is True
+    # GradScaler's initial 2^16: 3e5 / 65536 = 4.6, a healthy norm
+    assert ev["scale_power"] == 16
+    assert 3.0 < ev["value"] / 2 ** 16 < 5.0
+    assert "unscale_" in f.summary and "unscale_" in f.explanation
+
+
+def test_a_logged_loss_scale_marks_the_norm_scaled_too(tmp_path: Path) -> None:
+    norm = [2.0e5 * (1 + 0.02 * (k % 3)) for k in range(30)]
+    path = tmp_path / "amp.log"
+    path.write_text("\n".join(_amp_lines(30, norm, scale=True)) + "\n")
+    [f] = _exploding(path)
+    assert f.severity == "info" and "loss scale is logged" in f.summary
+
+
+def test_a_growing_norm_stays_an_explosion(tmp_path: Path) -> None:
+    # the control: a norm that grows 100x over the run is no loss scale, whatever its size
+    norm = [3.0e3 * 1.2 ** k for k in range(30)]
+    path = tmp_path / "boom.log"
+    path.write_text("\n".join(_amp_lines(30, norm)) + "\n")
+    assert any(f.severity in ("warning", "error") for f in _exploding(path))
