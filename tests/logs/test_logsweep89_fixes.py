@@ -114,3 +114,63 @@ def test_a_growing_norm_stays_an_explosion(tmp_path: Path) -> None:
     path = tmp_path / "boom.log"
     path.write_text("\n".join(_amp_lines(30, norm)) + "\n")
     assert any(f.severity in ("warning", "error") for f in _exploding(path))
+
+
+# --- 3. separate runs in one console ----------------------------------------------------------
+
+def test_a_yolox_fresh_start_after_training_is_done_is_a_run_of_its_own(tmp_path: Path) -> None:
+    # YOLOX (loguru): a run of 10 epochs ends ("Training of experiment is done"), a new one starts again at
+    # epoch 1 with new args; it was read as one run resumed, its values overwritten
+    head = "2021-09-03 20:18:49.869 | INFO     | yolox.core.trainer:after_iter:246 - "
+    lines: list[str] = []
+    firsts = []
+    for run, (epochs, start) in enumerate(((10, 9.0), (6, 20.0))):
+        lines.append(f"2021-09-03 20:22:07.593 | INFO     | yolox.core.trainer:before_train:126 - args: "
+                     f"Namespace(batch_size={4 - 3 * run}, devices=1)")
+        for e in range(1, epochs + 1):
+            for it in (10, 20, 30, 40):
+                loss = start * 0.93 ** ((e - 1) * 4 + it / 10)
+                if e == 1 and it == 10:
+                    firsts.append(loss)
+                lines.append(f"{head}epoch: {e}/300, iter: {it}/47, mem: 1756Mb, total_loss: {loss:.1f}, "
+                             f"iou_loss: {loss / 2:.1f}, lr: 1.560e-04")
+        if run == 0:
+            lines.append("2021-09-03 20:18:58.555 | INFO     | yolox.core.trainer:after_train:184 - "
+                         "Training of experiment is done and the best AP is 0.00")
+    path = tmp_path / "train_log.txt"
+    path.write_text("\n".join(lines) + "\n")
+    log = read_log(path)
+    assert not [w for w in log.warnings if w.code == "overwritten_values"]
+    assert any(w.code == "skipped_runs" for w in log.warnings)
+    loss = next(s for s in log.series if s.name.endswith("total_loss"))
+    # the run read is the second: 6 epochs x 4 lines, its first value the second run's first
+    assert len(loss) == 24
+    assert abs(float(loss.values[0]) - round(firsts[1], 1)) < 1e-9
+
+
+def test_fine_tunes_each_run_to_the_same_last_epoch_are_separate_runs(tmp_path: Path) -> None:
+    # simple-nmt's RL fine-tunes, each from a baseline checkpoint (epochs 41, 50, 58) to epoch 100:
+    # each went back part way after the one before had ended; read as one run resumed three times
+    lines = _simple_nmt_run(41, 100, 2.8) + _simple_nmt_run(50, 100, 2.7) + _simple_nmt_run(58, 100, 2.6)
+    path = tmp_path / "rl.log"
+    path.write_text("\n".join(lines) + "\n")
+    log = read_log(path)
+    assert not [w for w in log.warnings if w.code == "overwritten_values"]
+    loss = {s.name: s for s in log.series}
+    # each run judged on its own (all three ended at the same epoch): its own epochs and values
+    runs = sorted({n.split("/")[0] for n in loss if n.startswith("run")})
+    assert len(runs) == 3
+    for run, (start, base) in zip(runs, ((41, 2.8), (50, 2.7), (58, 2.6)), strict=True):
+        s = loss[f"{run}/loss"]
+        assert float(s.steps[0]) == start and float(s.steps[-1]) == 100
+        assert abs(float(s.values[0]) - base) < 1e-3
+
+
+def test_a_resume_from_a_checkpoint_after_a_crash_is_still_one_run(tmp_path: Path) -> None:
+    # the control: 1..60, cut short, resumed from epoch 20 to 100 (a stretch ending elsewhere): one run
+    lines = _simple_nmt_run(1, 60, 4.0) + _simple_nmt_run(20, 100, 3.5)
+    path = tmp_path / "resume.log"
+    path.write_text("\n".join(lines) + "\n")
+    log = read_log(path)
+    assert not log.runs
+    assert any(w.code == "overwritten_values" for w in log.warnings)
