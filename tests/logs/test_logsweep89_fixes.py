@@ -174,3 +174,38 @@ def test_a_resume_from_a_checkpoint_after_a_crash_is_still_one_run(tmp_path: Pat
     log = read_log(path)
     assert not log.runs
     assert any(w.code == "overwritten_values" for w in log.warnings)
+
+
+# --- 4. paper-style loss names ----------------------------------------------------------------
+
+def _paper_lines(total_name: str = "L", whole: bool = False) -> list[str]:
+    out = []
+    for b in range(40):
+        crf, sel = 43.0 / (1 + b) + 6.5, 1968.0 / (1 + b) ** 2 + 0.8
+        if whole:
+            crf, sel = float(round(crf)), float(round(sel))
+        out.append(f"{total_name}: {crf + sel:.2f}, L_crf: {crf:.2f}, L_selection: {sel:.2f}, epoch: 0/50")
+    return out
+
+
+def test_L_beside_its_L_terms_is_the_training_loss(tmp_path: Path) -> None:
+    path = tmp_path / "nohup.out"
+    path.write_text("\n".join(_paper_lines()) + "\n")
+    doc = check_logs(path)
+    assert "insufficient_data" not in {f.code for f in doc.findings}
+    log = read_log(path)
+    from gradhealth.logs.derive import add_named_loss
+    add_named_loss(log)
+    [loss] = [s for s in log.series if s.role == "loss"]
+    assert loss.name == "L"
+
+
+def test_a_whole_numbered_L_is_no_loss(tmp_path: Path) -> None:
+    # a length and its parts in whole numbers: no loss is read from them
+    lines = [f"L: {100 + b}, L_max: 512, epoch: {b}" for b in range(30)]
+    path = tmp_path / "lengths.log"
+    path.write_text("\n".join(lines) + "\n")
+    from gradhealth.logs.derive import add_named_loss
+    log = read_log(path)
+    add_named_loss(log)
+    assert not [s for s in log.series if s.role == "loss"]
