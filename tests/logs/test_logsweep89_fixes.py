@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from gradhealth.errors import UnknownLogFormat
 from gradhealth.library import check_logs
 from gradhealth.logs.load import read_log
 
@@ -209,3 +212,26 @@ def test_a_whole_numbered_L_is_no_loss(tmp_path: Path) -> None:
     log = read_log(path)
     add_named_loss(log)
     assert not [s for s in log.series if s.role == "loss"]
+
+
+# --- 5. a tqdm bar's label --------------------------------------------------------------------
+
+def test_a_tqdm_label_is_no_series(tmp_path: Path) -> None:
+    # a bar redrawn between the loss prints: "Training" was a series of the bar's percentages
+    lines = []
+    for k in range(1, 31):
+        lines.append(f"Training:   {k // 3}%|▌         | {k * 1000}/300000 [00:{k:02d}<14:48, 533.33step/s]")
+        lines.append(f"loss: {2.0 * 0.95 ** k:.4f}")
+    path = tmp_path / "train.log"
+    path.write_text("\n".join(lines) + "\n")
+    series = {s.name: s for s in read_log(path).series}
+    assert set(series) == {"loss"} and len(series["loss"]) == 30
+
+
+def test_a_console_of_tqdm_bars_only_is_refused(tmp_path: Path) -> None:
+    bars = "".join(f"Training:   {k // 3}%|▌         | {k * 1000}/300000 [00:{k:02d}<14:48, 533.33step/s]\r"
+                   for k in range(1, 40))
+    path = tmp_path / "train.log"
+    path.write_text(bars + "\n")
+    with pytest.raises(UnknownLogFormat):
+        read_log(path)

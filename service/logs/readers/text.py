@@ -1496,6 +1496,10 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
                        or (m.start() > 0 and line[m.start() - 1] == ":"
                            and _LOGURU_REF.search(line, max(0, m.start() - 200), m.start()))))):
             continue
+        elif key.lower() not in _POSITION_KEYS and _TQDM_DONE.match(line, m.end()) is not None:
+            # a tqdm bar's label ("Training:   5%|▌ | 1565696/30000000 [47:49<14:48:35]"): the bar's
+            # percentage done, no value of a series named "Training"
+            continue
         elif len(key) == 1:
             # one letter: a value only where the log repeats it (:data:`_ONE`), set aside
             val = _value(line, m, count_ok=False)
