@@ -235,3 +235,19 @@ def test_a_console_of_tqdm_bars_only_is_refused(tmp_path: Path) -> None:
     path.write_text(bars + "\n")
     with pytest.raises(UnknownLogFormat):
         read_log(path)
+
+
+# --- 6. "<name> in global step N: x" -----------------------------------------------------------
+
+def test_a_value_named_in_its_step_clause_is_read(tmp_path: Path) -> None:
+    rewards = [1.37, 0.72, 4.76, 5.08, 0.33, 3.81, 2.2, 1.1]
+    lines = []
+    for k, r in enumerate(rewards):
+        lines.append(f"Global-step {33 + 300 * k} --Accept update with alpha=1.0, kl=1e-12, old=0.5, new=0.5")
+        lines.append(f"Total reward in global step {33 + 300 * k}: {r}")
+    path = tmp_path / "train.log"
+    path.write_text("\n".join(lines) + "\n")
+    series = {s.name: s for s in read_log(path).series}
+    s = series["Total_reward"]
+    assert list(s.steps) == [33 + 300 * k for k in range(len(rewards))]
+    assert list(s.values) == rewards

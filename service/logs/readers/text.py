@@ -1094,8 +1094,22 @@ def _all_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
     return _SHAPES(line)
 
 
+#: A value named with its position inside the name's clause: "Total reward in global step 33: 1.37",
+#: "Reward at episode 12: 3.4", "Loss in step 500: 0.2" (a name of up to three words at the line's or a
+#: clause's head, "in" or "at", the counter, then a colon and the number)
+_NAME_IN_STEP = re.compile(
+    r"(?:^|(?<=[\]|:,;>)-])[ \t]*|^[ \t]*)(?P<name>[A-Za-z][\w-]*(?:[ \t]+[A-Za-z][\w-]*){0,2})[ \t]+(?:in|at)[ \t]+"
+    r"(?:the[ \t]+)?(?:global[ \t]+)?(?P<unit>step|iteration|iter|epoch|episode)[ \t]+(?P<n>\d{1,18})[ \t]*:[ \t]*"
+    rf"(?=(?:{_NUM}|[-+]?nan|[-+]?inf)(?![\w.]|\.\d))", re.IGNORECASE)
+_UNIT_KEY = {"step": "step", "iteration": "step", "iter": "step", "epoch": "epoch", "episode": "episode"}
+
+
 def _parsed(line: str) -> tuple[list[tuple[str, str]], float | None]:
     """:func:`line_values` of one line, parsed in full."""
+    if (" in " in line or " at " in line) and (named := _NAME_IN_STEP.search(line)) is not None:
+        # "<name> in (global) step N: x": the step N, and x the value of <name> (its words one name)
+        line = (f"{line[:named.start('name')]}{_UNIT_KEY[named['unit'].lower()]} {named['n']}, "
+                f"{'_'.join(named['name'].split())}: {line[named.end():]}")
     found, total = _line_values(line)
     if (found and "step" in line.lower() and not any(k.lower() in STEP_KEYS for k, _ in found)
             and not all(k.startswith(_ONE) for k, _ in found)):
