@@ -238,13 +238,13 @@ def _steep(run: RunLog, t: LogThresholds) -> list[Finding]:
     ratio = float(median(ratios))
     if ratio < t.grad_to_weight_warning:
         return []
-    scaled = amp_scaled(run, gv)
-    if scaled is not None:
-        # (a norm AMP's loss scale multiplied: its ratio to the weights says nothing, no clip from it)
-        return [_amp_note(run, s, gs, gv, scaled, {"weight_metric": w.name, "grad_to_weight": ratio})]
     severity = "error" if ratio >= t.grad_to_weight_error else "warning"
     first = float(at[int(np.argmax(ratios >= t.grad_to_weight_warning))])
     learnt = _learnt_with_steady_weights(run, ww)
+    scaled = amp_scaled(run, gv) if learnt is None else None
+    if scaled is not None:
+        # (a norm AMP's loss scale multiplied: its ratio to the weights says nothing, no clip from it)
+        return [_amp_note(run, s, gs, gv, scaled, {"weight_metric": w.name, "grad_to_weight": ratio})]
     if learnt is not None:
         # the steps were not the gradient's size: the weights it would throw about held within
         # a few percent while the loss fell by a factor (logsweep77 h01, simple-nmt under Adam on a
