@@ -347,6 +347,33 @@ def _bare_total(run: RunLog) -> list[Series]:
     return [total]
 
 
+#: Paper notation for a loss and its terms: ``L`` beside ``L_crf``, ``L_selection`` (``L_rec``, ``L_kl``).
+_PAPER_PART = re.compile(r"L_[A-Za-z][\w.-]*")
+
+
+def _paper_total(run: RunLog) -> list[Series]:
+    """A series named ``L`` printed beside terms named ``L_<part>`` at its steps, with no other loss:
+    the paper notation for a loss and its terms (OpenJERE's ``L: 7.94, L_crf: 7.07, L_selection:
+    0.87``, L being their sum). Not a bare ``L`` alone (a length), nor one of whole numbers (a count
+    or a size: ``L: 128, L_max: 512``), nor where ``L`` is neither the sum of its terms nor the only
+    such family (a term beside it that is an accuracy, a count or a score). ``[]`` or the one series."""
+    totals = [s for s in run.series if s.role == "metric" and _last_part(s.name).strip() == "L"]
+    if len(totals) != 1:
+        return []
+    total = totals[0]
+    v = total.values[np.isfinite(total.values)]
+    if not len(v) or bool(np.all(v == np.round(v))):
+        return []
+    steps = set(total.steps.tolist())
+    parts = [s for s in run.series if s is not total and s.role == "metric"
+             and _PAPER_PART.fullmatch(_last_part(s.name).strip()) is not None
+             and len(steps & set(s.steps.tolist())) * 2 >= len(steps)]
+    words = {w.lower() for s in parts for w in re.split(r"[_.\s/-]+|(?<=[a-z])(?=[A-Z])", s.name)[1:] if w}
+    if not parts or words & _NOT_PARTS:
+        return []
+    return [total]
+
+
 def add_named_loss(run: RunLog) -> RunLog:
     """Where ``run`` still has no training loss and exactly one series is named as a loss in words
     (:func:`named_loss`), or one of several has a total's name in its last part
@@ -369,7 +396,7 @@ def add_named_loss(run: RunLog) -> RunLog:
     if len(found) > 1 and len(totals) == 1:
         found = totals
     if not found:
-        found = _bare_total(run)
+        found = _bare_total(run) or _paper_total(run)
     if len(found) != 1:
         return run
     found[0].role = "loss"

@@ -340,6 +340,19 @@ def name_words(name: str) -> list[str]:
     return [w.lower() for w in _NAME_WORDS.split(name.strip()) if w]
 
 
+#: The words that mark a record kept over the run rather than a value of its step: the best so far
+#: or the lowest/highest so far (``best_loss``, ``min_val_loss``, ``lowest_loss``, ``BestAvg``). A
+#: trainer starts such a record at +-inf (``best = float('inf')``) and prints it before there is one.
+_RECORD_WORDS = frozenset({"best", "min", "minimum", "lowest", "highest"})
+
+
+def record_name(name: str) -> bool:
+    """Whether ``name`` is a best-so-far or min-so-far record (one of its words is ``best``,
+    ``min``, ``minimum``, ``lowest`` or ``highest``): its +-inf before the first finite value is
+    the trainer's placeholder (``best_loss=inf``), never a value that overflowed."""
+    return not _RECORD_WORDS.isdisjoint(name_words(name))
+
+
 def gan_part(name: str) -> str | None:
     """``"G"`` or ``"D"`` for a GAN's generator or discriminator loss as tools name them
     (``loss_G``, ``g_loss``, ``Loss/D/loss``, ``errD``, ``gen_loss``, CycleGAN's ``G_A`` and ``D_B``,

@@ -185,6 +185,9 @@ def _astronomical(run: RunLog, t: LogThresholds) -> list[Finding]:
     over = np.nonzero(v >= t.explode_absolute)[0]
     if not len(over):
         return []
+    scaled = amp_scaled(run, v) if s.role == "grad_norm" and len(v) > 1 else None
+    if scaled is not None:
+        return [_amp_note(run, s, steps, v, scaled, {})]
     i = int(over[0])
     top = int(np.argmax(v))
     peak = float(v[top])
@@ -238,6 +241,10 @@ def _steep(run: RunLog, t: LogThresholds) -> list[Finding]:
     severity = "error" if ratio >= t.grad_to_weight_error else "warning"
     first = float(at[int(np.argmax(ratios >= t.grad_to_weight_warning))])
     learnt = _learnt_with_steady_weights(run, ww)
+    scaled = amp_scaled(run, gv) if learnt is None else None
+    if scaled is not None:
+        # (a norm AMP's loss scale multiplied: its ratio to the weights says nothing, no clip from it)
+        return [_amp_note(run, s, gs, gv, scaled, {"weight_metric": w.name, "grad_to_weight": ratio})]
     if learnt is not None:
         # the steps were not the gradient's size: the weights it would throw about held within
         # a few percent while the loss fell by a factor (logsweep77 h01, simple-nmt under Adam on a
@@ -262,6 +269,79 @@ def _steep(run: RunLog, t: LogThresholds) -> list[Finding]:
         [] if learnt is not None else
         [default_clipping(run, "every logged gradient norm dwarfs the weight norm, so none is a healthy one"),
          lower_lr(run, at_step=first, why="the gradient norm dwarfs the weight norm")])]
+
+
+#: A loss scale logged beside the norm (fairseq's ``loss_scale``, DeepSpeed's ``loss scale``, a
+#: GradScaler's ``scale``/``grad_scale``/``amp_scale``): the run is mixed precision.
+_SCALE_SERIES = re.compile(r"(?:^|[/_.-])(?:loss|grad|amp)[_ -]?scale$|(?:^|[/.])scale$", re.IGNORECASE)
+#: The powers of two a loss scaler uses: GradScaler starts at 2^16 and halves or doubles from there.
+_SCALE_POWERS = range(8, 25)
+#: A loss-scaled norm divided by some such power lands in a healthy norm's range.
+_HEALTHY_NORM = (0.01, 100.0)
+#: Flat relative to itself: its first and last tenth's medians within this factor of each other, and
+#: its 90th percentile within this factor of its 10th (a real explosion grows by decades).
+_FLAT_FACTOR = 4.0
+#: The loss fell smoothly: its last tenth's median at most this share of its first tenth's, and no
+#: point more than this many times the median of the points around it.
+_LOSS_FELL = 0.97
+_LOSS_JUMP = 2.0
+
+
+def amp_scaled(run: RunLog, g: np.ndarray) -> str | None:
+    """Why the total gradient norm ``g`` (its finite points, in order) looks like one printed before
+    mixed precision's loss scale was undone (``scaler.scale(loss).backward()``, then the norm taken
+    before ``scaler.unscale_(optimizer)``), or None. A loss scale logged in the run says the run is
+    mixed precision; without one, the signature alone: a norm flat relative to itself while the training loss falls smoothly, of a
+    size some power of two a scaler uses (2^8 to 2^24) brings into a healthy norm's range. A norm that
+    grows, or a loss that does not fall, is not this: a genuine explosion grows."""
+    if len(g) < 8 or float(np.min(g)) <= 0:
+        return None
+    level = float(median(g))
+    if not any(_HEALTHY_NORM[0] <= level / 2.0 ** k <= _HEALTHY_NORM[1] for k in _SCALE_POWERS):
+        return None
+    k = max(1, len(g) // 10)
+    head, tail = float(median(g[:k])), float(median(g[-k:]))
+    lo, hi = np.percentile(g, [10, 90])
+    if not (tail <= _FLAT_FACTOR * head and head <= _FLAT_FACTOR * tail and hi <= _FLAT_FACTOR * lo):
+        return None
+    if any(_SCALE_SERIES.search(s.name) for s in run.series):
+        return "a loss scale is logged beside it"
+    loss = run.first("loss")
+    if loss is None or len(loss) < 8:
+        return None
+    v = loss.values
+    if not np.all(np.isfinite(v)) or np.any(v <= 0):
+        return None
+    n = max(1, len(v) // 10)
+    if not float(median(v[-n:])) <= _LOSS_FELL * float(median(v[:n])):
+        return None
+    around = centred_median(v, 2)  # (nan at the ends: no jump there)
+    if np.any(v > _LOSS_JUMP * around):
+        return None
+    return (f"it stays flat (within {_FLAT_FACTOR:g}x of itself) while the training loss falls smoothly, at a "
+            "size a loss scaler's power of two explains")
+
+
+def _amp_note(run: RunLog, s: Series, steps: np.ndarray, g: np.ndarray, why: str, extra: dict) -> Finding:
+    """The note in place of an ``exploding_gradient`` warning or error for a norm :func:`amp_scaled`
+    explains: no clip is sized from it."""
+    level = float(median(g))
+    # GradScaler's starting 2^16 where it brings the norm into a healthy range, else the power nearest 1
+    power = (16 if _HEALTHY_NORM[0] <= level / 2.0 ** 16 <= _HEALTHY_NORM[1]
+             else min(_SCALE_POWERS, key=lambda p: abs(math.log10(level / 2.0 ** p))))
+    return finding(
+        "exploding_gradient", "info",
+        f"{s.name} (median {level:.3g}) looks like a norm printed before mixed precision's loss scale was undone: "
+        f"{why}; divided by 2^{power} ({2.0 ** power:.0f}, a scale GradScaler uses) it is {level / 2.0 ** power:.3g}. "
+        "Log the norm after scaler.unscale_(optimizer) to judge it",
+        "Under AMP, scaler.scale(loss).backward() multiplies every gradient by the loss scale (65536 = 2^16 at the "
+        "start, halved or doubled as steps overflow or not); a norm taken before scaler.unscale_(optimizer) is that "
+        "many times the real one, and a clip at max_norm set from it clips nothing. To log (and clip) the real "
+        "norm: scaler.scale(loss).backward(); scaler.unscale_(optimizer); norm = "
+        "torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm); scaler.step(optimizer); scaler.update().",
+        {"metric": s.name, "steps": [_num(steps[0]), _num(steps[-1])], "value": level, "loss_scaled": True,
+         "scale_power": power, "why_scaled": why} | extra,
+        [])
 
 
 #: A weight norm within this factor of its lowest over the run held steady ...

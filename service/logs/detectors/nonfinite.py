@@ -17,7 +17,15 @@ from gradhealth.logs.detectors.common import finding
 from gradhealth.logs.detectors.coverage import log_the_loss
 from gradhealth.logs.detectors.gan import players
 from gradhealth.logs.remedies import clipping, lower_lr
-from gradhealth.logs.series import TRAINED_NAME, RunLog, Series, final_series, gan_part, name_words
+from gradhealth.logs.series import (
+    TRAINED_NAME,
+    RunLog,
+    Series,
+    final_series,
+    gan_part,
+    name_words,
+    record_name,
+)
 from gradhealth.logs.stats import finite, median
 from gradhealth.logs.stats import num as _num
 from gradhealth.logs.thresholds import LogThresholds
@@ -583,8 +591,8 @@ def _initial_best(s: Series, bad: np.ndarray) -> bool:
     every one +-inf and before its first finite point (logsweep59: a DDPG console's ``BestAvg: -inf``
     before its first 100-episode window, then -102.4 on). NaN, or an inf after a finite value, is
     no initial value."""
-    if not best_so_far(s.name):
-        return False
+    if not best_so_far(s.name) and not record_name(s.name):
+        return False  # (also a min-so-far: ``min_val_loss``, ``lowest_loss``, inf until the first value)
     where = np.nonzero(bad)[0]
     good = np.nonzero(~bad)[0]
     return (bool(np.all(np.isinf(s.values[bad]))) and len(good) > 0

@@ -93,6 +93,7 @@ from gradhealth.logs.series import (
     classify,
     gan_part,
     make_series,
+    record_name,
     several_runs,
 )
 from gradhealth.logs.thresholds import LogThresholds
@@ -755,13 +756,28 @@ def _run_starts(path: Path, limits: ReadLimits, config: _ConfigBlocks | None = N
             last = segments[-1][4] if segments else -1
             again = (epoch is not None and i <= 1 and (last > 1 or (header is not None and i <= last))
                      and (segments[-1][0] == n or segments[-1][6] < last or header is not None))
-            if not segments or segments[-1][0] != n or again:
+            # a step counted out of its total beside the epoch (YOLOX's "epoch: 1/300, iter: 10/47"): the
+            # epoch back at where the stretch began after it advanced starts a run too (a fresh start after
+            # "Training of experiment is done", never a resume, which goes on from a later epoch)
+            inner = _EPOCH_COUNTER.search(text) if epoch is None else None
+            ie = _count(inner[1]) if inner is not None else None
+            back = (ie is not None and bool(segments) and segments[-1][0] == n and segments[-1][8] >= 0
+                    and ie < segments[-1][9] and ie <= segments[-1][8] < segments[-1][10])
+            if not segments or segments[-1][0] != n or again or back:
                 # (a restart after the run before reached its last epoch: 2, a trial, where it counts to
                 # the same total or a model summary of its own comes before it (another model's fit, not
                 # a fine-tune of the one before); else 1); a run starts at its model summary, if any
                 whole = again and segments[-1][4] >= segments[-1][0] and (segments[-1][0] == n or header is not None)
+                if back:
+                    whole = inner is not None and segments[-1][10] >= (_count(inner[2]) or 0)
                 segments.append([n, lineno if header is None else header, 0, 0, -1,
-                                 (2 if whole else 1) if again else 0, i, int(header is not None)])
+                                 (2 if whole else 1) if again or back else 0, i, int(header is not None),
+                                 -1 if ie is None else ie, -1, -1])
+            if ie is not None:
+                if segments[-1][8] < 0:
+                    segments[-1][8] = ie
+                segments[-1][9] = ie
+                segments[-1][10] = max(segments[-1][10], ie)
             header = None
             segments[-1][2] += 1
             segments[-1][3] += "loss" in text.lower()
@@ -835,6 +851,10 @@ class _Restarts:
         # (the latest :data:`_MAX_HEADERS` places only: a search of a thousand trials still splits,
         # and the last :data:`_MAX_TRIALS` are judged), and how many places came before them
         self._epoch_starts: dict[bytes, deque[tuple[int, int, int]]] = {}
+        # the places where the epoch went back only part way, but at least half way to where its run
+        # began (a new run from an earlier checkpoint, or a resume): runs only where the stretch after
+        # ends at the epoch the one before ended at (:meth:`epoch_restarts`)
+        self._partial: set[int] = set()
         self._epoch_dropped: dict[bytes, int] = {}
 
     def line(self, lineno: int, raw: bytes, loss: bool) -> None:
@@ -891,7 +911,10 @@ class _Restarts:
             self._epoch_starts[kind] = deque([(1, 0, e)], maxlen=_MAX_HEADERS)
             return
         first, last, top, lines = seen
-        if e < last and e <= first and top > first:
+        partial = e < last and first < e and 2 * (top - e) >= top - first > 0
+        if (e < last and e <= first and top > first) or partial:
+            if partial:
+                self._partial.add(lineno)
             places = self._epoch_starts[kind]
             if len(places) == places.maxlen:
                 # the oldest place goes: the runs before the kept ones are counted, not read
@@ -915,9 +938,22 @@ class _Restarts:
         for kind, deque_places in self._epoch_starts.items():
             places = list(deque_places)
             dropped = self._epoch_dropped.get(kind, 0)
+            tops = [top for _, _, top in places[1:]] + [self._epochs[kind][2]]
+            if self._partial:
+                # a part-way return starts a run only where the run before had ended: the stretch after
+                # it ends at the same epoch (fine-tunes from a baseline's checkpoints, each to epoch 100);
+                # else it is a resume (a run cut short, resumed from its last checkpoint), one run
+                joined: list[tuple[int, int, int]] = [places[0]]
+                joined_tops = [tops[0]]
+                for place, top in zip(places[1:], tops[1:], strict=True):
+                    if place[0] in self._partial and top != joined_tops[-1]:
+                        joined_tops[-1] = max(joined_tops[-1], top)
+                        continue
+                    joined.append(place if place[0] not in self._partial else (place[0], place[1], joined_tops[-1]))
+                    joined_tops.append(top)
+                places, tops = joined, joined_tops
             if len(places) < 2:
                 continue
-            tops = [top for _, _, top in places[1:]] + [self._epochs[kind][2]]
             counts = [n for _, n, _ in places] + [self._epochs[kind][3]]
             kept: list[tuple[int, int]] = []
             if dropped:
@@ -965,7 +1001,10 @@ class _Restarts:
             return [1], None, 0
         # (past the places kept, the runs before the first one kept are counted, not read)
         return [*([] if earlier else [1]), *(at for at, _ in places)], (
-            "each counting its epochs again from the first" if complete else None), earlier
+            None if not complete else
+            "each going back to an earlier epoch and running again to the epoch the one before ended at"
+            if any(at in self._partial for at, _ in places) else
+            "each counting its epochs again from the first"), earlier
 
 
 def _restarted(seen: list[_Boundary], losses: int) -> list[tuple[int, int]]:
@@ -1055,8 +1094,22 @@ def _all_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
     return _SHAPES(line)
 
 
+#: A value named with its position inside the name's clause: "Total reward in global step 33: 1.37",
+#: "Reward at episode 12: 3.4", "Loss in step 500: 0.2" (a name of up to three words at the line's or a
+#: clause's head, "in" or "at", the counter, then a colon and the number)
+_NAME_IN_STEP = re.compile(
+    r"(?:^|(?<=[\]|:,;>)-])[ \t]*|^[ \t]*)(?P<name>[A-Za-z][\w-]*(?:[ \t]+[A-Za-z][\w-]*){0,2})[ \t]+(?:in|at)[ \t]+"
+    r"(?:the[ \t]+)?(?:global[ \t]+)?(?P<unit>step|iteration|iter|epoch|episode)[ \t]+(?P<n>\d{1,18})[ \t]*:[ \t]*"
+    rf"(?=(?:{_NUM}|[-+]?nan|[-+]?inf)(?![\w.]|\.\d))", re.IGNORECASE)
+_UNIT_KEY = {"step": "step", "iteration": "step", "iter": "step", "epoch": "epoch", "episode": "episode"}
+
+
 def _parsed(line: str) -> tuple[list[tuple[str, str]], float | None]:
     """:func:`line_values` of one line, parsed in full."""
+    if (" in " in line or " at " in line) and (named := _NAME_IN_STEP.search(line)) is not None:
+        # "<name> in (global) step N: x": the step N, and x the value of <name> (its words one name)
+        line = (f"{line[:named.start('name')]}{_UNIT_KEY[named['unit'].lower()]} {named['n']}, "
+                f"{'_'.join(named['name'].split())}: {line[named.end():]}")
     found, total = _line_values(line)
     if (found and "step" in line.lower() and not any(k.lower() in STEP_KEYS for k, _ in found)
             and not all(k.startswith(_ONE) for k, _ in found)):
@@ -1456,6 +1509,10 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
                        or ("." in key and line[m.start() - 1:m.start()] == "[" and line[m.end():m.end() + 1] == "]")
                        or (m.start() > 0 and line[m.start() - 1] == ":"
                            and _LOGURU_REF.search(line, max(0, m.start() - 200), m.start()))))):
+            continue
+        elif key.lower() not in _POSITION_KEYS and _TQDM_DONE.match(line, m.end()) is not None:
+            # a tqdm bar's label ("Training:   5%|▌ | 1565696/30000000 [47:49<14:48:35]"): the bar's
+            # percentage done, no value of a series named "Training"
             continue
         elif len(key) == 1:
             # one letter: a value only where the log repeats it (:data:`_ONE`), set aside
@@ -2484,7 +2541,10 @@ class TextReader:
                                         if len(replaced) < _MAX_NAMED:
                                             replaced.setdefault(k)
                                     nan_line = nonfinite_at.pop((k, epoch), None)
-                                    if nan_line is not None and hidden is None and math.isfinite(value):
+                                    if (nan_line is not None and hidden is None and math.isfinite(value)
+                                            and not (record_name(k) and math.isinf(at_epoch[epoch]))):
+                                        # (a best-so-far's inf, ``best_loss=inf`` before there is a best,
+                                        # is the trainer's placeholder: replaced, it hid no failure)
                                         hidden = (nan_line, k, at_epoch[epoch], epoch)
                                     if not math.isfinite(value):
                                         nonfinite_at[(k, epoch)] = lineno
