@@ -519,8 +519,9 @@ class Record:
     version: int = 0
     #: the unit as it was before each norm folded into it, for :meth:`Tracer.settle`
     folds: list[Fold] = field(default_factory=list)
-    #: the hidden state a recurrent cell's call read (``cell(x_t, h)``): what makes its calls a loop
-    state: torch.Tensor | None = None
+    #: the hidden state a recurrent cell's call read (``cell(x_t, h)``), every tensor of it (an
+    #: LSTMCell's ``(h, c)``: both are carried to the next step): what makes its calls a loop
+    state: list[torch.Tensor] = field(default_factory=list)
     #: what the activation folded in read (the unit's output before it), for :meth:`Tracer.settle`
     act_in: torch.Tensor | None = None
     #: the activation module folded in, by its qualified name and class ("head.5 (Sigmoid)"); None
@@ -655,10 +656,14 @@ MIN_LOOP_CALLS = 3
 
 
 def _feeds(earlier: Record, later: Record) -> bool:
-    """Whether ``later``'s input is computed from ``earlier``'s output within a few autograd steps."""
-    targets = {t.grad_fn for t in (earlier.out, earlier.raw) if t is not None and t.grad_fn is not None}
-    read = later.state if later.state is not None else later.inp  # a cell reads its state apart
-    return _within_hops(read.grad_fn if read is not None else None, targets)
+    """Whether ``later``'s input is computed from ``earlier``'s outputs within a few autograd steps.
+    A recurrent cell reads its state apart from its input, and every tensor of it is carried: an
+    LSTMCell's ``(h, c)`` reads the ``h`` and the ``c`` its previous call returned (its other
+    outputs, :attr:`Record.extra_outs`), either of which makes the calls one recurrence."""
+    targets = {t.grad_fn for t in (earlier.out, earlier.raw, *earlier.extra_outs)
+               if t is not None and t.grad_fn is not None}
+    reads = later.state or ([later.inp] if later.inp is not None else [])
+    return any(_within_hops(r.grad_fn, targets) for r in reads)
 
 
 def _within_hops(start: Any, targets: set[Any]) -> bool:
@@ -814,6 +819,20 @@ def all_tensors(value: Any, depth: int = 4) -> list[torch.Tensor]:
             if not any(t is f for f in found):
                 found.append(t)
     return found
+
+
+def _state_apart(module: nn.Module, output: Any) -> tuple[Any, ...] | None:
+    """A recurrent cell's output with each state tensor after its first (an LSTMCell's c beside h)
+    replaced by a view of itself, the same values, which the forward then carries on and the loss
+    reads: its gradient is what the next step and the loss give it, apart from the path inside the
+    cell through its own h (h = o * tanh(c)), which h's gradient already carries back. So the last
+    step's whole state (h_{T-1}, c_{T-1}) is carried back once (:meth:`.figures.Readout.add_carried`),
+    as :class:`UnrolledRNN` keeps its c_n. None for any other module or output (a GRUCell's or
+    RNNCell's h alone)."""
+    if not isinstance(module, nn.RNNCellBase) or not isinstance(output, tuple) or len(output) < 2:
+        return None
+    rest = [t.view_as(t) if isinstance(t, torch.Tensor) and t.requires_grad else t for t in output[1:]]
+    return (output[0], *rest)
 
 
 def output_grad(rec: Record) -> torch.Tensor | None:
@@ -1005,12 +1024,14 @@ class Tracer:
         self.inside -= 1
 
     def _hook(self, name: str, pointer: str, role: Role, module: nn.Module, args: tuple[Any, ...],
-              output: Any) -> None:
+              output: Any) -> Any:
         if self.functions:
             self.inside -= 1
+        apart = _state_apart(module, output)
+        output = apart if apart is not None else output
         inp, out = first_tensor(args), first_tensor(output)
         if out is None or not out.is_floating_point():
-            return
+            return apart
         if isinstance(module, _BATCH_NORMS) and module.training and inp is not None and inp.dim() >= 2:
             values = inp.numel() // max(inp.shape[1], 1)
             self.batch_statistics[name] = min(values, self.batch_statistics.get(name, values))
@@ -1023,7 +1044,9 @@ class Tracer:
             self.units[-1].extra_outs = [self._keep(t) for t in all_tensors(output)
                                          if t is not out and t.is_floating_point() and t.requires_grad]
         if isinstance(module, nn.RNNCellBase) and len(args) > 1 and self.units and self.units[-1].module is module:
-            self.units[-1].state = first_tensor(args[1:])  # an LSTMCell's (h, c): its h
+            # the state it read, every tensor of it: an LSTMCell's (h, c), a GRUCell's or RNNCell's h
+            self.units[-1].state = [t for t in all_tensors(args[1:]) if t.is_floating_point()]
+        return apart
 
     def _unit_event(self, name: str, pointer: str, role: Role, module: nn.Module, args: tuple[Any, ...],
                     inp: torch.Tensor | None, out: torch.Tensor) -> None:
@@ -2746,7 +2769,10 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
         calls = calls[:max(k for k, rec in enumerate(calls) if rec is measured[name]) + 1]
         for rec in calls:
             readout.add_step((name, 0), rec.out.grad)
-        readout.add_carried((name, 0), [rec.out for rec in calls])
+        # the last step's whole state is carried back: its other outputs too (an LSTMCell's c_{T-1}
+        # beside h_{T-1}, which the loss reads where it reads the final (h, c), as a classifier
+        # reading both or a decoder started from them does)
+        readout.add_carried((name, 0), [rec.out for rec in calls], calls[-1].extra_outs)
     for name, states in scans.items():  # an element-wise recurrence: its states are time steps
         scan = Record(name, f"function:{name}", Role("other", "rnn"), ElementwiseScan(), None, states[-1])
         records.append(scan)
@@ -3580,8 +3606,8 @@ def _release(records: Sequence[Record]) -> None:
     for rec in records:
         rec.inp = _shape_only(rec.inp)
         rec.out = cast(torch.Tensor, _shape_only(rec.out))
-        rec.pre = rec.raw = rec.weight = rec.state = rec.act_in = rec.node = None
-        rec.extra_outs = []
+        rec.pre = rec.raw = rec.weight = rec.act_in = rec.node = None
+        rec.extra_outs, rec.state = [], []
         rec.folds = []
 
 
