@@ -1497,6 +1497,10 @@ def softmax_counts(inp: torch.Tensor, out: torch.Tensor, dim: int) -> torch.Tens
 
 #: An in-place add of a tensor (``x += residual``: torch calls ``add_``), read as a residual sum.
 _INPLACE_ADDS = (torch.Tensor.add_, torch.Tensor.__iadd__)
+#: What takes one slice of a stacked parameter along its first axis (``self.W[i]``,
+#: ``self.W.select(0, i)``, ``for w in self.W``): one layer's weight of a stack of them.
+_SLICES = (torch.Tensor.__getitem__, torch.Tensor.select, torch.select, torch.Tensor.unbind, torch.unbind,
+           torch.Tensor.__iter__)
 
 
 class FunctionalOps(torch.overrides.TorchFunctionMode):
@@ -1545,7 +1549,11 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
         #: weight (msweep28's DenseCapsule) is no unit, and its product is named after it plainly
         self.module_names = {n for n, m in model.named_modules() if role_of(m).kind == "weight"
                              and not any(c != "parametrizations" for c, _ in m.named_children())}
-        self.layers: dict[int, tuple[str, FunctionLayer]] = {}
+        #: by the weight's id, or (its id, the slice's index) for one slice of a stacked parameter
+        self.layers: dict[Any, tuple[str, FunctionLayer]] = {}
+        #: id -> (the tensor, the stacked parameter it is one slice of, its index along the first
+        #: axis): the slices the forward took (held here, so that their ids stay theirs)
+        self.slices: dict[int, tuple[torch.Tensor, nn.Parameter, int]] = {}
         self.activations: dict[str, FunctionActivation] = {}
         #: every softmax the forward computed, the output's included (:func:`softmax_figures` drops it)
         self.softmaxes: list[SoftmaxCall] = []
@@ -1555,6 +1563,8 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
                            kwargs: dict[str, Any] | None = None) -> Any:
         out = func(*args, **(kwargs or {}))
         tracer = self.tracer
+        if func in _SLICES and not tracer.inside:
+            out = self._note_slices(func, args, kwargs or {}, out)
         if func in _SOFTMAXES:
             return self._softmax(args, kwargs or {}, out)
         if func in _DETACHES and args and isinstance(args[0], torch.Tensor) and args[0].grad_fn is not None:
@@ -1568,6 +1578,13 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
                 and out.is_floating_point() and isinstance(args[1], torch.Tensor)):
             # the model's weight, or one the forward computes from it (an equalised learning rate's
             # w * c, a standardised or a style-modulated weight): a layer all the same
+            sliced = self._slice(args[1])
+            if sliced is not None:  # F.linear(x, self.W[i]): layer i of a stack
+                w = args[1]
+                fans = (int(w[0].numel()), int(w.shape[0] * (w[0][0].numel() if w.dim() > 2 else 1)))
+                self._layer(LAYER_FUNCTIONS[func], args, kwargs or {}, out, source=sliced[0], index=sliced[1],
+                            fans=fans)
+                return out
             source = args[1] if isinstance(args[1], nn.Parameter) else self._source(args[1])
             if source is not None:
                 self._layer(LAYER_FUNCTIONS[func], args, kwargs or {}, out, source=source)
@@ -1575,6 +1592,13 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
         if (func in self._MATMULS and not tracer.inside and len(args) == 2 and isinstance(args[1], torch.Tensor)
                 and args[1].dim() == 2 and isinstance(args[0], torch.Tensor) and not isinstance(args[0], nn.Parameter)
                 and args[0].dim() >= 2 and isinstance(out, torch.Tensor) and out.is_floating_point()):
+            sliced = self._slice(args[1])
+            if sliced is not None:
+                # x @ self.W[i], a slice of a stacked [L, in, out] parameter: layer i of a stack, each
+                # slice a layer of its own, its weight gradient the slice's
+                self._layer("linear", args, {}, out, transposed=True, source=sliced[0], index=sliced[1],
+                            fans=(int(args[1].shape[0]), int(args[1].shape[1])))
+                return out
             if isinstance(args[1], nn.Parameter):
                 # a recurrence written from scratch, h = tanh(x_t @ W + h @ U + b): each product a layer
                 self._layer("linear", args, {}, out, transposed=True)
@@ -1670,24 +1694,68 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
         self.tracer._unit_event(key, f"activation:{key}", module.role, module, (inp,), inp, out)
         return out
 
+    def _note_slices(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> Any:
+        """Remember each slice along the first axis that ``func`` took of a stacked parameter of the
+        model (three dimensions or more: a stack of matrices or kernels, ``nn.Parameter(torch.randn(L,
+        d, d))``), with its index, so a layer function or a product on it is that slice's layer
+        (:meth:`_slice`); returns ``out`` (an iterator's slices, taken and iterated again)."""
+        p = args[0] if args else None
+        if not isinstance(p, nn.Parameter) or id(p) not in self.param_names or p.dim() < 3:
+            return out
+        taken: list[tuple[Any, int]] = []
+        if func is torch.Tensor.__iter__:
+            out = list(out)
+            taken = list(zip(out, range(len(out)), strict=False))
+            out = iter(out)
+        elif func in (torch.Tensor.unbind, torch.unbind):
+            dim = args[1] if len(args) > 1 else kwargs.get("dim", 0)
+            if dim == 0 and isinstance(out, tuple | list):
+                taken = list(zip(out, range(len(out)), strict=False))
+        elif func is torch.Tensor.__getitem__:
+            index = args[1] if len(args) > 1 else None
+            if isinstance(index, int) and not isinstance(index, bool):
+                taken = [(out, index % p.shape[0])]
+        else:  # select(dim, index)
+            dim, index = (list(args[1:3]) + [kwargs.get("dim"), kwargs.get("index")])[:2] if len(args) >= 3 \
+                else (kwargs.get("dim", args[1] if len(args) > 1 else None), kwargs.get("index"))
+            if dim == 0 and isinstance(index, int) and not isinstance(index, bool):
+                taken = [(out, index % p.shape[0])]
+        for t, k in taken:
+            if isinstance(t, torch.Tensor):
+                self.slices[id(t)] = (t, p, k)
+        return out
+
+    def _slice(self, t: Any) -> tuple[nn.Parameter, int] | None:
+        """(the stacked parameter, the index) of a slice the forward took of one (:meth:`_note_slices`)."""
+        entry = self.slices.get(id(t)) if isinstance(t, torch.Tensor) else None
+        return (entry[1], entry[2]) if entry is not None and entry[0] is t else None
+
     def _layer(self, kind: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: torch.Tensor,
                transposed: bool = False, source: nn.Parameter | None = None,
-               fans: tuple[int, int] | None = None, channels_first: bool | None = None) -> None:
+               fans: tuple[int, int] | None = None, channels_first: bool | None = None,
+               index: int | None = None) -> None:
+        """The unit of a layer function or product on ``args[1]``, the weight (``source``, the
+        parameter, where the forward computed ``args[1]`` from it). ``index``: ``args[1]`` is that
+        slice of the stacked parameter ``source`` (``x @ self.W[i]``), a layer of its own named
+        ``W[i]``, whose gradient and figures are the slice's."""
         weight: nn.Parameter = args[1] if source is None else source
-        known = self.layers.get(id(weight))
+        key: Any = id(weight) if index is None else (id(weight), index)
+        known = self.layers.get(key)
         if known is None:
             bias = args[2] if len(args) > 2 else kwargs.get("bias")
             full = self.param_names.get(id(weight), kind)
             name = full.removesuffix(".weight")
             own = next((full.removesuffix(f".{s}") for s in WEIGHT_SOURCES if full.endswith(f".{s}")), None)
-            if own is not None:
+            if index is not None:
+                name = f"{name}[{index}]"
+            elif own is not None:
                 # the parameter a layer's weight is computed from (a SpectralNorm wrapper's
                 # ``weight_bar``, its layer run as ``self.module.forward(x)``, which no hook sees):
                 # the layer itself, by its module's name
                 name = own
             elif name in self.module_names:  # a module's weight used again (a tied decoder)
                 name = f"{name} ({kind})"
-            known = self.layers[id(weight)] = (
+            known = self.layers[key] = (
                 name, FunctionLayer(kind, weight, bias if isinstance(bias, nn.Parameter) else None,
                                     transposed=transposed, fans=fans, channels_first=channels_first))
         name, layer = known
@@ -1712,11 +1780,15 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
             operands, subscripts, produced_by = list(args[:2]), [], ""
         if len(operands) != 2 or not all(isinstance(t, torch.Tensor) and t.is_floating_point() for t in operands):
             return False
-        sources = [self._weight_operand(t) for t in operands]
+        # a slice of a stacked parameter (``torch.einsum("bi,io->bo", x, self.W[i])``): that slice's layer
+        sliced = [self._slice(t) for t in operands]
+        sources = [s[0] if s is not None else self._weight_operand(t) for s, t in zip(sliced, operands, strict=True)]
         if sum(src is not None for src in sources) != 1:
             return False
         k = 0 if sources[0] is not None else 1
         x, w, source = operands[1 - k], operands[k], cast(nn.Parameter, sources[k])
+        picked = sliced[k]
+        index = picked[1] if picked is not None else None
         if subscripts:
             if len(subscripts) != 2:
                 return False
@@ -1735,8 +1807,9 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
             return False
         # an expanded weight (W.expand(B, -1, -1) for a bmm) is read as its parameter: the
         # expand's own gradient holds each copy's share apart, and its norm is not the weight's
-        held = w if w.numel() == source.numel() else source
-        self._layer("linear", (x, held), {}, out, source=source, fans=found[0], channels_first=found[1])
+        held = w if w.numel() == source.numel() or index is not None else source
+        self._layer("linear", (x, held), {}, out, source=source, fans=found[0], channels_first=found[1],
+                    index=index)
         return True
 
     def _weight_operand(self, t: torch.Tensor) -> nn.Parameter | None:
