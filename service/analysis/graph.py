@@ -519,8 +519,9 @@ class Record:
     version: int = 0
     #: the unit as it was before each norm folded into it, for :meth:`Tracer.settle`
     folds: list[Fold] = field(default_factory=list)
-    #: the hidden state a recurrent cell's call read (``cell(x_t, h)``): what makes its calls a loop
-    state: torch.Tensor | None = None
+    #: the hidden state a recurrent cell's call read (``cell(x_t, h)``), every tensor of it (an
+    #: LSTMCell's ``(h, c)``: both are carried to the next step): what makes its calls a loop
+    state: list[torch.Tensor] = field(default_factory=list)
     #: what the activation folded in read (the unit's output before it), for :meth:`Tracer.settle`
     act_in: torch.Tensor | None = None
     #: the activation module folded in, by its qualified name and class ("head.5 (Sigmoid)"); None
@@ -655,10 +656,14 @@ MIN_LOOP_CALLS = 3
 
 
 def _feeds(earlier: Record, later: Record) -> bool:
-    """Whether ``later``'s input is computed from ``earlier``'s output within a few autograd steps."""
-    targets = {t.grad_fn for t in (earlier.out, earlier.raw) if t is not None and t.grad_fn is not None}
-    read = later.state if later.state is not None else later.inp  # a cell reads its state apart
-    return _within_hops(read.grad_fn if read is not None else None, targets)
+    """Whether ``later``'s input is computed from ``earlier``'s outputs within a few autograd steps.
+    A recurrent cell reads its state apart from its input, and every tensor of it is carried: an
+    LSTMCell's ``(h, c)`` reads the ``h`` and the ``c`` its previous call returned (its other
+    outputs, :attr:`Record.extra_outs`), either of which makes the calls one recurrence."""
+    targets = {t.grad_fn for t in (earlier.out, earlier.raw, *earlier.extra_outs)
+               if t is not None and t.grad_fn is not None}
+    reads = later.state or ([later.inp] if later.inp is not None else [])
+    return any(_within_hops(r.grad_fn, targets) for r in reads)
 
 
 def _within_hops(start: Any, targets: set[Any]) -> bool:
@@ -814,6 +819,20 @@ def all_tensors(value: Any, depth: int = 4) -> list[torch.Tensor]:
             if not any(t is f for f in found):
                 found.append(t)
     return found
+
+
+def _state_apart(module: nn.Module, output: Any) -> tuple[Any, ...] | None:
+    """A recurrent cell's output with each state tensor after its first (an LSTMCell's c beside h)
+    replaced by a view of itself, the same values, which the forward then carries on and the loss
+    reads: its gradient is what the next step and the loss give it, apart from the path inside the
+    cell through its own h (h = o * tanh(c)), which h's gradient already carries back. So the last
+    step's whole state (h_{T-1}, c_{T-1}) is carried back once (:meth:`.figures.Readout.add_carried`),
+    as :class:`UnrolledRNN` keeps its c_n. None for any other module or output (a GRUCell's or
+    RNNCell's h alone)."""
+    if not isinstance(module, nn.RNNCellBase) or not isinstance(output, tuple) or len(output) < 2:
+        return None
+    rest = [t.view_as(t) if isinstance(t, torch.Tensor) and t.requires_grad else t for t in output[1:]]
+    return (output[0], *rest)
 
 
 def output_grad(rec: Record) -> torch.Tensor | None:
@@ -1005,12 +1024,14 @@ class Tracer:
         self.inside -= 1
 
     def _hook(self, name: str, pointer: str, role: Role, module: nn.Module, args: tuple[Any, ...],
-              output: Any) -> None:
+              output: Any) -> Any:
         if self.functions:
             self.inside -= 1
+        apart = _state_apart(module, output)
+        output = apart if apart is not None else output
         inp, out = first_tensor(args), first_tensor(output)
         if out is None or not out.is_floating_point():
-            return
+            return apart
         if isinstance(module, _BATCH_NORMS) and module.training and inp is not None and inp.dim() >= 2:
             values = inp.numel() // max(inp.shape[1], 1)
             self.batch_statistics[name] = min(values, self.batch_statistics.get(name, values))
@@ -1023,7 +1044,9 @@ class Tracer:
             self.units[-1].extra_outs = [self._keep(t) for t in all_tensors(output)
                                          if t is not out and t.is_floating_point() and t.requires_grad]
         if isinstance(module, nn.RNNCellBase) and len(args) > 1 and self.units and self.units[-1].module is module:
-            self.units[-1].state = first_tensor(args[1:])  # an LSTMCell's (h, c): its h
+            # the state it read, every tensor of it: an LSTMCell's (h, c), a GRUCell's or RNNCell's h
+            self.units[-1].state = [t for t in all_tensors(args[1:]) if t.is_floating_point()]
+        return apart
 
     def _unit_event(self, name: str, pointer: str, role: Role, module: nn.Module, args: tuple[Any, ...],
                     inp: torch.Tensor | None, out: torch.Tensor) -> None:
@@ -1474,6 +1497,10 @@ def softmax_counts(inp: torch.Tensor, out: torch.Tensor, dim: int) -> torch.Tens
 
 #: An in-place add of a tensor (``x += residual``: torch calls ``add_``), read as a residual sum.
 _INPLACE_ADDS = (torch.Tensor.add_, torch.Tensor.__iadd__)
+#: What takes one slice of a stacked parameter along its first axis (``self.W[i]``,
+#: ``self.W.select(0, i)``, ``for w in self.W``): one layer's weight of a stack of them.
+_SLICES = (torch.Tensor.__getitem__, torch.Tensor.select, torch.select, torch.Tensor.unbind, torch.unbind,
+           torch.Tensor.__iter__)
 
 
 class FunctionalOps(torch.overrides.TorchFunctionMode):
@@ -1522,7 +1549,11 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
         #: weight (msweep28's DenseCapsule) is no unit, and its product is named after it plainly
         self.module_names = {n for n, m in model.named_modules() if role_of(m).kind == "weight"
                              and not any(c != "parametrizations" for c, _ in m.named_children())}
-        self.layers: dict[int, tuple[str, FunctionLayer]] = {}
+        #: by the weight's id, or (its id, the slice's index) for one slice of a stacked parameter
+        self.layers: dict[Any, tuple[str, FunctionLayer]] = {}
+        #: id -> (the tensor, the stacked parameter it is one slice of, its index along the first
+        #: axis): the slices the forward took (held here, so that their ids stay theirs)
+        self.slices: dict[int, tuple[torch.Tensor, nn.Parameter, int]] = {}
         self.activations: dict[str, FunctionActivation] = {}
         #: every softmax the forward computed, the output's included (:func:`softmax_figures` drops it)
         self.softmaxes: list[SoftmaxCall] = []
@@ -1532,6 +1563,8 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
                            kwargs: dict[str, Any] | None = None) -> Any:
         out = func(*args, **(kwargs or {}))
         tracer = self.tracer
+        if func in _SLICES and not tracer.inside:
+            out = self._note_slices(func, args, kwargs or {}, out)
         if func in _SOFTMAXES:
             return self._softmax(args, kwargs or {}, out)
         if func in _DETACHES and args and isinstance(args[0], torch.Tensor) and args[0].grad_fn is not None:
@@ -1545,6 +1578,13 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
                 and out.is_floating_point() and isinstance(args[1], torch.Tensor)):
             # the model's weight, or one the forward computes from it (an equalised learning rate's
             # w * c, a standardised or a style-modulated weight): a layer all the same
+            sliced = self._slice(args[1])
+            if sliced is not None:  # F.linear(x, self.W[i]): layer i of a stack
+                w = args[1]
+                fans = (int(w[0].numel()), int(w.shape[0] * (w[0][0].numel() if w.dim() > 2 else 1)))
+                self._layer(LAYER_FUNCTIONS[func], args, kwargs or {}, out, source=sliced[0], index=sliced[1],
+                            fans=fans)
+                return out
             source = args[1] if isinstance(args[1], nn.Parameter) else self._source(args[1])
             if source is not None:
                 self._layer(LAYER_FUNCTIONS[func], args, kwargs or {}, out, source=source)
@@ -1552,6 +1592,13 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
         if (func in self._MATMULS and not tracer.inside and len(args) == 2 and isinstance(args[1], torch.Tensor)
                 and args[1].dim() == 2 and isinstance(args[0], torch.Tensor) and not isinstance(args[0], nn.Parameter)
                 and args[0].dim() >= 2 and isinstance(out, torch.Tensor) and out.is_floating_point()):
+            sliced = self._slice(args[1])
+            if sliced is not None:
+                # x @ self.W[i], a slice of a stacked [L, in, out] parameter: layer i of a stack, each
+                # slice a layer of its own, its weight gradient the slice's
+                self._layer("linear", args, {}, out, transposed=True, source=sliced[0], index=sliced[1],
+                            fans=(int(args[1].shape[0]), int(args[1].shape[1])))
+                return out
             if isinstance(args[1], nn.Parameter):
                 # a recurrence written from scratch, h = tanh(x_t @ W + h @ U + b): each product a layer
                 self._layer("linear", args, {}, out, transposed=True)
@@ -1647,24 +1694,68 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
         self.tracer._unit_event(key, f"activation:{key}", module.role, module, (inp,), inp, out)
         return out
 
+    def _note_slices(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> Any:
+        """Remember each slice along the first axis that ``func`` took of a stacked parameter of the
+        model (three dimensions or more: a stack of matrices or kernels, ``nn.Parameter(torch.randn(L,
+        d, d))``), with its index, so a layer function or a product on it is that slice's layer
+        (:meth:`_slice`); returns ``out`` (an iterator's slices, taken and iterated again)."""
+        p = args[0] if args else None
+        if not isinstance(p, nn.Parameter) or id(p) not in self.param_names or p.dim() < 3:
+            return out
+        taken: list[tuple[Any, int]] = []
+        if func is torch.Tensor.__iter__:
+            out = list(out)
+            taken = list(zip(out, range(len(out)), strict=False))
+            out = iter(out)
+        elif func in (torch.Tensor.unbind, torch.unbind):
+            dim = args[1] if len(args) > 1 else kwargs.get("dim", 0)
+            if dim == 0 and isinstance(out, tuple | list):
+                taken = list(zip(out, range(len(out)), strict=False))
+        elif func is torch.Tensor.__getitem__:
+            index = args[1] if len(args) > 1 else None
+            if isinstance(index, int) and not isinstance(index, bool):
+                taken = [(out, index % p.shape[0])]
+        else:  # select(dim, index)
+            dim, index = (list(args[1:3]) + [kwargs.get("dim"), kwargs.get("index")])[:2] if len(args) >= 3 \
+                else (kwargs.get("dim", args[1] if len(args) > 1 else None), kwargs.get("index"))
+            if dim == 0 and isinstance(index, int) and not isinstance(index, bool):
+                taken = [(out, index % p.shape[0])]
+        for t, k in taken:
+            if isinstance(t, torch.Tensor):
+                self.slices[id(t)] = (t, p, k)
+        return out
+
+    def _slice(self, t: Any) -> tuple[nn.Parameter, int] | None:
+        """(the stacked parameter, the index) of a slice the forward took of one (:meth:`_note_slices`)."""
+        entry = self.slices.get(id(t)) if isinstance(t, torch.Tensor) else None
+        return (entry[1], entry[2]) if entry is not None and entry[0] is t else None
+
     def _layer(self, kind: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: torch.Tensor,
                transposed: bool = False, source: nn.Parameter | None = None,
-               fans: tuple[int, int] | None = None, channels_first: bool | None = None) -> None:
+               fans: tuple[int, int] | None = None, channels_first: bool | None = None,
+               index: int | None = None) -> None:
+        """The unit of a layer function or product on ``args[1]``, the weight (``source``, the
+        parameter, where the forward computed ``args[1]`` from it). ``index``: ``args[1]`` is that
+        slice of the stacked parameter ``source`` (``x @ self.W[i]``), a layer of its own named
+        ``W[i]``, whose gradient and figures are the slice's."""
         weight: nn.Parameter = args[1] if source is None else source
-        known = self.layers.get(id(weight))
+        key: Any = id(weight) if index is None else (id(weight), index)
+        known = self.layers.get(key)
         if known is None:
             bias = args[2] if len(args) > 2 else kwargs.get("bias")
             full = self.param_names.get(id(weight), kind)
             name = full.removesuffix(".weight")
             own = next((full.removesuffix(f".{s}") for s in WEIGHT_SOURCES if full.endswith(f".{s}")), None)
-            if own is not None:
+            if index is not None:
+                name = f"{name}[{index}]"
+            elif own is not None:
                 # the parameter a layer's weight is computed from (a SpectralNorm wrapper's
                 # ``weight_bar``, its layer run as ``self.module.forward(x)``, which no hook sees):
                 # the layer itself, by its module's name
                 name = own
             elif name in self.module_names:  # a module's weight used again (a tied decoder)
                 name = f"{name} ({kind})"
-            known = self.layers[id(weight)] = (
+            known = self.layers[key] = (
                 name, FunctionLayer(kind, weight, bias if isinstance(bias, nn.Parameter) else None,
                                     transposed=transposed, fans=fans, channels_first=channels_first))
         name, layer = known
@@ -1689,11 +1780,15 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
             operands, subscripts, produced_by = list(args[:2]), [], ""
         if len(operands) != 2 or not all(isinstance(t, torch.Tensor) and t.is_floating_point() for t in operands):
             return False
-        sources = [self._weight_operand(t) for t in operands]
+        # a slice of a stacked parameter (``torch.einsum("bi,io->bo", x, self.W[i])``): that slice's layer
+        sliced = [self._slice(t) for t in operands]
+        sources = [s[0] if s is not None else self._weight_operand(t) for s, t in zip(sliced, operands, strict=True)]
         if sum(src is not None for src in sources) != 1:
             return False
         k = 0 if sources[0] is not None else 1
         x, w, source = operands[1 - k], operands[k], cast(nn.Parameter, sources[k])
+        picked = sliced[k]
+        index = picked[1] if picked is not None else None
         if subscripts:
             if len(subscripts) != 2:
                 return False
@@ -1712,8 +1807,9 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
             return False
         # an expanded weight (W.expand(B, -1, -1) for a bmm) is read as its parameter: the
         # expand's own gradient holds each copy's share apart, and its norm is not the weight's
-        held = w if w.numel() == source.numel() else source
-        self._layer("linear", (x, held), {}, out, source=source, fans=found[0], channels_first=found[1])
+        held = w if w.numel() == source.numel() or index is not None else source
+        self._layer("linear", (x, held), {}, out, source=source, fans=found[0], channels_first=found[1],
+                    index=index)
         return True
 
     def _weight_operand(self, t: torch.Tensor) -> nn.Parameter | None:
@@ -2746,7 +2842,10 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
         calls = calls[:max(k for k, rec in enumerate(calls) if rec is measured[name]) + 1]
         for rec in calls:
             readout.add_step((name, 0), rec.out.grad)
-        readout.add_carried((name, 0), [rec.out for rec in calls])
+        # the last step's whole state is carried back: its other outputs too (an LSTMCell's c_{T-1}
+        # beside h_{T-1}, which the loss reads where it reads the final (h, c), as a classifier
+        # reading both or a decoder started from them does)
+        readout.add_carried((name, 0), [rec.out for rec in calls], calls[-1].extra_outs)
     for name, states in scans.items():  # an element-wise recurrence: its states are time steps
         scan = Record(name, f"function:{name}", Role("other", "rnn"), ElementwiseScan(), None, states[-1])
         records.append(scan)
@@ -3580,8 +3679,8 @@ def _release(records: Sequence[Record]) -> None:
     for rec in records:
         rec.inp = _shape_only(rec.inp)
         rec.out = cast(torch.Tensor, _shape_only(rec.out))
-        rec.pre = rec.raw = rec.weight = rec.state = rec.act_in = rec.node = None
-        rec.extra_outs = []
+        rec.pre = rec.raw = rec.weight = rec.act_in = rec.node = None
+        rec.extra_outs, rec.state = [], []
         rec.folds = []
 
 
