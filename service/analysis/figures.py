@@ -118,6 +118,9 @@ class SeedFigures:
     #: layers called in a loop that drive a sigmoid gate: a gated cell written by hand
     #: (:func:`.graph.gate_drivers`)
     gate_drivers: list[str] = field(default_factory=list)
+    #: loops that read one state (a cell written from raw parameters: :func:`.graph.shared_states`):
+    #: the name its through-time series has -> every loop reading that state
+    shared_states: dict[str, list[str]] = field(default_factory=dict)
     #: attention query and key projections, whose output reaches a softmax through q k^T
     #: (:func:`.graph.score_projections`)
     score_projections: list[str] = field(default_factory=list)

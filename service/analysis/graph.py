@@ -694,6 +694,60 @@ def loops(units: Sequence[Record]) -> dict[str, list[Record]]:
             and all(_feeds(a, b) for a, b in zip(cs, cs[1:], strict=False))}
 
 
+def _state_read(rec: Record) -> torch.Tensor | None:
+    """The tensor a looped call read as its recurrent input (a cell's state, else its input)."""
+    return rec.state if rec.state is not None else rec.inp
+
+
+def shared_states(looped: Mapping[str, Sequence[Record]]) -> dict[str, tuple[list[str], list[torch.Tensor]]]:
+    """The loops (:func:`loops`) that are one recurrence: a cell written from raw parameters
+    (d2l's ``GRUScratch``: ``R = sigmoid(X W_xr + H W_hr + b_r)``, ``Z`` likewise, ``H~ = tanh(X W_xh
+    + (R * H) W_hh + b_h)``, ``H = Z * H + ...``) calls one product per recurrent matrix at every
+    step, and each reads the one state H the step before made from all of them. There is one dL/dH_t,
+    so the gradient through time is the state's, not each matrix's (modsweep44 aye_gru_scratch: W_hh's
+    products read as exploding 1.61 a step and W_hz's as vanishing, on one state). Loops called as
+    often whose calls feed each other's next are grouped; each group of two or more -> (its members in
+    forward order, the state of each step: the tensor every member's call of that step reads or
+    derives its input from, from the first step whose state has a history). The first member names
+    the group. A group whose state cannot be told at some step is left out (its loops stay apart)."""
+    names = list(looped)
+    parent = {n: n for n in names}
+
+    def root(n: str) -> str:
+        while parent[n] != n:
+            n = parent[n]
+        return n
+
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            ca, cb = looped[a], looped[b]
+            if len(ca) != len(cb) or root(a) == root(b):
+                continue
+            k = len(ca) // 2  # a step in the middle: the first may read a constant h_0
+            if _feeds(ca[k - 1], cb[k]) and _feeds(cb[k - 1], ca[k]):
+                parent[root(b)] = root(a)
+    groups: dict[str, list[str]] = {}
+    for n in names:
+        groups.setdefault(root(n), []).append(n)
+    out: dict[str, tuple[list[str], list[torch.Tensor]]] = {}
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        states: list[torch.Tensor] = []
+        for k in range(len(looped[members[0]])):
+            read = [t for t in (_state_read(looped[n][k]) for n in members) if isinstance(t, torch.Tensor)]
+            state = next((c for c in read if c.grad_fn is not None and all(
+                o is c or _within_hops(o.grad_fn, {c.grad_fn}) for o in read)), None)
+            if state is None and states:
+                break  # no state every member reads at this step: not one recurrence
+            if state is not None:
+                states.append(state)
+        else:
+            if len(states) >= MIN_LOOP_CALLS:
+                out[members[0]] = (members, states)
+    return out
+
+
 def elementwise_loops(decays: Mapping[str, list[tuple[torch.Tensor, torch.Tensor]]]) -> dict[str, list[torch.Tensor]]:
     """Element-wise recurrences a forward writes itself, h_t = a * h_{t-1} + u_t with a learned
     per-channel decay a (LRU, S4D's and Mamba's diagonal scans with a fixed decay, RWKV's time
@@ -2810,6 +2864,11 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
             inputs_back = reconstructed_inputs(run, xs, value) if seed == 0 else None
         tracer.settle(loss)
         looped = loops(tracer.units)
+        shared = shared_states(looped)
+        for _, states in shared.values():
+            for h in states:
+                if h.requires_grad:
+                    h.retain_grad()  # dL/dH_t of the state several loops read (its steps)
         scans = elementwise_loops(tracer.decays)
         # kept for the gradient carried through time (Readout.add_carried) where there is time
         loss.backward(retain_graph=bool(rnns or run.recurrences or looped or scans))
@@ -2836,7 +2895,16 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
                 for h in hs:
                     readout.add_step((rec.name, sub), h.grad)
                 readout.add_carried((rec.name, sub), hs, [rec.module.cells.get(sub)])
+    grouped = {n for members, _ in shared.values() for n in members}
+    for name, (_, states) in shared.items():
+        # one recurrence read by several loops (a cell written from raw parameters): the state's
+        # steps, under its first member's name, and none of each matrix's own
+        for h in states:
+            readout.add_step((name, 0), h.grad)
+        readout.add_carried((name, 0), states)
     for name, calls in looped.items():  # a layer called in a loop: its calls are time steps
+        if name in grouped:
+            continue
         # up to the last step whose output the loss reads (a char-RNN whose head reads [x_t, h_{t-1}]
         # leaves the last step's new state unread): a step after it is no step back in time
         calls = calls[:max(k for k, rec in enumerate(calls) if rec is measured[name]) + 1]
@@ -2891,6 +2959,7 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
         # step) is summed once a call
         figures.summed = [name for name in sums for _ in range(max(1, counts.get(name, 1)))]
     figures.looped = [*looped, *scans]
+    figures.shared_states = {name: members for name, (members, _) in shared.items()}
     figures.beside_loops = beside
     for name in cut:
         figures.units[name]["cut_off"] = 1.0
@@ -2925,6 +2994,17 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
     return figures, records
 
 
+def _of_loop(name: str, calls: Sequence[Record], looped: Mapping[str, Sequence[Record]]) -> bool:
+    """Whether ``name`` is an activation function's unit (:class:`FunctionActivation`, named
+    "<unit before>><activation>") called once a step of the loop it is named after: a gate or
+    candidate of a cell written from raw parameters (``torch.sigmoid(X @ W_xz + H @ W_hz + b_z)``).
+    Like the loop's own products it is measured at its last step, its state built up: at the first
+    h_0 is often 0, and its units are as unsaturated as the input alone makes them (modsweep44
+    aye_gru_scratch: 6% of the update gate's units saturated at step 0, 84% by step 25)."""
+    before, sep, _ = name.rpartition(">")
+    return bool(sep) and isinstance(calls[0].module, FunctionActivation) and len(looped.get(before, ())) == len(calls)
+
+
 def measured_calls(units: Sequence[Record], repeated: Mapping[str, Sequence[Record]],
                    looped: Mapping[str, Sequence[Record]]) -> dict[str, Record]:
     """After the backward: of each unit called more than once in a forward (shared weights, a layer
@@ -2952,7 +3032,7 @@ def measured_calls(units: Sequence[Record], repeated: Mapping[str, Sequence[Reco
     chosen: dict[str, Record] = {}
     for name, cs in calls.items():
         rank = [(2 if next(nonzero) else 1) if g is not None else 0 for g in grads[name]]
-        order = list(range(len(cs)))[::-1] if name in looped else list(range(len(cs)))
+        order = list(range(len(cs)))[::-1] if name in looped or _of_loop(name, cs, looped) else list(range(len(cs)))
         best = max(rank)
         chosen[name] = cs[next(k for k in order if rank[k] == best)]
     return chosen
@@ -3836,6 +3916,7 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
                             activation_bytes=recorded,
                             post_ln=post_ln, post_ln_by_hand=bool(by_hand), gates=figures_of[0].gates,
                             gate_drivers=figures_of[0].gate_drivers,
+                            shared_states=figures_of[0].shared_states,
                             score_projections=figures_of[0].score_projections,
                             summed=figures_of[0].summed, feeds=figures_of[0].feeds,
                             loss_reads=figures_of[0].loss_reads,

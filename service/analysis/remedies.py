@@ -492,7 +492,8 @@ def clip_threshold(reference: SimulationResult, basis: str) -> Remedy | None:
     max_norm, why = float(f"{CLIP_HEADROOM * total:.2g}"), f"{CLIP_HEADROOM:g} x the total gradient norm at init in {basis}"
     existing = clipping_in_place(reference.optimizer)
     if existing is not None:  # the optimizer clips already (Keras' clipnorm...): named, not added again
-        return R.gradient_clipping_in_place(max_norm, why, existing, reference_total_grad_norm=total)
+        kept = reference.optimizer.global_clip_norm if reference.optimizer is not None else None
+        return R.gradient_clipping_in_place(max_norm, why, existing, kept=kept, reference_total_grad_norm=total)
     return R.gradient_clipping(max_norm, why, reference_total_grad_norm=total)
 
 
@@ -630,13 +631,19 @@ def _stable_rate(detection: Detection, opt: S.OptimizerSpec) -> tuple[Remedy, fl
     x, bound, sharp = (float(cast(float, v)) for v in figures)
     if not x > bound or not x > 0:
         return None
+    if ev.get("diverges") is False and ev.get("clip_bounded_step") is not None:
+        return None  # clipped steps oscillate within lr x clip, no runaway to cut the rate for (rules._clipped)
+    # the evidence's stable_learning_rate: one computation (sharpness.stable_rate) for both
+    stable = ev.get("stable_learning_rate")
+    if not isinstance(stable, int | float) or not stable > 0:
+        stable = opt.lr * (bound if ev.get("diverges") is False else 1.0) / x
     if ev.get("diverges") is False:
-        new_lr = _round_down(opt.lr * bound / x)
+        new_lr = _round_down(float(stable))
         why = (f"lr x sharpness is {x:.3g} (sharpness {sharp:.3g}), over SGD's stability bound {bound:g}, though "
                f"the run does not diverge: lr {new_lr:g} is the largest rate under the bound, where the sharpest "
                "direction no longer overshoots")
     else:
-        new_lr = float(f"{opt.lr / x:.3g}")
+        new_lr = float(f"{float(stable):.3g}")
         why = (f"lr x sharpness is {x:.3g} (sharpness {sharp:.3g}), over SGD's stability bound "
                f"{bound:g}: lr {new_lr:g} = 1/sharpness puts it at 1")
     if not 0 < new_lr < opt.lr:

@@ -93,7 +93,13 @@ from gradhealth.analysis.remedies import (
     xavier_for_saturating,
     zero_biases,
 )
-from gradhealth.analysis.sharpness import StepProbe, lr_times_sharpness, stability_bound
+from gradhealth.analysis.sharpness import (
+    StepProbe,
+    clip_bound,
+    lr_times_sharpness,
+    stability_bound,
+    stable_rate,
+)
 from gradhealth.analysis.simulate import (
     ADAGRAD_WARM_STEPS,
     BORN_DEAD_RISK,
@@ -1800,6 +1806,29 @@ def _per_step(ratio: float, steps: int) -> float:
     return float(ratio ** (1 / (steps - 2)))
 
 
+def _judged_factor(result: SimulationResult, layer: str, sub: int, ratio: float, steps: int) -> float:
+    """The per-step factor a through-time finding states and judges a gated cell's gates by: over
+    the whole stretch (:func:`_per_step`), or, where nothing reaches step 0 (a ratio of 0), over
+    the steps before it underflowed (:func:`factor_before_underflow`), the figure its summary gives.
+    One number for the summary, the "gates shut" verdict and the memory horizon (modsweep44: "1.45
+    per step" beside "this one is under 0.5" and "about inf steps" in one finding)."""
+    if ratio == 0:
+        series = next((ts for ts in result.time_series if (ts.layer, ts.sublayer) == (layer, sub)), None)
+        before = factor_before_underflow(series, steps, result.dtype) if series is not None else None
+        if before is not None:
+            return before[0]
+    return _per_step(ratio, steps)
+
+
+def _recurrence_words(result: SimulationResult, unit: UnitStats) -> str:
+    """A recurrent unit's name for a through-time sentence; for loops that read one state (a cell
+    written from raw parameters: ``SimulationResult.shared_states``) every matrix reading it."""
+    members = result.shared_states.get(unit.name)
+    if not members:
+        return _spoken(unit)
+    return f"the state {', '.join(members)} read (one recurrence)"
+
+
 def _numbered(steps: int) -> str:
     """How a through-time summary's step numbers count: from 0, so a 50-step sequence's last step is
     49, where the gradient enters, and the ratio runs from the step before it (specsweep10: "from step
@@ -1847,7 +1876,8 @@ class _ThroughTime(ArchitectureRule):
             if severity == "error" and self.code == "vanishing_through_time" and _gated_cell(result, layer):
                 severity = "warning"
             if (severity is not None and self.code == "vanishing_through_time"
-                    and (gated or _gated_cell(result, layer)) and not _shut(ratio, steps)):
+                    and (gated or _gated_cell(result, layer))
+                    and not _judged_factor(result, layer, sub, ratio, steps) < SHUT_GATE_PER_STEP):
                 # a gated cell as good as default gates or better (DEFAULT_GATE_PER_STEP): a note with
                 # its memory horizon, over any number of steps; the length alone says nothing of the
                 # cell (kerassweep8/12/13: default LSTMs/GRUs over 60-542 steps, labelled healthy, were
@@ -1869,7 +1899,8 @@ class _ThroughTime(ArchitectureRule):
                 # far from their default state: a forget gate shut (bias -5, sigmoid 0.007, 0.135 a
                 # step) is pinned, its own gradient scaled by its saturated sigmoid, and keeps
                 # nothing to learn from wherever the loss reads it (onnxsweep11 b04)
-                shut_gates = (gated or _gated_cell(result, layer)) and _shut(ratio, steps)
+                shut_gates = (gated or _gated_cell(result, layer)) and not (
+                    _judged_factor(result, layer, sub, ratio, steps) >= SHUT_GATE_PER_STEP)
                 read = "warning" if shut_gates else "info"
                 severity = min(severity, read, key=_rank)
             if severity == "info" and self.code == "vanishing_through_time" \
@@ -1934,7 +1965,7 @@ class _ThroughTime(ArchitectureRule):
             "metric": "output_grad_ratio_first_to_last_step",
             "value": value,
             "threshold": t.vanishing_warning if vanishing else t.exploding_warning,
-            "layers": [layer],
+            "layers": list(result.shared_states.get(layer, [layer])),
             "sublayer": sub,
             "time_steps": [0, steps - 2],
             "sequence_length": steps,
@@ -1949,8 +1980,9 @@ class _ThroughTime(ArchitectureRule):
         apart = carried_apart(series)
         what = "the gradient carried back through its own recurrence" if apart else "dL/dh_t"
         evidence["measured"] = "carried" if apart else "dL/dh_t"
+        spoken = _recurrence_words(result, unit)
         summary = (
-            f"{_spoken(unit)}: {what} {self.verb} {fmt(shown)}x from step {steps - 2} back to step 0 "
+            f"{spoken}: {what} {self.verb} {fmt(shown)}x from step {steps - 2} back to step 0 "
             f"({fmt(per_step)} per step, {_numbered(steps)})"
         )
         unread = self.unread(result, layer, sub, t) if vanishing else None
@@ -1988,14 +2020,17 @@ class _ThroughTime(ArchitectureRule):
                          "worst_reached_position": joined.position,
                          "reached_by": "forward" if joined.forward else "backward"}
             summary = (
-                f"{_spoken(unit)}: at input position {joined.position} of {joined.length}, the worst reached by "
+                f"{spoken}: at input position {joined.position} of {joined.length}, the worst reached by "
                 f"either direction, {what} is {fmt(shown)}x smaller than where it enters "
                 f"({steps - 2} steps of the {'forward' if joined.forward else 'backward'} direction, "
                 f"{fmt(per_step)} per step)"
             )
         if vanishing and ratio == 0:  # below the simulation's float range (or exactly none)
             floor = _SMALLEST_NORMAL.get(result.dtype, "its smallest number")
-            summary = (f"{_spoken(unit)}: no {what} reaches step 0 from step {steps - 2} (under {floor} of it: "
+            # "no dL/dh_t reaches", but "none of the gradient carried back ... reaches" (modsweep44: "no
+            # the gradient carried back" glued the template's article to the phrase's own)
+            nothing = f"none of {what}" if what.startswith("the ") else f"no {what}"
+            summary = (f"{spoken}: {nothing} reaches step 0 from step {steps - 2} (under {floor} of it: "
                        f"below what {result.dtype} holds; {_numbered(steps)})")
             # the rate it shrank at over the steps before it underflowed: the figure cells compare by
             before = factor_before_underflow(series, steps, result.dtype) if joined is None else None
@@ -2065,15 +2100,18 @@ class _ThroughTime(ArchitectureRule):
             )
         if gated:
             explanation += (
-                f" Its gates learn how long to keep memory, but {simulated_weights(result)} they keep it for "
-                f"about {fmt(horizon or math.inf)} steps, so dependencies longer than that "
+                (f" Its gates learn how long to keep memory, but {simulated_weights(result)} they keep it for "
+                 f"about {fmt(horizon)} steps, so dependencies longer than that " if horizon is not None else
+                 f" Its gates learn how long to keep memory, but {simulated_weights(result)} dependencies that "
+                 "reach back to the first steps ")
                 + ("get little gradient; training again with the forget gate opened (chrono initialisation) "
                    "lengthens it from the start." if result.checkpoint else
                    "start with little gradient; opening the forget gate (chrono initialisation) lengthens it "
                    "from the start.")
             )
-            # judged against default gates, not the sequence's length (kerassweep13 h04/h13)
-            shut = _shut(ratio, steps)
+            # judged against default gates, not the sequence's length (kerassweep13 h04/h13), by the
+            # factor the finding states (over the steps before an underflow where nothing reaches step 0)
+            shut = not (per_step >= SHUT_GATE_PER_STEP) if ratio == 0 else _shut(ratio, steps)
             evidence |= {"default_per_step_factor": DEFAULT_GATE_PER_STEP, "gates_shut": shut}
             explanation += (
                 f" A default-initialised gated cell gives about {fmt(DEFAULT_GATE_PER_STEP)} a step (a horizon of "
@@ -2107,7 +2145,7 @@ class _ThroughTime(ArchitectureRule):
             summary,
             explanation,
             evidence,
-            [unit],
+            [result.unit(n) for n in result.shared_states.get(layer, [layer])],
         )
 
 
@@ -3548,8 +3586,31 @@ def _curvature_severity(result: SimulationResult) -> str | None:
         return None
     _, x, bound = found
     if x > bound:
-        return "error" if diverging(result) else "warning"
+        if diverging(result):
+            return "error"
+        # clipped steps cannot run away: a note (modsweep44: a clip at 1 and lr 1, the update ratio
+        # 0.0217, read as a warning whose remedy cut the rate to 3.19e-10)
+        return "info" if _clipped(result) else "warning"
     return "info" if x > bound / 2 and curvature_decides(result) else None
+
+
+def _clipped(result: SimulationResult) -> float | None:
+    """lr x c, the most one step moves the weights, where the run clips the total gradient norm at
+    c (:func:`.sharpness.clip_bound`): past SGD's stability bound the sharpest direction then
+    oscillates within that instead of growing a factor lr x sharpness - 1 a step, so a run the rate
+    probe (which clips as training does) does not see diverge is a note, not the catapult warning,
+    and its rate is kept. None where it does not clip."""
+    opt = result.optimizer
+    return clip_bound(opt) if opt is not None else None
+
+
+def _stable_rate_of(result: SimulationResult) -> float | None:
+    """The rate SGD's stability bound asks for (:func:`.sharpness.stable_rate`), as the evidence,
+    the sentence and the remedy give it."""
+    found, opt = curvature(result), result.optimizer
+    if found is None or opt is None:
+        return None
+    return stable_rate(opt, found[0], found[1] > found[2] and diverging(result))
 
 
 def probe_of(result: SimulationResult) -> StepProbe | None:
@@ -3587,8 +3648,10 @@ def _curvature_evidence(result: SimulationResult) -> dict[str, Any]:
     value, x, bound = found
     out: dict[str, Any] = {
         "sharpness": value, "lr_times_sharpness": x, "stability_bound": bound,
-        "sharpness_iterations": sharp.iterations, "stable_learning_rate": 1 / (value + (
-            result.optimizer.weight_decay if result.optimizer is not None else 0.0)) if value > 0 else None}
+        "sharpness_iterations": sharp.iterations, "stable_learning_rate": _stable_rate_of(result)}
+    clipped = _clipped(result)
+    if clipped is not None:
+        out["clip_bounded_step"] = clipped
     probe = probe_of(result)
     if probe is not None:
         out.update(probe_evidence(probe))
@@ -3632,15 +3695,25 @@ def _curvature_words(result: SimulationResult) -> str:
                 words += f"; {probe_words(probe)}"
         else:
             words += f": the run diverges ({probe_words(probe)})"
-        words += (f"; below lr {fmt(bound / value)} it is stable, 1/sharpness = {fmt(1 / value)} is safe"
-                  if value > 0 else "")
+        safe = _stable_rate_of(result)
+        words += (f"; below lr {fmt(bound * safe)} it is stable, 1/sharpness = {fmt(safe)} is safe"
+                  if safe is not None else "")
     elif over:
         done = f"{probe_words(probe)}, so it does not diverge" if probe is not None else "not simulated"
+        clipped = _clipped(result)
+        stable = _stable_rate_of(result)
+        if clipped is not None and opt.global_clip_norm is not None:
+            words += (f", past which a quadratic loss diverges; but training clips the total gradient norm at "
+                      f"{fmt(opt.global_clip_norm)}, so a step moves the weights by at most lr x "
+                      f"{fmt(opt.global_clip_norm)} = {fmt(clipped)} in all: past the bound the sharpest direction "
+                      f"oscillates within that instead of growing, and {done} (with the clipping): the rate is kept"
+                      + (f" (lr {fmt(stable)} would keep even the unclipped step under the bound)" if stable else ""))
+            return words
         words += (f", past which a quadratic loss diverges; {result.loss or 'this loss'} is not a quadratic, and {done}: "
                   "the catapult or edge-of-stability regime, where the first steps overshoot along the "
                   "sharpest direction until the outputs' growth lowers the curvature there (Lewkowycz et al. "
                   "2020, Cohen et al. 2021); a rate many recipes train at, though the first steps may raise the "
-                  f"loss: watch it; below lr {fmt(bound / value)} the bound holds")
+                  f"loss: watch it" + (f"; below lr {fmt(stable)} the bound holds" if stable else ""))
     elif x > bound / 2:
         words += ": stable, though the sharpest direction overshoots and oscillates; watch the loss"
     return words
@@ -3710,6 +3783,8 @@ class LargeUpdates(ArchitectureRule):
             return "error"  # beside the per-layer rules: past SGD's stability bound, and diverging
         severity = self._by_layers(result, t)
         # past the bound without diverging (the catapult regime) is a warning whatever the layers say
+        if curved == "info" and severity is None:
+            return "info"  # past the bound under clipping: a note (_clipped)
         return "warning" if curved == "warning" and severity in (None, "info") else severity
 
     def _by_layers(self, result: SimulationResult, t: Thresholds) -> str | None:

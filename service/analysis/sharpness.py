@@ -139,6 +139,26 @@ def lr_times_sharpness(opt: S.OptimizerSpec, sharpness: float) -> float:
     return opt.lr * (sharpness + opt.weight_decay)
 
 
+def stable_rate(opt: S.OptimizerSpec, sharpness: float, diverges: bool) -> float | None:
+    """The learning rate SGD's stability bound asks for, one computation for a large_updates
+    finding's evidence (``stable_learning_rate``), its sentence and its ``lower_learning_rate``
+    remedy (modsweep44: the evidence said 1/lambda, 1.6e-10, the remedy 2/lambda, 3.19e-10): where
+    the run diverges, 1 / (lambda_max + weight_decay), lr x sharpness 1, where the sharpest direction
+    settles in one step; where it does not (the catapult or edge-of-stability regime), the largest
+    rate under the bound, bound / (lambda_max + weight_decay). None without a positive curvature."""
+    curvature = sharpness + opt.weight_decay
+    if not (curvature > 0 and math.isfinite(curvature)):
+        return None
+    return (1.0 if diverges else stability_bound(opt)) / curvature
+
+
+def clip_bound(opt: S.OptimizerSpec) -> float | None:
+    """The most one SGD step can move every weight together where training clips the total gradient
+    norm (``global_clip_norm`` c: lr x c, momentum's buffer aside); None where it does not."""
+    c = opt.global_clip_norm
+    return abs(opt.lr) * c if c is not None else None
+
+
 def _hvp(grads: Sequence[torch.Tensor | None], params: Sequence[torch.Tensor],
          v: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     """H v, H the Hessian whose first derivatives are ``grads`` (None, or one that no longer depends

@@ -218,6 +218,9 @@ class SimulationResult:
     #: a live module's layers called in a loop that drive a sigmoid gate (a gated cell written by
     #: hand: ``SeedFigures.gate_drivers``), judged as the torch cells are
     gate_drivers: list[str] = field(default_factory=list)
+    #: the loops that read one state, by the name its time series has (``SeedFigures.shared_states``):
+    #: one recurrence, judged through time once
+    shared_states: dict[str, list[str]] = field(default_factory=dict)
     #: a live module's attention query and key projections (``SeedFigures.score_projections``)
     score_projections: list[str] = field(default_factory=list)
     #: a live module's units whose output is added to another path, once per sum made (a block

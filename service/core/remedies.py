@@ -615,10 +615,37 @@ def gradient_clipping(max_norm: float, basis: str, **evidence: Any) -> Remedy:
     )
 
 
-def gradient_clipping_in_place(max_norm: float, basis: str, existing: str, **evidence: Any) -> Remedy:
+def gradient_clipping_in_place(max_norm: float, basis: str, existing: str, kept: float | None = None,
+                               **evidence: Any) -> Remedy:
     """The clipping remedy where training already clips (``existing``, in words: the optimizer's
     clipnorm, global_clipnorm or clipvalue): it names that clipping instead of proposing a new one,
-    and the threshold a healthy network's norms suggest (``max_norm``, from ``basis``) beside it."""
+    and the threshold a healthy network's norms suggest (``max_norm``, from ``basis``) beside it.
+    ``kept``: the total-norm threshold training clips at, where it is known. At or above the
+    suggestion it stays, the remedy's threshold and code (modsweep44: a clip at 1 was to be replaced
+    by max_norm=0.0032, 2x the norm at init, while the sentence said no clipping was to be added);
+    under it, it cuts every ordinary step, and the suggestion replaces it."""
+    if kept is not None and kept >= max_norm:
+        return make_remedy(
+            "gradient_clipping",
+            f"training already clips the gradients ({existing}): no clipping to add, and its threshold {kept:g} "
+            f"stays: over {max_norm:g} ({basis}), it clips spikes only",
+            max_norm=kept,
+            suggested_max_norm=max_norm,
+            **evidence,
+            basis=basis,
+            already_clipping=existing,
+        )
+    if kept is not None:
+        return make_remedy(
+            "gradient_clipping",
+            f"training already clips the gradients ({existing}), at {kept:g}, under {max_norm:g} ({basis}): "
+            f"that cuts every ordinary step, not spikes only; clip the total gradient norm at {max_norm:g} instead",
+            max_norm=max_norm,
+            replaced_max_norm=kept,
+            **evidence,
+            basis=basis,
+            already_clipping=existing,
+        )
     return make_remedy(
         "gradient_clipping",
         f"training already clips the gradients ({existing}): no clipping to add; a total-norm threshold of "
