@@ -695,8 +695,9 @@ def loops(units: Sequence[Record]) -> dict[str, list[Record]]:
 
 
 def _state_read(rec: Record) -> torch.Tensor | None:
-    """The tensor a looped call read as its recurrent input (a cell's state, else its input)."""
-    return rec.state if rec.state is not None else rec.inp
+    """The tensor a looped call read as its recurrent input (a cell's state, its h where the state
+    is (h, c); else its input)."""
+    return rec.state[0] if rec.state else rec.inp
 
 
 def shared_states(looped: Mapping[str, Sequence[Record]]) -> dict[str, tuple[list[str], list[torch.Tensor]]]:
