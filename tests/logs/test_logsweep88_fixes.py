@@ -1,0 +1,111 @@
+"""logsweep88: launches of one TensorBoard folder split as appended runs are (problem 1), a training
+loss of exactly 0 beside a non-zero gradient norm (problem 2)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from gradhealth.library import check_logs
+from gradhealth.logs.load import read_log
+from tests.logs.readers.test_tensorboard import file_version_event, scalar_event, write_records
+
+# --- problem 1: one event file per launch in the same folder -------------------------------------
+
+#: launch 1: the loss falls, then diverges to about 8 by step 300, where the job is killed
+_DIVERGED = [(s, 2.0 * math.exp(-s / 200) + (0 if s < 150 else (s - 150) / 20)) for s in range(20, 320, 20)]
+#: launch 2, relaunched into the same folder with a lower rate: 2.0 falling smoothly to 0.3
+_GOOD = [(s, 0.3 + 1.7 * math.exp(-s / 300)) for s in range(20, 2020, 20)]
+
+
+def _events(path: Path, points: list[tuple[int, float]], wall0: float, tag: str = "total_loss") -> Path:
+    return write_records(path, [file_version_event()]
+                         + [scalar_event(tag, v, s, wall=wall0 + i) for i, (s, v) in enumerate(points)])
+
+
+def _two_launches(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    # the relaunch's file name sorts first: the files are ordered by their wall-clock start, not their names
+    _events(folder / "events.out.tfevents.1700000000.zz.1.0", _DIVERGED, 1.7e9)
+    _events(folder / "events.out.tfevents.1700000000.aa.2.0", _GOOD, 1.7e9 + 9000)
+    return folder
+
+
+def test_logsweep88_launches_of_one_folder_are_runs(tmp_path):
+    run = read_log(_two_launches(tmp_path / "output"))
+    assert run.runs == ["run1", "run2"]
+    first = next(s for s in run.series if s.name == "run1/total_loss")
+    second = next(s for s in run.series if s.name == "run2/total_loss")
+    assert first.steps.tolist() == [s for s, _ in _DIVERGED]
+    assert first.values.tolist() == pytest.approx([v for _, v in _DIVERGED], rel=1e-6)  # float32 on disk
+    assert second.steps.tolist() == [s for s, _ in _GOOD]
+    note = next(w.message for w in run.warnings if w.code == "several_runs")
+    assert "2 launches" in note and "run1 (events.out.tfevents.1700000000.zz.1.0, steps 20-300)" in note
+    assert "run2 (events.out.tfevents.1700000000.aa.2.0, steps 20-2000)" in note
+
+
+def test_logsweep88_killed_diverged_launch_reads_as_a_divergence(tmp_path):
+    doc = check_logs(_two_launches(tmp_path / "output"))
+    codes = {(f.code, f.severity, f.evidence.metric) for f in doc.findings}
+    assert ("loss_divergence", "error", "run1/total_loss") in codes
+    assert not any(f.code == "loss_spike" for f in doc.findings)  # no "spikes, the run recovered"
+    assert not any(f.evidence.metric == "run2/total_loss" and f.severity != "info" for f in doc.findings)
+
+
+def test_logsweep88_folder_splits_as_the_same_points_in_metrics_json(tmp_path):
+    # detectron2's output/ of a relaunched job: a launch 19-224, an aborted one with one point at 9
+    # (fewer than 3 rising steps: no run of its own), then the last launch 19-299, resumed at 319
+    launches = [[(s, 1.0) for s in range(19, 240, 15)], [(9, 1.5)], [(s, 1.0) for s in range(19, 300, 20)],
+                [(s, 0.8) for s in range(319, 1000, 20)]]
+    folder = tmp_path / "output"
+    folder.mkdir()
+    lines = []
+    for k, points in enumerate(launches):
+        _events(folder / f"events.out.tfevents.{1700000000 + 1000 * k}.host.{k}", points, 1.7e9 + 1000 * k)
+        lines += [json.dumps({"iteration": s, "total_loss": v}) for s, v in points]
+    (tmp_path / "metrics.json").write_text("\n".join(lines) + "\n")
+    by_json = read_log(tmp_path / "metrics.json")
+    by_folder = read_log(folder)
+    assert by_json.runs == by_folder.runs == ["run1", "run2"]
+    for name in ("run1/total_loss", "run2/total_loss"):
+        a = next(s for s in by_json.series if s.name == name)
+        b = next(s for s in by_folder.series if s.name == name)
+        assert sorted(a.steps.tolist()) == sorted(b.steps.tolist())
+    steps = next(s for s in by_folder.series if s.name == "run2/total_loss").steps.tolist()
+    assert steps[0] == 9 and steps[-1] == 999
+
+
+@pytest.mark.parametrize("resumed_from", [500, 1020])
+def test_logsweep88_resumed_run_stays_one_run(tmp_path, resumed_from):
+    # a run resumed from a checkpoint after its start (back to 500: less than its first step 0) or
+    # going on past its last step is one run, its points joined
+    folder = tmp_path / "run"
+    folder.mkdir()
+    _events(folder / "events.out.tfevents.1700000000.host.1.0", [(s, 1.0) for s in range(0, 1020, 20)], 1.7e9)
+    later = [(s, 0.9) for s in range(resumed_from, 2020, 20)]
+    _events(folder / "events.out.tfevents.1700005000.host.2.0", later, 1.7e9 + 5000)
+    run = read_log(folder)
+    assert run.runs == [] and not any(w.code == "several_runs" for w in run.warnings)
+    (loss,) = run.by_role("loss")
+    assert loss.name == "total_loss" and len(loss) == 51 + len(later)
+
+
+def test_logsweep88_reused_keras_log_dir_pairs_validation_with_its_launch(tmp_path):
+    # Keras TensorBoard(log_dir="logs") run twice: train/ and validation/ each get a second event file
+    root = tmp_path / "logs"
+    for split in ("train", "validation"):
+        (root / split).mkdir(parents=True)
+        for k in range(2):
+            _events(root / split / f"events.out.tfevents.{1700000000 + 100 * k}.host.{k}.v2",
+                    [(e, 1.0 / (e + 1) + k) for e in range(10)], 1.7e9 + 100 * k, tag="epoch_loss")
+    run = read_log(root)
+    assert run.runs == ["train/run1", "train/run2"]
+    parts = run.split()
+    for k in (1, 2):
+        names = sorted(s.name for s in parts[f"train/run{k}"].series)
+        assert names == [f"train/run{k}/epoch_loss", f"validation/run{k}/epoch_loss"]
+        val = next(s for s in parts[f"train/run{k}"].series if s.role == "val_loss")
+        assert val.values[0] == pytest.approx(1.0 + (k - 1))
