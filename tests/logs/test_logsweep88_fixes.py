@@ -109,3 +109,69 @@ def test_logsweep88_reused_keras_log_dir_pairs_validation_with_its_launch(tmp_pa
         assert names == [f"train/run{k}/epoch_loss", f"validation/run{k}/epoch_loss"]
         val = next(s for s in parts[f"train/run{k}"].series if s.role == "val_loss")
         assert val.values[0] == pytest.approx(1.0 + (k - 1))
+
+
+# --- problem 2: a training loss of exactly 0 beside a non-zero gradient norm ---------------------
+
+
+def _trainer_state(path: Path, logs: list[dict]) -> Path:
+    last = logs[-1]["step"]
+    path.write_text(json.dumps({"global_step": last, "max_steps": last, "log_history": logs}))
+    return path
+
+
+def _zero_gradient(doc):
+    return [f for f in doc.findings if f.code == "zero_gradient"]
+
+
+_NORMS = [0.5 + 0.02 * (k % 3) for k in range(20)]
+
+
+def test_logsweep88_zero_loss_from_the_first_log_beside_a_gradient_warns(tmp_path):
+    logs = [{"loss": 0.0, "grad_norm": g, "learning_rate": 2e-5, "step": 10 * (k + 1)} for k, g in enumerate(_NORMS)]
+    (f,) = _zero_gradient(check_logs(_trainer_state(tmp_path / "trainer_state.json", logs)))
+    assert f.severity == "warning"
+    assert f.evidence.steps == [10, 200]
+    assert f.evidence.model_extra["zero_points"] == 20
+    assert f.evidence.model_extra["grad_norm_min"] == min(_NORMS)
+    assert f.evidence.model_extra["grad_norm_max"] == max(_NORMS)
+    assert [r.id for r in f.remedies] == ["check_loss_graph"]
+    assert "not the one the updates came from" in f.summary
+
+
+def test_logsweep88_one_zero_loss_log_beside_a_gradient_warns(tmp_path):
+    doc = check_logs(_trainer_state(tmp_path / "trainer_state.json",
+                                    [{"loss": 0.0, "grad_norm": 0.5695, "learning_rate": 2e-5, "step": 10}]))
+    (f,) = _zero_gradient(doc)
+    assert f.severity == "warning" and f.evidence.model_extra["grad_norm_max"] == 0.5695
+
+
+def test_logsweep88_loss_jumping_to_zero_beside_a_gradient_warns(tmp_path):
+    losses = [2.0 - 0.05 * k for k in range(10)] + [0.0] * 12
+    logs = [{"loss": v, "grad_norm": 0.8, "step": 5 * (k + 1)} for k, v in enumerate(losses)]
+    (f,) = _zero_gradient(check_logs(_trainer_state(tmp_path / "trainer_state.json", logs)))
+    assert f.severity == "warning"
+    assert f.evidence.steps == [55, 110]
+    assert f.evidence.model_extra["before"] == pytest.approx(losses[9])
+
+
+@pytest.mark.parametrize("floor", [0.0, 1e-6])
+def test_logsweep88_a_loss_that_glided_to_its_floor_is_not_a_broken_loss(tmp_path, floor):
+    # a converged loss printed at 4 decimals (0.0003, 0.0002, 0.0001, then 0.0) with a tiny gradient
+    # norm, or a loss of 1e-6 that is not 0 at all, beside a norm of 0.57
+    if floor == 0.0:
+        losses = [round(2.0 * math.exp(-k / 2), 4) for k in range(40)]
+        norms = [max(1e-4, 2.0 * math.exp(-k / 2)) for k in range(40)]
+        assert losses[-10:] == [0.0] * 10 and losses.index(0.0) > 20
+    else:
+        losses, norms = [floor] * 20, [0.57] * 20
+    logs = [{"loss": v, "grad_norm": g, "step": k + 1} for k, (v, g) in enumerate(zip(losses, norms, strict=True))]
+    doc = check_logs(_trainer_state(tmp_path / "trainer_state.json", logs))
+    assert not [f for f in _zero_gradient(doc) if f.severity != "info"]
+
+
+def test_logsweep88_grpo_loss_at_zero_beside_a_gradient_is_left_alone(tmp_path):
+    # TRL's GRPO loss is about 0 by construction (advantages of mean 0): its gradient is not
+    logs = [{"loss": 0.0, "grad_norm": 0.57, "reward": 0.3 + 0.01 * k, "reward_std": 0.28, "kl": 0.002,
+             "step": 10 * (k + 1)} for k in range(20)]
+    assert not _zero_gradient(check_logs(_trainer_state(tmp_path / "trainer_state.json", logs)))
