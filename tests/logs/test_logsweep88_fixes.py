@@ -175,3 +175,41 @@ def test_logsweep88_grpo_loss_at_zero_beside_a_gradient_is_left_alone(tmp_path):
     logs = [{"loss": 0.0, "grad_norm": 0.57, "reward": 0.3 + 0.01 * k, "reward_std": 0.28, "kl": 0.002,
              "step": 10 * (k + 1)} for k in range(20)]
     assert not _zero_gradient(check_logs(_trainer_state(tmp_path / "trainer_state.json", logs)))
+
+
+# --- problem 3: a plateau under an adaptive optimizer already at its usual rate ------------------
+
+
+def _flat_trainer_state(path: Path, peak: float) -> Path:
+    # 100 logs of a loss that never moves (2.2 +- 0.06, batch noise), cosine decay from ``peak`` to 0
+    logs = [{"loss": round(2.2 + 0.06 * math.sin(1.7 * k), 4), "grad_norm": 0.9 + 0.1 * math.cos(k),
+             "learning_rate": peak * 0.5 * (1 + math.cos(math.pi * k / 99)), "step": 10 * (k + 1)} for k in range(100)]
+    return _trainer_state(path, logs)
+
+
+def _plateau(doc):
+    (f,) = [f for f in doc.findings if f.code == "loss_plateau"]
+    return f
+
+
+def test_logsweep88_plateau_at_adams_usual_rate_advises_no_higher_rate(tmp_path):
+    f = _plateau(check_logs(_flat_trainer_state(tmp_path / "trainer_state.json", 2e-4)))
+    assert f.severity == "warning"  # still a loss that never moved
+    assert "raise_learning_rate" not in [r.id for r in f.remedies]
+    assert f.evidence.model_extra["withheld_remedies"] == ["raise_learning_rate"]
+    assert f.evidence.model_extra["learning_rate"] == pytest.approx(2e-4)
+    assert "AdamW" in f.evidence.model_extra["optimizer"] and "base model" in f.explanation
+
+
+@pytest.mark.parametrize("optim", [None, "sgd"])
+def test_logsweep88_plateau_below_the_usual_rate_or_under_sgd_still_raises_it(tmp_path, optim):
+    # Adam at 1e-6 (below its usual range), or SGD at 2e-4 (a small rate for SGD): 3x is still advised
+    path = _flat_trainer_state(tmp_path / "trainer_state.json", 1e-6 if optim is None else 2e-4)
+    if optim is not None:
+        state = json.loads(path.read_text())
+        path.write_text(json.dumps({**state, "optim": optim}))
+    run = read_log(path)
+    if optim is not None and "optim" not in run.params:
+        pytest.skip("the Trainer state's optim is not read as a param")
+    f = _plateau(check_logs(path))
+    assert "raise_learning_rate" in [r.id for r in f.remedies]
