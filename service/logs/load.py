@@ -728,13 +728,22 @@ def _separate_runs(logs: list[tuple[str, RunLog]], label: str, warnings: list[Lo
     another: Lightning's ``version_0``, ``version_1``; two MLflow experiments), which the checks
     judge one by one; noted in ``warnings``."""
     trained = {prefix: loss for prefix, log in logs if prefix and (loss := _trains(prefix, log)) is not None}
+    # the folder's own history (a Trainer's output_dir/trainer_state.json, written at the end) holds its
+    # last checkpoint's whole too, the same points: that checkpoint is a snapshot of it as well (logsweep88
+    # hf_chatglm_ckpt_folder: checkpoint-3000 was read beside it and the note named only 1000 and 2000)
+    top = [(log, loss) for prefix, log in logs if not prefix and (loss := _trains(prefix, log)) is not None]
     earlier = sorted({p for p in trained for q in trained
-                      if len(trained[p]) < len(trained[q]) and _snapshot_of(trained[p], trained[q])}, key=natural_key)
+                      if len(trained[p]) < len(trained[q]) and _snapshot_of(trained[p], trained[q])}
+                     | {p for p in trained for _, q in top if len(trained[p]) <= len(q) and _snapshot_of(trained[p], q)},
+                     key=natural_key)
     if earlier:
         logs = [(prefix, log) for prefix, log in logs if prefix not in earlier]
+        kept = [log for prefix, log in logs if (not prefix and any(log is t for t, _ in top)) or prefix in trained]
+        whole = max(kept, key=lambda log: len(_trains("", log) or ()), default=None)
+        read = f", from {whole.source.removeprefix(label + '/')}" if whole is not None else ""
         warnings.append(LogWarning("skipped_runs", f"{label}: {', '.join(earlier)} "
                                    f"{'is an earlier snapshot' if len(earlier) == 1 else 'are earlier snapshots'} of a "
-                                   "history the folder holds whole; read once"))
+                                   f"history the folder holds whole; read once{read}"))
         trained = {p: s for p, s in trained.items() if p not in earlier}
     runs = sorted(trained, key=natural_key)
     nested = any(a != b and b.startswith(a + "/") for a in runs for b in runs)

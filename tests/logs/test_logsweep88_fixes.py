@@ -213,3 +213,48 @@ def test_logsweep88_plateau_below_the_usual_rate_or_under_sgd_still_raises_it(tm
         pytest.skip("the Trainer state's optim is not read as a param")
     f = _plateau(check_logs(path))
     assert "raise_learning_rate" in [r.id for r in f.remedies]
+
+
+# --- problem 4: wording ---------------------------------------------------------------------------
+
+
+def test_logsweep88_last_checkpoint_beside_the_final_state_is_read_once_and_named(tmp_path):
+    # a Trainer's output_dir: checkpoint-500/-1000/-1500 and the final trainer_state.json, whose history is
+    # checkpoint-1500's plus the closing train_runtime entry
+    history = [{"step": s, "loss": 2.3 * math.exp(-s / 400) + 0.3, "epoch": s / 1000} for s in range(10, 1510, 10)]
+    out = tmp_path / "out"
+    for last in (500, 1000, 1500):
+        (out / f"checkpoint-{last}").mkdir(parents=True)
+        (out / f"checkpoint-{last}" / "trainer_state.json").write_text(json.dumps(
+            {"global_step": last, "log_history": [h for h in history if h["step"] <= last]}))
+    (out / "trainer_state.json").write_text(json.dumps(
+        {"global_step": 1500, "log_history": [*history, {"step": 1500, "train_runtime": 99.0, "train_loss": 0.9}]}))
+    log = read_log(out)
+    (loss,) = log.by_role("loss")
+    assert len(loss) == len(history)  # once, not the same 150 points twice
+    (note,) = [w.message for w in log.warnings if w.code == "skipped_runs"]
+    assert "checkpoint-500, checkpoint-1000, checkpoint-1500 are earlier snapshots" in note
+    assert note.endswith("read once, from trainer_state.json")
+
+
+def test_logsweep88_keras1_loss_and_val_loss_per_epoch_are_epochs(tmp_path):
+    # the TF1 Keras TensorBoard callback: loss/acc/val_loss/val_acc, one point per epoch at steps 0..N
+    val = [0.6 + 0.01 * e ** 1.5 for e in range(30)]
+    payloads = [file_version_event()]
+    for e in range(30):
+        payloads += [scalar_event("loss", 0.5 * 0.8 ** e, e), scalar_event("val_loss", val[e], e),
+                     scalar_event("acc", 0.8 + 0.006 * e, e), scalar_event("val_acc", 0.8, e)]
+    path = write_records(tmp_path / "events.out.tfevents.1508366199.brain", payloads)
+    run = read_log(path)
+    assert {s.name: s.step_unit for s in run.series} == {"loss": "epoch", "val_loss": "epoch", "acc": "epoch",
+                                                          "val_acc": "epoch"}
+    (f,) = [f for f in check_logs(path).findings if f.code == "validation_divergence"]
+    assert "(epoch 0)" in f.summary
+    (stop,) = [r for r in f.remedies if r.id == "early_stopping"]
+    assert "keep the weights from epoch 0" in stop.change
+
+
+def test_logsweep88_per_step_loss_without_a_validation_twin_keeps_steps(tmp_path):
+    payloads = [file_version_event()] + [scalar_event("loss", 2.0 - 0.001 * k, k) for k in range(50)]
+    path = write_records(tmp_path / "events.out.tfevents.1700000000.host", payloads)
+    assert [s.step_unit for s in read_log(path).series] == ["step"]
