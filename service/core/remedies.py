@@ -820,21 +820,23 @@ def balance_classes(share: float) -> Remedy:
 
 
 def early_stopping(best_step: float, patience: int, *, monitor: str | None = None,
-                   lower_is_better: bool = True) -> Remedy:
+                   lower_is_better: bool = True, where: str | None = None) -> Remedy:
     """Keep the weights of ``best_step``; stop after ``patience`` evaluations without gain. With
     ``monitor``, the step is that metric's best (a task metric's, not the validation loss's), and
-    the snippet watches it (``lower_is_better``: an error rate or a loss; else a score)."""
+    the snippet watches it (``lower_is_better``: an error rate or a loss; else a score). ``where``:
+    that position in the log's own words (``epoch 3`` on a log counted by epoch), else ``step N``."""
     step = int(best_step) if float(best_step).is_integer() else best_step
+    at = where or f"step {step}"
     if monitor is None:
         return make_remedy(
             "early_stopping",
-            f"keep the weights from step {step} and stop after {patience} "
+            f"keep the weights from {at} and stop after {patience} "
             "evaluations without improvement",
             patience=patience,
         )
     remedy = make_remedy(
         "early_stopping",
-        f"keep the weights from step {step}, where {monitor} was best, and stop after {patience} "
+        f"keep the weights from {at}, where {monitor} was best, and stop after {patience} "
         f"evaluations without improvement in {monitor}",
         patience=patience,
         monitor=monitor,

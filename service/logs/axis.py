@@ -12,7 +12,10 @@ with an ``epoch`` scalar whose value is not its step):
   epoch, for every series whose steps lie within that one's span (one either side);
 - Ultralytics' metric tags (``metrics/mAP50(B)``, ``metrics/mAP50-95(M)``, ``metrics/accuracy_top1``,
   YOLOv5's ``metrics/mAP_0.5``) at one point per step: the same, over their span;
-- Keras' ``epoch_*`` tags at consecutive steps: that series alone.
+- Keras' ``epoch_*`` tags at consecutive steps: that series alone;
+- the TF1/Keras 1 callback's tags, a metric and its ``val_`` twin (``loss`` and ``val_loss``, ``acc``
+  and ``val_acc``) at the same consecutive steps, one point each: a validation at every step of the
+  training series is the evaluation Keras runs at each epoch's end; those series alone.
 
 Either way the axis holds at most :data:`MAX_EPOCHS` positions; a file one of whose series runs
 outside the span is left as it is, all of it.
@@ -79,8 +82,24 @@ def mark_epochs(series: list[Series]) -> list[Series]:
                 s.step_unit = "epoch"
             return series
     for s in stepped:
-        if _last(s.name).startswith("epoch_") and len(s) >= 2 and _one_per_step(s):
-            steps = np.asarray(s.steps, dtype=np.int64)
-            if np.all(np.diff(steps) == 1) and steps[0] >= 0 and steps[-1] - steps[0] < MAX_EPOCHS:
-                s.step_unit = "epoch"
+        if _last(s.name).startswith("epoch_") and _consecutive(s):
+            s.step_unit = "epoch"
+    # (logsweep88 tb_keras_tf1_irfanet: a 2017 Keras callback's loss/val_loss at steps 0-108 said
+    # "step 0", "keep the weights from step 0") a metric and its val_ twin at the same consecutive steps
+    by_name = {s.name: s for s in stepped}
+    for s in stepped:
+        head, _, last = s.name.rpartition("/")
+        twin = by_name.get(f"{head}/{last[4:]}" if head else last[4:]) if last.lower().startswith("val_") else None
+        if (twin is not None and _consecutive(s) and _consecutive(twin)
+                and np.array_equal(np.asarray(s.steps), np.asarray(twin.steps))):
+            s.step_unit = twin.step_unit = "epoch"
     return series
+
+
+def _consecutive(s: Series) -> bool:
+    """Whether ``s`` has one point at each of two or more consecutive whole steps from 0 or more,
+    at most :data:`MAX_EPOCHS` of them."""
+    if len(s) < 2 or not _one_per_step(s):
+        return False
+    steps = np.asarray(s.steps, dtype=np.int64)
+    return bool(np.all(np.diff(steps) == 1)) and steps[0] >= 0 and steps[-1] - steps[0] < MAX_EPOCHS

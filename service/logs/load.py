@@ -29,6 +29,7 @@ archive.
 from __future__ import annotations
 
 import csv
+import math
 import mmap
 import os
 import re
@@ -47,8 +48,17 @@ from gradhealth.logs import archive, derive, sniff
 from gradhealth.logs.foreign import zip_is
 from gradhealth.logs.readers import registry
 from gradhealth.logs.readers.registry import ReadLimits
-from gradhealth.logs.series import LogWarning, Role, RunLog, Series, classify, several_runs
+from gradhealth.logs.series import (
+    LogWarning,
+    Role,
+    RunLog,
+    Series,
+    classify,
+    several_runs,
+    starts_again,
+)
 from gradhealth.logs.stats import natural_key
+from gradhealth.logs.stats import num as _num
 
 
 def read_log(path: Path, *, format: str | None = None,  # noqa: A002
@@ -512,6 +522,7 @@ def _read_folder(root: Path, label: str, hint: str | None, limits: ReadLimits, w
     if skipped:
         warnings.append(LogWarning("skipped_files", f"{label}: {len(skipped)} file(s) not recognised as "
                                    f"a training log were skipped: {first_few(skipped)}"))
+    logs = _event_file_launches(logs, label, _folder_name(root))
     if len(logs) == 1:
         return _alone(logs[0], root, warnings)
     logs, runs = _separate_runs(logs, label, warnings)
@@ -581,6 +592,121 @@ def _note_wandb_histories(logs: list[tuple[str, RunLog]]) -> None:
 
 
 
+#: Launches of one TensorBoard folder read and judged at most (the last ones), as for appended runs
+MAX_LAUNCHES = 50
+#: ``events.out.tfevents.<unix time>.<host>...``: the time the writer opened the file
+_EVENT_FILE_TIME = re.compile(r"tfevents\.(\d{9,11})(?:\.|$)")
+
+
+class _EventFile(NamedTuple):
+    """One event file of a folder: its log, the wall time it started, its first and last step and
+    how many distinct steps it logged."""
+
+    log: RunLog
+    started: float
+    first: float
+    last: float
+    steps: np.ndarray
+
+
+def _event_file(log: RunLog) -> _EventFile | None:
+    """An event file's wall-clock start (its earliest point's wall time, else the time in its
+    name) and step range; None for one without points."""
+    steps = [s.steps for s in log.series if len(s)]
+    if not steps:
+        return None
+    walls = [w for s in log.series if s.wall_time is not None
+             for w in [np.asarray(s.wall_time, dtype=np.float64)] if np.isfinite(w).any()]
+    if walls:
+        started = float(min(np.nanmin(w) for w in walls))
+    else:
+        named = _EVENT_FILE_TIME.search(PurePosixPath(log.source).name)
+        started = float(named.group(1)) if named else math.inf
+    every = np.unique(np.concatenate([np.asarray(x, dtype=np.float64) for x in steps]))
+    return _EventFile(log, started, float(every[0]), float(every[-1]), every)
+
+
+def _event_file_launches(logs: list[tuple[str, RunLog]], label: str, folder: str) -> list[tuple[str, RunLog]]:
+    """The logs of a folder with the event files of each sub-folder that hold several launches read
+    as one log of runs (``run<k>/<tag>``, :attr:`RunLog.runs`), each launch judged on its own, as
+    runs appended to one JSON Lines file are.
+
+    A job relaunched into the same log directory (detectron2's and mmdet's ``output/`` or work dir,
+    a ``SummaryWriter(log_dir=...)`` or Keras' ``TensorBoard(log_dir=...)`` reused) adds an event
+    file per launch. The files, in the order of their wall-clock start, make one launch until a
+    file's steps go back to or below the first step of the launch before it, after that launch
+    logged :data:`~gradhealth.logs.series.RUN_RECORDS` steps or more (:func:`starts_again`, the JSON Lines reader's rule):
+    that file starts a new launch. A file that goes on past the launch's last step, or goes back
+    less (a run resumed from a checkpoint after its start), is the same launch, its points joined
+    with the rest. Joined by tag instead, a killed diverged launch and its good relaunch would
+    interleave at the same steps and read as spikes the run recovered from. ``folder`` is the name
+    of the folder read: a loss in one named for the validation split is the validation loss."""
+    groups: dict[str, list[int]] = {}
+    for i, (prefix, log) in enumerate(logs):
+        if log.format == "tensorboard" and log.series:
+            groups.setdefault(prefix, []).append(i)
+    combined: dict[int, tuple[str, RunLog]] = {}
+    dropped: set[int] = set()
+    for prefix, idx in groups.items():
+        files = [f for i in idx if (f := _event_file(logs[i][1])) is not None]
+        if len(files) < 2:
+            continue
+        files.sort(key=lambda f: f.started)  # stable: files that started together keep their name order
+        launches: list[list[_EventFile]] = [[files[0]]]
+        first, last, rising = files[0].first, files[0].last, len(files[0].steps)
+        for f in files[1:]:
+            if starts_again(f.first, first, last, rising):
+                launches.append([f])
+                first, last, rising = f.first, f.last, len(f.steps)
+            else:
+                launches[-1].append(f)
+                rising += int(np.sum(f.steps > last))
+                last = max(last, f.last)
+        if len(launches) < 2:
+            continue
+        combined[idx[0]] = (prefix, _launches_log(prefix, launches, label, prefix or folder))
+        dropped.update(idx[1:])
+    if not combined:
+        return logs
+    return [combined.get(i, entry) for i, entry in enumerate(logs) if i not in dropped]
+
+
+def _launches_log(prefix: str, launches: list[list[_EventFile]], label: str, scope: str) -> RunLog:
+    """One log of a sub-folder's launches (:func:`_event_file_launches`): each launch's files'
+    series joined by tag under ``run<k>/``, the last :data:`MAX_LAUNCHES` launches kept, with a
+    ``several_runs`` note naming each launch's files and steps. Each series' role is read with its
+    folder (``scope``) before ``run<k>/`` is put in front of its name."""
+    count = len(launches)
+    kept = launches[-MAX_LAUNCHES:]
+    first = count - len(kept) + 1
+    names = [f"run{k}" for k in range(first, count + 1)]
+    series: list[Series] = []
+    warnings: list[LogWarning] = []
+    params: dict[str, str] = {}
+    shown = []
+    for name, launch in zip(names, kept, strict=True):
+        by_tag: dict[str, Series] = {}
+        for f in launch:
+            for s in f.log.series:
+                by_tag[s.name] = _join(by_tag[s.name], s) if s.name in by_tag else s
+            warnings.extend(f.log.warnings)
+            params.update(f.log.params)
+        series += [replace(s, name=f"{name}/{s.name}", role=_split_role(scope, s)) for s in by_tag.values()]
+        files = PurePosixPath(launch[0].log.source).name
+        if len(launch) > 1:
+            files = f"{len(launch)} files from {files}"
+        lo, hi = min(f.first for f in launch), max(f.last for f in launch)
+        shown.append(f"{name} ({files}, steps {_num(lo)}-{_num(hi)})")
+    where = f"{label}/{prefix}" if prefix else label
+    note = several_runs(where, f"{count} launches logged to the same folder, one event file or more each (the "
+                        "step starts again)", shown,
+                        tail=f"; the first {first - 1} are not read" if first > 1 else "")
+    log = RunLog(format="tensorboard", source=where, series=series, warnings=[note, *warnings], params=params)
+    if any(s.role == "loss" for s in series):
+        log.runs = names   # judged one by one; a validation folder's launches go with the training ones
+    return log
+
+
 def _trains(prefix: str, log: RunLog) -> Series | None:
     """The training loss of one log of a folder (the longest), None where it logs none."""
     losses = [s for s in log.series if _split_role(prefix, s) == "loss"]
@@ -602,13 +728,22 @@ def _separate_runs(logs: list[tuple[str, RunLog]], label: str, warnings: list[Lo
     another: Lightning's ``version_0``, ``version_1``; two MLflow experiments), which the checks
     judge one by one; noted in ``warnings``."""
     trained = {prefix: loss for prefix, log in logs if prefix and (loss := _trains(prefix, log)) is not None}
+    # the folder's own history (a Trainer's output_dir/trainer_state.json, written at the end) holds its
+    # last checkpoint's whole too, the same points: that checkpoint is a snapshot of it as well (logsweep88
+    # hf_chatglm_ckpt_folder: checkpoint-3000 was read beside it and the note named only 1000 and 2000)
+    top = [(log, loss) for prefix, log in logs if not prefix and (loss := _trains(prefix, log)) is not None]
     earlier = sorted({p for p in trained for q in trained
-                      if len(trained[p]) < len(trained[q]) and _snapshot_of(trained[p], trained[q])}, key=natural_key)
+                      if len(trained[p]) < len(trained[q]) and _snapshot_of(trained[p], trained[q])}
+                     | {p for p in trained for _, q in top if len(trained[p]) <= len(q) and _snapshot_of(trained[p], q)},
+                     key=natural_key)
     if earlier:
         logs = [(prefix, log) for prefix, log in logs if prefix not in earlier]
+        kept = [log for prefix, log in logs if (not prefix and any(log is t for t, _ in top)) or prefix in trained]
+        whole = max(kept, key=lambda log: len(_trains("", log) or ()), default=None)
+        read = f", from {whole.source.removeprefix(label + '/')}" if whole is not None else ""
         warnings.append(LogWarning("skipped_runs", f"{label}: {', '.join(earlier)} "
                                    f"{'is an earlier snapshot' if len(earlier) == 1 else 'are earlier snapshots'} of a "
-                                   "history the folder holds whole; read once"))
+                                   f"history the folder holds whole; read once{read}"))
         trained = {p: s for p, s in trained.items() if p not in earlier}
     runs = sorted(trained, key=natural_key)
     nested = any(a != b and b.startswith(a + "/") for a in runs for b in runs)

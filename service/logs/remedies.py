@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Any
 
 import numpy as np
 
@@ -104,6 +105,29 @@ def optimizer_in_use(run: RunLog) -> tuple[str, bool | None, bool] | None:
     if run.format == "hf_trainer":
         return HF_TRAINER_OPTIMIZER, True, True
     return None
+
+
+#: The low end of an adaptive optimizer's usual learning rates: Adam's default is 1e-3, 3e-4 the common
+#: choice, LoRA's 1e-4 to 3e-4. At such a rate each weight moves by about the rate on every step, whatever
+#: its gradient's size, so a loss that does not move is not for want of a larger rate.
+ADAPTIVE_USUAL_LR = 1e-4
+
+
+def usual_adaptive_rate(run: RunLog) -> dict[str, Any] | None:
+    """``{"optimizer", "learning_rate"}`` where the run was stepped by an adaptive optimizer
+    (:func:`optimizer_in_use`; the Trainer's default AdamW, assumed, for its ``trainer_state.json``)
+    and the highest learning rate it logged is :data:`ADAPTIVE_USUAL_LR` or more; None otherwise
+    (no rate logged, plain SGD, an optimizer not named)."""
+    used = optimizer_in_use(run)
+    lr = run.first("learning_rate")
+    if used is None or used[1] is not True or lr is None:
+        return None
+    _, v = finite(lr)
+    v = v[v > 0]
+    if not len(v) or float(np.max(v)) < ADAPTIVE_USUAL_LR:
+        return None
+    name = f"{used[0]} (the Trainer's default, assumed)" if used[2] else used[0]
+    return {"optimizer": name, "learning_rate": float(np.max(v))}
 
 
 def healthy_norms(run: RunLog, t: LogThresholds) -> np.ndarray:

@@ -163,6 +163,19 @@ def several_runs(label: str, what: str, names: list[str], *, tail: str = "") -> 
     return LogWarning("several_runs", f"{label}: {what}, each judged on its own: {shown}{tail}")
 
 
+#: Points in rising order a run has before a step that goes back starts a new one (:func:`starts_again`)
+RUN_RECORDS = 3
+
+
+def starts_again(step: float, first: float, last: float, rising: int) -> bool:
+    """Whether a point at ``step`` starts a new run after one that began at ``first`` and last
+    stood at ``last``: it goes back to or below the run's first step after :data:`RUN_RECORDS`
+    points in rising order (a resume from a checkpoint after the start goes back less: the same
+    run; a few points out of order are not a run). The one rule for runs appended to a JSON Lines
+    file, a TensorBoard CSV download's restarts and the launches of a TensorBoard folder."""
+    return step < last and step <= first and rising >= RUN_RECORDS
+
+
 @dataclass
 class RunLog:
     """Everything read from one run."""

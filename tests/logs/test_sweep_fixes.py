@@ -384,12 +384,15 @@ def test_a_loss_pinned_at_exactly_zero_trains_nothing() -> None:
     [f] = found(diagnose(run_of(np.arange(5) * 20.0 + 1959, total_loss=np.zeros(5))), "zero_gradient")
     assert f.severity == "warning"
     # not: a loss learnt down to 0 (a memorised set), two zero points, a GRPO loss of 0 while its
-    # gradient norm moves, an RL run with rewards, a loss 0 at the end only
+    # gradient norm moves (its log has the rewards beside it), an RL run with rewards, a loss 0 at the end only
     glide = np.concatenate([np.geomspace(2.0, 1e-4, 20), np.zeros(10)])
     assert not found(diagnose(run_of(loss=glide)), "zero_gradient")
     assert not found(diagnose(run_of(loss=np.array([1.7, 0.0, 0.0]))), "zero_gradient")
-    grpo = run_of(loss=np.zeros(12), grad_norm=np.linspace(0.1, 0.3, 12))
+    grpo = run_of(loss=np.zeros(12), grad_norm=np.linspace(0.1, 0.3, 12), reward=np.linspace(0, 1, 12))
     assert not found(diagnose(grpo), "zero_gradient")
+    # with no reward beside it, a gradient norm above 0 contradicts the loss of 0 (logsweep88 P2): a warning
+    [bare] = found(diagnose(run_of(loss=np.zeros(12), grad_norm=np.linspace(0.1, 0.3, 12))), "zero_gradient")
+    assert bare.severity == "warning" and "grad_norm" in bare.summary
     assert not found(diagnose(run_of(loss=np.zeros(12), reward=np.linspace(0, 1, 12))), "zero_gradient")
     assert not found(diagnose(run_of(loss=np.concatenate([np.linspace(3, 1, 20), np.zeros(3)]))), "zero_gradient")
     # Hugging Face's NaN filter logs a NaN step's loss as 0.0 beside a NaN grad_norm: nonfinite's

@@ -37,7 +37,7 @@ from gradhealth.logs.detectors.divergence import (
 from gradhealth.logs.detectors.explosion import no_progress, spike_points
 from gradhealth.logs.detectors.gan import discriminator_ahead, discriminator_won, frozen_gan
 from gradhealth.logs.detectors.rl import on_rollouts
-from gradhealth.logs.remedies import lower_lr, raise_lr
+from gradhealth.logs.remedies import ADAPTIVE_USUAL_LR, lower_lr, raise_lr, usual_adaptive_rate
 from gradhealth.logs.series import RunLog, Series
 from gradhealth.logs.stats import (
     FULL_DIGITS,
@@ -251,6 +251,10 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
     if stalled is not None and stalled["spiked_start"]:
         fell = min(fell, (stalled["start"] - stalled["level"]) / stalled["start"])
     spiking = _spiking(run, loss, t)
+    # (logsweep88 hf_kevin_lora_flat: a LoRA under AdamW at 2e-4 told to raise its rate 3x) an adaptive
+    # optimizer at a rate already in its usual range moves each weight by about the rate a step, whatever
+    # its gradient's size: a rate far too small is not why the loss stalls, and 3x is no remedy
+    usual = usual_adaptive_rate(run) if spiking is None else None
     # at chance, only a fall its confidence interval bears out is learning: a short noisy loss's
     # estimate leans either way (logsweep31: 14 points at ln 11, "falling" 5.7% with a rise inside);
     # so too for a run that has shown no learning yet (under plateau_early_fraction overall): a
@@ -387,7 +391,8 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
             summary += (f" (its epoch means {twin[0].name} {float(twin[2][0]):.4g} -> {float(twin[2][-1]):.4g} "
                         f"over {len(twin[2])} epochs)")
         explanation = ("The loss stalled from the start: the model is not learning (vanishing gradients, a learning "
-                       "rate far too small, or a data/label problem).")
+                       "rate far too small, or a data/label problem)." if usual is None else
+                       "The loss stalled from the start: the model is not learning, or had little left to learn.")
     elif early:
         summary = (f"{loss.name} is {_change(fell)} at the end than at the start, falling steadily over its {len(v)} "
                    "points (its trend's 99% interval is a fall): too few steps to tell whether it learns")
@@ -432,6 +437,16 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
         explanation = ("The loss has hardly moved, but the learning rate was still climbing over the whole stretch: "
                        "a run still in its warm-up has not trained at its full rate yet, so a slow start is expected; "
                        "judge it past the warm-up.")
+    usual = usual if alarm else None
+    if usual is not None:
+        explanation += (f" The learning rate is not the likely cause: {usual['optimizer']} at {usual['learning_rate']:.3g} "
+                        "(the highest logged rate) is already in an adaptive optimizer's usual range ("
+                        + f"{ADAPTIVE_USUAL_LR:.0e}".replace("e-0", "e-") + " to 1e-3), where each weight moves by about the rate on every step "
+                        "however small its gradient, so no higher rate is advised. A model fine-tuned from pre-trained "
+                        "weights starts at what it already knows of the data: a loss flat from its first log may be "
+                        "the data's floor (compare the first logged loss with the base model's loss on the same data "
+                        "before training, and watch an evaluation loss), or the data may not be what the model is "
+                        "trained on (labels that do not match the inputs, the same batch repeated).")
     out = [finding(
         "loss_plateau", "warning" if alarm else "info", summary, explanation,
         {"metric": loss.name, "steps": [_num(steps[half]), _num(steps[-1])], "value": late,
@@ -440,10 +455,12 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
          "largest_fall_allowed": most_fall if noisy else None,
          "epoch_metric": twin[0].name if twin is not None else None,
          "epoch_improvement": twin_fell,
-         "last_quarter_lower": ranked},
+         "last_quarter_lower": ranked,
+         **({"withheld_remedies": ["raise_learning_rate"], "learning_rate": usual["learning_rate"],
+             "optimizer": usual["optimizer"]} if usual is not None else {})},
         [(lower_lr(run, at_step=spiking, why="the loss spikes and never falls below "
                    + ("chance" if chance is not None else "its start")) if spiking is not None
-          else raise_lr(run, why="the loss is not moving")) if alarm else None])]
+          else raise_lr(run, why="the loss is not moving") if usual is None else None) if alarm else None])]
     return out + ([stuck] if stuck else [])
 
 

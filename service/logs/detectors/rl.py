@@ -224,7 +224,7 @@ def reward_collapse(run: RunLog, t: LogThresholds) -> list[Finding]:
             "The best policy was the one at the peak.",
             {"metric": s.name, "steps": [_num(best), _num(float(steps[-1]))], "value": 1 - kept,
              "threshold": 0.5, "start": start, "peak": peak, "last": end, "best_step": _num(best)},
-            [R.early_stopping(best, max(2, tail // 2)),
+            [R.early_stopping(best, max(2, tail // 2), where=s.where(best)),
              lower_lr(run, at_step=best, why=f"{s.name} collapsed after {s.where(best)}")]))
     return _evaluations_folded(_one_per_quantity(run, out, plain))[:3]
 

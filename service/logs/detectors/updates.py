@@ -279,7 +279,9 @@ def _loss_pinned_at_zero(run: RunLog, t: LogThresholds) -> list[Finding]:
     (every label masked, no targets in the batch, a loss not connected to the output). A loss
     that glides down to 0 (a memorised set) or sits at 0 while the training accuracy is at 1 (a
     converged run) is left alone, as are RL runs (a GRPO loss is 0 at its start by construction)
-    and runs whose gradient norm is logged and not 0. Beside a NaN gradient norm it is a warning
+    and runs whose gradient norm is logged and not 0, unless it is above 0 at every point of the
+    zero loss and the loss did not glide there: that is a warning (the loss logged is not the one
+    the gradient came from). Beside a NaN gradient norm it is a warning
     (from two points after a jump): the Trainer's NaN filter logs a NaN step's loss as 0.0."""
     loss = run.first("loss")
     if loss is None or on_rollouts(run) or any("reward" in x.name.lower() for x in run.series):
@@ -293,17 +295,27 @@ def _loss_pinned_at_zero(run: RunLog, t: LogThresholds) -> list[Finding]:
     norm = run.first("grad_norm")
     nan_norm = False
     norm_before: float | None = None
+    gradient: np.ndarray | None = None  # a finite, non-zero norm at every point of the zero loss's span
     if norm is not None:
         # the norm over the zero loss's span where it is logged there, else over the whole log
         at = (norm.steps >= steps[start]) & (norm.steps <= steps[-1])
         span = norm.values[at] if np.any(at) else norm.values
         if bool(np.any(np.isfinite(span) & (span != 0))):
-            return []  # a moving norm is a gradient
+            # (logsweep88 P2: HF logs of loss 0.0 beside grad_norm 0.38-0.62) a gradient beside a loss
+            # of exactly 0 contradicts it: a loss at 0, its minimum, has none. Unless the loss glided
+            # there (a converged loss printed to its last digit, 0.0003 then 0.0: its gradient is a
+            # real one, however small), the printed 0 is not the loss backward ran on
+            if not np.any(at) or not bool(np.all(np.isfinite(span) & (span != 0))):
+                return []  # a norm that is 0 or NaN at some of the points, or not logged there: its rules
+            if start and not jumped_to_zero(v, start):
+                return []
+            gradient = span
         # a NaN one: the nonfinite finding names the NaN; the printed 0 is reported beside it, a
         # warning, since the Trainer's NaN filter (logging_nan_inf_filter) logs a step whose loss
         # was NaN as 0.0 (logsweep65 u05, u06: LLaMA-Factory runs with 'loss': 0.0, 'grad_norm': nan)
         nan_norm = not bool(np.all(np.isfinite(span)))
-        if not nan_norm and (bool(np.any(finite(norm)[1] != 0)) or not np.all(np.isfinite(norm.values))):
+        if gradient is None and not nan_norm and (bool(np.any(finite(norm)[1] != 0))
+                                                  or not np.all(np.isfinite(norm.values))):
             # a norm that moved (or went NaN) elsewhere only: the norm's own rules judge it, unless
             # it fell to exactly 0 at the very step the loss jumped to 0 from far above its floor
             # (logsweep69 u08: loss 0.851 and grad_norm 16.2, then both 0.0 for 200 logs): one
@@ -312,8 +324,12 @@ def _loss_pinned_at_zero(run: RunLog, t: LogThresholds) -> list[Finding]:
             if norm_before is None or not jumped_to_zero(v, start):
                 return []
     # three points of 0, or two after a jump from far above beside a NaN norm that says why
-    # (logsweep65 u06: 344,093 then 0.0 twice, grad_norm nan at each); two alone can be a glitch
-    if zeros < (_ZERO_AFTER_JUMP if nan_norm and start > 0 else _EXACT_MIN_POINTS):
+    # (logsweep65 u06: 344,093 then 0.0 twice, grad_norm nan at each); two alone can be a glitch. From
+    # the first log, each point beside a non-zero gradient is the contradiction whole (logsweep88
+    # hf_taubench_zero: one log, loss 0.0 and grad_norm 0.5695)
+    fewest = (_ZERO_AFTER_JUMP if nan_norm and start > 0 else
+              1 if gradient is not None and start == 0 else _EXACT_MIN_POINTS)
+    if zeros < fewest:
         return []
     if _accuracy_perfect(run, float(steps[start]), float(steps[-1])):
         return []  # a converged run: every training example right, its loss at the float floor
@@ -348,6 +364,8 @@ def _loss_pinned_at_zero(run: RunLog, t: LogThresholds) -> list[Finding]:
             {"metric": loss.name, "steps": [_num(steps[start]), _num(steps[-1])], "value": 0.0, "threshold": 0.0,
              "zero_points": zeros, "before": float(v[start - 1]) if start else None, "moving": name},
             [])]
+    if gradient is not None and norm is not None:
+        return [_zero_loss_with_gradient(loss, norm, steps, v, start, gradient)]
     why = "; the learning rate is exactly 0 there too" if _zero_rate(run, float(steps[start]),
                                                                    float(steps[-1])) else ""
     if norm_before is not None and norm is not None:
@@ -365,6 +383,44 @@ def _loss_pinned_at_zero(run: RunLog, t: LogThresholds) -> list[Finding]:
          "zero_points": zeros, "before": float(v[start - 1]) if start else None, "started": _num(steps[start]),
          **({"grad_norm_before": norm_before} if norm_before is not None else {})},
         [])]
+
+
+def _zero_loss_with_gradient(loss: Series, norm: Series, steps: np.ndarray, v: np.ndarray, start: int,
+                             gradient: np.ndarray) -> Finding:
+    """The warning for a training loss of exactly 0 from ``steps[start]`` on (from its first log, or
+    after a jump from far above its floor) while the gradient norm is finite and not 0 at every
+    point there (``gradient``): a loss at 0 is at its minimum and has no gradient, so the gradient
+    the optimizer applied came from something else than the loss logged."""
+    zeros = len(v) - start
+    lo, hi = float(np.min(gradient)), float(np.max(gradient))
+    norms = f"{lo:.3g}" if f"{lo:.3g}" == f"{hi:.3g}" else f"{lo:.3g}-{hi:.3g} (median {float(median(gradient)):.3g})"
+    if start:
+        where = (f"at all {zeros} logged points from {loss.where(steps[start])} "
+                 f"({loss.between(steps[start], steps[-1])}), down from {float(v[start - 1]):.4g} at the point "
+                 "before in one logged step")
+    elif zeros > 1:
+        where = f"at all {zeros} logged points from its first ({loss.between(steps[start], steps[-1])})"
+    else:
+        where = f"at its one logged point ({loss.where(steps[start])})"
+    return finding(
+        "zero_gradient", "warning",
+        f"{loss.name} is exactly 0 {where}, while {norm.name} is {norms} there, not 0: a loss of exactly "
+        "0 has no gradient, so the logged loss is not the one the updates came from",
+        "A loss at exactly 0 is at its minimum, where its gradient is 0; a gradient norm above 0 beside it "
+        "says the loss that was logged is not the loss backward ran on, or that it is computed over nothing. "
+        "A real loss reaches 0 gradually, if ever. Usual causes: every label masked (-100: a completion-only "
+        "collator that finds no response template, a prompt longer than the maximum length so that no answer "
+        "token is left), a loss multiplied by 0 or replaced by a constant before it is logged, or a custom "
+        "compute_loss or gradient accumulation that logs a value other than the one it returns. Count the "
+        "label tokens that are not -100 in a batch, and check that the loss the step returns is the one logged "
+        "(an evaluation loss tells whether the model is learning anything).",
+        {"metric": loss.name, "steps": [_num(steps[start]), _num(steps[-1])], "value": 0.0, "threshold": 0.0,
+         "zero_points": zeros, "before": float(v[start - 1]) if start else None, "started": _num(steps[start]),
+         "grad_norm": norm.name, "grad_norm_min": lo, "grad_norm_max": hi,
+         "grad_norm_median": float(median(gradient)),
+         "grad_norm_values": [float(x) for x in gradient[:20]]},
+        [R.check_loss_graph(f"{loss.name} is exactly 0 while {norm.name} is {norms}: the loss logged is not the one "
+                            "the gradient came from")])
 
 
 def _norm_before(norm: Series, first: float) -> float | None:

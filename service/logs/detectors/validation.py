@@ -125,8 +125,8 @@ def validation(run: RunLog, t: LogThresholds) -> list[Finding]:
         # one that fell back (logsweep86: "eval_wer ends at 0.7, above its best 0.6 (step 2000)" kept
         # step 1000, the loss's best, where eval_wer was 0.80)
         [R.early_stopping(fell[2], _patience(d, fell[2]), monitor=fell[0],
-                          lower_is_better=bool(_LOWER_BETTER.search(fell[0])))
-         if fell else R.early_stopping(d.best_step, _patience(d)), R.weight_decay()])]
+                          lower_is_better=bool(_LOWER_BETTER.search(fell[0])), where=val.where(fell[2]))
+         if fell else R.early_stopping(d.best_step, _patience(d), where=val.where(d.best_step)), R.weight_decay()])]
 
 
 #: A part's task metric that ends within this share of its best holds (mAP50-95 moves a few % from
@@ -641,7 +641,7 @@ def _short_divergence(run: RunLog, val: Series, loss: Series, t: LogThresholds) 
                f"{margin:.2g} times the noise between two evaluations)" if math.isfinite(margin) else ""),
             "Validation loss rising while training loss falls is overfitting: the model memorises the training "
             f"set. {rises} rises in a row are a trend, not one noisy evaluation.",
-            evidence, [R.early_stopping(float(vs[i]), max(2, rises // 2)), R.weight_decay()])
+            evidence, [R.early_stopping(float(vs[i]), max(2, rises // 2), where=val.where(vs[i])), R.weight_decay()])
     return finding(
         "validation_divergence", "info",
         f"{val.name} rose from {best:.3g} ({val.where(vs[i])}) to {last:.3g} ({val.where(vs[-1])}, "

@@ -135,6 +135,7 @@ from gradhealth.logs.readers.textio import (
     truncated,
 )
 from gradhealth.logs.series import (
+    RUN_RECORDS,
     LogWarning,
     Role,
     RunLog,
@@ -142,6 +143,7 @@ from gradhealth.logs.series import (
     classify,
     make_series,
     several_runs,
+    starts_again,
 )
 from gradhealth.logs.stats import num as _num
 
@@ -172,7 +174,6 @@ _EPOCH = "epoch"
 _RL_COLUMN = re.compile(r"success_rate|(?:^|/)episodes?$|mean_q|ep_?rew|episode_?reward", re.IGNORECASE)
 _ARRAY_OF_RECORDS = re.compile(rb"\[\s*\{")
 _ARRAY_STEP = re.compile(rb'"(?:step|global_step|iteration|iter|epoch)"\s*:\s*-?\d')
-_RUN_RECORDS = 3  # records in rising order before a step that goes back starts a new run
 _MAX_RUNS = 50    # runs appended to one file read and judged at most (the last ones)
 _MIN_UNIX_TIME = 1e8  # a ``time`` below this (1973) is a duration (detectron2's seconds per iteration)
 #: A table aligned with blanks is claimed this surely: under any score the text reader gives a console
@@ -718,22 +719,14 @@ def _fast_long_csv(path: Path, limits: ReadLimits) -> RunLog | None:
     return RunLog(format="native", source=path.name, series=series)
 
 
-def _starts_again(step: float, first: float, last: float, rising: int) -> bool:
-    """Whether a point at ``step`` starts a new run after one that began at ``first`` and last
-    stood at ``last``: it goes back to or below the run's first step after ``_RUN_RECORDS`` points
-    in rising order (a resume from a checkpoint after the start goes back less: the same run; a few
-    points out of order are not a run)."""
-    return step < last and step <= first and rising >= _RUN_RECORDS
-
-
 def _restarts(s: Series) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """The runs in a TensorBoard CSV of one scalar whose step starts again while its wall time goes
     on (a job restarted with its step counter reset, logging to the same directory): the points in
     wall-time order, split where a step goes back to or below its run's first one after
-    ``_RUN_RECORDS`` in rising order (a resume from a checkpoint after the start goes back less and
+    ``RUN_RECORDS`` in rising order (a resume from a checkpoint after the start goes back less and
     stays one run), as the JSON Lines reader splits appended runs. Sorted by step the runs' points
     would interleave. One run, or none where the points carry no wall time: ``[]``."""
-    if s.wall_time is None or len(s.steps) < 2 * _RUN_RECORDS:
+    if s.wall_time is None or len(s.steps) < 2 * RUN_RECORDS:
         return []
     wall = np.asarray(s.wall_time, dtype=np.float64)
     if not np.all(np.isfinite(wall)):
@@ -742,7 +735,7 @@ def _restarts(s: Series) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     steps, values, wall = s.steps[order], s.values[order], wall[order]
     cuts, first, last, rising = [], steps[0], steps[0], 1
     for i in range(1, len(steps)):
-        if _starts_again(steps[i], first, last, rising):
+        if starts_again(steps[i], first, last, rising):
             cuts.append(i)
             first, rising = steps[i], 1
         elif steps[i] > last:
@@ -838,7 +831,7 @@ class _Records:
         found = NativeReader._record(obj, keys=self.keys, skipped=self.skipped)
         if found:
             # A run appended to the same file starts again: a record whose step goes back to or below
-            # the first step of records of its kind, after at least _RUN_RECORDS of them in rising
+            # the first step of records of its kind, after at least RUN_RECORDS of them in rising
             # order (validation records with steps of their own are another kind; a few records out
             # of order are not a run). The kind: the loss, rate and norm fields, which a resumed run
             # with other loss components still has; a record with none is known by all its fields.
@@ -847,7 +840,7 @@ class _Records:
             fields = frozenset(core or names)
             step = found[0][1]
             first, last, count = self.starts.setdefault(fields, (step, step, 0))
-            if _starts_again(step, first, last, count):
+            if starts_again(step, first, last, count):
                 self.done.append((self.points, self.first_where, self.last_where))
                 if len(self.done) >= _MAX_RUNS:  # the last _MAX_RUNS runs are read at most
                     del self.done[0]
