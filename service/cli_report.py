@@ -34,13 +34,17 @@ if TYPE_CHECKING:
 
 __all__ = ["MAX_BASELINE_BYTES", "MAX_SPEC_BYTES", "FORMAT_NAMES", "ReportWriteError", "finite_at_least_zero",
            "path_problem", "read_stdin", "read_user_file", "writable", "write_report", "STREAM_FORMATS", "add_report_options", "emit", "parse_output",
-           "has_regressions", "prepare", "report_context", "repo_relative", "run_inputs"]
+           "has_regressions", "prepare", "combine_reports", "COMBINED_FORMATS", "report_context", "repo_relative", "run_inputs"]
 
 # The registry's names (gradhealth.report.FORMATS), written out so `--help` does not load the
 # renderers; a test pins the two against each other.
 FORMAT_NAMES = ("text", "json", "sarif", "junit", "github", "markdown", "html", "codeclimate")
-# Formats that several inputs can share one standard output with (the others are one document).
+# Formats that several inputs can share one standard output with, one report after another.
 STREAM_FORMATS = ("text", "github", "markdown")
+# Formats that several inputs share as one combined report (stdout or --output): the stream formats
+# one after another, SARIF's runs, JUnit's test suites, JSON's object keyed by input, Code Climate's
+# issues (see combine_reports); an HTML page is one input's.
+COMBINED_FORMATS = (*STREAM_FORMATS, "sarif", "junit", "json", "codeclimate")
 FAIL_ON = ("warning", "error", "new", "never")
 # gradhealth.core.baseline's defaults (pinned by a test; importing it here would load pydantic).
 DEFAULT_DECADES = 0.5
@@ -518,10 +522,13 @@ def prepare(args: argparse.Namespace) -> str | None:
         if (clash := taken.get(_same_file_key(path))) is not None:
             # the report would overwrite what is checked (or compared with) before it is read back
             return f"--output {path} is {clash}, an input of this check: write the report elsewhere"
-    if args.more and args.output:
-        return "several inputs write to standard output only (one input per --output)"
-    if args.more and args.format not in STREAM_FORMATS:
-        return f"several inputs: use --format {', '.join(STREAM_FORMATS)} (one {args.format} per input)"
+    if args.more:
+        single = [fmt for fmt in dict.fromkeys([args.format, *(fmt or args.format for fmt, _ in args.output)])
+                  if fmt not in COMBINED_FORMATS]
+        if single:
+            # an HTML page is one input's: nothing joins two into one page
+            return (f"several inputs: --format/--output {', '.join(single)} is one document per input; use "
+                    f"{', '.join(COMBINED_FORMATS)} (several inputs share one report), or one run per input")
     for _, path in args.output:
         problem = writable(path)
         if problem:
@@ -672,6 +679,8 @@ def run_inputs(args: argparse.Namespace, check_one: Callable[[argparse.Namespace
     problem = prepare_or_error(args)
     if problem is not None:
         return usage_error(problem)
+    if args.more and _combined_wanted(args):
+        return _run_combined(args, check_one, write)
     worst = 0
     # GitHub shows 10 annotations of each kind per step, not per input: several inputs' annotations
     # are written once, after the last, most severe first across them all.
@@ -685,6 +694,125 @@ def run_inputs(args: argparse.Namespace, check_one: Callable[[argparse.Namespace
 
         write("\n".join(github_commands_for(collected)))
     return worst
+
+
+def _combined_wanted(args: argparse.Namespace) -> bool:
+    """Whether several inputs' reports are gathered and joined (:func:`_run_combined`): a report to a
+    file (``--output``), or a main report that is one document (SARIF, JUnit, JSON, Code Climate)."""
+    return bool(args.output) or args.format not in STREAM_FORMATS
+
+
+def _run_combined(args: argparse.Namespace, check_one: Callable[[argparse.Namespace], int],
+                  write: Callable[[str], None]) -> int:
+    """Several inputs, one report per format: each input is checked as if alone, its reports written
+    to a scratch folder (its refusal's SARIF and JUnit too, and its problem document, which a lone
+    input prints, taken from standard output), then each format's reports are joined
+    (:func:`combine_reports`) into the file or standard output the options name. The exit status is
+    the worst input's (newuser16 #2: several inputs could share only text, github and markdown on
+    standard output)."""
+    import contextlib
+    import io
+    import tempfile
+
+    main_file = next((path for fmt, path in args.output if fmt is None), None)
+    # (format, destination: a file, or None for standard output)
+    wanted: list[tuple[str, str | None]] = [(args.format, main_file)]
+    wanted += [(fmt, path) for fmt, path in args.output if fmt is not None]
+    main_streams = main_file is None and args.format in STREAM_FORMATS
+    sources = [args.spec, *args.more]
+    parts: list[dict[str, Any]] = []
+    worst = 0
+    collected: list[tuple[Diagnosis, ReportContext]] | None = [] if main_streams and args.format == "github" else None
+    with tempfile.TemporaryDirectory(prefix="gradhealth-") as scratch:
+        for i, source in enumerate(sources):
+            files = {k: os.path.join(scratch, f"{i}-{k}") for k in range(len(wanted))}
+            outputs = [(None if k == 0 else fmt, files[k]) for k, (fmt, _) in enumerate(wanted)
+                       if not (k == 0 and main_streams)]
+            child = argparse.Namespace(**{**vars(args), "spec": source, "more": [], "output": outputs,
+                                          "github_collect": collected})
+            captured = io.StringIO()
+            with contextlib.redirect_stdout(captured) if not main_streams else contextlib.nullcontext():
+                code = check_one(child)
+            worst = max(worst, code)
+            reports: dict[int, str | None] = {}
+            for k, scratch_file in files.items():
+                try:
+                    reports[k] = Path(scratch_file).read_text(encoding="utf-8")
+                except OSError:
+                    reports[k] = None  # nothing written for this input in that format (a refusal)
+            parts.append({"source": source, "exit_code": code, "reports": reports,
+                          "stdout": captured.getvalue()})
+    if collected:
+        from gradhealth.report.github import github_commands_for
+
+        write("\n".join(github_commands_for(collected)))
+    for k, (fmt, destination) in enumerate(wanted):
+        if k == 0 and main_streams:
+            continue  # already on standard output, one input after another
+        text = combine_reports(fmt, [(p["source"], p["exit_code"], p["reports"][k],
+                                      p["stdout"] if k == 0 else "") for p in parts])
+        try:
+            if destination is None:
+                write(text)
+            else:
+                write_report(destination, text + "\n")
+        except ReportWriteError as exc:
+            print(f"gradhealth: {exc}", file=sys.stderr)
+            worst = max(worst, 2)
+    return worst
+
+
+def combine_reports(fmt: str, inputs: list[tuple[str, int, str | None, str]]) -> str:
+    """One report of format ``fmt`` from several inputs' own, each ``(input as given, its exit
+    status, its report or None where none was written, what it printed on standard output)``:
+
+    - ``sarif``: one SARIF log whose ``runs`` are every input's runs, in order (each run keeps its
+      artifact and its ``automationDetails`` category, so code scanning keeps the files apart);
+    - ``junit``: one ``<testsuites>`` holding every input's ``<testsuite>``, the totals summed;
+    - ``json``: one object keyed by input, as given on the command line, each ``{"exit_code": N,
+      "diagnosis": {...}}`` (the document one input's ``--format json`` writes), or ``{"exit_code":
+      N, "problem": {...}}`` for an input that was refused (its problem document) or could not run;
+    - ``codeclimate``: one array of every input's issues;
+    - ``text``, ``markdown``, ``github``: every input's report, one after another.
+    """
+    if fmt == "sarif":
+        from gradhealth.report.sarif import SCHEMA_URI
+
+        runs = [run for _, _, text, _ in inputs if text for run in json.loads(text).get("runs", [])]
+        return json.dumps({"$schema": SCHEMA_URI, "version": "2.1.0", "runs": runs}, indent=2, ensure_ascii=False)
+    if fmt == "junit":
+        import xml.etree.ElementTree as ET
+
+        root = ET.Element("testsuites", name="gradhealth")
+        totals = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
+        for _, _, text, _ in inputs:
+            if not text:
+                continue
+            for suite in ET.fromstring(text.encode("utf-8")).iter("testsuite"):
+                for key in totals:
+                    totals[key] += int(suite.get(key, "0") or 0)
+                root.append(suite)
+        for key, value in totals.items():
+            root.set(key, str(value))
+        ET.indent(root)
+        return ET.tostring(root, encoding="unicode", xml_declaration=True)
+    if fmt == "json":
+        out: dict[str, Any] = {}
+        for source, code, text, printed in inputs:
+            entry: dict[str, Any] = {"exit_code": code}
+            if text:
+                entry["diagnosis"] = json.loads(text)
+            elif printed.strip():
+                try:
+                    entry["problem"] = json.loads(printed)
+                except ValueError:
+                    entry["output"] = printed.strip()  # not a problem document: kept as printed
+            out[source] = entry
+        return json.dumps(out, indent=2, ensure_ascii=False)
+    if fmt == "codeclimate":
+        issues = [issue for _, _, text, _ in inputs if text for issue in json.loads(text)]
+        return json.dumps(issues, indent=2, ensure_ascii=False)
+    return "\n".join(text.rstrip("\n") for _, _, text, _ in inputs if text and text.strip())
 
 
 def has_regressions(doc: Diagnosis) -> bool:

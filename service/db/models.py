@@ -65,6 +65,9 @@ class JobRow(Base):
     name: Mapped[str | None] = mapped_column(String(255), nullable=True)
     # who submitted it, for the per-client quota: "key:NAME", or "address:IP" with keys off (0009)
     client: Mapped[str | None] = mapped_column(String(160), nullable=True)
+    # an architecture job's spec as the caller sent it (YAML or JSON text): a report's lines are the
+    # caller's own, not those of the stored spec re-serialised (0010); None for other jobs and older ones
+    spec_text: Mapped[str | None] = mapped_column(Text, nullable=True, deferred=True)  # read by reports only
 
 
 class CounterRow(Base):

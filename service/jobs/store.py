@@ -91,7 +91,7 @@ _COUNT_CLIENT_ACTIVE = select(func.count()).select_from(_JOBS).where(
 def submit(session: Session, *, kind: str, owner: str, request: Any, idempotency_key: str | None,
            time_limit_s: float, max_attempts: int, fingerprint: Any = None,
            max_queued: int | None = None, client: str | None = None,
-           max_per_client: int | None = None) -> tuple[JobRow, bool]:
+           max_per_client: int | None = None, spec_text: str | None = None) -> tuple[JobRow, bool]:
     """Queue a job; returns (job, created). A repeated key with the same body returns the first job.
 
     ``client`` is who submits it ("key:NAME", or "address:IP" with keys off); with ``max_per_client``
@@ -101,6 +101,8 @@ def submit(session: Session, *, kind: str, owner: str, request: Any, idempotency
 
     ``max_queued``: with this many jobs queued already, a new job is refused with
     :class:`QueueFull` (503); a repeated submission still gets its first job.
+
+    ``spec_text`` is an architecture spec's text as submitted (its reports' lines are placed in it).
 
     ``fingerprint`` is what "the same body" means when it is not the request itself (an upload is
     stored under a new path each time, but its content hash is the same).
@@ -127,7 +129,8 @@ def submit(session: Session, *, kind: str, owner: str, request: Any, idempotency
     values = dict(id=uuid.uuid4().hex, kind=kind, owner=owner, status="queued", request=request,
                   request_hash=digest, idempotency_key=idempotency_key, progress=0.0, stage="queued",
                   attempts=0, max_attempts=max_attempts, time_limit_s=time_limit_s, cancel_requested=False,
-                  created_at=now, updated_at=now, name=job_name(kind, request), client=client)
+                  created_at=now, updated_at=now, name=job_name(kind, request), client=client,
+                  spec_text=spec_text)
     # The row is written with one Core INSERT (the ORM's flush of one new object cost more CPU than
     # the insert); the caller gets the job as an ORM object all the same, built from those values,
     # belonging to no session.
@@ -182,7 +185,7 @@ def valid_id(job_id: str) -> bool:
 
 
 #: The columns a job list never needs: loading a result can mean megabytes per row.
-_HEAVY = (JobRow.result, JobRow.request, JobRow.error)
+_HEAVY = (JobRow.result, JobRow.request, JobRow.error, JobRow.spec_text)
 
 
 def get(session: Session, job_id: str, owner: str | None, *, with_result: bool = True) -> JobRow | None:
@@ -201,7 +204,7 @@ def get(session: Session, job_id: str, owner: str | None, *, with_result: bool =
 
 #: A job as stored, its result as the JSON text stored (``result_text``), in one Core SELECT: the
 #: ``?wait`` hand-back sends that text on as it is, so neither the ORM nor a JSON parse is needed.
-_READ = select(*(c for c in _JOBS.c if c.name != "result"),
+_READ = select(*(c for c in _JOBS.c if c.name not in ("result", "spec_text")),  # spec_text: reports only
                sql_cast(_JOBS.c.result, Text).label("result_text")).where(
     _JOBS.c.id == bindparam("job_id", type_=_JOBS.c.id.type))
 

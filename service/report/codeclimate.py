@@ -53,7 +53,8 @@ def codeclimate_issues(doc: Diagnosis, ctx: ReportContext) -> list[dict[str, Any
             "severity": SEVERITY[f.severity],
             "fingerprint": fingerprint,
             "location": {"path": w.uri or ctx.source or UNKNOWN_PATH,
-                         "lines": {"begin": w.line or 1}},
+                         # a line of no file (w.uri None) is no line of the path named
+                         "lines": {"begin": (w.line if w.uri else None) or 1}},
         })
     return issues
 

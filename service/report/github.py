@@ -134,15 +134,18 @@ def github_commands_for(reports: list[tuple[Diagnosis, ReportContext]]) -> list[
         message = _message(f, doc, ctx)
         if note[id(f)]:
             message = f"{note[id(f)]}\n{message}"
+        # a line with no file=: GitHub has nothing to anchor it to (newuser16 #3, an architecture job's
+        # report with no ?source=), so the annotation is the run's, with no line
+        anchored = w.uri is not None
         shown.append(
             _command(
                 kind,
                 message,
                 file=w.uri,
-                line=w.line,
-                endLine=w.end_line,
-                col=w.column,
-                endColumn=w.end_column if w.line == w.end_line else None,
+                line=w.line if anchored else None,
+                endLine=w.end_line if anchored else None,
+                col=w.column if anchored else None,
+                endColumn=w.end_column if anchored and w.line == w.end_line else None,
                 title=f"{f.code}: {finding_title(f)}",
             )
         )

@@ -206,7 +206,8 @@ async def submit_architecture(
             return store.submit(session, kind="architecture", owner=caller.name, request=raw,
                                 idempotency_key=idempotency_key, time_limit_s=settings.job_time_limit_s,
                                 max_attempts=settings.max_attempts, max_queued=settings.max_queued_jobs,
-                                client=client, max_per_client=settings.max_jobs_per_client)
+                                client=client, max_per_client=settings.max_jobs_per_client,
+                                spec_text=body.decode("utf-8"))  # decoded above: UTF-8
 
     client = rate_key(caller, client_address(request.scope))  # the per-client job quota's key
     # Off the event loop: reading and validating a large spec is CPU work that /livez and every

@@ -11,11 +11,13 @@ Where the findings are:
   the report names it by its upload's file name, or by ``?source=`` (the path in your repository).
 - a model job (ONNX or Keras): the file has no lines; each finding is placed on the upload, by
   its file name or ``?source=``, with the layer it names as its logical location.
-- an architecture job stores the decoded spec, not the text it came in. Lines refer to that spec
-  re-serialised deterministically as JSON (``json.dumps(spec, indent=2, ensure_ascii=False)`` in
-  the job's own key order): exact for a spec submitted in that form, and a stable place otherwise.
-  For lines in your own YAML file, render on your side: ``gradhealth check --server URL SPEC
-  --format sarif`` gets the document from the service and maps it onto the file you have.
+- an architecture job keeps the text its spec was submitted in (YAML or JSON), and lines are that
+  text's: the caller's own. A report that names no file (no ``?source=``) gives no line where the
+  line would refer to nothing (a GitHub annotation, Code Climate); the human reports (HTML, Markdown,
+  text) say "line N" of the spec sent. A ``?source=`` in another language than the text sent (a
+  ``.yaml`` path for a spec sent as JSON) gets findings on the file without lines. Jobs stored before
+  the text was kept fall back on the spec re-serialised as JSON (``json.dumps(spec, indent=2,
+  ensure_ascii=False)``).
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ def negotiate(format: str | None, accept: str | None) -> Format:
                    "application/junit+xml, text/markdown, text/html or text/plain, or use ?format=")
 
 
-def _context(kind: str, request: Any, source: str | None) -> ReportContext:
+def _context(kind: str, request: Any, source: str | None, sent: str | None = None) -> ReportContext:
     if kind == "logs":
         path = Path(str(request.get("path", "")))
         return ReportContext(source=source or request.get("filename"),
@@ -88,20 +90,35 @@ def _context(kind: str, request: Any, source: str | None) -> ReportContext:
         # layer's name (newuser13 #1: its stored request was taken for a spec to locate them in).
         return ReportContext(source=source or request.get("filename"), kind="model",
                              kind_word="Keras" if request.get("format") == "keras" else None)
-    # The stored spec's JSON lines are not those of a file the caller names in another language
-    # (newuser6 10: line 14 of a 7-line YAML file): its findings are then placed on the file only.
-    in_json = source is None or PurePosixPath(source).suffix.lower() == ".json"
-    return ReportContext(source=source, text=spec_text(request) if in_json else None)
+    # The lines are those of the text the caller sent (newuser16 #3: "line 11" of the spec
+    # re-serialised as JSON for a YAML spec whose layer is on line 6); an older job without it has
+    # its spec re-serialised as JSON. Lines in one language are not those of a file the caller names
+    # in another (newuser6 10: line 14 of a 7-line YAML file): its findings are then on the file only.
+    text = sent if sent is not None else spec_text(request)
+    suffix = PurePosixPath(source).suffix.lower() if source is not None else ""
+    if suffix in (".json", ".yaml", ".yml") and (suffix == ".json") != _is_json(text):
+        return ReportContext(source=source)
+    return ReportContext(source=source, text=text)
+
+
+def _is_json(text: str) -> bool:
+    """Whether ``text`` is JSON (else YAML, of which JSON is a subset: a YAML spec in flow style that
+    is also JSON has the same lines either way)."""
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 @router.get(
     "/{job_id}/report",
     summary="A finished job's diagnosis as SARIF, JUnit, Markdown, HTML, text or JSON",
     description="Chosen by ?format= (" + ", ".join(FORMATS) + ") or the Accept header. Log jobs "
-                "point at lines of the uploaded file; architecture jobs at lines of the stored spec "
-                "re-serialised as JSON (indent 2, the job's key order), so a ?source= that is not a "
-                ".json file gets findings on the file without lines: for lines in your own YAML, "
-                "use `gradhealth check --server` which renders on your side.",
+                "point at lines of the uploaded file; architecture jobs at lines of the spec's text as "
+                "it was sent (YAML or JSON). An annotation that names no file (no ?source=) carries no "
+                "line; a ?source= in another language than the text sent gets findings on the file "
+                "without lines.",
     response_class=Response,
     responses={
         200: {"content": REPORT_CONTENT, "description": "the report"},
@@ -130,7 +147,8 @@ def job_rendered(row: JobRow, chosen: Format, source: str | None = None) -> Resp
         raise ApiError(409, "job_not_finished",
                        f"job {row.id} is {row.status}: a report needs a succeeded job")
     doc = Diagnosis.model_validate(row.result)
-    return rendered(chosen, doc, _context(row.kind, row.request or {}, source))
+    sent = row.spec_text if row.kind == "architecture" else None
+    return rendered(chosen, doc, _context(row.kind, row.request or {}, source, sent))
 
 
 def rendered(chosen: Format, doc: Diagnosis, ctx: ReportContext) -> Response:

@@ -56,6 +56,33 @@ def _exploding_tail(s: Series, steps: np.ndarray, v: np.ndarray, base: float, t:
     return 0, into_inf
 
 
+def sustained_growth(s: Series, t: LogThresholds, until: float | None = None) -> dict | None:
+    """The total gradient norm ``s``'s sustained growth over its early baseline, measured on its finite
+    points (those before step ``until`` where given): the last points all above ``explode_warning`` x
+    the baseline and never back (:func:`_exploding_tail`). ``{"base", "tail", "into_inf", "onset",
+    "tail_median", "ratio", "peak", "peak_step", "first_step", "last_step"}``, or None where there
+    are too few points, no positive baseline or no such tail. The one measure both
+    ``exploding_gradient`` and ``nonfinite`` (what led up to a NaN) read, so they cannot disagree on
+    whether the norm grew (newuser16 #1: a norm 2e4x its baseline called "flat" before the NaN)."""
+    steps, v = finite(s)
+    if until is not None:
+        keep = steps < until
+        steps, v = steps[keep], v[keep]
+    if len(v) < t.min_points:
+        return None
+    base = early_baseline(v, t.baseline_fraction)
+    if not base > 0:
+        return None
+    tail, into_inf = _exploding_tail(s, steps, v, base, t)
+    if not tail:
+        return None
+    tail_median = float(median(v[-tail:]))
+    top = len(v) - tail + int(np.argmax(v[-tail:]))
+    return {"base": base, "tail": int(tail), "into_inf": into_inf, "onset": float(steps[len(v) - tail]),
+            "tail_median": tail_median, "ratio": tail_median / base, "peak": float(v[top]),
+            "peak_step": float(steps[top]), "first_step": float(steps[0]), "last_step": float(steps[-1])}
+
+
 @detects("exploding_gradient")
 def exploding(run: RunLog, t: LogThresholds) -> list[Finding]:
     return _exploding_total(run, t) or exploding_layers(run, t)
@@ -74,14 +101,15 @@ def _exploding_total(run: RunLog, t: LogThresholds) -> list[Finding]:
     # the last quarter of the logged points, its finite ones only: NaN where all are NaN/Inf
     late, late_finite, late_nonfinite = late_level(s)
     ratio = late / base if late_finite else 0.0
-    tail, into_inf = _exploding_tail(s, steps, v, base, t)
-    sustained = tail > 0
     # Sustained growth the run never came back from: the last finite points all far above the
     # baseline (a long healthy run that explodes in its last few dozen steps, often into Inf,
     # has a healthy last-quarter median). Isolated spikes come back; these do not.
-    tail_median = float(median(v[-tail:])) if sustained else math.nan
-    if sustained:
-        ratio = max(ratio, tail_median / base)
+    grown = sustained_growth(s, t)
+    tail, into_inf = (grown["tail"], grown["into_inf"]) if grown else (0, False)
+    sustained = tail > 0
+    tail_median = grown["tail_median"] if grown else math.nan
+    if grown:
+        ratio = max(ratio, grown["ratio"])
     severity = "error" if ratio >= t.explode_error else "warning" if ratio >= t.explode_warning else None
     if severity != "error":
         # a norm beyond any healthy network's is an error whatever its baseline: a run already

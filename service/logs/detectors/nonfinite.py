@@ -13,7 +13,7 @@ from gradhealth.core.document import Finding
 from gradhealth.core.rules import detects
 from gradhealth.core.words import first_few
 from gradhealth.logs.detectors.chance import accuracies, as_fraction
-from gradhealth.logs.detectors.common import finding
+from gradhealth.logs.detectors.common import finding, times
 from gradhealth.logs.detectors.coverage import log_the_loss
 from gradhealth.logs.detectors.gan import players
 from gradhealth.logs.remedies import clipping, lower_lr
@@ -121,7 +121,24 @@ def _in_run(run: RunLog, t: LogThresholds) -> list[Finding]:
     loss = run.first("loss")
     if first.role == "grad_norm" and loss is not None and np.all(np.isfinite(loss.values)):
         note += " (the loss stayed finite: some trainers replace a NaN loss with a running average)"
-    flat = _flat_before(run, step, t)
+    grown = _grown_before(run, step, t)
+    flat = None if grown is not None else _flat_before(run, step, t)
+    if grown is not None:
+        # the norm climbed for many steps and then broke: an explosion the updates made, judged by the
+        # one measure exploding_gradient reads (newuser16 #1: 2e4x over 150 steps, then NaN, was called
+        # "flat" from the last 25 points alone and blamed on the data)
+        norm = run.first("grad_norm")
+        assert norm is not None
+        return [finding(
+            "nonfinite", "error",
+            f"{kind} first appears in {first.name} at {first.where(step)}{note}, after {grown['words']}: the "
+            "updates grew until a value overflowed (a learning rate too large for the loss surface, or no clipping)",
+            "A gradient norm that climbs for many steps and then turns into NaN/Inf was grown by the updates: "
+            "each step, too large for the loss surface, made the next gradient larger until a value overflowed. "
+            "Clipping the norm and a lower learning rate stop the climb; from here on updates are NaN/Inf.",
+            {**_where(hits), "layers": layers or None, "sudden": False, "grew_before": grown["before"]},
+            [clipping(run, t), lower_lr(run, at_step=grown["before"]["onset"],
+                                        why=f"{norm.name} grew steadily before the NaN/Inf")])]
     if flat is not None:
         # nothing grew before it: a bad batch or an undefined operation, not a step size (newuser10 #2:
         # one batch times NaN at step 250 of a healthy run, the norm flat at median 1.04, max 1.76)
@@ -144,6 +161,28 @@ def _in_run(run: RunLog, t: LogThresholds) -> list[Finding]:
         "Values overflowed or an operation was undefined; from here on updates are NaN/Inf.",
         {**_where(hits), "layers": layers or None},
         [clipping(run, t), lower_lr(run, at_step=step, why="NaN/Inf appeared")])]
+
+
+def _grown_before(run: RunLog, step: float, t: LogThresholds) -> dict | None:
+    """The total gradient norm's sustained growth over its early baseline among its finite points
+    before ``step`` (:func:`gradhealth.logs.detectors.explosion.sustained_growth`, the measure of
+    ``exploding_gradient``): ``{"words", "before"}``, or None where it did not grow so."""
+    from gradhealth.logs.detectors.explosion import sustained_growth
+
+    s = run.first("grad_norm")
+    if s is None:
+        return None
+    grown = sustained_growth(s, t, until=step)
+    if grown is None or grown["ratio"] < t.explode_warning:
+        return None
+    ratio = grown["peak"] / grown["base"]
+    words = (f"{s.name} grew steadily from {s.where(grown['onset'])} to {grown['peak']:.3g} "
+             f"({s.where(grown['peak_step'])}), {times(ratio)} its early baseline {grown['base']:.3g} "
+             f"(median {grown['tail_median']:.3g} over the {grown['tail']} logged points before {s.where(step)})")
+    return {"words": words,
+            "before": {"metric": s.name, "onset": _num(grown["onset"]), "baseline": grown["base"],
+                       "peak": grown["peak"], "peak_step": _num(grown["peak_step"]), "ratio": ratio,
+                       "points": grown["tail"], "median": grown["tail_median"]}}
 
 
 #: Finite points before a NaN/Inf that show whether anything grew towards it, and how far the last
