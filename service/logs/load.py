@@ -42,6 +42,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from gradhealth.core import ticks
 from gradhealth.core.words import first_few
 from gradhealth.errors import LogError, UnknownLogFormat, UploadTooLarge
 from gradhealth.logs import archive, derive, sniff
@@ -390,6 +391,13 @@ def _allennlp() -> Any:
 MAX_FOLDER_DEPTH = archive.MAX_ENTRY_DEPTH
 
 
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
 def _walk(root: Path, limits: ReadLimits, passed: list[str]) -> Iterator[tuple[Path, bool]]:
     """(path, is_run_folder) for MLflow run folders and other regular files under ``root``, in name
     order, depth first. What the walk does not enter or open is added to ``passed`` (its path inside
@@ -477,7 +485,14 @@ def _read_folder(root: Path, label: str, hint: str | None, limits: ReadLimits, w
     passed: list[str] = []
     wandb_debug: list[str] = []
     total_bytes = 0
-    for p, is_run in _walk(root, limits, passed):
+    # the whole walk first: each file's read then moves its share of a job's bar, its bytes of the
+    # folder's (the second file's reader found the bar at the end of the first's: a fixed fraction)
+    walked = list(_walk(root, limits, passed))
+    sizes = [0 if is_run else _size(p) for p, is_run in walked]
+    whole, done = sum(sizes) or 1, 0
+    for (p, is_run), size in zip(walked, sizes, strict=True):
+        share = ticks.share(done / whole, (done + size) / whole)
+        done += size
         rel = p.relative_to(root).as_posix()
         shown = f"{label}/{rel}"
         if not is_run and _wandb_debug_log(p):
@@ -504,7 +519,8 @@ def _read_folder(root: Path, label: str, hint: str | None, limits: ReadLimits, w
                                  "bytes together; the limit is "
                                  f"{limits.max_uncompressed_bytes:,}")
         parent = PurePosixPath(rel).parent.as_posix()
-        logs.append((parent if parent != "." else "", _read_file(p, shown, None, limits, reader)))
+        with share:
+            logs.append((parent if parent != "." else "", _read_file(p, shown, None, limits, reader)))
     if not logs:
         if hint is not None:
             raise UnknownLogFormat(f"{label}: no file in this {what} is in the {hint} format")

@@ -56,3 +56,23 @@ def test_an_event_file_s_reading_moves_with_its_records(tmp_path, monkeypatch):
     distinct = sorted(set(reading))
     assert len(distinct) > n // 2, distinct[:5]
     assert distinct[-1] > 0.69 and any(0.38 < f < 0.45 for f in distinct), distinct[-3:]
+
+
+def test_a_folder_s_files_each_move_their_share_of_the_bar(tmp_path, monkeypatch):
+    """A folder's second file was read with the bar where the first file's read had left it (its
+    end: a reader advances through the whole stage), so a large second file showed one fraction.
+    Each file now moves through its bytes' share of the folder's."""
+    monkeypatch.setattr(ticks, "TICK_S", 0.0)
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "a_small.csv").write_text("step,loss\n" + "".join(f"{i},{1 / (1 + i)}\n" for i in range(100)))
+    (folder / "b_large.csv").write_text("step,acc\n" + "".join(f"{i},{i / 4000}\n" for i in range(3000)))
+    seen: list[float] = []
+    run_log_check(folder, progress=lambda f, stage: seen.append(f) if stage == "reading the log" else None)
+    assert seen == sorted(seen)
+    small = (folder / "a_small.csv").stat().st_size
+    whole = small + (folder / "b_large.csv").stat().st_size
+    first_end = 0.05 + 0.65 * small / whole  # where the small file's share ends
+    # the large file's lines move the bar through the rest of the stage, one fraction a line
+    assert len({f for f in seen if f > first_end + 1e-9}) > 2000
+    assert len({f for f in seen if f <= first_end + 1e-9}) <= 102
