@@ -563,12 +563,7 @@ def _bounded_cell_remedy(result: SimulationResult) -> Remedy | None:
 
 
 def _named_units(units: list[UnitStats]) -> str:
-    return _few([u.name for u in units])
-
-
-def _few(names: Sequence[str], most: int = 4) -> str:
-    """The first ``most`` of ``names``, and how many more: ``a, b, c, d and 3 more``."""
-    return first_few(names, most)
+    return first_few([u.name for u in units], R.NAMED_LAYERS)
 
 
 def _chrono_edit(steps: int) -> Edit:
@@ -610,7 +605,7 @@ def _every(result: SimulationResult, activations: set[str], but: UnitStats | Non
     units = [u for u in result.units if u.activation in activations and u is not but]
     names = [layer_words(u) for u in units]
     kinds = "/".join(sorted({u.activation or "" for u in units}))
-    shown = _few(names)
+    shown = first_few(names, R.NAMED_LAYERS)
     kept = f"; the output's {but.activation} after {layer_words(but)} kept" if but is not None else ""
     return (f"every {kinds} layer ({shown}{kept})" if len(names) > 1 else shown + kept) or "the network"
 
@@ -620,7 +615,7 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
                targets: tuple[float, float] | None = None) -> list[tuple[Remedy, Change | None]]:
     """(remedy, change to verify it, or None when it needs a new structure) for one finding;
     ``targets``: the (mean, std) of regression targets given far from unit scale (:func:`far_targets`)."""
-    where = _few([layer_words(u) for u in det.units], R.NAMED_LAYERS) or "the network"  # (30 names made 600-character lines: kerassweep26)
+    where = first_few([layer_words(u) for u in det.units], R.NAMED_LAYERS) or "the network"  # (30 names made 600-character lines: kerassweep26)
     acts = {u.activation for u in result.units if u.activation}
     out: list[tuple[Remedy, Change | None]] = []
     code = det.code
@@ -850,7 +845,7 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
                                                    resized=resized), None))
             elif code == "exploding_gradient" and result.summed:
                 ends = list(dict.fromkeys(result.summed))
-                shown = _few(ends)
+                shown = first_few(ends, R.NAMED_LAYERS)
                 # 1/sqrt(N) over the N sums made: a block shared across depth (ALBERT's) is summed
                 # once a call, under one name
                 out.append((R.scaled_residual(f"the network (each ending at {shown})"),
@@ -1644,7 +1639,7 @@ def _layerless_note(result: SimulationResult, run: GraphRun) -> str:
     if result.units:
         return ""
     names = [n for n, _ in _trained(run.model)]
-    shown = _few(names, 6)
+    shown = first_few(names, 6)
     sharp = result.sharpness
     if sharp is not None and sharp.value is not None and result.optimizer is not None:
         how = f"SGD's stability bound on the loss's sharpness ({sharp.value:.3g})"
@@ -1668,7 +1663,7 @@ def _unreached_note(result: SimulationResult) -> str:
     if not some:
         return ""
     never = [u.name for u in some if bool((u.values["no_samples"] == 1.0).all())]
-    names = _few([layer_words(u) for u in some])
+    names = first_few([layer_words(u) for u in some], R.NAMED_LAYERS)
     note = (f" (Note: {len(some)} layer{'s' if len(some) > 1 else ''} saw no sample in some of the "
             f"{result.seeds} seeds ({names}): not called, or called on an empty batch, as a sparse mixture "
             "of experts' expert the router gives none of the batch; their figures are the other seeds', "
@@ -1690,7 +1685,7 @@ def _unstepped_note(result: SimulationResult) -> str:
               and ("update_ratio" not in u.values or not math.isfinite(judged.get(u.name, math.nan)))]
     if not missed:
         return ""
-    names = _few(missed)
+    names = first_few(missed, R.NAMED_LAYERS)
     return (f"the optimizer's first step was not measured on {len(missed)} layer"
             f"{'s' if len(missed) > 1 else ''} with a gradient ({names}): the check did not find "
             "their weights among the layer's parameters, or could not size their step, so large_updates "
