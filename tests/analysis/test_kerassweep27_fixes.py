@@ -1,0 +1,107 @@
+"""kerassweep27: the loss a Keras model implies is read from its output's activation past layers that
+pass values on unchanged in meaning (an Activation('sigmoid') layer after Dense(1), MobileNet v1's
+Reshape after its softmax, a Dropout, an Activation('linear')), in both doors; the CLI takes every
+loss a model file's check takes; orthogonal_init is not proposed for recurrent layers already
+initialised orthogonally; the norm-input note words the inputs actually simulated; `gradhealth fix`
+refuses a model file in words."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gradhealth.analysis.importers.keras import check_keras
+from tests.analysis.test_keras_import import _dense, _layer, _seq
+
+
+def _tensor(name: str) -> dict[str, Any]:
+    return {"class_name": "__keras_tensor__", "config": {"keras_history": [name, 0, 0]}}
+
+
+def _functional(shape: list[int], *layers: dict[str, Any]) -> dict[str, Any]:
+    """A Keras 3 Functional chain: input -> layers..., each reading the one before."""
+    out: list[dict[str, Any]] = [{"class_name": "InputLayer", "name": "x",
+                                  "config": {"name": "x", "batch_shape": [None, *shape]}, "inbound_nodes": []}]
+    previous = "x"
+    for lay in layers:
+        name = lay["config"]["name"]
+        out.append({**lay, "name": name, "inbound_nodes": [{"args": [_tensor(previous)], "kwargs": {}}]})
+        previous = name
+    return {"class_name": "Functional", "config": {"name": "m", "layers": out, "input_layers": [["x", 0, 0]],
+                                                   "output_layers": [[previous, 0, 0]]}}
+
+
+def _grads(doc: Any) -> dict[str, float]:
+    return {u.name: u.grad_norm for u in doc.layers if u.grad_norm is not None}
+
+
+def _mismatch(doc: Any) -> list[Any]:
+    return [f for f in doc.findings if f.code == "output_loss_mismatch"]
+
+
+@pytest.mark.parametrize("tail", [
+    [],
+    [_layer("Dropout", "drop", rate=0.0)],  # (a rate of 0: the same network)
+    [_layer("Activation", "lin", activation="linear")],
+    [_layer("Flatten", "flat")],
+])
+def test_spec_door_a_separate_sigmoid_layer_after_dense_1_implies_binary_cross_entropy(tail: list[Any]) -> None:
+    # catsdogs_cnn_json: Dense(1) then Activation('sigmoid') read as a regression under mse, which the
+    # same net written Dense(1, activation='sigmoid') was not
+    hidden = _dense("hidden", 16, "relu")
+    split = check_keras(_seq(hidden, _dense("out", 1), _layer("Activation", "act", activation="sigmoid"), *tail,
+                             shape=[12]), seeds=2, verify=False)
+    merged = check_keras(_seq(hidden, _dense("out", 1, "sigmoid"), shape=[12]), seeds=2, verify=False)
+    assert merged.simulation.loss == "binary_cross_entropy"
+    assert split.simulation.loss == "binary_cross_entropy", split.summary
+    assert not _mismatch(split), split.summary
+    # the same network, the same draws: the same gradients as the merged form (the sigmoid folded in)
+    assert _grads(split) == pytest.approx(_grads(merged), rel=1e-9)
+
+
+def test_spec_door_a_softmax_layer_then_dropout_implies_cross_entropy() -> None:
+    hidden = _dense("hidden", 16, "relu")
+    split = check_keras(_seq(hidden, _dense("out", 5), _layer("Activation", "act", activation="softmax"),
+                             _layer("Dropout", "drop", rate=0.0), shape=[12]), seeds=2, verify=False)
+    merged = check_keras(_seq(hidden, _dense("out", 5, "softmax"), shape=[12]), seeds=2, verify=False)
+    assert split.simulation.loss == merged.simulation.loss == "cross_entropy"
+    assert _grads(split) == pytest.approx(_grads(merged), rel=1e-9)
+
+
+@pytest.mark.parametrize("tail", [
+    [_layer("Reshape", "reshape", target_shape=[7])],  # MobileNet v1's Reshape((1000,)) after its softmax
+    [_layer("Reshape", "reshape", target_shape=[1, 7]), _layer("Flatten", "flat")],
+    [_layer("Dropout", "drop", rate=0.0), _layer("Activation", "lin", activation="linear")],
+])
+def test_graph_door_a_softmax_before_shape_only_layers_implies_cross_entropy(tail: list[Any]) -> None:
+    dense = {"class_name": "Dense", "config": {"name": "logits", "units": 7, "activation": "linear"}}
+    act = {"class_name": "Activation", "config": {"name": "act_softmax", "activation": "softmax"}}
+    mid = {"class_name": "Dense", "config": {"name": "mid", "units": 16, "activation": "relu"}}
+    # a Reshape the spec door does not take: both through the graph door, with the same draws
+    pre = {"class_name": "Reshape", "config": {"name": "pre", "target_shape": [16]}}
+    split = check_keras(_functional([9], mid, pre, dense, act, *tail), seeds=2, verify=False)
+    plain = check_keras(_functional([9], mid, pre, dense, act), seeds=2, verify=False)
+    assert plain.simulation.loss == "cross_entropy"
+    assert split.simulation.loss == "cross_entropy", split.summary
+    assert not _mismatch(split), [f.summary for f in _mismatch(split)]
+    # the softmax folded into the loss in both: the same gradients
+    assert _grads(split) == pytest.approx(_grads(plain), rel=1e-9)
+
+
+def test_graph_door_a_reshape_that_merges_the_softmax_rows_is_not_looked_through() -> None:
+    # a softmax over 5 per position, reshaped to rows of 15: its rows are not the output's
+    dense = {"class_name": "Dense", "config": {"name": "logits", "units": 5, "activation": "softmax"}}
+    reshape = {"class_name": "Reshape", "config": {"name": "reshape", "target_shape": [15]}}
+    doc = check_keras(_functional([3, 4], dense, reshape), seeds=1, verify=False)
+    assert doc.simulation.loss == "mse"
+
+
+def test_graph_door_a_separate_sigmoid_then_reshape_implies_binary_cross_entropy() -> None:
+    mid = {"class_name": "Dense", "config": {"name": "mid", "units": 16, "activation": "relu"}}
+    dense = {"class_name": "Dense", "config": {"name": "logit", "units": 1, "activation": "linear"}}
+    act = {"class_name": "Activation", "config": {"name": "act", "activation": "sigmoid"}}
+    reshape = {"class_name": "Reshape", "config": {"name": "reshape", "target_shape": [1]}}
+    doc = check_keras(_functional([9], mid, dense, act, reshape), seeds=2, verify=False)
+    assert doc.simulation.loss == "binary_cross_entropy", doc.summary
+    assert not _mismatch(doc)
