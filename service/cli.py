@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 # Only what every verb needs: each command imports its own tools, so `--help`, `catalog`, a log
 # check or `serve` never load torch (only a simulating check does).
+from gradhealth.core.losses import LOSSES
 from gradhealth.errors import GradHealthError, InputFormatError, LogError, UsageError, not_utf8_at
 from gradhealth.library import example_names, load_spec
 
@@ -1491,8 +1492,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="with --server: how long to wait for the job (default $GRADHEALTH_SERVER_TIMEOUT "
                             "or 600); a job still queued or running then is exit 3, naming it")
     model = check.add_argument_group("model files (.onnx; Keras .keras, .h5, config .json)")
-    model.add_argument("--loss", choices=["cross_entropy", "mse"], default=None,
-                       help="the loss the simulation backpropagates (default: cross_entropy)")
+    model.add_argument("--loss", choices=LOSSES, default=None,
+                       help="the loss the simulation backpropagates (default: the Keras file's compiled loss, "
+                            "else the one its output implies: cross_entropy after a softmax, "
+                            "binary_cross_entropy after a 1-wide sigmoid, mse otherwise)")
     model.add_argument("--weights", choices=["as_given", "reinitialise"], default=None,
                        help="as_given (default where the file stores weights): the file's weights; "
                             "reinitialise: each layer's initialiser (PyTorch's default; Keras' as configured)")

@@ -131,6 +131,7 @@ from gradhealth.core.document import (
     finite_or_none,
     status_of,
 )
+from gradhealth.core.losses import loss_problem
 from gradhealth.core.numbers import range_problem
 from gradhealth.core.rules import rule
 from gradhealth.core.words import first_few
@@ -2836,7 +2837,7 @@ def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights:
     """Check the ONNX model in ``data`` (see :func:`gradhealth.analysis.importers.onnx.import_onnx`).
 
     ``weights``: ``as_given`` (the file's) or ``reinitialise`` (PyTorch's default per layer,
-    drawn from each seed, to judge the architecture itself). ``loss``: cross_entropy or mse; None
+    drawn from each seed, to judge the architecture itself). ``loss``: one of :data:`.core.losses.LOSSES`; None
     (an ONNX file does not say) reads it from the output (:func:`implied_loss`). ``output``: the
     tensor the loss is taken at (a graph output or an internal value; the first computed float output
     by default). ``input_range``: the float inputs are drawn uniform in ``(low, high)``, the data's
@@ -2848,8 +2849,8 @@ def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights:
 
     if weights not in ("as_given", "reinitialise"):
         raise ModelError(f"weights must be as_given or reinitialise, not {weights!r}")
-    if loss is not None and loss not in ("cross_entropy", "mse"):
-        raise ModelError(f"loss must be cross_entropy or mse, not {loss!r}")
+    if loss is not None and (problem := loss_problem(loss)) is not None:
+        raise ModelError(f"loss: {problem}")
     if input_range is not None:
         if (problem := range_problem(*input_range)) is not None:
             raise ModelError(f"input_range {problem}")
@@ -2899,6 +2900,10 @@ def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights:
         imported.notes.append("the mean is checked under mse, the form of a Gaussian policy's log-likelihood "
                               "gradient at its mean ((a - mu) / sigma^2); give --loss to choose another")
     told = loss is not None
+    if loss == BINARY and output_activation(imported.module) == "sigmoid":
+        # binary cross-entropy given for a file ending in its sigmoid: taken on the logits before it,
+        # as the implied one is (not a second sigmoid over its probabilities)
+        from_logits, implied_sigmoid = False, True
     if loss is None:
         loss, from_logits = implied_loss(imported.module, imported.inputs, out)
         # the sigmoid head implied (a binary classifier, a multi-label head): the binary

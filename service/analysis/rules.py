@@ -4813,7 +4813,8 @@ class OutputLossMismatch(ArchitectureRule):
                    "check_module's input_range=(0, 1)." if reconstructed(result) is not None else
                    "" if given is not None or passed else
                    " Targets already in the range (0/1 labels) are in reach: say so with the spec's "
-                   "loss.target_range, --target-range 0,1 for a Keras file (target_range over HTTP), "
+                   "loss.target_range, --target-range 0,1 for a Keras file (with --loss mse where the file compiled "
+                   "no loss: the range is refused beside a loss the check implied; target_range over HTTP), "
                    "check_module's targets= (example targets) or target_range=, or "
                    "compile the Keras model with an accuracy metric, which implies 0/1 labels."),
                 evidence, [bounded])
@@ -4901,7 +4902,8 @@ class OutputLossMismatch(ArchitectureRule):
                 + ("" if given is not None else
                    " The targets simulated are standard normal, half of them below 0; targets known to lie at "
                    "or above 0 (scaled into [0, 1]) are in reach: say so with the spec's loss.target_range, "
-                   "--target-range 0,1 for a Keras file (target_range over HTTP)."),
+                   "--target-range 0,1 for a Keras file (with --loss mse where the file compiled no loss; "
+                   "target_range over HTTP)."),
                 evidence, [relu])
         if no_output_gradient(result):
             # the value is the share of samples that get no gradient: all of them (the evidence's
@@ -5010,7 +5012,7 @@ class OutputLossMismatch(ArchitectureRule):
                 "logits trains faster); any other targets (values, returns, Q-values, anything outside "
                 f"{span} or in rows that do not sum to 1) cannot be reached, and the loss pushes the "
                 f"{activation} into saturation. Give the targets (check_module's targets= or target_range=, "
-                "--target-range for a Keras file) to have them judged; for regression targets end with no "
+                "--target-range for a Keras file, with --loss mse where it compiled no loss) to have them judged; for regression targets end with no "
                 "activation (a linear output)." + (weak[1] if weak else ""),
                 evidence, [last])
         if value <= 0.0:

@@ -60,6 +60,7 @@ import numpy as np
 from gradhealth.analysis.importers import ModelError
 from gradhealth.analysis.importers.keras_pointers import Origin, Origins, relocated
 from gradhealth.analysis.quiet import quiet_run_notes
+from gradhealth.core.losses import loss_problem
 from gradhealth.core.numbers import parse_range, range_problem
 from gradhealth.core.strict_json import DuplicateKey, strict_loads
 from gradhealth.core.zipmembers import ZipMemberError, read_member
@@ -2765,6 +2766,9 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
 
     if weights not in (None, "as_given", "reinitialise"):
         raise ModelError(f"weights must be as_given or reinitialise, not {weights!r}")
+    if isinstance(loss, str) and (problem := loss_problem(loss)) is not None:
+        # (the graph door would have taken any other name for a plain sum)
+        raise ModelError(f"loss: {problem}")
     if input_range is not None:
         if (problem := range_problem(*input_range)) is not None:
             raise ModelError(f"input_range {problem}")
