@@ -105,3 +105,100 @@ def test_graph_door_a_separate_sigmoid_then_reshape_implies_binary_cross_entropy
     doc = check_keras(_functional([9], mid, dense, act, reshape), seeds=2, verify=False)
     assert doc.simulation.loss == "binary_cross_entropy", doc.summary
     assert not _mismatch(doc)
+
+
+# --- orthogonal_init is never proposed for recurrent layers already initialised so --------------
+
+def test_is_orthogonal_reads_w_wt_against_a_multiple_of_the_identity() -> None:
+    import torch
+
+    from gradhealth.analysis.module_check import is_orthogonal
+
+    torch.manual_seed(0)
+    q = torch.nn.init.orthogonal_(torch.empty(16, 16))
+    assert is_orthogonal(q) and is_orthogonal(0.5 * q)  # any gain: W W^T = g^2 I
+    assert not is_orthogonal(torch.empty(16, 16).uniform_(-0.25, 0.25))  # torch's default for weight_hh
+    bent = q.clone()
+    bent[0, 0] += 0.01  # off by far more than float32 round-off
+    assert not is_orthogonal(bent)
+
+
+def _rnn_config(init: Any) -> dict[str, Any]:
+    rnn = {"class_name": "SimpleRNN", "config": {"name": "rnn", "units": 12, "activation": "tanh",
+                                                 "return_sequences": False, **({"recurrent_initializer": init}
+                                                                               if init is not None else {})}}
+    out = {"class_name": "Dense", "config": {"name": "out", "units": 1, "activation": "linear"}}
+    # a Reshape the spec door does not take: the graph door's remedies
+    reshape = {"class_name": "Reshape", "config": {"name": "reshape", "target_shape": [1]}}
+    return _functional([40, 3], rnn, out, reshape)
+
+
+def _remedy_ids(doc: Any, code: str) -> list[str]:
+    return [r.id for f in doc.findings if f.code == code for r in f.remedies]
+
+
+@pytest.mark.parametrize(("init", "offered"), [
+    ({"class_name": "Orthogonal", "config": {"gain": 0.3}}, False),  # orthogonal already (at a small gain)
+    (None, None),  # Keras' default recurrent_initializer: orthogonal
+    ({"class_name": "RandomNormal", "config": {"mean": 0.0, "stddev": 0.02}}, True),
+])
+def test_keras_graph_door_orthogonal_init_only_for_a_layer_not_orthogonal(init: Any, offered: bool | None) -> None:
+    # kerassweep27 sent_simplernn_stack: three SimpleRNNs at Keras' default (orthogonal) were offered it
+    doc = check_keras(_rnn_config(init), seeds=2, verify=False)
+    codes = {f.code for f in doc.findings}
+    if offered is None and "vanishing_through_time" not in codes:
+        return  # the default draw need not vanish; where it does, orthogonal_init is not offered
+    assert "vanishing_through_time" in codes, doc.summary
+    assert ("orthogonal_init" in _remedy_ids(doc, "vanishing_through_time")) is bool(offered)
+
+
+def test_live_module_orthogonal_init_only_for_weights_not_orthogonal() -> None:
+    import torch
+    from torch import nn
+
+    from gradhealth import check_module
+
+    class Net(nn.Module):
+        def __init__(self, gain: float | None) -> None:
+            super().__init__()
+            self.rnn = nn.RNN(3, 12, batch_first=True)
+            self.out = nn.Linear(12, 1)
+            if gain is not None:
+                nn.init.orthogonal_(self.rnn.weight_hh_l0, gain=gain)
+            else:  # small, not orthogonal
+                nn.init.normal_(self.rnn.weight_hh_l0, std=0.02)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.out(self.rnn(x)[0][:, -1])
+
+    torch.manual_seed(0)
+    x = torch.randn(16, 40, 3)
+    ortho = check_module(Net(0.3), x, loss="mse", seeds=2, verify=False)
+    plain = check_module(Net(None), x, loss="mse", seeds=2, verify=False)
+    assert "vanishing_through_time" in {f.code for f in ortho.findings}
+    assert "orthogonal_init" not in _remedy_ids(ortho, "vanishing_through_time")
+    assert "orthogonal_init" in _remedy_ids(plain, "vanishing_through_time")
+
+
+@pytest.mark.parametrize(("recurrent_initializer", "offered"), [(None, False), ("glorot_uniform", True)])
+def test_stored_weights_orthogonal_init_follows_the_configs_recurrent_initializer(
+        recurrent_initializer: str | None, offered: bool) -> None:
+    # the sweep's own path: an .h5 of trained (not orthogonal) weights, loaded into the spec door's
+    # network; training again from scratch draws the config's initialiser, orthogonal by default
+    import numpy as np
+
+    from tests.keras_files import keras2_h5
+
+    extra = {"recurrent_initializer": recurrent_initializer} if recurrent_initializer else {}
+    config = _seq(_layer("SimpleRNN", "rnn", units=12, activation="tanh", **extra), _dense("out", 1),
+                  shape=[40, 3])
+    rng = np.random.default_rng(0)
+    stored = {"rnn": [("kernel", rng.standard_normal((3, 12)).astype(np.float32) * 0.5),
+                      ("recurrent_kernel", rng.standard_normal((12, 12)).astype(np.float32) * 0.02),
+                      ("bias", np.zeros(12, np.float32))],
+              "out": [("kernel", rng.standard_normal((12, 1)).astype(np.float32)), ("bias", np.zeros(1, np.float32))]}
+    doc = check_keras(keras2_h5(config, stored), seeds=2, verify=False, loss="mse")
+    assert "as stored in the file" in doc.summary
+    assert "vanishing_through_time" in {f.code for f in doc.findings}, doc.summary
+    assert ("orthogonal_init" in _remedy_ids(doc, "vanishing_through_time")) is offered
+

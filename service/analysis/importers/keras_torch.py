@@ -560,6 +560,23 @@ class KerasNet(nn.Module):
             return tuple(env[name] for name in self.graph.output_names)
         return env[self.graph.output_name]
 
+    def recurrent_initializers(self) -> dict[str, str]:
+        """Each recurrent layer's (a Bidirectional's: its layer's) ``recurrent_initializer`` as the
+        class it names (Keras' default: orthogonal), by layer name: the init it already has, which
+        no remedy proposes again (:func:`.module_check.orthogonal_already`)."""
+        from gradhealth.analysis.importers.keras import _initializer
+
+        out: dict[str, str] = {}
+        for node in self.graph.nodes:
+            if node.cls not in RECURRENT and node.cls != "Bidirectional":
+                continue
+            try:
+                _, cfg, _ = recurrent_cell(node.cls, node.cfg)
+            except ValueError:
+                continue
+            out[node.name] = _initializer(cfg.get("recurrent_initializer") or "orthogonal")[0]
+        return out
+
     def module_names(self) -> dict[nn.Module, tuple[str, str]]:
         """Every module -> (its Keras layer's name, a pointer); a separable convolution's two
         kernels are ``name.depthwise`` and ``name.pointwise``."""
