@@ -202,3 +202,51 @@ def test_stored_weights_orthogonal_init_follows_the_configs_recurrent_initialize
     assert "vanishing_through_time" in {f.code for f in doc.findings}, doc.summary
     assert ("orthogonal_init" in _remedy_ids(doc, "vanishing_through_time")) is offered
 
+
+# --- the norm-input note words the inputs the run simulated -------------------------------------
+
+def _simulated(input_: dict[str, Any]) -> Any:
+    from gradhealth.analysis.plan import make_plan
+    from gradhealth.analysis.simulate import simulate
+    from gradhealth.analysis.spec import parse_spec
+
+    spec = {"input": input_, "layers": [{"type": "linear", "out_features": 4}], "seeds": 1, "batch_size": 4}
+    return simulate(make_plan(parse_spec(spec)))
+
+
+def test_the_norm_input_words_follow_the_simulated_inputs() -> None:
+    # kerassweep27 mobilenet_v1_json: "inputs in [0, 1], whose nonzero mean ..." and "Inputs standardised
+    # to zero mean remove most of it" on a run whose inputs were standard normal
+    from gradhealth.analysis.rules import _norm_input_advice, _norm_input_cause
+
+    normal = _simulated({"shape": [3]})
+    assert normal.input_range is None
+    assert "zero-mean, standard normal" in _norm_input_cause(normal)
+    assert "[0, 1]" not in _norm_input_cause(normal) + _norm_input_advice(normal)
+    assert "standardised" not in _norm_input_advice(normal)
+    uniform = _simulated({"shape": [3], "distribution": "uniform", "scale": 2.0})
+    assert "zero-mean, uniform in [-2, 2]" in _norm_input_cause(uniform)
+    # U(0, 1): mean 0.5 over a std of 1/sqrt(12) = 0.29, a mean as large as the spread
+    pixels = _simulated({"shape": [3], "range": [0, 1]})
+    assert pixels.input_range == (0, 1)
+    assert "drawn uniform in [0, 1]" in _norm_input_cause(pixels)
+    assert "standardised to zero mean" in _norm_input_advice(pixels)
+    # U(-1, 1): zero mean
+    centred = _simulated({"shape": [3], "range": [-1, 1]})
+    assert "zero-mean, uniform in [-1, 1]" in _norm_input_cause(centred)
+
+
+def test_the_graph_door_carries_its_input_range() -> None:
+    import torch
+    from torch import nn
+
+    from gradhealth.analysis.graph import GraphRun, InputSpec, simulate_graph
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 4))
+    drawn = simulate_graph(GraphRun(net, [InputSpec((4, 3))], "mse", 1))
+    ranged = simulate_graph(GraphRun(net, [InputSpec((4, 3), uniform=(0.0, 1.0))], "mse", 1))
+    given = simulate_graph(GraphRun(net, [InputSpec((4, 3), rows=torch.rand(4, 3) + 5)], "mse", 1))
+    assert (drawn.input_range, drawn.inputs_given) == (None, False)
+    assert (ranged.input_range, ranged.inputs_given) == ((0.0, 1.0), False)
+    assert given.inputs_given
