@@ -1356,6 +1356,15 @@ def cmd_fix(args: argparse.Namespace) -> int:
     from gradhealth.cli_report import ReportWriteError, writable, write_report
     from gradhealth.library import check_architecture
 
+    if is_keras(args.spec) or is_model(args.spec):
+        # a remedy's patch is a JSON Patch of the spec the check made of the file, not of the file: the
+        # spec's schema refused a Keras config field by field (kerassweep27 catsdogs_cnn_json)
+        kind = "an ONNX" if is_model(args.spec) else "a Keras"
+        print(f"gradhealth: {args.spec}: `gradhealth fix` applies a remedy's patch to an architecture spec "
+              f"(YAML or JSON), and this is {kind} model file: make the remedy's change (its `change` and code "
+              "in `gradhealth check` of the file) where the model is built, save the model again and check "
+              "the new file", file=sys.stderr)
+        return EXIT_INVALID
     if args.output:  # as `check -o`: a path that cannot be written must not cost a check
         problem = writable(args.output, what="the fixed spec")
         if problem:

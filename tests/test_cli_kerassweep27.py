@@ -60,3 +60,19 @@ def test_binary_cross_entropy_given_for_an_onnx_sigmoid_head_is_the_implied_one(
     assert implied.simulation.loss == given.simulation.loss == "binary_cross_entropy"
     assert [u.grad_norm for u in given.layers] == pytest.approx([u.grad_norm for u in implied.layers], rel=1e-9)
     assert not any(f.code == "output_loss_mismatch" for f in given.findings)
+
+
+@pytest.mark.parametrize("suffix", [".json", ".onnx"])
+def test_fix_refuses_a_model_file_in_words(tmp_path: Path, suffix: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # kerassweep27 catsdogs_cnn_json: `gradhealth fix model.json` answered with the spec schema's field errors
+    # ("/input: Field required; /layers: Field required; /class_name: unknown field")
+    path = tmp_path / f"model{suffix}"
+    if suffix == ".json":
+        path.write_text(json.dumps(_seq(_dense("hidden", 8, "relu"), _dense("out", 1, "sigmoid"), shape=[6])))
+    else:
+        torch.manual_seed(0)
+        path.write_bytes(export(nn.Sequential(nn.Linear(4, 1), nn.Sigmoid()), torch.randn(8, 4)))
+    assert main(["fix", str(path), "--remedy", "output_activation"]) == 2
+    err = capsys.readouterr().err
+    assert "applies a remedy's patch to an architecture spec" in err and "model file" in err
+    assert "Field required" not in err
