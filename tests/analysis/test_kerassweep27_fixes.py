@@ -250,3 +250,15 @@ def test_the_graph_door_carries_its_input_range() -> None:
     assert (drawn.input_range, drawn.inputs_given) == (None, False)
     assert (ranged.input_range, ranged.inputs_given) == ((0.0, 1.0), False)
     assert given.inputs_given
+
+
+def test_a_remedys_change_names_the_keras_layer_not_the_spec_index() -> None:
+    # catsdogs_cnn_json under mse: "end layers[14] with no activation" where the layer is activation_5
+    doc = check_keras(_seq(_dense("hidden", 8, "relu"), _dense("out", 1),
+                           _layer("Activation", "activation_5", activation="sigmoid"), shape=[6]),
+                      loss="mse", seeds=1, verify=False)
+    [remedy] = [r for f in _mismatch(doc) for r in f.remedies if r.id == "output_activation"]
+    assert remedy.change.startswith("end activation_5 with no activation"), remedy.change
+    assert "layers[" not in remedy.change
+    # the patch still points into the spec the check made (its path, not a name)
+    assert remedy.patch[0]["path"] == "/layers/2/activation"

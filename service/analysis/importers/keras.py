@@ -3072,6 +3072,11 @@ def _keras_names(spec: dict[str, Any], origins: Origins) -> dict[str, str]:
             base = f"layers[{pointer.rsplit('/', 1)[-1]}].{unit.layer.type}"
             suffix = unit.name.rsplit(base, 1)[-1] if base in unit.name else ""
             names[unit.name] = origin[0] if len(group) == 1 else f"{origin[0]}{suffix or '.' + unit.kind}"
+    # a spec layer named bare, as a remedy's change names the layer its patch edits (``end layers[14]
+    # with no activation``, kerassweep27: an Activation('sigmoid') layer, which is no unit of its own)
+    for pointer, origin in origins.items():
+        if re.fullmatch(r"(/layers/\d+)+", pointer):
+            names.setdefault(re.sub(r"/layers/(\d+)", r".layers[\1]", pointer).lstrip("."), origin[0])
     return names
 
 
@@ -3082,9 +3087,10 @@ def _renamed(doc: Any, names: dict[str, str]) -> Any:
         return doc
     import re
 
-    # Longest first, and never inside a longer name (layers[1].lstm in layers[1].lstm#1).
-    pattern = re.compile("|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
-                         + r"(?![\w#\[]|\.\w)")
+    # Longest first, and never inside a longer name (layers[1].lstm in layers[1].lstm#1, layers[0] in
+    # layers[3].layers[0]).
+    pattern = re.compile(r"(?<![\w.\]])(?:" + "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+                         + r")(?![\w#\[]|\.\w)")
 
     def walk(value: Any) -> Any:
         if isinstance(value, str):
