@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 # Only what every verb needs: each command imports its own tools, so `--help`, `catalog`, a log
 # check or `serve` never load torch (only a simulating check does).
+from gradhealth.core.losses import LOSSES
 from gradhealth.errors import GradHealthError, InputFormatError, LogError, UsageError, not_utf8_at
 from gradhealth.library import example_names, load_spec
 
@@ -1355,6 +1356,15 @@ def cmd_fix(args: argparse.Namespace) -> int:
     from gradhealth.cli_report import ReportWriteError, writable, write_report
     from gradhealth.library import check_architecture
 
+    if is_keras(args.spec) or is_model(args.spec):
+        # a remedy's patch is a JSON Patch of the spec the check made of the file, not of the file: the
+        # spec's schema refused a Keras config field by field (kerassweep27 catsdogs_cnn_json)
+        kind = "an ONNX" if is_model(args.spec) else "a Keras"
+        print(f"gradhealth: {args.spec}: `gradhealth fix` applies a remedy's patch to an architecture spec "
+              f"(YAML or JSON), and this is {kind} model file: make the remedy's change (its `change` and code "
+              "in `gradhealth check` of the file) where the model is built, save the model again and check "
+              "the new file", file=sys.stderr)
+        return EXIT_INVALID
     if args.output:  # as `check -o`: a path that cannot be written must not cost a check
         problem = writable(args.output, what="the fixed spec")
         if problem:
@@ -1491,8 +1501,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="with --server: how long to wait for the job (default $GRADHEALTH_SERVER_TIMEOUT "
                             "or 600); a job still queued or running then is exit 3, naming it")
     model = check.add_argument_group("model files (.onnx; Keras .keras, .h5, config .json)")
-    model.add_argument("--loss", choices=["cross_entropy", "mse"], default=None,
-                       help="the loss the simulation backpropagates (default: cross_entropy)")
+    model.add_argument("--loss", choices=LOSSES, default=None,
+                       help="the loss the simulation backpropagates (default: the Keras file's compiled loss, "
+                            "else the one its output implies: cross_entropy after a softmax, "
+                            "binary_cross_entropy after a 1-wide sigmoid, mse otherwise)")
     model.add_argument("--weights", choices=["as_given", "reinitialise"], default=None,
                        help="as_given (default where the file stores weights): the file's weights; "
                             "reinitialise: each layer's initialiser (PyTorch's default; Keras' as configured)")

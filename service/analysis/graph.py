@@ -3931,7 +3931,10 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
                             checkpoint=run.checkpoint, loss_implied=run.loss_implied,
                             reconstruction_range_given=any(
                                 i.uniform is not None or i.rows is not None
-                                for i in run.inputs if i.dtype.is_floating_point))
+                                for i in run.inputs if i.dtype.is_floating_point),
+                            input_range=next((i.uniform for i in run.inputs
+                                              if i.dtype.is_floating_point and i.uniform is not None), None),
+                            inputs_given=any(i.rows is not None for i in run.inputs if i.dtype.is_floating_point))
 
 
 def rate_probe(run: GraphRun, optimizer: OptimizerSpec, device: str | None = None,

@@ -135,6 +135,7 @@ from gradhealth.core.document import (
     finite_or_none,
     status_of,
 )
+from gradhealth.core.losses import loss_problem
 from gradhealth.core.numbers import range_problem
 from gradhealth.core.rules import rule
 from gradhealth.core.words import first_few
@@ -519,6 +520,59 @@ def _orthogonal_loops(names: set[str]) -> Edit:
     return edit
 
 
+#: How far W W^T may be from c I (relative to c, the largest entry's difference) for a square block
+#: to read as orthogonal with gain sqrt(c): float32 round-off of a drawn orthogonal matrix is ~1e-6.
+ORTHOGONAL_TOLERANCE = 1e-4
+
+
+def is_orthogonal(w: torch.Tensor, tolerance: float = ORTHOGONAL_TOLERANCE) -> bool:
+    """Whether the square matrix ``w`` is orthogonal up to a gain: W W^T = c I, c > 0, each entry
+    within ``tolerance`` x c (what ``nn.init.orthogonal_`` and Keras' Orthogonal draw)."""
+    if w.dim() != 2 or w.shape[0] != w.shape[1] or not bool(torch.isfinite(w).all()):
+        return False
+    w = w.detach().to(torch.float64)
+    gram = w @ w.T
+    c = float(gram.diagonal().mean())
+    if c <= 0:
+        return False
+    eye = torch.eye(w.shape[0], dtype=torch.float64, device=w.device)
+    return float((gram - c * eye).abs().max()) <= tolerance * c
+
+
+def orthogonal_already(model: nn.Module, unit_names: Callable[[nn.Module], dict[nn.Module, tuple[str, str]]] | None,
+                       units: Sequence[str]) -> set[str]:
+    """Those of the recurrent ``units`` (by name) already initialised orthogonally, whose
+    ``orthogonal_init`` would change nothing: as the model's own config says (a Keras file's
+    ``recurrent_initializer``, orthogonal by default: ``model.recurrent_initializers()``), else as
+    a spec's ``recurrent_init`` where the network was built from one, else as its recurrent weights
+    read (every gate's square block of each ``weight_hh``: :func:`is_orthogonal`)."""
+    said = getattr(model, "recurrent_initializers", None)
+    config: dict[str, str] = said() if callable(said) else {}
+    named = unit_names(model) if unit_names is not None else {m: (n, "") for n, m in model.named_modules()}
+    for m, (n, _) in named.items():
+        # a network built from a spec (a Keras file's stored weights loaded into its translation):
+        # the spec layer's recurrent_init, which the translation read from the file's config
+        init = getattr(getattr(getattr(m, "plan", None), "layer", None), "recurrent_init", None)
+        scheme = getattr(init, "scheme", None)
+        if isinstance(scheme, str):
+            config.setdefault(n, scheme)
+    out: set[str] = set()
+    for name in units:
+        if name in config:
+            if config[name] == "orthogonal":
+                out.add(name)
+            continue
+        rnns = [m for m, (n, _) in named.items() if n == name and isinstance(m, nn.RNNBase | nn.RNNCellBase)]
+        blocks = []
+        for rnn in rnns:
+            gates = {"LSTM": 4, "GRU": 3, "LSTMCell": 4, "GRUCell": 3}.get(type(rnn).__name__, 1)
+            blocks += [b for p_name, p in rnn.named_parameters() if p_name.startswith("weight_hh")
+                       for b in p.detach().chunk(gates, 0)]
+        if blocks and all(is_orthogonal(b) for b in blocks):
+            out.add(name)
+    return out
+
+
 def _orthogonal_edit(net: nn.Module, seed: int) -> None:
     with torch.no_grad():
         for rnn in _recurrent(net):
@@ -869,7 +923,12 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
                         None if functions else _scale_branches_edit(ends, 1 / math.sqrt(sums))))
     if code in ("vanishing_through_time", "exploding_through_time") and recurrent:
         names = ", ".join(u.name for u in recurrent)
-        out.append((R.orthogonal_init(names), _orthogonal_loops({u.name for u in recurrent})))
+        # never the init a layer already has: Keras' default recurrent_initializer is orthogonal
+        # (kerassweep27 sent_simplernn_stack was offered it for three SimpleRNNs at that default)
+        already = orthogonal_already(model, unit_names, [u.name for u in recurrent])
+        if any(u.name not in already for u in recurrent):
+            out.append((R.orthogonal_init(", ".join(u.name for u in recurrent if u.name not in already)),
+                        _orthogonal_loops({u.name for u in recurrent})))
         steps = max((ts.norms.shape[1] for ts in result.time_series), default=2)
         # the snippet in the model's own layout: every recurrent module sequence-first, as an ONNX
         # LSTM of layout 0 and nn.LSTM's default are, shows batch_first=False
@@ -2864,7 +2923,7 @@ def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights:
     """Check the ONNX model in ``data`` (see :func:`gradhealth.analysis.importers.onnx.import_onnx`).
 
     ``weights``: ``as_given`` (the file's) or ``reinitialise`` (PyTorch's default per layer,
-    drawn from each seed, to judge the architecture itself). ``loss``: cross_entropy or mse; None
+    drawn from each seed, to judge the architecture itself). ``loss``: one of :data:`.core.losses.LOSSES`; None
     (an ONNX file does not say) reads it from the output (:func:`implied_loss`). ``output``: the
     tensor the loss is taken at (a graph output or an internal value; the first computed float output
     by default). ``input_range``: the float inputs are drawn uniform in ``(low, high)``, the data's
@@ -2876,8 +2935,8 @@ def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights:
 
     if weights not in ("as_given", "reinitialise"):
         raise ModelError(f"weights must be as_given or reinitialise, not {weights!r}")
-    if loss is not None and loss not in ("cross_entropy", "mse"):
-        raise ModelError(f"loss must be cross_entropy or mse, not {loss!r}")
+    if loss is not None and (problem := loss_problem(loss)) is not None:
+        raise ModelError(f"loss: {problem}")
     if input_range is not None:
         if (problem := range_problem(*input_range)) is not None:
             raise ModelError(f"input_range {problem}")
@@ -2927,6 +2986,10 @@ def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights:
         imported.notes.append("the mean is checked under mse, the form of a Gaussian policy's log-likelihood "
                               "gradient at its mean ((a - mu) / sigma^2); give --loss to choose another")
     told = loss is not None
+    if loss == BINARY and output_activation(imported.module) == "sigmoid":
+        # binary cross-entropy given for a file ending in its sigmoid: taken on the logits before it,
+        # as the implied one is (not a second sigmoid over its probabilities)
+        from_logits, implied_sigmoid = False, True
     if loss is None:
         loss, from_logits = implied_loss(imported.module, imported.inputs, out)
         # the sigmoid head implied (a binary classifier, a multi-label head): the binary

@@ -499,14 +499,11 @@ def _through_depth(
                     f"The gradient passes the {fmt(t.exploding_warning)}x bar only at {at}'s output, "
                     f"{fmt(factor)}x the gradient just after the norm that reads it; elsewhere it is at most "
                     f"{fmt(rest)}x the last layer's, under the bar. A norm's backward divides by its input's "
-                    "standard deviation over the batch, which is small where the input has a large mean "
-                    "beside its spread (inputs in [0, 1], whose nonzero mean leaves each channel after a "
-                    "ReLU mostly off or nearly constant; a channel off for the whole batch is divided by the "
-                    "norm's sqrt(eps) alone, and its ReLU passes none of that back). The layer the norm "
-                    "reads is scale-invariant: its "
-                    "output ignores its weights' scale, so a large gradient there grows that scale and "
-                    "shrinks its own effective step, and no other layer's step is enlarged. Inputs "
-                    "standardised to zero mean remove most of it."
+                    "standard deviation over the batch, so the gradient before a norm is the larger the less "
+                    f"its input spreads {_norm_input_cause(result)} The layer the norm reads is scale-invariant: "
+                    "its output ignores its weights' scale, so a large gradient there grows that scale and "
+                    "shrinks its own effective step, and no other layer's step is enlarged."
+                    + _norm_input_advice(result)
                 )
     pooled = pooling_factor(result, units) if code == "vanishing_gradient" or which == "gradient" else 1.0
     if pooled != 1.0 and ratio > 0 and math.isfinite(ratio):
@@ -594,6 +591,45 @@ def _unbounded_cell_words(cells: dict[str, Any], which: str) -> str:
         "input range is given), and stacked layers compound it. The weights' scale is not what grows it: a "
         "bounded cell activation (tanh, the default of Keras' LSTM and GRU and PyTorch's) keeps each step's "
         "output within [-1, 1] whatever the sequence's length.")
+
+
+def _off_zero(result: SimulationResult) -> bool | None:
+    """Whether the simulated float inputs have a mean at least their spread (uniform in a one-signed
+    range such as [0, 1]: mean 0.5, std 0.29); False for zero-mean draws; None for the user's own
+    values (:attr:`.simulate.SimulationResult.inputs_given`), whose mean is not known here."""
+    if result.input_range is not None:
+        low, high = result.input_range
+        return abs(low + high) / 2 >= (high - low) / math.sqrt(12)
+    return None if result.inputs_given else False
+
+
+def _norm_input_cause(result: SimulationResult) -> str:
+    """Why a norm's input spreads little, in the words of the inputs the run simulated (kerassweep27:
+    "inputs in [0, 1]" was said of MobileNet's standard-normal run)."""
+    off = _off_zero(result)
+    if off:
+        low, high = result.input_range or (0.0, 1.0)
+        return (f"(the inputs, drawn uniform in [{low:g}, {high:g}], have a mean as large as their spread, "
+                "which leaves each channel after a ReLU mostly off or nearly constant; a channel off for the "
+                "whole batch is divided by the norm's sqrt(eps) alone, and its ReLU passes none of that back).")
+    if off is None:
+        return ("(inputs with a large mean beside their spread, such as pixels in [0, 1], leave each channel "
+                "after a ReLU mostly off or nearly constant; a channel off for the whole batch is divided by the "
+                "norm's sqrt(eps) alone, and its ReLU passes none of that back).")
+    drawn = (f"uniform in [{result.input_range[0]:g}, {result.input_range[1]:g}]" if result.input_range
+             else result.input_draw)
+    return (f"(the inputs simulated were zero-mean, {drawn}, so no mean of theirs is behind it: the small "
+            "spread comes from the network, the scale of the weights before the norm, which the norm divides out).")
+
+
+def _norm_input_advice(result: SimulationResult) -> str:
+    """What removes a norm-input jump, as the inputs were simulated (:func:`_norm_input_cause`)."""
+    off = _off_zero(result)
+    if off:
+        return " Inputs standardised to zero mean remove most of it."
+    if off is None:
+        return " Where the inputs have such a mean, standardising them to zero mean removes most of it."
+    return " It needs no change: the norm already divides that scale out of the forward."
 
 
 def _norm_input_jump(chain: list[UnitStats], t: Thresholds) -> tuple[list[UnitStats], float, float] | None:
@@ -4907,7 +4943,8 @@ class OutputLossMismatch(ArchitectureRule):
                    "check_module's input_range=(0, 1)." if reconstructed(result) is not None else
                    "" if given is not None or passed else
                    " Targets already in the range (0/1 labels) are in reach: say so with the spec's "
-                   "loss.target_range, --target-range 0,1 for a Keras file (target_range over HTTP), "
+                   "loss.target_range, --target-range 0,1 for a Keras file (with --loss mse where the file compiled "
+                   "no loss: the range is refused beside a loss the check implied; target_range over HTTP), "
                    "check_module's targets= (example targets) or target_range=, or "
                    "compile the Keras model with an accuracy metric, which implies 0/1 labels."),
                 evidence, [bounded])
@@ -4995,7 +5032,8 @@ class OutputLossMismatch(ArchitectureRule):
                 + ("" if given is not None else
                    " The targets simulated are standard normal, half of them below 0; targets known to lie at "
                    "or above 0 (scaled into [0, 1]) are in reach: say so with the spec's loss.target_range, "
-                   "--target-range 0,1 for a Keras file (target_range over HTTP)."),
+                   "--target-range 0,1 for a Keras file (with --loss mse where the file compiled no loss; "
+                   "target_range over HTTP)."),
                 evidence, [relu])
         if no_output_gradient(result):
             # the value is the share of samples that get no gradient: all of them (the evidence's
@@ -5104,7 +5142,7 @@ class OutputLossMismatch(ArchitectureRule):
                 "logits trains faster); any other targets (values, returns, Q-values, anything outside "
                 f"{span} or in rows that do not sum to 1) cannot be reached, and the loss pushes the "
                 f"{activation} into saturation. Give the targets (check_module's targets= or target_range=, "
-                "--target-range for a Keras file) to have them judged; for regression targets end with no "
+                "--target-range for a Keras file, with --loss mse where it compiled no loss) to have them judged; for regression targets end with no "
                 "activation (a linear output)." + (weak[1] if weak else ""),
                 evidence, [last])
         if value <= 0.0:

@@ -257,6 +257,14 @@ class SimulationResult:
     #: the inputs a reconstruction is judged against were drawn in the data's range the user gave
     #: (``--input-range``, ``input_range=``), not the simulation's standard normal
     reconstruction_range_given: bool = False
+    #: the float inputs as simulated, for words that depend on them: drawn uniform in this range (a
+    #: spec's ``input.range``, ``--input-range``); None: zero-mean draws (standard normal, a spec's
+    #: ``distribution`` at its ``scale``) or, where ``inputs_given``, the user's own values resampled
+    input_range: tuple[float, float] | None = None
+    #: the float inputs were a live module's example values (resampled rows), whose mean is theirs
+    inputs_given: bool = False
+    #: the zero-mean draw in words, where ``input_range`` is None and the inputs were not given
+    input_draw: str = "standard normal"
     #: a small network's extra draws (:func:`born_dead_draws`), each initialised and stepped once as a
     #: seed is, for the share of draws born dead: per unit, its figures over those draws; empty where
     #: none were run (no layer could die, or the network too large or slow for them)
@@ -807,7 +815,16 @@ def _result(plan: Plan, dev: torch.device, figures: list[SeedFigures], units: li
                             on_probabilities=not spec.loss.from_logits and spec.loss.type in PROBABILITY_LOSSES,
                             batch_statistics=batch_norm_values(plan),
                             duplicates=duplicates_over_seeds(figures),
+                            input_range=spec.input.range, input_draw=_draw_words(spec.input),
                             draw_units=_collect(units, extra, normed) if extra else [], draws=len(extra))
+
+
+def _draw_words(given: S.InputSpec) -> str:
+    """A spec input's zero-mean draw in words (``distribution`` at ``scale``)."""
+    scale = float(given.scale)
+    if given.distribution == "uniform":
+        return f"uniform in [{-scale:g}, {scale:g}]"
+    return "standard normal" if scale == 1.0 else f"normal with std {scale:g}"
 
 
 #: A batch of fewer samples than this cannot show a unit dead: a live unit is off for all of b

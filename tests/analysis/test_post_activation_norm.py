@@ -118,6 +118,8 @@ def test_growth_only_at_a_norms_input_is_a_note_not_an_explosion() -> None:
     assert ev["norm_input_jump"] == pytest.approx(first / (doc.layers[1].output_grad_norm or 1.0), rel=1e-6)
     assert ev["grad_ratio_elsewhere"] == pytest.approx(max(norms[1:]) / last, rel=1e-6) and ev["grad_ratio_elsewhere"] < 100
     assert "scale invariance" in found.summary and found.remedies == []
+    # its words are the run's inputs' (kerassweep27: "inputs in [0, 1]" was said of a standard-normal run)
+    assert "drawn uniform in [0, 1]" in found.explanation and "standardised to zero mean" in found.explanation
     # the jump is the nonzero mean's: inputs in [-0.5, 0.5] (zero mean) leave no finding
     centred = _check(_vgg(low=-0.5, high=0.5))
     assert not [f for f in centred.findings if f.code == "exploding_gradient"]

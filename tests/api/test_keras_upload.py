@@ -118,3 +118,18 @@ def test_a_keras_files_compiled_loss_is_used_when_the_request_names_none(api):
     job = api.wait_done(r.json()["id"], timeout=300)
     assert job["status"] == "succeeded", job
     assert job["result"]["findings"] == [], job["result"]["findings"]
+
+
+def test_the_model_route_takes_every_loss_the_checks_take(api):
+    # kerassweep27: the route offered cross_entropy and mse only; one list (core.losses.LOSSES)
+    from gradhealth.core.losses import LOSSES
+
+    config = json.dumps(_seq(_layer("Dense", "out", units=1, activation="linear"), shape=[4])).encode()
+    r = api.post("/v1/checks/model", files={"file": ("m.json", config)},
+                 data={"seeds": "1", "verify": "false", "loss": "binary_cross_entropy"})
+    assert r.status_code == 202, r.text
+    r = api.post("/v1/checks/model", files={"file": ("m.json", config)}, data={"loss": "bce"})
+    assert r.status_code == 422, r.text
+    assert all(name in r.json()["detail"] for name in LOSSES)
+    schema = api.get("/openapi.json").json()["paths"]["/v1/checks/model"]["post"]["requestBody"]
+    assert schema["content"]["multipart/form-data"]["schema"]["properties"]["loss"]["enum"] == list(LOSSES)

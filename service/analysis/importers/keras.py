@@ -60,6 +60,7 @@ import numpy as np
 from gradhealth.analysis.importers import ModelError
 from gradhealth.analysis.importers.keras_pointers import Origin, Origins, relocated
 from gradhealth.analysis.quiet import quiet_run_notes
+from gradhealth.core.losses import loss_problem
 from gradhealth.core.numbers import parse_range, range_problem
 from gradhealth.core.strict_json import DuplicateKey, strict_loads
 from gradhealth.core.zipmembers import ZipMemberError, read_member
@@ -1943,14 +1944,69 @@ def _walk(layers: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+#: Spec layers that pass the values before them on with their meaning unchanged (their shape or
+#: their training-time noise aside): what ends a model after its output activation and leaves that
+#: activation the output's (a Keras ``Dense(1)`` -> ``Activation('sigmoid')`` -> ``Dropout``).
+_PASS_ON_TYPES = ("dropout", "flatten")
+
+
+#: Keras layers that pass their input's values on with their meaning unchanged (their shape or
+#: training-time noise aside): an output activation before them is still the output's.
+_PASS_ON_CLASSES = ("Reshape", "Flatten", *_DROPOUTS, *_SKIPPED)
+
+
+def passes_values(cls: str, cfg: dict[str, Any]) -> bool:
+    """Whether a Keras layer of class ``cls`` (config ``cfg``) passes its input's values on with
+    their meaning unchanged: a Reshape, Flatten, Dropout (any kind), an identity (Identity, noise,
+    masking), an Activation whose activation is linear. The loss a model implies is read from
+    the activation before such layers (:func:`output_head` for the spec door)."""
+    if cls == "Activation":
+        return _ACTIVATIONS.get(_name_of(cfg.get("activation"))[0] or None, "") == "identity"
+    return cls in _PASS_ON_CLASSES
+
+
+def _passes_on(layer: dict[str, Any]) -> bool:
+    """Whether spec ``layer`` passes its input's values on with their meaning unchanged (a dropout,
+    a flatten, an identity activation: :data:`_PASS_ON_TYPES`)."""
+    return layer.get("type") in _PASS_ON_TYPES or (layer.get("type") == "activation"
+                                                   and layer.get("activation") in (None, "identity"))
+
+
+def _width(layer: dict[str, Any]) -> Any:
+    return layer.get("out_features") or layer.get("hidden_size") or layer.get("out_channels")
+
+
+def output_head(layers: list[dict[str, Any]]) -> tuple[int, Any]:
+    """(the index of the layer whose activation makes a spec's output, the output's width where the
+    layers say it): the last layer, or the last before layers that pass its values on unchanged in
+    meaning (:func:`_passes_on`). A standalone activation layer's width is the layer's it squashes,
+    through elementwise layers (activations, dropouts). A flatten after a convolution's squash
+    makes its channels part of a longer row: not looked through (the squash is then no longer over
+    the output's last axis)."""
+    head = len(layers) - 1
+    while head > 0 and _passes_on(layers[head]):
+        head -= 1
+    k = head
+    while k > 0 and _width(layers[k]) is None and layers[k].get("type") in ("activation", "dropout"):
+        k -= 1
+    width = _width(layers[k]) if layers else None
+    flattened = any(lay.get("type") == "flatten" for lay in layers[head + 1:])
+    if flattened and layers and "out_channels" in layers[k]:
+        return len(layers) - 1, None
+    return head, width
+
+
 def _fold_output(layers: list[dict[str, Any]], loss: str | dict[str, Any] | None,
                  tr: _Translator) -> str | dict[str, Any]:
     """The loss of the model, with the output's softmax/sigmoid folded into it. A loss Keras
     computes on probabilities (``from_logits: false``) stays so only where there is no such
-    activation to fold: the output is then not probabilities, which the check measures."""
-    last = layers[-1] if layers else {}
+    activation to fold: the output is then not probabilities, which the check measures. The
+    output's activation is the last one before layers that pass values on (:func:`output_head`:
+    ``Dense(1)`` then ``Activation('sigmoid')`` implies binary cross-entropy, as
+    ``Dense(1, activation='sigmoid')`` does)."""
+    at, width = output_head(layers)
+    last = layers[at] if layers else {}
     act = last.get("activation")
-    width = last.get("out_features") or last.get("hidden_size") or last.get("out_channels")
     kind = loss_type(loss)
     if kind is None:
         kind = loss = ("cross_entropy" if act == "softmax" else
@@ -1961,8 +2017,8 @@ def _fold_output(layers: list[dict[str, Any]], loss: str | dict[str, Any] | None
             tr.fail("output", f"{act} output under a loss compiled on logits (from_logits=True)")
             return kind
         if last.get("type") == "activation":
-            layers.pop()
-            below = layers[-1].get("activation") if layers else None
+            layers.pop(at)
+            below = layers[at - 1].get("activation") if at > 0 else None
             if below in ("softmax", "sigmoid"):
                 # a second squash over one: the spec would read the first as the output's own under
                 # a loss on logits; the graph door names both layers and the loss the file compiled
@@ -2711,6 +2767,9 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
 
     if weights not in (None, "as_given", "reinitialise"):
         raise ModelError(f"weights must be as_given or reinitialise, not {weights!r}")
+    if isinstance(loss, str) and (problem := loss_problem(loss)) is not None:
+        # (the graph door would have taken any other name for a plain sum)
+        raise ModelError(f"loss: {problem}")
     if input_range is not None:
         if (problem := range_problem(*input_range)) is not None:
             raise ModelError(f"input_range {problem}")
@@ -3021,6 +3080,11 @@ def _keras_names(spec: dict[str, Any], origins: Origins) -> dict[str, str]:
         entry = names_of([pointer])
         if entry and entry not in names and origin:
             names[entry] = origin[0]
+    # a spec layer named bare, as a remedy's change names the layer its patch edits (``end layers[14]
+    # with no activation``, kerassweep27: an Activation('sigmoid') layer, which is no unit of its own)
+    for pointer, origin in origins.items():
+        if re.fullmatch(r"(/layers/\d+)+", pointer):
+            names.setdefault(re.sub(r"/layers/(\d+)", r".layers[\1]", pointer).lstrip("."), origin[0])
     return names
 
 
@@ -3031,9 +3095,10 @@ def _renamed(doc: Any, names: dict[str, str]) -> Any:
         return doc
     import re
 
-    # Longest first, and never inside a longer name (layers[1].lstm in layers[1].lstm#1).
-    pattern = re.compile("|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
-                         + r"(?![\w#\[]|\.\w)")
+    # Longest first, and never inside a longer name (layers[1].lstm in layers[1].lstm#1, layers[0] in
+    # layers[3].layers[0]).
+    pattern = re.compile(r"(?<![\w.\]])(?:" + "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+                         + r")(?![\w#\[]|\.\w)")
 
     def walk(value: Any) -> Any:
         if isinstance(value, str):

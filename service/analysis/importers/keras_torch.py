@@ -24,7 +24,7 @@ from gradhealth.analysis.cells import gate, mark
 from gradhealth.analysis.freshinit import fresh_init, fresh_note
 from gradhealth.analysis.graph import Role, role_of, run_recurrent
 from gradhealth.analysis.importers import ModelError
-from gradhealth.analysis.importers.keras import load_recurrent, loss_type, no_weights
+from gradhealth.analysis.importers.keras import load_recurrent, loss_type, no_weights, passes_values
 from gradhealth.analysis.importers.keras_graph import (
     _CONVS,
     _GLOBAL,
@@ -560,6 +560,23 @@ class KerasNet(nn.Module):
             return tuple(env[name] for name in self.graph.output_names)
         return env[self.graph.output_name]
 
+    def recurrent_initializers(self) -> dict[str, str]:
+        """Each recurrent layer's (a Bidirectional's: its layer's) ``recurrent_initializer`` as the
+        class it names (Keras' default: orthogonal), by layer name: the init it already has, which
+        no remedy proposes again (:func:`.module_check.orthogonal_already`)."""
+        from gradhealth.analysis.importers.keras import _initializer
+
+        out: dict[str, str] = {}
+        for node in self.graph.nodes:
+            if node.cls not in RECURRENT and node.cls != "Bidirectional":
+                continue
+            try:
+                _, cfg, _ = recurrent_cell(node.cls, node.cfg)
+            except ValueError:
+                continue
+            out[node.name] = _initializer(cfg.get("recurrent_initializer") or "orthogonal")[0]
+        return out
+
     def module_names(self) -> dict[nn.Module, tuple[str, str]]:
         """Every module -> (its Keras layer's name, a pointer); a separable convolution's two
         kernels are ``name.depthwise`` and ``name.pointwise``."""
@@ -719,6 +736,24 @@ def _readout_units(graph: KerasGraph) -> list[str]:
             node = graph.node(node.inputs[0])
         out.append(node.name)
     return out
+
+
+def _output_head(graph: KerasGraph, name: str) -> str:
+    """The layer whose activation makes output ``name``: the output layer itself, or the last layer
+    before layers that pass its values on with their meaning unchanged (:func:`.keras.passes_values`:
+    a Reshape, Flatten, Dropout, an Activation('linear')), each the only reader of the one before,
+    and keeping the output's last axis (the axis a softmax normalises and a loss reads): MobileNet
+    v1's softmax before its Reshape((1000,)), a Dense(1) -> Activation('sigmoid') -> Dropout."""
+    outputs = set(graph.output_names or [graph.output_name])
+    node = graph.node(name)
+    last = node.shape[-1:]
+    while passes_values(node.cls, node.cfg) and len(node.inputs) == 1:
+        src = graph.node(node.inputs[0])
+        if (src.cls == "InputLayer" or src.name in outputs or src.shape[-1:] != last
+                or node.cfg.get("_shares") or not _sole_reader(graph, src.name, node.name)):
+            break
+        node = src
+    return node.name
 
 
 def _output_activation(graph: KerasGraph, name: str) -> str:
@@ -966,13 +1001,18 @@ def check_keras_graph(graph: KerasGraph, *, loss: str | dict[str, Any] | None, s
     folds: dict[str, str] = {}
     options: list[tuple[bool, str | None]] = []  # each output's (from_logits, squashed)
     doubles: dict[str, tuple[str, str, bool]] = {}  # output -> (first squash, its layer, re-simulated)
+    heads: list[str] = []  # each output's head (:func:`_output_head`)
     for k, name in enumerate(outputs):  # each output's compiled loss, the file's one, or the output's own
         given = (output_losses[k] if isinstance(output_losses, list) and k < len(output_losses) else
                  output_losses.get(name) if isinstance(output_losses, dict) else None)
         spec_loss = given if given is not None else loss
         spec_losses.append(spec_loss)
         kind = loss_type(spec_loss)
-        out_act = _output_activation(graph, name)
+        # the layer whose activation the output is: past layers that pass it on (a Reshape after
+        # MobileNet's softmax, an Activation('sigmoid') after Dense(1): kerassweep27)
+        head = _output_head(graph, name)
+        heads.append(head)
+        out_act = _output_activation(graph, head)
         width = graph.node(name).shape[-1:] or (1,)
         own = kind or ("cross_entropy" if out_act == "softmax" else
                        "binary_cross_entropy" if out_act == "sigmoid" and width == (1,) else "mse")
@@ -982,13 +1022,13 @@ def check_keras_graph(graph: KerasGraph, *, loss: str | dict[str, Any] | None, s
         # softmax over one unit: the constant 1, which passes no gradient)
         losses.append(own)
         if fold is not None:
-            folds[name] = fold
+            folds[head] = fold
         # Keras on probabilities (from_logits False) is exact where the output's softmax/sigmoid was
         # folded into the loss; a loss on logits over a softmax/sigmoid output applies it again
         on_probabilities = isinstance(spec_loss, dict) and spec_loss.get("from_logits") is False
         on_logits = isinstance(spec_loss, dict) and spec_loss.get("from_logits") is True
         squashed = fold if on_logits else None
-        double = _fed_squash(graph, name) if not on_logits else None
+        double = _fed_squash(graph, head) if not on_logits else None
         if double is not None and own in ("cross_entropy", "binary_cross_entropy"):
             inner, src = double
             # the loss (or the layer after it) squashes outputs that went through a softmax/sigmoid
@@ -999,7 +1039,7 @@ def check_keras_graph(graph: KerasGraph, *, loss: str | dict[str, Any] | None, s
                 # network, simulated as it is; its removal cannot be re-simulated
                 squashed = inner
                 doubles[name] = (inner, src, False)
-            elif fold is not None and _sole_reader(graph, src, name):
+            elif fold is not None and _sole_reader(graph, src, head):
                 # both folded out, the loss applies the first again and then its own: exactly the
                 # model, and dropping the redundant one is the run without `squashed`
                 folds[src] = inner
@@ -1040,7 +1080,7 @@ def check_keras_graph(graph: KerasGraph, *, loss: str | dict[str, Any] | None, s
                    parameters=graph.parameters, activation_bytes=graph.activation_bytes,
                    progress=progress, budget=settings.limits.max_verify_seconds)
     if not several and outputs[0] in doubles:
-        _redundant_squash(doc, graph, outputs[0], *doubles[outputs[0]], loss=spec_losses[0], kind=losses[0])
+        _redundant_squash(doc, graph, heads[0], *doubles[outputs[0]], loss=spec_losses[0], kind=losses[0])
     _degenerate_preprocessing(doc, graph)
     doc.summary = (f"{doc.summary} [weights: as stored in the file]{' [' + fresh_note(fresh) + ']' if fresh else ''}"
                    if stored is not None

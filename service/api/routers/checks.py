@@ -38,6 +38,7 @@ from gradhealth.api.schemas import (
     Problem,
 )
 from gradhealth.api.security import Caller, client_address, rate_key
+from gradhealth.core.losses import LOSSES, loss_problem
 from gradhealth.db.models import JobRow
 from gradhealth.errors import GradHealthError, InputFormatError, cuda_unavailable, not_utf8_at
 from gradhealth.jobs import store
@@ -621,8 +622,8 @@ def _model_options(fields: dict[str, list[str]], limits: Any) -> dict[str, Any]:
 
     # None: the file's compiled loss (Keras), or the one its output implies (ONNX)
     loss = one("loss")
-    if loss is not None and loss not in ("cross_entropy", "mse"):
-        raise bad("loss", f"use cross_entropy or mse, not {loss[:40]!r}")
+    if loss is not None and (problem := loss_problem(loss)) is not None:
+        raise bad("loss", problem)
     weights = one("weights")  # None: the file's weights where it has them (as_given for ONNX)
     if weights is not None and weights not in ("as_given", "reinitialise"):
         raise bad("weights", f"use as_given or reinitialise, not {weights[:40]!r}")
@@ -723,7 +724,7 @@ async def _receive_model(request: Request, folder: Path, filename: str | None,
 @router.post(
     "/model", status_code=202, response_model=JobRead, summary="Check an ONNX or Keras model file",
     description="The .onnx file as a multipart part `file` (options as form fields) or as an "
-                "`application/onnx` body (options as query parameters): `loss` (cross_entropy, mse), "
+                f"`application/onnx` body (options as query parameters): `loss` ({', '.join(LOSSES)}), "
                 "`weights` (as_given: the file's; reinitialise: PyTorch's default per layer), "
                 "`batch_size`, `seeds`, `verify`, and sizes for dynamic dimensions as `input_shapes` "
                 '(JSON, e.g. {"x": [8, 3, 32, 32]}) or repeated `input_shape=x=8x3x32x32`. '
@@ -734,7 +735,7 @@ async def _receive_model(request: Request, folder: Path, filename: str | None,
     openapi_extra={"requestBody": {"required": True, "content": {
         "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
             "file": {"type": "string", "format": "binary"},
-            "loss": {"type": "string", "enum": ["cross_entropy", "mse"]},
+            "loss": {"type": "string", "enum": list(LOSSES)},
             "weights": {"type": "string", "enum": ["as_given", "reinitialise"]},
             "batch_size": {"type": "integer", "minimum": 1}, "seeds": {"type": "integer", "minimum": 1},
             "verify": {"type": "boolean"},
@@ -762,7 +763,8 @@ async def _receive_model(request: Request, folder: Path, filename: str | None,
 )
 async def submit_model(
     request: Request, caller: CallerDep, settings: SettingsDep,
-    loss: Annotated[str | None, Query(description="cross_entropy (default) or mse")] = None,
+    loss: Annotated[str | None, Query(description=f"one of {', '.join(LOSSES)}; default: the file's "
+                                                 "compiled loss (Keras), else the one its output implies")] = None,
     weights: Annotated[str | None, Query(description="as_given (default) or reinitialise")] = None,
     batch_size: Annotated[str | None, Query(description="fills a dynamic first dimension")] = None,
     seeds: Annotated[str | None, Query(description="independent initialisations / input draws")] = None,
