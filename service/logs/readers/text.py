@@ -219,10 +219,14 @@ _EPOCH_POS = re.compile(
     # OpenNMT-py's report: "Epoch  1,    50/21692; acc:   0.41; ppl: 25.4; ..."
     r"|\bEpoch\s+(?P<oe>\d+),\s+(?P<oi>\d+)\s*/\s*(?P<on>\d+);"
     # timm's train.py: "Train: 3 [ 400/1251 ( 32%)]  Loss: 3.95 (4.02) ..."
-    r"|\bTrain:\s+(?P<me>\d+)\s+\[\s*(?P<mi>\d+)\s*/\s*(?P<mn>\d+)\s+\(\s*\d+%\)\]", re.IGNORECASE)
+    r"|\bTrain:\s+(?P<me>\d+)\s+\[\s*(?P<mi>\d+)\s*/\s*(?P<mn>\d+)\s+\(\s*\d+%\)\]"
+    # the PyTorch examples' MNIST console (and the scripts copied from it): "Train Epoch: 3
+    # [12800/60000 (21%)]\tLoss: 0.41", the samples (or batches) seen so far out of the epoch's
+    r"|\bepoch\s*:?\s*(?P<pe>\d+)\s*\[\s*(?P<pi>\d+)\s*/\s*(?P<pn>\d+)\s*(?:\(\s*\d+(?:\.\d+)?\s*%\s*\)\s*)?\]",
+    re.IGNORECASE)
 #: _EPOCH_POS's (epoch, batch, batches) groups, one triple per form
 _POSITION_FORMS = (("e", "i", "n"), ("te", "ti", "tn"), ("fe", "fi", "fn"), ("de", "di", "dn"), ("be", "bi", "bn"),
-                   ("oe", "oi", "on"), ("me", "mi", "mn"))
+                   ("oe", "oi", "on"), ("me", "mi", "mn"), ("pe", "pi", "pn"))
 #: An evaluation's progress, "Test: [  20/48]": how far through one pass over the evaluation set
 _EVAL_PROGRESS = re.compile(r"\[\s*(?P<i>\d+)\s*/\s*(?P<n>\d+)\s*\]")
 #: A value and its running average, AverageMeter's "Loss: 0.834 (0.928)"
