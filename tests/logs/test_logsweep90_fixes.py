@@ -48,3 +48,18 @@ def test_mnist_console_at_chance_is_a_plateau_with_or_without_test_lines(tmp_pat
     for test in (True, False):
         codes = {f.code for f in check_logs(write(tmp_path, f"t{test}.log", _mnist(4, test=test)[0])).findings}
         assert "loss_plateau" in codes, (test, codes)
+
+
+# --- 2. DeepSpeed's timing breakdown: "step: 2.08" is a time, "[Rank 0]" a process ---------------
+
+def test_deepspeed_timing_step_is_no_step_and_rank_no_series(tmp_path: Path) -> None:
+    lines = []
+    for n in (10, 11, 12):
+        lines.append(f"steps: {n} loss: {7.5 - 0.1 * (n - 10):.2f} iter time (s): 34.9 samples/sec: 73.1")
+        lines.append(f"[2022-02-15 18:51:45,706] [INFO] [logging.py:69:log_dist] [Rank 0] rank=0 time (ms) | "
+                     f"forward: 9298.00 | backward: 23461.01 | step: 2.{n:02d}")
+    series = by_name(read_log(write(tmp_path, "ds.log", "\n".join(lines) + "\n")))
+    assert list(series["loss"].steps) == [10, 11, 12]
+    # the timings sit at the step logged before them, never at 2.10, 2.11, ...
+    assert list(series["forward"].steps) == [10, 11, 12]
+    assert "Rank" not in series and "rank" not in series
