@@ -172,6 +172,8 @@ _LEVEL = re.compile(r"(?<![\w.-])\[?(?:INFO|DEBUG|WARNING|WARN|ERROR|CRITICAL|FA
 #: logger's source line (both may follow the level)
 _WHERE_KEYS = frozenset({"pid", "ppid", "tid", "rank", "local_rank", "global_rank", "node_rank", "world_size",
                          "info", "debug", "warning", "warn", "error", "critical", "fatal", "trace"})
+#: A timing breakdown on a line (DeepSpeed's "time (ms) | forward: ... | step: 2.08"): its "step" is a time
+_TIMINGS = re.compile(r"\btime\s*\((?:ms|s)\)|(?<![\w.])(?:forward|backward)(?:_microstep)?\s*[:=]", re.IGNORECASE)
 _LEVEL_WITHIN = 200           # characters: a level later in the line is part of the message
 _SOURCE_REF = re.compile(r"\.(?:py|pyx|cu|cuh|c|cc|cpp|cxx|h|hpp|rs|go|java|jl|js|ts|rb|lua|sh)$",
                          re.IGNORECASE)
@@ -219,10 +221,14 @@ _EPOCH_POS = re.compile(
     # OpenNMT-py's report: "Epoch  1,    50/21692; acc:   0.41; ppl: 25.4; ..."
     r"|\bEpoch\s+(?P<oe>\d+),\s+(?P<oi>\d+)\s*/\s*(?P<on>\d+);"
     # timm's train.py: "Train: 3 [ 400/1251 ( 32%)]  Loss: 3.95 (4.02) ..."
-    r"|\bTrain:\s+(?P<me>\d+)\s+\[\s*(?P<mi>\d+)\s*/\s*(?P<mn>\d+)\s+\(\s*\d+%\)\]", re.IGNORECASE)
+    r"|\bTrain:\s+(?P<me>\d+)\s+\[\s*(?P<mi>\d+)\s*/\s*(?P<mn>\d+)\s+\(\s*\d+%\)\]"
+    # the PyTorch examples' MNIST console (and the scripts copied from it): "Train Epoch: 3
+    # [12800/60000 (21%)]\tLoss: 0.41", the samples (or batches) seen so far out of the epoch's
+    r"|\bepoch\s*:?\s*(?P<pe>\d+)\s*\[\s*(?P<pi>\d+)\s*/\s*(?P<pn>\d+)\s*(?:\(\s*\d+(?:\.\d+)?\s*%\s*\)\s*)?\]",
+    re.IGNORECASE)
 #: _EPOCH_POS's (epoch, batch, batches) groups, one triple per form
 _POSITION_FORMS = (("e", "i", "n"), ("te", "ti", "tn"), ("fe", "fi", "fn"), ("de", "di", "dn"), ("be", "bi", "bn"),
-                   ("oe", "oi", "on"), ("me", "mi", "mn"))
+                   ("oe", "oi", "on"), ("me", "mi", "mn"), ("pe", "pi", "pn"))
 #: An evaluation's progress, "Test: [  20/48]": how far through one pass over the evaluation set
 _EVAL_PROGRESS = re.compile(r"\[\s*(?P<i>\d+)\s*/\s*(?P<n>\d+)\s*\]")
 #: A value and its running average, AverageMeter's "Loss: 0.834 (0.928)"
@@ -1551,6 +1557,8 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
                  or (low in _ENV_STEP_KEYS and _EPISODE_ON_LINE.search(line) is not None))
         if _BARE_NONFINITE.fullmatch(m["val"]) and not known:
             continue  # "number of nan iterations": prose, not a NaN
+        if low in _WHERE_KEYS:
+            continue  # DeepSpeed's "[Rank 0]": which process wrote the line, no figure of the run
         if (piped and len(key) > 1) or known:
             val = _value(line, m, count_ok=low in STEP_KEYS or low == "epoch")
             if val is not None and (key not in found or low not in _POSITION_KEYS):
@@ -2484,7 +2492,13 @@ class TextReader:
                         for k, v in found:
                             value = float(v)   # the pattern lets only numbers, nan, inf, infinity through
                             #                    (pairs() has dropped thousands commas)
-                            if k.lower() in STEP_KEYS and step is None:
+                            if (k.lower() in STEP_KEYS and "." in v and not value.is_integer()
+                                    and _TIMINGS.search(segment) is not None):
+                                # DeepSpeed's wall_clock_breakdown, "time (ms) | forward: 9298.00 |
+                                # backward: 23461.01 | step: 2.08": the optimizer step's time, never
+                                # the step (a step counter is a whole number) (logsweep90)
+                                values.append((f"{k}_time", value))
+                            elif k.lower() in STEP_KEYS and step is None:
                                 step = value
                                 why = _bad_step(v)
                             else:
