@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 
 from gradhealth.errors import LimitExceeded, SpecError
+from gradhealth.analysis.limits import Limits
+from gradhealth.analysis.plan import make_plan
+from gradhealth.analysis.spec import parse_spec
 from gradhealth.library import check_architecture
 
 
@@ -28,10 +31,15 @@ def test_a_spec_too_large_is_refused_at_the_layer_that_makes_it_so() -> None:
 
 
 def test_a_spec_too_large_all_over_is_refused_at_its_layers() -> None:
-    spec = {"input": {"shape": [20_000]}, "layers": [{"type": "linear", "out_features": 20_000, "repeat": 4}]}
+    spec = {"input": {"shape": [20_000]}, "layers": [{"type": "linear", "out_features": 20_000}] * 4}
     with pytest.raises(LimitExceeded) as exc:
         check_architecture(spec, verify=False)
     assert _pointers(exc) == ["/layers"]
+    # one entry repeated 4 times holds them all: its `repeat` or its width is what to change
+    spec = {"input": {"shape": [20_000]}, "layers": [{"type": "linear", "out_features": 20_000, "repeat": 4}]}
+    with pytest.raises(LimitExceeded) as exc:
+        check_architecture(spec, verify=False)
+    assert _pointers(exc) == ["/layers/0"]
 
 
 def test_a_sequence_too_long_is_refused_at_its_length() -> None:
@@ -64,3 +72,22 @@ def test_a_large_update_says_which_step_it_judged(optimizer: dict, words: str) -
     [f] = [f for f in doc.findings if f.code == "large_updates"]
     assert words in f.summary
     assert f.evidence.first_step_factor == pytest.approx(10.0 if optimizer["type"] == "rmsprop" else 1.0, rel=1e-6)
+
+
+def test_a_parameter_refusal_points_at_the_entry_holding_most_of_them():
+    """specsweep12 (GPT-Neo 2.7B): a transformer_encoder of 32 layers is one spec entry holding 94%
+    of the parameters, planned as 32 units of 3% each; the refusal pointed at /layers, not at it."""
+    d, layers = 1024, 24
+    spec = {"input": {"tokens": {"vocab_size": 50257, "seq_len": 16}}, "batch_size": 1, "seeds": 1,
+            "layers": [{"type": "embedding", "embedding_dim": d},
+                       {"type": "transformer_encoder", "d_model": d, "heads": 16, "ff_width": 4 * d,
+                        "num_layers": layers},
+                       {"type": "linear", "out_features": 2}]}
+    with pytest.raises(LimitExceeded) as caught:
+        make_plan(parse_spec(spec), Limits(max_parameters=10_000_000))
+    [problem] = [p for p in caught.value.problems if "too many parameters" in p.message]
+    # each layer: the four d x d attention projections and two d x 4d feed-forward matrices, their
+    # biases, and two LayerNorms: 12 d^2 + 13 d (PyTorch's TransformerEncoderLayer)
+    per_layer = 12 * d * d + 13 * d
+    assert problem.pointer == "/layers/1"
+    assert f"{layers * per_layer:,} of them in layers[1].transformer_encoder;" in problem.message
