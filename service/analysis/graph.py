@@ -36,7 +36,7 @@ import functools
 import math
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, cast
 
@@ -3987,13 +3987,25 @@ def rate_probe(run: GraphRun, optimizer: OptimizerSpec, device: str | None = Non
     return StepProbe(optimizer.lr, tuple(losses))
 
 
-def initial_sharpness(run: GraphRun, device: str | None = None) -> Sharpness:
+def initial_sharpness(run: GraphRun, device: str | None = None,
+                      invariant: Collection[str] = ()) -> Sharpness:
     """The loss Hessian's largest eigenvalue over every trainable parameter at the simulated initial
-    point: seed 0's copy of the network (prepared as the simulation's) on seed 0's batch and loss
+    point, less the scale-invariant ones named in ``invariant`` (names in ``run.model``: the weights
+    a batch/layer/group norm reads directly, which stay in the forward as they are): seed 0's copy of
+    the network (prepared as the simulation's) on seed 0's batch and loss
     (:func:`.sharpness.top_eigenvalue`), in the run's precision: float64, or the model's own where
     its forward casts to that (``x.float()``; :func:`in_own_dtype`), which ``note`` says. Not
     estimated (``value`` None, ``note`` says why) past :data:`.sharpness.MAX_PARAMETERS` trainable
-    parameters, or where the forward or its double backward fails (an op with no second derivative)."""
+    parameters, or where the forward or its double backward fails (an op with no second derivative).
+
+    Why the scale-invariant weights are left out: the loss does not change along their radial
+    direction (L(c w) = L(w)), so their gradient is orthogonal to them, their Hessian scales as
+    1/|w|^2 and every step grows |w| by sqrt(1 + r^2) for a step of r |w|: their effective rate
+    lr/|w|^2 tunes itself, and gradient descent converges at any rate on them provided the rate is
+    under the stability bound of the Hessian over the other parameters (Arora, Li & Lyu 2019, auto
+    rate-tuning; Li & Arora 2020). That block's top eigenvalue is the sharpness the bound judges;
+    the tangential curvature of the invariant weights (a very sharp direction at initialisation,
+    1/|w|^2) is the part that tunes itself, so projecting out only their radial direction would keep it."""
     count = sum(p.numel() for p in run.model.parameters() if p.requires_grad) or sum(
         p.numel() for p in run.model.parameters())
     if count > SHARPNESS_MAX_PARAMETERS:
@@ -4003,9 +4015,15 @@ def initial_sharpness(run: GraphRun, device: str | None = None) -> Sharpness:
     dev = pick_device(device or "auto")
     try:
         net = _copy_for_seed(run, 0, dev)
-        params = [p for p in net.parameters() if p.requires_grad]
-        if not params:
+        trained = [(n, p) for n, p in net.named_parameters() if p.requires_grad]
+        if not trained:
             return Sharpness(None, note="no trainable parameter")
+        params = [p for n, p in trained if n not in invariant]
+        left_out = tuple(n for n, _ in trained if n in invariant)
+        if not params:
+            # every trainable weight is read by a norm: no curvature bounds the rate
+            return Sharpness(0.0, parameters=0, scale_invariant=left_out,
+                             note="every trainable parameter is scale-invariant (a norm reads its layer directly)")
         xs = _seed_inputs(run, 0, dev)
         with _guarded(run), head_logits(run, net) as logits:
             value = call(net, xs, run.keywords, run.nest)
@@ -4022,4 +4040,5 @@ def initial_sharpness(run: GraphRun, device: str | None = None) -> Sharpness:
         # a forward that casts to its own precision (x.float()) runs in it (_simulate_first's fallback)
         own = f"in the model's own {precision_name(run.dtype)}, as its forward casts to it"
         note = f"{note}; {own}" if note else own
-    return Sharpness(top, iterations=used, parameters=count, note=note)
+    return Sharpness(top, iterations=used, parameters=sum(p.numel() for p in params), note=note,
+                     scale_invariant=left_out)

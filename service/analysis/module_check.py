@@ -113,6 +113,7 @@ from gradhealth.analysis.rules import (
     probe_words,
     problems,
     relu_logits_output,
+    scale_invariant_layer,
     sigmoids_under_cross_entropy,
     simplex_regression_output,
     simulated_weights,
@@ -1626,8 +1627,8 @@ def _sharpness(run: GraphRun, result: SimulationResult, device: str | None) -> S
     opt = run.optimizer
     if opt is None or opt.type != "sgd" or not opt.lr > 0:
         return None
-    found = initial_sharpness(run, device)
     named = _trained(run.model)
+    found = initial_sharpness(run, device, _scale_invariant_parameters(run.model, result))
     weighted = [u for u in result.units if u.has_weights]
     held: set[int] = set()
     for u in weighted:
@@ -1638,6 +1639,26 @@ def _sharpness(run: GraphRun, result: SimulationResult, device: str | None) -> S
     one_affine = (len(weighted) == 1 and weighted[0].type in _AFFINE and weighted[0].pointer.startswith("module:")
                   and all(id(p) in held for _, p in named))
     return dataclasses.replace(found, decides=one_affine or not result.units, unmeasured=unmeasured)
+
+
+def _scale_invariant_parameters(model: nn.Module, result: SimulationResult) -> frozenset[str]:
+    """The names of ``model``'s parameters that the loss is scale-invariant in: those of each layer a
+    batch/layer/group norm reads directly (:func:`.rules.scale_invariant_layer`, as large_updates judges
+    their steps), which the stability bound's sharpness is not taken over
+    (:func:`.graph.initial_sharpness`). A layer's weight and bias together: the norm divides out their
+    joint scale (batch norm drops the bias whole). A unit the check cannot place among the module's
+    parameters (an imported graph's node) keeps its parameters in."""
+    names = {id(p): n for n, p in model.named_parameters()}
+    found: set[str] = set()
+    for u in result.units:
+        if not (u.has_weights and scale_invariant_layer(u)):
+            continue
+        held: list[torch.Tensor] = []
+        if u.pointer.startswith("module:"):
+            with contextlib.suppress(AttributeError):
+                held = own_parameters(model.get_submodule(u.pointer.removeprefix("module:")))
+        found |= {names[id(p)] for p in held if id(p) in names}
+    return frozenset(found)
 
 
 def _rate_probe(run: GraphRun, result: SimulationResult, device: str | None,

@@ -3458,7 +3458,7 @@ def scale_floor(u: UnitStats) -> float:
     return min(1.0, std / floor) if std > 0 and math.isfinite(std) else 1.0
 
 
-def _scale_invariant(u: UnitStats) -> bool:
+def scale_invariant_layer(u: UnitStats) -> bool:
     """A layer a batch/layer/group norm takes directly (not a Pre-LN stream's: :func:`_judged_steps`)."""
     return u.normalised and not u.stream
 
@@ -3529,7 +3529,7 @@ def _judged_steps(result: SimulationResult, t: Thresholds) -> dict[str, float]:
     # a BN-fed layer's large first step is not the rate's fault however large: specsweep11's
     # PlainNet-56 + BN at He et al. 2016's SGD 0.1 moved its first conv by 102x its norm, from the
     # 1.18x-per-layer growth of the gradient through batch norms that exploding_gradient calls absorbed
-    normalised = {u.name for u in result.units if u.name in ratios and _scale_invariant(u)}
+    normalised = {u.name for u in result.units if u.name in ratios and scale_invariant_layer(u)}
     if normalised and len(normalised) < len(ratios):
         ratios = {n: r for n, r in ratios.items()
                   if n not in normalised or direction_change(r / build) > t.large_update_error}

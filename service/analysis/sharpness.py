@@ -1,5 +1,6 @@
 """The loss's sharpness at the simulated initial point: the largest eigenvalue of its Hessian with
-respect to every trainable parameter, for ``large_updates`` under SGD.
+respect to every trainable parameter that is not scale-invariant (a weight a norm reads directly:
+:func:`.graph.initial_sharpness`), for ``large_updates`` under SGD.
 
 Gradient descent on a quadratic diverges exactly when lr * lambda_max(Hessian) > 2; with heavy-ball
 momentum beta when lr * lambda_max > 2 (1 + beta), with Nesterov's when it passes 2 (1 + beta) /
@@ -120,6 +121,9 @@ class Sharpness:
     decides: bool = False
     #: trainable parameters that no measured layer holds (what per-layer figures leave out)
     unmeasured: tuple[str, ...] = ()
+    #: the scale-invariant trainable parameters it is not taken over (weights a norm reads directly,
+    #: by name: :func:`.graph.initial_sharpness` says why)
+    scale_invariant: tuple[str, ...] = ()
 
 
 def stability_bound(opt: S.OptimizerSpec) -> float:
