@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from gradhealth.errors import LimitExceeded, SpecError
 from gradhealth.analysis.limits import Limits
 from gradhealth.analysis.plan import make_plan
 from gradhealth.analysis.spec import parse_spec
+from gradhealth.errors import LimitExceeded, SpecError
 from gradhealth.library import check_architecture
 
 
