@@ -471,7 +471,12 @@ def check_ops(graph: Any, known: dict[str, np.ndarray], ranks: dict[str, int] | 
             if n.op_type == "Resize":
                 from onnx import helper
 
-                problem = resize_problem({a.name: helper.get_attribute_value(a) for a in n.attribute})
+                attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute}
+                problem = resize_problem(attrs)
+                scales = _input(n, 2, known)
+                if problem is None and scales is not None and scales.size > 2:
+                    # (the batch and channel axes' 1s are judged by the interpreter)
+                    problem = resize_scale_problem(attrs, [float(v) for v in scales.ravel()[2:]])
                 if problem is not None:
                     raise ModelError(f"unsupported ONNX ops: Resize (node {label}: {problem})")
         if n.op_type == "Cast":
@@ -497,6 +502,11 @@ def check_ops(graph: Any, known: dict[str, np.ndarray], ranks: dict[str, int] | 
 #: inside the job, as "node ?"); the importer's Resize builder reads the same table.
 RESIZE_MODES: dict[tuple[str, str, str], tuple[str, bool | None]] = {
     ("nearest", "asymmetric", "floor"): ("nearest", None),
+    # tf2onnx's Keras UpSampling2D and tf.image.resize(method='nearest', half_pixel_centers) at opset
+    # 11 (onnxsweep25): output i reads input floor((i + 0.5) / s), which is floor(i / s), asymmetric's,
+    # exactly where every scale s is a whole number (i = q s + r, 0 <= r < s: (r + 0.5) / s < 1);
+    # any other scale is refused (:data:`WHOLE_SCALES_ONLY`)
+    ("nearest", "tf_half_pixel_for_nn", "floor"): ("nearest", None),
     ("linear", "half_pixel", ""): ("linear", False),
     ("linear", "pytorch_half_pixel", ""): ("linear", False),
     ("linear", "align_corners", ""): ("linear", True),
@@ -504,6 +514,29 @@ RESIZE_MODES: dict[tuple[str, str, str], tuple[str, bool | None]] = {
     ("cubic", "pytorch_half_pixel", ""): ("bicubic", False),
     ("cubic", "align_corners", ""): ("bicubic", True),
 }
+
+
+#: The combinations of :data:`RESIZE_MODES` that compute the same as their torch mode only where every
+#: resized axis grows by a whole-number factor (:func:`resize_scale_problem`).
+WHOLE_SCALES_ONLY = frozenset({("nearest", "tf_half_pixel_for_nn", "floor")})
+
+
+def resize_scale_problem(attrs: dict[str, Any], factors: Iterable[float]) -> str | None:
+    """Why a Resize of these attributes cannot be simulated at these scale factors (one per resized
+    axis: given as ``scales``, or output size / input size where ``sizes`` is given), else None:
+    ``tf_half_pixel_for_nn`` with ``nearest_mode=floor`` reads input floor((i + 0.5) / s) for output
+    i, asymmetric's floor(i / s) only for a whole-number s (at s = 1.5, output 1 reads input 1, not 0)."""
+    key = resize_key(attrs)
+    if key not in WHOLE_SCALES_ONLY:
+        return None
+    for axis, s in enumerate(factors, start=2):
+        if not (s >= 1 and abs(s - round(s)) <= 1e-6 * s):
+            return (f"mode={key[0]}, coordinate_transformation_mode={key[1]}, nearest_mode={key[2]} at scale "
+                    f"{s:g} on axis {axis}: it reads input floor((i + 0.5) / s) for output i, which the "
+                    "simulated nearest (asymmetric, floor: floor(i / s)) equals only for a whole-number scale "
+                    "(each value repeated s times, Keras' UpSampling2D); at other scales it is another "
+                    "resampling, which the check does not simulate")
+    return None
 
 
 def resize_key(attrs: dict[str, Any]) -> tuple[str, str, str]:
