@@ -107,3 +107,100 @@ def test_tf_half_pixel_for_nn_with_a_rounding_nearest_mode_is_refused() -> None:
 def test_an_upsampling_autoencoder_from_tf2onnx_is_checked() -> None:
     doc = check_onnx(_resize_graph([1, 1, 2, 2]), seeds=1, verify=False)
     assert doc.status in ("healthy", "unhealthy")
+
+
+# --- 2. a display tail: uint8(255 * sigmoid(x)[0]) --------------------------------------------------
+
+
+def _decoder(tail: str) -> bytes:
+    """Gemm-ReLU-Gemm-Sigmoid and a display tail: ``plain`` (the Sigmoid is the output), ``x255``
+    (Mul 255, Cast uint8), ``gather0`` (sample 0 first, then x255 and the Cast), ``gather_first``
+    (sample 0 picked before the Sigmoid: no tensor has both the batch and the activation)."""
+    rng = np.random.default_rng(0)
+    a = rng.normal(0, 1.0, (16, 2)).astype(np.float32)
+    b = rng.normal(0, 0.25, (64, 16)).astype(np.float32)
+    nodes = [helper.make_node("Gemm", ["z", "a"], ["h"], transB=1), helper.make_node("Relu", ["h"], ["r"]),
+             helper.make_node("Gemm", ["r", "b"], ["l"], transB=1)]
+    inits = [numpy_helper.from_array(a, "a"), numpy_helper.from_array(b, "b"),
+             numpy_helper.from_array(np.array(255.0, np.float32), "k"),
+             numpy_helper.from_array(np.array(0, np.int64), "zero"),
+             numpy_helper.from_array(np.array([0], np.int64), "zero1"), numpy_helper.from_array(np.array([1], np.int64), "one1"),
+             numpy_helper.from_array(np.array(0.0, np.float32), "lo"), numpy_helper.from_array(np.array(1.0, np.float32), "hi")]
+    if tail == "gather_first":
+        nodes += [helper.make_node("Gather", ["l", "zero"], ["l0"], axis=0), helper.make_node("Sigmoid", ["l0"], ["p"]),
+                  helper.make_node("Mul", ["p", "k"], ["s"])]
+    else:
+        nodes.append(helper.make_node("Sigmoid", ["l"], ["p"]))
+        if tail == "gather0":
+            nodes += [helper.make_node("Gather", ["p", "zero"], ["p0"], axis=0), helper.make_node("Mul", ["p0", "k"], ["s"])]
+        elif tail == "slice0":  # p[0:1] along axis 0, clipped to [0, 1], then x255
+            nodes += [helper.make_node("Slice", ["p", "zero1", "one1", "zero1"], ["p0"]),
+                      helper.make_node("Clip", ["p0", "lo", "hi"], ["pc"]), helper.make_node("Mul", ["pc", "k"], ["s"])]
+        elif tail == "x255":
+            nodes.append(helper.make_node("Mul", ["p", "k"], ["s"]))
+    if tail == "plain":
+        out = helper.make_tensor_value_info("p", TensorProto.FLOAT, ["N", 64])
+    else:
+        nodes.append(helper.make_node("Cast", ["s"], ["img"], to=TensorProto.UINT8))
+        out = helper.make_tensor_value_info("img", TensorProto.UINT8, None)
+    graph = helper.make_graph(nodes, "decoder", [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["N", 2])],
+                              [out], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString()
+
+
+@pytest.mark.parametrize("tail", ["x255", "gather0", "slice0"])
+def test_a_display_tail_is_read_back_to_the_models_own_output(tail: str) -> None:
+    from gradhealth.analysis.importers.onnx_static import check_outputs
+
+    chosen, note = check_outputs(onnx.load_from_string(_decoder(tail)).graph)
+    assert chosen == ["p"]  # the Sigmoid's output: batch axis and activation kept
+    assert note is not None and "the model's own output (its Sigmoid)" in note and "Mul by a constant" in note
+    assert ("Gather of sample 0 along the batch axis" in note) == (tail == "gather0")
+    assert ("Slice along the batch axis, Clip, Mul" in note) == (tail == "slice0")
+    # the check then measures what it measures on the decoder whose output is the Sigmoid itself
+    # (the sweep's file gave a false vanishing_gradient: BCE on 255 * p[0], a gradient of 3e21)
+    doc = check_onnx(_decoder(tail), seeds=2, verify=False)
+    plain = check_onnx(_decoder("plain"), seeds=2, verify=False)
+    assert doc.status == plain.status == "healthy"
+    assert doc.simulation is not None and plain.simulation is not None and doc.simulation.loss == "binary_cross_entropy"
+    got = {row.name: row.output_grad_norm for row in doc.layers}
+    want = {row.name: row.output_grad_norm for row in plain.layers}
+    assert got.keys() == want.keys() and all(v > 0 for v in want.values())
+    assert all(abs(got[k] - want[k]) <= 1e-9 * want[k] for k in want)
+
+
+def test_a_batch_pick_before_the_activation_is_refused_with_the_loss_at_hint() -> None:
+    with pytest.raises(ModelError) as info:
+        import_onnx(_decoder("gather_first"))
+    said = str(info.value)
+    assert "--loss-at" in said and "'l'" in said and "batch axis" in said
+    # named so, the loss point before the pick is checked
+    assert check_onnx(_decoder("gather_first"), output="l", seeds=1, verify=False).status == "healthy"
+
+
+# --- 4. wording ---------------------------------------------------------------------------------
+
+
+def test_a_summary_carries_one_note_group_in_one_casing() -> None:
+    from gradhealth.analysis.check import with_note
+
+    line = "healthy: no gradient problem found in 6 layers with weights (note: dead_units 70%, not judged dead (batch 1))"
+    assert with_note(line, "loss cross_entropy, implied.") == line[:-1] + "; loss cross_entropy, implied)"
+    assert with_note("healthy: no gradient problem found in 2 layers with weights", "x") == (
+        "healthy: no gradient problem found in 2 layers with weights (note: x)")
+    # the sweep's case: a healthy note (output_loss_mismatch) and the importer's note on the loss point
+    summary = check_onnx(_decoder("x255"), seeds=1, verify=False).summary
+    assert summary.count("(note: ") == 1 and "(Note" not in summary and "output_loss_mismatch; no graph output" in summary
+
+
+def test_a_sigmoid_images_outputs_are_counted_per_sample() -> None:
+    rng = np.random.default_rng(0)
+    nodes = [helper.make_node("Gemm", ["z", "w"], ["h"], transB=1),
+             helper.make_node("Reshape", ["h", "shape"], ["hr"]), helper.make_node("Sigmoid", ["hr"], ["img"])]
+    graph = helper.make_graph(nodes, "dec", [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["N", 3])],
+                              [helper.make_tensor_value_info("img", TensorProto.FLOAT, ["N", 1, 4, 5])],
+                              [numpy_helper.from_array(rng.normal(0, 0.5, (20, 3)).astype(np.float32), "w"),
+                               numpy_helper.from_array(np.array([-1, 1, 4, 5], np.int64), "shape")])
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString()
+    [note] = [f for f in check_onnx(data, seeds=1, verify=False).findings if f.code == "output_loss_mismatch"]
+    assert "a sigmoid over 20 outputs per sample (each a 1x4x5 tensor)" in note.summary  # 1 * 4 * 5, not 5
