@@ -204,3 +204,36 @@ def test_a_sigmoid_images_outputs_are_counted_per_sample() -> None:
     data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString()
     [note] = [f for f in check_onnx(data, seeds=1, verify=False).findings if f.code == "output_loss_mismatch"]
     assert "a sigmoid over 20 outputs per sample (each a 1x4x5 tensor)" in note.summary  # 1 * 4 * 5, not 5
+
+
+# --- 3. scikit-learn's ai.onnx.ml estimators: refused saying why -------------------------------------
+
+
+def _sklearn(op: str, **attrs: object) -> bytes:
+    """Scaler -> ``op`` (ai.onnx.ml), as skl2onnx writes a pipeline: label and probabilities out."""
+    nodes = [helper.make_node("Scaler", ["x"], ["xs"], domain="ai.onnx.ml", offset=[0.0, 0.0, 0.0], scale=[1.0, 1.0, 1.0]),
+             helper.make_node(op, ["xs"], ["label", "prob"], domain="ai.onnx.ml", **attrs)]
+    graph = helper.make_graph(nodes, "skl", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])],
+                              [helper.make_tensor_value_info("label", TensorProto.INT64, ["N"]),
+                               helper.make_tensor_value_info("prob", TensorProto.FLOAT, ["N", 2])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13),
+                                                   helper.make_opsetid("ai.onnx.ml", 1)]).SerializeToString()
+
+
+@pytest.mark.parametrize(("op", "attrs", "why"), [
+    ("TreeEnsembleClassifier", {"classlabels_int64s": [0, 1], "nodes_treeids": [0], "nodes_nodeids": [0],
+                                "nodes_featureids": [0], "nodes_values": [0.0], "nodes_modes": ["LEAF"],
+                                "class_treeids": [0], "class_nodeids": [0], "class_ids": [1], "class_weights": [1.0]},
+     "no gradient at all"),
+    ("LinearClassifier", {"classlabels_ints": [0, 1], "coefficients": [0.1] * 6, "intercepts": [0.0, 0.0]},
+     "its own solver"),
+])
+def test_a_scikit_learn_estimator_is_refused_saying_why_a_gradient_check_does_not_apply(op, attrs, why) -> None:
+    from gradhealth.analysis.importers.onnx_static import read_header
+
+    for load in (import_onnx, read_header):  # the worker's importer and the API's torch-free header alike
+        with pytest.raises(ModelError) as info:
+            load(_sklearn(op, **attrs))
+        said = str(info.value)
+        assert f"ai.onnx.ml::{op}" in said and "scikit-learn model" in said and why in said
+        assert "a gradient check does not apply" in said and "MLPClassifier" in said

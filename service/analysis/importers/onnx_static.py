@@ -1802,6 +1802,41 @@ def quantised_hint(graph: Any, supported: frozenset[str] | set[str] = SUPPORTED_
             "with its fake quantisation disabled or before convert)")
 
 
+#: scikit-learn's estimators in the ``ai.onnx.ml`` domain (skl2onnx, onnxmltools), by what they are.
+_ML_TREES = frozenset({"TreeEnsembleClassifier", "TreeEnsembleRegressor", "TreeEnsemble"})
+_ML_LINEAR = frozenset({"LinearClassifier", "LinearRegressor", "SVMClassifier", "SVMRegressor"})
+
+
+def sklearn_hint(graph: Any, supported: frozenset[str] | set[str] = SUPPORTED_OPS) -> str:
+    """For a refusal naming ``ai.onnx.ml`` ops (a scikit-learn model exported by skl2onnx): why a
+    gradient check does not apply and what can be checked, in the quantised refusal's style
+    (onnxsweep25: TreeEnsembleClassifier and LinearClassifier were refused naming the op alone).
+    Empty where no unsupported op is of that domain."""
+    ops = list(dict.fromkeys(n.op_type for n in graph.node
+                             if n.domain == "ai.onnx.ml" and op_key(n) not in supported))
+    if not ops:
+        return ""
+    said = []
+    trees = [op for op in ops if op in _ML_TREES]
+    linear = [op for op in ops if op in _ML_LINEAR]
+    other = [op for op in ops if op not in _ML_TREES and op not in _ML_LINEAR]
+    if trees:
+        said.append(f"{' and '.join(trees)} {'is a tree ensemble' if len(trees) == 1 else 'are tree ensembles'} "
+                    "(a random forest, gradient-boosted trees): its output is made of threshold splits, piecewise constant in its inputs, so it has no gradient at all, and "
+                    "it is grown split by split, not trained by gradient descent")
+    if linear:
+        said.append(f"{' and '.join(linear)} {'is a linear or kernel model' if len(linear) == 1 else 'are linear or kernel models'} (LogisticRegression, LinearSVC, SVC, "
+                    "Ridge): scikit-learn fits it with its own solver (lbfgs, liblinear, libsvm) on a convex "
+                    "objective, one layer with no depth for a gradient to vanish or explode through")
+    if other:
+        said.append(f"{', '.join(other)} {'is' if len(other) == 1 else 'are'} a pipeline's feature encoding, "
+                    "no layer with weights")
+    return ("; this is a scikit-learn model (ai.onnx.ml ops, as skl2onnx or onnxmltools export one), not a neural "
+            "network of layers trained by backpropagation: " + "; ".join(said) + "; so a gradient check does not "
+            "apply to it (a scikit-learn MLPClassifier or MLPRegressor, which skl2onnx exports as MatMul and Add "
+            "layers, can be checked)")
+
+
 #: How many nodes of one unsupported op a refusal names before it counts the rest.
 NAMED_NODES = 3
 
@@ -2223,7 +2258,7 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     missing_ops = unsupported(model, supported)
     if missing_ops:
         raise ModelError(f"unsupported ONNX ops: {', '.join(missing_ops)}{noise_hint(model.graph)}"
-                         f"{quantised_hint(model.graph, supported)}")
+                         f"{quantised_hint(model.graph, supported)}{sklearn_hint(model.graph, supported)}")
     graph = model.graph
     init_names = {t.name for t in graph.initializer}
     # a graph with no batch axis (an input [164] read whole by its first layer's weight): given one
