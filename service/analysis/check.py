@@ -227,6 +227,30 @@ def summary_line(status: str, findings: list[Finding], layers: int) -> str:
     return f"{status}: {worst.code}: {worst.summary}{more_findings(findings)}"
 
 
+def with_note(summary: str, note: str) -> str:
+    """``summary`` with ``note`` (a clause; a closing period is dropped) in its one parenthesised note:
+    joined to the "(note: ...)" it ends in (a healthy summary's notes, :func:`summary_line`) by a
+    semicolon, else in a "(note: ...)" of its own (onnxsweep25: "(note: dead_units ...) (Note: loss
+    cross_entropy, implied ...)" side by side, in two casings). Empty ``note``: ``summary`` as it is."""
+    note = note.strip().rstrip(".").rstrip()
+    if not note:
+        return summary
+    head = summary.rfind(" (note: ")
+    if head >= 0 and summary.endswith(")") and _closes_at_end(summary, head + 1):
+        return f"{summary[:-1]}; {note})"
+    return f"{summary} (note: {note})"
+
+
+def _closes_at_end(text: str, start: int) -> bool:
+    """Whether the parenthesis opened at ``text[start]`` is closed by the last character."""
+    depth = 0
+    for k in range(start, len(text)):
+        depth += {"(": 1, ")": -1}.get(text[k], 0)
+        if depth == 0:
+            return k == len(text) - 1
+    return False
+
+
 def proposals(det: Detection, detections: Sequence[Detection], ctx: Context) -> list[Remedy]:
     """``det``'s rule's remedies (unverified), less a rate sized from steps a growth inflated
     (:func:`without_inflated_rate`)."""

@@ -53,6 +53,7 @@ from gradhealth.analysis.check import (
     theory_report,
     unmeasured_with_errors,
     verdict_note,
+    with_note,
     without_inflated_rate,
     worsened,
 )
@@ -1548,7 +1549,8 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
     status = status_of(findings)
     judged = judged_update_ratios(result)  # the layer table's judged_update_ratio
     rows = [_layer_report(u, judged) for u in result.units]
-    summary = summary_line(status, findings, layers_with_weights(rows)) + _unreached_note(result) + _layerless_note(result, run)
+    summary = with_note(with_note(summary_line(status, findings, layers_with_weights(rows)), _unreached_note(result)),
+                        _layerless_note(result, run))
     unstepped = _unstepped_note(result)
     n_params = parameters if parameters is not None else sum(p.numel() for p in run.model.parameters())
     return Diagnosis(
@@ -1728,11 +1730,11 @@ def _layerless_note(result: SimulationResult, run: GraphRun) -> str:
     else:
         how = ("not the sharpness, which is judged under SGD only (an adaptive optimizer's preconditioning "
                "changes the bound)" if result.optimizer is not None else "not the sharpness (no optimizer given)")
-    return (f" (Note: no layer to measure: the forward uses its {len(names)} parameter"
+    return (f"no layer to measure: the forward uses its {len(names)} parameter"
             f"{'s' if len(names) != 1 else ''} ({shown}) elementwise, with no nn.Linear, Conv, RNN, Embedding "
             "or norm module and no F.linear, x @ W or einsum on them; checked on the loss's own figures "
             f"(non-finite) and {how}. Per-layer figures (gradient ratios through depth, dead or saturated "
-            "units, update-to-weight ratios) need layers: write them as modules to have those measured.)")
+            "units, update-to-weight ratios) need layers: write them as modules to have those measured")
 
 
 def _unreached_note(result: SimulationResult) -> str:
@@ -1744,13 +1746,13 @@ def _unreached_note(result: SimulationResult) -> str:
         return ""
     never = [u.name for u in some if bool((u.values["no_samples"] == 1.0).all())]
     names = first_few([layer_words(u) for u in some], R.NAMED_LAYERS)
-    note = (f" (Note: {len(some)} layer{'s' if len(some) > 1 else ''} saw no sample in some of the "
+    note = (f"{len(some)} layer{'s' if len(some) > 1 else ''} saw no sample in some of the "
             f"{result.seeds} seeds ({names}): not called, or called on an empty batch, as a sparse mixture "
             "of experts' expert the router gives none of the batch; their figures are the other seeds', "
             "neither dead nor alive where no sample reached them")
     if never:
         note += f"; {len(never)} saw none in any seed and {'is' if len(never) == 1 else 'are'} not judged"
-    return note + ".)"
+    return note
 
 
 def _unstepped_note(result: SimulationResult) -> str:
@@ -2866,11 +2868,13 @@ def _inference_softmax_note(run: GraphRun, classes: int) -> Finding:
         {"metric": "output_activation", "value": None, "activation": "softmax", "loss": run.loss}, [])
 
 
-def _multi_label_note(run: GraphRun, width: int) -> Finding:
+def _multi_label_note(run: GraphRun, width: int, sample: list[int] | None = None) -> Finding:
     """The note for an imported graph ending in a sigmoid over several outputs with no loss given,
-    which the check takes as a multi-label head (:func:`implied_loss`)."""
+    which the check takes as a multi-label head (:func:`implied_loss`). ``width``: each sample's
+    outputs; ``sample``: their shape, said where it has more than one axis (an image)."""
+    shape = f" per sample (each a {'x'.join(str(int(d)) for d in sample)} tensor)" if sample and len(sample) > 1 else ""
     return rule("output_loss_mismatch").finding(
-        "info", f"the file ends in a sigmoid over {width} outputs: taken as a multi-label head, a binary "
+        "info", f"the file ends in a sigmoid over {width} outputs{shape}: taken as a multi-label head, a binary "
                 "cross-entropy on each (give --loss if it was trained otherwise)",
         "A sigmoid per output is a multi-label classifier's head (each output its own yes or no), trained with "
         "binary cross-entropy; the check simulates that. If these outputs are instead classes trained with a "
@@ -3018,7 +3022,9 @@ def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights:
         # clipped probabilities, which blamed the user for the check's own choice (onnxsweep10)
         implied_sigmoid = loss == BINARY and not from_logits
         if loss == BINARY and out is not None and out.dim() > 1 and out.shape[-1] > 1:
-            multi_label = int(out.shape[-1])
+            # each sample's outputs, every axis after the batch's (onnxsweep25: a decoder's 1x28x28
+            # image was said as "a sigmoid over 28 outputs", one axis)
+            multi_label = int(math.prod(out.shape[1:]))
     # an inference file's final softmax (over classes) is its exporter's: the cross-entropy it was
     # trained with took the logits before it, which the simulation takes too (graph.head_logits).
     # Through the softmax and a second one inside the loss every gradient shrank ~9x (onnxsweep2);
@@ -3072,14 +3078,15 @@ def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights:
                        parameters=imported.parameters, activation_bytes=imported.activation_bytes,
                        progress=progress)
         if inference_softmax or multi_label:
-            doc.findings.append(_inference_softmax_note(run, int(out.shape[-1])) if inference_softmax and out is not None else _multi_label_note(run, multi_label))
+            doc.findings.append(_inference_softmax_note(run, int(out.shape[-1])) if inference_softmax and out is not None
+                                else _multi_label_note(run, multi_label, list(out.shape[1:]) if out is not None else []))
             doc.summary = summary_line(doc.status, doc.findings, layers_with_weights(doc.layers))
         if loss_note is not None:
             imported.notes.append(loss_note)
             if doc.simulation is not None:
                 doc.simulation.notes.append(loss_note)
         if imported.notes:
-            doc.summary = f"{doc.summary} (Note: {'; '.join(imported.notes)}.)"
+            doc.summary = with_note(doc.summary, "; ".join(imported.notes))
         return doc if weights == "reinitialise" else on_synthetic_inputs(doc, input_range)
     except torch.OutOfMemoryError:
         raise

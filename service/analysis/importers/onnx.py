@@ -45,6 +45,7 @@ from gradhealth.analysis.importers.onnx_static import (
     read_header,
     resize_key,
     resize_problem,
+    resize_scale_problem,
 )
 from gradhealth.analysis.plan import Limits
 from gradhealth.core.ticks import tick
@@ -1191,10 +1192,17 @@ def _resize(n: Node, c: Ctx) -> Op:
             size = _ints(sizes)
             if size[:2] != list(x.shape[:2]):
                 raise ValueError("Resize of the batch or channel dimension")
+            # (ONNX's scale where sizes are given: output size / input size)
+            problem = resize_scale_problem(n.attrs, [o / i for o, i in zip(size[2:], x.shape[2:], strict=False)])
+            if problem is not None:
+                raise ValueError(problem)
             return F.interpolate(x, size=size[2:], mode=interp, align_corners=corners)
         factors = [float(v) for v in scales.reshape(-1).tolist()] if scales is not None else []
         if factors[:2] != [1.0, 1.0]:
             raise ValueError("Resize of the batch or channel dimension")
+        problem = resize_scale_problem(n.attrs, factors[2:])
+        if problem is not None:
+            raise ValueError(problem)
         return F.interpolate(x, scale_factor=factors[2:], mode=interp, align_corners=corners)
     return Fn(resize)
 

@@ -471,7 +471,12 @@ def check_ops(graph: Any, known: dict[str, np.ndarray], ranks: dict[str, int] | 
             if n.op_type == "Resize":
                 from onnx import helper
 
-                problem = resize_problem({a.name: helper.get_attribute_value(a) for a in n.attribute})
+                attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute}
+                problem = resize_problem(attrs)
+                scales = _input(n, 2, known)
+                if problem is None and scales is not None and scales.size > 2:
+                    # (the batch and channel axes' 1s are judged by the interpreter)
+                    problem = resize_scale_problem(attrs, [float(v) for v in scales.ravel()[2:]])
                 if problem is not None:
                     raise ModelError(f"unsupported ONNX ops: Resize (node {label}: {problem})")
         if n.op_type == "Cast":
@@ -497,6 +502,11 @@ def check_ops(graph: Any, known: dict[str, np.ndarray], ranks: dict[str, int] | 
 #: inside the job, as "node ?"); the importer's Resize builder reads the same table.
 RESIZE_MODES: dict[tuple[str, str, str], tuple[str, bool | None]] = {
     ("nearest", "asymmetric", "floor"): ("nearest", None),
+    # tf2onnx's Keras UpSampling2D and tf.image.resize(method='nearest', half_pixel_centers) at opset
+    # 11 (onnxsweep25): output i reads input floor((i + 0.5) / s), which is floor(i / s), asymmetric's,
+    # exactly where every scale s is a whole number (i = q s + r, 0 <= r < s: (r + 0.5) / s < 1);
+    # any other scale is refused (:data:`WHOLE_SCALES_ONLY`)
+    ("nearest", "tf_half_pixel_for_nn", "floor"): ("nearest", None),
     ("linear", "half_pixel", ""): ("linear", False),
     ("linear", "pytorch_half_pixel", ""): ("linear", False),
     ("linear", "align_corners", ""): ("linear", True),
@@ -504,6 +514,29 @@ RESIZE_MODES: dict[tuple[str, str, str], tuple[str, bool | None]] = {
     ("cubic", "pytorch_half_pixel", ""): ("bicubic", False),
     ("cubic", "align_corners", ""): ("bicubic", True),
 }
+
+
+#: The combinations of :data:`RESIZE_MODES` that compute the same as their torch mode only where every
+#: resized axis grows by a whole-number factor (:func:`resize_scale_problem`).
+WHOLE_SCALES_ONLY = frozenset({("nearest", "tf_half_pixel_for_nn", "floor")})
+
+
+def resize_scale_problem(attrs: dict[str, Any], factors: Iterable[float]) -> str | None:
+    """Why a Resize of these attributes cannot be simulated at these scale factors (one per resized
+    axis: given as ``scales``, or output size / input size where ``sizes`` is given), else None:
+    ``tf_half_pixel_for_nn`` with ``nearest_mode=floor`` reads input floor((i + 0.5) / s) for output
+    i, asymmetric's floor(i / s) only for a whole-number s (at s = 1.5, output 1 reads input 1, not 0)."""
+    key = resize_key(attrs)
+    if key not in WHOLE_SCALES_ONLY:
+        return None
+    for axis, s in enumerate(factors, start=2):
+        if not (s >= 1 and abs(s - round(s)) <= 1e-6 * s):
+            return (f"mode={key[0]}, coordinate_transformation_mode={key[1]}, nearest_mode={key[2]} at scale "
+                    f"{s:g} on axis {axis}: it reads input floor((i + 0.5) / s) for output i, which the "
+                    "simulated nearest (asymmetric, floor: floor(i / s)) equals only for a whole-number scale "
+                    "(each value repeated s times, Keras' UpSampling2D); at other scales it is another "
+                    "resampling, which the check does not simulate")
+    return None
 
 
 def resize_key(attrs: dict[str, Any]) -> tuple[str, str, str]:
@@ -862,11 +895,109 @@ def _logits_of(name: str, producer: dict[str, Any], computed: set[str]) -> str:
         name = n.input[0]
 
 
+#: Ops an output is post-processed with for display (``uint8(255 * sigmoid(x)[0])``), read back past
+#: to the model's own output: a rescale or shift by a constant, a clip to the display range, a
+#: layout change, and a pick of samples along the batch axis (:func:`_batch_pick`).
+_DISPLAY_SCALE_OPS = frozenset({"Mul", "Div", "Add", "Sub", "Neg"})
+_DISPLAY_LAYOUT_OPS = frozenset({"Clip", "Identity", "Transpose", "Reshape", "Squeeze", "Unsqueeze", "Flatten"})
+#: The ops that make a layer of stored weights: a walk back for a pick of the batch axis ends there.
+_LAYER_OPS = frozenset({"MatMul", "Gemm", "Conv", "ConvTranspose", "LSTM", "GRU", "RNN", "Einsum"})
+
+
+@dataclass
+class DisplayTail:
+    """How a floating-point tensor read by a Cast to an integer (or a rounding) was read back past
+    display post-processing (:func:`_display_source`): the tensor it starts from, the ops passed
+    (``Mul by a constant``, ``Gather of sample 0 along the batch axis``), and, where the batch axis is
+    picked before the output's activation, the node that picks it and the tensor it picks from."""
+    start: str
+    passed: list[str]
+    lost_at: str | None = None
+    lost_from: str | None = None
+
+
+def _batch_pick(n: Any, computed: set[str], known: dict[str, np.ndarray]) -> str | None:
+    """``Gather of sample 0 along the batch axis``: where node ``n`` keeps some samples of axis 0 (the
+    batch axis every exporter puts first) at constant indices, dropping the axis or narrowing it
+    (Gather, Slice, Squeeze of axis 0); None otherwise."""
+    if not n.input or n.input[0] not in computed or any(i in computed for i in n.input[1:] if i):
+        return None
+    if n.op_type == "Gather" and int(_attr(n, "axis") or 0) == 0:
+        index = _input(n, 1, known)
+        which = (f"sample {int(index[0])}" if index is not None and index.size == 1
+                 else "samples")
+        return f"Gather of {which} along the batch axis"
+    if n.op_type == "Slice":
+        if len(n.input) > 3 and n.input[3]:
+            axes = _input(n, 3, known)
+            axes_list = [int(a) for a in axes] if axes is not None else []
+        else:  # (opset < 10's attribute; none at all: the first len(starts) axes, axis 0 among them)
+            axes_list = [int(a) for a in (_attr(n, "axes") or [0])]
+        if 0 in axes_list:
+            return "Slice along the batch axis"
+    if n.op_type == "Squeeze":
+        axes = _input(n, 1, known) if len(n.input) > 1 else None
+        axes_list = [int(a) for a in axes] if axes is not None else list(_attr(n, "axes") or [])
+        if 0 in axes_list:
+            return "Squeeze of the batch axis"
+    return None
+
+
+def _display_op(n: Any, computed: set[str], known: dict[str, np.ndarray]) -> str | None:
+    """What node ``n`` is as display post-processing of its one computed input (``Mul by a constant``,
+    ``Clip``, a pick of the batch axis), else None (a layer, an activation, an op of two computed inputs)."""
+    reads = [i for i in n.input if i and i in computed]
+    if len(reads) != 1:
+        return None
+    if n.op_type in _DISPLAY_SCALE_OPS:
+        # a rescale or shift: x * c, x / c, x + c, c - x (not c / x, which is no rescale)
+        if n.op_type == "Div" and n.input[0] != reads[0]:
+            return None
+        return f"{n.op_type} by a constant" if n.op_type != "Neg" else "Neg"
+    if n.op_type in _DISPLAY_LAYOUT_OPS and n.input[0] == reads[0]:
+        return _batch_pick(n, computed, known) or n.op_type
+    return _batch_pick(n, computed, known)
+
+
+def _display_source(name: str, producer: dict[str, Any], computed: set[str],
+                    known: dict[str, np.ndarray]) -> DisplayTail:
+    """The tensor a loss is taken at for ``name``, the float tensor a Cast to an integer (or a
+    rounding) reads: walking back past display post-processing (:func:`_display_op`: ``255 *``, a
+    clip, a pick of sample 0 along the batch axis, a reshape) to the last tensor that still carries the
+    batch axis and the model's own output activation (onnxsweep25: a decoder's canvas image
+    ``uint8(255 * sigmoid(x)[0])`` was taken at ``255 * sigmoid(x)[0]``, which has no batch axis and a
+    x255 scale; a binary cross-entropy there gave a gradient of 3e21). Where the batch axis is picked
+    before the activation, no tensor has both: ``lost_at`` names the node that picks it."""
+    passed: list[str] = []
+    start = name
+    while (n := producer.get(start)) is not None and (what := _display_op(n, computed, known)) is not None:
+        passed.append(what)
+        start = next(i for i in n.input if i and i in computed)
+    tail = DisplayTail(start, passed)
+    # a pick of the batch axis upstream of the tensor found, before any layer: the activation came after it
+    todo, seen = [start], set()
+    while todo:
+        t = todo.pop(0)
+        n = producer.get(t)
+        if t in seen or n is None or n.op_type in _LAYER_OPS:
+            continue
+        seen.add(t)
+        if _batch_pick(n, computed, known) is not None:
+            tail.lost_at, tail.lost_from = (n.name or n.op_type), n.input[0]
+            break
+        todo.extend(i for i in n.input if i and i in computed)
+    return tail
+
+
 def _float_sources(name: str, producer: dict[str, Any], computed: set[str], floats: dict[str, bool],
-                   reached: set[str]) -> list[str]:
+                   reached: set[str], known: dict[str, np.ndarray] | None = None,
+                   tails: dict[str, DisplayTail] | None = None) -> list[str]:
     """The last floating-point tensors that feed the non-float tensor ``name``: walking back through
     what only moves indices (Concat, Reshape, Squeeze...) to each op of :data:`_DISCRETE_OPS` and the
-    computed float tensor it reads, taken at the logits (:func:`_logits_of`). In graph order, once each."""
+    computed float tensor it reads, taken at the logits (:func:`_logits_of`). In graph order, once each.
+    With ``known`` (:func:`_known_values`), a float tensor a Cast or a rounding reads is first read back
+    past display post-processing (:func:`_display_source`), each such walk put in ``tails`` by the
+    tensor found."""
     found: list[str] = []
 
     def follow(n: Any) -> list[str]:
@@ -876,6 +1007,12 @@ def _float_sources(name: str, producer: dict[str, Any], computed: set[str], floa
         onward = []
         for i in reads:
             if floats.get(i, True) and i in producer and i in computed:  # (an input itself feeds no layer)
+                if known is not None and n.op_type in ("Cast", "Round", "Floor", "Ceil"):
+                    tail = _display_source(i, producer, computed, known)
+                    if tail.passed or tail.lost_at:
+                        if tails is not None:
+                            tails[tail.start] = tail
+                        i = tail.start
                 logits = _logits_of(i, producer, computed)
                 if logits not in found:
                     found.append(logits)
@@ -1133,11 +1270,35 @@ def _choose_outputs(graph: Any, output: str | None = None) -> tuple[list[str], s
         first = graph.output[0].name == out.name
         return [name], (None if first else f"the loss is taken at graph output {out.name!r}, the first "
                         "floating-point one computed from the inputs"), False
+    known = _known_values(graph) if discrete else {}
     for out in discrete:
-        sources = _float_sources(out, producer, computed, floats, reached)
+        tails: dict[str, DisplayTail] = {}
+        sources = _float_sources(out, producer, computed, floats, reached, known, tails)
+        lost = [tails[s] for s in sources if s in tails and tails[s].lost_at]
+        if lost:
+            t = lost[0]
+            made = producer[t.start].op_type if t.start in producer else "?"
+            raise ModelError(
+                f"graph output {out!r} is {_elem_name(graph, out, floats, producer, reached)}, display "
+                f"post-processing of the model's output ({_passed(t.passed)}, then {_cut_ops(out, producer, reached)}); "
+                f"read back past it, the loss would be at {t.start!r} ({made}), but node {t.lost_at} keeps only "
+                f"some samples of the batch axis before it, so no tensor carries both the batch axis and the output's "
+                f"activation for a loss to be taken at: name the tensor to take it at with --loss-at NAME (`loss_at` "
+                f"over HTTP), e.g. {t.lost_from!r} (before the pick, the batch kept; the layers after it are then "
+                "not checked), or export the model without the display tail")
         if sources:
             shown = ", ".join(repr(s) for s in sources)
             made = next((n.op_type for n in graph.node if sources[0] in n.input and n.op_type in _TO_PROBABILITIES), "")
+            walked = [tails[s] for s in sources if s in tails]
+            if walked and len(sources) == 1:
+                last = producer[sources[0]].op_type if sources[0] in producer else "?"
+                own = f"the logits of the model's own {made}" if made else f"the model's own output (its {last})"
+                return sources, (f"no graph output is a floating-point tensor computed from the inputs ({out!r} is "
+                                 f"{_elem_name(graph, out, floats, producer, reached)}); the loss is taken at {shown}, "
+                                 f"{own}, batch axis and activation kept: {out!r} is "
+                                 f"display post-processing of it ({_passed(walked[0].passed)}, then "
+                                 f"{_cut_ops(out, producer, reached)}), and a loss on that post-processed tensor "
+                                 "would not be the one the model was trained with; --loss-at NAME chooses another"), False
             return sources, (f"no graph output is a floating-point tensor computed from the inputs ({out!r} is "
                              f"{_elem_name(graph, out, floats, producer, reached)}); the loss is taken at {shown}, the "
                              f"{'logits' if made in ('Softmax', 'LogSoftmax', 'Log') else 'floating-point tensor'} "
@@ -1168,6 +1329,12 @@ def _choose_outputs(graph: Any, output: str | None = None) -> tuple[list[str], s
     raise ModelError(f"{'; '.join(said)}: the check takes its loss at a floating-point tensor computed from the "
                      "inputs, and no graph output is one or is made of one; name the tensor to take it at with "
                      "--loss-at NAME (`loss_at` over HTTP), a graph output or an internal value (a layer's logits)")
+
+
+def _passed(ops: list[str]) -> str:
+    """The display ops a walk back passed, in graph order (``Gather of sample 0 along the batch axis,
+    Mul by a constant``), each once."""
+    return ", ".join(dict.fromkeys(reversed(ops))) or "none"
 
 
 def _named_list(names: list[str], most: int = 4) -> str:
@@ -1635,6 +1802,41 @@ def quantised_hint(graph: Any, supported: frozenset[str] | set[str] = SUPPORTED_
             "with its fake quantisation disabled or before convert)")
 
 
+#: scikit-learn's estimators in the ``ai.onnx.ml`` domain (skl2onnx, onnxmltools), by what they are.
+_ML_TREES = frozenset({"TreeEnsembleClassifier", "TreeEnsembleRegressor", "TreeEnsemble"})
+_ML_LINEAR = frozenset({"LinearClassifier", "LinearRegressor", "SVMClassifier", "SVMRegressor"})
+
+
+def sklearn_hint(graph: Any, supported: frozenset[str] | set[str] = SUPPORTED_OPS) -> str:
+    """For a refusal naming ``ai.onnx.ml`` ops (a scikit-learn model exported by skl2onnx): why a
+    gradient check does not apply and what can be checked, in the quantised refusal's style
+    (onnxsweep25: TreeEnsembleClassifier and LinearClassifier were refused naming the op alone).
+    Empty where no unsupported op is of that domain."""
+    ops = list(dict.fromkeys(n.op_type for n in graph.node
+                             if n.domain == "ai.onnx.ml" and op_key(n) not in supported))
+    if not ops:
+        return ""
+    said = []
+    trees = [op for op in ops if op in _ML_TREES]
+    linear = [op for op in ops if op in _ML_LINEAR]
+    other = [op for op in ops if op not in _ML_TREES and op not in _ML_LINEAR]
+    if trees:
+        said.append(f"{' and '.join(trees)} {'is a tree ensemble' if len(trees) == 1 else 'are tree ensembles'} "
+                    "(a random forest, gradient-boosted trees): its output is made of threshold splits, piecewise constant in its inputs, so it has no gradient at all, and "
+                    "it is grown split by split, not trained by gradient descent")
+    if linear:
+        said.append(f"{' and '.join(linear)} {'is a linear or kernel model' if len(linear) == 1 else 'are linear or kernel models'} (LogisticRegression, LinearSVC, SVC, "
+                    "Ridge): scikit-learn fits it with its own solver (lbfgs, liblinear, libsvm) on a convex "
+                    "objective, one layer with no depth for a gradient to vanish or explode through")
+    if other:
+        said.append(f"{', '.join(other)} {'is' if len(other) == 1 else 'are'} a pipeline's feature encoding, "
+                    "no layer with weights")
+    return ("; this is a scikit-learn model (ai.onnx.ml ops, as skl2onnx or onnxmltools export one), not a neural "
+            "network of layers trained by backpropagation: " + "; ".join(said) + "; so a gradient check does not "
+            "apply to it (a scikit-learn MLPClassifier or MLPRegressor, which skl2onnx exports as MatMul and Add "
+            "layers, can be checked)")
+
+
 #: How many nodes of one unsupported op a refusal names before it counts the rest.
 NAMED_NODES = 3
 
@@ -2056,7 +2258,7 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     missing_ops = unsupported(model, supported)
     if missing_ops:
         raise ModelError(f"unsupported ONNX ops: {', '.join(missing_ops)}{noise_hint(model.graph)}"
-                         f"{quantised_hint(model.graph, supported)}")
+                         f"{quantised_hint(model.graph, supported)}{sklearn_hint(model.graph, supported)}")
     graph = model.graph
     init_names = {t.name for t in graph.initializer}
     # a graph with no batch axis (an input [164] read whole by its first layer's weight): given one
