@@ -3157,6 +3157,12 @@ class PostLnDepthRisk(ArchitectureRule):
         # beside a norm of 2.32 -> 2.28); a Pre-LN stack is no Post-LN stack: depth 0
         return "post_ln_depth", float(_post_ln_depth(result, post_ln_stacks(result, t)))
 
+    def remains(self, result: SimulationResult, metric: str) -> bool:
+        # the finding fires on the Post-LN depth (decisive), which every network has, 0 where its
+        # stack is Pre-LN: a re-simulation is measured by it even where a live module's Pre-LN copy
+        # has no Post-LN stack to take the norm of (not "not measured")
+        return True
+
     def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
         stack = post_ln_stacks(result, t)
         if not stack:
