@@ -63,3 +63,15 @@ def test_deepspeed_timing_step_is_no_step_and_rank_no_series(tmp_path: Path) -> 
     # the timings sit at the step logged before them, never at 2.10, 2.11, ...
     assert list(series["forward"].steps) == [10, 11, 12]
     assert "Rank" not in series and "rank" not in series
+
+
+def test_tacotron_train_iter_is_the_step(tmp_path):
+    """logsweep90: NVIDIA Tacotron 2's 'Train iter  16 loss 49.3 Grad Norm 10.8 3.22s/it' read its steps
+    as line numbers (the split word before the counter made it a name of its own)."""
+    steps = [16, 18, 19, 25, 31]
+    path = tmp_path / "train.log"
+    path.write_text("".join(f"Train iter {s:>8} loss {50 - s:.6f} Grad Norm {s / 2:.6f} 3.22s/it\n" for s in steps))
+    run = read_log(path)
+    loss = run.first("loss")
+    assert loss is not None and [int(x) for x in loss.steps] == steps
+    assert [round(v, 6) for v in loss.values] == [50.0 - s for s in steps]

@@ -1551,6 +1551,12 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
         if " " in key or "\t" in key:
             key = re.sub(r"[ \t]+", "_", key)
         low = key.lower()
+        split, _, rest = low.partition("_")
+        if rest in STEP_KEYS and split in ("train", "training"):
+            # NVIDIA Tacotron 2's "Train iter  16 loss 49.3 Grad Norm 10.8": the training counter is the
+            # step (logsweep90: steps read as line numbers); an evaluation's counter is not (its loss
+            # would then read as the training loss at its pass's count)
+            key = low = rest
         if low in _SPLIT_LOSS and found.keys() & STEP_KEYS:
             key = low = _SPLIT_LOSS[low]  # "iter 0: train 9.8578 val 9.8535": each split's loss
         known = (low in _WS_KEYS or _WS_LOSS_PART.match(low) is not None or classify(key)[0] == "loss"
