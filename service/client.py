@@ -41,17 +41,18 @@ class RemoteError(GradHealthError):
         return dict(self._problem)
 
 
-def _located(errors: Any) -> tuple[list[Problem], tuple[int, int] | None]:
+def _located(errors: Any) -> tuple[list[Problem], tuple[int, int | None] | None]:
     """A problem document's ``errors[]`` as the local check raises them: each item with a JSON
     pointer a :class:`Problem` (so ``gradhealth check --server`` places each one on its line of the
     file, as the local run does: newuser14 #2), and the ``line`` and ``column`` of a body that could
-    not be parsed. Items of a parameter (no pointer) are left in the detail."""
+    not be parsed (or the ``line`` alone of a log a failed job could not read: newuser16 #6). Items
+    of a parameter (no pointer) are left in the detail."""
     if not isinstance(errors, list):
         return [], None
     problems = [Problem(e["pointer"], str(e.get("detail", "")))
                 for e in errors if isinstance(e, dict) and isinstance(e.get("pointer"), str)]
-    position = next(((e["line"], e["column"]) for e in errors
-                     if isinstance(e, dict) and type(e.get("line")) is int and type(e.get("column")) is int), None)
+    position = next(((e["line"], e["column"] if type(e.get("column")) is int else None) for e in errors
+                     if isinstance(e, dict) and type(e.get("line")) is int), None)
     return problems, position
 
 

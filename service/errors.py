@@ -63,13 +63,18 @@ class GradHealthError(Exception):
     title: str = "Internal error"
 
     def __init__(self, detail: str, problems: list[Problem] | None = None, *,
-                 position: tuple[int, int] | None = None, parameter: str | None = None) -> None:
+                 position: tuple[int, int | None] | None = None, parameter: str | None = None,
+                 field: str | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
         self.problems: list[Problem] = problems or []
         #: (line, column), both from 1, of text that could not be parsed (a YAML or JSON syntax
-        #: error), so a report can sit on that line as a pointer's problem does (newuser14 #7)
+        #: error, a log's line that cannot be read), so a report can sit on that line as a
+        #: pointer's problem does (newuser14 #7); the column is None where only the line is known
         self.position = position
+        #: the column (of a table) or field (of a record) of a log the problem is in, by name
+        #: (``loss``): its problem's ``errors[].field`` (newuser16 #6)
+        self.field = field
         #: the option the problem is about, as the HTTP API names it (``loss_at``, ``input_shapes``):
         #: its problem's ``errors[].parameter`` (newuser15 #10)
         self.parameter = parameter
@@ -89,8 +94,10 @@ class GradHealthError(Exception):
         if self.problems:
             body["errors"] = [{"pointer": p.pointer, "parameter": None, "detail": p.message} for p in self.problems]
         elif self.position is not None:
-            body["errors"] = [{"pointer": None, "parameter": None, "detail": self.detail,
-                               "line": self.position[0], "column": self.position[1]}]
+            line, column = self.position
+            body["errors"] = [{"pointer": None, "parameter": None, "detail": self.detail, "line": line,
+                               **({"column": column} if column is not None else {}),
+                               **({"field": self.field} if self.field is not None else {})}]
         elif self.parameter is not None:
             body["errors"] = [{"pointer": None, "parameter": self.parameter, "detail": self.detail}]
         return body

@@ -128,6 +128,7 @@ def run_architecture_check(raw: dict[str, Any], options: CheckOptions | None = N
                                   activation_bytes=plan.activation_bytes,
                                   duration_s=round(result.duration_s + verifier.seconds, 4),
                                   remedies_simulated=verifier.simulated,
+                                  remedies_rescaled=len(verifier.rescaled),
                                   loss=spec.loss.type + ("" if spec.loss.from_logits else " (on probabilities)"),
                                   optimizer=optimizer_shown(spec.optimizer),
                                   notes=[budget_note(verifier.over, verifier.simulated, verifier.per_seed,
@@ -531,6 +532,7 @@ class _Verifier:
         self.margin = seed_margin(result)
         self.results: dict[int, SimulationResult] = {}  # id(remedy) -> its re-simulation
         self.simulated = 0
+        self.rescaled: set[str] = set()  # rate-only patched specs whose verdict came from the first simulation
         self.seconds = 0.0
         self.start = start  # the bar when the simulation ended
         self.at = (start, "verifying remedies")  # the last fraction and stage reported
@@ -561,6 +563,8 @@ class _Verifier:
             self.plans[key] = rescaled if rescaled is not None else plan
         plan_or = self.plans[key]
         if not isinstance(plan_or, Plan):
+            if not isinstance(plan_or, str):
+                self.rescaled.add(key)
             return plan_or
         count = plan_or.spec.seeds if seeds is None else min(seeds, plan_or.spec.seeds)
         if (key, count) not in self.cache:

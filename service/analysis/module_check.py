@@ -1016,6 +1016,7 @@ class _Verifier:
                  device: str | None, budget: float | None = None) -> None:
         self.run, self.result, self.thresholds, self.device = run, result, thresholds, device
         self.simulated = 0
+        self.rescaled = 0  # remedies verified from the run's own result rescaled to another rate
         self.seconds = 0.0
         self.per_seed = result.duration_s / max(result.seeds, 1)
         if budget is None:
@@ -1066,6 +1067,7 @@ class _Verifier:
         try:
             after = rescaled or self.simulate(change, seeds=1)
             self.simulated += rescaled is None
+            self.rescaled += rescaled is not None
             if after.seeds < self.run.seeds and (not_judged(det.code, rule(det.code).architecture.measure(after),
                                                             after) is not None or not decided(
                     lambda t: acted_on(self.judge(det, before, after, t)), self.thresholds, self.margin)):
@@ -1565,7 +1567,8 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
                                   precision=result.dtype, parameters=int(n_params),
                                   activation_bytes=activation_bytes or result.activation_bytes,
                                   duration_s=round(result.duration_s + verifier.seconds, 4),
-                                  remedies_simulated=verifier.simulated, loss=run.loss,
+                                  remedies_simulated=verifier.simulated,
+                                  remedies_rescaled=verifier.rescaled, loss=run.loss,
                                   optimizer=optimizer_shown(run.optimizer),
                                   notes=[n for n in (fallback, unstepped, _skipped_sharpness_note(result),
                                                      budget_note(verifier.over, verifier.simulated, verifier.per_seed,

@@ -696,21 +696,83 @@ def _where(mark: Any) -> str:
     return f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
 
 
+def _mark_position(mark: Any) -> tuple[int, int] | None:
+    """The (line, column) :func:`_where` names, for the error's ``position``: a problem document's
+    ``errors[]`` item and a CI report place it there (newuser16 #6)."""
+    return (mark.line + 1, mark.column + 1) if mark is not None else None
+
+
 def _no_repeated_key(keys: list[tuple[str, Any]]) -> None:
     """Refuse a mapping that names a key twice (JSON and YAML readers keep the last silently: a
     `batch_size` given twice would be checked at a value the user did not mean)."""
     seen: set[str] = set()
     for key, mark in keys:
         if key in seen:
-            raise InputFormatError(f"the key {_clip(str(key))!r} appears twice in one mapping{_where(mark)}; "
-                                   "a spec names each field once")
+            raise _RepeatedKey(key, mark)
         seen.add(key)
+
+
+class _RepeatedKey(InputFormatError):
+    """A mapping that names ``key`` twice, at its second naming (``mark``: YAML's; None from JSON's
+    object hook, which knows no place: :func:`load_spec_text` finds it in the text). The error
+    carries the line and column its message names, as a syntax error does (newuser16 #6)."""
+
+    def __init__(self, key: str, mark: Any, position: tuple[int, int] | None = None) -> None:
+        if position is None:
+            position = _mark_position(mark)
+        where = f" (line {position[0]}, column {position[1]})" if position is not None else ""
+        super().__init__(f"the key {_clip(str(key))!r} appears twice in one mapping{where}; "
+                         "a spec names each field once", position=position)
+        self.key = key
 
 
 def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """``json.loads``' object hook: the object, refused where it names a key twice."""
     _no_repeated_key([(k, None) for k, _ in pairs])
     return dict(pairs)
+
+
+def _json_repeated_key_at(text: str) -> tuple[int, int] | None:
+    """(line, column) of the repeated key ``json.loads`` refuses first in ``text``: its second
+    naming, in the first object to close that names a key twice (the object hook runs as each
+    object closes, so an inner object's repeat is found before its parent's). None where the text
+    cannot be walked (it parsed up to the hook, so only a stack too deep for this walk)."""
+    decoder = json.JSONDecoder()
+
+    def ws(i: int) -> int:
+        while i < len(text) and text[i] in " \t\n\r":
+            i += 1
+        return i
+
+    def walk(i: int) -> tuple[int, int | None]:  # (end of the value at i, offset of a repeated key)
+        i = ws(i)
+        if text[i] not in "{[":
+            return decoder.raw_decode(text, i)[1], None
+        closing, seen, repeated = ("}" if text[i] == "{" else "]"), set(), None
+        i = ws(i + 1)
+        while text[i] != closing:
+            if closing == "}":
+                key, after = json.decoder.scanstring(text, i + 1)  # type: ignore[attr-defined]  # the scanner json itself uses; typeshed omits it
+                if key in seen and repeated is None:
+                    repeated = i
+                seen.add(key)
+                i = ws(ws(after) + 1)  # past the colon
+            i, inner = walk(i)
+            if inner is not None:
+                return i, inner
+            i = ws(i)
+            if text[i] == ",":
+                i = ws(i + 1)
+        return i + 1, repeated
+
+    try:
+        found = walk(0)[1]
+    except (ValueError, IndexError, RecursionError):
+        return None
+    if found is None:
+        return None
+    before = text[:found]
+    return before.count("\n") + 1, found - (before.rfind("\n") + 1) + 1
 
 
 class _CountingComposer(Composer):  # its parser (pure or libyaml) comes from the loader's other bases
@@ -736,12 +798,15 @@ class _CountingComposer(Composer):  # its parser (pure or libyaml) comes from th
             if self._aliases:
                 raise InputFormatError(
                     f"YAML aliases expand the spec beyond the budget of {self.max_nodes} values"
-                    f"{_where(mark)}; write the layers out, or use `repeat` instead of aliases")
-            raise InputFormatError(f"the spec holds more than {self.max_nodes} values{_where(mark)}")
+                    f"{_where(mark)}; write the layers out, or use `repeat` instead of aliases",
+                    position=_mark_position(mark))
+            raise InputFormatError(f"the spec holds more than {self.max_nodes} values{_where(mark)}",
+                                   position=_mark_position(mark))
 
     def _nest(self, depth: int, mark: Any) -> None:
         if depth > MAX_DEPTH:
-            raise InputFormatError(f"the spec is nested more than {MAX_DEPTH} levels deep{_where(mark)}")
+            raise InputFormatError(f"the spec is nested more than {MAX_DEPTH} levels deep{_where(mark)}",
+                                   position=_mark_position(mark))
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         event = self.peek_event()  # type: ignore[attr-defined]  # the loader's parser
@@ -749,7 +814,8 @@ class _CountingComposer(Composer):  # its parser (pure or libyaml) comes from th
             node = super().compose_node(parent, index)  # the anchored node itself, shared
             if id(node) not in self._sizes:  # anchored on an ancestor still being composed
                 raise InputFormatError(f"a YAML alias{_where(event.start_mark)} repeats a node that "
-                                       "contains itself; a spec must be a tree")
+                                       "contains itself; a spec must be a tree",
+                                       position=_mark_position(event.start_mark))
             self._aliases += 1
             values, depth = self._sizes[id(node)]
             self._count(values, event.start_mark)
@@ -1317,7 +1383,7 @@ def _precheck_yaml(text: str, max_nodes: int) -> None:
                 depth += 1
                 if depth > MAX_DEPTH:
                     raise InputFormatError(f"the spec is nested more than {MAX_DEPTH} levels deep"
-                                           f"{_where(event.start_mark)}")
+                                           f"{_where(event.start_mark)}", position=_mark_position(event.start_mark))
             elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
                 depth -= 1
                 continue
@@ -1325,7 +1391,8 @@ def _precheck_yaml(text: str, max_nodes: int) -> None:
                 continue  # stream and document events; aliases are counted when composed
             values += 1
             if values > max_nodes:
-                raise InputFormatError(f"the spec holds more than {max_nodes} values{_where(event.start_mark)}")
+                raise InputFormatError(f"the spec holds more than {max_nodes} values{_where(event.start_mark)}",
+                                       position=_mark_position(event.start_mark))
     except yaml.YAMLError:
         return  # the composing loader reports it, in its words
     finally:
@@ -1517,6 +1584,10 @@ def load_spec_text(text: str, *, content_type: str | None = None,
                     raise
         else:
             data = _load_yaml(text, max_nodes)
+    except _RepeatedKey as exc:
+        if exc.position is not None:
+            raise
+        raise _RepeatedKey(exc.key, None, _json_repeated_key_at(text)) from None
     except json.JSONDecodeError as exc:
         raise InputFormatError(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
                                f"{_json_trailing_comma(text, exc.pos)}"

@@ -32,8 +32,12 @@ class ProblemError(BaseModel):
                                   "e.g. `query.limit`; absent or null when `pointer` says where")
     detail: str = Field(description="what is wrong there and what to change")
     line: int | None = Field(None, ge=1, description="where a body that could not be parsed (invalid YAML or "
-                             "JSON) goes wrong: its line, from 1; absent otherwise")
-    column: int | None = Field(None, ge=1, description="that place's column, from 1; absent with `line`")
+                             "JSON), or the line of a log a failed log job could not read, goes wrong: its "
+                             "line, from 1; absent otherwise")
+    column: int | None = Field(None, ge=1, description="that place's column, from 1; absent with `line`, and "
+                               "where only the line is known")
+    field: str | None = Field(None, description="the log's column (of a table) or field (of a record) the "
+                              "problem is in, by name (`loss`); absent otherwise")
 
 
 class Problem(BaseModel):

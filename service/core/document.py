@@ -309,6 +309,10 @@ class SimulationInfo(BaseModel):
         "patched specs simulated again to verify remedies; a remedy that changes only the optimizer's "
         "learning rate is verified from the first simulation's gradients (its update ratios scale "
         "with the rate), exactly and without a simulation"))
+    remedies_rescaled: int = Field(default=0, description=(
+        "changed specs (or models) verified without a simulation of their own: a change of the optimizer's "
+        "learning rate alone, verified by rescaling the first simulation's update ratios; not counted in "
+        "remedies_simulated"))
     loss: str | None = Field(default=None, description=(
         "the loss backpropagated (cross_entropy, binary_cross_entropy, mse, mae, huber, sum), as the spec, "
         "the model file or the caller gave it or its default; \" (on probabilities)\" where the outputs are "

@@ -185,8 +185,10 @@ def _check_bounds(obj: dict[str, Any]) -> None:
 _FRACTIONAL_STEPS = frozenset({"epoch", "progress/kimg"})
 
 JSON_TYPES = ("application/json",)
-LINES_TYPES = ("application/x-ndjson", "application/jsonl", "application/x-jsonlines", "application/json-seq",
-               "text/plain")
+#: (``text/plain`` is not one: it says nothing of the form, and a JSON array sent as it was read as
+#: one line of JSON Lines, "line 1: expected a JSON object, got list"; it gets the 415 that names
+#: the types, as a form body does: newuser16 #7)
+LINES_TYPES = ("application/x-ndjson", "application/jsonl", "application/x-jsonlines", "application/json-seq")
 
 
 #: The fields of a long-form point (``MetricPoint``, ``LayerPoint``): its value, what names it, when
@@ -310,7 +312,9 @@ def parse(body: bytes, content_type: str, *, max_points: int) -> list[Point]:
         except ValueError as e:
             raise BadPoints(f"line {n}: not JSON ({e})") from None
         except BadRow as e:
-            raise BadPoints(f"line {n}: {e}") from None
+            array = " (a JSON array of points is sent as Content-Type: application/json)" \
+                if record.lstrip().startswith("[") else ""
+            raise BadPoints(f"line {n}: {e}{array}") from None
         if len(out) > max_points:
             raise BadPoints(f"more than {max_points:,} points in one batch (GRADHEALTH_RUN_MAX_BATCH_POINTS)")
     return out

@@ -37,6 +37,12 @@ _PICKLE = re.compile(rb"\x80[\x02-\x05]")
 _SAFETENSORS = re.compile(rb"[\s\S]{8}\{\s*\"(?:__metadata__|[^\"]{1,200}\"\s*:\s*\{\s*\"dtype\")")
 #: A member of ``torch.save``'s zip: ``<name>/data.pkl`` (with ``<name>/version`` beside it).
 _TORCH_MEMBER = re.compile(r"^[^/]+/data\.pkl$")
+#: A key of a mapping as YAML (block or flow style) or JSON writes it: at a line's start or after
+#: ``{`` or ``,``, quoted or not, then a colon. A spec has both of its required keys, ``input`` and ``layers``.
+_SPEC_KEYS = tuple(re.compile(rf"(?:^|[{{,])[ \t]*[\"']?{key}[\"']?[ \t]*:", re.MULTILINE)
+                   for key in ("input", "layers"))
+_SPEC = ("an architecture spec (a YAML or JSON mapping with `input` and `layers`), not a training log: check it "
+         "with POST /v1/checks/architecture (gradhealth check SPEC)")
 
 
 def what_it_is(path: Path, head: bytes) -> str | None:
@@ -55,6 +61,10 @@ def what_it_is(path: Path, head: bytes) -> str | None:
                 f"{_MODEL_DOORS}, or check the network from Python with gradhealth.check_module")
     if path.suffix.lower() == ".onnx" and head[:1] == b"\x08":
         return f"an ONNX model, not a training log: {_MODEL_DOORS}"
+    text = head.decode("utf-8", "replace")
+    if all(key.search(text) for key in _SPEC_KEYS):
+        # (the model route says the same of a spec: newuser16 #9, the log route gave a generic 415)
+        return _SPEC
     return None
 
 

@@ -356,10 +356,17 @@ def _read_file(path: Path, label: str, hint: str | None, limits: ReadLimits,
     return log
 
 
-def _relabel(e: LogError, name: str, label: str) -> LogError:
-    if name == label or not e.detail.startswith(name):
-        return e
-    return type(e)(label + e.detail[len(name):], e.problems)
+def _relabel(e: LogError, name: str, label: str, *, member: bool = False) -> LogError:
+    """``e`` with the file's ``name`` in its detail swapped for ``label``, as the user names it. Its
+    line (``position``) stays where the file is the one the user gave; a file inside a folder or an
+    archive (``member``) is named in the detail, but a report placing the line would place it on
+    the folder or the archive (newuser16 #6)."""
+    if name != label and e.detail.startswith(name):
+        e.detail = label + e.detail[len(name):]
+        e.args = (e.detail,)
+    if member:
+        e.position = None
+    return e
 
 
 def _swap(message: str, name: str, label: str) -> str:
@@ -472,7 +479,7 @@ def _read_folder(root: Path, label: str, hint: str | None, limits: ReadLimits, w
             try:
                 log = whole.read(root, limits)
             except LogError as e:
-                raise _relabel(e, root.name, label) from None
+                raise _relabel(e, root.name, label, member=True) from None
             log.source = label
             _check_points(log, label, limits)
             return log
@@ -505,7 +512,7 @@ def _read_folder(root: Path, label: str, hint: str | None, limits: ReadLimits, w
             try:
                 log = mlflow.read(p, limits)
             except LogError as e:
-                raise _relabel(e, p.name, shown) from None
+                raise _relabel(e, p.name, shown, member=True) from None
             log.source = shown
             logs.append((rel, log))
             continue
@@ -519,8 +526,11 @@ def _read_folder(root: Path, label: str, hint: str | None, limits: ReadLimits, w
                                  "bytes together; the limit is "
                                  f"{limits.max_uncompressed_bytes:,}")
         parent = PurePosixPath(rel).parent.as_posix()
-        with share:
-            logs.append((parent if parent != "." else "", _read_file(p, shown, None, limits, reader)))
+        try:
+            with share:
+                logs.append((parent if parent != "." else "", _read_file(p, shown, None, limits, reader)))
+        except LogError as e:
+            raise _relabel(e, shown, shown, member=True) from None
     if not logs:
         if hint is not None:
             raise UnknownLogFormat(f"{label}: no file in this {what} is in the {hint} format")

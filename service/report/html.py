@@ -537,7 +537,9 @@ def _tables(doc: Diagnosis, *, timings: bool = True) -> list[str]:
         parts.append(f'<p class="muted">Simulated with {sim.seeds} seed(s), batch {sim.batch_size}, '
                      f"{_e(sim.device)} {_e(sim.precision)}, {sim.parameters:,} parameters"
                      + (f", {sim.duration_s:.3g} s; " if timings else "; ")
-                     + f"{sim.remedies_simulated} remedies re-simulated.</p>")
+                     + f"{sim.remedies_simulated} remedies re-simulated"
+                     + (f", {sim.remedies_rescaled} learning-rate remedy(ies) verified by rescaling the first "
+                        "simulation" if sim.remedies_rescaled else "") + ".</p>")
         for n in sim.notes:
             parts.append(f'<p class="muted">Note: {_e(n)}</p>')
     if doc.log is not None:

@@ -41,9 +41,10 @@ class Refusal:
     #: ``spec``, ``model`` or ``logs``: the SARIF category a diagnosis of the input would have, so
     #: the refusal's alert closes when the fixed input's next upload lands in the same category
     kind: str = "spec"
-    #: (line, column) where text that could not be parsed goes wrong (a YAML or JSON syntax error:
-    #: :attr:`GradHealthError.position`): the whole error is placed there (newuser14 #7)
-    position: tuple[int, int] | None = None
+    #: (line, column) where text that could not be parsed goes wrong (a YAML or JSON syntax error, a
+    #: log's line a reader refused, its column None: :attr:`GradHealthError.position`): the whole
+    #: error is placed there (newuser14 #7, newuser16 #6)
+    position: tuple[int, int | None] | None = None
 
     def placed(self, limit: int = _MAX_PROBLEMS) -> list[tuple[str, int | None, int | None]]:
         """The first ``limit`` problems' messages, each with its line and column (None where it

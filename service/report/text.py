@@ -59,6 +59,8 @@ def render_text(doc: Diagnosis, *, layers: bool = False, source: str | None = No
         s = doc.simulation
         lines.append(f"  simulated {s.seeds} seed(s) x batch {s.batch_size} on {s.device} in {s.precision}; "
                      f"{s.parameters:,} parameters; {s.remedies_simulated} remedy simulation(s)"
+                     + (f" and {s.remedies_rescaled} learning-rate remedy(ies) verified by rescaling the first "
+                        "simulation" if s.remedies_rescaled else "")
                      + (f"; {s.duration_s:.2f}s" if timings else ""))
         if s.loss is not None:
             trained = ("optimizer " + ", ".join(f"{v}" if k == "type" else f"{k} {v}" for k, v in s.optimizer.items())

@@ -543,6 +543,26 @@ def test_the_rate_remedy_costs_no_simulation_in_both_checks() -> None:
                                                      if r.verified is not None and r is not fix)
 
 
+def test_a_rate_remedy_verified_without_a_simulation_is_counted_and_said() -> None:
+    # newuser16 #10: "0 remedy simulation(s)" beside "[FIXED: max_update_ratio 0.566 -> 0.01]" read as a
+    # contradiction: the report says what verified it (the first simulation rescaled to the new rate)
+    from gradhealth import check_module
+    from gradhealth.report import render
+
+    doc = check_architecture(_spec({"type": "adam", "lr": 0.3}))
+    rescaled = [r for f in doc.findings for r in f.remedies if r.id == "lower_learning_rate" and r.verified]
+    assert rescaled and doc.simulation.remedies_rescaled == len({json.dumps(r.patch) for r in rescaled})
+    text = render("text", doc)
+    assert (f"{doc.simulation.remedies_simulated} remedy simulation(s) and {doc.simulation.remedies_rescaled} "
+            "learning-rate remedy(ies) verified by rescaling the first simulation") in text
+    assert "verified by rescaling the first simulation" in render("html", doc)
+    model = _mlp_module()
+    live = check_module(model, torch.randn(8, 64), seeds=2, optimizer=torch.optim.Adam(model.parameters(), lr=0.3))
+    assert live.simulation.remedies_rescaled == sum(1 for f in live.findings for r in f.remedies
+                                                    if r.id == "lower_learning_rate" and r.verified is not None)
+    assert check_architecture(_spec({"type": "adam", "lr": 1e-3})).simulation.remedies_rescaled == 0
+
+
 def test_a_step_that_is_mostly_weight_decay_is_told_to_lower_the_decay() -> None:
     # SGD at 0.1 with a decay of 20: the L2 term alone moves every weight by lr x wd = 2 of its
     # norm (specsweep2); a lower rate shrinks the step but leaves the decay 500x the gradient's

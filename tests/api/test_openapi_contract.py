@@ -95,8 +95,9 @@ def test_the_filename_pattern_is_the_servers_rule(name: str) -> None:
 
 def test_problem_errors_are_typed_and_what_the_server_sends_fits(doc: dict[str, Any], limited: Api) -> None:
     item = doc["components"]["schemas"]["ProblemError"]
-    # line/column (newuser14 #7): where a body that does not parse goes wrong
-    assert set(item["properties"]) == {"pointer", "parameter", "detail", "line", "column"}
+    # line/column (newuser14 #7): where a body that does not parse goes wrong; field (newuser16 #6):
+    # the column of a log a failed job could not read, by name
+    assert set(item["properties"]) == {"pointer", "parameter", "detail", "line", "column", "field"}
     assert item["required"] == ["detail"]
     problem = _resolve(doc, {"$ref": "#/components/schemas/Problem"})
     # a spec error (JSON pointers into the body) and a parameter error, both as the schema says

@@ -117,6 +117,19 @@ def test_clipping_saturated_needs_the_threshold():
     assert f.evidence.max_norm == 1.0 and f.evidence.value > 0.9
 
 
+def test_a_clip_threshold_read_from_the_norm_itself_says_none_was_given():
+    # newuser16 #10: a constant grad norm of 1.0 (a live run with no config) read "(from grad_norm,
+    # constant at its maximum)", as if clipping had been configured
+    loss, _ = healthy(100, 4)
+    run = run_of(loss=loss, grad_norm=np.full(len(loss), 1.0))
+    f = next(f for f in diagnose(run).findings if f.code == "clipping_saturated")
+    assert f.evidence.max_norm == 1.0
+    assert "(no threshold given: inferred from grad_norm holding its maximum" in f.summary
+    run.params["max_grad_norm"] = "1.0"
+    f = next(f for f in diagnose(run).findings if f.code == "clipping_saturated")
+    assert "(from the run's params)" in f.summary and "no threshold given" not in f.summary
+
+
 def test_divergence_names_the_learning_rate_at_its_onset():
     n = 200
     loss = np.concatenate([np.linspace(2, 0.5, 120), np.linspace(0.5, 5, 80)])

@@ -129,3 +129,25 @@ def test_the_binary_window_test_against_its_bound():
     mixed = bytearray(text[:8000])
     mixed[::20] = b"\x01" * len(mixed[::20])
     assert not sniff._binary_window(bytes(mixed))
+
+
+@pytest.mark.parametrize(("name", "text"), [
+    ("net.yaml", "# a spec\nname: mlp\ninput:\n  shape: [16]\nlayers:\n  - {type: linear, out_features: 4}\n"),
+    ("net.yml", "{input: {shape: [16]}, layers: [{type: linear, out_features: 4}]}\n"),
+    ("net.json", '{"name": "mlp", "input": {"shape": [16]},\n "layers": [{"type": "linear", "out_features": 4}]}'),
+])
+def test_an_architecture_spec_is_pointed_at_the_architecture_route(tmp_path, name, text):
+    # newuser16 #9: the log route gave a spec the generic 415, the model route the way to go
+    path = tmp_path / name
+    path.write_text(text)
+    for call in (load.read_log, load.detect):
+        with pytest.raises(UnknownLogFormat, match="architecture spec") as e:
+            call(path)
+        assert str(e.value).startswith(f"{name} is ") and "POST /v1/checks/architecture" in str(e.value)
+
+
+def test_a_log_with_an_input_column_is_still_read(tmp_path):
+    # only a file no reader takes is named a spec: a table naming `input` and `layers` is a log
+    path = tmp_path / "metrics.csv"
+    path.write_text("step,loss,input,layers\n" + "".join(f"{i},{1 / (i + 1)},1,2\n" for i in range(30)))
+    assert {s.name for s in load.read_log(path).series} >= {"loss", "input", "layers"}

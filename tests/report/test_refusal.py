@@ -63,16 +63,17 @@ def test_a_refused_spec_writes_the_junit_report_asked_for_with_a_failure(bad: Pa
     assert f"bad.yaml:{_line_of(BAD, 'type: dense')}: /layers/0" in (failure.text or "")
 
 
-def test_a_refused_log_is_reported_on_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_refused_log_is_reported_on_the_line_it_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "run.jsonl").write_text('{"step": 1, "loss": 0.5, "loss": 0.1}\n')
     assert main(["check", "run.jsonl", "--format", "sarif"]) == 2
     log = json.loads(capsys.readouterr().out)
     validate(log)
     (result,) = log["runs"][0]["results"]
-    assert "region" not in result["locations"][0]["physicalLocation"]
-    assert "appears twice" in result["message"]["text"]
+    # its line, as the message names it (it sat on the file with no region before newuser16 #6)
+    assert result["locations"][0]["physicalLocation"]["region"] == {"startLine": 1}
+    assert "line 1" in result["message"]["text"] and "appears twice" in result["message"]["text"]
     assert log["runs"][0]["automationDetails"]["id"] == "gradhealth/logs/run.jsonl/"
 
 

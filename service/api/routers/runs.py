@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import difflib
 import json
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -32,6 +33,7 @@ from gradhealth.api.routers.jobs import (
 from gradhealth.api.routers.reports import REPORT_CONTENT, ReportFormat, negotiate, rendered
 from gradhealth.api.schemas import RATE_LIMITED, EventStreamResponse, Problem
 from gradhealth.core.document import Diagnosis, Step
+from gradhealth.core.words import first_few
 from gradhealth.db.models import RunPointRow, RunRow
 from gradhealth.jobs.store import as_utc
 from gradhealth.live import diagnose, store
@@ -369,7 +371,8 @@ async def append_points(run_id: str, request: Request, caller: CallerDep, settin
     media = request.headers.get("content-type", "application/json").split(";", 1)[0].strip().lower()
     if media not in JSON_TYPES + LINES_TYPES:
         raise ApiError(415, "unsupported_media_type",
-                       f"send points as application/json or application/x-ndjson, not {media[:60]}")
+                       "send points as application/json (a JSON array of point objects) or application/x-ndjson "
+                       f"(JSON Lines: one point object per line), not {media[:60]}")
     refuse_undecoded(request.headers.get("content-type", ""), request.headers.get("content-encoding"), "points")
     body = await request.body()
 
@@ -428,8 +431,21 @@ def _after_point(cursor: str) -> tuple[str, float]:
     raise bad_cursor()
 
 
+def _unknown_series(row: RunRow, metric: str) -> ApiError:
+    """422 for ``?metric=`` naming a series the run never had (a typo read as an empty page, "no
+    data" on a panel: newuser16 #8), naming the run's series and the closest one. A series the run
+    has, with no point past the cursor, is an empty page as before."""
+    names = [str(n) for n in row.series or []]
+    close = difflib.get_close_matches(metric, names, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    has = f"its series: {first_few(sorted(names), 20)}" if names else "it has no points yet"
+    what = f"run {row.id} has no series {metric[:80]!r}{hint} ({has})"
+    return ApiError(422, "unknown_metric", f"query.metric: {what}", parameter="query.metric", item=what)
+
+
 @router.get("/{run_id}/points", response_model=RunPointsPage, summary="A run's stored points, page by page",
-            responses={**NOT_FOUND, 422: {"model": Problem, "description": "a bad cursor, metric or limit"}})
+            responses={**NOT_FOUND, 422: {"model": Problem, "description": "a bad cursor, metric or limit, or a "
+                                          "metric the run has no series of (`unknown_metric`)"}})
 def read_points(run_id: str, session: SessionDep, caller: CallerDep,
                 metric: Annotated[str | None, Query(min_length=1, max_length=255,
                                                     description="only this series (e.g. `loss`, "
@@ -440,7 +456,7 @@ def read_points(run_id: str, session: SessionDep, caller: CallerDep,
     """Every point the run holds, active or finished, ordered by series and step (the store's key):
     a page costs one indexed range read, whatever the run's length. Non-finite values are spelled
     as a point's value may be sent."""
-    _load(session, run_id, caller)
+    row = _load(session, run_id, caller)
     q = (select(RunPointRow.metric, RunPointRow.step, RunPointRow.value, RunPointRow.special)
          .where(RunPointRow.run_id == run_id))
     if metric is not None:
@@ -450,6 +466,8 @@ def read_points(run_id: str, session: SessionDep, caller: CallerDep,
         q = q.where(or_(RunPointRow.metric > after_metric,
                         and_(RunPointRow.metric == after_metric, RunPointRow.step > after_step)))
     rows = session.execute(q.order_by(RunPointRow.metric, RunPointRow.step).limit(limit + 1)).all()
+    if not rows and metric is not None and metric not in (row.series or []):
+        raise _unknown_series(row, metric)
     more = len(rows) > limit
     rows = rows[:limit]
     items = [StoredPoint(metric=m, step=st, value=spelled(decode_special(v, sp))) for m, st, v, sp in rows]

@@ -140,6 +140,7 @@ def _over_assumed_default(run: RunLog, t: LogThresholds) -> list[Finding]:
 @detects("clipping_saturated")
 def clipping_saturated(run: RunLog, t: LogThresholds) -> list[Finding]:
     limit, source = clip_threshold(run), "the run's params"
+    said = f"from {source}"
     found = judged(run, "grad_norm", t) or judged(run, "clipped_grad_norm", t)
     if found is None:
         return []
@@ -153,7 +154,10 @@ def clipping_saturated(run: RunLog, t: LogThresholds) -> list[Finding]:
         clipped = judged(run, "clipped_grad_norm", t) or found
         limit = pinned_maximum(clipped[2], t.clip_saturated_fraction,
                                baseline=early_baseline(clipped[2], t.baseline_fraction), max_growth=t.explode_error)
-        source = f"{clipped[0].name}, constant at its maximum"
+        # (said so: a live run with no config read "from grad_norm, constant at its maximum" as if
+        # clipping had been configured: newuser16 #10)
+        source = f"inferred from {clipped[0].name} holding its maximum, as a clipped norm does"
+        said = f"no threshold given: {source}"
         if limit is None:
             return []
     # At or above: a norm logged after clipping sits exactly at max_norm while clipping acts.
@@ -165,7 +169,7 @@ def clipping_saturated(run: RunLog, t: LogThresholds) -> list[Finding]:
     does, why, about = _what_the_clip_does(run, limit)
     return [finding(
         "clipping_saturated", "warning",
-        f"{pre}{s.name} is at or above max_norm {limit:g} (from {source}) on {frac:.0%} of steps "
+        f"{pre}{s.name} is at or above max_norm {limit:g} ({said}) on {frac:.0%} of steps "
         f"(median {median(v):.3g})" + (f": {does}" if about["optimizer_adaptive"] is not None else "")
         + (". The optimizer is assumed to be the Hugging Face Trainer's default AdamW: trainer_state.json does not "
            "record optim" if about["optimizer_assumed"] else ""),

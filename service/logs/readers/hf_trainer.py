@@ -149,7 +149,7 @@ class HFTrainerReader:
         def fail() -> LogError:
             byte = len(text[:error.pos].encode("utf-8"))
             return LogError(f"{name} line {error.lineno} column {error.colno} (byte offset {byte}): "
-                            f"not valid JSON ({error.msg})")
+                            f"not valid JSON ({error.msg})", position=(error.lineno, error.colno))
 
         if text.rstrip().endswith("}"):
             raise fail()                      # complete but malformed
@@ -179,7 +179,7 @@ class HFTrainerReader:
             raise fail()                      # broken in the middle, not cut at the end
         if not entries:
             raise LogError(f"{name} line {error.lineno}: the file is cut off before the first "
-                           "complete log_history entry")
+                           "complete log_history entry", position=(error.lineno, None))
         return entries
 
 

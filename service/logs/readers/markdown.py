@@ -142,13 +142,13 @@ class MarkdownReader:
         for line, cells in rows:
             if len(cells) != len(header):
                 raise LogError(f"{name} line {line}: {len(cells)} cells where the header at line "
-                               f"{at} has {len(header)}")
+                               f"{at} has {len(header)}", position=(line, None))
             if by is None or (at_step := _value(cells[by])) is None:
                 continue  # a row without its step (a summary row)
             if (why := bad_step(at_step, cells[by], header[by])) is not None:
                 # a step no point can be placed at (1e400, 20 digits): refused naming the row, as a
                 # CSV's is (errsweep7 #5)
-                raise LogError(f"{name} line {line}, {why}")
+                raise LogError(f"{name} line {line}, {why}", position=(line, None), field=header[by])
             step: float = at_step
             for col, cell in enumerate(cells):
                 if col in (step_col, epoch_col) or not header[col]:

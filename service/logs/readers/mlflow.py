@@ -127,7 +127,7 @@ class MLflowReader:
                         warnings.append(truncated(label, lines.lineno, "not 'timestamp value step'"))
                         break
                     raise LogError(f"{label} line {lines.lineno}: expected 'timestamp value step', "
-                                   f"got {text.strip()[:60]!r}")
+                                   f"got {text.strip()[:60]!r}", position=(lines.lineno, None))
                 step = int(m[3]) if m[3] is not None else index
                 points.add(key, step, value, int(m[1]) / 1000.0)
                 index += 1

@@ -93,12 +93,12 @@ def monitor_layout(head: bytes) -> tuple[dict[str, Any] | None, list[str]] | Non
 def _value(row: list[str], i: int, column: str, what: str) -> float:
     text = row[i].strip()
     if not text:
-        raise BadRow(f"column {column!r} ({what}) is blank")
+        raise BadRow(f"column {column!r} ({what}) is blank", field=column)
     try:
         return _finite_literal(parse_number(text), text, column)
     except ValueError:
         shown = text if len(text) <= 40 else text[:40] + "..."
-        raise BadRow(f"column {column!r} ({what}) is {shown!r}, not a number") from None
+        raise BadRow(f"column {column!r} ({what}) is {shown!r}, not a number", field=column) from None
 
 
 def _flag(text: str, column: str) -> float | None:
@@ -119,7 +119,7 @@ def _finite_literal(value: float, text: str, column: str) -> float:
     is a corrupt cell, refused as the other doors refuse it."""
     if math.isinf(value) and any(c.isdigit() for c in text):
         shown = text if len(text) <= 40 else text[:40] + "..."
-        raise BadRow(f"column {column!r} is {shown}, beyond the range of a float (about 1.8e308)")
+        raise BadRow(f"column {column!r} is {shown}, beyond the range of a float (about 1.8e308)", field=column)
     return value
 
 
@@ -156,7 +156,7 @@ def read_monitor(path: Path, limits: ReadLimits, fmt: str) -> RunLog:
         for lineno, row in rows:
             if not header:
                 if row is None:
-                    raise LogError(f"{path.name} line {lineno}: the header is cut off")
+                    raise LogError(f"{path.name} line {lineno}: the header is cut off", position=(lineno, None))
                 header = check_header(path.name, row)
                 success = header.index("is_success") if "is_success" in header else -1
                 extra = [(i, c) for i, c in enumerate(header) if i >= len(COLUMNS) and i != success and c]
@@ -170,7 +170,8 @@ def read_monitor(path: Path, limits: ReadLimits, fmt: str) -> RunLog:
                 ret = _value(row, 0, "r", "the episode's return")
                 length = _value(row, 1, "l", "the episode's length")
                 if not math.isfinite(length) or length < 0 or length != int(length):
-                    raise BadRow(f"column 'l' (the episode's length) is {row[1].strip()!r}, not a count of steps")
+                    raise BadRow(f"column 'l' (the episode's length) is {row[1].strip()!r}, not a count of steps",
+                                 field="l")
                 t = _value(row, 2, "t", "seconds since t_start")
                 ok: float | None = None
                 if success >= 0:
@@ -180,7 +181,7 @@ def read_monitor(path: Path, limits: ReadLimits, fmt: str) -> RunLog:
                         raise
                     except ValueError:
                         raise BadRow(f"column 'is_success' is {row[success].strip()[:40]!r}, not True, False "
-                                     "or a number") from None
+                                     "or a number", field="is_success") from None
                 others: list[tuple[str, float]] = []
                 for i, c in extra:
                     try:

@@ -476,7 +476,7 @@ class NativeReader:
                     if lines.unterminated_last:
                         records.warnings.append(truncated(path.name, n, why))
                         break
-                    raise LogError(f"{path.name} line {n}: {why}") from None
+                    raise LogError(f"{path.name} line {n}: {why}", position=(n, None)) from None
         if records.recorder == "start" and not any(w.code == "truncated_log" for w in records.warnings):
             records.warnings.append(LogWarning(
                 "truncated_log", f"{path.name}: GradientRecorder's file has no end record after line "

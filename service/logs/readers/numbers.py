@@ -172,14 +172,16 @@ class NumbersReader:
                         break  # a last line cut off while being written
                     shown = text.strip()[:60]
                     raise LogError(f"{path.name} line {lines.lineno}: expected {width} number"
-                                   f"{'s' if width == 2 else ''} as on the lines above, got {shown!r}")
+                                   f"{'s' if width == 2 else ''} as on the lines above, got {shown!r}",
+                                   position=(lines.lineno, None))
                 if width == 1:
                     points.add(name, row, parse_number(m.group(1)))
                 else:
                     at, val = (m.group(2), m.group(1)) if value_first else (m.group(1), m.group(2))
                     step = parse_number(at)
                     if (why := bad_step(step, at, "step")) is not None:
-                        raise LogError(f"{path.name} line {lines.lineno}: {why.replace(' cell', '', 1)}")
+                        raise LogError(f"{path.name} line {lines.lineno}: {why.replace(' cell', '', 1)}",
+                                       position=(lines.lineno, None))
                     if step != math.floor(step) or not step > last_step:
                         # (the first line has no step before it: only its own can be wrong)
                         wrong = (f"{at} is not a whole number" if step != math.floor(step)
@@ -187,7 +189,7 @@ class NumbersReader:
                         raise LogError(f"{path.name} line {lines.lineno}: two numbers per line are a step and "
                                        "a value, and the step must count up in whole numbers "
                                        f"({'second' if value_first else 'first'} column: {wrong}); for two values, put "
-                                       "a header line first (loss,val_loss)")
+                                       "a header line first (loss,val_loss)", position=(lines.lineno, None))
                     last_step = step
                     points.add(name, step, parse_number(val))
                 row += 1

@@ -2761,7 +2761,7 @@ class TextReader:
             every = ("it is the only line with values" if bad_steps == 1
                      else f"so are the other {bad_steps - 1:,} lines with values, each for such a step")
             raise LogError(f"{name} line {bad_step[0]}: {bad_step[1]} skipped, and {every}: "
-                           "no line is left with a step to place its values at")
+                           "no line is left with a step to place its values at", position=(bad_step[0], None))
         if points.count == 0:
             if traceback is not None:
                 raise LogError(f"{name}: no values before the Python traceback at line {tb_line}: "

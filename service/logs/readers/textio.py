@@ -120,7 +120,8 @@ class Lines:
                 break
             if len(self._buf) - self._pos >= MAX_LINE_BYTES:
                 raise LogError(f"{self.name} line {self.lineno + 1} (byte offset {self._read}): the line is "
-                               f"longer than {MAX_LINE_BYTES:,} bytes; this is not a line-based log")
+                               f"longer than {MAX_LINE_BYTES:,} bytes; this is not a line-based log",
+                               position=(self.lineno + 1, None))
             scan = max(self._pos, len(self._buf) - 1) - self._pos  # (searched already, but a last CR)
             chunk = self._f.read(_CHUNK)
             self._eof = not chunk
@@ -137,7 +138,8 @@ class Lines:
         self._read += len(raw)
         if len(raw) == MAX_LINE_BYTES and not raw.endswith(b"\n"):
             raise LogError(f"{self.name} line {self.lineno + 1} (byte offset {start}): the line is "
-                           f"longer than {MAX_LINE_BYTES:,} bytes; this is not a line-based log")
+                           f"longer than {MAX_LINE_BYTES:,} bytes; this is not a line-based log",
+                           position=(self.lineno + 1, None))
         return raw
 
     def __iter__(self) -> Iterator[str]:
@@ -165,7 +167,7 @@ class Lines:
                     what = f"{FALLBACK_ENCODING} text as line 1 is" if self.transcoded else "UTF-8 text"
                     raise LogError(f"{self.name} line {self.lineno}: not {what} (byte offset "
                                    f"{offset_here + e.start}), byte 0x{raw[e.start]:02x}; save it as "
-                                   "UTF-8") from None
+                                   "UTF-8", position=(self.lineno, None)) from None
                 else:
                     text = raw.decode("utf-8", "replace")  # cut inside a character: fails to parse later
             if self.lineno == 1 and text.startswith("\ufeff"):
@@ -553,7 +555,7 @@ def row_failed(name: str, lineno: int, error: BadRow, cut: bool, warnings: list[
     warning, the rows before it kept (the caller stops reading); anywhere else a :class:`LogError`
     naming the line."""
     if not cut:
-        raise LogError(f"{name} line {lineno}{sep} {error}") from None
+        raise LogError(f"{name} line {lineno}{sep} {error}", position=(lineno, None), field=error.field) from None
     warnings.append(truncated(name, lineno, str(error)))
 
 
@@ -696,7 +698,8 @@ class CsvRows:
                 if lines.unterminated_last:
                     yield lines.lineno, None
                     return
-                raise LogError(f"{self.path.name} line {lines.lineno}: not valid CSV ({e})") from None
+                raise LogError(f"{self.path.name} line {lines.lineno}: not valid CSV ({e})",
+                               position=(lines.lineno, None)) from None
             if row and any(c.strip() for c in row):
                 yield lines.lineno, row
 
@@ -707,7 +710,7 @@ def check_header(name: str, header: list[str]) -> list[str]:
     seen: set[str] = set()
     for i, c in enumerate(cols):
         if c and c in seen:
-            raise LogError(f"{name} line 1: column {i + 1} repeats the name {c!r}")
+            raise LogError(f"{name} line 1: column {i + 1} repeats the name {c!r}", position=(1, None), field=c)
         seen.add(c)
     return cols
 
@@ -747,12 +750,12 @@ def read_wide_csv(path: Path, limits: ReadLimits, *, step_column: str | None, fm
         for lineno, row in rows:
             if header is None:
                 if row is None:
-                    raise LogError(f"{path.name} line {lineno}: the header is cut off")
+                    raise LogError(f"{path.name} line {lineno}: the header is cut off", position=(lineno, None))
                 header = check_header(path.name, row)
                 if step_column is not None:
                     if step_column not in header:
                         raise LogError(f"{path.name} line {lineno}: no {step_column!r} column "
-                                       f"(columns: {', '.join(header)})")
+                                       f"(columns: {', '.join(header)})", position=(lineno, None))
                     step_idx = header.index(step_column)
                 wall_idx = next((header.index(w) for w in wall_columns if w in header), -1)
                 columns = [(i, c) for i, c in enumerate(header)
@@ -775,7 +778,8 @@ def read_wide_csv(path: Path, limits: ReadLimits, *, step_column: str | None, fm
                 if cut:
                     warnings.append(truncated(path.name, lineno, f"{len(row)} of {len(header)} columns"))
                     break
-                raise LogError(f"{path.name} line {lineno}: expected {len(header)} columns, got {len(row)}")
+                raise LogError(f"{path.name} line {lineno}: expected {len(header)} columns, got {len(row)}",
+                               position=(lineno, None))
             if n_data == 0 and cell is None:
                 # a column whose first value is text (fastai's "04:39" time, a run name) holds no
                 # series: left out, with a note; text in a loss, rate or norm column, or later in a
@@ -791,13 +795,13 @@ def read_wide_csv(path: Path, limits: ReadLimits, *, step_column: str | None, fm
                 if step_idx >= 0:
                     text = row[step_idx].strip()
                     if not text and last_step is None:
-                        raise BadRow(f"the {step_column!r} cell is blank")
+                        raise BadRow(f"the {step_column!r} cell is blank", field=step_column)
                     # a logger's dump that left the step out (Stable-Baselines3 writes a row per dump,
                     # blank where a key was not recorded): the step of the row before (logsweep31)
                     step = _num(text, step_column or "step") if text else cast(float, last_step)
                     blank_steps += not text
                     if (why := bad_step(step, text, step_column or "step")) is not None:
-                        raise BadRow(why)
+                        raise BadRow(why, field=step_column or "step")
                 else:
                     step = float(n_data)
                 wall = None
@@ -812,7 +816,7 @@ def read_wide_csv(path: Path, limits: ReadLimits, *, step_column: str | None, fm
                         found.append((c, _cell_number(text)))
                     except ValueError:
                         if cell is None:
-                            raise BadRow(_not_a_number(c, text)) from None
+                            raise BadRow(_not_a_number(c, text), field=c) from None
                         v = cell(c, text)
                         if v is not None:
                             found.append((c, v))
@@ -873,14 +877,20 @@ def _is_text(cell: str) -> bool:
 
 
 class BadRow(Exception):
-    """A row (or line) that does not parse; its message says why, the caller adds where."""
+    """A row (or line) that does not parse; its message says why, the caller adds where. ``field``:
+    the column (or record field) at fault, by name, where one is (the failed job's
+    ``errors[].field``: newuser16 #6)."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def _num(text: str, column: str) -> float:
     try:
         return parse_number(text)
     except ValueError:
-        raise BadRow(_not_a_number(column, text)) from None
+        raise BadRow(_not_a_number(column, text), field=column) from None
 
 
 def _not_a_number(column: str, text: str) -> str:

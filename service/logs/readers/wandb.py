@@ -194,7 +194,8 @@ class WandbReader:
             obj = loads(text)
         except json.JSONDecodeError as e:
             raise LogError(f"{path.name} line {e.lineno} column {e.colno}: not valid JSON ({e.msg})"
-                           + ("; the file looks cut off" if e.pos >= len(text.rstrip()) else "")) from None
+                           + ("; the file looks cut off" if e.pos >= len(text.rstrip()) else ""),
+                           position=(e.lineno, e.colno)) from None
         except ValueError as e:
             raise LogError(f"{path.name}: not valid JSON ({e})") from None
         if not isinstance(obj, dict):
@@ -242,7 +243,8 @@ class WandbReader:
                         if lines.unterminated_last:
                             warnings.append(truncated(path.name, lines.lineno, "not JSON"))
                             break
-                        raise LogError(f"{path.name} line {lines.lineno}: not a JSON object ({e})") from None
+                        raise LogError(f"{path.name} line {lines.lineno}: not a JSON object ({e})",
+                                       position=(lines.lineno, None)) from None
                     yield obj
 
         rows = records()
