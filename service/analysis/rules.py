@@ -4609,6 +4609,29 @@ def _weak_on_confident_errors(activation: str, loss: str, evidence: dict[str, An
             "for a softmax classifier.")
 
 
+def _raw_probabilities_explanation(loss: str) -> str:
+    """Why a loss on probabilities (from_logits=False) over raw outputs (no softmax or sigmoid)
+    silences part of the batch, for the loss in use: binary cross-entropy clips each output on its
+    own, categorical cross-entropy divides a row by its sum first (peersweep20 dm57407973: a
+    one-unit binary model was told of the sum, which only the categorical loss takes)."""
+    if loss == "binary_cross_entropy":
+        return (
+            "With from_logits=False the loss expects probabilities, but this output has no sigmoid. Keras' "
+            "binary cross-entropy clips each raw output to [1e-7, 1 - 1e-7] and takes the logs of it and of one "
+            "minus it: an output at or below 0 or at or above 1 is clipped, and the clip passes no gradient, so "
+            "those outputs teach nothing, and a unit that stays out of (0, 1) for every sample stops learning. "
+            "The loss stalls or jumps; the model learns slowly if at all. End the model with a sigmoid, or keep "
+            "the output linear and compute the loss on logits (from_logits=True; torch's BCEWithLogitsLoss).")
+    return (
+        "With from_logits=False the loss expects probabilities, but this output has no softmax or sigmoid. "
+        "Keras' categorical cross-entropy divides the raw outputs by their sum and clips them to "
+        "[1e-7, 1 - 1e-7]: a sample whose output for its class is negative, zero or over its row's sum is "
+        "clipped, and the clip passes no gradient, so those samples teach nothing and the rest get gradients "
+        "scaled by 1 / their sum. The loss stalls or jumps; the model learns slowly if at all. End the model "
+        "with a softmax, or keep the output linear and compute the loss on logits (from_logits=True; torch's "
+        "CrossEntropyLoss).")
+
+
 class OutputLossMismatch(ArchitectureRule):
     """A loss on probabilities (``from_logits: false``) whose clip gives part of the batch no
     gradient: the last layer does not output probabilities."""
@@ -5054,12 +5077,7 @@ class OutputLossMismatch(ArchitectureRule):
                  "saturated_output_fraction": saturated, "summary_note": note}, [last])
         summary = (f"{loss} takes {layer_words(last)}'s {act} outputs for probabilities (from_logits=False): "
                    f"{value:.0%} of the {what} are clipped and get no gradient")
-        explanation = (
-            "With from_logits=False the loss expects probabilities, but this output has no softmax or sigmoid. "
-            "Keras divides the raw outputs by their sum and clips them to [1e-7, 1 - 1e-7]: a sample whose "
-            "output for its class is negative, zero or over its row's sum is clipped, and the clip passes no "
-            "gradient, so those samples teach nothing and the rest get gradients scaled by 1 / their sum. "
-            "The loss stalls or jumps; the model learns slowly if at all.")
+        explanation = _raw_probabilities_explanation(loss)
         return Detection(self.code, severity, "silent_sample_fraction", value, summary, explanation, evidence,
                          [last])
 
