@@ -96,3 +96,13 @@ def test_a_large_init_relu_stack_still_explodes() -> None:
     }
     doc = check_architecture(spec, verify=False)
     assert any(f.code == "exploding_gradient" for f in doc.findings), doc.summary
+
+
+def test_a_long_signal_conv1d_window_is_read_and_an_absurd_one_refused_naming_the_bound() -> None:
+    # peersweep20 dm62440336: a Conv1D of kernel 10000, stride 5000 over raw audio was refused at 4096
+    from gradhealth.analysis.importers.keras_graph import size_problems
+
+    assert size_problems("Conv1D", {"filters": 8, "kernel_size": [10000], "strides": [5000]}) == []
+    problems = size_problems("Conv1D", {"filters": 8, "kernel_size": [10**7], "strides": [1]})
+    assert [p[0] for p in problems] == ["kernel_size/0"]
+    assert "65536" in problems[0][1] and "no setting raises it" in problems[0][1]
