@@ -2515,8 +2515,11 @@ def born_dead(result: SimulationResult) -> list[tuple[UnitStats, list[int]]]:
     """The ReLU layers entirely dead (every unit zero for the whole batch) in a seed where no
     gradient at all reaches the first weighted layer: (layer, those seeds). A small layer off by
     chance beside a live path (a squeeze-excitation gate) leaves gradient below it, so it is not
-    counted."""
-    if result.batch_size is not None and result.batch_size < MIN_DEAD_BATCH:
+    counted. A batch under :data:`MIN_DEAD_BATCH` is judged from :data:`MIN_POOLED_SAMPLES`
+    samples: a whole layer off for each of them in a seed where not one gradient reaches the first
+    layer is not a sampling question (peersweep20 dm56452176: a Dense(1, relu) on positive inputs,
+    off in one seed of three at batch 5, every layer's gradient 0 there, went unreported)."""
+    if result.batch_size is not None and result.batch_size < MIN_POOLED_SAMPLES:
         return []
     weighted = [u for u in result.units if u.has_weights and not u.container and "grad_norm" in u.values]
     if not weighted:
@@ -2618,11 +2621,14 @@ class DeadUnits(_Fraction):
         output = clipped_output(result)  # judged by output_loss_mismatch
         measured = [(u, f) for u, f in super().judged(result) if u is not output]
         level = 0.05 / max(len(measured), 1)
+        # a layer born dead (whole, in a seed where no gradient reaches the first layer) is judged
+        # at a small batch too: that is no sampling question (peersweep20 dm56452176)
+        dead_born = {id(u) for u, _ in born_dead(result)} if small else set()
         out = []
         for u, value in measured:
             units = u.values.get("relu_units")
             every = u.values.get("dead_in_every_seed")  # graph.DEAD_IN_EVERY_SEED
-            if small and (every is None or every[0] != 1.0):
+            if small and (every is None or every[0] != 1.0) and id(u) not in dead_born:
                 # a batch under 8, pooled over the seeds: only a layer off whole on every sample (no
                 # unit ever fires) is judged; a part of it off on 3 samples is what correlated inputs
                 # make (onnxsweep16 h08: a trained 2 -> 1000 ReLU layer, 62% off on 3 samples of 2-D inputs)

@@ -106,3 +106,33 @@ def test_a_long_signal_conv1d_window_is_read_and_an_absurd_one_refused_naming_th
     problems = size_problems("Conv1D", {"filters": 8, "kernel_size": [10**7], "strides": [1]})
     assert [p[0] for p in problems] == ["kernel_size/0"]
     assert "65536" in problems[0][1] and "no setting raises it" in problems[0][1]
+
+
+def _bottleneck_spec(seeds: int) -> dict[str, Any]:
+    def dense(n: int) -> dict[str, Any]:
+        return {"type": "linear", "out_features": n, "activation": "relu", "init": "xavier_uniform",
+                "bias_init": {"scheme": "zeros"}}
+
+    return {"input": {"shape": [1], "range": [0.4, 25]}, "batch_size": 5, "seeds": seeds,
+            "loss": {"type": "mse", "target_range": [0.2, 12.5]}, "layers": [dense(1), dense(9), dense(1)]}
+
+
+def test_a_one_unit_relu_born_dead_at_a_small_batch_is_dead_units_and_no_remedy_is_blamed_for_it() -> None:
+    # peersweep20 dm56452176: 1 -> Dense(1, relu) on inputs all positive, zero bias: the one unit is off
+    # for every sample exactly when its weight is negative, half the draws; then no gradient reaches
+    # any layer. At a batch of 5 it went unreported, and the linear output's one-seed re-simulation
+    # (seed 0, a dead draw) was said to "introduce vanishing_gradient"
+    seeds = 4
+    doc = check_architecture(_bottleneck_spec(seeds))
+    dead = next((f for f in doc.findings if f.code == "dead_units"), None)
+    assert dead is not None, doc.summary
+    ev = dead.evidence.model_dump()
+    born = ev["dead_seeds"]["layers[0].linear"]
+    assert 0 < len(born) < seeds and ev["born_dead_draws"] == len(born) and ev["seeds"] == seeds
+    assert f"born dead in {len(born)} of {seeds} seeds" in dead.summary
+    mismatch = next(f for f in doc.findings if f.code == "output_loss_mismatch")
+    linear = next(r for r in mismatch.remedies if r.id == "output_activation")
+    assert linear.verified is not None
+    # the original network shows the same zero on the same draws: no side effect of the remedy's
+    assert "vanishing_gradient" not in linear.verified.side_effects
+    assert "dead_units" not in linear.verified.side_effects
