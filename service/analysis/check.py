@@ -42,6 +42,7 @@ from gradhealth.analysis.simulate import (
     UnitStats,
     at_rate,
     combined,
+    select_seeds,
     simulate,
 )
 from gradhealth.analysis.spec import InitSpec, OptimizerSpec, parse_spec
@@ -625,7 +626,7 @@ class _Verifier:
                 remedy.recommended = False
                 continue
             self.results[id(remedy)] = after
-            value, fixed, new = judge(det, all_detections, after, thresholds)
+            value, fixed, new = judge(det, all_detections, after, thresholds, self.result)
             unjudged = not_judged(det.code, value, after)
             unmeasured = nothing_to_measure(det, value, after, thresholds)
             shown, other = same_metric_after(det, value, after, thresholds)
@@ -653,7 +654,7 @@ class _Verifier:
         """Whether one seed's ``after`` decides the remedy's verdict as every seed's would (:func:`decided`)."""
         if not_judged(det.code, _part(det).measure(after), after) is not None:
             return False  # (one seed's samples too few to judge: every seed's, as the finding's own)
-        return decided(lambda t: acted_on(judge(det, all_detections, after, t)), self.options.thresholds,
+        return decided(lambda t: acted_on(judge(det, all_detections, after, t, self.result)), self.options.thresholds,
                        self.margin)
 
 
@@ -732,19 +733,41 @@ def seed_margin(result: SimulationResult) -> tuple[float, float]:
             max(MIN_MARGIN_SHARE, 3 * float(np.median(shares))) if shares else MIN_MARGIN_SHARE)
 
 
+def inherited(before: SimulationResult | None, after: SimulationResult,
+              thresholds: Thresholds) -> dict[str, str]:
+    """code -> severity of the findings the unchanged network ``before`` gives over the very seeds
+    ``after`` simulated, where that is fewer than it had (a verdict on one seed first); empty
+    otherwise. A remedy is not to blame for what the original shows on the same draws: a 1-unit
+    ReLU born dead in seed 0 leaves no gradient there whatever the output's activation, and the
+    linear output's one-seed re-simulation read "introduces vanishing_gradient (0.148 -> 0)"
+    (peersweep20 dm56452176)."""
+    if before is None or after.seeds >= before.seeds:
+        return {}
+    same = select_seeds(before, list(range(after.seeds)))
+    return {d.code: d.severity for d in problems(same, thresholds)}
+
+
 def judge(det: Detection, all_detections: list[Detection], after: SimulationResult,
-          thresholds: Thresholds) -> tuple[float, bool, list[str]]:
+          thresholds: Thresholds, before: SimulationResult | None = None) -> tuple[float, bool, list[str]]:
     """(the metric of ``det``'s finding on ``after``, fixed, side effects): what a remedy's
-    simulation ``after`` says of the finding ``det`` among ``all_detections``."""
+    simulation ``after`` says of the finding ``det`` among ``all_detections``; ``before``: the
+    unchanged network's simulation, whose findings on ``after``'s seeds (:func:`inherited`) are no
+    side effect of the remedy's."""
     before_codes = {d.code: d.severity for d in all_detections}
     value, _ = _part(det).severity(after, thresholds)
     found = problems(after, thresholds)
-    new = [d.code for d in found if d.code != det.code and d.code not in before_codes]
-    new += worsened(all_detections, found, det.code)
+    same = inherited(before, after, thresholds)
+
+    def own(d: Detection) -> bool:  # not the original's on these seeds, at this severity or worse
+        return d.code not in same or SEVERITY_RANK[d.severity] > SEVERITY_RANK[same[d.code]]
+
+    new = [d.code for d in found if d.code != det.code and d.code not in before_codes and own(d)]
+    new += [c for c in worsened(all_detections, found, det.code)
+            if own(next(d for d in found if d.code == c))]
     # Fixed: none of this finding's code is left, no error it did not have before, and the
     # metric not pushed past the opposite threshold (vanishing 4.5e-5 -> 301 is exploding).
     new_errors = [d for d in found if d.severity == "error" and d.code != det.code
-                  and before_codes.get(d.code) != "error"]
+                  and before_codes.get(d.code) != "error" and own(d)]
     overshot = OPPOSITE.get(det.code) in new
     # a network still overflowing is fixed of nothing: its figures are NaN, not healthy
     fixed = (all(d.code != det.code for d in found) and not new_errors and not overshot

@@ -250,14 +250,32 @@ def fc_stretches(result: SimulationResult, *, equal_width: bool = True) -> list[
 STEEP_LAYER_GAIN = 2.0
 
 
+def activation_rms(unit: UnitStats) -> float:
+    """The root mean square of ``unit``'s outputs (their mean counted), geometric over seeds: the
+    forward signal mean-field theory propagates, since the next layer's pre-activation variance is
+    sigma_w2 * E[phi(h)^2] (+ sigma_b2), the second moment, not the variance. Equal to the std for
+    an activation centred at 0 (tanh, a linear layer); for a sigmoid, whose outputs sit near 0.5,
+    the std says little: at weights far under the critical scale a sigmoid stack's std climbs from
+    a narrow first layer towards the fixed point its mean of 0.5 sets (U(+-0.05) at width 20:
+    0.003 -> 0.013 -> 0.015), which is no gain, while its RMS stays at 0.5 (peersweep20 dm49583466)."""
+    mean, std = unit.values.get("activation_mean"), unit.values.get("activation_std")
+    if mean is None or std is None:
+        return math.nan
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rms = np.sqrt(np.asarray(mean, dtype=float) ** 2 + np.asarray(std, dtype=float) ** 2)
+        logs = np.log(rms[np.isfinite(rms)])
+    return float(np.exp(np.mean(logs))) if len(logs) else math.nan
+
+
 def steep_stretch(result: SimulationResult) -> tuple[list[UnitStats], float, str] | None:
     """The fully-connected chain whose measured gain per layer is largest, with that gain and what
     grew ("gradient" or "activation"), when it is at least :data:`STEEP_LAYER_GAIN`: a shallow
     net's total growth stays under the through-depth bar however wrong its init (4 layers of
     U(-1, 1) weights at width 256: 6.7x per layer, 46x in all), over two layers or more. The
     gradient's ||dL/dh|| is compared along equal-width chains (a norm over more units is larger);
-    the per-unit activation std along chains of any widths (He init keeps it whatever the widths:
-    an autoencoder's 100-30-100 at N(0, 1) grew it 5x per layer)."""
+    the activations' root mean square along chains of any widths (:func:`activation_rms`, the second
+    moment mean-field theory carries forward; He init keeps it whatever the widths: an autoencoder's
+    100-30-100 at N(0, 1) grew it 5x per layer)."""
     best: tuple[list[UnitStats], float, str] | None = None
     # two gains or more: one layer's alone is a trained layer's as often as a wrong init's (a stored
     # 512-wide MLP: 3.9x between its two hidden layers, onnxsweep10 h07, labelled healthy)
@@ -266,7 +284,8 @@ def steep_stretch(result: SimulationResult) -> tuple[list[UnitStats], float, str
     candidates += [(run, "activation_std", "activation") for run in fc_stretches(result, equal_width=False)
                    if len(run) >= 3]
     for run, metric, what in candidates:
-        first, last = run[0].geo(metric), run[-1].geo(metric)
+        first, last = ((activation_rms(run[0]), activation_rms(run[-1])) if what == "activation"
+                       else (run[0].geo(metric), run[-1].geo(metric)))
         if not (first > 0 and last > 0 and math.isfinite(first) and math.isfinite(last)):
             continue
         grown = first / last if what == "gradient" else last / first

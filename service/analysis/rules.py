@@ -2551,8 +2551,11 @@ def born_dead(result: SimulationResult) -> list[tuple[UnitStats, list[int]]]:
     """The ReLU layers entirely dead (every unit zero for the whole batch) in a seed where no
     gradient at all reaches the first weighted layer: (layer, those seeds). A small layer off by
     chance beside a live path (a squeeze-excitation gate) leaves gradient below it, so it is not
-    counted."""
-    if result.batch_size is not None and result.batch_size < MIN_DEAD_BATCH:
+    counted. A batch under :data:`MIN_DEAD_BATCH` is judged from :data:`MIN_POOLED_SAMPLES`
+    samples: a whole layer off for each of them in a seed where not one gradient reaches the first
+    layer is not a sampling question (peersweep20 dm56452176: a Dense(1, relu) on positive inputs,
+    off in one seed of three at batch 5, every layer's gradient 0 there, went unreported)."""
+    if result.batch_size is not None and result.batch_size < MIN_POOLED_SAMPLES:
         return []
     weighted = [u for u in result.units if u.has_weights and not u.container and "grad_norm" in u.values]
     if not weighted:
@@ -2654,11 +2657,14 @@ class DeadUnits(_Fraction):
         output = clipped_output(result)  # judged by output_loss_mismatch
         measured = [(u, f) for u, f in super().judged(result) if u is not output]
         level = 0.05 / max(len(measured), 1)
+        # a layer born dead (whole, in a seed where no gradient reaches the first layer) is judged
+        # at a small batch too: that is no sampling question (peersweep20 dm56452176)
+        dead_born = {id(u) for u, _ in born_dead(result)} if small else set()
         out = []
         for u, value in measured:
             units = u.values.get("relu_units")
             every = u.values.get("dead_in_every_seed")  # graph.DEAD_IN_EVERY_SEED
-            if small and (every is None or every[0] != 1.0):
+            if small and (every is None or every[0] != 1.0) and id(u) not in dead_born:
                 # a batch under 8, pooled over the seeds: only a layer off whole on every sample (no
                 # unit ever fires) is judged; a part of it off on 3 samples is what correlated inputs
                 # make (onnxsweep16 h08: a trained 2 -> 1000 ReLU layer, 62% off on 3 samples of 2-D inputs)
@@ -4651,6 +4657,29 @@ def _weak_on_confident_errors(activation: str, loss: str, evidence: dict[str, An
             "for a softmax classifier.")
 
 
+def _raw_probabilities_explanation(loss: str) -> str:
+    """Why a loss on probabilities (from_logits=False) over raw outputs (no softmax or sigmoid)
+    silences part of the batch, for the loss in use: binary cross-entropy clips each output on its
+    own, categorical cross-entropy divides a row by its sum first (peersweep20 dm57407973: a
+    one-unit binary model was told of the sum, which only the categorical loss takes)."""
+    if loss == "binary_cross_entropy":
+        return (
+            "With from_logits=False the loss expects probabilities, but this output has no sigmoid. Keras' "
+            "binary cross-entropy clips each raw output to [1e-7, 1 - 1e-7] and takes the logs of it and of one "
+            "minus it: an output at or below 0 or at or above 1 is clipped, and the clip passes no gradient, so "
+            "those outputs teach nothing, and a unit that stays out of (0, 1) for every sample stops learning. "
+            "The loss stalls or jumps; the model learns slowly if at all. End the model with a sigmoid, or keep "
+            "the output linear and compute the loss on logits (from_logits=True; torch's BCEWithLogitsLoss).")
+    return (
+        "With from_logits=False the loss expects probabilities, but this output has no softmax or sigmoid. "
+        "Keras' categorical cross-entropy divides the raw outputs by their sum and clips them to "
+        "[1e-7, 1 - 1e-7]: a sample whose output for its class is negative, zero or over its row's sum is "
+        "clipped, and the clip passes no gradient, so those samples teach nothing and the rest get gradients "
+        "scaled by 1 / their sum. The loss stalls or jumps; the model learns slowly if at all. End the model "
+        "with a softmax, or keep the output linear and compute the loss on logits (from_logits=True; torch's "
+        "CrossEntropyLoss).")
+
+
 class OutputLossMismatch(ArchitectureRule):
     """A loss on probabilities (``from_logits: false``) whose clip gives part of the batch no
     gradient: the last layer does not output probabilities."""
@@ -5098,12 +5127,7 @@ class OutputLossMismatch(ArchitectureRule):
                  "saturated_output_fraction": saturated, "summary_note": note}, [last])
         summary = (f"{loss} takes {layer_words(last)}'s {act} outputs for probabilities (from_logits=False): "
                    f"{value:.0%} of the {what} are clipped and get no gradient")
-        explanation = (
-            "With from_logits=False the loss expects probabilities, but this output has no softmax or sigmoid. "
-            "Keras divides the raw outputs by their sum and clips them to [1e-7, 1 - 1e-7]: a sample whose "
-            "output for its class is negative, zero or over its row's sum is clipped, and the clip passes no "
-            "gradient, so those samples teach nothing and the rest get gradients scaled by 1 / their sum. "
-            "The loss stalls or jumps; the model learns slowly if at all.")
+        explanation = _raw_probabilities_explanation(loss)
         return Detection(self.code, severity, "silent_sample_fraction", value, summary, explanation, evidence,
                          [last])
 

@@ -84,9 +84,10 @@ FINDINGS: dict[str, Entry] = {
     "output_loss_mismatch": Entry(
         "Loss takes probabilities the output does not give",
         "The loss is told the model outputs probabilities (Keras' from_logits=False, its default) but the "
-        "last layer has no softmax or sigmoid: Keras divides the raw outputs by their sum and clips them to "
-        "[1e-7, 1 - 1e-7], and every sample whose output is negative, zero or near a zero sum is clipped and "
-        "gets no gradient at all. Measured as the fraction of the simulated batch the loss gives no gradient; "
+        "last layer has no softmax or sigmoid: Keras' categorical cross-entropy divides the raw outputs by their sum "
+        "and clips them to [1e-7, 1 - 1e-7], and every sample whose output is negative, zero or near a zero sum is "
+        "clipped and gets no gradient at all; its binary cross-entropy clips each raw output to [1e-7, 1 - 1e-7], "
+        "and every output outside (0, 1) gets none. Measured as the fraction of the simulated batch the loss gives no gradient; "
         "all of it when the output layer receives exactly none (a softmax over a single unit is the constant 1). "
         "The other way round too: a loss compiled on logits (from_logits=True) over a softmax or sigmoid output "
         "applies that activation twice, and the loss can never fall below ln(1 + (k-1)/e) for k classes; "

@@ -178,7 +178,7 @@ SNIPPETS: dict[str, str] = {
         "torch.autograd.set_detect_anomaly(True)"
     ),
     "logits_loss": (
-        "loss = nn.CrossEntropyLoss()(model(x), y)  # raw outputs in: no softmax before it\n"
+        "loss = nn.{torch_loss}()(model(x), y)  # {torch_comment}\n"
         "# Keras: model.compile(loss=keras.losses.{keras_loss}(from_logits=True), ...)"
     ),
     "output_activation": (
@@ -438,17 +438,24 @@ def scaled_residual(where: str, patch: Patch = ()) -> Remedy:
 def logits_loss(loss: str, output: str, patch: Patch = (), *, squashed: str | None = None) -> Remedy:
     """Give ``loss`` the raw outputs of ``output`` as logits (from_logits=True). ``squashed``: the
     activation ``output`` ends in, which the loss on logits applies a second time: drop it there."""
-    keras = {"binary_cross_entropy": "BinaryCrossentropy"}.get(loss, "CategoricalCrossentropy")
+    binary = loss == "binary_cross_entropy"
+    keras = "BinaryCrossentropy" if binary else "CategoricalCrossentropy"
+    # the torch loss of the same kind: a one-unit binary model's logit goes to BCEWithLogitsLoss, not
+    # to the multi-class CrossEntropyLoss (peersweep20 dm57407973)
+    torch_loss = "BCEWithLogitsLoss" if binary else "CrossEntropyLoss"
+    comment = ("raw logits in (no sigmoid before it), y float 0/1 of the output's shape" if binary
+               else "raw outputs in: no softmax before it")
+    names = {"keras_loss": keras, "torch_loss": torch_loss, "torch_comment": comment}
     if squashed is not None:
         # a sigmoid's or softmax's outputs are probabilities a loss on them can take; a tanh's are not
         other = ("; or keep it and compile the loss with from_logits=False" if squashed in ("sigmoid", "softmax")
                  else "")
         return make_remedy(
             "logits_loss", f"drop the {squashed} from {output} (activation linear) so that {loss} on logits "
-            f"(from_logits=True) gets unbounded logits and applies the only squash{other}", patch, keras_loss=keras)
+            f"(from_logits=True) gets unbounded logits and applies the only squash{other}", patch, **names)
     return make_remedy(
         "logits_loss", f"compute {loss} on logits (from_logits=True), keeping {output} linear; or end the "
-        f"model with {'sigmoid' if loss == 'binary_cross_entropy' else 'softmax'}", patch, keras_loss=keras)
+        f"model with {'sigmoid' if binary else 'softmax'}", patch, **names)
 
 
 def output_activation(where: str, activation: str = "sigmoid", patch: Patch = (), *,

@@ -946,9 +946,14 @@ def initializer_problems(node: Node) -> list[str]:
     return out
 
 
-#: The largest kernel, stride, dilation or upsampling factor read: far above any real layer's,
-#: and small enough that the padding it implies is never an allocation of its own.
-MAX_WINDOW = 4096
+#: The largest kernel, stride, dilation or upsampling factor read: a sanity bound on a number
+#: taken from an uploaded file before any memory estimate sees it (a kernel's ``same`` padding,
+#: kernel - 1 positions, and an upsampling factor multiply what a layer allocates). It is no
+#: memory limit: the plan estimates the layers' memory and refuses past the settings' limits.
+#: 4096 refused real long-signal front ends (peersweep20 dm62440336: a Conv1D of kernel 10000,
+#: stride 5000 over 1,323,000 audio samples); 2**16 covers a second of 48 kHz audio in one window,
+#: and bounds a padding to 65,535 positions a row, far under the 2**24 a size may be.
+MAX_WINDOW = 2**16
 
 #: Numbers each class reads: key -> (default, smallest, largest, strictly above the smallest).
 _NUMBERS: dict[str, dict[str, tuple[float | None, float, float, bool]]] = {
@@ -1008,7 +1013,9 @@ def size_problems(cls: str, cfg: dict[str, Any]) -> list[tuple[str, str]]:
             # out of range is still refused (the padding it implies would be an allocation of its own)
             if (is_int and not 1 <= v <= MAX_WINDOW) or (not is_int and cls in _WINDOWED):
                 where = f"{key}/{k}" if isinstance(value, list | tuple) else key
-                out.append((where, f"{key} {value!r}: expected integers from 1 to {MAX_WINDOW}"))
+                out.append((where, f"{key} {value!r}: expected integers from 1 to {MAX_WINDOW} (a fixed bound "
+                                   "on a kernel, stride, dilation or upsampling factor read from a file, no "
+                                   "setting raises it; see docs/models.md, Keras models)"))
                 break
     shape = cfg.get("target_shape") if cls == "Reshape" else None
     for k, v in enumerate(shape if isinstance(shape, list | tuple) else []):
