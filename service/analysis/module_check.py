@@ -530,15 +530,21 @@ ORTHOGONAL_TOLERANCE = 1e-4
 def is_orthogonal(w: torch.Tensor, tolerance: float = ORTHOGONAL_TOLERANCE) -> bool:
     """Whether the square matrix ``w`` is orthogonal up to a gain: W W^T = c I, c > 0, each entry
     within ``tolerance`` x c (what ``nn.init.orthogonal_`` and Keras' Orthogonal draw)."""
+    return orthogonal_gain(w, tolerance) is not None
+
+
+def orthogonal_gain(w: torch.Tensor, tolerance: float = ORTHOGONAL_TOLERANCE) -> float | None:
+    """The gain g of a square matrix ``w`` that is orthogonal up to it (W W^T = g^2 I within
+    ``tolerance``, :func:`is_orthogonal`); None where it is not."""
     if w.dim() != 2 or w.shape[0] != w.shape[1] or not bool(torch.isfinite(w).all()):
-        return False
+        return None
     w = w.detach().to(torch.float64)
     gram = w @ w.T
     c = float(gram.diagonal().mean())
     if c <= 0:
-        return False
+        return None
     eye = torch.eye(w.shape[0], dtype=torch.float64, device=w.device)
-    return float((gram - c * eye).abs().max()) <= tolerance * c
+    return math.sqrt(c) if float((gram - c * eye).abs().max()) <= tolerance * c else None
 
 
 def orthogonal_already(model: nn.Module, unit_names: Callable[[nn.Module], dict[nn.Module, tuple[str, str]]] | None,
@@ -557,7 +563,9 @@ def orthogonal_already(model: nn.Module, unit_names: Callable[[nn.Module], dict[
         init = getattr(getattr(getattr(m, "plan", None), "layer", None), "recurrent_init", None)
         scheme = getattr(init, "scheme", None)
         if isinstance(scheme, str):
-            config.setdefault(n, scheme)
+            gain = getattr(init, "gain", None)
+            # orthogonal_init draws at gain 1: one at another gain is another init
+            config.setdefault(n, scheme if gain is None or abs(gain - 1.0) < 1e-9 else f"{scheme} (gain {gain})")
     out: set[str] = set()
     for name in units:
         if name in config:
@@ -570,7 +578,10 @@ def orthogonal_already(model: nn.Module, unit_names: Callable[[nn.Module], dict[
             gates = {"LSTM": 4, "GRU": 3, "LSTMCell": 4, "GRUCell": 3}.get(type(rnn).__name__, 1)
             blocks += [b for p_name, p in rnn.named_parameters() if p_name.startswith("weight_hh")
                        for b in p.detach().chunk(gates, 0)]
-        if blocks and all(is_orthogonal(b) for b in blocks):
+        gains = [orthogonal_gain(b) for b in blocks]
+        # orthogonal_init draws at gain 1: an orthogonal matrix at gain 3 (an exploding recurrence)
+        # is not the init it proposes
+        if gains and all(g is not None and abs(g - 1.0) <= ORTHOGONAL_TOLERANCE for g in gains):
             out.add(name)
     return out
 
