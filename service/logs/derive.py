@@ -26,6 +26,7 @@ their steps. The components keep their names and roles.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -325,20 +326,28 @@ _NOT_PARTS = frozenset({"acc", "accuracy", "correct", "precision", "recall", "f1
                         "return", "samples", "count", "num", "n", "lr"})
 
 
+def _one_fractional(run: RunLog, named: Callable[[str], bool]) -> tuple[Series, set[int]] | None:
+    """The one metric series whose name's last part ``named`` picks, with its steps, where it has a
+    value that is no whole number (whole numbers are a count or a size, not a loss); else None."""
+    picked = [s for s in run.series if s.role == "metric" and named(_last_part(s.name).strip())]
+    if len(picked) != 1:
+        return None
+    v = picked[0].values[np.isfinite(picked[0].values)]
+    if not len(v) or bool(np.all(v == np.round(v))):
+        return None
+    return picked[0], set(picked[0].steps.tolist())
+
+
 def _bare_total(run: RunLog) -> list[Series]:
     """A series named ``total`` alone (any case) printed beside other values of no known role at its
     steps, which are the parts it adds up: a VAE's ``Rec=0.30, KL=48.4, Total=0.78``, a multi-objective
     script's parts with no "loss" in any name (logsweep87 vae3d_kl: "no training loss" for a log of
     nothing but losses). Not where its values are all whole numbers (a count: ``Total: 1000``) or a
     series beside it is an accuracy, a count or a score. ``[]`` or the one series."""
-    totals = [s for s in run.series if s.role == "metric" and _last_part(s.name).strip().lower() in _TOTAL]
-    if len(totals) != 1:
+    found = _one_fractional(run, lambda name: name.lower() in _TOTAL)
+    if found is None:
         return []
-    total = totals[0]
-    v = total.values[np.isfinite(total.values)]
-    if not len(v) or bool(np.all(v == np.round(v))):
-        return []
-    steps = set(total.steps.tolist())
+    total, steps = found
     beside = [s for s in run.series if s is not total and len(steps & set(s.steps.tolist())) * 2 >= len(steps)
               and _last_part(s.name).strip().lower() not in ("epoch", "epochs", "step", "steps", "iter", "iteration")]
     words = {w.lower() for s in beside for w in re.split(r"[_.\s/-]+|(?<=[a-z])(?=[A-Z])", s.name) if w}
@@ -357,14 +366,10 @@ def _paper_total(run: RunLog) -> list[Series]:
     0.87``, L being their sum). Not a bare ``L`` alone (a length), nor one of whole numbers (a count
     or a size: ``L: 128, L_max: 512``), nor where ``L`` is neither the sum of its terms nor the only
     such family (a term beside it that is an accuracy, a count or a score). ``[]`` or the one series."""
-    totals = [s for s in run.series if s.role == "metric" and _last_part(s.name).strip() == "L"]
-    if len(totals) != 1:
+    found = _one_fractional(run, lambda name: name == "L")
+    if found is None:
         return []
-    total = totals[0]
-    v = total.values[np.isfinite(total.values)]
-    if not len(v) or bool(np.all(v == np.round(v))):
-        return []
-    steps = set(total.steps.tolist())
+    total, steps = found
     parts = [s for s in run.series if s is not total and s.role == "metric"
              and _PAPER_PART.fullmatch(_last_part(s.name).strip()) is not None
              and len(steps & set(s.steps.tolist())) * 2 >= len(steps)]
