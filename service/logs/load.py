@@ -398,15 +398,8 @@ def _allennlp() -> Any:
 MAX_FOLDER_DEPTH = archive.MAX_ENTRY_DEPTH
 
 
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
-def _walk(root: Path, limits: ReadLimits, passed: list[str]) -> Iterator[tuple[Path, bool]]:
-    """(path, is_run_folder) for MLflow run folders and other regular files under ``root``, in name
+def _walk(root: Path, limits: ReadLimits, passed: list[str]) -> Iterator[tuple[Path, bool, int]]:
+    """(path, is_run_folder, size in bytes: 0 for a folder) for MLflow run folders and other regular files under ``root``, in name
     order, depth first. What the walk does not enter or open is added to ``passed`` (its path inside
     ``root`` and why): folders on another file system than ``root``'s (``/proc``, ``/sys``, a mount
     point: their pseudo-files can block a read for ever) and entries that are neither a regular
@@ -453,7 +446,7 @@ def _walk(root: Path, limits: ReadLimits, passed: list[str]) -> Iterator[tuple[P
                     raise UploadTooLarge(f"{root.name}: more than {limits.max_archive_entries:,} folders; the "
                                          f"limit is {limits.max_archive_entries:,}")
                 if mlflow.sniff_dir(p) >= 0.8:
-                    yield p, True
+                    yield p, True, 0
                     continue
                 subdirs.append(p)
             elif not stat.S_ISREG(st.st_mode):
@@ -463,7 +456,7 @@ def _walk(root: Path, limits: ReadLimits, passed: list[str]) -> Iterator[tuple[P
                 if files > limits.max_archive_entries:
                     raise UploadTooLarge(f"{root.name}: more than {limits.max_archive_entries:,} files; the "
                                          f"limit is {limits.max_archive_entries:,}")
-                yield p, False
+                yield p, False, st.st_size
         if subdirs and len(rel.parts) >= MAX_FOLDER_DEPTH:
             deep = subdirs[0].relative_to(root).as_posix()
             raise LogError(f"{root.name}: the folder {archive.shown_name(deep)} is nested more than "
@@ -495,9 +488,8 @@ def _read_folder(root: Path, label: str, hint: str | None, limits: ReadLimits, w
     # the whole walk first: each file's read then moves its share of a job's bar, its bytes of the
     # folder's (the second file's reader found the bar at the end of the first's: a fixed fraction)
     walked = list(_walk(root, limits, passed))
-    sizes = [0 if is_run else _size(p) for p, is_run in walked]
-    whole, done = sum(sizes) or 1, 0
-    for (p, is_run), size in zip(walked, sizes, strict=True):
+    whole, done = sum(size for _, _, size in walked) or 1, 0
+    for p, is_run, size in walked:
         share = ticks.share(done / whole, (done + size) / whole)
         done += size
         rel = p.relative_to(root).as_posix()
@@ -520,7 +512,7 @@ def _read_folder(root: Path, label: str, hint: str | None, limits: ReadLimits, w
         if reader is None and not _read_as_copy(p, shown, candidates):
             skipped.append(rel)
             continue
-        total_bytes += p.stat().st_size
+        total_bytes += size
         if total_bytes > limits.max_uncompressed_bytes:
             raise UploadTooLarge(f"{label}: the logs in it are more than {limits.max_uncompressed_bytes:,} "
                                  "bytes together; the limit is "
