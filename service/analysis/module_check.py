@@ -527,15 +527,10 @@ def _orthogonal_loops(names: set[str]) -> Edit:
 ORTHOGONAL_TOLERANCE = 1e-4
 
 
-def is_orthogonal(w: torch.Tensor, tolerance: float = ORTHOGONAL_TOLERANCE) -> bool:
-    """Whether the square matrix ``w`` is orthogonal up to a gain: W W^T = c I, c > 0, each entry
-    within ``tolerance`` x c (what ``nn.init.orthogonal_`` and Keras' Orthogonal draw)."""
-    return orthogonal_gain(w, tolerance) is not None
-
-
 def orthogonal_gain(w: torch.Tensor, tolerance: float = ORTHOGONAL_TOLERANCE) -> float | None:
-    """The gain g of a square matrix ``w`` that is orthogonal up to it (W W^T = g^2 I within
-    ``tolerance``, :func:`is_orthogonal`); None where it is not."""
+    """The gain g of a square matrix ``w`` orthogonal up to it: W W^T = c I, c = g^2 > 0, each entry
+    within ``tolerance`` x c (what ``nn.init.orthogonal_`` and Keras' Orthogonal draw); None where
+    it is not orthogonal."""
     if w.dim() != 2 or w.shape[0] != w.shape[1] or not bool(torch.isfinite(w).all()):
         return None
     w = w.detach().to(torch.float64)
@@ -553,7 +548,7 @@ def orthogonal_already(model: nn.Module, unit_names: Callable[[nn.Module], dict[
     ``orthogonal_init`` would change nothing: as the model's own config says (a Keras file's
     ``recurrent_initializer``, orthogonal by default: ``model.recurrent_initializers()``), else as
     a spec's ``recurrent_init`` where the network was built from one, else as its recurrent weights
-    read (every gate's square block of each ``weight_hh``: :func:`is_orthogonal`)."""
+    read (every gate's square block of each ``weight_hh``: :func:`orthogonal_gain` 1)."""
     said = getattr(model, "recurrent_initializers", None)
     config: dict[str, str] = said() if callable(said) else {}
     named = unit_names(model) if unit_names is not None else {m: (n, "") for n, m in model.named_modules()}

@@ -112,15 +112,15 @@ def test_graph_door_a_separate_sigmoid_then_reshape_implies_binary_cross_entropy
 def test_is_orthogonal_reads_w_wt_against_a_multiple_of_the_identity() -> None:
     import torch
 
-    from gradhealth.analysis.module_check import is_orthogonal
+    from gradhealth.analysis.module_check import orthogonal_gain
 
     torch.manual_seed(0)
     q = torch.nn.init.orthogonal_(torch.empty(16, 16))
-    assert is_orthogonal(q) and is_orthogonal(0.5 * q)  # any gain: W W^T = g^2 I
-    assert not is_orthogonal(torch.empty(16, 16).uniform_(-0.25, 0.25))  # torch's default for weight_hh
+    assert (orthogonal_gain(q) is not None) and (orthogonal_gain(0.5 * q) is not None)  # any gain: W W^T = g^2 I
+    assert orthogonal_gain(torch.empty(16, 16).uniform_(-0.25, 0.25)) is None  # torch's default for weight_hh
     bent = q.clone()
     bent[0, 0] += 0.01  # off by far more than float32 round-off
-    assert not is_orthogonal(bent)
+    assert orthogonal_gain(bent) is None
 
 
 def _rnn_config(init: Any) -> dict[str, Any]:
