@@ -562,8 +562,8 @@ class KerasNet(nn.Module):
 
     def recurrent_initializers(self) -> dict[str, str]:
         """Each recurrent layer's (a Bidirectional's: its layer's) ``recurrent_initializer`` as the
-        class it names (Keras' default: orthogonal), by layer name: the init it already has, which
-        no remedy proposes again (:func:`.module_check.orthogonal_already`)."""
+        class it names (Keras' default: orthogonal), with its gain where that is not 1, by layer
+        name: the init it already has, which no remedy proposes again (:func:`.module_check.orthogonal_already`)."""
         from gradhealth.analysis.importers.keras import _initializer
 
         out: dict[str, str] = {}
@@ -574,7 +574,11 @@ class KerasNet(nn.Module):
                 _, cfg, _ = recurrent_cell(node.cls, node.cfg)
             except ValueError:
                 continue
-            out[node.name] = _initializer(cfg.get("recurrent_initializer") or "orthogonal")[0]
+            name, init_cfg = _initializer(cfg.get("recurrent_initializer") or "orthogonal")
+            gain = float(init_cfg.get("gain", 1.0)) if name in ("orthogonal", "identity") else 1.0
+            # orthogonal_init draws at gain 1: Orthogonal(gain=3) is another init (as a spec's
+            # recurrent_init reads in orthogonal_already)
+            out[node.name] = name if abs(gain - 1.0) < 1e-9 else f"{name} (gain {gain:g})"
         return out
 
     def module_names(self) -> dict[nn.Module, tuple[str, str]]:
