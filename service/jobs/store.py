@@ -617,9 +617,24 @@ def _finished(session: Session, job_id: str, status: str, now: datetime, result:
                           severities=[str(f.get("severity") or "") for f in found])
     payload: dict[str, Any] = {"job_id": job_id, "kind": kind, "status": status,
                                "result_status": result.get("status") if isinstance(result, dict) else None,
-                               "finding_codes": codes, "error": error}
+                               "finding_codes": codes, "error": job_problem(error, job_id)}
     outbox.enqueue(session, owner=owner, event="job.finished", payload=payload)
     wakeup.notify(session, job_id, wakeup.FINISHED)  # ?wait callers are woken at commit
+
+
+def job_problem(error: Any, job_id: str) -> Any:
+    """A failed job's stored problem as the job and its ``job.finished`` webhook show it:
+    ``instance`` the job's own path, and a client error's ``errors[]`` present, if only with the
+    detail, as a 4xx answer's always is (the failed log job of a header-only CSV had ``errors:
+    null``, ``instance: null``: newuser16 #6)."""
+    if not isinstance(error, dict):
+        return error
+    shown = dict(error)
+    shown.setdefault("instance", f"/v1/jobs/{job_id}")
+    status = shown.get("status")
+    if isinstance(status, int) and 400 <= status < 500 and not shown.get("errors"):
+        shown["errors"] = [{"pointer": None, "parameter": None, "detail": str(shown.get("detail", ""))}]
+    return shown
 
 
 def problem(slug: str, title: str, detail: str, status: int) -> dict[str, Any]:

@@ -47,3 +47,21 @@ def test_a_checked_log_is_announced_signed(worker_api: Api) -> None:
     assert data["finding_codes"] == [f["code"] for f in job["result"]["findings"]]
     assert "nonfinite" in data["finding_codes"]
     assert delivery["id"] == got.headers["x-gradhealth-delivery"] and delivery["attempts"] == 1
+
+
+def test_a_failed_jobs_event_carries_the_problem_the_job_shows(worker_api: Api) -> None:
+    # the event's error was the stored problem without the instance and errors[] the API adds when
+    # showing the job: a receiver could not point at the job or read where the input was wrong
+    with receiver() as rx:
+        worker_api.post("/v1/webhooks", json={"url": rx.url, "events": ["job.finished"]}, headers=ALICE)
+        r = worker_api.post("/v1/checks/logs?wait=60", files={"file": ("run.csv", b"step,loss\n")},
+                            headers=ALICE)
+        job = r.json()
+        (got,) = rx.wait_for(1, timeout=30)
+    assert job["status"] == "failed", job
+    data = json.loads(got.body)["data"]
+    assert data["job_id"] == job["id"] and data["status"] == "failed"
+    shown = {k: v for k, v in job["error"].items() if k != "errors"}
+    assert {k: v for k, v in data["error"].items() if k != "errors"} == shown
+    assert [e["detail"] for e in data["error"]["errors"]] == [e["detail"] for e in job["error"]["errors"]]
+    assert data["error"]["instance"] == f"/v1/jobs/{job['id']}" and data["error"]["errors"], data["error"]

@@ -58,24 +58,10 @@ def summary_fields(row: JobRow) -> dict:
 _ROW_RESULT: Any = object()
 
 
-def job_problem(error: Any, job_id: str) -> Any:
-    """A failed job's stored problem as the job shows it: ``instance`` the job's own path, and a
-    client error's ``errors[]`` present, if only with the detail, as a 4xx answer's always is (the
-    failed log job of a header-only CSV had ``errors: null``, ``instance: null``: newuser16 #6)."""
-    if not isinstance(error, dict):
-        return error
-    shown = dict(error)
-    shown.setdefault("instance", f"/v1/jobs/{job_id}")
-    status = shown.get("status")
-    if isinstance(status, int) and 400 <= status < 500 and not shown.get("errors"):
-        shown["errors"] = [{"pointer": None, "parameter": None, "detail": str(shown.get("detail", ""))}]
-    return shown
-
-
 def to_read(row: JobRow, result: Any = _ROW_RESULT) -> JobRead:
     """The job resource of a row (the row itself is never returned); ``result``: the row's unless given."""
     return JobRead(**summary_fields(row), result=row.result if result is _ROW_RESULT else result,
-                   error=job_problem(row.error, row.id))
+                   error=store.job_problem(row.error, row.id))
 
 
 def job_response(row: Any, result_text: str | None, *, status_code: int = 200,

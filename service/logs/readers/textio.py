@@ -830,7 +830,9 @@ def read_wide_csv(path: Path, limits: ReadLimits, *, step_column: str | None, fm
     if header is None:
         raise LogError(f"{path.name}: the file is empty")
     if points.count == 0:
-        raise LogError(f"{path.name}: no values after the header (a {fmt} log needs at least one row)")
+        # "native" is this project's name for a plain table of columns, not one a user knows
+        kind = "CSV" if fmt == "native" else fmt
+        raise LogError(f"{path.name}: no values after the header (a {kind} log needs at least one row of values)")
     if blank_steps:
         warnings.append(LogWarning("placed_by_order", f"{path.name}: {blank_steps:,} row(s) with a blank "
                                    f"{step_column!r} cell took the step of the row before"))
