@@ -10,6 +10,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -141,6 +142,17 @@ def diagnose(run: RunLog, thresholds: LogThresholds | None = None, *, started: f
         return _diagnose(run, thresholds, started=started)
 
 
+def _notes_summary(findings: Sequence[Finding]) -> str:
+    """A healthy summary's tail: the notes' codes, and what an ``insufficient_data`` note left
+    unjudged in its own words (a file of four loss lines read "healthy ... notes: insufficient_data",
+    as if its trends had been judged and found fine: logsweep92 unsuperpoint_notes)."""
+    if not findings:
+        return ""
+    short = [f for f in findings if f.code == "insufficient_data"]
+    return (f"; notes: {', '.join(f.code for f in findings)}"
+            + "".join(f"; not judged: {f.summary}" for f in short[:2]))
+
+
 def _diagnose(run: RunLog, thresholds: LogThresholds | None = None, *, started: float | None = None) -> Diagnosis:
     thresholds = thresholds or LogThresholds()
     started = started if started is not None else time.perf_counter()
@@ -159,7 +171,7 @@ def _diagnose(run: RunLog, thresholds: LogThresholds | None = None, *, started: 
     worst = next((f for f in findings if f.severity != "info"), None)
     summary = (f"{status}: {worst.code}: {worst.summary}" + more_findings(findings)
                if worst else f"healthy: {sum(len(s) for s in run.series):,} points in {len(run.series)} series"
-               + (f"; notes: {', '.join(f.code for f in findings)}" if findings else ""))
+               + _notes_summary(findings))
     return Diagnosis(
         kind="logs", name=Path(run.source).name, status=status, summary=summary, findings=findings,
         series=summarise(run),

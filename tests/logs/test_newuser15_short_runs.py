@@ -55,3 +55,12 @@ def test_four_rising_points_stay_too_few(tmp_path):
     # 3 rises in a row happen by chance 1 time in 24 (4! orderings): not enough to call a divergence
     d = check_logs(_keras(tmp_path, [0.85, 1.2, 2.4, 5.0]))
     assert not [f for f in d.findings if f.code == "loss_divergence"]
+
+
+def test_a_healthy_short_runs_summary_says_what_was_not_judged(tmp_path):
+    # logsweep92 unsuperpoint_notes: four loss lines read "healthy ... notes: insufficient_data", as
+    # if the trends had been judged and found fine
+    d = check_logs(_keras(tmp_path, [2.3, 1.9, 1.6]))
+    (note,) = [f for f in d.findings if f.code == "insufficient_data"]
+    assert d.status == "healthy"
+    assert d.summary.endswith(f"; not judged: {note.summary}"), d.summary
