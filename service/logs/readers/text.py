@@ -2653,8 +2653,8 @@ class TextReader:
         if duplicates:
             warnings.append(LogWarning(
                 "repeated_lines", f"{name}: {duplicates:,} line(s) repeat the step and values of the line before them "
-                "(a message logged twice, as absl prints each once plainly and once with a glog prefix): each point "
-                "is read once"))
+                "(one message printed twice: by two logging handlers, a console copied into its own log, a "
+                "progress line printed again when it ends): each point is read once"))
         if bad_header is not None:
             more = f" (and {bad_headers - 1:,} more such lines)" if bad_headers > 1 else ""
             warnings.append(LogWarning(
