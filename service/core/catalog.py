@@ -306,6 +306,12 @@ REMEDIES: dict[str, Entry] = {
                                   "In RLHF the KL penalty (beta) is what keeps the policy near its reference "
                                   "model, where the reward model's scores hold; a larger one pulls a policy that "
                                   "drifted off back towards it."),
+    "keep_exploring": Entry("Sustained exploration",
+                            "An agent whose exploration (epsilon, the policy's entropy, action noise) has "
+                            "decayed to nothing repeats what it already does and cannot find a better policy; "
+                            "an entropy bonus (Mnih et al. 2016; PPO's c2 = 0.01, Schulman et al. 2017) or an "
+                            "epsilon schedule that decays more slowly to a floor (DQN: 1 to 0.1 over the "
+                            "first 2% of its frames, Mnih et al. 2015) keeps it trying other actions."),
     "early_stopping": Entry("Early stopping",
                             "Keep the weights from the step with the best validation loss and stop once it has "
                             "not improved for a while."),

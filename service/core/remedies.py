@@ -197,6 +197,12 @@ SNIPPETS: dict[str, str] = {
         "# verl: actor_rollout_ref.actor.use_kl_loss=True actor_rollout_ref.actor.kl_loss_coef=<x{factor}>\n"
         "# OpenRLHF: --init_kl_coef <x{factor}>"
     ),
+    "keep_exploring": (
+        "# policy gradient (PPO, A2C): an entropy bonus keeps the policy trying other actions\n"
+        "loss = policy_loss + value_coef * value_loss - 0.01 * dist.entropy().mean()  # SB3: ent_coef=0.01\n"
+        "# value-based (DQN): decay epsilon over half the run, never below a floor\n"
+        "epsilon = max(0.05, 1.0 - step / (0.5 * total_steps))"
+    ),
     "early_stopping": (
         "if val_loss < best - 1e-4:\n    best, bad_epochs = val_loss, 0\n"
         '    torch.save(model.state_dict(), "best.pt")\nelse:\n    bad_epochs += 1\n'
@@ -854,6 +860,14 @@ def early_stopping(best_step: float, patience: int, *, monitor: str | None = Non
                '    torch.save(model.state_dict(), "best.pt")\nelse:\n    bad_epochs += 1\n'
                f"    if bad_epochs >= {patience}:\n        break  # restore best.pt")
     return remedy.model_copy(update={"snippet": snippet})
+
+
+def keep_exploring(why: str) -> Remedy:
+    """Keep an agent exploring (an entropy bonus, a slower epsilon schedule with a floor): for a
+    return that never rose or collapsed, ``why`` what the log shows of its exploration."""
+    return make_remedy("keep_exploring", "keep the agent exploring: an entropy bonus (0.01) for a policy "
+                       "gradient, or for epsilon-greedy a decay over half the run to a floor of 0.05 "
+                       f"({why})")
 
 
 def raise_kl_coefficient(why: str, factor: float = RAISE_LR_FACTOR) -> Remedy:

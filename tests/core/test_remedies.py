@@ -149,6 +149,7 @@ def test_every_snippet_placeholder_is_filled_by_its_builder(rid):
         "check_loss_graph": lambda: R.check_loss_graph("train_loss repeats exactly"),
         "check_data": lambda: R.check_data("step 250", "250", "the values before it were flat"),
         "raise_kl_coefficient": lambda: R.raise_kl_coefficient("the KL to the reference blew up"),
+        "keep_exploring": lambda: R.keep_exploring("epsilon went from 1 to 0"),
         "zero_bias": lambda: R.zero_bias("x"),
         "normalise_inputs": lambda: R.normalise_inputs("x", 147.0),
         "normalise_targets": lambda: R.normalise_targets(3032.0, 641.3),

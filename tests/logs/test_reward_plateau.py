@@ -76,7 +76,7 @@ def test_a_return_that_never_rose_over_thousands_of_episodes_is_a_warning(tmp_pa
     assert ev["episodes"] == 5000 and ev["points"] == 5000
     assert f.evidence.steps == [57, 57 * 5000]
     assert "5,000 episodes" in f.summary
-    assert {x.id for x in f.remedies} == {"raise_learning_rate", "lower_learning_rate"}
+    assert {x.id for x in f.remedies} == {"raise_learning_rate", "lower_learning_rate", "keep_exploring"}
 
 
 def test_the_note_says_the_return_was_judged_where_it_was(tmp_path: Path) -> None:
@@ -180,3 +180,35 @@ def test_a_success_rate_at_its_ceiling_is_a_solved_task(tmp_path: Path) -> None:
     other = tmp_path / "failing"
     other.mkdir()
     assert _plateau(check_logs(_monitor(other, r - 46, success=np.zeros(1500, bool), env="FetchReach-v1")))
+
+
+def _progress_with(tmp_path: Path, ep_rew_mean: np.ndarray, column: str, values: np.ndarray) -> Path:
+    """:func:`_progress` with one more column (an exploration series) beside the return."""
+    path = _progress(tmp_path, ep_rew_mean)
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([f"{lines[0]},{column}"] + [f"{row},{v:.6g}" for row, v in zip(lines[1:], values,
+                                                                                           strict=True)]) + "\n")
+    return path
+
+
+def test_a_plateau_offers_to_keep_exploring_first_where_the_logged_epsilon_decayed(tmp_path):
+    # logsweep92 iqn_cartpole_stuck: a DQN stuck at its random policy's return was offered only the
+    # learning rate raised and lowered; an epsilon decayed to nothing is what its README blamed
+    n = 400
+    rewards = -105 + 2 * np.random.default_rng(1).standard_normal(n)
+    eps = np.maximum(0.0, 1.0 - np.arange(n) / 20)  # gone by the 20th update of 400
+    (f,) = _plateau(check_logs(_progress_with(tmp_path, rewards, "rollout/exploration_rate", eps)))
+    ids = [r.id for r in f.remedies]
+    assert ids[0] == "keep_exploring", ids
+    assert "rollout/exploration_rate went from 1 (" in f.remedies[0].change and "to 0 (" in f.remedies[0].change
+
+
+def test_a_plateau_with_exploration_kept_is_not_told_to_explore(tmp_path):
+    n = 400
+    rewards = -105 + 2 * np.random.default_rng(1).standard_normal(n)
+    eps = np.full(n, 0.3)  # still exploring at the end: the plateau's cause is elsewhere
+    (f,) = _plateau(check_logs(_progress_with(tmp_path, rewards, "rollout/exploration_rate", eps)))
+    assert "keep_exploring" not in [r.id for r in f.remedies]
+    # without any exploration series, the remedy is offered last: a cause the log cannot show
+    (g,) = _plateau(check_logs(_progress(tmp_path, rewards)))
+    assert [r.id for r in g.remedies][-1] == "keep_exploring"

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 
 import numpy as np
 
 from gradhealth.core import remedies as R
-from gradhealth.core.document import Finding
+from gradhealth.core.document import Finding, Remedy
 from gradhealth.core.rules import detects
 from gradhealth.logs.detectors.common import finding
 from gradhealth.logs.remedies import clipping, lower_lr, raise_lr
@@ -225,8 +226,35 @@ def reward_collapse(run: RunLog, t: LogThresholds) -> list[Finding]:
             {"metric": s.name, "steps": [_num(best), _num(float(steps[-1]))], "value": 1 - kept,
              "threshold": 0.5, "start": start, "peak": peak, "last": end, "best_step": _num(best)},
             [R.early_stopping(best, max(2, tail // 2), where=s.where(best)),
-             lower_lr(run, at_step=best, why=f"{s.name} collapsed after {s.where(best)}")]))
+             *_exploring(run, s, [lower_lr(run, at_step=best, why=f"{s.name} collapsed after {s.where(best)}")])]))
     return _evaluations_folded(_one_per_quantity(run, out, plain))[:3]
+
+
+#: An agent's exploration logged beside its return: epsilon-greedy's epsilon, a policy's entropy
+#: (SB3's ``entropy_loss`` is its negative), an exploration rate or action noise.
+_EXPLORATION = re.compile(r"(?:^|[/_. -])(?:eps|epsilon|exploration(?:_rate|_eps)?|entropy(?:_loss)?|"
+                          r"action_noise|noise_std)$", re.IGNORECASE)
+
+
+def _exploring(run: RunLog, s: Series, others: Sequence[Remedy | None]) -> list[Remedy | None]:
+    """``others`` (the rate remedies of an outcome ``s`` that never rose or fell back) with
+    ``keep_exploring``: first where an exploration series the log holds fell to under a tenth of its
+    first size (the evidence points there), last where the log shows none (a cause it can only
+    suspect), and left out where the logged exploration held (logsweep92 iqn_cartpole_stuck: a DQN
+    whose epsilon decayed too fast was offered the rate raised and lowered, nothing about exploring)."""
+    for e in run.series:
+        if e is s or not _EXPLORATION.search(e.name):
+            continue
+        steps, v = finite(e)
+        if len(v) < 2:
+            continue
+        first, last = abs(float(v[0])), abs(float(v[-1]))
+        if not last < 0.1 * first:
+            return list(others)  # still exploring: the plateau's cause is elsewhere
+        return [R.keep_exploring(f"{e.name} went from {float(v[0]):.3g} ({e.where(float(steps[0]))}) to "
+                                 f"{float(v[-1]):.3g} ({e.where(float(steps[-1]))})"), *others]
+    return [*others, R.keep_exploring(f"the log has no epsilon or entropy series: check that exploration had "
+                                      f"not decayed to nothing before {s.name} improved")]
 
 
 def _running_mean_of(mean: Series, episodes: Series) -> bool:
@@ -499,9 +527,10 @@ def _frozen_returns(run: RunLog, t: LogThresholds) -> Finding | None:
              "threshold": 0.0, "start": c, "peak": c, "last": c, "points": n, "episodes": None,
              "peak_step": _num(float(steps[0])), "constant": True,
              "evaluation": {e.name: float(ev[0]) for e, ev in evals[:10]}},
-            [raise_lr(run, at_step=float(steps[0]), why=f"{s.name} never moved"),
-             lower_lr(run, at_step=float(steps[0]),
-                      why=f"{s.name} never moved: a policy that collapsed early learns with smaller steps")])
+            _exploring(run, s, [
+                raise_lr(run, at_step=float(steps[0]), why=f"{s.name} never moved"),
+                lower_lr(run, at_step=float(steps[0]),
+                         why=f"{s.name} never moved: a policy that collapsed early learns with smaller steps")]))
     return None
 
 
@@ -592,9 +621,10 @@ def reward_plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
             {"metric": s.name, "steps": [_num(float(steps[0])), _num(float(steps[-1]))],
              "value": peak - start, "threshold": band, "start": start, "peak": peak, "last": end,
              "points": n, "episodes": per_episode or spanned or None, "peak_step": _num(float(steps[i_peak]))},
-            [raise_lr(run, at_step=float(steps[0]), why=f"{s.name} never rose above its start"),
-             lower_lr(run, at_step=float(steps[0]),
-                      why=f"{s.name} never rose: a policy that collapsed early learns with smaller steps")])]
+            _exploring(run, s, [
+                raise_lr(run, at_step=float(steps[0]), why=f"{s.name} never rose above its start"),
+                lower_lr(run, at_step=float(steps[0]),
+                         why=f"{s.name} never rose: a policy that collapsed early learns with smaller steps")]))]
     frozen = _frozen_returns(run, t)
     return [frozen] if frozen is not None else []
 
