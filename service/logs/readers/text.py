@@ -102,11 +102,11 @@ from gradhealth.logs.thresholds import LogThresholds
 # exactly 3 digits and the first group does not start with 0 (so "a=1,b=2" and "x=0,5" are not one)
 _NUM = (r"[-+]?(?:[1-9]\d{0,2}(?:,\d{3})+(?!,?\d)(?:\.\d*)?|\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
         r"|[-+]?(?:nan|infinity|inf)")
-# "eta: 5:02:49" is a time, not 5; PaddleOCR pads its "{:x<6f}" to "nanxxx", "infxxx"
+# "eta: 5:02:49" is a time, not 5, and "Started: 2026-02-03" a date, not 2026; PaddleOCR pads its "{:x<6f}" to "nanxxx", "infxxx"
 # a callback printing onto a progress line glues its message to the last value ("loss:
 # 44.4110Batch 3: Invalid loss"): a capitalised word after a digit ends the number
 # a value before an arrow is the one it replaced (OpenNMT's "Model is improving ppl: inf --> 5.45")
-_END = (r"(?:(?<=nan|inf|NaN|Inf|NAN|INF)x+)?(?![ \t]*-{1,2}>)(?:(?![\w.]|:\d)|(?<=\d)(?=[A-Z][a-z]{2,}[ \t:])"
+_END = (r"(?:(?<=nan|inf|NaN|Inf|NAN|INF)x+)?(?![ \t]*-{1,2}>)(?:(?![\w.]|:\d|-\d)|(?<=\d)(?=[A-Z][a-z]{2,}[ \t:])"
         # a sentence's full stop after the value ("Mean training loss: 0.6162."), not a version's dot
         r"|(?<=\d)(?=\.(?:[ \t]|$)))")
 _SPLIT_WORD = r"(?:train|training|val|vali|valid|validation|eval|test)"  # (Informer's family writes "Vali Loss")
