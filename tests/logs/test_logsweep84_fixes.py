@@ -121,7 +121,7 @@ def test_a_late_rise_short_of_a_divergence_is_named_a_rise() -> None:
     late = float(np.median(v[-3:]))  # (about +18%: the rise it names, whatever the trend's exact figure)
     assert late > 1.1 * float(np.median(v[6:9]))
     assert f.summary.startswith("train_loss rose ") and f.summary.endswith(
-        "before): it stopped improving by rising, a late rise short of a divergence, not a plateau")
+        "before): it stopped improving and crept back up, a late rise short of a divergence")
 
 
 def test_the_grpo_reward_note_reads_as_one_sentence(tmp_path: Path) -> None:

@@ -218,17 +218,28 @@ def discriminator_ahead(run: RunLog) -> Finding | None:
 #: cross-entropy terms, 2 ln 2 for their sum
 _BALANCED_D = math.log(2)
 #: A discriminator whose loss over the last tenth of the run has a median at or under this share of
-#: ln 2 (0.173: it gives the right side 0.84 or more on average, 0.92 for the summed form) and of its
+#: its balance (ln 2 -> 0.173, the mean form: it gives the right side 0.84 or more on average; 2 ln 2
+#: -> 0.347 for the real and fake terms summed, the same 0.84: :func:`_balance`) and of its
 #: own start (:func:`_start`: a fall to a quarter, so that a least-squares GAN's 0.125 at balance is
 #: no win) has all but won (:func:`generator_losing`)
 _D_LOST_SHARE = 0.25
+
+
+def _balance(start: float) -> float:
+    """A standard GAN discriminator's loss at balance (D = 1/2 everywhere), in the form its series
+    logs: 2 ln 2 (1.386) where it began nearer that than ln 2 (at or over their geometric mean
+    sqrt(2) ln 2 = 0.98: a discriminator logging its real and fake cross-entropy terms summed, as
+    DCGAN/WaveGAN scripts' ``d_loss_real + d_loss_fake`` do, starts there, D being near 1/2 at
+    initialisation), else ln 2 (the mean of the two terms, or a least-squares GAN's smaller scale)."""
+    return 2 * _BALANCED_D if start >= math.sqrt(2) * _BALANCED_D else _BALANCED_D
 
 
 def generator_losing(run: RunLog, t: LogThresholds) -> Finding | None:
     """``loss_divergence`` for a GAN whose generator loses the game: its loss ends (the median of its
     last tenth) ``t.divergence_factor`` times or more over its lowest running median (loss_divergence's
     own test on a training loss, end over running minimum), while its discriminator's loss ends at or
-    under :data:`_D_LOST_SHARE` of both ln 2 and its own start. A discriminator that wins saturates,
+    under :data:`_D_LOST_SHARE` of both its balance (ln 2, or 2 ln 2 for a discriminator whose real
+    and fake terms are summed: :func:`_balance`) and its own start. A discriminator that wins saturates,
     and the generator's gradient carries ever less information, whichever of the saturating or
     non-saturating losses it uses (Goodfellow et al. 2014; Arjovsky and Bottou 2017): logsweep74's
     plain DCGANs, loss_dis 0.49 -> 0.087 and loss_gen 4.5 -> 12.4 over 100k iterations. A balanced
@@ -245,7 +256,8 @@ def generator_losing(run: RunLog, t: LogThresholds) -> Finding | None:
             continue
         start = _start(v)
         end = float(median(v[-max(5, len(v) // 10):]))
-        level = _D_LOST_SHARE * min(_BALANCED_D, start)
+        balance = _balance(start)
+        level = _D_LOST_SHARE * min(balance, start)
         g_med = smooth(g_v, max(5, len(g_v) // 20))
         i_low = int(np.argmin(g_med))
         g_low = float(g_med[i_low])
@@ -257,8 +269,10 @@ def generator_losing(run: RunLog, t: LogThresholds) -> Finding | None:
             "loss_divergence", "warning",
             f"the generator is losing the game: {g.name} rose {g_end / g_low:.3g}x from its lowest running median "
             f"{g_low:.3g} to {g_end:.3g} ({g.between(first, last)}) while {d.name} fell from {start:.3g} to "
-            f"{end:.3g}, under {_D_LOST_SHARE:g} x ln 2 = {_D_LOST_SHARE * _BALANCED_D:.3g} (a balanced game's "
-            "discriminator loss) and under a quarter of its start",
+            f"{end:.3g}, under {_D_LOST_SHARE:g} x {'2 ln 2' if balance > _BALANCED_D else 'ln 2'} = "
+            f"{_D_LOST_SHARE * balance:.3g} (a balanced game's discriminator loss"
+            + (", its real and fake terms summed, as its start says" if balance > _BALANCED_D else "")
+            + ") and under a quarter of its start",
             "A discriminator whose loss falls toward 0 tells real from generated samples almost perfectly; its "
             "output saturates, and the gradient it passes the generator carries ever less information (with the "
             "saturating loss it vanishes, with the non-saturating one it grows noisy), so the generator's loss "
@@ -269,6 +283,6 @@ def generator_losing(run: RunLog, t: LogThresholds) -> Finding | None:
             {"metric": g.name, "steps": [_num(first), _num(last)], "value": g_end / g_low,
              "threshold": t.divergence_factor, "generator": g.name, "discriminator": d.name,
              "generator_low": g_low, "generator_final": g_end, "discriminator_start": start,
-             "discriminator_final": end, "discriminator_threshold": level},
+             "discriminator_final": end, "discriminator_threshold": level, "discriminator_balance": balance},
             [lower_lr(run, at_step=first, why="the discriminator overpowered the generator")])
     return None

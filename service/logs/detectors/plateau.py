@@ -412,12 +412,13 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
                        "that outputs one constant whatever its input: an MSE of 0.25 on 0/1 targets is the mean's). "
                        "A loss that has converged still moves with every batch.")
     else:
-        # (a rise is named a rise, not a plateau: the loss stopped improving by climbing back, short of what
-        # loss_divergence needs; logsweep84 pl_km_deepracer read "train_loss rose 19.00% ..." under a plateau)
+        # (a rise is named a rise: the loss stopped improving by climbing back, short of what loss_divergence
+        # needs; logsweep84 pl_km_deepracer read "train_loss rose 19.00% ..." under a plateau. The note is
+        # loss_plateau's, the loss no longer improving, so its words never deny one: logsweep91 hf_lora_sft_floor)
         summary = (f"{loss.name} improved {late:.2%} over the last half of the run (after falling {fell:.0%} before)"
                    if late >= 0 else
                    f"{loss.name} rose {-late:.2%} over the last half of the run (after falling {fell:.0%} before): "
-                   "it stopped improving by rising, a late rise short of a divergence, not a plateau")
+                   "it stopped improving and crept back up, a late rise short of a divergence")
         explanation = ("The loss has flattened out: convergence, a decayed learning rate, or capacity reached."
                        if late >= 0 else
                        "The loss rose over the last half of the run, by less than loss_divergence needs (or over too "

@@ -55,7 +55,7 @@ def validation(run: RunLog, t: LogThresholds) -> list[Finding]:
                    key=lambda d: -d.rise)
     if not found and not parts:
         short = [f for val in run.ranked("val_loss") if (f := _short_divergence(run, val, loss, t)) is not None][:1]
-        return short or _generalisation_gap(run, loss) or _noisy_divergence(run, loss, t)
+        return short or _generalisation_gap(run, loss) or _stalled_gap(run, loss) or _noisy_divergence(run, loss, t)
     # each judged with its excuse: the largest rise of the whole validation loss as ever (a task
     # metric of its own evaluation), a part also by the detector's metrics/ columns (mAP). The
     # finding names the first one no task metric excuses; a note where every one is excused. (The
@@ -280,6 +280,69 @@ def _generalisation_gap(run: RunLog, loss: Series) -> list[Finding]:
              "threshold": _LOSS_GAP, "val_level": val_level, "train_level": train_level, "val_accuracy": a_val,
              "train_accuracy": a_train, "train_metric": loss.name},
             [R.weight_decay()])]
+    return []
+
+
+#: The training loss's fall, from its level at the validation loss's best to its level at the last
+#: evaluation, that a validation loss which never improved again makes overfitting (beside a gap of
+#: :data:`_LOSS_GAP`): the training loss halved and none of it carried over (:func:`_stalled_gap`)
+_STALL_TRAIN_FALL = 2.0
+_STALL_EVALUATIONS = 3
+
+
+def _train_level(ls: np.ndarray, lv: np.ndarray, after: float, upto: float) -> float | None:
+    """The median training loss of the points in (``after``, ``upto``]: the training that led up to
+    an evaluation at ``upto`` (``after`` the evaluation before it); None where none was logged."""
+    seg = lv[(ls > after) & (ls <= upto)]
+    return float(median(seg)) if len(seg) else None
+
+
+def _stalled_gap(run: RunLog, loss: Series) -> list[Finding]:
+    """Overfitting with no rise to see and no accuracy to tell (an LLM fine-tune's trainer_state,
+    loss only, 3 evaluations: logsweep91 hf_catrobot_overfit, eval_loss 1.01 -> 0.904 -> 0.927 while
+    the training loss fell 0.21 -> 0.046): the validation loss has not improved since its best at an
+    earlier evaluation, while the training loss fell :data:`_STALL_TRAIN_FALL` times or more over the
+    same stretch (its median over the training that led up to the best evaluation, against its median
+    since the evaluation before the last) and ends :data:`_LOSS_GAP` times or more under the last
+    validation loss. What the model learnt since its best evaluation carried nothing over to held-out
+    data: it memorised its training set. Where both splits log an accuracy and they agree (within
+    :data:`_SAME_ACCURACY`), the loss gap is made by the evaluation, not overfitting: no finding."""
+    train_acc, val_acc = accuracies(run)
+    if train_acc is not None and val_acc is not None:
+        ta, va = as_fraction(finite(train_acc)[1]), as_fraction(finite(val_acc)[1])
+        if len(ta) and len(va) and abs(float(median(ta[len(ta) // 2:])) - float(median(va[len(va) // 2:]))) \
+                <= _SAME_ACCURACY:
+            return []
+    ls, lv = finite(loss)
+    for val in run.ranked("val_loss"):
+        vs, vv = finite(val)
+        if len(vv) < _STALL_EVALUATIONS or val.step_unit != loss.step_unit or float(np.min(vv)) <= 0:
+            continue
+        i_best = int(np.argmin(vv))
+        if i_best == len(vv) - 1:
+            continue  # (still improving at its last evaluation)
+        then = _train_level(ls, lv, float(vs[i_best - 1]) if i_best else -math.inf, float(vs[i_best]))
+        now = _train_level(ls, lv, float(vs[-2]), math.inf)
+        last = float(vv[-1])
+        if then is None or now is None or not now > 0 or then < _STALL_TRAIN_FALL * now or last < _LOSS_GAP * now:
+            continue
+        best, best_step = float(vv[i_best]), float(vs[i_best])
+        since = len(vv) - 1 - i_best
+        return [finding(
+            "validation_divergence", "warning",
+            f"{val.name} has not improved since its lowest {best:.3g} ({val.where(best_step)}; {last:.3g} at "
+            f"{val.where(float(vs[-1]))}, {since} evaluation{'s' if since > 1 else ''} later) while {loss.name} "
+            f"fell {then / now:.3g}x ({then:.3g} -> {now:.3g}, medians over the training before each "
+            f"evaluation) to {last / now:.3g}x under it",
+            "The training loss kept falling while the validation loss stopped improving: what the model learnt "
+            "since its best evaluation did not carry over to held-out data, and a training loss this far under "
+            "the validation loss says it memorised its training set (too many epochs or too high a rate for "
+            "the data's size, too little regularisation). Keep the weights of the best evaluation.",
+            {"metric": val.name, "steps": [_num(best_step), _num(float(vs[-1]))], "value": last / now,
+             "threshold": _LOSS_GAP, "best": best, "best_step": _num(best_step), "last": last,
+             "train_metric": loss.name, "train_then": then, "train_last": now, "train_fall": then / now,
+             "train_fall_threshold": _STALL_TRAIN_FALL},
+            [R.early_stopping(best_step, max(2, min(3, since)), where=val.where(best_step)), R.weight_decay()])]
     return []
 
 

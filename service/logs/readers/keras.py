@@ -63,11 +63,20 @@ from gradhealth.logs.readers.textio import (
     read_text,
     read_wide_csv,
 )
-from gradhealth.logs.series import LogWarning, RunLog, classify, parse_number, several_runs
+from gradhealth.logs.series import (
+    LogWarning,
+    RunLog,
+    classify,
+    gan_part,
+    parse_number,
+    several_runs,
+)
 
 _INDEX = ("", "Unnamed: 0")
 _NAME = re.compile(r"[A-Za-z_][\w./-]*")
 _LOSSY = ("loss", "val_loss")
+#: A loss of a part in a column's name, as a word ("Gen Loss", "kl_losses"; not "lossless")
+_PART_LOSS = re.compile(r"(?:^|[^a-z])loss(?:es)?(?![a-z])", re.IGNORECASE)
 # A column name's words: letter case, spaces, underscores and hyphens aside ("Epoch", "EPOCH", " epoch_").
 _SEPARATORS = re.compile(r"[\s_-]+")
 # A JSON object whose first value is a list (optionally inside "history"), with a loss list somewhere.
@@ -101,7 +110,9 @@ class KerasReader:
             return 0.85
         # a loss column by its role, not its exact name: "Cross Entropy Loss", "train loss" (logsweep59's
         # DeepCubeA metrics.csv: "Epoch,Target Cost,Squared Loss,Cross Entropy Loss", refused by all)
-        has_loss = any(c in _LOSSY or c.startswith("val_") or classify(c)[0] in _LOSSY for c in header)
+        # and a loss of a part (a GAN player's "Gen Loss", "Disc Loss", "D Loss": logsweep91 wavegan_d_dominant)
+        has_loss = any(c in _LOSSY or c.startswith("val_") or classify(c)[0] in _LOSSY or _PART_LOSS.search(c)
+                       or gan_part(c) is not None for c in header)
         if header[0] in _INDEX and has_loss:
             return 0.6
         if epoch is not None and has_loss:
@@ -120,7 +131,11 @@ class KerasReader:
         step = _epoch_column(header) or next((c for c in _INDEX if c in header), None)
         runs = _runs(path, limits, step, sep) if step is not None else []
         if step is not None and _stalled(runs):
-            return _read_by_row(path, limits, step, sep, runs)
+            # a row per batch, each with its epoch (a hand-written loop's "epoch,batch,loss", a GAN
+            # tutorial's "Epoch,Batch,Gen Loss,Disc Loss"): each row placed within its epoch, as the
+            # text reader places "ep: 0, batch: 160" lines (logsweep91 wavegan_d_dominant)
+            return (_read_within_epochs(path, limits, step, header, sep)
+                    or _read_by_row(path, limits, step, sep, runs))
         if len(runs) > 1 and step is not None:
             return _read_runs(path, limits, step, sep, runs)
         points, warnings, _ = read_wide_csv(
@@ -347,6 +362,102 @@ def _read_by_row(path: Path, limits: ReadLimits, step: str, sep: str, runs: list
         where=f"line {second.first_line}")
     return RunLog(format="keras", source=name, series=points.build(step_unit="epoch"),
                   warnings=[note, *warnings])
+
+
+#: A column counting the batches within each epoch, by its words (letter case, spaces, underscores
+#: and hyphens aside): ``Batch``, ``batch_idx``, ``minibatch``, ``batch no``
+_BATCH = re.compile(r"(?:mini_?)?batch(?:_?(?:idx|index|id|num|number|no|nr))?")
+
+
+def _batch_column(header: list[str], epoch: str) -> str | None:
+    """The header's column counting batches within the epoch (:data:`_BATCH`), else None."""
+    return next((c for c in header if c != epoch
+                 and _BATCH.fullmatch(_SEPARATORS.sub("_", c.strip().lower()).strip("_"))), None)
+
+
+def _read_within_epochs(path: Path, limits: ReadLimits, step: str, header: list[str], sep: str) -> RunLog | None:
+    """A table with a row per batch, each row naming its epoch (which never goes back, and repeats
+    over the rows of one epoch), read with each row at its place within its epoch, the fractional
+    epoch the text reader gives a line placed within its epoch: with a column counting the batches
+    within it (``epoch,batch,loss``), ``e + b / length``, the length the largest batch plus the usual
+    step between batches (``0..19``: 20), and findings name the place as the table does (``epoch 3,
+    batch 7``); without one, the k-th of n rows of epoch e at ``e + k (e' - e) / n``, e' the next
+    epoch (the last epoch takes the usual step between epochs). None where the rows do not fit that
+    (an epoch that goes back, a batch that does not rise within its epoch, a cell that is no
+    number): the caller reads the rows in their order."""
+    if step in _INDEX:
+        return None
+    batch = _batch_column(header, step)
+    names = [c.strip() for c in header]
+    if step not in names or (batch is not None and batch not in names):
+        return None
+    ie = names.index(step)
+    ib = names.index(batch) if batch is not None else -1
+    places: list[tuple[float, float]] = []
+    with CsvRows(path, limits, sep=sep) as rows:
+        first = True
+        for _, row in rows:
+            if row is None:
+                break
+            cells = [c.strip() for c in row]
+            if first:
+                first = False
+                continue
+            if cells == names:
+                continue
+            if len(cells) != len(names):
+                return None
+            try:
+                e = parse_number(cells[ie])
+                b = parse_number(cells[ib]) if ib >= 0 else 0.0
+            except ValueError:
+                return None
+            if not (math.isfinite(e) and math.isfinite(b)) or b < 0 or (places and e < places[-1][0]):
+                return None
+            places.append((e, b))
+    epochs = sorted({e for e, _ in places})
+    if len(epochs) < 2:
+        return None
+    epoch_gaps = [b - a for a, b in zip(epochs, epochs[1:], strict=False)]
+    words: dict[float, str] | None = None
+    if batch is not None:
+        counts = sorted({b for _, b in places})
+        gaps = [b - a for a, b in zip(counts, counts[1:], strict=False)]
+        length = counts[-1] + (sorted(gaps)[len(gaps) // 2] if gaps else 1.0)
+        at = [round(e + b / length, 9) for e, b in places]
+        word = _SEPARATORS.sub(" ", batch.strip().lower())
+        words = {x: f"epoch {e:g}, {word} {b:g}" for x, (e, b) in zip(at, places, strict=True)}
+        how = (f"each row at its place within its epoch by its {batch!r} column, epoch + {batch} / {length:g} "
+               f"({batch} {counts[0]:g}-{counts[-1]:g})")
+    else:
+        nxt = dict(zip(epochs, epochs[1:], strict=False))
+        usual = sorted(epoch_gaps)[len(epoch_gaps) // 2]
+        size: dict[float, int] = {}
+        for e, _ in places:
+            size[e] = size.get(e, 0) + 1
+        at, k, previous = [], 0, None
+        for e, _ in places:
+            k = k + 1 if e == previous else 0
+            previous = e
+            at.append(round(e + k * (nxt.get(e, e + usual) - e) / size[e], 9))
+        how = "the k-th of an epoch's n rows at epoch + k / n"
+    if any(b <= a for a, b in zip(at, at[1:], strict=False)):
+        return None
+    points, warnings, _ = read_wide_csv(
+        path, limits, step_column=None, fmt="keras", skip=lambda c: c in _INDEX or c in (step, batch),
+        skip_repeated_header=True, sep=sep)
+    if not points.remap(at):
+        return None
+    note = LogWarning(
+        "step_order",
+        f"{path.name}: the {step!r} column repeats over several rows ({len(places):,} rows in {len(epochs):,} "
+        f"epochs, {step} {epochs[0]:g}-{epochs[-1]:g}): a row per batch, read as fractional epochs, {how}")
+    series = points.build(step_unit="epoch")
+    if words is not None:
+        for s in series:
+            if all(float(x) in words for x in s.steps):
+                s.position_words = words
+    return RunLog(format="keras", source=path.name, series=series, warnings=[note, *warnings])
 
 
 def _read_runs(path: Path, limits: ReadLimits, step: str, sep: str, runs: list[_Run]) -> RunLog:

@@ -1967,6 +1967,15 @@ def _why_no_console(head: bytes, count: int) -> str:
         said = f"none of {shown} non-blank lines holds a named value (name: number, name=number, step 10 loss 2.3)"
         if bare * 2 >= count:
             first = next(ln.strip() for _, ln in numbered if not _BARE_NUMBERS.fullmatch(ln)) if bare < count else None
+            row = next(ln.strip() for _, ln in numbered if _BARE_NUMBERS.fullmatch(ln))
+            if first is not None and (columns := _naming_header(first, row)) is not None:
+                # a header that names every column, none of them known (logsweep91 charrnn_lr_sweep_table:
+                # "learning_rate_0.005,..." over losses): say what is wrong with it, not that it is missing
+                shown_cols = ", ".join(repr(c) for c in columns[:_SHOWN_FOUND]) + (", ..." if len(columns) > _SHOWN_FOUND
+                                                                                    else "")
+                return (f"{bare} of {shown} non-blank lines are rows of numbers under a header naming each of their {len(columns)} "
+                        f"columns ({shown_cols}), but these columns name no loss, step or gradient norm: rename "
+                        "them after what they hold (step,loss,val_loss)")
             said += (f"; {bare} of them are bare numbers" + (f" under {first[:60]!r}" if first else "")
                      + ": a file of numbers is read where its name says what they are (loss.txt, val_loss.csv) or a "
                      "header line names them (step,loss)")
@@ -1984,6 +1993,22 @@ def _why_no_console(head: bytes, count: int) -> str:
     if max(counts.values()) < 2 and not any(k.lower() in STEP_KEYS for k in names):
         return said + ": every name appears once and none is a step, as in a config's print, not a training log"
     return said
+
+
+def _naming_header(line: str, row: str) -> list[str] | None:
+    """The column names of ``line`` where it is a table's header over the row of numbers ``row``
+    (split at the row's separator: a comma, tab or semicolon, else blanks), as many names as the row
+    has numbers, none blank or a number, and none known (a loss, validation loss or gradient norm by
+    its role or as a part's loss, a GAN player's, a step or an epoch); else None."""
+    sep = next((c for c in (",", "\t", ";") if c in row), None)
+    cells = [c.strip() for c in (line.split(sep) if sep else line.split())]
+    numbers = [c for c in (row.split(sep) if sep else row.split()) if c.strip()]
+    if len(cells) < 2 or len(cells) != len(numbers) or any(not c or _BARE_NUMBERS.fullmatch(c) for c in cells):
+        return None
+    known = any(classify(c)[0] in ("loss", "val_loss", "grad_norm") or gan_part(c) is not None
+                or re.search(r"(?:^|[^a-z])loss(?:es)?(?![a-z])", c, re.IGNORECASE)
+                or c.strip().lower() in STEP_KEYS or c.strip().lower() == "epoch" for c in cells)
+    return None if known else cells
 
 
 #: A line of bare numbers only (a file of numbers with no names)

@@ -248,6 +248,15 @@ class Points:
                 self.roles.setdefault(name, role)
             self.add(name, step, value, wall)
 
+    def remap(self, places: list[float]) -> bool:
+        """Put each point read at a row index (``step_column=None``) at ``places[index]``; False (and
+        nothing changed) where an index has no place."""
+        if any(int(x) != x or not 0 <= x < len(places) for steps, _, _ in self._data.values() for x in steps):
+            return False
+        for steps, _, _ in self._data.values():
+            steps[:] = [places[int(x)] for x in steps]
+        return True
+
     def build(self, *, step_unit: str = "step",
               role: Callable[[str], tuple[Role | None, str | None]] | None = None,
               repeats: bool = True) -> list[Series]:

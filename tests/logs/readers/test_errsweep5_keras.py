@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from gradhealth.logs.check import run_log_check
 from gradhealth.logs.load import read_log
 from tests.logs.helpers import by_name, write
@@ -49,7 +51,10 @@ def test_an_epoch_repeated_on_several_rows_is_one_run(tmp_path: Path) -> None:
     # a row per batch, each with its epoch: 0 0 0 1 1 1 ...
     log = read_log(write(tmp_path, "batches.csv", _csv([i // 3 for i in range(30)])))
     assert log.runs == [] and _codes(log) == ["step_order"]
-    assert len(by_name(log)["loss"]) == 30 and "on 20 of 29 rows" in log.warnings[0].message
+    # (logsweep91: each row at its place within its epoch, the k-th of 3 at e + k / 3, no longer one
+    # epoch per row)
+    assert len(by_name(log)["loss"]) == 30 and "repeats over several rows" in log.warnings[0].message
+    assert by_name(log)["loss"].steps.tolist() == pytest.approx([i // 3 + (i % 3) / 3 for i in range(30)])
 
 
 def test_a_history_index_stuck_at_zero_is_one_run(tmp_path: Path) -> None:
