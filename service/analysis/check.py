@@ -626,9 +626,9 @@ class _Verifier:
                 remedy.recommended = False
                 continue
             self.results[id(remedy)] = after
-            value, fixed, new = judge(det, all_detections, after, thresholds, self.result)
+            verdict = judge(det, all_detections, after, thresholds, self.result)
+            value, fixed, new, unmeasured = verdict.value, verdict.fixed, verdict.side_effects, verdict.not_measured
             unjudged = not_judged(det.code, value, after)
-            unmeasured = nothing_to_measure(det, value, after, thresholds)
             shown, other = same_metric_after(det, value, after, thresholds)
             note = unmeasured or verdict_note(value, fixed, det.code, after, thresholds)
             remedy.verified = Verified(metric=det.metric, before=finite_or_none(det.value),
@@ -697,9 +697,9 @@ def side_effect_figures(codes: list[str], all_detections: list[Detection], befor
     return out
 
 
-def acted_on(verdict: tuple[float, bool, list[str]]) -> tuple[bool, bool]:
-    """(fixed, recommended) of a (metric, fixed, side effects) verdict: what a user acts on."""
-    return verdict[1], verdict[1] and not verdict[2]
+def acted_on(verdict: Verdict) -> tuple[bool, bool]:
+    """(fixed, recommended) of a verdict: what a user acts on."""
+    return verdict.fixed, verdict.fixed and not verdict.side_effects
 
 
 def decided(verdict_at: Callable[[Thresholds], tuple[bool, bool]], thresholds: Thresholds,
@@ -734,47 +734,84 @@ def seed_margin(result: SimulationResult) -> tuple[float, float]:
 
 
 def inherited(before: SimulationResult | None, after: SimulationResult,
-              thresholds: Thresholds) -> dict[str, str]:
-    """code -> severity of the findings the unchanged network ``before`` gives over the very seeds
-    ``after`` simulated, where that is fewer than it had (a verdict on one seed first); empty
-    otherwise. A remedy is not to blame for what the original shows on the same draws: a 1-unit
-    ReLU born dead in seed 0 leaves no gradient there whatever the output's activation, and the
-    linear output's one-seed re-simulation read "introduces vanishing_gradient (0.148 -> 0)"
-    (peersweep20 dm56452176)."""
+              thresholds: Thresholds) -> list[Detection] | None:
+    """The findings the unchanged network ``before`` gives over the very seeds ``after`` simulated,
+    where that is fewer than it had (a verdict on one seed first); None otherwise. A remedy is not to
+    blame for what the original shows on the same draws, only for making it worse there
+    (:func:`worsened`): a 1-unit ReLU born dead in seed 0 leaves no gradient there whatever the
+    output's activation, and the linear output's one-seed re-simulation read "introduces
+    vanishing_gradient (0.148 -> 0)" (peersweep20 dm56452176); a tanh swapped for a ReLU that
+    multiplies an ODE loop's explosion by 1e7 on that seed is still blamed for it."""
     if before is None or after.seeds >= before.seeds:
-        return {}
-    same = select_seeds(before, list(range(after.seeds)))
-    return {d.code: d.severity for d in problems(same, thresholds)}
+        return None
+    return problems(select_seeds(before, list(range(after.seeds))), thresholds)
+
+
+@dataclass(frozen=True)
+class Door:
+    """How a door's verdicts genuinely differ; every other rule of :func:`judge` is shared.
+
+    ``fixed_by_rule``: "fixed" where the finding's own rule, re-run on the changed network, is at
+    most a note (the live-module and model-file doors: their rule figures are the network's own);
+    otherwise where no finding of its code is left among :func:`~.rules.problems` (a spec's).
+    ``overshoot_errors_only``: a remedy overshoots only where the opposite finding is new *and an
+    error* (the live-module door: a mild vanishing left by orthogonal weights under tanh is a side
+    effect, not an undoing of the fix of an RNN exploding 1e21x); otherwise any new opposite finding
+    overshoots (a spec's: vanishing 4.5e-5 -> 301 is exploding). ``new_errors_unfix``: an error the
+    original did not have makes the remedy not fixed (a spec's); otherwise it is a side effect only."""
+
+    fixed_by_rule: bool
+    overshoot_errors_only: bool
+    new_errors_unfix: bool
+
+
+#: The architecture-spec door's verdicts (:class:`_Verifier`).
+SPEC_DOOR = Door(fixed_by_rule=False, overshoot_errors_only=False, new_errors_unfix=True)
+#: The live-module and model-file door's (:class:`.module_check._Verifier`).
+MODULE_DOOR = Door(fixed_by_rule=True, overshoot_errors_only=True, new_errors_unfix=False)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a remedy's re-simulation says of a finding (:func:`judge`)."""
+
+    value: float  # the finding's rule's measure on the changed network
+    fixed: bool
+    side_effects: list[str]
+    not_measured: str | None  # :func:`nothing_to_measure`: why there was nothing to measure, or None
 
 
 def judge(det: Detection, all_detections: list[Detection], after: SimulationResult,
-          thresholds: Thresholds, before: SimulationResult | None = None) -> tuple[float, bool, list[str]]:
-    """(the metric of ``det``'s finding on ``after``, fixed, side effects): what a remedy's
-    simulation ``after`` says of the finding ``det`` among ``all_detections``; ``before``: the
-    unchanged network's simulation, whose findings on ``after``'s seeds (:func:`inherited`) are no
-    side effect of the remedy's."""
+          thresholds: Thresholds, before: SimulationResult | None = None, door: Door = SPEC_DOOR) -> Verdict:
+    """What a remedy's simulation ``after`` says of the finding ``det`` among ``all_detections``
+    (every door's verdict: ``door`` names where they differ); ``before``: the unchanged network's
+    simulation, whose findings on ``after``'s seeds (:func:`inherited`) are no side effect of the
+    remedy's, on every door."""
     before_codes = {d.code: d.severity for d in all_detections}
-    value, _ = _part(det).severity(after, thresholds)
+    value, severity = _part(det).severity(after, thresholds)
     found = problems(after, thresholds)
     same = inherited(before, after, thresholds)
+    # not the original's on these seeds, or worse than it is there (a higher severity, 10x the growth)
+    own = {d.code for d in found} if same is None else (
+        {d.code for d in found} - {d.code for d in same}) | set(worsened(same, found, det.code))
 
-    def own(d: Detection) -> bool:  # not the original's on these seeds, at this severity or worse
-        return d.code not in same or SEVERITY_RANK[d.severity] > SEVERITY_RANK[same[d.code]]
-
-    new = [d.code for d in found if d.code != det.code and d.code not in before_codes and own(d)]
-    new += [c for c in worsened(all_detections, found, det.code)
-            if own(next(d for d in found if d.code == c))]
-    # Fixed: none of this finding's code is left, no error it did not have before, and the
-    # metric not pushed past the opposite threshold (vanishing 4.5e-5 -> 301 is exploding).
-    new_errors = [d for d in found if d.severity == "error" and d.code != det.code
-                  and before_codes.get(d.code) != "error" and own(d)]
-    overshot = OPPOSITE.get(det.code) in new
+    new = [d.code for d in found if d.code != det.code and d.code not in before_codes and d.code in own]
+    new += [c for c in worsened(all_detections, found, det.code) if c in own]
+    # Fixed: none of this finding left, (a spec's) no error it did not have before, and the metric
+    # not pushed past the opposite threshold (vanishing 4.5e-5 -> 301 is exploding).
+    opposite = OPPOSITE.get(det.code)
+    overshot = opposite in new and (not door.overshoot_errors_only
+                                    or any(d.code == opposite and d.severity == "error" for d in found))
+    new_errors = door.new_errors_unfix and any(
+        d.severity == "error" and d.code != det.code and before_codes.get(d.code) != "error" and d.code in own
+        for d in found)
+    gone = severity in (None, "info") if door.fixed_by_rule else all(d.code != det.code for d in found)
+    unmeasured = nothing_to_measure(det, value, after, thresholds)
     # a network still overflowing is fixed of nothing: its figures are NaN, not healthy
-    fixed = (all(d.code != det.code for d in found) and not new_errors and not overshot
+    fixed = (gone and not new_errors and not overshot
              and not still_nonfinite(found) and not unmeasured_with_errors(value, found)
-             and not_judged(det.code, value, after) is None
-             and nothing_to_measure(det, value, after, thresholds) is None)
-    return value, fixed, new
+             and not_judged(det.code, value, after) is None and unmeasured is None)
+    return Verdict(value, fixed, new, unmeasured)
 
 
 def nothing_to_measure(det: Detection, value: float, after: SimulationResult, thresholds: Thresholds) -> str | None:

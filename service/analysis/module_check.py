@@ -33,29 +33,27 @@ from torch import nn
 from gradhealth.analysis.activations import BOUNDED, canonical
 from gradhealth.analysis.cells import cell_of, mark
 from gradhealth.analysis.check import (
-    OPPOSITE,
+    MODULE_DOOR,
+    Verdict,
     _layer_report,
     _rank,
     acted_on,
     clip_reference,
     decided,
     init_after_structural,
+    judge,
     judged_figure,
     layers_with_weights,
     not_judged,
-    nothing_to_measure,
     optimizer_shown,
     predicted_reinit_effect,
     same_metric_after,
     seed_margin,
-    still_nonfinite,
     summary_line,
     theory_report,
-    unmeasured_with_errors,
     verdict_note,
     with_note,
     without_inflated_rate,
-    worsened,
 )
 from gradhealth.analysis.figures import ACTIVATION_ABS_MAX, OUTPUT_GRAD_ABS_MAX, WEIGHT_GRAD_ABS_MAX
 from gradhealth.analysis.findings import Detection, layer_words, trunk
@@ -112,7 +110,6 @@ from gradhealth.analysis.rules import (
     output_layer,
     output_width,
     probe_words,
-    problems,
     relu_logits_output,
     scale_invariant_layer,
     sigmoids_under_cross_entropy,
@@ -1087,9 +1084,9 @@ class _Verifier:
                                        fixed=False, note=f"could not simulate the changed network: {exc}")
             remedy.recommended = False
             return None
-        value, fixed, new = self.judge(det, before, after, self.thresholds)
+        verdict = self.judge(det, before, after, self.thresholds)
+        value, fixed, new, unmeasured = verdict.value, verdict.fixed, verdict.side_effects, verdict.not_measured
         unjudged = not_judged(det.code, value, after)
-        unmeasured = nothing_to_measure(det, value, after, self.thresholds)
         judged = judged_figure(det, self.result, after, self.thresholds)
         note = unmeasured or verdict_note(value, fixed, det.code, after, self.thresholds)
         probed = self.probe(det, change)
@@ -1128,21 +1125,12 @@ class _Verifier:
                               after=finite_or_none(probe.final))
         return figure, words, probe.diverged
 
-    @staticmethod
-    def judge(det: Detection, before: list[Detection], after: SimulationResult,
-              thresholds: Thresholds) -> tuple[float, bool, list[str]]:
-        """(the metric of ``det`` on ``after``, fixed, side effects) under ``thresholds``."""
-        value, severity = rule(det.code).architecture.severity(after, thresholds)
-        known = {d.code for d in before}
-        found = problems(after, thresholds)
-        new = [d.code for d in found if d.code not in known] + worsened(before, found, det.code)
-        # (and not pushed far past the opposite threshold: a ReLU RNN exploding 1e21x made to vanish
-        # 1e-17x is no fix; a mild vanishing left by orthogonal weights under tanh is a side effect)
-        overshot = any(d.code == OPPOSITE.get(det.code) and d.severity == "error" for d in found) \
-            and OPPOSITE.get(det.code) in new
-        return (value, severity in (None, "info") and not still_nonfinite(found) and not overshot
-                and not unmeasured_with_errors(value, found) and not_judged(det.code, value, after) is None
-                and nothing_to_measure(det, value, after, thresholds) is None, new)
+    def judge(self, det: Detection, before: list[Detection], after: SimulationResult,
+              thresholds: Thresholds) -> Verdict:
+        """What ``after`` says of ``det`` under ``thresholds``: the spec door's :func:`.check.judge`
+        with this door's rules (:data:`.check.MODULE_DOOR`), the run's own simulation ``self.result``
+        naming what the unchanged network already shows on ``after``'s seeds (no side effect)."""
+        return judge(det, before, after, thresholds, self.result, MODULE_DOOR)
 
 
 #: Codes whose fixes include changes to training, as the spec check proposes them: gradient

@@ -96,7 +96,8 @@ def test_a_one_seed_verdict_is_the_every_seed_verdict(name, checked):
     assert one, "the examples' clear-cut remedies are verified on one seed"
     for f, r in one:
         det, dets, _, every = _one_and_every(raw, f.code, r.patch)
-        _, fixed, new = judge(det, dets, every, Thresholds())
+        verdict = judge(det, dets, every, Thresholds())
+        fixed, new = verdict.fixed, verdict.side_effects
         assert (fixed, fixed and not new) == (r.verified.fixed, r.recommended), (name, r.id)
 
 
@@ -113,7 +114,7 @@ def test_a_verdict_close_to_a_threshold_is_left_to_every_seed(checked):
         det, dets, one, _ = _one_and_every(raw, f.code, r.patch)
         decades, share = seed_margin(simulate(make_plan(parse_spec(raw))))
         t = Thresholds()
-        verdicts = {(v[1], v[1] and not v[2]) for v in (judge(det, dets, one, x) for x in
+        verdicts = {(v.fixed, v.fixed and not v.side_effects) for v in (judge(det, dets, one, x) for x in
                                                        (t, t.shifted(decades, share), t.shifted(-decades, -share)))}
         assert len(verdicts) > 1, r.id  # it was close: the shifts disagree on one seed
 
