@@ -379,6 +379,27 @@ def _paper_total(run: RunLog) -> list[Series]:
     return [total]
 
 
+#: A training split's error by its name (Train MSE, train_rmse, training_mae, Train NLL): the objective
+#: a regression or density model minimises, printed under the split instead of the word loss
+_TRAINING_ERROR = re.compile(r"^(?:train|training|trn)[/_.]?(?P<what>nll|mse|rmse|mae|l2|l1|mape|smape|huber)"
+                             r"(?:[/_.]?loss)?$")
+#: Of several, the one read: the likelihood, then the squared errors (the usual objectives), then the rest
+_ERROR_ORDER = ("nll", "mse", "l2", "rmse", "huber", "mae", "l1", "mape", "smape")
+
+
+def _training_error(run: RunLog) -> Series | None:
+    """The series of a training split's error (:data:`_TRAINING_ERROR`), the first of them in
+    :data:`_ERROR_ORDER`; None without one. A regression console prints its objective as "Train MSE"
+    beside "Val MSE": that is its training loss, before any other value named a loss (an auxiliary
+    regulariser's "Gate Loss", a "KL loss" term)."""
+    found: dict[str, Series] = {}
+    for s in run.series:
+        m = _TRAINING_ERROR.match(re.sub(r"\s+", "_", s.name.strip().lower()))
+        if s.role == "metric" and m is not None:
+            found.setdefault(m["what"], s)
+    return next((found[w] for w in _ERROR_ORDER if w in found), None)
+
+
 def add_named_loss(run: RunLog) -> RunLog:
     """Where ``run`` still has no training loss and exactly one series is named as a loss in words
     (:func:`named_loss`), or one of several has a total's name in its last part
@@ -392,6 +413,15 @@ def add_named_loss(run: RunLog) -> RunLog:
             run.warnings.extend(w for w in part.warnings if w not in run.warnings)
         return run
     if any(s.role == "loss" for s in run.series):
+        return run
+    error = _training_error(run)
+    if error is not None:
+        # (logsweep92 ant_transformer_gates: "Train MSE | Gate Loss | Val MSE", the auxiliary gate
+        # loss read as the training loss; with Train MSE and Val MSE alone, no loss at all)
+        error.role = "loss"
+        run.warnings.append(LogWarning(
+            "derived_loss", f"{run.source}: no series has a training loss's usual name; the check reads "
+            f"{error.name.strip()}, the training split's error, as the training loss"))
         return run
     # a split's component (``train/box_loss``) is a part of a loss: add_component_losses' business
     found = [s for s in run.series if s.role == "metric" and named_loss(s.name) and _component(s) is None]

@@ -360,18 +360,18 @@ def _text_later(path: Path, readers: list[Reader]) -> Reader | None:
             if not window:
                 return None
             start = window.find(b"\n") + 1
-            if start and not _binary_window(window) and text.sniff_within(path.name, window[start:]) > 0:
+            if start and not binary_window(window) and text.sniff_within(path.name, window[start:]) > 0:
                 return text
     return None
 
 
 #: Bytes no text log holds: NUL and :data:`_CONTROLS`.
 _NON_TEXT = b"\x00" + _CONTROLS
-#: A window with more than this share of bytes that are no text (:func:`_binary_window`) is not searched.
+#: A window with more than this share of bytes that are no text (:func:`binary_window`) is not searched.
 _BINARY_SHARE = 1 / 8
 
 
-def _binary_window(window: bytes) -> bool:
+def binary_window(window: bytes) -> bool:
     """Whether ``window`` is binary data, not text: more than :data:`_BINARY_SHARE` of its bytes are
     control bytes or belong to no UTF-8 character (an array's floats, a checkpoint, an image, NUL
     padding). Searching such a window line by line for a console's lines costs seconds a megabyte

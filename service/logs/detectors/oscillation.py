@@ -50,6 +50,14 @@ _SWING_FACTOR = 100.0
 #: ... and this many up-legs, each followed by a down-leg: swings that recur, not one divergence and
 #: recovery (that is loss_spike's or loss_divergence's)
 _SWING_CYCLES = 3
+#: Swings are waves of several points: the log-loss's residuals around a trend wider than a swing are
+#: at least this correlated from one point to the next (and beyond what chance gives on the series'
+#: length, :func:`_persistence`). Independent minibatch losses scatter around their trend with no such
+#: correlation (about 0), whatever their spread: a per-batch loss converged near 0 spans two decades
+#: and more between an easy batch and a hard one, and its 3-point medians zigzag over them.
+_PERSISTENCE = 0.3
+#: The trend the residuals are read around spans this many of the swings' median leg (11 points at least)
+_TREND_LEGS = 3
 
 
 def swings(v: np.ndarray, factor: float = _SWING_FACTOR) -> list[tuple[int, int]]:
@@ -81,6 +89,21 @@ def _legs(sm: np.ndarray, factor: float = _SWING_FACTOR) -> list[tuple[int, int]
     return legs
 
 
+def _persistence(v: np.ndarray, legs: list[tuple[int, int]]) -> float | None:
+    """Lag-1 autocorrelation of the log of a positive loss ``v`` around its running median over
+    :data:`_TREND_LEGS` times the median length of its ``legs`` (so the trend does not follow the
+    swings), when it says the swings are waves: at least :data:`_PERSISTENCE` and above what
+    independent points reach one time in a hundred (2.33 / sqrt(n)); None otherwise (the swings are
+    the scatter of independent batches)."""
+    length = float(np.median([b - a for a, b in legs])) if legs else 0.0
+    window = max(11, int(_TREND_LEGS * length)) | 1
+    resid = np.log(v) - np.log(smooth(v, window))
+    if len(resid) < 4 or float(np.std(resid)) == 0:
+        return None
+    ac = float(np.corrcoef(resid[:-1], resid[1:])[0, 1])
+    return ac if ac >= max(_PERSISTENCE, 2.33 / math.sqrt(len(resid))) else None
+
+
 def _wild_swings(run: RunLog, t: LogThresholds) -> list[Finding]:
     """A loss that swings up and down by orders of magnitude again and again (a PINN's mean_loss
     over 57 epochs: 2.8e8, 1.9e10, 1.1e7, 2.5e11, 1.0e4, 2.2e10; logsweep84 pina_v21_osc): its swings
@@ -97,6 +120,11 @@ def _wild_swings(run: RunLog, t: LogThresholds) -> list[Finding]:
     cycles = len(done)
     if cycles < _SWING_CYCLES:
         return []
+    # (logsweep92 t5_batch_loss: a T5 fine-tune's 7,760 batch losses, converged near 0.02, read as
+    # 28 swings "up by 100x": batches of 1e-4 and 0.3 side by side, independent, not waves)
+    persistence = _persistence(v, legs)
+    if persistence is None:
+        return []
     widest = max(done, key=lambda ab: float(sm[ab[1]] / sm[ab[0]]))
     first, last = legs[0][0], legs[-1][1]
     low, high = float(np.min(sm[first:last + 1])), float(np.max(sm[first:last + 1]))
@@ -112,7 +140,7 @@ def _wild_swings(run: RunLog, t: LogThresholds) -> list[Finding]:
         {"metric": loss.name, "steps": [_num(steps[first]), _num(steps[last])], "value": float(cycles),
          "threshold": float(_SWING_CYCLES), "swing_factor": _SWING_FACTOR,
          "swings": [[_num(steps[a]), _num(steps[b]), float(sm[b] / sm[a])] for a, b in legs],
-         "lowest": low, "highest": high},
+         "lowest": low, "highest": high, "lag1_autocorrelation": persistence},
         [lower_lr(run, at_step=float(steps[first]), why="the loss swings over orders of magnitude"),
          clipping(run, t)])]
 

@@ -18,7 +18,7 @@ from gradhealth.logs.detectors.layers import converged_loss, converged_note, jum
 from gradhealth.logs.detectors.rl import on_rollouts
 from gradhealth.logs.remedies import lower_lr, raise_lr
 from gradhealth.logs.series import RunLog, Series
-from gradhealth.logs.stats import FULL_DIGITS, finite, median, printed_digits, resolution
+from gradhealth.logs.stats import FULL_DIGITS, finite, median, printed_digits, resolution, theil_sen
 from gradhealth.logs.stats import num as _num
 from gradhealth.logs.thresholds import LogThresholds
 
@@ -234,6 +234,26 @@ def _never_updated(run: RunLog, s: Series, steps: np.ndarray, v: np.ndarray,
            if zero_loss and loss is not None else "")
     if _zero_rate(run, float(steps[0]), float(steps[-1])):
         why += "; the learning rate is exactly 0 at every one of them too"
+    elif not zero_loss and (moved := _loss_moved(run, float(steps[0]), float(steps[-1]), t)) is not None:
+        # (logsweep92 encdec_gradnorm_zero: "Grad Norm: 0.0000" on every line while the loss fell
+        # 10.26 -> 8.1, an error saying the run trains nothing) a loss that trends while every
+        # logged norm is 0 was updated: the norm is measured where the gradients are already cleared
+        assert loss is not None
+        first, last = moved
+        return [finding(
+            "zero_gradient", "warning",
+            f"{s.name} is exactly 0 at every one of its {len(v)} logged points ({s.between(steps[0], steps[-1])}), "
+            f"while {loss.name} went from {first:.4g} to {last:.4g} with a clear trend over them: the logged "
+            "norm is not the gradient the updates used",
+            "A loss that trends up or down is being changed by the updates, so the gradients were not 0; a norm "
+            "logged as exactly 0 at every step is measured where they are already cleared: after "
+            "optimizer.zero_grad() (or set_to_none), after optimizer.step() in a loop that clears them there, "
+            "or on tensors other than the parameters' .grad (an integer 0 before the first backward). Measure "
+            "the norm after backward() and before the step clears it (the value clip_grad_norm_ returns).",
+            {"metric": s.name, "steps": [_num(steps[0]), _num(steps[-1])], "value": 1.0, "threshold": 1.0,
+             "zero_steps": [_num(x) for x in steps[:50]], "loss_zero": False, "loss_metric": loss.name,
+             "loss_from": first, "loss_to": last},
+            [])]
     return [finding(
         "zero_gradient", "error" if len(v) >= t.min_points else "warning",
         f"{s.name} is exactly 0 at every one of its {len(v)} logged points ({s.between(steps[0], steps[-1])})"
@@ -244,6 +264,37 @@ def _never_updated(run: RunLog, s: Series, steps: np.ndarray, v: np.ndarray,
         {"metric": s.name, "steps": [_num(steps[0]), _num(steps[-1])], "value": 1.0, "threshold": 1.0,
          "zero_steps": [_num(x) for x in steps[:50]], "loss_zero": zero_loss},
         [])]
+
+
+#: A training loss whose trend moves this share of its level over the steps a gradient norm is logged
+#: as exactly 0 was updated on them: the norm is measured where the gradients are already cleared
+_LOSS_MOVED = 0.1
+
+
+def _loss_moved(run: RunLog, first: float, last: float, t: LogThresholds) -> tuple[float, float] | None:
+    """The training loss's first and last logged values from ``first`` to ``last`` where, over those
+    steps, it moves clearly: the Theil-Sen slope's 99 % interval excludes 0 and the trend's change
+    is at least :data:`_LOSS_MOVED` of its level (a loss that falls, or climbs, that far is being
+    updated); None otherwise (flat, scatter without a trend, or a drift a fixed model's loss shows
+    as the batches change)."""
+    loss = run.first("loss")
+    if loss is None:
+        return None
+    ls, lv = finite(loss)
+    keep = (ls >= first) & (ls <= last)
+    x, y = ls[keep].astype(np.float64), lv[keep].astype(np.float64)
+    if len(y) < t.min_points or float(np.ptp(x)) == 0:
+        return None
+    slope, low, high = theil_sen(x, y)
+    if low <= 0 <= high:
+        return None
+    mid = float(np.median(x))
+    start = float(np.median(y)) + slope * (float(x[0]) - mid)
+    end = float(np.median(y)) + slope * (float(x[-1]) - mid)
+    level = max(abs(start), abs(end))
+    if level == 0 or abs(end - start) < _LOSS_MOVED * level:
+        return None
+    return float(y[0]), float(y[-1])
 
 
 #: A training loss that reaches exactly 0 from at least this far above it in one logged interval

@@ -96,6 +96,7 @@ from gradhealth.logs.series import (
     record_name,
     several_runs,
 )
+from gradhealth.logs.sniff import binary_window
 from gradhealth.logs.thresholds import LogThresholds
 
 # a number; thousands may be grouped with commas (8,388,608) when every group after a comma has
@@ -114,6 +115,10 @@ _SPLIT_WORD = r"(?:train|training|val|vali|valid|validation|eval|test)"  # (Info
 # name, or every such line reads as one "loss" (PyTorch-YOLOv3 forks print eight of them)
 _LOSS_QUALIFIER = (r"(?!(?:the|a|an|of|and|or|in|on|to|for|with|is|at|by|this|that|no|its|per|our|your|my)[ \t])"
                    r"[A-Za-z]{1,16}")
+# a metric named by a word before it, as a loss is by its qualifier: "Grad Norm: 0.0000", "Param Norm",
+# "Train MSE", "Gate NLL": the word says which (logsweep92 encdec_gradnorm_zero: "Grad Norm" was read as
+# "Norm", beside "Train_Loss" kept whole)
+_NAMED_METRIC = r"(?:norms?|mse|rmse|mae|nll|ppl|perplexity)\b"
 # a sum's terms joined by "+" inside one name before its ":" or "=" (DeblurGAN's "D_real+fake: -0.112",
 # a VAE's "loss_ce+kl= 3.1"), each side two characters or more: read as "fake" alone, the name lost
 # its player (logsweep62 h06); "a+b=3" in prose stays "b", as before
@@ -126,7 +131,8 @@ _KV = re.compile(rf"(?<![\w./-])(?P<key>loss[ \t]{_SPLIT_WORD}(?=['\"]?\s*[:=])|
                  # Loss Decoder: 0.0077", a GAN's "Loss D: 0.6"): that part's loss, as "Encoder loss" is
                  # (not a copula, nor the fp16 scaler's "loss scale: 64", nor "loss value: 0.5")
                  rf"loss[ \t](?!(?:is|was|are|scale|scaler|value|values)\b){_LOSS_QUALIFIER}(?=['\"]?[ \t]*[:=])|"
-                 rf"(?:{_SPLIT_WORD}[ \t](?=loss\b|acc\b|accuracy\b)|{_LOSS_QUALIFIER}[ \t](?=loss\b)|"
+                 rf"(?:{_SPLIT_WORD}[ \t](?=loss\b|acc\b|accuracy\b|{_NAMED_METRIC})|"
+                 rf"{_LOSS_QUALIFIER}[ \t](?=loss\b|{_NAMED_METRIC})|"
                  rf"learning[ \t](?=rate\b)|(?:mean|average|avg|total|episode|episodic)[ \t](?=rewards?\b|returns?\b)|"
                  # a mean over a window of episodes: the DQN/Udacity consoles' "Average100 Score: 23.5"
                  rf"(?:mean|average|avg)\d*[ \t](?=scores?\b)|(?:mean|average|avg)\d+[ \t](?=rewards?\b|returns?\b))?"
@@ -1927,13 +1933,13 @@ _HEAD_LINES = 200
 
 
 def _head_lines(head: bytes) -> list[str]:
-    """The head's first 200 non-empty lines; a few bytes that are not UTF-8 are tolerated (consoles
-    mix encodings), binary data is not."""
-    if b"\x00" in head[:4096]:
+    """The head's first 200 non-empty lines; bytes that are not UTF-8 are replaced, as the reader
+    replaces them further down (consoles mix encodings: a banner or config print in GBK, Shift-JIS
+    or CP949 from a Windows console), binary data is not read (:func:`binary_window`: control bytes
+    and bytes of no UTF-8 character over an eighth of the head)."""
+    if b"\x00" in head[:4096] or binary_window(head):
         return []
     text = head.decode("utf-8", "replace")
-    if text.count("\ufffd") > max(4, len(text) // 100):
-        return []
     lines = _ANSI.sub("", text.lstrip("\ufeff")).splitlines()
     if len(lines) > 1 and len(head) >= 4096:
         lines = lines[:-1]
