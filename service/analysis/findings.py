@@ -181,7 +181,12 @@ def _chain_ratio(result: SimulationResult, units: list[UnitStats]) -> tuple[floa
         # reads it through has weights and still passes none back (an activation that is 0
         # everywhere, torch.where(h > 5, h, 0) at unit variance; every unit dead). A readout alone
         # at zero (DiT's final layer) lets the gradient through from the second step: not this.
-        if any(u.geo("weight_std") == 0 for u in units) or (after and after[0].geo("weight_std") > 0):
+        # The layer after is judged by its weights' size, not their spread: a readout whose weights
+        # are all one nonzero value (Keras' Constant(0.1): spread 0) passes back the sum of the
+        # loss's gradient over its outputs, 0 under a softmax, and holds the trunk at 0 as surely
+        # as a zero one does not (peersweep21 nl_mix_bugs_3: the ratio 0/0 was skipped, and "no
+        # gradient reaches" lost)
+        if any(u.geo("weight_std") == 0 for u in units) or (after and _nonzero_weights(after[0])):
             return 0.0, units + after[:1]
     end = len(units)
     while end > 1 and not np.any(units[end - 1].values["output_grad_norm"] != 0):
@@ -191,6 +196,14 @@ def _chain_ratio(result: SimulationResult, units: list[UnitStats]) -> tuple[floa
         return math.nan, units
     raw = _geo_ratio(units[0].values["output_grad_norm"], units[-1].values["output_grad_norm"])
     return raw * pooling_factor(result, units), units
+
+
+def _nonzero_weights(unit: UnitStats) -> bool:
+    """Whether ``unit``'s weights are not all zero in every seed (their root mean square, where
+    measured; else their spread)."""
+    if "weight_rms" in unit.values:
+        return bool(np.any(np.nan_to_num(unit.values["weight_rms"]) > 0))
+    return unit.geo("weight_std") > 0
 
 
 def pooling_factor(result: SimulationResult, units: list[UnitStats]) -> float:

@@ -697,11 +697,28 @@ def raise_rate(detection: Detection, opt: S.OptimizerSpec) -> tuple[Remedy, floa
     """``raise_learning_rate`` for a ``small_updates`` detection, and the new rate (3 significant
     digits): the update is proportional to the rate (:func:`lower_rate`), so the factor is the
     target ratio over the judged layer's (the median weight's: :class:`.rules.SmallUpdates`). None
-    when the measured ratio is not below the target."""
+    when the measured ratio is not below the target, and none where that factor would move the
+    fastest layer (evidence ``max_update_ratio``) past :data:`gradhealth.core.remedies.UPDATE_RATIO_TARGET`,
+    the healthy range's top that ``lower_learning_rate`` cuts a rate down to: the layers' steps then
+    spread wider than the healthy range, which no one rate serves (a rate that moves the slow layers
+    blows the fast one up: Adam at 6.24e+04 for a median step of 1.6e-12 beside an output moving
+    0.009, peersweep21), so the gap is the network's, not the rate's; the explanation says so."""
     best = detection.value
     if not 0 < best < R.UPDATE_RATIO_FLOOR_TARGET or not opt.lr > 0:
         return None
     which = "median weight's" if detection.metric == "median_update_ratio" else "fastest"
+    fastest = detection.evidence.get("max_update_ratio")
+    if (isinstance(fastest, int | float) and math.isfinite(fastest) and fastest > 0
+            and R.UPDATE_RATIO_FLOOR_TARGET / best * fastest > R.UPDATE_RATIO_TARGET):
+        note = (f" No learning rate is proposed: x{R.UPDATE_RATIO_FLOOR_TARGET / best:.3g}, which would bring the "
+                f"median weight's layer to {R.UPDATE_RATIO_FLOOR_TARGET:g}, would move the fastest layer by "
+                f"{R.UPDATE_RATIO_FLOOR_TARGET / best * fastest:.3g} of its weights per step, past "
+                f"{R.UPDATE_RATIO_TARGET:g}, the most a healthy step moves; the layers' steps spread "
+                f"{fastest / best:.3g}x, wider than the healthy range, so the slow layers' small gradients are "
+                "the network's to fix (their init, or what holds their gradient back), not the rate's.")
+        if note not in detection.explanation:
+            detection.explanation += note
+        return None
     return _rate_to(R.UPDATE_RATIO_FLOOR_TARGET, best, which, opt, R.raise_learning_rate)
 
 

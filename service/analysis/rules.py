@@ -2846,6 +2846,11 @@ class DeadUnits(_Fraction):
     def describe(
         self, severity: str, value: float, result: SimulationResult, t: Thresholds
     ) -> Detection:
+        return _zero_weight_cause(self._describe(severity, value, result, t), result)
+
+    def _describe(
+        self, severity: str, value: float, result: SimulationResult, t: Thresholds
+    ) -> Detection:
         k, n, many = born_dead_share(result)
         if severity == "info" and not (k and self._born_dead(result) == "info"):
             return self._describe_discounted(value, result, t)
@@ -2928,6 +2933,30 @@ class DeadUnits(_Fraction):
             "A ReLU unit whose pre-activation is negative for every input outputs 0 and gets "
             "0 gradient, so it never recovers (a too-negative bias or a badly scaled init).",
         )
+
+
+def _zero_weight_cause(found: Detection, result: SimulationResult) -> Detection:
+    """``found`` (a dead_units detection) with the all-zero layers that make it: where every dead
+    layer's weights are all exactly 0 (a ``zeros`` kernel: it outputs its bias, ReLU'd to 0), its
+    evidence's ``zero_weights`` names every layer of the network whose weights are all 0, and the
+    init remedy re-initialises them together (:func:`.remedies.init_remedies`), as vanishing_gradient's
+    does. One at a time fixes nothing: the next zero layer then outputs 0 for every input, dead in
+    turn, and passes no gradient back (peersweep21 nl_zeros_init: he_init, leaky_relu and batch_norm
+    on the first zero conv alone, each "not fixed: max_dead_fraction 1 -> 1"). Unchanged otherwise."""
+    names = found.evidence.get("layers") or []
+    dead = [u for u in result.units if u.name in names and u.has_weights]
+    if not dead or not all(_zero_weights(u) for u in dead):
+        return found
+    zero = [u for u in result.units if u.depth == 0 and u.has_weights and _zero_weights(u) and not cut_off(u)]
+    found.evidence["zero_weights"] = [u.name for u in zero]
+    found.explanation += (
+        f" Here the weights of {_named(dead)} are all exactly 0, so {'it outputs' if len(dead) == 1 else 'they output'} "
+        "only the bias, 0 after the ReLU, for every input: no activation or normalisation changes that. "
+        + (f"{_named(zero)} all start at zero: re-initialised one at a time, the next one still outputs 0 and "
+           "passes no gradient back (which is why no gradient reaches the layers before them: "
+           "vanishing_gradient), so they are re-initialised together."
+           if len(zero) > 1 else "Re-initialise its weights randomly."))
+    return found
 
 
 def _masked_nonfinite(result: SimulationResult) -> bool:
@@ -3998,7 +4027,8 @@ class SmallUpdates(ArchitectureRule):
     def describe(
         self, severity: str, value: float, result: SimulationResult, t: Thresholds
     ) -> Detection:
-        ratios, kind, lr = _first_step(result)
+        _, kind, lr = _first_step(result)
+        ratios = _stepped(result)
         median = _weighted_median_step(result)
         assert median is not None
         middle = median[0]
@@ -4033,6 +4063,14 @@ class SmallUpdates(ArchitectureRule):
             "plateau. Each layer counts by its number of weights, so a small layer (a one-unit output, whose "
             "few weights have the largest ratio) cannot speak for the rest. The first step is measured here, "
             "from the optimizer and the initial gradients.")
+        silent = [u for u in result.units if u.name in _first_step(result)[0] and _no_gradient(u)]
+        if silent:
+            evidence["no_gradient_layers"] = [u.name for u in silent]
+            summary += f"; {_named(silent)} {'gets' if len(silent) == 1 else 'get'} no gradient at all, left out"
+            explanation += (
+                f" {_named(silent)} {'gets' if len(silent) == 1 else 'get'} no gradient (exactly 0, or float round-off "
+                "of a sum that is 0): no rate moves such a layer, so it is left out here; why no gradient reaches "
+                "it is its own finding (vanishing_gradient, symmetric_weights, dead_units).")
         return Detection(self.code, severity, "median_update_ratio", value, summary, explanation, evidence,
                          [middle])
 
@@ -4049,13 +4087,30 @@ def _weight_counts(result: SimulationResult) -> dict[str, float]:
     return out
 
 
+def _no_gradient(unit: UnitStats) -> bool:
+    """Whether ``unit``'s weights get no gradient in any seed: exactly 0, or float round-off of a
+    sum that is 0 in exact arithmetic (set to 0 by :func:`.simulate.round_off_gradients`)."""
+    g = unit.values.get("grad_norm")
+    return g is not None and len(g) > 0 and bool(np.all(g == 0))
+
+
+def _stepped(result: SimulationResult) -> dict[str, float]:
+    """:func:`_first_step`'s ratios of the layers that get a gradient (:func:`_no_gradient`): a
+    layer that gets none still moves by what the optimizer makes of its round-off (Adam: lr x
+    g / (|g| + eps), 1e-15 of its norm at g = 1e-16), a figure of no rate (peersweep21
+    nl_mix_bugs_3: raise Adam's rate to 5.45e+06 for a layer below a constant readout)."""
+    silent = {u.name for u in result.units if _no_gradient(u)}
+    return {n: r for n, r in _first_step(result)[0].items() if n not in silent}
+
+
 def _weighted_median_step(result: SimulationResult) -> tuple[UnitStats, float] | None:
     """(the unit, its first-step ratio) at the median of the network's weights: the layers sorted
     by their ratio, the one where half of all the weights are reached. A layer with no gradient at
-    all (ratio 0) is a dead or vanishing layer's finding, not the rate's, and an embedding's step
+    all (ratio 0, or a gradient that is float round-off: :func:`_stepped`) is a dead, vanishing or
+    symmetric layer's finding, not the rate's, and an embedding's step
     touches only the rows its batch holds: both are left out (where any other layer moves). None
     where no layer moves."""
-    ratios = _first_step(result)[0]
+    ratios = _stepped(result)
     units = [u for u in result.units if ratios.get(u.name, 0.0) > 0 and math.isfinite(ratios[u.name])]
     dense = [u for u in units if "embedding" not in u.type]
     units = dense or units
@@ -4504,13 +4559,23 @@ class SymmetricWeights(ArchitectureRule):
         if not layers:
             return self._copies(severity, value, result)
         first = layers[0]
+        # each layer's own value and unit count: one layer's were read as every layer's (peersweep21
+        # nl_mix_bugs_3: "(0.1 and so on): its 512 units" of dense_7 (512 units) and dense_9 (10))
+        sizes = [f"{u.mean('weight_rms'):.3g}" for u in layers]
+        value_words = (sizes[0] if len(layers) == 1 else f"{sizes[0]} in each" if len(set(sizes)) == 1
+                       else ", ".join(f"{layer_words(u)} {v}" for u, v in zip(layers, sizes, strict=True)))
+        # (a convolution's fan_out counts its kernel's positions too: its units are its channels)
+        if len(layers) == 1:
+            units = ("its " + (f"{first.fan_out} units" if first.type == "linear" else "units (output channels)")
+                     + " compute the same and stay copies of one another")
+        else:
+            counts = ", ".join(f"{layer_words(u)}'s {u.fan_out}" if u.type == "linear" else
+                               f"{layer_words(u)}'s output channels" for u in layers)
+            units = (f"each layer's units ({counts if len(layers) <= 3 else 'a convolution: its output channels'}) "
+                     "compute the same and stay copies of one another")
         return Detection(
             self.code, severity, "equal_weight_layers", value,
-            f"every weight of {_named(layers)} is the same value ({first.mean('weight_rms'):.3g}"
-            + (" and so on" if len(layers) > 1 else "") + "): its "
-            # (a convolution's fan_out counts its kernel's positions too: its units are its channels)
-            + (f"{first.fan_out} units" if first.type == "linear" else "units (output channels)")
-            + " compute the same and stay copies of one another",
+            f"every weight of {_named(layers)} is the same value ({value_words}): {units}",
             "A layer whose weights all start equal gives each of its units the same input weights, so every unit "
             "computes the same output and receives the same gradient: no step can make them differ (the symmetry "
             "random initialisation exists to break), and the layer is as good as one unit wide. A large constant also "

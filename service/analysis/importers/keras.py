@@ -3033,6 +3033,14 @@ def translate_or_graph(config: dict[str, Any], loss: str | dict[str, Any] | None
             said = str(spec_error).split("; supported: ")[0]
             if said.startswith("unsupported Keras layers: ") and str(graph_error).startswith(said[:26]):
                 said = "refused too"
+            elif not str(graph_error).startswith("unsupported Keras layers: "):
+                # the graph door read every class and found what is wrong in the model itself (a pool
+                # that does not fit its input): the spec door's reason, a limit of the translation it
+                # stopped at first (padding 'same' with strides 3), read as a second fault to fix
+                # (peersweep21 nl_inv_filter_size); kept, marked as the secondary one
+                said = said.removeprefix("cannot translate the Keras model: ")
+                raise ModelError(f"{graph_error} (secondary, a limit of the spec translation tried first, which the "
+                                 f"graph check reads: {said})") from None
             raise ModelError(f"{graph_error} (as a spec: {said})") from None
     with keras_located(origins, base):
         make_plan(parse_spec(spec), limits)
