@@ -864,8 +864,8 @@ def same_metric_after(det: Detection, value: float, after: SimulationResult,
         return value, None
     same = part.measure_as(det.metric, after, thresholds)
     if same is not None and not math.isnan(same):
-        return same, (f"after: {det.metric} on the changed network; the rule judges it by {other} instead "
-                      f"({value:.3g})")
+        return same, (f"after: the finding's {det.metric}, measured on the changed network ({same:.3g}); the "
+                      f"rule now judges that network by another figure, {other}, which reads {value:.3g}")
     return math.nan, (f"after: not measured, the changed network has no {det.metric} to give; the rule measured "
                       f"it by {other} instead ({value:.3g})")
 

@@ -36,6 +36,7 @@ import functools
 import math
 import re
 import time
+import types
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, cast
@@ -57,7 +58,7 @@ from gradhealth.analysis.guards import (
     user_frame,
 )
 from gradhealth.analysis.importers import ModelError
-from gradhealth.analysis.losses import REGRESSION, loss_value
+from gradhealth.analysis.losses import REGRESSION, activation_image, loss_value
 from gradhealth.analysis.sharpness import MAX_PARAMETERS as SHARPNESS_MAX_PARAMETERS
 from gradhealth.analysis.sharpness import PROBE_STEPS, Sharpness, StepProbe, top_eigenvalue
 from gradhealth.analysis.sharpness import SETTLED as SHARPNESS_SETTLED
@@ -529,6 +530,10 @@ class Record:
     activation_at: str | None = None
     #: an activation unit of its own whose input something else reads too (:meth:`Tracer.settle`)
     bypassed: bool = False
+    #: the range of ``out`` where its last step is an activation of known range (:func:`.losses.
+    #: activation_image`), composed through a chain of them (a ReLU then a Sigmoid: [0.5, 1]); None
+    #: where unknown (no activation last, or a norm or scale after it)
+    out_range: tuple[float, float] | None = None
     #: ``out``'s autograd node when it became the unit's output: an in-place op since (a residual
     #: ``q += residual`` on the output of a layer a no-op dropout returned as is) gives the tensor
     #: the op's node, and the layer's own is the one the graph walks start from (:func:`branch_sums`)
@@ -1120,12 +1125,15 @@ class Tracer:
                 last.activation_params = activation_params(role.activation, vars(module))
                 last.act_in = last.out
                 last.activation_at = f"{name} ({type(module).__name__})"
+                last.out_range = activation_image(role.activation, None, last.activation_params)
             elif role.type != "layerscale":
                 before = Fold(last.out, len(last.params), last.normalised, last.activation, last.pre, [])
                 last.folds.append(before._replace(marked=self._normalise(last)))
             else:  # the vector: a parameter of the module, or the operand that is not the layer's
                 self.layer_scales += list(module.parameters(recurse=False)) + [
                     a for a in args if isinstance(a, torch.Tensor) and not _views(a, last.out)]
+            if role.kind != "act":
+                last.out_range = None  # a norm or a scale after the activation: its range is gone
             last.params += list(module.parameters())
             self._advance(last, out)
             return
@@ -1156,10 +1164,16 @@ class Tracer:
             prior = next((u for u in reversed(self.units) if u.role.kind == "weight"), None)
             if prior is not None and prior.role.channels_first and prior.out.dim() == inp.dim():
                 role = dataclasses.replace(role, channels_first=True)
+        # an activation of its own reading the last unit's output as it made it: its range is its
+        # activation's image of that output's range (a ReLU then a Sigmoid: [0.5, 1], not [0, 1])
+        read_range = last.out_range if follows and last is not None else None
         self.units.append(Record(name, pointer, role, module, inp, kept,
                                  pre=inp if role.kind == "act" else None,
                                  activation=role.activation, params=list(module.parameters()),
-                                 weight=weight, raw=kept, version=kept._version, node=kept.grad_fn))
+                                 weight=weight, raw=kept, version=kept._version, node=kept.grad_fn,
+                                 out_range=activation_image(role.activation, read_range,
+                                                            activation_params(role.activation, vars(module)))
+                                 if role.kind == "act" and role.activation is not None else None))
 
     def _reached(self, tensor: torch.Tensor | None) -> None:
         """Mark the units that ``tensor`` (a norm's input) is made of through positively
@@ -1277,7 +1291,7 @@ class Tracer:
             a = u.act_in
             if u.activation is None or a is None or a is u.out or a.grad_fn is None or not shared(a):
                 continue
-            u.activation, u.pre, u.act_in = None, None, None
+            u.activation, u.pre, u.act_in, u.out_range = None, None, None, None
             u.activation_params = {}
             self._advance(u, a)
 
@@ -1691,6 +1705,7 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
             last.activation, last.act_in = name, last.out
             given = dict(zip(("negative_slope" if name == "leaky_relu" else "alpha",), args[1:2], strict=False)) | (kwargs or {})
             last.activation_params = activation_params(name, given)
+            last.out_range = activation_image(name, None, last.activation_params)
             tracer._advance(last, out)
         elif func in self._MULS and len(args) == 2 and self.scales:
             a, b = args
@@ -2253,9 +2268,9 @@ def forward_squash(run: GraphRun, value: Any) -> str | None:
     under a cross_entropy the user gave (:attr:`GraphRun.file_squash`) is the model's own output."""
     if run.file_squash is not None:
         return run.file_squash if run.losses is None and run.loss == "cross_entropy" else None
-    if (not run.trace_functions or run.losses is not None or run.squashed
+    if (not run.trace_functions or run.losses is not None or run.squashed or not run.from_logits
             or run.loss not in ("cross_entropy", "binary_cross_entropy")):
-        return None
+        return None  # (a loss on probabilities, check_module's binary_cross_entropy_probs, wants the squash)
     out = first_tensor(value)
     fn = getattr(out, "grad_fn", None)
     if out is None or fn is None:
@@ -2460,27 +2475,89 @@ def to_precision(net: nn.Module, device: torch.device, dtype: torch.dtype) -> nn
     return net._apply(cast)
 
 
+#: Objects a copy shares by reference rather than copies: immutable and unpicklable, so
+#: ``copy.deepcopy`` refuses them, though nothing of the check changes them (a Python module held
+#: as an attribute: ``self.F = torch.nn.functional``, ``self.nn = nn``, ``self.np = numpy``)
+SHARED_TYPES: tuple[type, ...] = (types.ModuleType,)
+#: How deep :func:`_shared_objects` looks into plain containers and objects held by a module
+_SHARED_DEPTH = 4
+
+
+def _shared_objects(value: Any, memo: dict[int, Any], seen: set[int], depth: int = 0) -> None:
+    """Put every :data:`SHARED_TYPES` object reachable from ``value`` (through lists, tuples, sets,
+    dicts and plain objects' attributes, :data:`_SHARED_DEPTH` levels down) in ``memo`` as itself,
+    so ``copy.deepcopy`` shares it instead of failing on it."""
+    if id(value) in seen or depth > _SHARED_DEPTH:
+        return
+    seen.add(id(value))
+    if isinstance(value, SHARED_TYPES):
+        memo[id(value)] = value
+        return
+    if isinstance(value, torch.Tensor | nn.Module | str | bytes | int | float | bool | type(None)):
+        return  # (modules are walked by model.modules(); tensors and scalars hold none)
+    if isinstance(value, dict):
+        items: Any = value.values()
+    elif isinstance(value, list | tuple | set | frozenset):
+        items = value
+    elif hasattr(value, "__dict__") and not isinstance(value, type) and not callable(value):
+        items = vars(value).values()
+    else:
+        return
+    for item in list(items):
+        _shared_objects(item, memo, seen, depth + 1)
+
+
+class ModelCopyError(ModelError, ValueError):
+    """A live module the check cannot copy (it simulates copies only, never the module itself): the
+    message names the attribute whose value refused ``copy.deepcopy``. Also a ValueError, as it was."""
+
+
+def _uncopyable(model: nn.Module, memo: dict[int, Any]) -> tuple[str, Any, BaseException] | None:
+    """(the qualified attribute, its value, the error) of the first attribute of ``model`` or a
+    submodule whose value ``copy.deepcopy`` refuses on its own, or None where each copies alone."""
+    for prefix, m in model.named_modules():
+        for attr, value in vars(m).items():
+            if attr in ("_modules", "_parameters", "_buffers") or isinstance(value, nn.Module):
+                continue
+            try:
+                copy.deepcopy(value, dict(memo))
+            except Exception as exc:  # noqa: BLE001 - the culprit, whatever it raises
+                return (f"{prefix}.{attr}" if prefix else attr), value, exc
+    return None
+
+
 def copy_module(model: nn.Module) -> nn.Module:
     """A deep copy of ``model``, the one way every simulation copies a live module.
 
     A tensor attribute that is not a graph leaf (the old hook-based ``torch.nn.utils.weight_norm``
     keeps ``weight``, computed from ``weight_g`` and ``weight_v``, as a plain attribute with a
     history) refuses ``copy.deepcopy``: such tensors are copied detached, since whatever computed
-    them computes them again (weight_norm's pre-hook before every forward). Any other failure to
-    copy is a ValueError that says so, the check's refusal of an input it cannot take."""
+    them computes them again (weight_norm's pre-hook before every forward). A Python module held as
+    an attribute (:data:`SHARED_TYPES`) is shared by the copy, not copied. Any other failure to copy
+    is a :class:`ModelCopyError` (a ModelError and a ValueError) naming the attribute that refused."""
     memo: dict[int, Any] = {}
+    seen: set[int] = set()
     for m in model.modules():
         for value in (*vars(m).values(), *m._buffers.values()):
             if isinstance(value, torch.Tensor) and not value.is_leaf:
                 memo[id(value)] = value.detach().clone()
+            else:
+                _shared_objects(value, memo, seen)
     try:
-        return copy.deepcopy(model, memo)
+        return copy.deepcopy(model, dict(memo))
     except Exception as exc:  # noqa: BLE001 - whatever the module holds: the check cannot run without a copy
-        raise ValueError(
-            f"the check cannot copy {type(model).__name__} (copy.deepcopy failed: {type(exc).__name__}: "
-            f"{exc}); it simulates copies only, never the module itself. Make the module deep-copyable "
-            "(hold no open files, locks or generators; torch.nn.utils.parametrizations.weight_norm "
-            "instead of the old torch.nn.utils.weight_norm)") from exc
+        culprit = _uncopyable(model, memo)
+        what = (f"its attribute {culprit[0]} ({type(culprit[1]).__name__}) cannot be copied "
+                f"({type(culprit[2]).__name__}: {culprit[2]})" if culprit is not None else
+                f"copy.deepcopy failed: {type(exc).__name__}: {exc}")
+        raise ModelCopyError(
+            f"the check cannot copy {type(model).__name__}: {what}; it simulates copies only, never the module "
+            "itself. Make the module deep-copyable: "
+            + (f"keep {culprit[0].rsplit('.', 1)[-1]} off the module (a module-level name, or an argument of "
+               "forward) or give its class a __deepcopy__; " if culprit is not None else "")
+            + "hold no open files, locks or generators; torch.nn.utils.parametrizations.weight_norm instead of "
+            "the old torch.nn.utils.weight_norm (a Python module held as an attribute, self.F = "
+            "torch.nn.functional, is shared, not copied)") from exc
 
 
 def _copy_for_seed(run: GraphRun, seed: int, device: torch.device) -> nn.Module:
@@ -3894,6 +3971,7 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
                                module_class=type(rec.module).__name__ if rec.pointer.startswith("module:") else None,
                                activation_at=rec.activation_at if rec.activation is not None
                                and rec.pointer.startswith("module:") else None,
+                               output_range=rec.out_range if rec.activation is not None else None,
                                stack_layer=_stack_layer(rec.name, rec.module)))
     bidirectional = {rec.name for rec in records
                      if isinstance(rec.module, UnrolledRNN) and rec.module.directions == 2}

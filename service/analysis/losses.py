@@ -9,6 +9,7 @@ false: then the output is taken for probabilities the way Keras takes them (its 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -34,12 +35,62 @@ OUTPUT_RANGES: dict[str, tuple[float, float]] = {
 }
 
 
-def unreachable_target_fraction(activation: str, target_range: tuple[float, float] | None = None) -> float:
-    """The share of the regression targets outside ``OUTPUT_RANGES[activation]``: of the simulated
+def _sigmoid(x: float) -> float:
+    return 0.5 * (1.0 + math.tanh(x / 2.0))  # (exact at +-inf, no overflow)
+
+
+def _softplus(x: float) -> float:
+    return x + math.log1p(math.exp(-x)) if x > 0 else math.log1p(math.exp(x))
+
+
+#: Each monotone non-decreasing activation as a function of one number (``params``: its own, as
+#: :func:`.activations.activation_params` reads them): the image of an interval is the interval of
+#: its ends' images, which composes a chain of them (a ReLU then a Sigmoid).
+_MONOTONE: dict[str, Callable[[float, dict[str, float]], float]] = {
+    "identity": lambda x, _: x, "linear": lambda x, _: x,
+    "relu": lambda x, _: max(x, 0.0),
+    "relu6": lambda x, _: min(max(x, 0.0), 6.0),
+    "leaky_relu": lambda x, p: x if x >= 0 else p.get("negative_slope", 0.01) * x,
+    "elu": lambda x, p: x if x > 0 else p.get("alpha", 1.0) * math.expm1(x),
+    "selu": lambda x, _: 1.0507009873554805 * (x if x > 0 else 1.6732632423543772 * math.expm1(x)),
+    "softplus": lambda x, _: _softplus(x),
+    "sigmoid": lambda x, _: _sigmoid(x),
+    "hardsigmoid": lambda x, _: min(max(x / 6.0 + 0.5, 0.0), 1.0),
+    "hard_sigmoid": lambda x, _: min(max(0.2 * x + 0.5, 0.0), 1.0),
+    "tanh": lambda x, _: math.tanh(x),
+    "hardtanh": lambda x, _: min(max(x, -1.0), 1.0),
+    "softsign": lambda x, _: x / (1.0 + abs(x)) if math.isfinite(x) else math.copysign(1.0, x),
+}
+
+
+def activation_image(activation: str | None, bounds: tuple[float, float] | None = None,
+                     params: dict[str, float] | None = None) -> tuple[float, float] | None:
+    """The range of ``activation``'s outputs on inputs in ``bounds`` (None: any real number), for a
+    monotone activation (:data:`_MONOTONE`): its ends' images. Composed along a chain (a ReLU's
+    [0, inf) into a Sigmoid: [0.5, 1]) it is the chain's output range. None for an activation whose
+    range is not composed so (a softmax, a GELU)."""
+    f = _MONOTONE.get(activation or "")
+    if f is None:
+        return None
+    low, high = bounds if bounds is not None else (-math.inf, math.inf)
+    given = params or {}
+    return float(f(low, given)), float(f(high, given))
+
+
+def output_range(activation: str, composed: tuple[float, float] | None = None) -> tuple[float, float]:
+    """The range a bounded output holds its predictions to: ``composed`` (a chain of activations'
+    image, :func:`activation_image`) where known, else ``OUTPUT_RANGES[activation]``."""
+    return composed if composed is not None else OUTPUT_RANGES[activation]
+
+
+def unreachable_target_fraction(activation: str, target_range: tuple[float, float] | None = None,
+                                bounds: tuple[float, float] | None = None) -> float:
+    """The share of the regression targets outside ``bounds`` (the output's range, composed through a
+    chain of activations; by default ``OUTPUT_RANGES[activation]``): of the simulated
     ones (standard normal, as :func:`loss_value` draws them), P(t < low) + P(t > high); of targets
     known to lie in ``target_range`` (the spec's ``loss.target_range``), the share of that range
     outside it, taking them as spread evenly over it."""
-    low, high = OUTPUT_RANGES[activation]
+    low, high = output_range(activation, bounds)
     if target_range is not None:
         a, b = target_range
         inside = max(0.0, min(b, high) - max(a, low))

@@ -98,6 +98,8 @@ from gradhealth.analysis.remedies import (
     raise_rate,
 )
 from gradhealth.analysis.rules import (
+    SIMPLEX_RANGES,
+    bounded_range,
     bounded_softmax_input,
     clipped_output,
     curvature,
@@ -734,12 +736,32 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
             act = relu.activation if relu.activation in OUTPUT_RANGES else "relu"
             last = output_layer(result)
             n_in, n_out = linear_fans(last)  # a convolution's fans are its init's, no Linear's widths
-            remedy = R.linear_regression_output(where, activation=act, output_range=OUTPUT_RANGES[act],
+            composed = bounded_range(relu) if relu.activation in OUTPUT_RANGES else OUTPUT_RANGES[act]
+            remedy = R.linear_regression_output(where, activation=act, output_range=composed,
                                                 logits=relu is relu_logits_output(result),
                                                 n_out=n_out or output_width(result), n_in=n_in)
             if last.pointer.startswith("module:"):  # a live module's (a Keras file's keeps its words)
                 remedy.snippet = _linear_output_snippet(last, path, act)
-            return [(remedy, _identity_edit(path) if path is not None else None)]
+            offered: list[tuple[Remedy, Change | None]] = [
+                (remedy, _identity_edit(path) if path is not None else None)]
+            before = (_output_activation_module(model, last.pointer.removeprefix("module:"), after=True)
+                      if relu is not last and last.activation is not None and composed != OUTPUT_RANGES[act]
+                      and last.pointer.startswith("module:") else None)
+            if before is not None and before != path:
+                # a chain ends the output (a ReLU then a Sigmoid: [0.5, 1]): the activation before the
+                # bounded one narrows its range; dropped, the bounded one reaches its whole range
+                # (modsweep45 ovheur_ae_relu_sigmoid)
+                low, high = OUTPUT_RANGES[act]
+                chain = R.linear_regression_output(where, activation=act, output_range=(low, high),
+                                                   n_out=n_out or output_width(result), n_in=n_in)
+                chain.change = (f"drop the {last.activation} ({before}) between {last.pointer.removeprefix('module:')} "
+                                f"and the {act}: the {act} "
+                                f"then reaches its whole range [{low:g}, {high:g}], not only [{composed[0]:g}, "
+                                f"{composed[1]:g}]")
+                chain.snippet = (f"{_access(before)} = nn.Identity()  # was the {last.activation} before the "
+                                 f"{act}: its outputs now span [{low:g}, {high:g}]")
+                offered.insert(0, (chain, _identity_edit(before)))
+            return offered
         if no_output_gradient(result):
             # a loss on logits (a live module's binary_cross_entropy is nn.BCEWithLogitsLoss; a Keras
             # file's from_logits=True) applies its own sigmoid: the softmax gives way to the logit, not
@@ -771,8 +793,11 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
         if result.squashed is not None and result.squashed_in_forward:
             remedy = R.logits_loss(result.loss or "cross_entropy", where, squashed=result.squashed)
             other = ("keep the softmax and train with nn.NLLLoss on its log" if result.squashed == "softmax"
-                     else "keep the sigmoid and train with nn.BCELoss on it" if result.loss == BINARY
-                     else "for independent labels, keep the sigmoid and train with nn.BCELoss")
+                     else "keep the sigmoid and train with nn.BCELoss on it, checked with "
+                     f"loss=\"{BCE_PROBS}\" (binary_cross_entropy is nn.BCEWithLogitsLoss's, on logits)"
+                     if result.loss == BINARY
+                     else "for independent labels, keep the sigmoid and train with nn.BCELoss, checked with "
+                     f"loss=\"{BCE_PROBS}\"")
             own = "a sigmoid" if result.loss == BINARY else "log_softmax"
             remedy.change = (f"return the logits from forward (drop the final {result.squashed} after {where}) and "
                              f"keep {result.loss or 'cross_entropy'}, which applies {own} itself; or {other}")
@@ -826,8 +851,10 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
                           "x = x + f(norm(x)) instead of x = norm(x + f(x)), with one norm after the last "
                           "layer (Pre-LN)")
         return [(pre, None if result.post_ln_by_hand else _pre_ln), (warmup, None)]
-    if code == "vanishing_gradient" and det.evidence.get("cut_off"):
-        return []  # a cut in the graph: no change of init, activation or structure gives it a gradient
+    if code == "vanishing_gradient" and (det.evidence.get("cut_off") or det.evidence.get("disconnected")):
+        # a cut in the graph, or a layer the output does not depend on (wired away): no change of
+        # init, activation or normalisation gives it a gradient
+        return []
     recurrent = [u for u in result.units if u.type in ("lstm", "gru", "rnn")]
     if (code == "exploding_gradient" and det.evidence.get("unbounded_recurrent_activation")) or (
             code == "exploding_through_time" and unbounded_cells(det.units)):
@@ -2284,8 +2311,13 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_en
     ``simulation.precision`` says which ran.
 
     The module is never modified: it is deep-copied for every simulation and every remedy (a
-    module that cannot be copied is refused with a ValueError)."""
+    module that cannot be copied is refused with a :class:`~.graph.ModelCopyError`, a ModelError and a
+    ValueError naming the attribute; a Python module held as an attribute is shared, not copied).
+
+    ``loss``: ``binary_cross_entropy`` is on logits (``nn.BCEWithLogitsLoss``);
+    ``binary_cross_entropy_probs`` on probabilities (``nn.BCELoss`` on the forward's own sigmoid)."""
     device = _check_module_arguments(model, loss, seeds, verify, device)
+    loss, from_logits = _ON_PROBABILITIES.get(loss, (loss, True))
     drawn_in = _check_input_range(input_range)
     labels = _class_labels(loss, targets)
     if labels is not None:
@@ -2297,6 +2329,9 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_en
     notes = [n for n in (warmup_unknown_note(stated, optimizer), _no_warmup_note(scheduler, warmup_steps),
                          NO_OPTIMIZER_NOTE if stated is None else None)
              if n is not None]
+    if not from_logits:
+        notes.append(f"loss {BCE_PROBS}: binary cross-entropy on the forward's own probabilities (nn.BCELoss, "
+                     "F.binary_cross_entropy), against random 0/1 targets of the output's shape")
     specs = input_specs(example_inputs, model, drawn_in, data_scale=True)
     notes += [_data_scale_note(s) for s in specs if s.rows is not None]
     notes += [_kept_note(s) for s in specs if s.kept is not None]
@@ -2306,7 +2341,7 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_en
         notes.append(_targets_note(given_targets))
     run = GraphRun(model, specs, loss, seeds, optimizer=stated, target_samples=target_samples,
                    trace_functions=True, keywords=_keywords(example_inputs), nest=example_layout(example_inputs),
-                   bounded_regression=True, target_range=given_range, target_values=given_targets,
+                   from_logits=from_logits, bounded_regression=True, target_range=given_range, target_values=given_targets,
                    # a reconstruction judged on its inputs where their range is given, or drawn from
                    # the example's own values: otherwise the example is a shape, not the data
                    # (standard-normal placeholders, modsweep30 h09)
@@ -2397,6 +2432,17 @@ def _unused_targets_note(doc: Diagnosis, named: str, model: nn.Module | None = N
              else last.name if last is not None else None)
     output = (f"the output {layer}, {'with no activation' if not last.activation else 'its ' + last.activation},"
               if last is not None else "the output")
+    if last is not None and (last.activation in OUTPUT_RANGES or last.activation in SIMPLEX_RANGES):
+        # a bounded output is judged against the targets: none of them was out of reach enough for a
+        # finding (a sigmoid's [0, 1] covers target_range=(0, 1)); never "not one the check judges"
+        # of the very kinds it does judge
+        why = (f"{output} was judged against them and leaves too few out of reach for a finding (a bounded "
+               "output's range, composed through any activations chained before it, covers the targets or "
+               "all but a small share of them)")
+        if named == "targets=":
+            return (f"targets= judged, no finding: {why}; the loss and gradients are simulated against "
+                    "the targets given")
+        return f"{named} judged, no finding: {why}; the gradients are simulated against standard-normal targets"
     why = (f"{output} is not one the check judges against targets (a linear or other unbounded output can reach "
            "any target; only an output held to a range, a sigmoid, tanh, ReLU or softmax ending the forward, is "
            "checked for targets it cannot reach)")
@@ -2734,8 +2780,14 @@ def _failed_stage(error: BaseException) -> str | None:
     return None
 
 
-#: binary_cross_entropy is on logits, as nn.BCEWithLogitsLoss, against 0/1 targets of the output's shape
-_LOSSES = ("cross_entropy", "binary_cross_entropy", "mse", "sum")
+#: binary_cross_entropy is on logits, as nn.BCEWithLogitsLoss, against 0/1 targets of the output's shape;
+#: binary_cross_entropy_probs is on probabilities, as nn.BCELoss (F.binary_cross_entropy) on a forward
+#: that ends in its own sigmoid (a GAN's discriminator, a multi-label head): the same loss taken with
+#: from_logits false, as a spec's ``loss.from_logits: false`` and a Keras file's from_logits=False take it
+_LOSSES = ("cross_entropy", "binary_cross_entropy", "binary_cross_entropy_probs", "mse", "sum")
+#: each loss name of check_module that is another's on probabilities: (that loss, from_logits)
+BCE_PROBS = "binary_cross_entropy_probs"
+_ON_PROBABILITIES = {BCE_PROBS: ("binary_cross_entropy", False)}
 
 
 def _check_module_arguments(model: Any, loss: Any, seeds: Any, verify: Any, device: Any) -> str | None:
@@ -2751,7 +2803,7 @@ def _check_module_arguments(model: Any, loss: Any, seeds: Any, verify: Any, devi
         raise ArgumentTypeError(f"loss must be one of {', '.join(_LOSSES)} (text), got {loss!r:.80} "
                                 f"({type(loss).__name__})")
     if loss not in _LOSSES:
-        raise ArgumentError(f"loss must be cross_entropy, binary_cross_entropy, mse or sum, not {loss!r}")
+        raise ArgumentError(f"loss must be one of {', '.join(_LOSSES)}, not {loss!r}")
     if isinstance(seeds, bool) or not isinstance(seeds, int):
         raise ArgumentTypeError(f"seeds must be an integer >= 1, got {seeds!r} ({type(seeds).__name__})")
     if seeds < 1:

@@ -58,6 +58,7 @@ from gradhealth.analysis.losses import (
     BOUNDS,
     OUTPUT_RANGES,
     REGRESSION,
+    output_range,
     unreachable_fraction,
     unreachable_target_fraction,
 )
@@ -303,6 +304,17 @@ NOTE_REASONS: dict[str, str] = {
 }
 
 
+def _activation_explains_zero(units: list[UnitStats]) -> bool:
+    """Whether an activation among ``units`` can pass back an exactly zero gradient: all of a
+    layer's ReLU-family units dead (in some seed), or (nearly) all of its units saturated."""
+    for u in units:
+        for key in ("dead_fraction", "saturated_fraction"):
+            v = u.values.get(key)
+            if v is not None and np.any(np.nan_to_num(v) >= 0.99):
+                return True
+    return False
+
+
 def _through_depth(
     code: str, severity: str, value: float, result: SimulationResult, t: Thresholds,
     left_out: list[int] | None = None, note_reason: str | None = None,
@@ -414,6 +426,24 @@ def _through_depth(
                 "and the checks through depth (vanishing and exploding gradients) had nothing to measure there: "
                 "the verdict says nothing of how the gradient passes these layers once it reaches them. To have "
                 f"it measured, check the model with {_named(learners)} initialised as usual (Xavier or He).")
+        if (ratio == 0 and not silenced and not designed and not zero and not rounded and not cut_off(units[0])
+                and not _activation_explains_zero(units)):
+            # an exactly zero gradient that no dead or saturated activation, no zero weight and no cut
+            # explains: the output does not depend on the layer (nn.MultiheadAttention fed (batch,
+            # tokens, features) without batch_first attends over the batch, and a head reading token
+            # 0 never sees the others), never "the Jacobians' product is 0" with normalisation or
+            # init offered (modsweep45 ji_vit)
+            silent = [u for u in units if not np.any(u.values["output_grad_norm"] != 0)]
+            evidence["disconnected"] = True
+            explanation = (
+                f"The output does not depend on {_named(silent[-1:])}'s output (nor, through it, on the layers "
+                f"before): its gradient is exactly 0 in every seed, yet no activation between it and "
+                f"{layer_words(units[-1])} is dead or saturated, no weight is zero and the graph is not cut. The "
+                "path from it to the output is wired away, not shrunk: check the data layout and what the head "
+                "reads (nn.MultiheadAttention or nn.TransformerEncoderLayer without batch_first=True, fed "
+                "(batch, tokens, features), attends over the batch, so a head reading x[:, 0] sees only its "
+                "own token; a slice, index or mask that drops this layer's part). Normalisation or another "
+                "init does not help: no factor along the path is small, the path is missing.")
         if cut_off(units[0]):
             evidence["cut_off"] = True
             explanation = (
@@ -4258,7 +4288,12 @@ def _outputs_through(last: UnitStats, act: UnitStats, activation: str) -> str:
     edit by qualified name and class where the measurement knows them ("4 (Linear 64→1)'s outputs
     go through 5 (Sigmoid)": "4's outputs" read oddly for a Sequential index, newuser10 #7); a
     spec's or a Keras file's layer by its name ("layers[3].linear's outputs go through a sigmoid")."""
-    return f"{_layer_named(last)}'s outputs go through {act.activation_at or 'a ' + activation}"
+    through = act.activation_at or (_layer_named(act) if act is not last and act.module_class is not None
+                                     else 'a ' + activation)
+    if act is not last and last.activation is not None:
+        # a chain of activations ends the network (a ReLU then a Sigmoid): each, in order
+        through = f"{last.activation_at or 'a ' + last.activation} then {through}"
+    return f"{_layer_named(last)}'s outputs go through {through}"
 
 
 def _layer_named(unit: UnitStats) -> str:
@@ -4366,18 +4401,30 @@ def simplex_reach(result: SimulationResult, activation: str, k: int) -> dict[str
 RECURRENT_OUTPUT_TYPES = frozenset({"lstm", "gru", "rnn"})
 
 
-def unreachable_targets(result: SimulationResult, activation: str) -> float:
-    """:func:`.losses.unreachable_target_fraction` of ``activation``'s range for ``result``'s
+def bounded_range(unit: UnitStats) -> tuple[float, float]:
+    """The range a bounded output unit holds its predictions to: composed through the chain of
+    activations that ends the network where the trace knows it (``UnitStats.output_range``: a ReLU
+    then a Sigmoid holds them to [0.5, 1], not the Sigmoid's [0, 1]), else its own activation's."""
+    assert unit.activation is not None
+    return output_range(unit.activation, unit.output_range)
+
+
+def unreachable_targets(result: SimulationResult, unit: UnitStats | str) -> float:
+    """:func:`.losses.unreachable_target_fraction` of ``unit``'s range (:func:`bounded_range`; an
+    activation's name: its own range) for ``result``'s
     targets: the share of the example targets a live module's check was given (``target_values``)
     outside the range where there are some, else of the spec's or file's ``target_range``, else of
     standard-normal ones."""
+    activation = unit if isinstance(unit, str) else unit.activation
+    assert activation is not None
+    bounds = None if isinstance(unit, str) else unit.output_range
     values = result.target_values
     if (values is None or not len(values)) and target_range(result) is None:
         values = reconstructed(result)
     if values is not None and len(values):
-        low, high = OUTPUT_RANGES[activation]
+        low, high = output_range(activation, bounds)
         return float(np.mean((values < low) | (values > high)))
-    return unreachable_target_fraction(activation, target_range(result))
+    return unreachable_target_fraction(activation, target_range(result), bounds)
 
 
 def judged_as_reconstruction(result: SimulationResult) -> bool:
@@ -4770,7 +4817,7 @@ class OutputLossMismatch(ArchitectureRule):
             return 1.0 - float(np.nanmean(relu.values["active_fraction"]))
         bounded = clipped_regression_output(result)
         if bounded is not None and bounded.activation is not None:
-            return unreachable_targets(result, bounded.activation)
+            return unreachable_targets(result, bounded)
         k = softmax_under_binary_loss(result)
         if k is not None:
             return float(k)  # the softmax's units, all tied to one sum (the evidence keeps the clip's share)
@@ -4816,7 +4863,7 @@ class OutputLossMismatch(ArchitectureRule):
                 return float(simplex_reach(result, *simplex)["value"])
             bounded = clipped_regression_output(result)
             if bounded is not None and bounded.activation is not None:
-                return unreachable_targets(result, bounded.activation)
+                return unreachable_targets(result, bounded)
             return 0.0 if _relu_output(result) is None else None
         return None
 
@@ -4961,7 +5008,11 @@ class OutputLossMismatch(ArchitectureRule):
                      "in [0, 1]) it sees logits in [0, 1], so the model can never be confident (at best "
                      "sigmoid(1) = 0.73 for a positive, and never below 0.5 for a negative) and the gradient "
                      "reaching the network is scaled down by the first sigmoid's slope (at most 1/4). The model "
-                     "trains slowly and stalls high." if own == "sigmoid" else
+                     "trains slowly and stalls high."
+                     + (" check_module's loss=\"binary_cross_entropy\" is this loss on logits; a model that trains "
+                        "its sigmoid with nn.BCELoss (F.binary_cross_entropy, on probabilities) already is checked "
+                        "with loss=\"binary_cross_entropy_probs\"." if last.pointer.startswith("module:") else "")
+                     if own == "sigmoid" else
                      "torch's cross-entropy (nn.CrossEntropyLoss, F.cross_entropy) takes logits and applies "
                      "log_softmax itself; given probabilities (values in [0, 1]) it sees logits at most 1 apart, "
                      "so the model can never be confident (at best e / (e + k - 1) for the right one of k "
@@ -4985,7 +5036,12 @@ class OutputLossMismatch(ArchitectureRule):
             return self._simplex(severity, value, result, evidence, *simplex)
         bounded = clipped_regression_output(result)
         if bounded is not None and bounded.activation != "relu" and bounded.activation is not None:
-            low, high = OUTPUT_RANGES[bounded.activation]
+            low, high = bounded_range(bounded)
+            # a chain of activations ends the network (a ReLU then a Sigmoid): named together, as
+            # its range is theirs composed, not the last one's alone
+            chained = (bounded is not last and last.activation is not None
+                       and bounded.output_range is not None and bounded.output_range != OUTPUT_RANGES[bounded.activation])
+            act_words = f"{last.activation} then {bounded.activation}" if chained else bounded.activation
             given = target_range(result)
             values = result.target_values
             passed = values is not None and len(values) > 0
@@ -5001,7 +5057,7 @@ class OutputLossMismatch(ArchitectureRule):
                     self.code, severity, "unreachable_target_fraction", value,
                     f"{_outputs_through(last, bounded, bounded.activation)} under {loss}; {targets} all lie "
                     f"within its range [{low:g}, {high:g}]: every target is in reach",
-                    f"A {bounded.activation} output holds the predictions to [{low:g}, {high:g}], which covers the "
+                    f"A {act_words} output holds the predictions to [{low:g}, {high:g}], which covers the "
                     f"targets given, so the regression can fit them. Each gradient still goes through the "
                     f"{bounded.activation}'s slope, which fades as outputs near a bound: for 0/1 labels, binary "
                     "cross-entropy on the same output cancels that slope and trains faster.",
@@ -5012,7 +5068,7 @@ class OutputLossMismatch(ArchitectureRule):
                     f"{_outputs_through(last, bounded, bounded.activation)} under {loss}; the targets lie in "
                     f"[{given[0]:g}, {given[1]:g}] (loss.target_range), within its range [{low:g}, {high:g}]: "
                     "every target is in reach",
-                    f"A {bounded.activation} output holds the predictions to [{low:g}, {high:g}], which covers the "
+                    f"A {act_words} output holds the predictions to [{low:g}, {high:g}], which covers the "
                     f"targets, so the regression can fit them. Each gradient still goes through the "
                     f"{bounded.activation}'s slope, which fades as outputs near a bound: for 0/1 labels, binary "
                     "cross-entropy on the same output cancels that slope and trains faster.",
@@ -5023,7 +5079,7 @@ class OutputLossMismatch(ArchitectureRule):
                     f"{_outputs_through(last, bounded, bounded.activation)} under {loss}: every prediction "
                     f"stays in [{low:g}, {high:g}], out of reach of {value:.0%} of {targets}; "
                     "right for targets scaled into that range",
-                    f"A {bounded.activation} output bounds a regression's predictions to [{low:g}, {high:g}]. "
+                    f"A {act_words} output bounds a regression's predictions to [{low:g}, {high:g}]. "
                     "Targets scaled into that range are fitted, and the range is symmetric, so zero-centred "
                     "targets are not cut off on one side; targets beyond it cannot be reached, and as outputs "
                     f"near the bounds the {bounded.activation}'s slope, and with it the gradient, fades. End "
@@ -5033,11 +5089,15 @@ class OutputLossMismatch(ArchitectureRule):
                 self.code, severity, "unreachable_target_fraction", value,
                 f"{_outputs_through(last, bounded, bounded.activation)} under {loss}: every prediction stays "
                 f"in [{low:g}, {high:g}], so {value:.0%} of {targets} are out of reach",
-                f"A regression loss needs outputs free to reach the targets. A {bounded.activation} on the "
+                f"A regression loss needs outputs free to reach the targets. A {act_words} on the "
                 f"output holds every prediction in [{low:g}, {high:g}]: targets outside it (any that are not "
                 "scaled into it: unscaled prices, standardised values below 0) cannot be reached, the loss "
                 f"stalls high, and as outputs near a bound the {bounded.activation}'s slope, and with it every "
                 "gradient, fades. End a regression with no activation, or scale the targets into the range."
+                + (f" Here the {last.activation} before the {bounded.activation} narrows its range to "
+                   f"[{low:g}, {high:g}] (the {bounded.activation} of the {last.activation}'s outputs): drop "
+                   f"the {last.activation} and the {bounded.activation} reaches its whole range."
+                   if chained else "")
                 + (" The targets of a reconstruction are its inputs: inputs already in the range (pixels in "
                    "[0, 1]) are in reach: say so with --input-range 0,1 for a file (input_range over HTTP) or "
                    "check_module's input_range=(0, 1)." if reconstructed(result) is not None else

@@ -75,6 +75,10 @@ class UnitStats:
     #: None in a spec's units, and where the forward calls the activation as a function
     module_class: str | None = None
     activation_at: str | None = None
+    #: the range of the unit's output, composed through a chain of activations that ends the unit
+    #: (a ReLU then a Sigmoid: [0.5, 1]; :func:`.losses.activation_image`); None where only its own
+    #: activation's range is known (:data:`.losses.OUTPUT_RANGES`)
+    output_range: tuple[float, float] | None = None
     #: layer k (k >= 2) of a stacked recurrent module (``nn.LSTM(..., num_layers=2)``), named
     #: ``name#k`` as the ONNX door names its nodes: (the module's name, k), for the words
     stack_layer: tuple[str, int] | None = None
