@@ -137,12 +137,19 @@ from gradhealth.core.document import (
     finite_or_none,
     status_of,
 )
-from gradhealth.core.losses import loss_problem
+from gradhealth.core.losses import LOSSES, TORCH_LOSS_MODULES, loss_hint, loss_problem
 from gradhealth.core.numbers import range_problem
 from gradhealth.core.rules import rule
 from gradhealth.core.words import first_few
 from gradhealth.devices import check_device
-from gradhealth.errors import ArgumentError, ArgumentTypeError, GradHealthError, Problem
+from gradhealth.errors import (
+    ArgumentError,
+    ArgumentTypeError,
+    DeviceArgumentError,
+    GradHealthError,
+    Problem,
+    SpecError,
+)
 
 Edit = Callable[[nn.Module, int], None]
 #: The change that gives the loss logits (``GraphRun.from_logits``), the output left as it is.
@@ -1217,7 +1224,8 @@ class _Verifier:
         if other:
             note = f"{note}; {other}" if note else other
         remedy.verified = Verified(metric=det.metric, before=finite_or_none(det.value),
-                                   after=finite_or_none(shown), fixed=fixed, side_effects=new, not_judged=unjudged,
+                                   after=finite_or_none(shown),
+                                   fixed=None if unmeasured else fixed, side_effects=new, not_judged=unjudged,
                                    not_measured=unmeasured, judged=judged, seeds=after.seeds, note=note)
         # (a verdict not judged, or with nothing to measure, measured nothing against it: left
         # recommended, as an unverified one)
@@ -2354,7 +2362,7 @@ NO_OPTIMIZER_NOTE = (
 
 
 @quiet_run_notes
-def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_entropy", seeds: int = 3,
+def check_module(model: nn.Module, example_inputs: Any, *, loss: Any = "cross_entropy", seeds: int = 3,
                  verify: bool = True, device: str | None = None,
                  thresholds: Thresholds | None = None, optimizer: Any = None,
                  input_range: tuple[float, float] | None = None, scheduler: Any = None,
@@ -2411,6 +2419,7 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_en
 
     The module is never modified: it is deep-copied for every simulation and every remedy (a
     module that cannot be copied is refused with a ValueError)."""
+    loss, loss_note = loss_name(loss)
     device = _check_module_arguments(model, loss, seeds, verify, device)
     drawn_in = _check_input_range(input_range)
     labels = _class_labels(loss, targets)
@@ -2426,6 +2435,8 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_en
     specs = input_specs(example_inputs, model, drawn_in, data_scale=True)
     notes += [_data_scale_note(s) for s in specs if s.rows is not None]
     notes += [_kept_note(s) for s in specs if s.kept is not None]
+    if loss_note is not None:
+        notes.append(loss_note)
     target_samples = None
     if given_targets is not None:
         target_samples = torch.from_numpy(given_targets)
@@ -2860,8 +2871,31 @@ def _failed_stage(error: BaseException) -> str | None:
     return None
 
 
-#: binary_cross_entropy is on logits, as nn.BCEWithLogitsLoss, against 0/1 targets of the output's shape
-_LOSSES = ("cross_entropy", "binary_cross_entropy", "mse", "sum")
+def loss_name(loss: Any) -> tuple[Any, str | None]:
+    """``check_module``'s ``loss=`` as a name of :data:`LOSSES`, and a note where it was a torch
+    loss module whose setting the check does not compute (newuser17 #4: ``nn.CrossEntropyLoss()``
+    was refused): an instance of a class of :data:`TORCH_LOSS_MODULES` (or a subclass) gives its
+    loss; anything else is returned as it is, for :func:`_check_module_arguments` to refuse."""
+    if not isinstance(loss, nn.Module):
+        return loss, None
+    cls = next((c.__name__ for c in type(loss).__mro__ if c.__module__.startswith("torch.nn")
+                and c.__name__ in TORCH_LOSS_MODULES), None)
+    if cls is None:
+        raise ArgumentTypeError(f"loss: {type(loss).__name__} is no loss the check computes; pass one of "
+                                f"{', '.join(LOSSES)} by name, or a torch loss module of them: "
+                                f"{', '.join(f'nn.{n}' for n in TORCH_LOSS_MODULES)}")
+    name, computed = TORCH_LOSS_MODULES[cls]
+    differ = []
+    for attr, value in computed.items():
+        given = getattr(loss, attr, value)
+        if isinstance(given, torch.Tensor) or given != value:
+            shown = "a tensor" if isinstance(given, torch.Tensor) else repr(given)
+            differ.append(f"{attr}={shown}")
+    if not differ:
+        return name, None
+    return name, (f"loss: nn.{cls} is checked as {name} with its defaults ({', '.join(f'{a}={v!r}' for a, v in computed.items())}); "
+                  f"its {', '.join(differ)} is not simulated (a weighting, a smoothing or a sum scales the gradients "
+                  "the check judges)")
 
 
 def _check_module_arguments(model: Any, loss: Any, seeds: Any, verify: Any, device: Any) -> str | None:
@@ -2874,10 +2908,10 @@ def _check_module_arguments(model: Any, loss: Any, seeds: Any, verify: Any, devi
         raise ArgumentTypeError(f"model must be a torch.nn.Module instance, got {model!r:.80} "
                                 f"({type(model).__name__}){hint}")
     if not isinstance(loss, str):
-        raise ArgumentTypeError(f"loss must be one of {', '.join(_LOSSES)} (text), got {loss!r:.80} "
-                                f"({type(loss).__name__})")
-    if loss not in _LOSSES:
-        raise ArgumentError(f"loss must be cross_entropy, binary_cross_entropy, mse or sum, not {loss!r}")
+        raise ArgumentTypeError(f"loss must be one of {', '.join(LOSSES)} (text) or a torch loss module of them "
+                                f"(nn.CrossEntropyLoss(), nn.MSELoss(), ...), got {loss!r:.80} ({type(loss).__name__})")
+    if loss not in LOSSES:
+        raise ArgumentError(f"loss must be one of {', '.join(LOSSES)}, not {loss[:40]!r}{loss_hint(loss)}")
     if isinstance(seeds, bool) or not isinstance(seeds, int):
         raise ArgumentTypeError(f"seeds must be an integer >= 1, got {seeds!r} ({type(seeds).__name__})")
     if seeds < 1:
@@ -2888,7 +2922,11 @@ def _check_module_arguments(model: Any, loss: Any, seeds: Any, verify: Any, devi
     if next(iter(model.parameters()), None) is None:
         raise ArgumentError(f"model ({type(model).__name__}) has no parameters: there is no weight whose "
                             "gradient could be diagnosed")
-    return check_device(device)
+    try:
+        return check_device(device)
+    except SpecError as exc:
+        words = "; ".join(p.message for p in exc.problems) or exc.detail
+        raise DeviceArgumentError(f"device: {words}", exc.problems, parameter="device") from None
 
 
 #: Findings about what units do on the inputs: a network's own (trained) weights meet the check's
