@@ -143,6 +143,17 @@ class ArgumentError(GradHealthError, ValueError):
     title = "Invalid argument"
 
 
+class DeviceArgumentError(SpecError, ArgumentError):
+    """``device=`` of ``check_module`` that is no device here, named as that argument (newuser17 #6:
+    a SpecError at ``/device`` named a spec the user never wrote, and ``except ArgumentError``, what
+    every other refused argument of the function raises, missed it): an :class:`ArgumentError`, and
+    still the :class:`SpecError` it was."""
+
+    status = 422
+    code = "invalid_argument"
+    title = "Invalid argument"
+
+
 class ArgumentTypeError(ArgumentError, TypeError):
     """An argument of the wrong type (a list where a module goes, text where a number goes); also
     a ``TypeError``."""

@@ -137,7 +137,7 @@ def check_logs(path: str | Path, *, format: str | None = None, settings: Setting
                          limits=settings.read_limits(), progress=progress)
 
 
-def check_module(model: Any, example_inputs: Any, *, loss: str = "cross_entropy", seeds: int = 3,
+def check_module(model: Any, example_inputs: Any, *, loss: Any = "cross_entropy", seeds: int = 3,
                  verify: bool = True, device: str | None = None,
                  settings: Settings | None = None, optimizer: Any = None,
                  input_range: tuple[float, float] | None = None, scheduler: Any = None,
@@ -153,7 +153,11 @@ def check_module(model: Any, example_inputs: Any, *, loss: str = "cross_entropy"
     and dtypes (standard normal floats; integer ids that an nn.Embedding reads
     below the example's max + 1; other integer inputs, such as an attention mask, as given).
     ``loss``: ``cross_entropy`` (over the output's last dimension, random classes), ``binary_cross_entropy``
-    (on logits, as ``nn.BCEWithLogitsLoss``, against random 0/1 targets of the output's shape), ``mse`` or ``sum``.
+    (on logits, as ``nn.BCEWithLogitsLoss``, against random 0/1 targets of the output's shape), ``mse``, ``mae``,
+    ``huber`` or ``sum`` (the CLI's and ``check_onnx``'s names), or your torch loss module of one of them
+    (``nn.CrossEntropyLoss()``, ``nn.NLLLoss()``, ``nn.BCEWithLogitsLoss()``, ``nn.MSELoss()``, ``nn.L1Loss()``,
+    ``nn.HuberLoss()``, ``nn.SmoothL1Loss()``; a setting the check does not compute, such as a class weight or
+    label smoothing, is named in ``simulation.notes``); a near-miss name gets a did-you-mean.
     ``optimizer``: your training optimizer (``torch.optim`` SGD, Adam, AdamW, RMSprop, Adadelta, NAdam or
     Adagrad, a warm-up scheduler on it read as warming up; or a dict
     like ``{"type": "adam", "lr": 1e-3}``): its first step is measured and ``large_updates``

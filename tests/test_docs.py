@@ -206,6 +206,19 @@ def test_the_recorder_snippet_runs_as_pasted(tmp_path: Path, monkeypatch: pytest
         '{"gradhealth_recorder": "end", "logged_steps": 20}'
 
 
+def test_the_recorder_and_live_mode_examples_write_files_of_their_own() -> None:
+    # newuser17 #7: run after the recorder example, as the page invites, the live-mode example
+    # appended to the same run/gradients.jsonl and printed a warning about appending
+    paths = []
+    for heading in ("## Recording per-layer gradients", "**Live mode**"):
+        snippet = re.search(r"```python\n(.*?)```", DOCS[DOCS.index(heading):], re.DOTALL)
+        assert snippet is not None
+        found = re.search(r'GradientRecorder\(model, "([^"]+)"', snippet.group(1))
+        assert found is not None
+        paths.append(found.group(1))
+    assert len(set(paths)) == 2, paths
+
+
 def test_the_live_mode_recorder_snippet_runs_against_a_served_process(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], service) -> None:
     # newuser6 P12: the live-mode example had `...` for its loop and a `model` it never defined.

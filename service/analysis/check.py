@@ -632,7 +632,8 @@ class _Verifier:
             shown, other = same_metric_after(det, value, after, thresholds)
             note = unmeasured or verdict_note(value, fixed, det.code, after, thresholds)
             remedy.verified = Verified(metric=det.metric, before=finite_or_none(det.value),
-                                       after=finite_or_none(shown), fixed=fixed, side_effects=new,
+                                       after=finite_or_none(shown),
+                                       fixed=None if unmeasured else fixed, side_effects=new,
                                        not_judged=unjudged, not_measured=unmeasured,
                                        judged=judged_figure(det, self.result, after, thresholds),
                                        side_effect_figures=side_effect_figures(new, all_detections, self.result,

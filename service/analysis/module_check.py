@@ -136,12 +136,19 @@ from gradhealth.core.document import (
     finite_or_none,
     status_of,
 )
-from gradhealth.core.losses import loss_problem
+from gradhealth.core.losses import LOSSES, TORCH_LOSS_MODULES, loss_hint, loss_problem
 from gradhealth.core.numbers import range_problem
 from gradhealth.core.rules import rule
 from gradhealth.core.words import first_few
 from gradhealth.devices import check_device
-from gradhealth.errors import ArgumentError, ArgumentTypeError, GradHealthError, Problem
+from gradhealth.errors import (
+    ArgumentError,
+    ArgumentTypeError,
+    DeviceArgumentError,
+    GradHealthError,
+    Problem,
+    SpecError,
+)
 
 Edit = Callable[[nn.Module, int], None]
 #: The change that gives the loss logits (``GraphRun.from_logits``), the output left as it is.
@@ -403,6 +410,70 @@ def _batch_norm_remedy(where: str | Sequence[str], det: Detection, result: Simul
     return remedy
 
 
+class Residual(nn.Module):
+    """x + f(x): what the ``residual_connections`` snippet wraps a block in (its own class, the same)."""
+
+    def __init__(self, f: nn.Module, scale: float = 1.0) -> None:
+        super().__init__()
+        self.f, self.scale = f, scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.scale * self.f(x)
+
+
+def _residual_blocks(det: Detection, result: SimulationResult, model: nn.Module) -> list[tuple[str, str | None]]:
+    """The blocks a live module's ``residual_connections`` wraps (newuser17 #2: a snippet that only
+    defined the class changed nothing when pasted): each layer of the finding that sits in an
+    nn.Sequential (whose forward is its order) and keeps its width (an identity skip adds up),
+    with the activation module right after it, as (layer path, activation path or None); the
+    output layer is left as it is. Empty where none is such (a ModuleList, a forward of its own)."""
+    last = output_layer(result)
+    out: list[tuple[str, str | None]] = []
+    for unit in det.units:
+        if (not unit.pointer.startswith("module:") or unit is last or unit.name == last.name
+                or not unit.fan_in or unit.fan_in != unit.fan_out):
+            continue
+        path = unit.pointer.removeprefix("module:")
+        parent = path.rpartition(".")[0]
+        try:
+            container = model.get_submodule(parent) if parent else model
+            module = model.get_submodule(path)
+        except (AttributeError, TypeError):
+            continue
+        if not isinstance(container, nn.Sequential) or not isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d,
+                                                                                 nn.Conv3d)):
+            continue
+        out.append((path, _output_activation_module(model, path, after=True)))
+    return list(dict.fromkeys(out))
+
+
+def _residual_snippet(blocks: list[tuple[str, str | None]]) -> str:
+    """The ``residual_connections`` code for ``blocks`` (:func:`_residual_blocks`): the class, then
+    each layer (with its activation) wrapped in it in the user's model, the activation's own place
+    made an identity so that it is applied once."""
+    lines = [R.SNIPPETS["residual_connections"],
+             "# each layer that keeps its width, with its activation, now x + f(x)"]
+    for path, act in blocks:
+        if act is None:
+            lines.append(f"{_access(path)} = Residual({_access(path)})")
+        else:
+            lines.append(f"{_access(path)} = Residual(nn.Sequential({_access(path)}, {_access(act)}))")
+            lines.append(f"{_access(act)} = nn.Identity()  # applied inside the block now")
+    return "\n".join(lines)
+
+
+def _residual_edit(blocks: list[tuple[str, str | None]]) -> Edit:
+    """What :func:`_residual_snippet` does, on each copy: the change verified is the one pasted."""
+    def edit(net: nn.Module, seed: int) -> None:
+        for path, act in blocks:
+            layer = net.get_submodule(path)
+            inner = nn.Sequential(layer, net.get_submodule(act)) if act is not None else layer
+            for target, value in ((path, Residual(inner)), *(((act, nn.Identity()),) if act else ())):
+                parent, _, child = target.rpartition(".")
+                setattr(net.get_submodule(parent) if parent else net, child, value)
+    return edit
+
+
 def _standardise_input_edit(path: str) -> Edit:
     """The module at ``path`` (the first layer) reading its input standardised, (x - mean) / std over
     the batch: what normalising the data gives that layer, whatever the example's dtype."""
@@ -621,6 +692,41 @@ def _bounded_cell_remedy(result: SimulationResult) -> Remedy | None:
         remedy.change += (f" (re-simulated with the stored weights kept; they were trained with {acts}, so the "
                           "model must be trained again with tanh)")
     return remedy
+
+
+_CELLS = ((nn.LSTM, "lstm", False), (nn.GRU, "gru", False), (nn.RNN, "rnn", False),
+          (nn.LSTMCell, "lstm", True), (nn.GRUCell, "gru", True), (nn.RNNCell, "rnn", True))
+
+
+def _recurrent_modules(units: Sequence[UnitStats], model: nn.Module,
+                       unit_names: Callable[[nn.Module], dict[nn.Module, tuple[str, str]]] | None
+                       ) -> dict[str, R.RecurrentModule]:
+    """The recurrent ``units`` as the remedies' snippets name them (newuser17 #1), by unit name:
+    each torch recurrent layer or cell with its sizes, reached from ``model`` by its path in a live
+    module (``model.rnn``) or, in an imported graph (``unit_names`` given: the user's code has none
+    of its modules), built with its sizes; a square nn.Linear called in a loop by its weight (a live
+    module's only). A unit of neither kind is left out (its snippet stays the template)."""
+    named = unit_names(model) if unit_names is not None else {}
+    by_pointer = {pointer: m for m, (_, pointer) in named.items()}
+    out: dict[str, R.RecurrentModule] = {}
+    for u in units:
+        path = u.pointer.removeprefix("module:") if u.pointer.startswith("module:") else None
+        module: nn.Module | None = by_pointer.get(u.pointer)
+        if module is None and path is not None:
+            with contextlib.suppress(AttributeError, TypeError):
+                module = model.get_submodule(path)
+        access = _access(path) if path is not None and unit_names is None else None
+        found = next(((cell, step) for cls, cell, step in _CELLS if isinstance(module, cls)), None)
+        if found is not None:
+            rnn = cast(Any, module)
+            out[u.name] = R.RecurrentModule(
+                name=u.name, cell=found[0], n_in=int(rnn.input_size), hidden=int(rnn.hidden_size), access=access,
+                num_layers=int(getattr(rnn, "num_layers", 1)), bidirectional=bool(getattr(rnn, "bidirectional", False)),
+                batch_first=bool(getattr(rnn, "batch_first", True)), step=found[1])
+        elif isinstance(module, nn.Linear) and access is not None and module.in_features == module.out_features:
+            out[u.name] = R.RecurrentModule(name=u.name, cell="rnn", n_in=module.in_features,
+                                            hidden=module.out_features, access=f"{access}.weight", square=True)
+    return out
 
 
 def _named_units(units: list[UnitStats]) -> str:
@@ -927,8 +1033,15 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
                 # an identity skip adds up only where a layer keeps its width (a conv's fan-in and
                 # fan-out share its kernel: equal exactly where its channel counts are)
                 resized = [layer_words(u) for u in det.units if u.fan_in and u.fan_out and u.fan_in != u.fan_out]
-                out.append((R.residual_connections([layer_words(u) for u in det.units] or "the network",
-                                                   resized=resized), None))
+                residual = R.residual_connections([layer_words(u) for u in det.units] or "the network",
+                                                  resized=resized)
+                blocks = _residual_blocks(det, result, model) if unit_names is None else []
+                if blocks:
+                    residual.snippet = _residual_snippet(blocks)
+                else:
+                    residual.snippet += ("\n# then wrap each block of your model whose input and output widths "
+                                         "match: block = Residual(block)")
+                out.append((residual, _residual_edit(blocks) if blocks else None))
             elif code == "exploding_gradient" and result.summed:
                 ends = list(dict.fromkeys(result.summed))
                 shown = first_few(ends, R.NAMED_LAYERS)
@@ -958,14 +1071,22 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
         # never the init a layer already has: Keras' default recurrent_initializer is orthogonal
         # (kerassweep27 sent_simplernn_stack was offered it for three SimpleRNNs at that default)
         already = orthogonal_already(model, unit_names, [u.name for u in recurrent])
+        known = _recurrent_modules(recurrent, model, unit_names)
         if any(u.name not in already for u in recurrent):
-            out.append((R.orthogonal_init(", ".join(u.name for u in recurrent if u.name not in already)),
+            fresh = [u for u in recurrent if u.name not in already]
+            shown = [known[u.name] for u in fresh if u.name in known]
+            out.append((R.orthogonal_init(", ".join(u.name for u in fresh),
+                                          layers=shown if len(shown) == len(fresh) else ()),
                         _orthogonal_loops({u.name for u in recurrent})))
         steps = max((ts.norms.shape[1] for ts in result.time_series), default=2)
         # the snippet in the model's own layout: every recurrent module sequence-first, as an ONNX
         # LSTM of layout 0 and nn.LSTM's default are, shows batch_first=False
         layouts = {m.batch_first for m in model.modules() if isinstance(m, nn.RNNBase)}
-        gated = R.gated_recurrent_cell(names, "chrono", steps, batch_first=layouts != {False})
+        # filled from the layers where each is a torch recurrent module (a hand-written cell's
+        # gates are its own code: the template)
+        torch_cells = [known[u.name] for u in recurrent if u.name in known and not known[u.name].square]
+        gated = R.gated_recurrent_cell(names, "chrono", steps, batch_first=layouts != {False},
+                                       layers=torch_cells if len(torch_cells) == len(recurrent) else ())
         kinds = {u.type for u in recurrent}
         if kinds == {"lstm"}:
             gated.change = f"keep {names} (LSTM) and give it chrono gate initialisation (T_max = {steps})"
@@ -1127,7 +1248,8 @@ class _Verifier:
         if other:
             note = f"{note}; {other}" if note else other
         remedy.verified = Verified(metric=det.metric, before=finite_or_none(det.value),
-                                   after=finite_or_none(shown), fixed=fixed, side_effects=new, not_judged=unjudged,
+                                   after=finite_or_none(shown),
+                                   fixed=None if unmeasured else fixed, side_effects=new, not_judged=unjudged,
                                    not_measured=unmeasured, judged=judged, seeds=after.seeds, note=note)
         # (a verdict not judged, or with nothing to measure, measured nothing against it: left
         # recommended, as an unverified one)
@@ -2255,7 +2377,7 @@ NO_OPTIMIZER_NOTE = (
 
 
 @quiet_run_notes
-def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_entropy", seeds: int = 3,
+def check_module(model: nn.Module, example_inputs: Any, *, loss: Any = "cross_entropy", seeds: int = 3,
                  verify: bool = True, device: str | None = None,
                  thresholds: Thresholds | None = None, optimizer: Any = None,
                  input_range: tuple[float, float] | None = None, scheduler: Any = None,
@@ -2315,7 +2437,9 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_en
     ValueError naming the attribute; a Python module held as an attribute is shared, not copied).
 
     ``loss``: ``binary_cross_entropy`` is on logits (``nn.BCEWithLogitsLoss``);
-    ``binary_cross_entropy_probs`` on probabilities (``nn.BCELoss`` on the forward's own sigmoid)."""
+    ``binary_cross_entropy_probs`` on probabilities (``nn.BCELoss`` on the forward's own sigmoid);
+    a torch loss module of them (``nn.CrossEntropyLoss()``) is read as its name."""
+    loss, loss_note = loss_name(loss)
     device = _check_module_arguments(model, loss, seeds, verify, device)
     loss, from_logits = _ON_PROBABILITIES.get(loss, (loss, True))
     drawn_in = _check_input_range(input_range)
@@ -2335,6 +2459,8 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_en
     specs = input_specs(example_inputs, model, drawn_in, data_scale=True)
     notes += [_data_scale_note(s) for s in specs if s.rows is not None]
     notes += [_kept_note(s) for s in specs if s.kept is not None]
+    if loss_note is not None:
+        notes.append(loss_note)
     target_samples = None
     if given_targets is not None:
         target_samples = torch.from_numpy(given_targets)
@@ -2784,10 +2910,41 @@ def _failed_stage(error: BaseException) -> str | None:
 #: binary_cross_entropy_probs is on probabilities, as nn.BCELoss (F.binary_cross_entropy) on a forward
 #: that ends in its own sigmoid (a GAN's discriminator, a multi-label head): the same loss taken with
 #: from_logits false, as a spec's ``loss.from_logits: false`` and a Keras file's from_logits=False take it
-_LOSSES = ("cross_entropy", "binary_cross_entropy", "binary_cross_entropy_probs", "mse", "sum")
-#: each loss name of check_module that is another's on probabilities: (that loss, from_logits)
 BCE_PROBS = "binary_cross_entropy_probs"
+#: check_module's loss names: the shared ones and BCE on probabilities
+_LOSSES = (*LOSSES, BCE_PROBS)
+#: each loss name of check_module that is another's on probabilities: (that loss, from_logits)
 _ON_PROBABILITIES = {BCE_PROBS: ("binary_cross_entropy", False)}
+#: the torch loss modules check_module reads as a name: the shared ones and nn.BCELoss (probabilities)
+_TORCH_LOSSES: dict[str, tuple[str, dict[str, object]]] = {
+    **TORCH_LOSS_MODULES, "BCELoss": (BCE_PROBS, {"reduction": "mean", "weight": None})}
+
+
+def loss_name(loss: Any) -> tuple[Any, str | None]:
+    """``check_module``'s ``loss=`` as a name of :data:`LOSSES`, and a note where it was a torch
+    loss module whose setting the check does not compute (newuser17 #4: ``nn.CrossEntropyLoss()``
+    was refused): an instance of a class of :data:`TORCH_LOSS_MODULES` (or a subclass) gives its
+    loss; anything else is returned as it is, for :func:`_check_module_arguments` to refuse."""
+    if not isinstance(loss, nn.Module):
+        return loss, None
+    cls = next((c.__name__ for c in type(loss).__mro__ if c.__module__.startswith("torch.nn")
+                and c.__name__ in _TORCH_LOSSES), None)
+    if cls is None:
+        raise ArgumentTypeError(f"loss: {type(loss).__name__} is no loss the check computes; pass one of "
+                                f"{', '.join(_LOSSES)} by name, or a torch loss module of them: "
+                                f"{', '.join(f'nn.{n}' for n in _TORCH_LOSSES)}")
+    name, computed = _TORCH_LOSSES[cls]
+    differ = []
+    for attr, value in computed.items():
+        given = getattr(loss, attr, value)
+        if isinstance(given, torch.Tensor) or given != value:
+            shown = "a tensor" if isinstance(given, torch.Tensor) else repr(given)
+            differ.append(f"{attr}={shown}")
+    if not differ:
+        return name, None
+    return name, (f"loss: nn.{cls} is checked as {name} with its defaults ({', '.join(f'{a}={v!r}' for a, v in computed.items())}); "
+                  f"its {', '.join(differ)} is not simulated (a weighting, a smoothing or a sum scales the gradients "
+                  "the check judges)")
 
 
 def _check_module_arguments(model: Any, loss: Any, seeds: Any, verify: Any, device: Any) -> str | None:
@@ -2800,10 +2957,10 @@ def _check_module_arguments(model: Any, loss: Any, seeds: Any, verify: Any, devi
         raise ArgumentTypeError(f"model must be a torch.nn.Module instance, got {model!r:.80} "
                                 f"({type(model).__name__}){hint}")
     if not isinstance(loss, str):
-        raise ArgumentTypeError(f"loss must be one of {', '.join(_LOSSES)} (text), got {loss!r:.80} "
-                                f"({type(loss).__name__})")
+        raise ArgumentTypeError(f"loss must be one of {', '.join(_LOSSES)} (text) or a torch loss module of them "
+                                f"(nn.CrossEntropyLoss(), nn.MSELoss(), ...), got {loss!r:.80} ({type(loss).__name__})")
     if loss not in _LOSSES:
-        raise ArgumentError(f"loss must be one of {', '.join(_LOSSES)}, not {loss!r}")
+        raise ArgumentError(f"loss must be one of {', '.join(_LOSSES)}, not {loss[:40]!r}{loss_hint(loss)}")
     if isinstance(seeds, bool) or not isinstance(seeds, int):
         raise ArgumentTypeError(f"seeds must be an integer >= 1, got {seeds!r} ({type(seeds).__name__})")
     if seeds < 1:
@@ -2814,7 +2971,11 @@ def _check_module_arguments(model: Any, loss: Any, seeds: Any, verify: Any, devi
     if next(iter(model.parameters()), None) is None:
         raise ArgumentError(f"model ({type(model).__name__}) has no parameters: there is no weight whose "
                             "gradient could be diagnosed")
-    return check_device(device)
+    try:
+        return check_device(device)
+    except SpecError as exc:
+        words = "; ".join(p.message for p in exc.problems) or exc.detail
+        raise DeviceArgumentError(f"device: {words}", exc.problems, parameter="device") from None
 
 
 #: Findings about what units do on the inputs: a network's own (trained) weights meet the check's

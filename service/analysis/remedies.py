@@ -429,7 +429,7 @@ def gated_cells(ctx: Context) -> list[Remedy]:
             value = {k: v for k, v in _resolve(ctx.raw, p).items() if k not in _NOT_LSTM}
             value.update({"type": "lstm", "forget_bias": fb})
             remedy = R.gated_recurrent_cell(names_of([p]), fb, steps, [{"op": "replace", "path": p, "value": value}],
-                                            already_lstm=layer.type == "lstm")
+                                            already_lstm=layer.type == "lstm", layers=[_recurrent_module(ctx, p)])
             if str(value.get("recurrent_activation", "sigmoid")).startswith("hard_sigmoid"):
                 # a hard sigmoid is flat past |x| = 2.5 (Keras 2's 0.2x + 0.5) or 3: an opened forget
                 # gate's bias pins it there and chrono's input gate at 0, passing no gradient
@@ -466,7 +466,18 @@ def orthogonal(ctx: Context) -> list[Remedy]:
         return []
     patch = [{"op": "add", "path": p + "/recurrent_init", "value": {"scheme": "orthogonal", "gain": 1.0}}
              for p in ps]
-    return [R.orthogonal_init(names_of(ps), patch)]
+    return [R.orthogonal_init(names_of(ps), patch, layers=[_recurrent_module(ctx, p) for p in ps])]
+
+
+def _recurrent_module(ctx: Context, pointer: str) -> R.RecurrentModule:
+    """The spec's recurrent layer at ``pointer`` as the snippets name it: its sizes, built in the
+    snippet (a spec has no module of the user's to reach; newuser17 #1)."""
+    layer = ctx.layer_at(pointer)
+    assert isinstance(layer, S.RecurrentLayer)
+    unit = next(u for u in ctx.plan.all_units() if u.pointer == pointer)
+    return R.RecurrentModule(name=f"{names_of([pointer])} ({layer.type})", cell=layer.type,
+                             n_in=int(unit.in_shape[-1]), hidden=layer.hidden_size, num_layers=layer.num_layers,
+                             bidirectional=layer.bidirectional)
 
 
 def total_grad_norm(result: SimulationResult) -> float:

@@ -73,9 +73,11 @@ class Verified(BaseModel):
     metric: str = Field(description="the finding's metric, measured the same way before and after")
     before: float | None
     after: float | None
-    fixed: bool = Field(description="the re-simulated spec has no finding of this code above a note (info), "
-                                    "no error-severity finding it did not have before, and the metric "
-                                    "not pushed past the opposite threshold (vanishing -> exploding)")
+    fixed: bool | None = Field(description="the re-simulated spec has no finding of this code above a note (info), "
+                                           "no error-severity finding it did not have before, and the metric "
+                                           "not pushed past the opposite threshold (vanishing -> exploding); null "
+                                           "where `not_measured` says the change left nothing the metric measures: "
+                                           "unknown, neither fixed nor not fixed")
     side_effects: list[str] = Field(default_factory=list, description="finding codes the change introduced, or made worse (a higher severity, or 10x further the wrong way)")
     judged: JudgedFigure | None = Field(
         None, description="the figure the verdict turns on where the finding fires on something other than its "
@@ -95,8 +97,8 @@ class Verified(BaseModel):
     not_measured: str | None = Field(
         None, description="why the finding's metric has nothing to measure on the changed network: the change "
                           "removed every unit of the kind it counts (a hidden softmax swapped for a ReLU leaves "
-                          "no softmax gain, a ReLU swapped for a leaky one no unit that can die); the remedy is "
-                          "then not fixed, since nothing measured that the problem is gone, `after` is null, and "
+                          "no softmax gain, a ReLU swapped for a leaky one no unit that can die); `fixed` is "
+                          "then null (unknown: nothing measured that the problem is gone or not), `after` is null, and "
                           "it stays recommended unless it brought side effects, as an unverified remedy")
     seeds: int | None = Field(None, description="seeds the after figure and the verdict were measured on: one "
                                                 "where its verdict held with every threshold half a decade "
@@ -398,6 +400,35 @@ class Diagnosis(BaseModel):
     log: LogInfo | None = None
     baseline: BaselineComparison | None = Field(
         None, description="comparison with an earlier document (gradhealth check --baseline)")
+
+    # A notebook shows a document by these (newuser17 #3: pydantic's repr of every field, ~16,000
+    # characters for a 25-module MLP, was what `doc` and `print(doc)` showed). The fields, equality,
+    # model_dump and pickling are pydantic's, untouched.
+    def __repr__(self) -> str:
+        """``<Diagnosis architecture 'Sequential' unhealthy: vanishing_gradient (error), ...>``: the
+        kind, name, status and each finding's code and severity, on one line."""
+        shown = ", ".join(f"{f.code} ({f.severity})" for f in self.findings[:NAMED_FINDINGS])
+        more = len(self.findings) - NAMED_FINDINGS
+        if more > 0:
+            shown += f", +{more} more"
+        name = f" {self.name!r}" if self.name else ""
+        return f"<Diagnosis {self.kind}{name} {self.status}{': ' + shown if shown else ''}>"
+
+    def __str__(self) -> str:
+        """The text report (``gradhealth.render(doc)``, what ``gradhealth check`` prints)."""
+        from gradhealth.library import render
+
+        return render(self)
+
+    def _repr_markdown_(self) -> str:
+        """The Markdown report, which a notebook (Jupyter, VS Code) shows for a cell ending in ``doc``."""
+        from gradhealth.library import render
+
+        return render(self, "markdown")
+
+
+#: How many findings a Diagnosis's one-line repr names before it counts the rest.
+NAMED_FINDINGS = 4
 
 
 def status_of(findings: list[Finding]) -> Status:

@@ -12,6 +12,7 @@ import math
 import numbers
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from gradhealth.core.catalog import REMEDIES
@@ -573,20 +574,91 @@ def pre_layer_norm(where: str, patch: Patch = ()) -> Remedy:
     return make_remedy("pre_layer_norm", f"use Pre-LN (norm_first: true) in {where}", patch)
 
 
-def orthogonal_init(where: str, patch: Patch = ()) -> Remedy:
-    """Initialise the recurrent weights of ``where`` orthogonally."""
-    return make_remedy(
+@dataclass(frozen=True)
+class RecurrentModule:
+    """A recurrent layer as the check knows it, to fill a recurrent remedy's snippet with (newuser17
+    #1: templates naming ``n_in``, ``hidden``, ``T_max``, ``rnn`` and ``n_gates`` raised NameError
+    when pasted, though the check knew every one of them).
+
+    ``access``: Python that reaches the layer from the user's ``model`` (``model.rnn``), for a live
+    module; None where the user's code has no such module (a spec's layer, an imported file's node):
+    the snippet then builds the layer with its sizes, named in a comment by ``name``. ``cell``: rnn,
+    lstm or gru; ``step``: a cell called once a step (``nn.RNNCell``), not a whole layer; ``square``:
+    no torch recurrent module but a square weight multiplied each step (an ``nn.Linear`` called in a
+    loop), whose ``access`` is that weight's."""
+
+    name: str
+    cell: str
+    n_in: int
+    hidden: int
+    access: str | None = None
+    num_layers: int = 1
+    bidirectional: bool = False
+    batch_first: bool = True
+    step: bool = False
+    square: bool = False
+
+    @property
+    def gates(self) -> int:
+        """The gate blocks stacked in each ``weight_hh``: 1 (rnn), 4 (lstm), 3 (gru)."""
+        return {"lstm": 4, "gru": 3}.get(self.cell, 1)
+
+    def construct(self, cell: str | None = None) -> str:
+        """The torch constructor of this layer (as ``cell``, when given), with its sizes."""
+        kind = cell or self.cell
+        cls = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}[kind] + ("Cell" if self.step else "")
+        args = [str(self.n_in), str(self.hidden)]
+        if not self.step:
+            if self.num_layers != 1:
+                args.append(f"num_layers={self.num_layers}")
+            if self.bidirectional:
+                args.append("bidirectional=True")
+            args.append(f"batch_first={self.batch_first}")
+        return f"nn.{cls}({', '.join(args)})"
+
+
+def _reach(layer: RecurrentModule, variable: str, cell: str | None = None) -> tuple[list[str], str]:
+    """(lines that bring ``layer`` into reach, the name to use): the user's own module where the
+    code has one; else the layer built with its sizes into ``variable``."""
+    if layer.access is not None:
+        return [], layer.access
+    return [f"{variable} = {layer.construct(cell)}  # {layer.name}, as your code builds it"], variable
+
+
+def orthogonal_init(where: str, patch: Patch = (), *, layers: Sequence[RecurrentModule] = ()) -> Remedy:
+    """Initialise the recurrent weights of ``where`` orthogonally. ``layers``: those layers as the
+    check knows them, whose names and sizes fill the snippet (else it is the generic template)."""
+    remedy = make_remedy(
         "orthogonal_init", f"initialise the recurrent weights of {where} orthogonally", patch
     )
+    if layers:
+        lines: list[str] = []
+        for layer in layers:
+            if layer.square and layer.access is not None:
+                lines.append(f"nn.init.orthogonal_({layer.access})  # {layer.name}: the square weight each step "
+                             "multiplies by")
+                continue
+            built, rnn = _reach(layer, "rnn")
+            kind = layer.construct().split("(")[0]
+            lines += built + [
+                f"for name, p in {rnn}.named_parameters():  # {layer.name}: {kind}, {layer.gates} gate "
+                f"block{'s' if layer.gates > 1 else ''} in each weight_hh",
+                '    if name.startswith("weight_hh"):',
+                f"        for block in p.data.chunk({layer.gates}, 0):",
+                "            nn.init.orthogonal_(block)"]
+        remedy.snippet = "\n".join(lines)
+    return remedy
 
 
 def gated_recurrent_cell(
     where: str, forget_bias: float | str, steps: int, patch: Patch = (), *, already_lstm: bool = False,
-    batch_first: bool = True,
+    batch_first: bool = True, layers: Sequence[RecurrentModule] = (),
 ) -> Remedy:
     """Make ``where`` an LSTM with its forget gate open: a constant bias, or chrono init over
     ``steps``; ``already_lstm``: it is one, and only its forget gate changes; ``batch_first``: the
-    layout the snippet's LSTM takes, the model's own (a sequence-first export's is False)."""
+    layout the snippet's LSTM takes, the model's own (a sequence-first export's is False);
+    ``layers``: those layers as the check knows them, whose names and sizes fill the snippet
+    (:func:`gated_snippet`; else it is the generic template)."""
     if forget_bias == "chrono":
         bias_code = (
             "b_f = torch.log(torch.empty(H).uniform_(1, T_max - 1))  # chrono init\n"
@@ -608,7 +680,50 @@ def gated_recurrent_cell(
         # batch_first=True, which pasted would change its layout)
         remedy.snippet = remedy.snippet.replace(
             "batch_first=True)", "batch_first=False)  # sequence-first [time, batch, features], as the model")
+    if layers:
+        remedy.snippet = gated_snippet(layers, forget_bias, steps)
     return remedy
+
+
+def _forget_gate_lines(forget_bias: float | str, cell: str) -> list[str]:
+    """The body of the bias loop that opens ``cell``'s gate: an LSTM's forget gate (input gate the
+    negative under chrono), a GRU's update gate z (gates r, z, n), as the check's own edit does."""
+    if cell == "gru":
+        value = ("torch.log(torch.empty(H).uniform_(1, T_max - 1))  # chrono init of the update gate z"
+                 if forget_bias == "chrono" else f"{forget_bias}  # update-gate bias")
+        return ['    if name.startswith("bias_ih"):  # gates r, z, n', f"        b.data[H:2 * H] = {value}",
+                '    elif name.startswith("bias_hh"):', "        b.data[H:2 * H] = 0.0"]
+    if forget_bias == "chrono":
+        opened = ["        b_f = torch.log(torch.empty(H).uniform_(1, T_max - 1))  # chrono init",
+                  "        b.data[H:2 * H] = b_f; b.data[:H] = -b_f"]
+    else:
+        opened = [f"        b.data[H:2 * H] = {forget_bias}  # forget-gate bias"]
+    return ['    if name.startswith("bias_ih"):  # gates i, f, g, o', *opened,
+            '    elif name.startswith("bias_hh"):', "        b.data[:2 * H] = 0.0"]
+
+
+def gated_snippet(layers: Sequence[RecurrentModule], forget_bias: float | str, steps: int) -> str:
+    """``gated_recurrent_cell``'s code for ``layers`` as the check knows them: a plain RNN replaced
+    by an LSTM of its sizes (put into the user's model where it has the module), an LSTM's or a
+    GRU's own gate opened; ``forget_bias`` a number or chrono over ``steps`` (T_max)."""
+    lines: list[str] = []
+    for layer in layers:
+        gated = layer.cell if layer.cell in ("lstm", "gru") else "lstm"
+        lines.append(f"H, T_max = {layer.hidden}, {steps}  # {layer.name}'s hidden size; the steps it runs over")
+        if layer.cell == gated:
+            built, rnn = _reach(layer, "rnn")
+            lines += built
+        elif layer.access is not None:
+            rnn = layer.access
+            state = "h, c = ... from (h, c)" if layer.step else "output, (h, c)"
+            lines.append(f"{rnn} = {layer.construct(gated)}  # was {layer.construct()}; an LSTM returns "
+                         f"{state}: where forward reads the state, take h from the pair")
+        else:
+            rnn = "lstm"
+            lines.append(f"lstm = {layer.construct(gated)}  # {layer.name} as an LSTM")
+        lines.append(f"for name, b in {rnn}.named_parameters():")
+        lines += _forget_gate_lines(forget_bias, gated)
+    return "\n".join(lines)
 
 
 # --- training-time changes (both checks; nothing to re-simulate at init) -----------------------

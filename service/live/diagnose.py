@@ -383,7 +383,11 @@ def _commit(session: Session, run: RunRow, doc: Diagnosis, run_log: RunLog, *, e
     """Events, webhook outbox and the run's new state in one transaction; False when another change
     to the run came first (rolled back)."""
     changes = compare(run.findings_state or {}, doc, run, final=final)
-    events = changes.events + ([("finished", {"run_id": run.id, "status": doc.status})] if final else [])
+    # `health` beside `status` (kept: clients read it): health is the run's health everywhere else, and
+    # `status` its lifecycle (active/finished), so a dashboard reading the event's `status` was misled
+    # (newuser17 #7)
+    events = changes.events + ([("finished", {"run_id": run.id, "status": doc.status, "health": doc.status})]
+                               if final else [])
     last = store.add_events(session, run.id, run.events, events)
     values = dict(diagnosis=doc.model_dump(mode="json"), findings_state=changes.state, events=last,
                   finding_codes=",".join(sorted({f.code for f in doc.findings})) or None,

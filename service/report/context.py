@@ -340,7 +340,7 @@ def remedy_label(r: Remedy) -> str:
 def fixes_this(r: Remedy) -> bool:
     """Whether the simulation verified that ``r`` fixes the network checked: not a remedy for
     retraining a checkpoint, whose fix was measured on freshly drawn weights (``fresh_weights``)."""
-    return r.verified is not None and r.verified.fixed and not r.verified.fresh_weights
+    return r.verified is not None and r.verified.fixed is True and not r.verified.fresh_weights
 
 
 def verified_state(v: Verified, *, markdown: bool = False) -> str:

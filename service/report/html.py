@@ -262,7 +262,7 @@ def remedy_chart(i: int, f: Finding) -> str | None:
     for k, r in enumerate(rows):
         v = r.verified
         assert v is not None  # filtered above
-        chart.dumbbell(k, v.before, v.after, fixed=v.fixed and not v.fresh_weights, name=r.id)
+        chart.dumbbell(k, v.before, v.after, fixed=bool(v.fixed) and not v.fresh_weights, name=r.id)
     limit = f.evidence.threshold
     if limit is not None and _positive(limit):
         chart.vline(limit, f"threshold {svg.fmt(limit)}")

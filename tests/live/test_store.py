@@ -76,5 +76,7 @@ def test_append_and_finish_on_either_database(sessions):
         assert finished.status == "finished"
         events = store.events_after(session, run.id, 0)
         assert [e.seq for e in events] == list(range(1, len(events) + 1)) and events[-1].event == "finished"
+        # newuser17 #7: the event names the health as the run resource does (`status` kept beside it)
+        assert events[-1].data["health"] == events[-1].data["status"] == "unhealthy"  # a NaN: an error
         store.delete_run(session, run.id)
         assert store.get(session, run.id, None) is None and store.count_points(session, run.id) == 0
