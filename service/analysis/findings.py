@@ -757,7 +757,10 @@ def layer_words(unit: Any) -> str:
 
 
 def layer_activations(units: list[UnitStats]) -> str:
-    acts = sorted({u.activation or "identity" for u in units})
+    # a separate activation layer after a layer without one (Keras' Dense(128) then
+    # Activation('relu')) is named as the layer's own, as a live module's folded activation is
+    acts = sorted({(u.activation if u.activation not in (None, "identity") else u.then_activation) or "identity"
+                   for u in units})
     return "/".join(acts)
 
 

@@ -757,6 +757,15 @@ def _chrono_edit(steps: int) -> Edit:
     return edit
 
 
+def _sigmoid_gates(net: nn.Module, seed: int) -> None:
+    """Every hard-sigmoid-gated ``nn.LSTM``/``nn.GRU`` of the copy with sigmoid gates instead
+    (Keras' ``recurrent_activation="sigmoid"``), its other cell settings kept."""
+    for rnn in _recurrent(net):
+        if isinstance(rnn, nn.LSTM | nn.GRU) and str(getattr(rnn, "gate_activation", "")).startswith("hard_sigmoid"):
+            _, reset_after, activation = cell_of(rnn)
+            mark(rnn, "sigmoid", reset_after, activation)
+
+
 def _combine(first: Edit | None, then: Edit) -> Edit:
     def edit(net: nn.Module, seed: int) -> None:
         if first is not None:
@@ -1088,20 +1097,33 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
         gated = R.gated_recurrent_cell(names, "chrono", steps, batch_first=layouts != {False},
                                        layers=torch_cells if len(torch_cells) == len(recurrent) else ())
         kinds = {u.type for u in recurrent}
+        them = "it" if len(recurrent) == 1 else "each"
+        # hard-sigmoid gates (Keras <= 2.3's default recurrent_activation) are flat past |x| = 2.5
+        # (or 3): chrono's forget bias log U(1, T_max - 1) pins the forget gate at exactly 1 and the
+        # input gate at 0, so no input enters the cell and no gradient passes (kerassweep28 hiv_lstm);
+        # with sigmoid gates the same bias keeps memory and lets the input in
+        hard = any(str(getattr(m, "gate_activation", "sigmoid")).startswith("hard_sigmoid")
+                   for m in model.modules() if isinstance(m, nn.LSTM | nn.GRU))
+        chrono = _combine(_sigmoid_gates, _chrono_edit(steps)) if hard else _chrono_edit(steps)
+        gates_note = (", with sigmoid gates (recurrent_activation=\"sigmoid\"): a hard sigmoid is flat past "
+                "|x| = 2.5, where chrono's forget bias pins the forget gate at 1 and the input gate at 0, "
+                "so no input and no gradient would pass") if hard else ""
+        if hard:
+            gated.params["recurrent_activation"] = "sigmoid"
         if kinds == {"lstm"}:
-            gated.change = f"keep {names} (LSTM) and give it chrono gate initialisation (T_max = {steps})"
-            out.append((gated, _chrono_edit(steps)))
+            gated.change = f"keep {names} (LSTM) and give {them} chrono gate initialisation (T_max = {steps}){gates_note}"
+            out.append((gated, chrono))
         elif kinds <= {"lstm", "gru"}:
-            # already gated: the GRU's own gate opened, not a swap for an LSTM
+            # already gated: the GRU's own gate opened, not a gates_note for an LSTM
             cells = "GRU" if kinds == {"gru"} else "GRU and LSTM"
-            gated.change = (f"keep {names} ({cells}) and give it chrono gate initialisation (T_max = "
+            gated.change = (f"keep {names} ({cells}) and give {them} chrono gate initialisation (T_max = "
                             f"{steps}): a GRU's update-gate bias b_z = log(U(1, T_max - 1)), so that "
-                            "z = sigmoid(b_z) keeps the state over about T_max steps")
+                            f"z = sigmoid(b_z) keeps the state over about T_max steps{swap}")
             gated.params["update_gate_bias"] = "chrono"
             gated.params["bias_code"] = (
                 "b_z = torch.log(torch.empty(H).uniform_(1, T_max - 1))  # chrono init, GRU gates r, z, n\n"
                 "        rnn.bias_ih_l0.data[H:2 * H] = b_z; rnn.bias_hh_l0.data[H:2 * H] = 0")
-            out.append((gated, _chrono_edit(steps)))
+            out.append((gated, chrono))
         elif {u.name for u in recurrent} <= set(result.gate_drivers):
             # a cell written by hand whose recurrent layer drives sigmoid gates (a GRU's z and r, an
             # LSTM's f): already gated, so not "make it an LSTM" but its gates' own bias (msweep8)

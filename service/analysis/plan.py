@@ -86,6 +86,46 @@ class Plan:
     def all_units(self) -> list[UnitPlan]:
         return [u for top in self.units for u in top.walk()]
 
+    def activation_of(self, pointer: str) -> str:
+        """The activation the weight layer at ``pointer`` feeds: its own, or where it has none, the
+        one a separate activation layer after it applies (:func:`separate_activations`)."""
+        unit = next(u for u in self.all_units() if u.pointer == pointer)
+        own = getattr(unit.layer, "activation", "identity")
+        return own if own != "identity" else separate_activations(self.all_units()).get(pointer, own)
+
+
+#: The layers a separate activation may sit behind and still be the weight layer's own: Keras'
+#: ``Dense(128)`` -> ``BatchNormalization()`` -> ``Dropout`` -> ``Activation('relu')`` feeds the
+#: Dense's units into a ReLU as ``Dense(128, activation='relu')`` does (a norm only rescales them).
+_BETWEEN = (S.DropoutLayer, S.NormLayer)
+
+
+def separate_activations(units: list[UnitPlan]) -> dict[str, str]:
+    """pointer -> activation for each weight layer without an activation of its own (``identity``)
+    whose output a separate activation layer takes next in the same sequence, perhaps through a
+    dropout or norm layer (Keras-1/2 style ``Dense(128)`` then ``Activation('relu')``): the
+    activation its init and the words about it must match, as a live module's activation module
+    is folded into the layer before it. ``units`` in forward order (:meth:`Plan.all_units`)."""
+    found: dict[str, str] = {}
+    by_pointer = {u.pointer: u for u in units}
+    for unit in units:
+        layer = unit.layer
+        if (not isinstance(layer, S.WEIGHT_LAYERS) or layer.activation != "identity" or layer.repeat != 1
+                or unit.copy):
+            continue
+        parent, _, index = unit.pointer.rpartition("/")
+        if not index.isdigit():
+            continue
+        k = int(index) + 1
+        while (nxt := by_pointer.get(f"{parent}/{k}")) is not None and nxt.layer.repeat == 1:
+            if isinstance(nxt.layer, S.ActivationLayer) and nxt.layer.activation != "identity":
+                found[unit.pointer] = nxt.layer.activation
+                break
+            if not isinstance(nxt.layer, (*_BETWEEN, S.ActivationLayer)):
+                break
+            k += 1
+    return found
+
 
 _BYTES = {"float64": 8, "float32": 4}
 #: See Plan.memory_bytes: measured, not guessed (activations + their gradients + probe copies).

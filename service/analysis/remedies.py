@@ -115,7 +115,7 @@ def _init_remedy(ctx: Context, target: str, pointers: list[str]) -> Remedy | Non
     if not todo:
         return None
     patch = [{"op": "add", "path": p + "/init", "value": {"scheme": target}} for p in todo]
-    return R.init(target, names_of(todo), patch)
+    return R.init(target, [names_of([p]) for p in todo], patch)
 
 
 def init_remedies(ctx: Context) -> list[Remedy]:
@@ -127,8 +127,8 @@ def init_remedies(ctx: Context) -> list[Remedy]:
         return _zero_init_remedy(ctx, list(zero))
     groups: dict[str, list[str]] = {}
     for p in ctx.weight_pointers():
-        act = ctx.layer_at(p).activation  # type: ignore[union-attr]  # pointers from weight/recurrent_pointers() name layers with this field
-        groups.setdefault(_INIT_FOR[act], []).append(p)
+        # a separate activation layer after it (Keras' Dense(128) then Activation('relu')) is its own
+        groups.setdefault(_INIT_FOR[ctx.plan.activation_of(p)], []).append(p)
     # a transformer layer's init covers its attention projections (linear) and its feed-forward:
     # Glorot's, as PyTorch's own for the attention's projection
     for p in ctx.transformer_init_pointers():
@@ -140,7 +140,7 @@ def _zero_init_remedy(ctx: Context, names: list[str]) -> list[Remedy]:
     """One init remedy for every layer whose weights are all zero, each with the init that
     matches its activation; named after the first one's scheme."""
     pointers = list(dict.fromkeys(u.pointer for u in ctx.result.units if u.name in names))
-    chosen = [(p, _INIT_FOR[ctx.layer_at(p).activation]) for p in pointers  # type: ignore[union-attr]  # unit pointers of weight layers
+    chosen = [(p, _INIT_FOR[ctx.plan.activation_of(p)]) for p in pointers
               if isinstance(ctx.layer_at(p), S.WEIGHT_LAYERS)]
     if not chosen:
         return []
@@ -168,7 +168,7 @@ def zero_biases(ctx: Context) -> list[Remedy]:
 
 
 def xavier_for_saturating(ctx: Context) -> list[Remedy]:
-    ps = [p for p in ctx.weight_pointers() if ctx.layer_at(p).activation in S.SATURATING]  # type: ignore[union-attr]  # pointers from weight/recurrent_pointers() name layers with this field
+    ps = [p for p in ctx.weight_pointers() if ctx.plan.activation_of(p) in S.SATURATING]
     r = _init_remedy(ctx, "xavier_normal", ps)
     return [r] if r else []
 
@@ -434,6 +434,7 @@ def gated_cells(ctx: Context) -> list[Remedy]:
                 # a hard sigmoid is flat past |x| = 2.5 (Keras 2's 0.2x + 0.5) or 3: an opened forget
                 # gate's bias pins it there and chrono's input gate at 0, passing no gradient
                 value["recurrent_activation"] = "sigmoid"
+                remedy.params["recurrent_activation"] = "sigmoid"  # the Keras snippet's too (kerassweep28)
                 remedy.change += ", and sigmoid gates (a hard sigmoid's gates pinned by that bias pass no gradient)"
             out.append(remedy)
     return out

@@ -25,7 +25,13 @@ from gradhealth.analysis.figures import Readout, SeedFigures, duplicates_over_se
 from gradhealth.analysis.kinds import kind_of
 from gradhealth.analysis.losses import REGRESSION, loss_value
 from gradhealth.analysis.model import Network, Probe, RecurrentUnit, SimpleUnit, Unit, build_network
-from gradhealth.analysis.plan import Plan, UnitPlan, batch_norm_values, read_by_norms
+from gradhealth.analysis.plan import (
+    Plan,
+    UnitPlan,
+    batch_norm_values,
+    read_by_norms,
+    separate_activations,
+)
 from gradhealth.analysis.sharpness import Sharpness, StepProbe
 from gradhealth.devices import check_device
 
@@ -82,6 +88,10 @@ class UnitStats:
     #: layer k (k >= 2) of a stacked recurrent module (``nn.LSTM(..., num_layers=2)``), named
     #: ``name#k`` as the ONNX door names its nodes: (the module's name, k), for the words
     stack_layer: tuple[str, int] | None = None
+    #: a spec's weight layer without an activation of its own whose output a separate activation
+    #: layer takes next (Keras' ``Dense(128)`` then ``Activation('relu')``): that activation, which
+    #: the words about the layer name as its own (:func:`gradhealth.analysis.plan.separate_activations`)
+    then_activation: str | None = None
     #: an average over disjoint windows of k input elements each (a spec's ``avgpool2d`` whose stride
     #: is its kernel or more, a ``pool`` with mode ``mean``): k. Its backward spreads each output's
     #: gradient over its k inputs at 1/k each, so ||dL/dx|| = ||dL/dy|| / sqrt(k) exactly, whatever
@@ -964,6 +974,7 @@ def _collect(units: list[Unit], per_seed: list[dict[str, dict[str, float]]],
              read_by_layers: frozenset[str] | set[str] = frozenset()) -> list[UnitStats]:
     depth = {u.name: u.name.count(".layers[") for u in units}
     by_norms = _read_by_norms(units)
+    separate = separate_activations([u.plan for u in units])
     out: list[UnitStats] = []
     for unit in units:
         if unit.name not in per_seed[0]:
@@ -986,7 +997,8 @@ def _collect(units: list[Unit], per_seed: list[dict[str, dict[str, float]]],
                              or unit.name in read_by_layers,
                              stream=getattr(unit, "norm", None) is None and unit.name in by_norms,
                              activation_params=_activation_params_of(unit), averaged=averaged_elements(unit.plan),
-                             container=bool(unit.plan.children)))
+                             container=bool(unit.plan.children),
+                             then_activation=separate.get(unit.plan.pointer) if unit.plan.copy == 0 else None))
     return out
 
 

@@ -211,6 +211,9 @@ def _lstm(remedy: Remedy, at: str) -> str:
     """gated_recurrent_cell in Keras: an LSTM, its forget-gate bias (Keras' unit_forget_bias is 1.0)
     or chrono initialisation; the bias is [input, forget, cell, output] gates, units each."""
     bias = remedy.params.get("forget_bias")
+    # hard-sigmoid gates (Keras <= 2.3's default) are flat where an opened forget gate's bias puts
+    # them: the remedy's verified cell has sigmoid gates, which the snippet must set (kerassweep28)
+    gates = ('recurrent_activation="sigmoid", ' if remedy.params.get("recurrent_activation") == "sigmoid" else "")
     if bias == "chrono":
         steps = re.search(r"T_max = (\d+)", remedy.change)
         return (f"{_BUILT}{at}: an LSTM with chrono gate initialisation\n"
@@ -219,15 +222,15 @@ def _lstm(remedy: Remedy, at: str) -> str:
                 "    units = shape[0] // 4\n"
                 "    b_f = np.log(np.random.uniform(1, T_max - 1, units))\n"
                 '    return np.concatenate([-b_f, b_f, np.zeros(2 * units)]).astype("float32")\n'
-                "layers.LSTM(units, unit_forget_bias=False, bias_initializer=chrono)")
+                f"layers.LSTM(units, {gates}unit_forget_bias=False, bias_initializer=chrono)")
     if isinstance(bias, int | float) and float(bias) == 1.0:
         return (f"{_BUILT}{at}: an LSTM with forget-gate bias 1.0\n"
-                "layers.LSTM(units, unit_forget_bias=True)  # Keras' default: the forget gate's bias at 1.0")
+                f"layers.LSTM(units, {gates}unit_forget_bias=True)  # Keras' default: the forget gate's bias at 1.0")
     return (f"{_BUILT}{at}: an LSTM with forget-gate bias {bias}\n"
             "def forget_bias(shape, dtype=None):  # the bias: [input, forget, cell, output] gates, units each\n"
             "    units = shape[0] // 4\n"
             f'    return np.concatenate([np.zeros(units), np.full(units, {bias}), np.zeros(2 * units)]).astype("float32")\n'
-            "layers.LSTM(units, unit_forget_bias=False, bias_initializer=forget_bias)")
+            f"layers.LSTM(units, {gates}unit_forget_bias=False, bias_initializer=forget_bias)")
 
 
 def named_layers(change: str, names: Iterable[str]) -> str | None:

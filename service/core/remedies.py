@@ -253,9 +253,10 @@ def make_remedy(rid: str, change: str, patch: Patch = (), **params: Any) -> Reme
 # --- structural changes (the architecture check adds a JSON Patch; the log check cannot) ---------
 
 
-def init(scheme: str, where: str, patch: Patch = ()) -> Remedy:
-    """Initialise ``where`` with ``scheme`` (kaiming_normal, xavier_normal or lecun_normal)."""
-    return make_remedy(INIT_REMEDY[scheme], f"initialise {where} with {scheme}", patch)
+def init(scheme: str, where: str | Sequence[str], patch: Patch = ()) -> Remedy:
+    """Initialise ``where`` (words, or the layers' names: the first few are named, kerassweep28's
+    he_init named all 39) with ``scheme`` (kaiming_normal, xavier_normal or lecun_normal)."""
+    return make_remedy(INIT_REMEDY[scheme], f"initialise {_layers(where)} with {scheme}", patch)
 
 
 def zero_bias(where: str, patch: Patch = ()) -> Remedy:

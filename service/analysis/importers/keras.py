@@ -2805,6 +2805,8 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
     config, assumed = with_default_sizes(config, widths)  # what --input-shape left dynamic
     notes = (assumed, *notes) if assumed else notes
     notes = (*notes, *activity_penalty_notes(config))  # the one part of the model's loss not simulated
+    config, carried = stateless(config)  # a stateful layer: its window, as the same layer stateless
+    notes = (*notes, *carried)
     settings = settings if settings is not None else get_settings()
 
     def translated(batch: int) -> tuple[dict[str, Any] | None, Origins | None, Any]:
@@ -2823,8 +2825,9 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
         if batch_size is not None or "batch" not in too_big.detail:
             raise
         spec, origins, graph = translated(MIN_DEFAULT_BATCH)
-        batch_size, shrunk = MIN_DEFAULT_BATCH, (f" [batch {MIN_DEFAULT_BATCH} by default: {DEFAULT_BATCH} "
-                                                 f"samples' activations would be over the limits]")
+        batch_size, shrunk = MIN_DEFAULT_BATCH, (f" [batch {MIN_DEFAULT_BATCH}, chosen for this model: the default "
+                                                 f"{DEFAULT_BATCH} samples' activations would be over the limits; set "
+                                                 "--batch-size (CLI) or batch_size (HTTP) to choose]")
     else:
         shrunk = ""
     if batch_size is None:
@@ -2919,6 +2922,30 @@ def _regularizer_penalty(value: Any) -> tuple[float, float] | None:
         return (math.nan, math.nan)
 
 
+def stateless(config: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """``config`` with every ``stateful`` recurrent layer made stateless, and the note saying so.
+
+    A stateful layer (a time-series tutorial's ``batch_input_shape [1, 36, 1]``) starts each batch
+    from the state the previous batch left; backpropagation still stops at the batch's window (the
+    carried state is a constant to it), so the gradient a check measures is exactly that of the
+    same layer with ``stateful=False`` over the window, except for the state the window starts
+    from: every simulated window starts from zeros, as the first batch of each epoch (after
+    ``reset_states()``) does. Both doors check that equivalent (kerassweep28 kim_rnn)."""
+    if not any(e["config"].get("stateful") for e in _class_entries(config)):
+        return config, ()
+    config = copy.deepcopy(config)
+    names = []
+    for entry in _class_entries(config):
+        if entry["config"].get("stateful"):
+            entry["config"]["stateful"] = False
+            names.append(str(entry["config"].get("name", entry["class_name"])))
+    shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+    return config, (f"stateful layers checked as their stateless equivalent: {shown} (stateful=True carries "
+                    "the last state from one batch into the next, but backpropagation stops at the batch's "
+                    "window, so the gradient measured is that of stateful=False over the window; the state "
+                    "carried across batches is not simulated: every window starts from zeros)",)
+
+
 def activity_penalty_notes(config: dict[str, Any]) -> tuple[str, ...]:
     """The document's note that the activity penalties of ``config`` (ActivityRegularization
     layers and layers' ``activity_regularizer``, nested models' too) are not simulated: both doors
@@ -2985,8 +3012,9 @@ def _batch_within_budget(spec: dict[str, Any] | None, graph: Any, limits: Any) -
     batch = DEFAULT_BATCH
     while batch > MIN_DEFAULT_BATCH and used * batch / DEFAULT_BATCH > ACTIVATION_BUDGET:
         batch //= 2
-    return batch, (f" [batch {batch} by default: {DEFAULT_BATCH} samples' activations would take "
-                   f"{used / 2**30:.1f} GB; set batch_size to choose]")
+    # both spellings of the setting: the CLI's flag and the HTTP field (kerassweep28)
+    return batch, (f" [batch {batch}, chosen for this model: the default {DEFAULT_BATCH} samples' activations "
+                   f"would take {used / 2**30:.1f} GB; set --batch-size (CLI) or batch_size (HTTP) to choose]")
 
 
 def translate_or_graph(config: dict[str, Any], loss: str | dict[str, Any] | None = None, *, seeds: int = 3,
@@ -3019,6 +3047,7 @@ def translate_or_graph(config: dict[str, Any], loss: str | dict[str, Any] | None
     base = _layers_base(config)
     config = modern_config(config)  # both doors read today's form of a Keras 2.2 Sequential
     config = gru_reset_after(config, stored)  # both doors build the GRU cell that wrote the weights
+    config, _ = stateless(config)  # check_keras says so; the API's pre-check takes it too
     config, _ = with_default_sizes(config, stored)  # check_keras says which it assumed (the API's pre-check too)
     try:
         spec, origins = _translate(config, loss, seeds=seeds, batch_size=batch_size, stored=stored,
@@ -3033,7 +3062,12 @@ def translate_or_graph(config: dict[str, Any], loss: str | dict[str, Any] | None
             said = str(spec_error).split("; supported: ")[0]
             if said.startswith("unsupported Keras layers: ") and str(graph_error).startswith(said[:26]):
                 said = "refused too"
-            elif not str(graph_error).startswith("unsupported Keras layers: "):
+            # each cause once: the spec door's that the graph door already gave are not repeated
+            # (kerassweep28: every stateful layer's cause was said twice)
+            causes = [c.split(": ", 1)[-1] for c in said.removeprefix("cannot translate the Keras model: ").split("; ")]
+            if all(c and c in str(graph_error) for c in causes):
+                raise ModelError(str(graph_error)) from None
+            if not str(graph_error).startswith("unsupported Keras layers: "):
                 # the graph door read every class and found what is wrong in the model itself (a pool
                 # that does not fit its input): the spec door's reason, a limit of the translation it
                 # stopped at first (padding 'same' with strides 3), read as a second fault to fix
