@@ -1114,11 +1114,11 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
             gated.change = f"keep {names} (LSTM) and give {them} chrono gate initialisation (T_max = {steps}){gates_note}"
             out.append((gated, chrono))
         elif kinds <= {"lstm", "gru"}:
-            # already gated: the GRU's own gate opened, not a gates_note for an LSTM
+            # already gated: the GRU's own gate opened, not a swap for an LSTM
             cells = "GRU" if kinds == {"gru"} else "GRU and LSTM"
             gated.change = (f"keep {names} ({cells}) and give {them} chrono gate initialisation (T_max = "
                             f"{steps}): a GRU's update-gate bias b_z = log(U(1, T_max - 1)), so that "
-                            f"z = sigmoid(b_z) keeps the state over about T_max steps{swap}")
+                            f"z = sigmoid(b_z) keeps the state over about T_max steps{gates_note}")
             gated.params["update_gate_bias"] = "chrono"
             gated.params["bias_code"] = (
                 "b_z = torch.log(torch.empty(H).uniform_(1, T_max - 1))  # chrono init, GRU gates r, z, n\n"

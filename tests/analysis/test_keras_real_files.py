@@ -135,7 +135,7 @@ def test_the_default_batch_keeps_a_large_models_activations_within_budget() -> N
     doc = check_keras(big, seeds=1, verify=False)
     chosen = doc.simulation.batch_size
     assert chosen < DEFAULT_BATCH and at_64 * chosen / DEFAULT_BATCH <= ACTIVATION_BUDGET
-    assert f"[batch {chosen} by default" in doc.summary
+    assert f"[batch {chosen}, chosen for this model" in doc.summary
     # a batch the user gives is the batch used, without a note
     given = check_keras(big, seeds=1, verify=False, batch_size=4)
     assert given.simulation.batch_size == 4 and "by default" not in given.summary

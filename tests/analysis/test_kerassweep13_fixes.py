@@ -284,4 +284,4 @@ def test_a_long_transformer_is_run_at_a_smaller_batch_or_refused_before_it_runs(
     assert plan_keras_graph(config, batch_size=8).activation_bytes >= scores // 8
     # 2 blocks over 200 steps: 0.66 GB of scores at batch 64, over the 512 MiB default budget
     batch, note = _batch_within_budget(None, plan_keras_graph(_transformer(200, 2), batch_size=64), None)
-    assert batch == 32 and "batch 32 by default" in note
+    assert batch == 32 and "batch 32, chosen for this model" in note

@@ -281,7 +281,7 @@ def test_a_keras_graph_over_the_limits_at_the_default_batch_is_checked_at_the_sm
     path = tmp_path / "wide.json"
     path.write_text(json.dumps({**cfg, "compile_config": {"loss": "categorical_crossentropy"}}))
     doc = check_keras(path, settings=settings)
-    assert "batch 8 by default" in doc.summary and _mismatch(doc)
+    assert "batch 8, chosen for this model" in doc.summary and _mismatch(doc)
     # asked for 64, it is refused, with the batch that would fit
     with pytest.raises(LimitExceeded, match=r"a batch of \d+ or fewer fits"):
         check_keras(cfg, settings=settings, batch_size=64)

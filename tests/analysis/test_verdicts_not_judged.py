@@ -62,7 +62,7 @@ def test_born_dead_note_does_not_point_at_remedies_it_does_not_carry() -> None:
     # a 6% share of draws born dead (a note) and a 20% share (a warning), through the rule's describe
     for k, severity in ((6, "info"), (20, "warning")):
         saved = (R.born_dead_share, R.born_dead, R.may_die)
-        unit = type("U", (), {"name": "dense_2", "mean": lambda self, key: 1.0})()
+        unit = type("U", (), {"name": "dense_2", "has_weights": False, "mean": lambda self, key: 1.0})()
         try:
             R.born_dead_share = lambda result, k=k: (k, 100, True)  # type: ignore[assignment]
             R.born_dead = lambda result, unit=unit: [(unit, [0])]  # type: ignore[assignment]
