@@ -2282,15 +2282,24 @@ def forward_squash(run: GraphRun, value: Any) -> str | None:
         return "sigmoid" if _squash_kind(fn) == "SigmoidBackward0" else None
     if out.dim() < 1:
         return None
-    if type(fn).__name__ == "SigmoidBackward0" or (
-            type(_through_views(fn)).__name__ in _JOIN_NODES and _squash_kind(fn) == "SigmoidBackward0"):
-        return "sigmoid" if out.shape[-1] > 1 else None  # one unit: a softmax of one value, another fault
+    # a bounded ending over the classes (a sigmoid per class, a tanh, a hardtanh: nn.Tanh ending a
+    # classifier under nn.CrossEntropyLoss, onnxsweep26) holds every logit the loss's softmax sees in
+    # its range: the floor ln(1 + (k - 1) e^-(b - a)) whatever the bounded activation
+    node = type(fn).__name__
+    if node not in _BOUNDED_NODES and type(_through_views(fn)).__name__ in _JOIN_NODES:
+        node = _squash_kind(fn) or ""
+    if node in _BOUNDED_NODES:
+        return _BOUNDED_NODES[node] if out.shape[-1] > 1 else None  # one unit: a softmax of one value, another fault
     return "softmax" if softmax_over_last(out) or distributions(out) else None
 
 
 #: The bounded activations a forward's own (log_)softmax may read (:func:`squash_before_softmax`),
 #: by their autograd node: the logits the softmax sees then lie in their range (``losses.BOUNDS``).
-_BOUNDED_NODES = {"SigmoidBackward0": "sigmoid", "TanhBackward0": "tanh", "HardtanhBackward0": "hardtanh"}
+_BOUNDED_NODES = {"SigmoidBackward0": "sigmoid", "TanhBackward0": "tanh", "HardtanhBackward0": "hardtanh",
+                  "HardsigmoidBackward0": "hardsigmoid"}
+#: The bounded activations an imported file may end in that :func:`forward_squash` judges under a
+#: cross_entropy the user gave (:attr:`GraphRun.file_squash`), as a live module's ending in them.
+BOUNDED_ENDINGS = frozenset(_BOUNDED_NODES.values())
 
 
 def squash_before_softmax(run: GraphRun, value: Any) -> str | None:
@@ -2721,6 +2730,9 @@ def _loss(run: GraphRun, out: Any, seed: int, logits: Sequence[torch.Tensor] = (
             first = torch.log(first)  # = log_softmax(logits): the loss on the logits themselves
         elif squash == "sigmoid":
             first = torch.logit(first)  # the logits themselves
+        elif squash == "tanh":
+            first = torch.atanh(first.clamp(-1 + 1e-6, 1 - 1e-6))  # the tanh's input
+        # (a hardtanh's or hardsigmoid's outputs are their inputs, scaled, wherever they pass a gradient)
         return loss_of(run.loss, first, seed, from_logits=run.from_logits, squashed=run.squashed,
                        targets=run.target_samples)
     outs = list(out) if isinstance(out, tuple | list) else [out]

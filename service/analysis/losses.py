@@ -21,7 +21,8 @@ KERAS_EPSILON = 1e-7
 
 
 #: The range of outputs each squashing activation leaves a loss on logits.
-BOUNDS = {"sigmoid": (0.0, 1.0), "softmax": (0.0, 1.0), "tanh": (-1.0, 1.0), "hardtanh": (-1.0, 1.0)}
+BOUNDS = {"sigmoid": (0.0, 1.0), "softmax": (0.0, 1.0), "tanh": (-1.0, 1.0), "hardtanh": (-1.0, 1.0),
+          "hardsigmoid": (0.0, 1.0)}
 
 
 #: The range each bounded output activation holds a regression's prediction to, (low, high). A
@@ -99,7 +100,8 @@ def unreachable_target_fraction(activation: str, target_range: tuple[float, floa
     return 0.5 * math.erfc(-low / math.sqrt(2.0)) + 0.5 * math.erfc(high / math.sqrt(2.0))
 
 
-def unreachable_fraction(squashed: str, loss_squash: str, classes: int) -> float:
+def unreachable_fraction(squashed: str, loss_squash: str, classes: int,
+                         bounds: tuple[float, float] | None = None) -> float:
     """The share of the chance-level loss a loss on logits can never remove when its inputs have
     been through ``squashed`` already, so lie in ``BOUNDS[squashed]`` = [a, b].
 
@@ -108,8 +110,10 @@ def unreachable_fraction(squashed: str, loss_squash: str, classes: int) -> float
     e^-(b - a)) against ln(classes) at chance (a softmax or sigmoid output: ln(1 + (k - 1) / e);
     a tanh's: ln(1 + (k - 1) / e^2)). "sigmoid" (binary cross-entropy on logits): a 1-target
     bottoms out at ln(1 + e^-b), a 0-target at ln(1 + e^a), so with balanced targets their mean
-    against ln 2 (a sigmoid output's: ln(1 + 1/e) and ln 2)."""
-    a, b = BOUNDS.get(squashed, (0.0, 1.0))
+    against ln 2 (a sigmoid output's: ln(1 + 1/e) and ln 2). ``bounds``: the output's range where it
+    is known composed through a chain of activations (a ReLU then a tanh: [0, 1]), in place of
+    ``BOUNDS[squashed]``."""
+    a, b = bounds if bounds is not None else BOUNDS.get(squashed, (0.0, 1.0))
     if loss_squash == "sigmoid":
         return (math.log1p(math.exp(-b)) + math.log1p(math.exp(a))) / 2 / math.log(2)
     if classes < 2:

@@ -58,6 +58,7 @@ from gradhealth.analysis.check import (
 from gradhealth.analysis.figures import ACTIVATION_ABS_MAX, OUTPUT_GRAD_ABS_MAX, WEIGHT_GRAD_ABS_MAX
 from gradhealth.analysis.findings import Detection, layer_words, trunk
 from gradhealth.analysis.graph import (
+    BOUNDED_ENDINGS,
     SWAP_ATTRIBUTE,
     GraphRun,
     InputSpec,
@@ -915,7 +916,9 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
                      f"loss=\"{BCE_PROBS}\"")
             own = "a sigmoid" if result.loss == BINARY else "log_softmax"
             remedy.change = (f"return the logits from forward (drop the final {result.squashed} after {where}) and "
-                             f"keep {result.loss or 'cross_entropy'}, which applies {own} itself; or {other}")
+                             f"keep {result.loss or 'cross_entropy'}, which applies {own} itself"
+                             # (a tanh's or hardtanh's outputs are no probabilities a loss could take)
+                             + (f"; or {other}" if result.squashed in ("softmax", "sigmoid") else ""))
             return [(remedy, UNSQUASH)]
         if result.squashed is not None:
             return [(R.logits_loss(result.loss or "cross_entropy", where, squashed=result.squashed), ONCE)]
@@ -3232,8 +3235,11 @@ def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights:
     # a sigmoid per class under the cross-entropy the user gave (nn.CrossEntropyLoss on the sigmoid's
     # outputs, as the file was trained): the model's own pairing, judged as a live module's; without
     # --loss only a note explained it, and with it nothing was said (onnxsweep15 u01)
-    file_squash = ("sigmoid" if loss == "cross_entropy" and out is not None and out.dim() > 1 and out.shape[-1] > 1
-                   and output_activation(imported.module) == "sigmoid" else None)
+    # A tanh or hardtanh (any bounded ending, graph.BOUNDED_ENDINGS) is the same: its logits lie in
+    # [-1, 1], a floor of ln(1 + (k - 1)/e^2), which only a spec's check said (onnxsweep26 audio_tanh_out)
+    ending = output_activation(imported.module)
+    file_squash = (ending if loss == "cross_entropy" and out is not None and out.dim() > 1 and out.shape[-1] > 1
+                   and ending in BOUNDED_ENDINGS else None)
     multi_label = 0
     implied_sigmoid = False
     if loss is None and imported.sampled_means:
@@ -3284,6 +3290,15 @@ def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights:
         loss_note = (f"loss cross_entropy, implied: the output's {int(out.shape[-1])} values are read as class "
                      "scores (no softmax in the graph says so); give --loss mse if they are values (a "
                      "regression, continuous actions, a latent)")
+
+    if (not told and loss == "mse" and loss_note is None and out is not None and out.dim() >= 1
+            and int(math.prod(out.shape[1:])) == 1 and output_activation(imported.module) is None
+            and "logit" in imported.module.output_names[0].lower()):
+        # one unit named a logit implies mse by its shape, but the name says a binary classifier's
+        # log-odds, trained with binary cross-entropy on logits (onnxsweep26 genomic: `logit`, unsaid)
+        loss_note = (f"loss mse, implied for one linear output; it is named {imported.module.output_names[0]!r}, "
+                     "the log-odds of a binary classifier, trained with binary cross-entropy on logits "
+                     "(nn.BCEWithLogitsLoss): give --loss binary_cross_entropy to check it so")
 
     # stored weights that are an init's draw (an architecture exported before training, onnxsweep24's
     # VGG16 and deep sigmoid MLP) are an initialisation, not a trained checkpoint: its remedies are

@@ -58,6 +58,7 @@ from gradhealth.analysis.losses import (
     BOUNDS,
     OUTPUT_RANGES,
     REGRESSION,
+    activation_image,
     output_range,
     unreachable_fraction,
     unreachable_target_fraction,
@@ -4272,6 +4273,27 @@ def _output_activation(result: SimulationResult) -> UnitStats:
     return tail if tail is not last and not tail.has_weights and tail.activation else last
 
 
+def squash_range(result: SimulationResult) -> tuple[float, float]:
+    """The range [a, b] of the logits a loss on logits gets from an output already
+    ``result.squashed``: a forward's (or file's) bounded ending composed through the chain of
+    activations before it where the trace knows it (a ReLU then a tanh: [0, 1]; a ReLU6, traced as
+    a hardtanh: [0, 6]), else the squash's own range (``BOUNDS``: a tanh's [-1, 1])."""
+    squashed = result.squashed or ""
+    if result.squashed_in_forward and squashed != "softmax":
+        unit = _output_activation(result)
+        composed = unit.output_range if unit.output_range is not None else activation_image(unit.activation)
+        if composed is not None and all(math.isfinite(v) for v in composed) and composed[1] > composed[0]:
+            return float(composed[0]), float(composed[1])
+    return BOUNDS.get(squashed, (0.0, 1.0))
+
+
+def squashed_floor_fraction(result: SimulationResult) -> float:
+    """:func:`.losses.unreachable_fraction` for ``result``'s squashed output (:func:`squash_range`)."""
+    assert result.squashed is not None
+    return unreachable_fraction(result.squashed, _second_squash(result), output_width(result) or 1,
+                                squash_range(result))
+
+
 #: A bounded regression output is a warning where it cannot reach this share of the simulated
 #: standard-normal targets (about half: a ReLU's 50%, a sigmoid's 66%), a note below it (a tanh's
 #: 32%: a symmetric range, right for targets scaled into it).
@@ -4805,7 +4827,7 @@ class OutputLossMismatch(ArchitectureRule):
         if result.squashed is not None:
             # a forward's own softmax or sigmoid under cross-entropy: either way the loss's softmax
             # sees logits in [0, 1], one per class
-            return unreachable_fraction(result.squashed, _second_squash(result), output_width(result) or 1)
+            return squashed_floor_fraction(result)
         before = bounded_softmax_input(result)
         if before is not None:
             return unreachable_fraction(before, "softmax", output_width(result) or 1)
@@ -4851,7 +4873,7 @@ class OutputLossMismatch(ArchitectureRule):
             return None  # no gradient reaches the output: a floor or a reach is no figure of it
         if metric == "unreachable_loss_fraction":
             if result.squashed is not None:
-                return unreachable_fraction(result.squashed, _second_squash(result), output_width(result) or 1)
+                return squashed_floor_fraction(result)
             before = bounded_softmax_input(result)
             return unreachable_fraction(before, "softmax", output_width(result) or 1) if before is not None else 0.0
         if metric == "clipped_output_fraction":
@@ -4981,7 +5003,7 @@ class OutputLossMismatch(ArchitectureRule):
             classes = output_width(result) or 1
             own = _second_squash(result)
             floor = value * (math.log(2) if own == "sigmoid" else math.log(max(classes, 2)))
-            low, high = BOUNDS.get(result.squashed, (0.0, 1.0))
+            low, high = squash_range(result)
             span = f"values in [{low:g}, {high:g}]"
             evidence.update(metric="unreachable_loss_fraction", from_logits=True, output_activation=result.squashed,
                             loss_floor=floor, classes=classes, silent_by_seed=[])
@@ -4997,7 +5019,7 @@ class OutputLossMismatch(ArchitectureRule):
                     f"{result.squashed}'s slope. The model trains slowly and stalls high.",
                     evidence, [last])
             if result.squashed_in_forward:
-                evidence["in_forward"] = True
+                evidence.update(in_forward=True, logit_range=[low, high])
                 return Detection(
                     self.code, severity, "unreachable_loss_fraction", value,
                     f"the forward returns a {result.squashed} (after {layer_words(last)}) and {loss} applies its own "
@@ -5017,7 +5039,15 @@ class OutputLossMismatch(ArchitectureRule):
                      "log_softmax itself; given probabilities (values in [0, 1]) it sees logits at most 1 apart, "
                      "so the model can never be confident (at best e / (e + k - 1) for the right one of k "
                      "classes) and the gradient reaching the network is scaled down by the first softmax's "
-                     "slope. The model trains slowly and stalls high."),
+                     "slope. The model trains slowly and stalls high."
+                     if result.squashed in ("softmax", "sigmoid") and (low, high) == (0.0, 1.0) else
+                     "torch's cross-entropy (nn.CrossEntropyLoss, F.cross_entropy) takes logits and applies "
+                     f"log_softmax itself; given the {result.squashed}'s outputs ({span}) it sees logits at most "
+                     f"{high - low:g} apart, so the model can never be confident (at best e^{high - low:g} / "
+                     f"(e^{high - low:g} + k - 1) of the probability for the right one of k classes, a loss floor of "
+                     f"{floor:.3g} for these {classes}) and the gradient reaching the network is scaled down by the "
+                     f"{result.squashed}'s slope. The model trains slowly and stalls high: return the raw "
+                     f"scores (drop the {result.squashed})."),
                     evidence, [last])
             return Detection(
                 self.code, severity, "unreachable_loss_fraction", value,

@@ -2203,7 +2203,32 @@ def _restore_norms(nodes: list[Node], static: dict[str, np.ndarray]) -> tuple[li
     return out, restored
 
 
-def _raw_features(nodes: list[Node], inputs: set[str]) -> tuple[list[Node], list[str]]:
+def _feature_vector(value: np.ndarray | None) -> bool:
+    """Whether a stored value is one number per feature ([F] or [1, ..., F], F > 1): a fitted
+    normalisation's mean or scale, not a constant of the model (``(x - 0.5) * 2``)."""
+    return (value is not None and value.ndim >= 1 and value.shape[-1] > 1
+            and all(d == 1 for d in value.shape[:-1]) and np.issubdtype(value.dtype, np.floating))
+
+
+def _normalisation_reader(n: Node, nodes: list[Node], static: dict[str, np.ndarray]) -> Node | None:
+    """The ``Mul`` by a stored per-feature vector that alone reads ``n``, a ``Sub`` of a stored
+    per-feature vector from a graph input: (x - mean) * (1 / std), tf2onnx's Keras Normalization
+    layer (and any fitted standardisation written so); None otherwise."""
+    if n.op != "Sub" or len(n.inputs) != 2 or not _feature_vector(static.get(n.inputs[1])):
+        return None
+    readers = [m for m in nodes if n.outputs[0] in m.inputs]
+    if len(readers) != 1 or readers[0].op != "Mul" or len(readers[0].inputs) != 2:
+        return None
+    mul = readers[0]
+    other = mul.inputs[1] if mul.inputs[0] == n.outputs[0] else mul.inputs[0]
+    scale = static.get(other)
+    if not _feature_vector(scale) or scale is None or scale.shape[-1] != static[n.inputs[1]].shape[-1]:
+        return None
+    return mul
+
+
+def _raw_features(nodes: list[Node], inputs: set[str],
+                  static: dict[str, np.ndarray] | None = None) -> tuple[list[Node], list[str]]:
     """Put an ``_Unscale`` (the Scaler's inverse) between each graph input and the
     ``ai.onnx.ml::Scaler`` that reads it first, for every reader of that input: the synthetic
     N(0, 1) draw becomes ``offset + N(0, 1) / scale``, the raw features the Scaler was fitted on,
@@ -2221,6 +2246,20 @@ def _raw_features(nodes: list[Node], inputs: set[str]) -> tuple[list[Node], list
                                {k: n.attrs[k] for k in ("offset", "scale") if k in n.attrs}, n.scope))
             notes.append(f"input {x} is drawn in the raw feature space its Scaler ({n.name or '?'}) expects, "
                          "offset + N(0, 1) / scale, so the network sees standardised features")
+        elif x in inputs and x not in renamed and static is not None:
+            # the same standardisation written as Sub then Mul by stored per-feature vectors (tf2onnx's
+            # Keras Normalization: a constant feature's 1/sqrt(epsilon) = 1e3 or 1/epsilon = 1e7 scale
+            # drew it 1e7 off the data's scale, unsaid: onnxsweep26 hdd_risk)
+            mul = _normalisation_reader(n, nodes, static)
+            if mul is not None:
+                scale = mul.inputs[1] if mul.inputs[0] == n.outputs[0] else mul.inputs[0]
+                renamed[x] = f"{x}#raw"
+                out.insert(0, Node("_Unscale", f"{n.name}#inverse", [x], [renamed[x]],
+                                   {"offset": static[n.inputs[1]].reshape(-1).tolist(),
+                                    "scale": static[scale].reshape(-1).tolist()}, n.scope))
+                notes.append(f"input {x} is drawn in the raw feature space its normalisation (a Sub then a Mul "
+                             "by stored per-feature constants) expects, mean + N(0, 1) "
+                             "/ scale, so the network sees standardised features, as a Scaler's input is drawn")
         out.append(n)
     for n in out:
         if n.op != "_Unscale":
@@ -2346,7 +2385,7 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     nodes = _fold_tanh_gelu(_fold_gelu(_fold_group_norm(nodes, static), static), static)
     nodes = _fold_affine_norms(_fuse(nodes, static, consumers), static)
     nodes, restored = _restore_norms(nodes, static)
-    nodes, notes = _raw_features(nodes, {n for n, _ in specs})
+    nodes, notes = _raw_features(nodes, {n for n, _ in specs}, static)
     trainable = _weight_sources(nodes, static, init_names)
     ranks = {v.name: len(v.type.tensor_type.shape.dim) for v in (*graph.input, *graph.value_info)
              if v.type.tensor_type.HasField("shape")}

@@ -2101,6 +2101,65 @@ def _shape_example(graph: Any, missing: list[str], input_shapes: dict[str, list[
     return f" (e.g. {' '.join(examples)}, {EXAMPLE_SIZE} standing for {stand}: give your data's sizes)"
 
 
+#: Ops whose output has their (first) input's shape, passed through by :func:`pinned_sizes`.
+_SAME_SHAPE = frozenset({"Relu", "Sigmoid", "Tanh", "LeakyRelu", "Elu", "Selu", "Softplus", "Softsign", "Abs",
+                         "Neg", "Exp", "Log", "Sqrt", "Identity", "Cast", "Dropout", "Clip", "HardSigmoid",
+                         "Erf", "Reciprocal"})
+_ELEMENTWISE = frozenset({"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min"})
+
+
+def pinned_sizes(graph: Any, name: str, rank: int) -> dict[int, tuple[int, str]]:
+    """The sizes of input ``name``'s axes after the first (of ``rank``) that the graph's stored
+    tensors fix, by axis: (size, why). Followed from the input through ops that keep its shape, an
+    axis is fixed by a stored tensor it meets elementwise (a [1, F] mean it broadcasts with: F) or
+    contracts with (a MatMul's stored [F, M] weight, a Gemm's B: its last axis is F). tf2onnx writes
+    every dim of a Keras model's inputs dynamic (``unk__7``) where the graph fixes the features
+    (onnxsweep26 hdd_risk: Normalization's [1, 65] constants and a [65, 512] MatMul weight)."""
+    stored = {t.name: list(t.dims) for t in graph.initializer}
+    for n in graph.node:
+        if n.op_type == "Constant":
+            for a in n.attribute:
+                if a.name == "value":
+                    stored[n.output[0]] = list(a.t.dims)
+    readers: dict[str, list[Any]] = {}
+    for n in graph.node:
+        for i in n.input:
+            readers.setdefault(i, []).append(n)
+    found: dict[int, tuple[int, str]] = {}
+    todo, seen = [name], {name}
+    while todo:
+        tensor = todo.pop()
+        for n in readers.get(tensor, []):
+            label = f"{n.op_type} node {n.name}" if n.name else f"a {n.op_type} node"
+            if n.op_type in _SAME_SHAPE and n.input[0] == tensor:
+                follow = True
+            elif n.op_type in _ELEMENTWISE and len(n.input) == 2:
+                other = n.input[1] if n.input[0] == tensor else n.input[0]
+                dims = stored.get(other) or []
+                follow = other in stored and len(dims) <= rank
+                for k, d in enumerate(dims):
+                    axis = rank - len(dims) + k
+                    if follow and axis >= 1 and d > 1 and axis not in found:
+                        found[axis] = (int(d), f"the stored {other!r} {dims} it meets in {label}")
+            elif n.op_type == "MatMul" and n.input[0] == tensor and len(stored.get(n.input[1], [])) == 2:
+                dims = stored[n.input[1]]
+                found.setdefault(rank - 1, (int(dims[0]), f"the stored {n.input[1]!r} {dims} it contracts with in {label}"))
+                follow = False
+            elif (n.op_type == "Gemm" and n.input[0] == tensor and rank == 2 and len(stored.get(n.input[1], [])) == 2
+                  and not any(a.name == "transA" and a.i for a in n.attribute)):
+                dims = stored[n.input[1]]
+                trans_b = any(a.name == "transB" and a.i for a in n.attribute)
+                found.setdefault(1, (int(dims[1] if trans_b else dims[0]),
+                                     f"the stored {n.input[1]!r} {dims} it contracts with in {label}"))
+                follow = False
+            else:
+                follow = False
+            if follow and n.output and n.output[0] not in seen:
+                seen.add(n.output[0])
+                todo.append(n.output[0])
+    return found
+
+
 def _declared(graph: Any, name: str) -> list[int]:
     """Input ``name``'s declared sizes, 0 for a dynamic one."""
     inp = next(i for i in graph.input if i.name == name)
@@ -2329,13 +2388,23 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     invalid: list[str] = []  # sizes the file declares that no tensor has (0, negative)
     defaulted: set[str] = set()  # inputs whose dynamic batch took DEFAULT_BATCH
     batch_only = True  # every dimension missing is a first one: a batch size would do
+    inferred: list[str] = []  # dynamic sizes the stored tensors fix (pinned_sizes), said in a note
     for inp in graph.input:
         if inp.name in init_names:
             continue
         tt = inp.type.tensor_type
         given = (input_shapes or {}).get(inp.name)
         dims: list[int] = []
+        pinned: dict[int, tuple[int, str]] | None = None
         for k, d in enumerate(tt.shape.dim):
+            if (k > 0 and not (given is not None and k < len(given)) and not d.HasField("dim_value")
+                    and one_sample is None):
+                pinned = pinned_sizes(graph, inp.name, len(tt.shape.dim)) if pinned is None else pinned
+                if k in pinned:
+                    size, why = pinned[k]
+                    dims.append(size)
+                    inferred.append(f"{inp.name}[{k}] ({d.dim_param or 'dynamic'}) is {size}, fixed by {why}")
+                    continue
             # (-1 is how some converters write a dimension they do not know: dynamic, as a missing one)
             if d.HasField("dim_value") and d.dim_value <= 0 and d.dim_value != -1 and not (
                     given is not None and k < len(given)):
@@ -2376,12 +2445,19 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     check_ops(graph, known, ranks)
     # a window's strides, pads, dilations, group or kernel_shape that no convolution or pool has
     check_windows(graph, ranks)
+    reduced: str | None = None
     if act > limits.max_activation_bytes and defaulted:
         # the default batch was the check's choice, not the user's: take the largest that fits
         fits = DEFAULT_BATCH * limits.max_activation_bytes // act
         if fits >= 2:
             for name in defaulted:
                 shapes[name][0] = int(fits)
+            # said, with why: the dead and saturated units are judged over the batch's samples
+            # (onnxsweep26 genomic: simulated at batch 10 where the docs say 16, unsaid)
+            reduced = (f"simulated at batch {int(fits)}, not the default {DEFAULT_BATCH}: at {DEFAULT_BATCH} the "
+                       f"activations and their gradients would take about {act} bytes, over the limit of "
+                       f"{limits.max_activation_bytes} (GRADHEALTH_LIMITS__MAX_ACTIVATION_BYTES); fewer samples "
+                       "judge dead or saturated units less surely (--batch-size sets the batch)")
             act, largest, _ = _estimate(model, shapes)
     if act > limits.max_activation_bytes:
         first = next(iter(shapes.values()), [])
@@ -2408,8 +2484,11 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     lifted = (f"{plan.why()}; every node after it takes a batch axis added in front, so it is simulated "
               f"over a batch of {next(iter(shapes[n][0] for n, *_ in plan.inputs))} such samples stacked "
               "along it" if plan is not None and plan.blocker is None else None)
+    told = (f"dynamic size{'s' if len(inferred) > 1 else ''} taken from the graph: {'; '.join(inferred)} "
+            "(--input-shape sets another)") if inferred else None
+    batch_note = "; ".join(n for n in (told, lifted, reduced) if n is not None) or None
     return Header(model, shapes, elem_types, params, act, reordered, tuple(pruned), loss_note,
-                  tuple(chosen) if sampled else (), folded, one_sample=one_sample, batch_note=lifted)
+                  tuple(chosen) if sampled else (), folded, one_sample=one_sample, batch_note=batch_note)
 
 
 #: A dimension's size: positive and under 2**31, in both spellings of a shape (``x=8x3x32x32`` and
