@@ -421,6 +421,9 @@ _COUNTER = re.compile(r"(?<![\w./-])(?:iter|iters|iteration|step|steps|global_st
 
 #: An epoch counted out of a total on a line of its own kind (Keras' "Epoch 3/10" header).
 _EPOCH_COUNTER = re.compile(r"(?<![\w./-])epoch\s*[:=]?\s*\[?\s*(\d+)\s*/\s*(\d+)", re.IGNORECASE)
+#: An RL console's episode counted out of its total (``Episode 3/10 | Loss: 2.4``, ``Episode: 3/10``): where no
+#: step or epoch is counted, its run's counter as an epoch's is (a launch appended to the log counts again from 1)
+_EPISODE_COUNTER = re.compile(r"(?<![\w./-])episodes?\s*[:=]?\s*\[?\s*(\d+)\s*/\s*(\d+)", re.IGNORECASE)
 _LOSS_BYTES = re.compile(rb"loss", re.IGNORECASE)
 
 #: The fewest counted lines on either side of a run boundary (:func:`_run_starts`).
@@ -546,7 +549,7 @@ def _counted_to_its_total(path: Path, limits: ReadLimits, start: int) -> bool:
             if lineno < start or b"/" not in raw:
                 continue
             text = raw.decode("utf-8", "replace")
-            m = _COUNTER.search(text) or _EPOCH_COUNTER.search(text)
+            m = _COUNTER.search(text) or _EPOCH_COUNTER.search(text) or _EPISODE_COUNTER.search(text)
             done, total = (_count(m[1]), _count(m[2])) if m is not None else (None, None)
             if done is not None and total is not None and 0 < total <= done:
                 return True
@@ -725,9 +728,17 @@ def _run_starts(path: Path, limits: ReadLimits, config: _ConfigBlocks | None = N
     An epoch counter out of range (:func:`_bad_epoch_header`: ``Epoch 0/0``) counts nothing."""
     # [total, first line, counted lines, lines with a loss, the last epoch counted, started again,
     # the first epoch counted, a model summary of its own comes before it]
+    # (then the stretch's first count and its highest, of any counter: a step's too)
     segments: list[list[int]] = []
     header: int | None = None  # a Keras model summary's first line since the last counted or loss line
     restarts = _Restarts()
+    # launch banners (:func:`_launch_banners`): the worded lines since the last counted line, those before
+    # the first counted line, and for each stretch the lines of that kind before it where its counter started
+    # again at (or below) the first count of the stretch before it (empty where it did not)
+    gap: deque[tuple[int, bytes]] = deque(maxlen=_BANNER_GAP)
+    opening: set[bytes] = set()
+    banners: list[list[tuple[int, bytes]]] = []
+    tentative: list[bool] = []  # a stretch started only where a banner would start it
     with open_log(path, limits) as f:
         for lineno, raw in enumerate(iter(lambda: f.readline(MAX_LINE), b""), 1):
             if ticks.armed:
@@ -741,13 +752,17 @@ def _run_starts(path: Path, limits: ReadLimits, config: _ConfigBlocks | None = N
                 text = raw.decode("utf-8", "replace")
                 m = _COUNTER.search(text)
                 if m is None:
-                    m = epoch = _EPOCH_COUNTER.search(text)
+                    m = epoch = _EPOCH_COUNTER.search(text) or _EPISODE_COUNTER.search(text)
                 if m is not None and (_count(m[1]) is None or _count(m[2]) is None):
                     m = epoch = None  # a run of digits too long to be a count (a hash): none
                 elif epoch is not None and _bad_epoch_header(epoch[1], epoch[2]) is not None:
                     m = epoch = None  # an epoch counter out of range (``Epoch 0/0``): none
             if m is None:
                 loss = _LOSS_BYTES.search(raw) is not None
+                if not loss and (key := _banner_key(raw)) is not None:
+                    gap.append((lineno, key))
+                    if not segments and len(opening) < _BANNER_GAP:
+                        opening.add(key)
                 if segments and loss:
                     segments[-1][3] += 1
                 if not segments:
@@ -775,7 +790,12 @@ def _run_starts(path: Path, limits: ReadLimits, config: _ConfigBlocks | None = N
             ie = _count(inner[1]) if inner is not None else None
             back = (ie is not None and bool(segments) and segments[-1][0] == n and segments[-1][8] >= 0
                     and ie < segments[-1][9] and ie <= segments[-1][8] < segments[-1][10])
-            if not segments or segments[-1][0] != n or again or back:
+            count = int(m[1])
+            # the counter back at (or below) where the stretch began, after worded lines: a launch banner's
+            # place, if those lines are one (decided once the whole console is read)
+            banner = bool(segments) and bool(gap) and count <= segments[-1][11]
+            new = not segments or segments[-1][0] != n or again or back
+            if new or banner:
                 # (a restart after the run before reached its last epoch: 2, a trial, where it counts to
                 # the same total or a model summary of its own comes before it (another model's fit, not
                 # a fine-tune of the one before); else 1); a run starts at its model summary, if any
@@ -784,7 +804,11 @@ def _run_starts(path: Path, limits: ReadLimits, config: _ConfigBlocks | None = N
                     whole = inner is not None and segments[-1][10] >= (_count(inner[2]) or 0)
                 segments.append([n, lineno if header is None else header, 0, 0, -1,
                                  (2 if whole else 1) if again or back else 0, i, int(header is not None),
-                                 -1 if ie is None else ie, -1, -1])
+                                 -1 if ie is None else ie, -1, -1, count, count])
+                banners.append(list(gap) if banner else [])
+                tentative.append(not new)
+            gap.clear()
+            segments[-1][12] = max(segments[-1][12], count)
             if ie is not None:
                 if segments[-1][8] < 0:
                     segments[-1][8] = ie
@@ -795,9 +819,21 @@ def _run_starts(path: Path, limits: ReadLimits, config: _ConfigBlocks | None = N
             segments[-1][3] += "loss" in text.lower()
             segments[-1][4] = max(segments[-1][4], i)
     starts, trials = [1], True
+    launches = _launch_banners(opening, banners)
+    launched = False
     for j in range(1, len(segments)):
         before = {s[0] for s in segments[:j]}
         after = segments[j:]
+        at = next((ln for ln, key in banners[j] if key in launches), None)
+        if at is not None:
+            # a launch of its own: the banner that opened the first launch, again where the counter starts
+            # again (however few lines either side has); complete where the one before counted to its total
+            starts.append(at)
+            trials = trials and segments[j - 1][12] >= segments[j - 1][0]
+            launched = True
+            continue
+        if tentative[j]:
+            continue  # (a counter back at its start after worded lines that open no launch: no run of its own)
         # a fit of its own: its model summary, its epochs from the first to its total, after a run
         # that counted to its own total (however few lines either has)
         fit = segments[j][5] == 2 and segments[j][7] and segments[j][6] <= 1 and segments[j][4] >= segments[j][0]
@@ -808,8 +844,37 @@ def _run_starts(path: Path, limits: ReadLimits, config: _ConfigBlocks | None = N
             trials = trials and segments[j][5] == 2
     if not segments:
         return restarts.starts()
-    return starts, ("each counting its epochs to the end before the next starts again"
-                    if trials and len(starts) > 1 else None), 0
+    how = ("each opened by the line that opened the first, its counter starting again, and counted to its end"
+           if launched else "each counting its epochs to the end before the next starts again")
+    return starts, (how if trials and len(starts) > 1 else None), 0
+
+
+#: The most worded lines kept between two counted lines, and the most kinds before the first, for
+#: :func:`_launch_banners`.
+_BANNER_GAP = 64
+_BANNER_WORD = re.compile(rb"[A-Za-z]{3,}")
+
+
+def _banner_key(raw: bytes) -> bytes | None:
+    """A line's kind as a launch banner (:func:`_launch_banners`): its text without digits (a date, a time,
+    a run's number) and spaces collapsed; None for a line of no words (a rule of ``====``, a blank line) and
+    for one naming a position (``Epoch 3 starting``, ``Start epoch``: an epoch's heading, whose counter of
+    steps within it starts again every epoch, no launch's)."""
+    if len(raw) > 512 or _BANNER_WORD.search(raw) is None or _EPOCH_HINT.search(raw) is not None:
+        return None
+    if any(k.lower() in _POSITION_KEYS or k.lower() in _EPISODE_KEYS
+           for k, _ in line_values(raw.decode("utf-8", "replace"))[0]):
+        return None
+    return b" ".join(raw.translate(None, _DIGITS).split())
+
+
+def _launch_banners(opening: set[bytes], places: list[list[tuple[int, bytes]]]) -> set[bytes]:
+    """The kinds of line (:func:`_banner_key`) that open every launch appended to a console: a line
+    before the first counted line (``Training Session Started: 2026-02-03 15:30:00``, ``==== Run 1
+    ====``) printed again before a place where the counter goes back to (or below) where the stretch
+    before it began. No phrase is known in advance: the console's own first launch names its banner,
+    and a banner where the counter goes on (a resumed run, a per-epoch heading) starts nothing."""
+    return {key for gap in places for _, key in gap if key in opening}
 
 
 #: A name followed by a number (``Dropout:0.5``, ``lr=1e-3``): the names a header line sets.
@@ -1534,7 +1599,9 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
             continue
         else:
             # (a batch counted out of its epoch's, "epoch: 0, batch: 790/34799": the batch 790 of it)
-            val = _value(line, m, count_ok=key.lower() == "epoch" or (
+            # (an episode counted out of its total, "Episode: 3/10 | Loss: 2.4": the episode 3, the
+            # position of an RL console's line as ``Episode 3`` is)
+            val = _value(line, m, count_ok=key.lower() == "epoch" or key.lower() in _EPISODE_KEYS or (
                 key.lower() == "batch" and bool({k.lower() for k in found} & {"epoch", "ep"})))
         if val is not None:
             put(key, val, m.start(), m.end())
@@ -1572,7 +1639,7 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
         if low in _WHERE_KEYS:
             continue  # DeepSpeed's "[Rank 0]": which process wrote the line, no figure of the run
         if (piped and len(key) > 1) or known:
-            val = _value(line, m, count_ok=low in STEP_KEYS or low == "epoch")
+            val = _value(line, m, count_ok=low in STEP_KEYS or low == "epoch" or low in _EPISODE_KEYS)
             if val is not None and (key not in found or low not in _POSITION_KEYS):
                 put(key, val, a, b)
                 if low not in _POSITION_KEYS:
@@ -2158,7 +2225,9 @@ class TextReader:
                     break
         note = LogWarning(
             "skipped_runs", f"{name}: {total} runs appended one after another (the step or epoch counter's total "
-            f"changes, or its epochs start again)"
+            f"changes, or its epochs start again), not each judged as a search's complete trials are (each "
+            f"counting as far as the furthest, or each after a header naming its settings): they stop at "
+            f"different places, so an earlier run is taken for one cut short or superseded by the next"
             + (why or f"; the last one, from line {starts[chosen]}, is read"),
             where=f"line {starts[chosen]}")
         # every stretch not read: the runs before the first start that were only counted, and the others
