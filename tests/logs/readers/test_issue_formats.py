@@ -771,6 +771,7 @@ def test_a_pasted_first_epoch_of_a_keras_console_is_a_log(tmp_path: Path) -> Non
 
 def test_opennmts_validation_perplexity_is_its_validation_loss(tmp_path: Path) -> None:
     # OpenNMT-py prints the training xent per step and, per validation, only a perplexity
+    # (the name keeps the log's words, "Validation perplexity", as "Validation Loss" keeps them)
     lines = []
     for k in range(1, 13):
         step = 1000 * k
@@ -781,10 +782,10 @@ def test_opennmts_validation_perplexity_is_its_validation_loss(tmp_path: Path) -
     path = _write(tmp_path, "train.log", "\n".join(lines) + "\n")
     run = load_run(path)
     val = next(s for s in run.series if s.role == "val_loss")
-    assert val.name == "ln(eval_perplexity)" and val.values[0] == pytest.approx(math.log(25.0 * 0.85), abs=1e-4)
+    assert val.name == "ln(Validation_perplexity)" and val.values[0] == pytest.approx(math.log(25.0 * 0.85), abs=1e-4)
     assert any(w.code == "derived_loss" for w in run.warnings)
     [f] = [f for f in check_logs(path).findings if f.code == "validation_divergence"]
-    assert f.evidence.metric == "ln(eval_perplexity)"
+    assert f.evidence.metric == "ln(Validation_perplexity)"
     # a log with its own validation loss keeps it
     with_loss = _write(tmp_path, "own.log", "\n".join([*lines, "[INFO] Step 13000/200000; val_loss: 2.1"]) + "\n")
     assert not any(s.name.startswith("ln(") for s in load_run(with_loss).series)
