@@ -260,8 +260,11 @@ _GROUP_PAIR = re.compile(rf"\s*(?P<key>[A-Za-z_][\w./-]*)\s*:?\s+(?P<val>{_NUM})
 #: Keras' progress line, "  2/100 [>....] - ETA: 20:11 - loss: nan": the batch counted out of the epoch's
 _KERAS_BAR = re.compile(r"^\s*(?P<i>\d+)/(?P<n>\d+) \[[=>.]*\]")
 #: An unnamed count ``i/N`` opening a line (``1920/191900 (epoch 1) loss: 8.237``): not a date
-#: (``12/05/2020``), a fraction (``1/2.5``) nor a Keras bar (``12/100 [==>...]``, :data:`_KERAS_BAR`)
-_LEADING_COUNT = re.compile(r"\s*(?P<i>\d+)[ \t]*/[ \t]*(?P<n>\d+)(?![\w./:-])(?![ \t]*\[)")
+#: (``12/05/2020``, or mmengine's default ``04/24 02:03:09``: a month and day before a time of day,
+#: no year), a fraction (``1/2.5``) nor a Keras bar (``12/100 [==>...]``, :data:`_KERAS_BAR`)
+_DAY = r"(?:0?[1-9]|[12]\d|3[01])"
+_LEADING_COUNT = re.compile(rf"\s*(?!{_DAY}/{_DAY}[ \t]+\d{{1,2}}:\d\d(?!\d))"
+                            r"(?P<i>\d+)[ \t]*/[ \t]*(?P<n>\d+)(?![\w./:-])(?![ \t]*\[)")
 _BAR_KEY = "\x00bar"  # its count, until the reader knows whether an epoch header is above it
 _BEST_MARK = re.compile(r"(?<![\w/.-])best(?![\w/.=-])", re.IGNORECASE)
 _EVAL_SECTION = re.compile(r"\s*(?:eval|evaluation|evaluating|validation|validating|test|testing"

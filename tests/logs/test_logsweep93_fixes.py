@@ -1,0 +1,50 @@
+"""logsweep93: mmengine's year-less date prefix ``04/24 02:03:09`` read as a position "4 of 24"
+(yoloworld_prompt_zero_grad), a loss-scale explanation for an exploded run whose loss swings
+(openpi_loss_explosion), a paste starting mid-epoch before its first ``Training at epoch N`` header
+(pccai_nan_epoch9), and "lower the learning rate" for a NaN at a step whose logged rate is 0
+(minicpmv_lora_gradnan_loss0). Every file is synthetic, built here in the real format."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gradhealth.logs.check import diagnose
+from gradhealth.logs.load import read_log
+from tests.logs.helpers import by_name, write
+from tests.logs.test_detectors_real_runs import found
+
+# --- 1. a month/day date before a time of day is a time stamp, not an i/N count ----------------
+
+def _mmengine(date: str, rows: list[tuple[int, int, str, float]]) -> str:
+    return "".join(
+        f"{date} 02:{k:02d}:09 - mmengine - INFO - Epoch(train)  [{e}][{i:3d}/290]  lr: 2.0000e-03  "
+        f"eta: 1:20:08  time: 0.1792  data_time: 0.0081  memory: 4843  grad_norm: {g}  loss: {loss:.4f}\n"
+        for k, (e, i, g, loss) in enumerate(rows))
+
+
+_ROWS = [(16, 200, "0.0000", 208.4161), (16, 250, "0.0000", 208.5272), (17, 50, "nan", 209.18),
+         (17, 100, "0.0000", 208.8468)]
+
+
+def test_mmengine_month_day_prefix_is_no_step_count(tmp_path) -> None:
+    # "04/24 02:03:09" (mmengine's default %m/%d %H:%M:%S) put every point at step 4; the position is
+    # the line's own Epoch(train) [e][i/N]: epoch e + i / N
+    for date in ("04/24", "12/31", "4/2"):
+        series = by_name(read_log(write(tmp_path, "mm.log", _mmengine(date, _ROWS))))
+        loss = series["loss"]
+        np.testing.assert_allclose(loss.steps, [e + i / 290 for e, i, _, _ in _ROWS], atol=1e-6)
+        np.testing.assert_allclose(loss.values, [r[3] for r in _ROWS])
+        assert "epoch" not in series  # a position, not a metric
+
+
+def test_mmengine_zero_grad_norm_under_the_date_is_a_zero_gradient(tmp_path) -> None:
+    # the grad norm is exactly 0 at every finite point beside a loss that does not move: zero_gradient
+    report = diagnose(read_log(write(tmp_path, "mm.log", _mmengine("04/24", _ROWS))))
+    assert found(report, "zero_gradient")
+
+
+def test_a_leading_count_before_a_time_is_still_read_when_no_date(tmp_path) -> None:
+    # a count past any month or day ("1920/191900") leads its line as the step, whatever follows
+    lines = "".join(f"{k * 20}/191900 (epoch 1) loss: {8.0 - k * 0.1:.3f}\n" for k in range(1, 12))
+    loss = by_name(read_log(write(tmp_path, "count.log", lines)))["loss"]
+    np.testing.assert_allclose(loss.steps, [k * 20 for k in range(1, 12)])
