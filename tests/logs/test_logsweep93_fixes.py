@@ -79,3 +79,53 @@ def test_the_same_norm_over_a_smoothly_falling_loss_is_still_the_loss_scale_note
     report = diagnose(read_log(write(tmp_path, "train.log", _openpi(smooth))))
     [f] = found(report, "exploding_gradient")
     assert f.severity == "info" and f.evidence.model_dump()["loss_scaled"] is True
+
+
+# --- 3. a paste that starts mid-epoch, above its first epoch header -----------------------------
+
+def _pccai(first_epoch: int, epochs: int, *, head_from: int = 200, nan_at: tuple[int, int] | None = None,
+           reset: bool = True) -> tuple[str, list[tuple[int, int, float]]]:
+    """PCC AI's console: "Training at epoch N (total M)" headers, each over "batch count: i/308, iter: i"
+    lines counted from 0 in each epoch (``reset``; else the iteration goes on across epochs); the paste
+    starts at batch ``head_from`` of the epoch before ``first_epoch``, its header cut. Returns the text
+    and (epoch, batch, loss) for each line, the loss falling 0.01 a line across the whole paste."""
+    rows: list[tuple[int, int, float]] = []
+    for e in range(first_epoch - 1, first_epoch + epochs):
+        for i in range(head_from if e == first_epoch - 1 else 0, 301, 20):
+            rows.append((e, i, round(1.0 - 0.01 * len(rows), 6)))
+    out, seen = [], None
+    for k, (e, i, loss) in enumerate(rows):
+        if e != seen and e >= first_epoch:
+            out.append(f"[2023-03-10 19:56:30,772] Training at epoch {e} (total {first_epoch + epochs - 1}) "
+                       "with lr 0.0008 and aux_lr 0.005")
+        seen = e
+        it = i if reset else k * 20
+        value = "nan" if (e, i) == nan_at else f"{loss:.6f}"
+        out.append(f"[2023-03-10 19:56:31,117]     batch count: {i}/308, iter: {it}, loss: {value}")
+    return "\n".join(out) + "\n", rows
+
+
+def test_lines_above_the_first_epoch_header_end_the_epoch_before_it(tmp_path) -> None:
+    # pccai_nan_epoch9: the per-epoch counter starts again under each header; with the first header
+    # cut, every line was placed by its counter alone (epoch 9's batches before epoch 8's, a false
+    # loss_oscillation in the smooth repro) and the NaN's range read "steps 60..300"
+    text, rows = _pccai(2, 2)
+    loss = by_name(read_log(write(tmp_path, "train.log", text)))["loss"]
+    # each line in its epoch: e + i / length, the length the largest batch plus the usual step (320)
+    np.testing.assert_allclose(loss.steps, [e + i / 320 for e, i, _ in rows], atol=1e-6)
+    np.testing.assert_allclose(loss.values, [v for _, _, v in rows])
+    assert np.all(np.diff(loss.steps) > 0)  # in the order the lines were printed
+    assert not found(diagnose(read_log(write(tmp_path, "train.log", text))), "loss_oscillation")
+
+
+def test_a_nan_in_a_mid_epoch_paste_is_placed_in_its_own_epoch(tmp_path) -> None:
+    text, _ = _pccai(9, 1, head_from=240, nan_at=(9, 60))
+    [f] = found(diagnose(read_log(write(tmp_path, "train.log", text))), "nonfinite")
+    assert f.evidence.model_dump()["steps"][0] == round(9 + 60 / 320, 6)
+
+
+def test_a_counter_that_goes_on_across_the_headers_stays_the_step(tmp_path) -> None:
+    # the control: an iteration counted across epochs is the run's own step, header or none above it
+    text, rows = _pccai(2, 2, reset=False)
+    loss = by_name(read_log(write(tmp_path, "train.log", text)))["loss"]
+    np.testing.assert_allclose(loss.steps, [20 * k for k in range(len(rows))])

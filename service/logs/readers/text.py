@@ -2284,6 +2284,10 @@ class TextReader:
         loss_lines = loss_epoch_lines = 0  # lines with a loss, and those of them in an epoch
         # (epoch, step, values) of each stepped line, for a step that starts again every epoch
         stepped_rows: list[_SteppedRow] | None = []
+        # the stepped lines before the first line that names an epoch (a paste that starts mid-epoch,
+        # above its first "Training at epoch N" header): the epoch before it, where the counter
+        # starts again at each epoch (_before_first_epoch)
+        early_rows: list[_SteppedRow] = []
         lengths: set[int | None] = set()  # N of the "iteration i of N" positions lines give
         letters: dict[str, int] = {}  # the lines each one-letter name (marked, _ONE) has a value on
         # (epoch, step, the counter's name) of each line naming both (``ep: 0, batch: 160``), for
@@ -2657,7 +2661,9 @@ class TextReader:
                             if stepped_rows is not None:
                                 # kept only while every stepped line is in an epoch, and not past the cap
                                 # (a truncated list would rebuild part of the log)
-                                if epoch is None or len(stepped_rows) >= _MAX_PENDING * 10:
+                                if epoch is None and not stepped_rows and len(early_rows) < _MAX_PENDING * 10:
+                                    early_rows.append((math.nan, last_step, values, step is not None, lineno))
+                                elif epoch is None or len(stepped_rows) + len(early_rows) >= _MAX_PENDING * 10:
                                     stepped_rows = None
                                 else:
                                     stepped_rows.append((epoch, last_step, values, step is not None, lineno))
@@ -2754,6 +2760,8 @@ class TextReader:
             return _placed(RunLog(format=self.name, source=name, warnings=warnings, traceback=traceback, after_training=after_training,
                                   series=_letters(_epoch_series(spread if spread is not None else by_epoch),
                                                   letters)), lengths)
+        if stepped_rows and early_rows:
+            stepped_rows = _before_first_epoch(early_rows, stepped_rows)
         placed_within = _within_epochs(stepped_rows) if stepped_rows else None
         within, within_length, resumed = placed_within if placed_within is not None else (None, None, None)
         if within is not None and stepped_rows:
@@ -2989,6 +2997,21 @@ def _within_epochs(rows: list[_SteppedRow]) -> tuple[dict[str, dict[float, float
             if k.lower() != "epoch":
                 out.setdefault(k, {})[at] = v
     return out, length, resumed
+
+
+def _before_first_epoch(early: list[_SteppedRow], rows: list[_SteppedRow]) -> list[_SteppedRow] | None:
+    """The stepped lines of a paste that starts mid-epoch: ``early``, those before the first line
+    naming an epoch (``batch count: 280/308, iter: 280`` above ``Training at epoch 9``), are the end
+    of the epoch before it, placed with ``rows`` where the counter starts again after that first
+    epoch's start (its first stepped line's step under the last early one's). A counter that goes on
+    is the run's step (None: the log is placed by it, as before); so is a first epoch of 0 or below,
+    which has no whole epoch before it to hold the early lines."""
+    first = rows[0][0]
+    own = next((row for row in rows if row[3]), None)
+    last_early = next((row for row in reversed(early) if row[3]), None)
+    if own is None or last_early is None or first < 1 or not own[1] < last_early[1]:
+        return None
+    return [(first - 1, *row[1:]) for row in early] + rows
 
 
 def _resumed_warning(name: str, resumed: _Resumed) -> LogWarning:
