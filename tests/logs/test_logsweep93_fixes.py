@@ -129,3 +129,68 @@ def test_a_counter_that_goes_on_across_the_headers_stays_the_step(tmp_path) -> N
     text, rows = _pccai(2, 2, reset=False)
     loss = by_name(read_log(write(tmp_path, "train.log", text)))["loss"]
     np.testing.assert_allclose(loss.steps, [20 * k for k in range(len(rows))])
+
+
+# --- 4. a NaN where every logged learning rate is 0 is not the rate's fault ----------------------
+
+def _trainer_dicts(rates: list[float], grads: list[str]) -> str:
+    # the HF Trainer's console dicts: {'loss': 1.0778, 'grad_norm': nan, 'learning_rate': 0.0, 'epoch': 0.0}
+    return "".join(f"{{'loss': {1.08 if k == 0 else 0.0}, 'grad_norm': {g}, 'learning_rate': {r!r}, 'epoch': 0.0}}\n"
+                   for k, (r, g) in enumerate(zip(rates, grads, strict=True)))
+
+
+_WARMUP = [0.0] + [1.3e-7 * (1 + 0.3 * k) for k in range(10)]
+
+
+def test_a_nan_at_a_logged_learning_rate_of_0_is_no_learning_rate_advice(tmp_path) -> None:
+    # minicpmv_lora_gradnan_loss0: grad_norm NaN from the first line, whose learning_rate is 0.0 (no
+    # update had moved the weights); the remedy was "lower the learning rate from 1.31e-07 (in effect
+    # at step 0)", a rate logged only on the next line
+    report = diagnose(read_log(write(tmp_path, "train.log", _trainer_dicts(_WARMUP, ["nan"] * 11))))
+    [f] = found(report, "nonfinite")
+    assert f.severity == "error"
+    ids = [r.id for r in f.remedies]
+    assert "lower_learning_rate" not in ids and "check_data" in ids
+    assert "not the learning rate" in f.summary and "is 0" in f.summary
+
+
+def test_a_nan_after_a_rate_above_0_keeps_the_learning_rate_advice(tmp_path) -> None:
+    # the control: the first NaN two lines after the rate rose above 0 may be the rate's doing
+    grads = ["0.8", "0.9"] + ["nan"] * 9
+    report = diagnose(read_log(write(tmp_path, "train.log", _trainer_dicts(_WARMUP, grads))))
+    [f] = found(report, "nonfinite")
+    assert "not the learning rate" not in f.summary
+
+
+def test_the_rate_quoted_is_where_it_was_logged() -> None:
+    # a rate of 0 logged at the step: the rate quoted is the first above 0, and so is its place
+    from gradhealth.logs.remedies import lower_lr
+    from tests.logs.test_detectors_real_runs import run_of
+    run = run_of(loss=np.ones(11), learning_rate=np.array(_WARMUP))
+    fix = lower_lr(run, at_step=0.0)
+    assert fix.params["learning_rate_at_onset"] == _WARMUP[1]
+    assert "in effect at step 0)" not in fix.change and "step 1, the first rate above 0 logged" in fix.change
+    # a step whose own logged rate is above 0 is quoted as in effect there
+    assert "in effect at step 3)" in lower_lr(run, at_step=3.0).change
+
+
+# --- 5. wording: an isolated NaN note's range, which line a repeated line is ----------------------
+
+def test_an_isolated_skipped_step_note_spans_its_nan_steps_only() -> None:
+    # yoloworld_finetune_ok: one NaN grad_norm among finite ones; the note's steps were the whole series
+    from tests.logs.test_detectors_real_runs import run_of
+    g = 1.0 + 0.05 * np.sin(np.arange(200))
+    g[[40, 90]] = np.nan
+    run = run_of(loss=np.linspace(3.0, 1.0, 200), grad_norm=g)
+    [f] = found(diagnose(run), "nonfinite")
+    assert f.severity == "info"
+    assert f.evidence.model_dump()["steps"] == [40, 90]
+
+
+def test_a_repeated_line_note_names_the_line(tmp_path) -> None:
+    # caffe_mbv3_ln1000: "1 line(s) repeat the step and values of the line before them" named no line
+    lines = [f"Iteration {20 * k}, loss = {6.9 - 0.01 * k:.4f}, lr = 0.01" for k in range(12)]
+    lines.insert(5, lines[4])  # file line 6 repeats line 5
+    log = read_log(write(tmp_path, "train.log", "\n".join(lines) + "\n"))
+    [w] = [w for w in log.warnings if w.code == "repeated_lines"]
+    assert "line 6" in w.message and w.where == "line 6"

@@ -2302,7 +2302,7 @@ class TextReader:
         # (the step and values of the last line with values placed by a step, and the lines repeating
         # it that were read once)
         last_signature: tuple[float, tuple[tuple[str, str], ...]] | None = None
-        duplicates = 0
+        duplicates = first_duplicate = 0  # lines repeating the line before them, and the first's number
         with open_log(path, limits) as f:
             raw = f.readline(MAX_LINE)
             lineno = 0
@@ -2646,6 +2646,7 @@ class TextReader:
                             signature = (last_step, tuple((k, repr(value)) for k, value in values))
                             if signature == last_signature:
                                 duplicates += 1
+                                first_duplicate = first_duplicate or lineno
                                 continue
                             last_signature = signature
                             # (a header is a position, never a value: under a log's named steps its
@@ -2692,9 +2693,10 @@ class TextReader:
                                        where=f"line {bad_step[0]}"))
         if duplicates:
             warnings.append(LogWarning(
-                "repeated_lines", f"{name}: {duplicates:,} line(s) repeat the step and values of the line before them "
-                "(one message printed twice: by two logging handlers, a console copied into its own log, a "
-                "progress line printed again when it ends): each point is read once"))
+                "repeated_lines", f"{name}: {duplicates:,} line(s) repeat the step and values of the line with "
+                f"values before them ({'the first is' if duplicates > 1 else 'it is'} line {first_duplicate}: one "
+                "message printed twice: by two logging handlers, a console copied into its own log, a progress line "
+                "printed again when it ends): each point is read once", where=f"line {first_duplicate}"))
         if bad_header is not None:
             more = f" (and {bad_headers - 1:,} more such lines)" if bad_headers > 1 else ""
             warnings.append(LogWarning(
