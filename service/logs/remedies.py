@@ -201,6 +201,21 @@ def _where(run: RunLog, step: float | None) -> str | None:
     return None if step is None or lr is None else lr.where(step)
 
 
+def _rate_where(run: RunLog, step: float | None, rate: float | None) -> str | None:
+    """Where ``rate`` (:func:`learning_rate_at` ``step``) was logged, in the words of the run's
+    learning-rate axis: ``step`` itself, or, where the rate logged there is a warm-up's 0 and
+    ``rate`` the first one above 0 after it, that one's place said so (never "in effect at" a step
+    whose logged rate is 0)."""
+    lr = run.first("learning_rate")
+    if step is None or lr is None:
+        return None
+    here = lr.values[lr.steps <= step]
+    later = lr.steps[(lr.values == rate) & (lr.steps > step)]
+    if rate is not None and len(here) and here[-1] != rate and len(later):
+        return f"{lr.where(float(later[0]))}, the first rate above 0 logged"
+    return lr.where(step)
+
+
 def learning_rate_at(run: RunLog, step: float | None) -> float | None:
     """The learning rate the log records as in effect at ``step`` (None when it has none)."""
     lr = run.first("learning_rate")
@@ -292,7 +307,7 @@ def lower_lr(
             jump["from"] / rate,
             warmup_steps=warmup_steps,
             learning_rate=rate,
-            at_step=_where(run, at_step),
+            at_step=_rate_where(run, at_step, rate),
             why=f"{why}; {note}" if why else note,
         )
         fix.params["suggested_learning_rate"] = jump["from"]
@@ -302,7 +317,7 @@ def lower_lr(
         factor,
         warmup_steps=warmup_steps,
         learning_rate=rate,
-        at_step=_where(run, at_step),
+        at_step=_rate_where(run, at_step, rate),
         why=why,
     )
 
@@ -351,7 +366,7 @@ def raise_lr(
 ) -> Remedy:
     """``factor`` x the learning rate in effect at ``at_step`` (when the log has one)."""
     return R.raise_learning_rate(
-        factor, learning_rate=learning_rate_at(run, at_step), at_step=_where(run, at_step), why=why
+        factor, learning_rate=(rate := learning_rate_at(run, at_step)), at_step=_rate_where(run, at_step, rate), why=why
     )
 
 

@@ -313,6 +313,10 @@ _FLAT_FACTOR = 4.0
 #: point more than this many times the median of the points around it.
 _LOSS_FELL = 0.97
 _LOSS_JUMP = 2.0
+#: ... and its fall (in log units, first tenth's median over last tenth's) at least this many times
+#: its scatter (the median distance in log units of a point from the median of its 4 neighbours): a
+#: loss swinging 2e8..6.6e8 around a level it barely left has not fallen smoothly
+_FALL_OVER_SCATTER = 2.0
 
 
 def amp_scaled(run: RunLog, g: np.ndarray) -> str | None:
@@ -321,7 +325,8 @@ def amp_scaled(run: RunLog, g: np.ndarray) -> str | None:
     before ``scaler.unscale_(optimizer)``), or None. A loss scale logged in the run says the run is
     mixed precision; without one, the signature alone: a norm flat relative to itself while the training loss falls smoothly, of a
     size some power of two a scaler uses (2^8 to 2^24) brings into a healthy norm's range. A norm that
-    grows, or a loss that does not fall, is not this: a genuine explosion grows."""
+    grows, or a loss that does not fall well beyond its own scatter, is not this: a genuine explosion
+    grows, and one that has settled at a huge loss swings around it (logsweep93 openpi_loss_explosion)."""
     if len(g) < 8 or float(np.min(g)) <= 0:
         return None
     level = float(median(g))
@@ -346,6 +351,10 @@ def amp_scaled(run: RunLog, g: np.ndarray) -> str | None:
     around = centred_median(v, 2)  # (nan at the ends: no jump there)
     if np.any(v > _LOSS_JUMP * around):
         return None
+    fall = math.log(float(median(v[:n])) / float(median(v[-n:])))
+    scatter = float(np.nanmedian(np.abs(np.log(v) - np.log(around))))
+    if not fall >= _FALL_OVER_SCATTER * scatter:
+        return None  # a noisy loss that barely moved: no smooth fall (an exploded run settled high)
     return (f"it stays flat (within {_FLAT_FACTOR:g}x of itself) while the training loss falls smoothly, at a "
             "size a loss scaler's power of two explains")
 

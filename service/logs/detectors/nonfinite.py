@@ -106,7 +106,7 @@ def _in_run(run: RunLog, t: LogThresholds) -> list[Finding]:
             "steps a mixed-precision loss scaler skipped",
             "fp16 training's loss scaler skips a step whose gradients overflowed and lowers its scale; the "
             "Trainer logs that step's norm as NaN or Inf. Occasional skips are how the scaler works.",
-            _where(hits), [])]
+            _where(hits, to_last_bad=True), [])]
     recovered = _evaluation_only(run, hits)
     if recovered is not None:
         return [recovered]
@@ -139,6 +139,24 @@ def _in_run(run: RunLog, t: LogThresholds) -> list[Finding]:
             {**_where(hits), "layers": layers or None, "sudden": False, "grew_before": grown["before"]},
             [clipping(run, t), lower_lr(run, at_step=grown["before"]["onset"],
                                         why=f"{norm.name} grew steadily before the NaN/Inf")])]
+    if grown is None and (idle := _no_rate_yet(run, step)) is not None:
+        # every learning rate logged up to the NaN/Inf is 0 (a warm-up's first step, a LoRA run's
+        # first log, logsweep93 minicpmv_lora_gradnan_loss0): no update had moved the weights, so no
+        # rate made it; "lower the learning rate" there sends the user after the wrong cause
+        return [finding(
+            "nonfinite", "error",
+            f"{kind} first appears in {first.name} at {first.where(step)}{note}, where {idle['words']}: no update "
+            "had moved the weights yet, so the cause is an input, the initial weights or a numerical operation, "
+            "not the learning rate",
+            "A gradient or loss that is NaN/Inf before any update with a nonzero learning rate was made by the "
+            "data, the model as loaded or an operation undefined on them (log 0, 0/0, fp16 overflow in the "
+            "forward pass): a lower learning rate cannot change it, and clipping a NaN norm gives NaN "
+            "gradients; from here on updates are NaN/Inf.",
+            {**_where(hits), "layers": layers or None, "learning_rate_zero": idle["before"]},
+            [R.check_data(first.where(step), f"{_num(step)}", idle["words"]),
+             R.domain_guard("the loss's log, division or square root", None,
+                            "torch.log(p.clamp(min=1e-12)), a / b.clamp(min=1e-12)",
+                            "an eps keeps a 0 from the data finite")])]
     if flat is not None:
         # nothing grew before it: a bad batch or an undefined operation, not a step size (newuser10 #2:
         # one batch times NaN at step 250 of a healthy run, the norm flat at median 1.04, max 1.76)
@@ -161,6 +179,21 @@ def _in_run(run: RunLog, t: LogThresholds) -> list[Finding]:
         "Values overflowed or an operation was undefined; from here on updates are NaN/Inf.",
         {**_where(hits), "layers": layers or None},
         [clipping(run, t), lower_lr(run, at_step=step, why="NaN/Inf appeared")])]
+
+
+def _no_rate_yet(run: RunLog, step: float) -> dict | None:
+    """``{"words", "before"}`` where the log's learning rate is logged at or before ``step`` and is
+    exactly 0 at every such point (each finite): no update with a nonzero rate was made before it.
+    None otherwise (no rate logged by then, or one above 0)."""
+    lr = run.first("learning_rate")
+    if lr is None:
+        return None
+    v = lr.values[lr.steps <= step]
+    if not len(v) or not np.all(v == 0):
+        return None
+    words = (f"the logged {lr.name} is 0" if len(v) == 1
+             else f"{lr.name} is 0 at all {len(v)} points logged up to it")
+    return {"words": words, "before": {"metric": lr.name, "points": len(v)}}
 
 
 def _grown_before(run: RunLog, step: float, t: LogThresholds) -> dict | None:
@@ -471,9 +504,16 @@ def _scaler_gave_up(run: RunLog, t: LogThresholds) -> list[Finding]:
         [clipping(run, t), lower_lr(run, why="every step overflowed")])]
 
 
-def _where(hits: list[tuple[float, Series, int]]) -> dict:
-    """The evidence of non-finite values: (first step, series, count) per series, first step first."""
-    return {"metric": hits[0][1].name, "steps": [_num(hits[0][0]), _num(max(float(h[1].steps[-1]) for h in hits))],
+def _where(hits: list[tuple[float, Series, int]], *, to_last_bad: bool = False) -> dict:
+    """The evidence of non-finite values: (first step, series, count) per series, first step first.
+    Its ``steps`` run from the first NaN/Inf to the series' last point (from there on updates are
+    NaN/Inf), or, ``to_last_bad``, to the last NaN/Inf (isolated steps a run came back from: the
+    span of those steps, not of the run, logsweep93)."""
+    if to_last_bad:
+        end = max(float(h[1].steps[~np.isfinite(h[1].values)][-1]) for h in hits)
+    else:
+        end = max(float(h[1].steps[-1]) for h in hits)
+    return {"metric": hits[0][1].name, "steps": [_num(hits[0][0]), _num(end)],
             "metrics": [h[1].name for h in hits], "counts": {h[1].name: h[2] for h in hits}, "value": None}
 
 

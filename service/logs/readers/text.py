@@ -260,8 +260,11 @@ _GROUP_PAIR = re.compile(rf"\s*(?P<key>[A-Za-z_][\w./-]*)\s*:?\s+(?P<val>{_NUM})
 #: Keras' progress line, "  2/100 [>....] - ETA: 20:11 - loss: nan": the batch counted out of the epoch's
 _KERAS_BAR = re.compile(r"^\s*(?P<i>\d+)/(?P<n>\d+) \[[=>.]*\]")
 #: An unnamed count ``i/N`` opening a line (``1920/191900 (epoch 1) loss: 8.237``): not a date
-#: (``12/05/2020``), a fraction (``1/2.5``) nor a Keras bar (``12/100 [==>...]``, :data:`_KERAS_BAR`)
-_LEADING_COUNT = re.compile(r"\s*(?P<i>\d+)[ \t]*/[ \t]*(?P<n>\d+)(?![\w./:-])(?![ \t]*\[)")
+#: (``12/05/2020``, or mmengine's default ``04/24 02:03:09``: a month and day before a time of day,
+#: no year), a fraction (``1/2.5``) nor a Keras bar (``12/100 [==>...]``, :data:`_KERAS_BAR`)
+_DAY = r"(?:0?[1-9]|[12]\d|3[01])"
+_LEADING_COUNT = re.compile(rf"\s*(?!{_DAY}/{_DAY}[ \t]+\d{{1,2}}:\d\d(?!\d))"
+                            r"(?P<i>\d+)[ \t]*/[ \t]*(?P<n>\d+)(?![\w./:-])(?![ \t]*\[)")
 _BAR_KEY = "\x00bar"  # its count, until the reader knows whether an epoch header is above it
 _BEST_MARK = re.compile(r"(?<![\w/.-])best(?![\w/.=-])", re.IGNORECASE)
 _EVAL_SECTION = re.compile(r"\s*(?:eval|evaluation|evaluating|validation|validating|test|testing"
@@ -2350,6 +2353,10 @@ class TextReader:
         loss_lines = loss_epoch_lines = 0  # lines with a loss, and those of them in an epoch
         # (epoch, step, values) of each stepped line, for a step that starts again every epoch
         stepped_rows: list[_SteppedRow] | None = []
+        # the stepped lines before the first line that names an epoch (a paste that starts mid-epoch,
+        # above its first "Training at epoch N" header): the epoch before it, where the counter
+        # starts again at each epoch (_before_first_epoch)
+        early_rows: list[_SteppedRow] = []
         lengths: set[int | None] = set()  # N of the "iteration i of N" positions lines give
         letters: dict[str, int] = {}  # the lines each one-letter name (marked, _ONE) has a value on
         # (epoch, step, the counter's name) of each line naming both (``ep: 0, batch: 160``), for
@@ -2364,7 +2371,7 @@ class TextReader:
         # (the step and values of the last line with values placed by a step, and the lines repeating
         # it that were read once)
         last_signature: tuple[float, tuple[tuple[str, str], ...]] | None = None
-        duplicates = 0
+        duplicates = first_duplicate = 0  # lines repeating the line before them, and the first's number
         with open_log(path, limits) as f:
             raw = f.readline(MAX_LINE)
             lineno = 0
@@ -2708,6 +2715,7 @@ class TextReader:
                             signature = (last_step, tuple((k, repr(value)) for k, value in values))
                             if signature == last_signature:
                                 duplicates += 1
+                                first_duplicate = first_duplicate or lineno
                                 continue
                             last_signature = signature
                             # (a header is a position, never a value: under a log's named steps its
@@ -2723,7 +2731,9 @@ class TextReader:
                             if stepped_rows is not None:
                                 # kept only while every stepped line is in an epoch, and not past the cap
                                 # (a truncated list would rebuild part of the log)
-                                if epoch is None or len(stepped_rows) >= _MAX_PENDING * 10:
+                                if epoch is None and not stepped_rows and len(early_rows) < _MAX_PENDING * 10:
+                                    early_rows.append((math.nan, last_step, values, step is not None, lineno))
+                                elif epoch is None or len(stepped_rows) + len(early_rows) >= _MAX_PENDING * 10:
                                     stepped_rows = None
                                 else:
                                     stepped_rows.append((epoch, last_step, values, step is not None, lineno))
@@ -2752,9 +2762,10 @@ class TextReader:
                                        where=f"line {bad_step[0]}"))
         if duplicates:
             warnings.append(LogWarning(
-                "repeated_lines", f"{name}: {duplicates:,} line(s) repeat the step and values of the line before them "
-                "(one message printed twice: by two logging handlers, a console copied into its own log, a "
-                "progress line printed again when it ends): each point is read once"))
+                "repeated_lines", f"{name}: {duplicates:,} line(s) repeat the step and values of the line with "
+                f"values before them ({'the first is' if duplicates > 1 else 'it is'} line {first_duplicate}: one "
+                "message printed twice: by two logging handlers, a console copied into its own log, a progress line "
+                "printed again when it ends): each point is read once", where=f"line {first_duplicate}"))
         if bad_header is not None:
             more = f" (and {bad_headers - 1:,} more such lines)" if bad_headers > 1 else ""
             warnings.append(LogWarning(
@@ -2820,6 +2831,8 @@ class TextReader:
             return _placed(RunLog(format=self.name, source=name, warnings=warnings, traceback=traceback, after_training=after_training,
                                   series=_letters(_epoch_series(spread if spread is not None else by_epoch),
                                                   letters)), lengths)
+        if stepped_rows and early_rows:
+            stepped_rows = _before_first_epoch(early_rows, stepped_rows)
         placed_within = _within_epochs(stepped_rows) if stepped_rows else None
         within, within_length, resumed = placed_within if placed_within is not None else (None, None, None)
         if within is not None and stepped_rows:
@@ -3055,6 +3068,21 @@ def _within_epochs(rows: list[_SteppedRow]) -> tuple[dict[str, dict[float, float
             if k.lower() != "epoch":
                 out.setdefault(k, {})[at] = v
     return out, length, resumed
+
+
+def _before_first_epoch(early: list[_SteppedRow], rows: list[_SteppedRow]) -> list[_SteppedRow] | None:
+    """The stepped lines of a paste that starts mid-epoch: ``early``, those before the first line
+    naming an epoch (``batch count: 280/308, iter: 280`` above ``Training at epoch 9``), are the end
+    of the epoch before it, placed with ``rows`` where the counter starts again after that first
+    epoch's start (its first stepped line's step under the last early one's). A counter that goes on
+    is the run's step (None: the log is placed by it, as before); so is a first epoch of 0 or below,
+    which has no whole epoch before it to hold the early lines."""
+    first = rows[0][0]
+    own = next((row for row in rows if row[3]), None)
+    last_early = next((row for row in reversed(early) if row[3]), None)
+    if own is None or last_early is None or first < 1 or not own[1] < last_early[1]:
+        return None
+    return [(first - 1, *row[1:]) for row in early] + rows
 
 
 def _resumed_warning(name: str, resumed: _Resumed) -> LogWarning:
