@@ -120,15 +120,15 @@ def test_a_console_after_a_long_dump_is_still_found_past_the_head(tmp_path):
 
 def test_the_binary_window_test_against_its_bound():
     text = ("loss: 0.5 — naïve ünïcode step 3\n" * 2000).encode()
-    assert not sniff._binary_window(text)
-    assert sniff._binary_window(bytes(4096))  # NUL padding
+    assert not sniff.binary_window(text)
+    assert sniff.binary_window(bytes(4096))  # NUL padding
     blob = io.BytesIO()
     blob.write(os.urandom(65536))
-    assert sniff._binary_window(blob.getvalue())
+    assert sniff.binary_window(blob.getvalue())
     # a text window with a few stray bytes stays text: under an eighth of its bytes
     mixed = bytearray(text[:8000])
     mixed[::20] = b"\x01" * len(mixed[::20])
-    assert not sniff._binary_window(bytes(mixed))
+    assert not sniff.binary_window(bytes(mixed))
 
 
 @pytest.mark.parametrize(("name", "text"), [
