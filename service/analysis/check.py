@@ -687,6 +687,11 @@ def side_effect_figures(codes: list[str], all_detections: list[Detection], befor
         if now is None:
             continue
         part = rule(code).architecture
+        judged_before, judged_after = part.side_effect_figure(before, thresholds), part.side_effect_figure(after, thresholds)
+        if judged_before is not None and judged_after is not None and judged_before[0] == judged_after[0]:
+            out.append(JudgedFigure(code=code, metric=judged_after[0], before=finite_or_none(judged_before[1]),
+                                    after=finite_or_none(judged_after[1])))
+            continue
         if code in had and had[code].metric == now.metric:
             was: float | None = had[code].value
         elif code in had or (part.measured_metric(before, thresholds) or now.metric) != now.metric:
