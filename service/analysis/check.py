@@ -32,6 +32,7 @@ from gradhealth.analysis.rules import (
     ArchitectureRule,
     curvature,
     curvature_decides,
+    designed_zero_layers,
     detect,
     judged_update_ratios,
     problems,
@@ -686,6 +687,11 @@ def side_effect_figures(codes: list[str], all_detections: list[Detection], befor
         if now is None:
             continue
         part = rule(code).architecture
+        judged_before, judged_after = part.side_effect_figure(before, thresholds), part.side_effect_figure(after, thresholds)
+        if judged_before is not None and judged_after is not None and judged_before[0] == judged_after[0]:
+            out.append(JudgedFigure(code=code, metric=judged_after[0], before=finite_or_none(judged_before[1]),
+                                    after=finite_or_none(judged_after[1])))
+            continue
         if code in had and had[code].metric == now.metric:
             was: float | None = had[code].value
         elif code in had or (part.measured_metric(before, thresholds) or now.metric) != now.metric:
@@ -914,6 +920,13 @@ def verdict_note(value: float, fixed: bool, code: str, after: SimulationResult, 
         note = (f"the largest ratio left, {value:.3g}, is the output layer's first step, which large_updates does "
                 f"not judge alone under {thresholds.large_update_error:g} (a freshly initialised head moves that much "
                 "on a sound recipe); every other layer is under the warning level")
+    elif note is None and code == "vanishing_gradient" and fixed and value == 0:
+        # "fixed" beside "after 0" (specsweep13 P1): the change left a designed zero layer (a readout
+        # whose own weights get a gradient), which the rule reads as a note, not as no gradient for good
+        names = ", ".join(u.name for u in designed_zero_layers(after)) or "a zero layer"
+        note = (f"after 0: {names} is still all zero, but as a designed zero init (its own weights get a "
+                "gradient, so it learns at the first step and passes the gradient back from then on), which "
+                "vanishing_gradient reads as a note; the layers before it were measured nothing at initialisation")
     elif note is None and code == "vanishing_through_time":
         # the same ratio is a note for a gated cell and an error for a plain one: say which bar the
         # verdict was judged by (newuser11 #3)

@@ -229,6 +229,12 @@ def relu_family(ctx: Context, activation: str = "relu") -> list[Remedy]:
     layer's squashing (a saturated sigmoid output: the model's range, kept)."""
     if ctx.detection.evidence.get("output"):
         return []
+    if ctx.detection.evidence.get("zero_weights") and not ctx.detection.evidence.get("zero_init"):
+        # the cause is weights that are all 0, not the activation: the init remedy re-initialises every
+        # zero layer together, while a swap re-initialises only the layers it touches and credits the
+        # activation (specsweep13 P1: tanh -> relu with He init on the hidden layers, the zero readout
+        # kept, read "verified, fixed: 0 -> 0", its He init doing the work the init remedy names)
+        return []
     want = S.SATURATING if activation == "relu" else {"relu"}
     ps = [p for p in ctx.weight_pointers() if ctx.layer_at(p).activation in want]  # type: ignore[union-attr]  # pointers from weight/recurrent_pointers() name layers with this field
     separate = [p for p in ctx.activation_pointers() if ctx.layer_at(p).activation in want]  # type: ignore[union-attr]  # activation layers have this field

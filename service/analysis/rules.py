@@ -267,6 +267,12 @@ class ArchitectureRule(ABC):
         (shown beside it in a remedy's verification); None where the metric is what is judged."""
         return None
 
+    def side_effect_figure(self, result: SimulationResult, t: Thresholds) -> tuple[str, float] | None:
+        """(name, value) of the figure a side effect of this code is shown by on both networks where
+        the metric takes in what the rule does not judge (large_updates: the largest of the judged
+        steps, not a BN-fed layer's raw step); None where the metric is the figure."""
+        return None
+
     def remains(self, result: SimulationResult, metric: str) -> bool:
         """Whether ``result`` still has what ``metric`` (one of the rule's figures) measures, judged
         or not: units of the kind it counts. False where a remedy removed them all (a hidden softmax
@@ -3593,18 +3599,8 @@ def _judged_steps(result: SimulationResult, t: Thresholds) -> dict[str, float]:
     # momentum 0.9 moves its head 0.7 on the first step, 1.24 built up, and trains)
     opt = result.optimizer
     build = momentum_build_up(opt.momentum, opt.nesterov) if opt is not None and opt.type == "sgd" else 1.0
-    # What such a layer's output sees of a step is its weights' direction alone: its gradient is
-    # orthogonal to its weights, so a step of r times their norm turns them by atan(r) and grows their
-    # norm by sqrt(1 + r^2), a change of direction of r / sqrt(1 + r^2) (:func:`direction_change`),
-    # under 1 however large r is, and its next step is about r / (1 + r^2) of its norm, at most 1/2:
-    # the rate tunes itself (Arora, Li & Lyu 2019). That figure is judged against the error level, so
-    # a BN-fed layer's large first step is not the rate's fault however large: specsweep11's
-    # PlainNet-56 + BN at He et al. 2016's SGD 0.1 moved its first conv by 102x its norm, from the
-    # 1.18x-per-layer growth of the gradient through batch norms that exploding_gradient calls absorbed
     normalised = {u.name for u in result.units if u.name in ratios and scale_invariant_layer(u)}
-    if normalised and len(normalised) < len(ratios):
-        ratios = {n: r for n, r in ratios.items()
-                  if n not in normalised or direction_change(r / build) > t.large_update_error}
+    ratios = _outside_norms(result, ratios, t)
     head = output_layer(result).name if result.units else None
     others = {n: r for n, r in ratios.items() if n != head}
     # An adaptive optimizer's first step is its rate per weight whatever the gradient, so a small
@@ -3619,6 +3615,26 @@ def _judged_steps(result: SimulationResult, t: Thresholds) -> dict[str, float]:
             and ratios[head] / build <= fresh
             and max(others.values(), default=0.0) <= t.large_update_warning):
         return others  # the head alone over the warning, and not rewritten: the fresh head's step
+    return ratios
+
+
+def _outside_norms(result: SimulationResult, ratios: dict[str, float], t: Thresholds) -> dict[str, float]:
+    """``ratios`` less the layers a norm takes directly whose step's direction change is under the
+    error level (:func:`_judged_steps`' carve-out, where some layer is outside the norms)."""
+    opt = result.optimizer
+    build = momentum_build_up(opt.momentum, opt.nesterov) if opt is not None and opt.type == "sgd" else 1.0
+    # What such a layer's output sees of a step is its weights' direction alone: its gradient is
+    # orthogonal to its weights, so a step of r times their norm turns them by atan(r) and grows their
+    # norm by sqrt(1 + r^2), a change of direction of r / sqrt(1 + r^2) (:func:`direction_change`),
+    # under 1 however large r is, and its next step is about r / (1 + r^2) of its norm, at most 1/2:
+    # the rate tunes itself (Arora, Li & Lyu 2019). That figure is judged against the error level, so
+    # a BN-fed layer's large first step is not the rate's fault however large: specsweep11's
+    # PlainNet-56 + BN at He et al. 2016's SGD 0.1 moved its first conv by 102x its norm, from the
+    # 1.18x-per-layer growth of the gradient through batch norms that exploding_gradient calls absorbed
+    normalised = {u.name for u in result.units if u.name in ratios and scale_invariant_layer(u)}
+    if normalised and len(normalised) < len(ratios):
+        ratios = {n: r for n, r in ratios.items()
+                  if n not in normalised or direction_change(r / build) > t.large_update_error}
     return ratios
 
 
@@ -3882,6 +3898,16 @@ class LargeUpdates(ArchitectureRule):
         if not _adaptive(result) or max(steps.values(), default=math.nan) > t.large_update_warning:
             return None
         return "adaptive_steps_sum", _steps_sum(steps)
+
+    def side_effect_figure(self, result: SimulationResult, t: Thresholds) -> tuple[str, float] | None:
+        # the metric is the largest step of all, a BN-fed (scale-invariant) layer's raw one included,
+        # which the rule does not judge (:func:`_judged_steps`): a side effect is shown by the largest
+        # step outside that carve-out on both networks (a fresh head's kept, to compare alike) (specsweep13 P3: "max_update_ratio 132480 -> 2.54", a BN-fed first
+        # layer's step before beside the head's after, which had been 0.0076)
+        if curvature_decides(result) or self.decisive(result, t) is not None:
+            return None
+        steps = _outside_norms(result, _usual_steps(result), t)
+        return "max_judged_update_ratio", max(steps.values(), default=math.nan)
 
     def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
         curved = _curvature_severity(result)
