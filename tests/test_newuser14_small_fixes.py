@@ -45,7 +45,7 @@ def _problems(spec: dict[str, Any], limits: Limits | None = None) -> list[Any]:
 def test_the_batch_size_advice_is_a_batch_that_fits() -> None:
     [p] = _problems(_spec(512))
     assert p.pointer == "/batch_size"
-    fits = int(re.search(r"lower batch_size to ([\d,]+) or less", p.message).group(1).replace(",", ""))  # type: ignore[union-attr]
+    fits = int(re.search(r"lower batch_size to ([\d,]+)(?: or less)? \(now", p.message).group(1).replace(",", ""))  # type: ignore[union-attr]
     # the planner itself: that batch is under the limit, one more is not
     assert _problems(_spec(fits)) == [] and _problems(_spec(fits + 1)) != []
 
@@ -63,7 +63,7 @@ def test_no_batch_size_is_advised_where_none_fits() -> None:
     # at a limit one batch under it, that batch is the advice
     roomy = Limits(max_activation_bytes=200_000_000)
     [p] = _problems(_spec(64, width=1_000_000), roomy)
-    fits = int(re.search(r"lower batch_size to ([\d,]+) or less", p.message).group(1).replace(",", ""))  # type: ignore[union-attr]
+    fits = int(re.search(r"lower batch_size to ([\d,]+)(?: or less)? \(now", p.message).group(1).replace(",", ""))  # type: ignore[union-attr]
     assert _problems(_spec(fits, width=1_000_000), roomy) == [] and _problems(_spec(fits + 1, width=1_000_000), roomy)
     # over the parameter limit too: said once, at the layer
     [p] = _problems(_spec(64, width=1_000_000_000))
@@ -91,3 +91,14 @@ def test_the_local_cli_does_not_speak_of_a_service(tmp_path: Path, capsys: pytes
         assert main(["check", str(path)]) == 2
         err = capsys.readouterr().err
         assert "log format gradhealth reads" in err and "service" not in err, err
+
+
+def test_a_batch_of_one_is_advised_as_one_not_one_or_less() -> None:
+    # specsweep13 refuse_bert_base_seq512_b32: "lower batch_size to 1 or less" asked for a batch under 1
+    for limit in range(150_000_000, 200_000_001, 5_000_000):
+        [p] = _problems(_spec(64, width=1_000_000), Limits(max_activation_bytes=limit))
+        m = re.search(r"lower batch_size to ([\d,]+)( or less)? \(now", p.message)
+        if m is not None and m.group(1) == "1":
+            assert m.group(2) is None, p.message
+            return
+    raise AssertionError("no limit gave a batch of 1 to test")

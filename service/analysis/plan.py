@@ -378,7 +378,7 @@ def check_limits(plan: Plan, limits: Limits, units: int) -> None:
             fits = int((limits.max_activation_bytes - fixed) // per_sample) if per_sample > 0 else 0
             if fits >= 1:
                 problems.append(Problem("/batch_size", f"too much activation memory: {figures}; lower batch_size "
-                                        f"to {fits:,} or less (now {spec.batch_size}) or the input size"
+                                        f"to {fits:,}{' or less' if fits > 1 else ''} (now {spec.batch_size}) or the input size"
                                         f"{halve}{raise_it}"))
             elif plan.parameters <= limits.max_parameters:  # else already said, at the same place
                 problems.append(Problem(where, f"too much activation memory, more than the limit even at "
