@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -263,7 +263,29 @@ def normalisation(ctx: Context, kind: str) -> list[Remedy]:
     if not ps:
         return []
     patch = [{"op": "add", "path": p + "/norm", "value": kind} for p in ps]
-    return [R.normalisation(kind, [names_of([p]) for p in ps], patch)]
+    remedy = R.normalisation(kind, [names_of([p]) for p in ps], patch)
+    return [_sized_norm_snippet(ctx, remedy, ps)]
+
+
+def _sized_norm_snippet(ctx: Context, remedy: Remedy, pointers: Sequence[str]) -> Remedy:
+    """``remedy`` (a norm on the layers at ``pointers``) with its snippet's ``n_in``/``n_out`` the
+    first linear layer's sizes, naming the others it applies to alike (specsweep13: the spec's own
+    sizes were known and the snippet still read ``nn.Linear(n_in, n_out)``); as it is where none is a
+    linear layer with both sizes simulated."""
+    linear = [(p, u) for p in pointers for u in ctx.result.units
+              if u.pointer == p and u.type == "linear" and u.fan_in and u.fan_out]
+    if not linear:
+        return remedy
+    p, u = linear[0]
+    norm = "nn.BatchNorm1d" if remedy.id == "batch_norm" else "nn.LayerNorm"
+    sizes = list(dict.fromkeys((v.fan_in, v.fan_out) for _, v in linear))
+    others = (f"; likewise after each of its {len(linear) - 1} other linear layers"
+              + (f" ({', '.join(f'Linear({a}, {b})' for a, b in sizes[1:4])})" if len(sizes) > 1 else "")
+              if len(linear) > 1 else "")
+    head = (f"# {names_of([p])}: Linear({u.fan_in}, {u.fan_out}){others}\n"
+            f"nn.Sequential(nn.Linear({u.fan_in}, {u.fan_out}), {norm}({u.fan_out}), activation)")
+    lines = remedy.snippet.splitlines()
+    return remedy.model_copy(update={"snippet": "\n".join([head, *lines[1:]])})
 
 
 def residual(ctx: Context) -> list[Remedy]:
