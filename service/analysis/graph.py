@@ -271,8 +271,19 @@ class UnrolledRNN(RecurrentStandIn):
         if not self.probing and run_fused(self.rnn):
             return cast(tuple[torch.Tensor, Any], self.rnn(x, hx))
         rnn = self.rnn
-        seq = x if rnn.batch_first else x.transpose(0, 1)  # [batch, time, features]
-        n, hsize = seq.shape[0], rnn.hidden_size
+        if x.dim() == 2:
+            # torch's unbatched input, (time, features) whatever batch_first says, and a state
+            # without its batch dimension: run as a batch of one and hand back torch's shapes
+            if hx is not None:
+                hx = tuple(h.unsqueeze(1) for h in hx) if self.kind == "lstm" else hx.unsqueeze(1)
+            out, state = self.forward(x.unsqueeze(0 if rnn.batch_first else 1), hx)
+            out = out.squeeze(0 if rnn.batch_first else 1)
+            if self.kind == "lstm":
+                return out, (state[0].squeeze(1), state[1].squeeze(1))
+            return out, state.squeeze(1)
+        # time-major, [time, batch, features], as torch's kernels run and lay out their output
+        seq = x.transpose(0, 1) if rnn.batch_first else x
+        n, hsize = seq.shape[1], rnn.hidden_size
         h0 = c0 = None
         if hx is not None:
             h0, c0 = hx if self.kind == "lstm" else (hx, None)
@@ -281,12 +292,12 @@ class UnrolledRNN(RecurrentStandIn):
         last_h: list[torch.Tensor] = []
         last_c: list[torch.Tensor] = []
         inp = seq
-        length = seq.shape[1]
+        length = seq.shape[0]
         for layer in range(rnn.num_layers):
             outs: list[torch.Tensor] = []
             # one unbind, not a slice per step: a slice's backward fills a zero tensor the size of
             # the whole sequence per step (T^2 work: 7x slower over 2,500 steps), unbind's one
-            xs = inp.unbind(1)
+            xs = inp.unbind(0)
             # a bidirectional layer: torch's second direction (``_reverse`` weights) reads the
             # sequence backwards; its steps are kept in the order it runs them (sublayer 2k + 1)
             for direction in range(self.directions):
@@ -317,9 +328,13 @@ class UnrolledRNN(RecurrentStandIn):
                     self.cells[index] = c
                 last_h.append(h)
                 last_c.append(c)
-                outs.append(torch.stack(steps[::-1] if direction else steps, 1))
+                outs.append(torch.stack(steps[::-1] if direction else steps, 0))
             inp = torch.cat(outs, -1) if len(outs) > 1 else outs[0]
-        out = inp if rnn.batch_first else inp.transpose(0, 1)
+        # torch's layout: a contiguous (time, batch, features) tensor, seen transposed where
+        # batch_first, which a forward may .view where torch's may (pytorch's word_language_model:
+        # ``output.view(-1, hidden)``); a batch-major stack transposed was not contiguous and .view
+        # failed on it in the check only (modsweep46 awaelchli_charlm_tied)
+        out = inp.transpose(0, 1) if rnn.batch_first else inp
         h_n = torch.stack(last_h)
         return out, ((h_n, torch.stack(last_c)) if self.kind == "lstm" else h_n)
 
