@@ -3279,6 +3279,64 @@ def in_own_dtype(run: GraphRun) -> GraphRun | None:
     return dataclasses.replace(run, dtype=native)
 
 
+class _FirstNarrow(torch.overrides.TorchFunctionMode):
+    """Finds the first torch function whose output is a floating tensor narrower than ``dtype`` (a
+    float32 tensor in a float64 pass) that carries a gradient: a part of the differentiated
+    computation done in that precision (``log_det += ld`` into a ``torch.zeros(n)`` made without
+    ``dtype=``), with where that narrow tensor was made. Narrow tensors without a gradient that
+    only meet wider ones (noise drawn with ``torch.randn(shape)``) are promoted and change nothing."""
+
+    def __init__(self, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.bits = torch.finfo(dtype).bits
+        self.found: tuple[torch.dtype, str, str | None, tuple[str, str | None] | None] | None = None
+        self.made: dict[int, tuple[str, str | None]] = {}
+        self.kept: list[torch.Tensor] = []  # the tensors' ids stay theirs while the forward runs
+
+    def _narrow(self, t: Any) -> bool:
+        return isinstance(t, torch.Tensor) and t.is_floating_point() and torch.finfo(t.dtype).bits < self.bits
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
+        out = func(*args, **(kwargs or {}))
+        if self.found is not None:
+            return out
+        outs = [t for t in (out if isinstance(out, list | tuple) else (out,)) if self._narrow(t)]
+        if not outs:
+            return out
+        read = [b for a in (*args, *(kwargs or {}).values()) for b in (a if isinstance(a, list | tuple) else (a,))]
+        origin = next((self.made[id(t)] for t in read if self._narrow(t) and id(t) in self.made), None)
+        if any(t.requires_grad for t in outs):
+            self.found = (outs[0].dtype, op_name(func), caller(), origin)
+            return out
+        for t in outs:
+            self.made.setdefault(id(t), origin or (op_name(func), caller()))
+            self.kept.append(t)
+        return out
+
+
+def narrow_tensors(run: GraphRun, device: str | None = None
+                   ) -> tuple[torch.dtype, str, str | None, tuple[str, str | None] | None] | None:
+    """(the dtype, the operation, the user's line, where the narrow tensor it computed on was made:
+    (operation, line) or None) of the first operation of seed 0's forward on the run's copy whose
+    output carries a gradient in a dtype narrower than the run's (:class:`_FirstNarrow`): a forward
+    that makes a float32 tensor itself runs that part in float32 on the float64 copy, with no error
+    where nothing meets it but an in-place ``+=`` (which keeps the float32) or a promotion
+    (modsweep46 seanie_realnvp: a flow's log-determinant summed into ``torch.zeros(batch)``). None
+    where there is none, or the forward does not run."""
+    if not run.dtype.is_floating_point:
+        return None
+    try:
+        dev = pick_device(device or "auto")
+        net, xs = _copy_for_seed(run, 0, dev), _seed_inputs(run, 0, dev)
+        mode = _FirstNarrow(run.dtype)
+        with torch.enable_grad(), mode:
+            call(net, xs, run.keywords, run.nest)
+    except Exception:  # noqa: BLE001 - the simulation ran this forward; a note is not worth a failure
+        return None
+    return mode.found
+
+
 def native_nonfinite(run: GraphRun, device: str | None = None
                      ) -> tuple[torch.dtype, tuple[str, str | None]] | None:
     """(the model's own floating dtype, :func:`first_nonfinite` in it) when seed 0's forward
