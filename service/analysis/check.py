@@ -158,7 +158,9 @@ NOTE_FIGURES: dict[str, str] = {
     "lr_times_sharpness": "lr x sharpness {v}",
     "output_grad_ratio_first_to_last": "first/last layer gradient {v}",
     "output_grad_ratio_first_to_readout": "first layer/readout gradient {v}",
-    "output_grad_ratio_least_to_last": "least/last layer gradient {v}",
+    # the least-reached middle layer a skip path goes around, not a "least" layer beside the first
+    # (modsweep46: "least/last layer gradient" beside another note's "first/last" read as a typo)
+    "output_grad_ratio_least_to_last": "least-reached middle layer/last layer gradient {v}",
     "output_grad_ratio_first_to_last_step": "first/last step gradient {v}",
     "max(output_grad_ratio_first_to_last, activation_growth)": "growth {v}x",
     "max_saturated_fraction": "{v} of the units saturated",

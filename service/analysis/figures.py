@@ -214,6 +214,10 @@ def abs_max(t: torch.Tensor) -> torch.Tensor:
 ACTIVATION_ABS_MAX = "activation_abs_max"
 OUTPUT_GRAD_ABS_MAX = "output_grad_abs_max"
 WEIGHT_GRAD_ABS_MAX = "weight_grad_abs_max"
+#: A ReLU layer's pre-activations' spread about each unit's own mean, over the samples (and
+#: positions) of the batch, against their root mean square: near 0 where every sample gives each
+#: unit the same input (a squeeze-and-excitation layer's pooled vector), near 1 where they differ.
+SAMPLE_SPREAD = "sample_spread"
 
 
 class Readout:
@@ -279,6 +283,7 @@ class Readout:
             weight is not None and bias is not None and bias.numel()) else None
         i_in = (self._norm(inp), inp.numel()) if inp is not None and inp.is_floating_point() and inp.numel() else None
         i_sat = i_sat_high = i_dead = i_active = None
+        i_spread: tuple[int, int] | None = None
         n_rows = 0
         # a recurrent cell (torch's RNN, LSTM or GRU, or an imported graph's) runs its tanh inside
         # and records no pre-activation: its sequence output h_t is read instead (a tanh RNN's h_t is
@@ -316,6 +321,14 @@ class Readout:
             alive = z.amax(dim=reduce) > 0 if z.dim() > 1 and reduce else z > 0
             n_features = alive.numel()
             i_dead = self._scalar(alive.sum())
+            if z.dim() > 1 and reduce and z.numel() > n_features:
+                # how much the pre-activations vary over what "zero for every sample" reads (the
+                # samples, and positions): the spread about each unit's mean against their size. A
+                # layer fed by a pooled vector (a squeeze-and-excitation block) sees nearly the same
+                # input for every sample, so each unit's sign is one coin toss for the whole batch:
+                # the batch is one sample for it (dead_units, rules.ALIKE_SPREAD; modsweep46)
+                dev = z - z.mean(dim=reduce, keepdim=True)
+                i_spread = (self._scalar((dev * dev).sum()), self._scalar((z * z).sum()))
             # the share of outputs on the flat side, which pass no gradient (a ReLU output under a
             # regression loss: output_loss_mismatch)
             i_active, n_elements = self._scalar((z > 0).sum()), z.numel()
@@ -369,6 +382,9 @@ class Readout:
                 off = i_in is not None and v[i_in[0]] == 0
                 out_figures["dead_fraction"] = 0.0 if off else 1.0 - v[i_dead] / n_features
                 out_figures["relu_units"] = float(n_features)  # how many units the fraction is of
+            if i_spread is not None:
+                square = v[i_spread[1]]
+                out_figures[SAMPLE_SPREAD] = math.sqrt(max(v[i_spread[0]], 0.0) / square) if square > 0 else math.nan
             if i_active is not None and n_elements:
                 out_figures["active_fraction"] = v[i_active] / n_elements
             return out_figures

@@ -271,8 +271,19 @@ class UnrolledRNN(RecurrentStandIn):
         if not self.probing and run_fused(self.rnn):
             return cast(tuple[torch.Tensor, Any], self.rnn(x, hx))
         rnn = self.rnn
-        seq = x if rnn.batch_first else x.transpose(0, 1)  # [batch, time, features]
-        n, hsize = seq.shape[0], rnn.hidden_size
+        if x.dim() == 2:
+            # torch's unbatched input, (time, features) whatever batch_first says, and a state
+            # without its batch dimension: run as a batch of one and hand back torch's shapes
+            if hx is not None:
+                hx = tuple(h.unsqueeze(1) for h in hx) if self.kind == "lstm" else hx.unsqueeze(1)
+            out, state = self.forward(x.unsqueeze(0 if rnn.batch_first else 1), hx)
+            out = out.squeeze(0 if rnn.batch_first else 1)
+            if self.kind == "lstm":
+                return out, (state[0].squeeze(1), state[1].squeeze(1))
+            return out, state.squeeze(1)
+        # time-major, [time, batch, features], as torch's kernels run and lay out their output
+        seq = x.transpose(0, 1) if rnn.batch_first else x
+        n, hsize = seq.shape[1], rnn.hidden_size
         h0 = c0 = None
         if hx is not None:
             h0, c0 = hx if self.kind == "lstm" else (hx, None)
@@ -281,12 +292,12 @@ class UnrolledRNN(RecurrentStandIn):
         last_h: list[torch.Tensor] = []
         last_c: list[torch.Tensor] = []
         inp = seq
-        length = seq.shape[1]
+        length = seq.shape[0]
         for layer in range(rnn.num_layers):
             outs: list[torch.Tensor] = []
             # one unbind, not a slice per step: a slice's backward fills a zero tensor the size of
             # the whole sequence per step (T^2 work: 7x slower over 2,500 steps), unbind's one
-            xs = inp.unbind(1)
+            xs = inp.unbind(0)
             # a bidirectional layer: torch's second direction (``_reverse`` weights) reads the
             # sequence backwards; its steps are kept in the order it runs them (sublayer 2k + 1)
             for direction in range(self.directions):
@@ -317,9 +328,13 @@ class UnrolledRNN(RecurrentStandIn):
                     self.cells[index] = c
                 last_h.append(h)
                 last_c.append(c)
-                outs.append(torch.stack(steps[::-1] if direction else steps, 1))
+                outs.append(torch.stack(steps[::-1] if direction else steps, 0))
             inp = torch.cat(outs, -1) if len(outs) > 1 else outs[0]
-        out = inp if rnn.batch_first else inp.transpose(0, 1)
+        # torch's layout: a contiguous (time, batch, features) tensor, seen transposed where
+        # batch_first, which a forward may .view where torch's may (pytorch's word_language_model:
+        # ``output.view(-1, hidden)``); a batch-major stack transposed was not contiguous and .view
+        # failed on it in the check only (modsweep46 awaelchli_charlm_tied)
+        out = inp.transpose(0, 1) if rnn.batch_first else inp
         h_n = torch.stack(last_h)
         return out, ((h_n, torch.stack(last_c)) if self.kind == "lstm" else h_n)
 
@@ -3274,6 +3289,64 @@ def in_own_dtype(run: GraphRun) -> GraphRun | None:
     if native is None or native == run.dtype:
         return None
     return dataclasses.replace(run, dtype=native)
+
+
+class _FirstNarrow(torch.overrides.TorchFunctionMode):
+    """Finds the first torch function whose output is a floating tensor narrower than ``dtype`` (a
+    float32 tensor in a float64 pass) that carries a gradient: a part of the differentiated
+    computation done in that precision (``log_det += ld`` into a ``torch.zeros(n)`` made without
+    ``dtype=``), with where that narrow tensor was made. Narrow tensors without a gradient that
+    only meet wider ones (noise drawn with ``torch.randn(shape)``) are promoted and change nothing."""
+
+    def __init__(self, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.bits = torch.finfo(dtype).bits
+        self.found: tuple[torch.dtype, str, str | None, tuple[str, str | None] | None] | None = None
+        self.made: dict[int, tuple[str, str | None]] = {}
+        self.kept: list[torch.Tensor] = []  # the tensors' ids stay theirs while the forward runs
+
+    def _narrow(self, t: Any) -> bool:
+        return isinstance(t, torch.Tensor) and t.is_floating_point() and torch.finfo(t.dtype).bits < self.bits
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
+        out = func(*args, **(kwargs or {}))
+        if self.found is not None:
+            return out
+        outs = [t for t in (out if isinstance(out, list | tuple) else (out,)) if self._narrow(t)]
+        if not outs:
+            return out
+        read = [b for a in (*args, *(kwargs or {}).values()) for b in (a if isinstance(a, list | tuple) else (a,))]
+        origin = next((self.made[id(t)] for t in read if self._narrow(t) and id(t) in self.made), None)
+        if any(t.requires_grad for t in outs):
+            self.found = (outs[0].dtype, op_name(func), caller(), origin)
+            return out
+        for t in outs:
+            self.made.setdefault(id(t), origin or (op_name(func), caller()))
+            self.kept.append(t)
+        return out
+
+
+def narrow_tensors(run: GraphRun, device: str | None = None
+                   ) -> tuple[torch.dtype, str, str | None, tuple[str, str | None] | None] | None:
+    """(the dtype, the operation, the user's line, where the narrow tensor it computed on was made:
+    (operation, line) or None) of the first operation of seed 0's forward on the run's copy whose
+    output carries a gradient in a dtype narrower than the run's (:class:`_FirstNarrow`): a forward
+    that makes a float32 tensor itself runs that part in float32 on the float64 copy, with no error
+    where nothing meets it but an in-place ``+=`` (which keeps the float32) or a promotion
+    (modsweep46 seanie_realnvp: a flow's log-determinant summed into ``torch.zeros(batch)``). None
+    where there is none, or the forward does not run."""
+    if not run.dtype.is_floating_point:
+        return None
+    try:
+        dev = pick_device(device or "auto")
+        net, xs = _copy_for_seed(run, 0, dev), _seed_inputs(run, 0, dev)
+        mode = _FirstNarrow(run.dtype)
+        with torch.enable_grad(), mode:
+            call(net, xs, run.keywords, run.nest)
+    except Exception:  # noqa: BLE001 - the simulation ran this forward; a note is not worth a failure
+        return None
+    return mode.found
 
 
 def native_nonfinite(run: GraphRun, device: str | None = None

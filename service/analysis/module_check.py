@@ -71,6 +71,7 @@ from gradhealth.analysis.graph import (
     initial_sharpness,
     layer_weight,
     make_inputs,
+    narrow_tensors,
     native_nonfinite,
     output_class_axis,
     output_op,
@@ -1625,6 +1626,23 @@ def precision_note(run: GraphRun, exc: BaseException) -> str:
             "as their input is made (torch.zeros(..., dtype=x.dtype, device=x.device), x.new_zeros(...))")
 
 
+def narrow_note(run: GraphRun, device: str | None = None) -> str | None:
+    """``simulation.notes``' line where the float64 copy ran but the forward made a narrower tensor
+    itself that gradients flow through (:func:`.graph.narrow_tensors`): that part of it ran in float32,
+    with no error to say so (modsweep46 seanie_realnvp)."""
+    found = narrow_tensors(run, device)
+    if found is None:
+        return None
+    dtype, op, site, made = found
+    name, wide = precision_name(dtype), precision_name(run.dtype)
+    origin = (f", on a {name} tensor made by `{made[0]}`{f' at {made[1]}' if made[1] else ''} (made without dtype=, "
+              "or cast with .float())" if made is not None and made[1] != site else "")
+    return (f"simulated in {wide}, but part of the forward ran in {name}: `{op}`{f' at {site}' if site else ''} "
+            f"computes in {name}{origin}; what is computed from it, or added into it in place (+=, which keeps "
+            f"its {name}), stays {name}, so figures of that part are {name}'s. To have it run in {wide}, make "
+            "such tensors as their input is made (torch.zeros(..., dtype=x.dtype, device=x.device), x.new_zeros(...))")
+
+
 def _simulate_first(run: GraphRun, device: str | None, progress: Callable[[float, str], None]
                     ) -> tuple[GraphRun, SimulationResult, str | None]:
     """(the run that simulated, its result, a note where it fell back): ``run`` in its dtype
@@ -1662,6 +1680,8 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
     # the simulation's share of the bar: the whole of it where no remedy is re-simulated (newuser15 #3)
     share = 0.4 if verify else 1.0
     run, result, fallback = _simulate_first(run, device, lambda f, s: report(share * f, s))
+    if fallback is None:
+        fallback = narrow_note(run, device)
     if not result.units and not any(True for _ in run.model.parameters()):
         raise ValueError("the check found no layer to measure in this network, and no parameter to train: "
                          "its forward calls no nn.Linear, Conv, RNN, Embedding or norm module, and no "
@@ -2995,12 +3015,49 @@ def _check_module_arguments(model: Any, loss: Any, seeds: Any, verify: Any, devi
     # (a model frozen whole is checked as if it were trained: graph.py unfreezes a copy)
     if next(iter(model.parameters()), None) is None:
         raise ArgumentError(f"model ({type(model).__name__}) has no parameters: there is no weight whose "
-                            "gradient could be diagnosed")
+                            f"gradient could be diagnosed{_no_parameters_hint(model)}")
     try:
         return check_device(device)
     except SpecError as exc:
         words = "; ".join(p.message for p in exc.problems) or exc.detail
         raise DeviceArgumentError(f"device: {words}", exc.problems, parameter="device") from None
+
+
+def _misspelled_init(cls: type) -> str | None:
+    """The name of a method of ``cls`` (or a class it derives from, up to torch's) spelled like
+    ``__init__`` but not it (``_init_``, ``__init``, ``__inti__``): Python never calls it, so the
+    layers it builds are never made."""
+    for klass in cls.__mro__:
+        if klass.__module__.startswith("torch.") or klass is object:
+            break
+        if "__init__" in vars(klass):
+            return None  # its own __init__ runs: a helper named _init is no typo
+        for name, value in vars(klass).items():
+            if callable(value) and name.startswith("_") and name.strip("_") in ("init", "inti"):
+                return f"{klass.__name__}.{name}"
+    return None
+
+
+def _no_parameters_hint(model: nn.Module) -> str:
+    """Why a model has no parameters, where that is visible (modsweep46 yaren_unet_no_init: a UNet
+    whose ``_init_`` typo left it empty was refused without a word about the typo)."""
+    parts = []
+    typo = _misspelled_init(type(model))
+    if typo is not None:
+        parts.append(f"{type(model).__name__} defines {typo.split('.')[-1]}, not __init__ ({typo}), which Python "
+                     "never calls, so no layers were created")
+    else:
+        plain = [f"self.{k}" for k, v in vars(model).items() if isinstance(v, torch.Tensor)
+                 and not isinstance(v, nn.Parameter) and v.is_floating_point() and v.dim() >= 1]
+        if plain:
+            # a weight made with torch.randn(...) as a plain attribute: no parameter, no gradient
+            parts.append(f"it holds {', '.join(plain[:3])}{' ...' if len(plain) > 3 else ''} as a plain tensor, "
+                         "not an nn.Parameter, which is no parameter: wrap it in nn.Parameter(...)")
+        elif not any(True for _ in model.children()):
+            parts.append("its __init__ created no layers (no submodule, no nn.Parameter)")
+    if type(model).forward is nn.Module.forward:
+        parts.append(f"{type(model).__name__} defines no forward")
+    return f"; {'; '.join(parts)}" if parts else ""
 
 
 #: Findings about what units do on the inputs: a network's own (trained) weights meet the check's

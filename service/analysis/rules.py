@@ -18,6 +18,7 @@ import numpy as np
 
 from gradhealth.analysis import spec as S
 from gradhealth.analysis.activations import BOUNDED, MEASURED_SATURATING, canonical
+from gradhealth.analysis.figures import SAMPLE_SPREAD
 from gradhealth.analysis.findings import (
     COLLAPSE_LAYER_GAIN,
     OVERSIZED_LAYER_GAIN,
@@ -2677,6 +2678,40 @@ def bottleneck(dead: float, width: int) -> bool:
     return dead > 0.5 and width * (1.0 - dead) <= BOTTLENECK_LIVE_UNITS + 1e-9
 
 
+#: A ReLU layer whose pre-activations vary over the batch by less than this share of their size
+#: (:data:`.figures.SAMPLE_SPREAD`) gives each unit the same sign for every sample: the batch is one
+#: sample for it. At 0.1 a unit's mean is 10 of its spreads from 0, so no sample flips its sign.
+ALIKE_SPREAD = 0.1
+#: ... where the ReLU layer before it varies at least this many times more: the likeness is made at
+#: this layer's input (a pooling over each sample: a squeeze-and-excitation block, a global-pool
+#: head), not a signal that fades layer by layer (a deep stack at a too-small init shrinks it by
+#: about 1.5x a layer, which vanishing_gradient's init remedies do fix).
+ALIKE_DROP = 4.0
+
+
+def alike_inputs(result: SimulationResult) -> dict[str, tuple[float, float]]:
+    """The ReLU layers whose inputs are alike across the samples though the layer before them
+    varies (:data:`ALIKE_SPREAD`, :data:`ALIKE_DROP`): name -> (its spread, the previous ReLU layer's),
+    the largest over the seeds for it, the smallest for the one before. A unit of such a layer is
+    on or off for the whole batch together, one coin toss at initialisation, so "zero for every
+    sample" says no more than one sample would (modsweep46 ayesh_aunet_r16: squeeze-and-excitation
+    bottlenecks, their pooled inputs varying 0.03 of their size, read as 100% dead)."""
+    out: dict[str, tuple[float, float]] = {}
+    before: float | None = None
+    for u in result.units:
+        v = getattr(u, "values", {}).get(SAMPLE_SPREAD)  # (a stand-in unit may carry no figures)
+        if v is None:
+            continue
+        xs = [x for x in v.tolist() if x == x]
+        if not xs:
+            continue
+        spread = max(xs)
+        if before is not None and spread < ALIKE_SPREAD and before >= ALIKE_DROP * spread:
+            out[u.name] = (spread, before)
+        before = min(xs)
+    return out
+
+
 class DeadUnits(_Fraction):
     code = "dead_units"
     key = "dead_fraction"
@@ -2697,6 +2732,11 @@ class DeadUnits(_Fraction):
         # a layer born dead (whole, in a seed where no gradient reaches the first layer) is judged
         # at a small batch too: that is no sampling question (peersweep20 dm56452176)
         dead_born = {id(u) for u, _ in born_dead(result)} if small else set()
+        # a layer whose inputs are alike across the samples (a squeeze-and-excitation bottleneck):
+        # the batch is one sample for it, each unit one coin toss, so only the binomial test over its
+        # units judges it; a narrow one left with one live unit by those tosses (1 or 2 units: 1/2,
+        # 1/4) is not a bottleneck measured but a toss (modsweep46 ayesh_aunet_r16)
+        alike = alike_inputs(result)
         out = []
         for u, value in measured:
             units = u.values.get("relu_units")
@@ -2712,12 +2752,14 @@ class DeadUnits(_Fraction):
                 # batch of 16 with probability 0.19, and per-seed shares called it dead (onnxsweep10)
                 value = min(value, float(every[0]))
                 k, n = round(value * int(units[0])), int(units[0])
-                value = value if value <= 0.5 or binomial_tail_half(k, n) < level or bottleneck(value, n) else 0.5
+                narrow = bottleneck(value, n) and u.name not in alike
+                value = value if value <= 0.5 or binomial_tail_half(k, n) < level or narrow else 0.5
             elif value > 0.5 and units is not None and units[0] >= 1:
                 fractions = [f for f in u.values[self.key].tolist() if f == f]
                 n = int(units[0]) * len(fractions)
                 k = round(sum(fractions) * int(units[0]))
-                value = value if binomial_tail_half(k, n) < level or bottleneck(value, int(units[0])) else 0.5
+                narrow = bottleneck(value, int(units[0])) and u.name not in alike
+                value = value if binomial_tail_half(k, n) < level or narrow else 0.5
             out.append((u, value))
         return out
 
@@ -2827,10 +2869,15 @@ class DeadUnits(_Fraction):
                    f"is not more than half by more than chance (P = {binomial_tail_half(k_all, n_all):.2g} "
                    f"at 1/2, over the {0.05 / layers:.2g} line): inputs that look alike leave each unit off "
                    "with probability 1/2, and a share above 1/2 counts only where a one-sided binomial test "
-                   f"at 1/2 rejects it (Bonferroni over the {layers} ReLU layer{'s' if layers > 1 else ''}) or "
-                   f"the layer is left with {BOTTLENECK_LIVE_UNITS:g} live unit or fewer; otherwise the judged "
-                   "share is 1/2"
+                   f"at 1/2 rejects it (Bonferroni over the {layers} ReLU layer{'s' if layers > 1 else ''})"
+                   + ("" if u.name in alike_inputs(result) else
+                      f" or the layer is left with {BOTTLENECK_LIVE_UNITS:g} live unit or fewer")
+                   + "; otherwise the judged share is 1/2"
                    if width else "the share is not beyond what correlated inputs alone make")
+        alike = alike_inputs(result).get(u.name)
+        if alike is not None:
+            short += "; its inputs are nearly the same for every sample, so the batch is one sample for it"
+            why += f". {_alike_words(*alike)}"
         all_samples = f", {pooled:.0%} for all {samples} samples of every seed" if pooled is not None else ""
         evidence = {
             "metric": f"max_{self.key}", "value": value if value == value else None, "threshold": warn,
@@ -2883,7 +2930,7 @@ class DeadUnits(_Fraction):
     def describe(
         self, severity: str, value: float, result: SimulationResult, t: Thresholds
     ) -> Detection:
-        return _zero_weight_cause(self._describe(severity, value, result, t), result)
+        return _alike_cause(_zero_weight_cause(self._describe(severity, value, result, t), result), result)
 
     def _describe(
         self, severity: str, value: float, result: SimulationResult, t: Thresholds
@@ -2970,6 +3017,35 @@ class DeadUnits(_Fraction):
             "A ReLU unit whose pre-activation is negative for every input outputs 0 and gets "
             "0 gradient, so it never recovers (a too-negative bias or a badly scaled init).",
         )
+
+
+def _alike_words(spread: float, before: float) -> str:
+    """Why a layer whose inputs are alike across the samples (:func:`alike_inputs`) is judged as one sample."""
+    return (f"Its pre-activations vary across the samples by only {spread:.2g} of their size, against {before:.2g} "
+            "for the ReLU layer before it: it reads a vector pooled over each sample (a squeeze-and-excitation "
+            "block's, a global-pool head's), nearly the same for every sample, so the batch is effectively one "
+            "sample for it. Each unit is on or off for the whole batch together, one coin toss at initialisation "
+            "(off with probability 1/2 whatever the batch size: the 2^-batch chance of a live unit being off for "
+            "every sample holds only for samples that differ), so its count of units off is judged as that many "
+            "coin tosses (a one-sided binomial test at 1/2 over its units), never as a narrow layer's death; a new "
+            "draw of the init tosses the coins again, and fixes only units that its weights' construction turned "
+            "off (the remedies' measured results say which), and units off by the toss come on where the pooled "
+            "input changes as the layers before it learn")
+
+
+def _alike_cause(found: Detection, result: SimulationResult) -> Detection:
+    """``found`` (a dead_units detection) saying which of its layers read inputs alike across the
+    samples (:func:`alike_inputs`), with their spread in the evidence (``sample_spread``, and
+    ``sample_spread_before`` of the ReLU layer before each); unchanged where none does."""
+    alike = alike_inputs(result)
+    names = [n for n in found.evidence.get("layers") or [] if n in alike]
+    if not names:
+        return found
+    found.evidence["sample_spread"] = {n: alike[n][0] for n in names}
+    found.evidence["sample_spread_before"] = {n: alike[n][1] for n in names}
+    if found.severity != "info":  # (the note on a discounted share says it in its own words)
+        found.explanation += f" {names[0]}: {_alike_words(*alike[names[0]])}."
+    return found
 
 
 def _zero_weight_cause(found: Detection, result: SimulationResult) -> Detection:
