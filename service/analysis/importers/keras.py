@@ -943,6 +943,36 @@ def _name_of(value: Any) -> tuple[str, dict[str, Any]]:
     return "", {}
 
 
+def activation_written(value: Any) -> str:
+    """The activation a Keras layer config names, as the file writes it (``"my_swish"``, never
+    normalised: a refusal quotes it so): every form Keras serialises one in. ``None``: linear (Keras'
+    own reading of no activation); a string: that name (Keras 2 and 3); Keras 3's function object
+    ``{"module": ..., "class_name": "function", "config": "relu", "registered_name": ...}``: its
+    ``config`` (a custom one's too: ``"custom_act"``); a layer object (Keras 2's ``{"class_name":
+    "LeakyReLU", "config": {...}}``, Keras 3's with ``module``): its class name. Anything else (a
+    number, an object with no ``class_name``, a function object whose ``config`` is no name) is no
+    activation Keras writes: ValueError naming the value, never read as linear (errsweep8 #1: such a
+    Dense was simulated as a linear layer and the model reported healthy)."""
+    if value is None:
+        return "linear"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        cls, cfg = value.get("class_name"), value.get("config")
+        if cls == "function" and isinstance(cfg, str):
+            return cfg
+        if isinstance(cls, str) and cls and cls != "function" and isinstance(cfg, dict | None):
+            return cls
+    shown = repr(value)
+    raise ValueError(f"activation {shown if len(shown) <= 80 else shown[:77] + '...'} is not an activation as "
+                     "Keras writes one (a name such as \"relu\", or an object with `class_name` and `config`)")
+
+
+def activation_key(value: Any) -> str:
+    """:func:`activation_written` normalised for matching (lower case, no underscores): ``leakyrelu``."""
+    return activation_written(value).lower().replace("_", "")
+
+
 def keras3_names(model: dict[str, Any]) -> bool:
     """Whether names such as ``hard_sigmoid`` in ``model`` mean Keras 3's functions: a file of
     Keras 3 or later, or of no known version (Keras 3 writes none into a model's own config)."""
@@ -1044,14 +1074,17 @@ class _Translator:
         return self._undrawable(layer, f"bias initializer {name or value!r}", {"scheme": "zeros"})
 
     def activation(self, value: Any, layer: str) -> str:
-        name, cfg = _name_of(value)
+        try:
+            name = activation_key(value)
+        except ValueError as exc:
+            self.fail(layer, str(exc))
+            return "identity"
         if name == "relu6":  # the clip at 6 hardly ever binds at initialisation (see MIN_RELU_CAP)
             return "relu"
         if name in ("softmax", "sigmoid", "relu", "tanh", "elu", "selu", "gelu", "swish", "silu",
-                    "softplus", "linear", "leakyrelu", ""):
-            return {"softmax": "softmax", "leakyrelu": "leaky_relu", "": "identity"}.get(
-                name, _ACTIVATIONS.get(name, name))
-        self.fail(layer, f"activation {name or value!r} is not supported")
+                    "softplus", "linear", "leakyrelu"):
+            return {"softmax": "softmax", "leakyrelu": "leaky_relu"}.get(name, _ACTIVATIONS.get(name, name))
+        self.fail(layer, f"activation {activation_written(value)!r} is not supported")
         return "identity"
 
     # layers -----------------------------------------------------------------------------------
@@ -1961,7 +1994,10 @@ def passes_values(cls: str, cfg: dict[str, Any]) -> bool:
     masking), an Activation whose activation is linear. The loss a model implies is read from
     the activation before such layers (:func:`output_head` for the spec door)."""
     if cls == "Activation":
-        return _ACTIVATIONS.get(_name_of(cfg.get("activation"))[0] or None, "") == "identity"
+        try:
+            return activation_key(cfg.get("activation")) == "linear"
+        except ValueError:  # refused by either door, naming the value
+            return False
     return cls in _PASS_ON_CLASSES
 
 
