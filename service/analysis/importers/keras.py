@@ -62,7 +62,7 @@ from gradhealth.analysis.importers.keras_pointers import Origin, Origins, reloca
 from gradhealth.analysis.quiet import quiet_run_notes
 from gradhealth.core.losses import loss_problem
 from gradhealth.core.numbers import parse_range, range_problem
-from gradhealth.core.strict_json import DuplicateKey, strict_loads
+from gradhealth.core.strict_json import DuplicateKey, json_depth, strict_loads
 from gradhealth.core.zipmembers import ZipMemberError, read_member
 from gradhealth.errors import GradHealthError, InputFormatError, LimitExceeded, Problem, SpecError
 
@@ -237,6 +237,13 @@ def sniff_keras(head: bytes) -> str | None:
 _MAX_INT_DIGITS = 30
 
 
+#: The deepest a Keras config's JSON may nest: a model's config nests about a dozen levels
+#: (model -> layers -> layer -> config -> initializer, inbound nodes), each nested model a few more,
+#: and nested models are refused past a few (see check_config_sizes); far below the ~1,000 levels at
+#: which Python's JSON decoder runs out of recursion.
+MAX_CONFIG_DEPTH = 200
+
+
 class _OverlongInt(ValueError):
     """An integer in a config too long to be a size, a seed or a count."""
 
@@ -251,6 +258,13 @@ def _config_int(literal: str) -> int:
 def _json(text: bytes | str, where: str) -> dict[str, Any]:
     if len(text) > MAX_CONFIG_BYTES:
         raise InputFormatError(f"{where} is over {MAX_CONFIG_BYTES // 2**20} MB")
+    # counted before parsing: Python's decoder recurses per level and fails past about a thousand
+    # in its own words (errsweep8 #4: "maximum recursion depth exceeded" for valid JSON)
+    depth = json_depth(text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text)
+    if depth > MAX_CONFIG_DEPTH:
+        raise InputFormatError(f"{where} is nested {depth:,} levels deep, more than the {MAX_CONFIG_DEPTH} "
+                               "levels a Keras model config is read to (a model's config nests about a dozen, "
+                               "a few more per nested model)")
     try:
         # json.loads keeps the last of a repeated key silently (a layer's class_name twice is two
         # configs in one): the strict reading refuses it, naming its pointer
