@@ -452,6 +452,16 @@ FLOAT_ELEMENT_TYPES = frozenset({1, 10, 11, 16, 17, 18, 19, 20, 23})
 INT_ELEMENT_TYPES = frozenset({6, 7, 9, 2, 3})
 
 
+def element_type_name(code: int) -> str:
+    """An ONNX element type's name as ONNX spells it (``STRING`` for 8, ``UNDEFINED`` for 0)."""
+    import onnx
+
+    try:
+        return str(onnx.TensorProto.DataType.Name(int(code)))
+    except ValueError:
+        return f"element type {code}, which ONNX does not define"
+
+
 def check_ops(graph: Any, known: dict[str, np.ndarray], ranks: dict[str, int] | None = None) -> None:
     """Refuse (:class:`ModelError`, naming the node) what a node's attributes or constant inputs
     already make impossible to run, before a job is queued: a ``Cast`` to an element type the check
@@ -2049,6 +2059,11 @@ def _largest_producers(sized: list[tuple[str, int, list[int]]], graph: Any, most
         for (op, dims), (total, count, label) in top)
 
 
+#: Activation memory past any machine's (a pebibyte): a limit raised to it is no advice, the
+#: declared sizes are what is wrong.
+IMPOSSIBLE_BYTES = 2**50
+
+
 def _raised(act: int) -> int:
     """A limit over ``act`` bytes, rounded up to a whole GiB: the setting that lets it run."""
     return -(-act // (1 << 30)) * (1 << 30)
@@ -2529,6 +2544,15 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
                 batch_only = batch_only and k == 0
         shapes[inp.name] = dims
         elem_types[inp.name] = tt.elem_type
+    # an input the check cannot draw (text, complex numbers, no type): refused here, before a job
+    # exists, by name and type (errsweep8: a STRING input failed in the job as "element type 8")
+    undrawable = [f"{name} ({element_type_name(elem)})" for name, elem in elem_types.items()
+                  if elem not in FLOAT_ELEMENT_TYPES | INT_ELEMENT_TYPES]
+    if undrawable:
+        raise ModelError(f"graph input{'s' if len(undrawable) > 1 else ''} of a type the check cannot draw "
+                         f"samples of: {', '.join(undrawable[:NAMED_NODES])}; it draws floating-point, integer "
+                         "and boolean inputs (a model taking text takes the token ids a tokenizer makes: "
+                         "export it from the ids on)")
     if invalid:
         raise ModelError("input dimensions declared 0 or negative: " + ", ".join(invalid[:5])
                          + "; give the input shapes (NAME=1x3x32x32)")
@@ -2583,10 +2607,18 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
             _estimate(model, shapes, sized)
             way = _largest_producers(sized, graph) + _fitting_length(model, sized, shapes, act,
                                                                      limits.max_activation_bytes)
+        if act > IMPOSSIBLE_BYTES:
+            # past any machine's memory: no setting is the fix, the declared sizes are (errsweep8: a 2^62
+            # input dimension was told to raise the limit to 590295810358705651712 bytes)
+            declared = "; ".join(f"{n} {s}" for n, s in list(shapes.items())[:NAMED_NODES])
+            fix = (f"; that is more memory than any machine has: the sizes are impossibly large (inputs: "
+                   f"{declared[:300]}): fix the shapes the file declares, or give the sizes to use "
+                   "(--input-shape NAME=1x3x32x32; input_shapes over HTTP)")
+        else:
+            fix = (f"; or raise the limit (GRADHEALTH_LIMITS__MAX_ACTIVATION_BYTES={_raised(act)} "
+                   "where the machine has the memory)")
         raise LimitExceeded(f"activations and their gradients would take about {act} "
-                            f"bytes, over the limit of {limits.max_activation_bytes}" + alone + way
-                            + f"; or raise the limit (GRADHEALTH_LIMITS__MAX_ACTIVATION_BYTES={_raised(act)} "
-                            "where the machine has the memory)")
+                            f"bytes, over the limit of {limits.max_activation_bytes}" + alone + way + fix)
     lifted = (f"{plan.why()}; every node after it takes a batch axis added in front, so it is simulated "
               f"over a batch of {next(iter(shapes[n][0] for n, *_ in plan.inputs))} such samples stacked "
               "along it" if plan is not None and plan.blocker is None else None)
