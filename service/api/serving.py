@@ -6,7 +6,10 @@ sends half a request head and goes silent holds its connection (and one of ``max
 slots) forever, and a thousand such connections from one address answer every other client with
 503. Here a connection that has not completed a request's head ``header_timeout_s`` seconds after
 it opened, or after its previous response, gets a 408 and is closed; and an address that already
-holds ``max_connections_per_address`` connections has its next one answered 429 and closed. The
+holds ``max_connections_per_address`` connections has its next one answered 429 and closed, unless
+that connection's request is a health probe or a scrape (``GET /livez``, ``/readyz``, ``/metrics``:
+:data:`PROBE_SLOTS` such connections past the cap, each closed after its one response), so a probe
+that shares an address with many dashboard viewers is not failed by them. The
 deadline runs from the connection's opening for its first request, and from the first byte of each
 later one (between requests, uvicorn's keep-alive timeout applies).
 """
@@ -14,10 +17,17 @@ later one (between requests, uvicorn's keep-alive timeout applies).
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import Counter
 from typing import Any
 
 from gradhealth.settings import Settings
+
+#: Connections past the per-address cap one address may hold while their first request line is
+#: read: a probe's or a scrape's is served (:data:`_PROBE`), any other gets the cap's 429.
+PROBE_SLOTS = 8
+#: The request lines exempt from the per-address cap: health probes and the Prometheus scrape.
+_PROBE = re.compile(rb"(GET|HEAD) /(livez|readyz|metrics)(\?[^ ]*)? HTTP/1\.[01]\r?")
 
 
 def _plain_response(status: str, message: str, headers: str = "") -> bytes:
@@ -37,6 +47,7 @@ def guarded_protocol(settings: Settings, base: type[asyncio.Protocol] | None = N
     head_timeout = settings.header_timeout_s
     per_address = settings.max_connections_per_address
     open_by_address: Counter[str] = Counter()  # one event loop per serving process: no lock needed
+    over_by_address: Counter[str] = Counter()  # past the cap, their first request line being read
     too_many = _plain_response(
         "429 Too Many Requests",
         f"this address holds {per_address} connections already, the limit "
@@ -50,6 +61,9 @@ def guarded_protocol(settings: Settings, base: type[asyncio.Protocol] | None = N
         _gh_timer: asyncio.TimerHandle | None = None
         _gh_armed_cycle: Any = None
         _gh_bytes = False
+        _gh_over: str | None = None  # past the cap: served only as a probe (the address)
+        _gh_line = b""  # the first request line of such a connection, until it is judged
+        _gh_probe = False
 
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             super().connection_made(transport)
@@ -57,15 +71,24 @@ def guarded_protocol(settings: Settings, base: type[asyncio.Protocol] | None = N
             address = str(peer[0]) if isinstance(peer, tuple) and peer else None
             if per_address and address is not None:
                 if open_by_address[address] >= per_address:
-                    self.transport.write(too_many)
-                    self.transport.close()
-                    return
-                open_by_address[address] += 1
-                self._gh_address = address
+                    if over_by_address[address] >= PROBE_SLOTS:
+                        self.transport.write(too_many)
+                        self.transport.close()
+                        return
+                    over_by_address[address] += 1  # judged by its request line (data_received)
+                    self._gh_over = address
+                else:
+                    open_by_address[address] += 1
+                    self._gh_address = address
             self._gh_arm()
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._gh_disarm()
+            if self._gh_over is not None:
+                over_by_address[self._gh_over] -= 1
+                if over_by_address[self._gh_over] <= 0:
+                    del over_by_address[self._gh_over]
+                self._gh_over = None
             if self._gh_address is not None:
                 open_by_address[self._gh_address] -= 1
                 if open_by_address[self._gh_address] <= 0:
@@ -74,6 +97,19 @@ def guarded_protocol(settings: Settings, base: type[asyncio.Protocol] | None = N
             super().connection_lost(exc)
 
         def data_received(self, data: bytes) -> None:
+            if self._gh_over is not None and not self._gh_probe:
+                # past the cap: a probe's or a scrape's request line is served, any other refused
+                self._gh_line += data
+                self._gh_bytes = True
+                if b"\n" not in self._gh_line and len(self._gh_line) < 1024:
+                    return  # (the head deadline still runs)
+                if not _PROBE.fullmatch(self._gh_line.split(b"\n", 1)[0]):
+                    if not self.transport.is_closing():
+                        self.transport.write(too_many)
+                        self.transport.close()
+                    return
+                self._gh_probe = True
+                data, self._gh_line = self._gh_line, b""
             cycle = self.cycle
             if self._gh_timer is None and (cycle is None or cycle.response_complete):
                 self._gh_arm()  # the first byte of the next request's head: its deadline starts
@@ -82,6 +118,9 @@ def guarded_protocol(settings: Settings, base: type[asyncio.Protocol] | None = N
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
+            if self._gh_over is not None and not self.transport.is_closing():
+                self.transport.close()  # a probe past the cap: one response (flushed), then closed
+                return
             # between requests: uvicorn's keep-alive timer times the idle connection until the next
             # request's first byte (data_received arms the head deadline then)
             self._gh_disarm()

@@ -7,8 +7,27 @@ options, and the Keras importer's configs."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
+
+
+def json_depth(text: bytes) -> int:
+    """How deep the brackets of JSON ``text`` nest (strings passed over), counted without parsing:
+    the depth of a document too deep to parse (Python's decoder recurses once per level, and past
+    about a thousand it fails with "maximum recursion depth exceeded"), checked before parsing."""
+    depth = deepest = 0
+    for m in _JSON_TOKEN.finditer(text):
+        tok = m.group()
+        if tok in (b"{", b"["):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif tok in (b"}", b"]"):
+            depth -= 1
+    return deepest
+
+
+_JSON_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"?|[\[\]{}]')
 
 
 class DuplicateKey(ValueError):

@@ -74,21 +74,32 @@ def read_log(path: Path, *, format: str | None = None,  # noqa: A002
 
 
 def _read_any(path: Path, format: str | None, limits: ReadLimits) -> RunLog:  # noqa: A002
+    # the path as the caller gave it: a device's base name alone read as another file (errsweep8:
+    # /dev/zero was "zero: not a regular file")
     try:
         if not path.exists():
-            raise LogError(f"{path.name}: no such file or folder")
+            raise LogError(f"{path}: no such file or folder")
         if path.is_dir():
             return _read_folder(path, path.name or path.resolve().name, format, limits)
         if not path.is_file():
-            raise LogError(f"{path.name}: not a regular file")
+            raise LogError(f"{path}: not a regular file ({_not_a_file(path)})")
     except OSError as e:
-        raise LogError(f"{path.name}: cannot be read ({e.strerror or e})") from None
+        raise LogError(f"{path}: cannot be read ({e.strerror or e})") from None
     kind = sniff.archive_kind(path)
     if kind is not None:
         _refuse_foreign_zip(path, kind)
         return _read_archive(path, kind, format, limits)
     log = _read_file(path, path.name, format, limits)
     return _alone(("validation", log), path.parent, []) if _keras_validation_writer(log) else log
+
+
+def _not_a_file(path: Path) -> str:
+    """What ``path``, which is no regular file or folder, is, in words: a device, a named pipe, a socket."""
+    import stat
+
+    mode = path.stat().st_mode
+    return ("a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a named pipe" if stat.S_ISFIFO(mode)
+            else "a socket" if stat.S_ISSOCK(mode) else "not a file")
 
 
 def _refuse_foreign_zip(path: Path, kind: str) -> None:

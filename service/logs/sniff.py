@@ -22,7 +22,7 @@ import re
 from pathlib import Path
 from typing import BinaryIO
 
-from gradhealth.core.strict_json import DuplicateKey
+from gradhealth.core.strict_json import DuplicateKey, json_depth
 from gradhealth.errors import LogError, UnknownLogFormat, UploadTooLarge
 from gradhealth.logs.foreign import what_it_is
 from gradhealth.logs.readers import registry
@@ -250,23 +250,6 @@ def _line_length(path: Path, start: int) -> int | None:
                 return n + m.start()
             n += len(chunk)
     return None
-
-
-def json_depth(text: bytes) -> int:
-    """How deep the brackets of JSON ``text`` nest (strings passed over), counted without parsing:
-    the depth of a record too deep to parse."""
-    depth = deepest = 0
-    for m in _JSON_TOKEN.finditer(text):
-        tok = m.group()
-        if tok in (b"{", b"["):
-            depth += 1
-            deepest = max(deepest, depth)
-        elif tok in (b"}", b"]"):
-            depth -= 1
-    return deepest
-
-
-_JSON_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"?|[\[\]{}]')
 
 
 _LINE_END = re.compile(rb"\r\n?|\n")

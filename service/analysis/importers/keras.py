@@ -62,7 +62,7 @@ from gradhealth.analysis.importers.keras_pointers import Origin, Origins, reloca
 from gradhealth.analysis.quiet import quiet_run_notes
 from gradhealth.core.losses import loss_problem
 from gradhealth.core.numbers import parse_range, range_problem
-from gradhealth.core.strict_json import DuplicateKey, strict_loads
+from gradhealth.core.strict_json import DuplicateKey, json_depth, strict_loads
 from gradhealth.core.zipmembers import ZipMemberError, read_member
 from gradhealth.errors import GradHealthError, InputFormatError, LimitExceeded, Problem, SpecError
 
@@ -237,6 +237,13 @@ def sniff_keras(head: bytes) -> str | None:
 _MAX_INT_DIGITS = 30
 
 
+#: The deepest a Keras config's JSON may nest: a model's config nests about a dozen levels
+#: (model -> layers -> layer -> config -> initializer, inbound nodes), each nested model a few more,
+#: and nested models are refused past a few (see check_config_sizes); far below the ~1,000 levels at
+#: which Python's JSON decoder runs out of recursion.
+MAX_CONFIG_DEPTH = 200
+
+
 class _OverlongInt(ValueError):
     """An integer in a config too long to be a size, a seed or a count."""
 
@@ -251,6 +258,13 @@ def _config_int(literal: str) -> int:
 def _json(text: bytes | str, where: str) -> dict[str, Any]:
     if len(text) > MAX_CONFIG_BYTES:
         raise InputFormatError(f"{where} is over {MAX_CONFIG_BYTES // 2**20} MB")
+    # counted before parsing: Python's decoder recurses per level and fails past about a thousand
+    # in its own words (errsweep8 #4: "maximum recursion depth exceeded" for valid JSON)
+    depth = json_depth(text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text)
+    if depth > MAX_CONFIG_DEPTH:
+        raise InputFormatError(f"{where} is nested {depth:,} levels deep, more than the {MAX_CONFIG_DEPTH} "
+                               "levels a Keras model config is read to (a model's config nests about a dozen, "
+                               "a few more per nested model)")
     try:
         # json.loads keeps the last of a repeated key silently (a layer's class_name twice is two
         # configs in one): the strict reading refuses it, naming its pointer
@@ -943,6 +957,36 @@ def _name_of(value: Any) -> tuple[str, dict[str, Any]]:
     return "", {}
 
 
+def activation_written(value: Any) -> str:
+    """The activation a Keras layer config names, as the file writes it (``"my_swish"``, never
+    normalised: a refusal quotes it so): every form Keras serialises one in. ``None``: linear (Keras'
+    own reading of no activation); a string: that name (Keras 2 and 3); Keras 3's function object
+    ``{"module": ..., "class_name": "function", "config": "relu", "registered_name": ...}``: its
+    ``config`` (a custom one's too: ``"custom_act"``); a layer object (Keras 2's ``{"class_name":
+    "LeakyReLU", "config": {...}}``, Keras 3's with ``module``): its class name. Anything else (a
+    number, an object with no ``class_name``, a function object whose ``config`` is no name) is no
+    activation Keras writes: ValueError naming the value, never read as linear (errsweep8 #1: such a
+    Dense was simulated as a linear layer and the model reported healthy)."""
+    if value is None:
+        return "linear"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        cls, cfg = value.get("class_name"), value.get("config")
+        if cls == "function" and isinstance(cfg, str):
+            return cfg
+        if isinstance(cls, str) and cls and cls != "function" and isinstance(cfg, dict | None):
+            return cls
+    shown = repr(value)
+    raise ValueError(f"activation {shown if len(shown) <= 80 else shown[:77] + '...'} is not an activation as "
+                     "Keras writes one (a name such as \"relu\", or an object with `class_name` and `config`)")
+
+
+def activation_key(value: Any) -> str:
+    """:func:`activation_written` normalised for matching (lower case, no underscores): ``leakyrelu``."""
+    return activation_written(value).lower().replace("_", "")
+
+
 def keras3_names(model: dict[str, Any]) -> bool:
     """Whether names such as ``hard_sigmoid`` in ``model`` mean Keras 3's functions: a file of
     Keras 3 or later, or of no known version (Keras 3 writes none into a model's own config)."""
@@ -1044,14 +1088,17 @@ class _Translator:
         return self._undrawable(layer, f"bias initializer {name or value!r}", {"scheme": "zeros"})
 
     def activation(self, value: Any, layer: str) -> str:
-        name, cfg = _name_of(value)
+        try:
+            name = activation_key(value)
+        except ValueError as exc:
+            self.fail(layer, str(exc))
+            return "identity"
         if name == "relu6":  # the clip at 6 hardly ever binds at initialisation (see MIN_RELU_CAP)
             return "relu"
         if name in ("softmax", "sigmoid", "relu", "tanh", "elu", "selu", "gelu", "swish", "silu",
-                    "softplus", "linear", "leakyrelu", ""):
-            return {"softmax": "softmax", "leakyrelu": "leaky_relu", "": "identity"}.get(
-                name, _ACTIVATIONS.get(name, name))
-        self.fail(layer, f"activation {name or value!r} is not supported")
+                    "softplus", "linear", "leakyrelu"):
+            return {"softmax": "softmax", "leakyrelu": "leaky_relu"}.get(name, _ACTIVATIONS.get(name, name))
+        self.fail(layer, f"activation {activation_written(value)!r} is not supported")
         return "identity"
 
     # layers -----------------------------------------------------------------------------------
@@ -1961,7 +2008,10 @@ def passes_values(cls: str, cfg: dict[str, Any]) -> bool:
     masking), an Activation whose activation is linear. The loss a model implies is read from
     the activation before such layers (:func:`output_head` for the spec door)."""
     if cls == "Activation":
-        return _ACTIVATIONS.get(_name_of(cfg.get("activation"))[0] or None, "") == "identity"
+        try:
+            return activation_key(cfg.get("activation")) == "linear"
+        except ValueError:  # refused by either door, naming the value
+            return False
     return cls in _PASS_ON_CLASSES
 
 

@@ -459,15 +459,15 @@ def transposed_padding(size: int, kernel: int, stride: int, padding: str) -> tup
 
 
 def _activation(value: Any) -> str:
-    from gradhealth.analysis.importers.keras import _name_of
+    """The activation a config names (any form Keras writes: :func:`.keras.activation_written`),
+    as one of :data:`ACTIVATIONS`; ValueError quoting it as the file writes it otherwise."""
+    from gradhealth.analysis.importers.keras import activation_key, activation_written
 
-    if value is None:
-        return "linear"
-    name, _ = _name_of(value)
+    key = activation_key(value)  # ValueError for a value that is no activation Keras writes
     name = {"leakyrelu": "leaky_relu", "hardsigmoid": "hard_sigmoid", "hardswish": "hard_swish",
-            "hardsilu": "hard_silu", "": "linear"}.get(name, name)
+            "hardsilu": "hard_silu"}.get(key, key)
     if name not in ACTIVATIONS:
-        raise ValueError(f"activation {name or value!r} is not supported (supported: "
+        raise ValueError(f"activation {activation_written(value)!r} is not supported (supported: "
                          f"{', '.join(ACTIVATIONS)})")
     return name
 
@@ -727,6 +727,8 @@ def _shape(node: Node, shapes: list[Shape]) -> tuple[Shape, list[tuple[str, Shap
         frame, weights = _shape(replace(node, cfg=frame_config(cfg)), [x[1:]])
         return (x[0], *frame), weights
     if cls == DISTANCE:  # a Lambda's stand-in: two inputs of one shape, their distance on the last axis
+        if len(shapes) != 2 or shapes[0] != shapes[1]:  # (a file may name the class itself)
+            raise ValueError(f"{cls} needs two inputs of one shape, not {[list(s) for s in shapes]}")
         return (shapes[0][:-1] + (1,) if cfg.get("_keepdims", True) else shapes[0][:-1]), []
     if cls in _MERGES:
         constants = sum(isinstance(a, float) for a in node.args or [])
@@ -1038,14 +1040,19 @@ def check_config_sizes(config: dict[str, Any]) -> None:
     problems: list[Problem] = []
 
     def layer(value: Any, pointer: str, depth: int, known: Container[str] = known) -> None:
-        if not isinstance(value, dict) or not isinstance(value.get("config"), dict) or depth > 16:
+        # a layer with no `config` key is read as an empty config, as both doors read it, so its
+        # required sizes are refused here by pointer too (errsweep8 #2: {"class_name": "Dense"}
+        # reached the spec door's int(cfg["units"]): a KeyError, HTTP 500)
+        absent = isinstance(value, dict) and "config" not in value
+        if not isinstance(value, dict) or not isinstance(value.get("config", {}), dict) or depth > 16:
             return  # not a layer object: each door says so in its own terms
-        cls, cfg = str(value.get("class_name")), value["config"]
+        cls, cfg = str(value.get("class_name")), value.get("config", {})
         if cls not in known:
             return  # an unsupported class is refused by name, whatever its sizes
         name = cfg.get("name", value.get("name", cls))
         for key, message in size_problems(cls, cfg):
-            problems.append(Problem(f"{pointer}/config/{key}", f"{name} ({cls}): {message}"))
+            said = f"{message} (the layer has no `config` object)" if absent else message
+            problems.append(Problem(f"{pointer}/config/{key}", f"{name} ({cls}): {said}"))
         # a wrapper's layer, where the doors read it (another is refused by name)
         inner = RECURRENT if cls == "Bidirectional" else FRAME_WISE if cls == "TimeDistributed" else ()
         layer(cfg.get("layer"), f"{pointer}/config/layer", depth + 1, inner)

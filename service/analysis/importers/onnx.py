@@ -41,6 +41,7 @@ from gradhealth.analysis.importers.onnx_static import (
     attribute_value,
     check_has_weights,
     declared_outputs,
+    element_type_name,
     op_key,
     read_header,
     resize_key,
@@ -2483,7 +2484,7 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
                         if bound is None and _true_masks(name, nodes, static) else None)
             inputs.append(InputSpec(tuple(shapes[name]), dtype, bound, unmasked))
         else:
-            raise ModelError(f"input {name}: element type {elem} is not a number type")
+            raise ModelError(f"input {name}: element type {element_type_name(elem)} is not a number type")
     if header.loss_note:
         notes.insert(0, header.loss_note)
     counts: dict[str, int] = {}

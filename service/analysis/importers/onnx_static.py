@@ -452,6 +452,16 @@ FLOAT_ELEMENT_TYPES = frozenset({1, 10, 11, 16, 17, 18, 19, 20, 23})
 INT_ELEMENT_TYPES = frozenset({6, 7, 9, 2, 3})
 
 
+def element_type_name(code: int) -> str:
+    """An ONNX element type's name as ONNX spells it (``STRING`` for 8, ``UNDEFINED`` for 0)."""
+    import onnx
+
+    try:
+        return str(onnx.TensorProto.DataType.Name(int(code)))
+    except ValueError:
+        return f"element type {code}, which ONNX does not define"
+
+
 def check_ops(graph: Any, known: dict[str, np.ndarray], ranks: dict[str, int] | None = None) -> None:
     """Refuse (:class:`ModelError`, naming the node) what a node's attributes or constant inputs
     already make impossible to run, before a job is queued: a ``Cast`` to an element type the check
@@ -1749,6 +1759,108 @@ def onnx_opset() -> int:
     return int(onnx.defs.onnx_opset_version())
 
 
+def _calls(nodes: Iterable[Any]) -> Iterable[Any]:
+    """Every node of ``nodes`` and of the subgraphs (If branches, Loop bodies) in their attributes."""
+    for n in nodes:
+        yield n
+        for a in n.attribute:
+            if a.HasField("g"):
+                yield from _calls(a.g.node)
+            for g in a.graphs:
+                yield from _calls(g.node)
+
+
+def _function_plan(model: Any) -> tuple[dict[tuple[str, str], int], set[tuple[str, str]]]:
+    """For the functions ``model`` defines (``model.functions``, by (domain, name)): how many
+    nodes each one's calls expand to once inlined (functions it calls inlined too), for those that
+    can be inlined; and those that cannot: a function that calls itself, directly or through
+    others (ONNX forbids it), or calls one that does. Counted without inlining anything, so a file
+    of functions calling functions twice over, 2^60 nodes inlined, is refused by its count."""
+    defined = {(f.domain, f.name): f for f in model.functions}
+    callees = {key: [(n.domain, n.op_type) for n in _calls(f.node)] for key, f in defined.items()}
+    size: dict[tuple[str, str], int] = {}
+    cyclic: set[tuple[str, str]] = set()
+    state: dict[tuple[str, str], int] = {}  # 1: on the path being walked, 2: done
+    for root in defined:  # depth-first, with a stack of its own: a chain of functions may be long
+        if root in state:
+            continue
+        state[root] = 1
+        stack = [(root, iter(callees[root]))]
+        while stack:
+            key, it = stack[-1]
+            callee = next(it, None)
+            if callee is None:
+                stack.pop()
+                state[key] = 2
+                inner = [c for c in callees[key] if c in defined]
+                if key in cyclic or any(c in cyclic for c in inner):
+                    cyclic.add(key)
+                else:
+                    size[key] = sum(size[c] if c in defined else 1 for c in callees[key])
+            elif callee in defined and state.get(callee) == 1:  # a cycle: every function on it
+                at = next(k for k, (on, _) in enumerate(stack) if on == callee)
+                cyclic.update(on for on, _ in stack[at:])
+            elif callee in defined and callee not in state:
+                state[callee] = 1
+                stack.append((callee, iter(callees[callee])))
+    return size, cyclic
+
+
+def inline_functions(model: Any, limits: Limits) -> int:
+    """Inline the calls of the functions ``model`` defines (``model.functions``: onnxscript's, or
+    ``torch.onnx.export(..., dynamo=True)`` keeping modules as functions) into its graph, in place,
+    with ``onnx.inliner``: the file is then checked as the ops those functions are made of. A
+    function that calls itself (directly or through others) is left a call, refused later by name
+    as a function (:func:`function_hint`) unless the loss does not read it. The nodes the inlined
+    graph would have are counted first and refused over the node limit (a file of functions each
+    calling the one before twice is 2^n nodes). The count of calls inlined (0: nothing changed)."""
+    if not len(model.functions):
+        return 0
+    size, cyclic = _function_plan(model)
+    calls = [(n.domain, n.op_type) for n in _calls(model.graph.node)]
+    inlinable = [key for key in size if key not in cyclic]
+    called = [c for c in calls if c in size and c not in cyclic]
+    if not called:
+        return 0
+    nodes = sum(size.get(c, 1) if c in size and c not in cyclic else 1 for c in calls)
+    most = NODES_PER_UNIT * limits.max_units
+    if nodes > most:
+        shown = f"{nodes:,}" if nodes < 10**15 else f"about 10^{len(str(nodes)) - 1}"
+        raise LimitExceeded(f"the graph's calls of the functions the file defines (model.functions) expand to "
+                            f"{shown} nodes once inlined, over the limit of {most} ({NODES_PER_UNIT} per layer of "
+                            f"the {limits.max_units}-layer limit, GRADHEALTH_LIMITS__MAX_UNITS)")
+    import onnx.inliner
+
+    # the inliner refuses a file with any recursive function, called or not: those are set aside
+    # (their calls left as they are: onnx.inliner passes over a call of no function it holds)
+    recursive = [f for f in model.functions if (f.domain, f.name) in cyclic]
+    kept = [f for f in model.functions if (f.domain, f.name) not in cyclic]
+    del model.functions[:]
+    model.functions.extend(kept)
+    try:
+        inlined = onnx.inliner.inline_local_functions(model)
+    except Exception as exc:  # (onnx's checker errors): refused in its words, naming the functions
+        names = ", ".join(f"{d}::{n}" for d, n in inlinable[:NAMED_NODES])
+        raise ModelError(f"the functions the file defines (model.functions: {names}) could not be inlined: "
+                         f"{str(exc)[:300]}") from None
+    inlined.functions.extend(recursive)
+    model.CopyFrom(inlined)
+    return len(called)
+
+
+def function_hint(model: Any, missing: list[str]) -> str:
+    """What to add to the unsupported-ops refusal where an op is a function the file defines
+    (``model.functions``) that was not inlined (:func:`inline_functions`): it calls itself."""
+    defined = {f"{f.domain}::{f.name}" for f in model.functions}
+    named = [m.split(" (")[0] for m in missing if m.split(" (")[0] in defined]
+    if not named:
+        return ""
+    return (f"; {', '.join(named)} {'is a function' if len(named) == 1 else 'are functions'} the file defines "
+            "(model.functions), not an op: functions are inlined before the check, but one that calls itself "
+            "(directly or through another function) cannot be, as ONNX forbids recursive functions; export the "
+            "model without it")
+
+
 def op_key(node: Any) -> str:
     """A node's op as :data:`SUPPORTED_OPS` and the interpreter's registry name it: the op type in
     the default domain, ``domain::Op`` in any other (``ai.onnx.ml::Scaler``)."""
@@ -1945,6 +2057,11 @@ def _largest_producers(sized: list[tuple[str, int, list[int]]], graph: Any, most
     return "; most of it: " + ", ".join(
         f"{count} {op} output{'s' if count > 1 else ''} of {list(dims)} ({total} bytes; e.g. node {label})"
         for (op, dims), (total, count, label) in top)
+
+
+#: Activation memory past any machine's (a pebibyte): a limit raised to it is no advice, the
+#: declared sizes are what is wrong.
+IMPOSSIBLE_BYTES = 2**50
 
 
 def _raised(act: int) -> int:
@@ -2296,6 +2413,9 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     if len(data) > max_bytes:
         raise LimitExceeded(f"the model file is {len(data)} bytes, over the limit of {max_bytes}")
     model = parse(data)
+    # the functions the file defines are inlined, so it is checked as the ops they are made of
+    # (errsweep8 #5: a local::MyRelu of one Relu was refused as an "unsupported op")
+    inline_functions(model, limits)
     # a sparse initializer (values at indices) is read as the dense tensor it stands for, within the
     # parameter limit; it was reported as a read of nothing ("'W', which is not defined": errsweep6)
     densify_sparse(model.graph, limits)
@@ -2316,7 +2436,8 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
         raise ModelError(refusal)
     missing_ops = unsupported(model, supported)
     if missing_ops:
-        raise ModelError(f"unsupported ONNX ops: {', '.join(missing_ops)}{noise_hint(model.graph)}"
+        raise ModelError(f"unsupported ONNX ops: {', '.join(missing_ops)}{function_hint(model, missing_ops)}"
+                         f"{noise_hint(model.graph)}"
                          f"{quantised_hint(model.graph, supported)}{sklearn_hint(model.graph, supported)}")
     graph = model.graph
     init_names = {t.name for t in graph.initializer}
@@ -2423,6 +2544,15 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
                 batch_only = batch_only and k == 0
         shapes[inp.name] = dims
         elem_types[inp.name] = tt.elem_type
+    # an input the check cannot draw (text, complex numbers, no type): refused here, before a job
+    # exists, by name and type (errsweep8: a STRING input failed in the job as "element type 8")
+    undrawable = [f"{name} ({element_type_name(elem)})" for name, elem in elem_types.items()
+                  if elem not in FLOAT_ELEMENT_TYPES | INT_ELEMENT_TYPES]
+    if undrawable:
+        raise ModelError(f"graph input{'s' if len(undrawable) > 1 else ''} of a type the check cannot draw "
+                         f"samples of: {', '.join(undrawable[:NAMED_NODES])}; it draws floating-point, integer "
+                         "and boolean inputs (a model taking text takes the token ids a tokenizer makes: "
+                         "export it from the ids on)")
     if invalid:
         raise ModelError("input dimensions declared 0 or negative: " + ", ".join(invalid[:5])
                          + "; give the input shapes (NAME=1x3x32x32)")
@@ -2477,10 +2607,18 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
             _estimate(model, shapes, sized)
             way = _largest_producers(sized, graph) + _fitting_length(model, sized, shapes, act,
                                                                      limits.max_activation_bytes)
+        if act > IMPOSSIBLE_BYTES:
+            # past any machine's memory: no setting is the fix, the declared sizes are (errsweep8: a 2^62
+            # input dimension was told to raise the limit to 590295810358705651712 bytes)
+            declared = "; ".join(f"{n} {s}" for n, s in list(shapes.items())[:NAMED_NODES])
+            fix = (f"; that is more memory than any machine has: the sizes are impossibly large (inputs: "
+                   f"{declared[:300]}): fix the shapes the file declares, or give the sizes to use "
+                   "(--input-shape NAME=1x3x32x32; input_shapes over HTTP)")
+        else:
+            fix = (f"; or raise the limit (GRADHEALTH_LIMITS__MAX_ACTIVATION_BYTES={_raised(act)} "
+                   "where the machine has the memory)")
         raise LimitExceeded(f"activations and their gradients would take about {act} "
-                            f"bytes, over the limit of {limits.max_activation_bytes}" + alone + way
-                            + f"; or raise the limit (GRADHEALTH_LIMITS__MAX_ACTIVATION_BYTES={_raised(act)} "
-                            "where the machine has the memory)")
+                            f"bytes, over the limit of {limits.max_activation_bytes}" + alone + way + fix)
     lifted = (f"{plan.why()}; every node after it takes a batch axis added in front, so it is simulated "
               f"over a batch of {next(iter(shapes[n][0] for n, *_ in plan.inputs))} such samples stacked "
               "along it" if plan is not None and plan.blocker is None else None)

@@ -583,6 +583,35 @@ def _refuse_text_spec(data: bytes) -> None:
     if reads_as_yaml(text):
         raise InputFormatError("not an ONNX model (nor a Keras file): the upload is text (a YAML or JSON mapping); an "
                                "architecture spec goes to POST /v1/checks/architecture (gradhealth check SPEC)")
+    _refuse_other_json(data, text)
+
+
+def _refuse_other_json(data: bytes, text: str) -> None:
+    """JSON that is not a mapping (``null``, ``42``, ``[]``, a string, deeply nested arrays) sent to
+    the model route: say it is JSON and what a Keras config is, not "not an ONNX protobuf" (errsweep8
+    #4). Its nesting is counted before it is parsed (Python's decoder recurses per level)."""
+    from gradhealth.analysis.importers.keras import MAX_CONFIG_DEPTH
+    from gradhealth.core.strict_json import json_depth
+
+    start = text.lstrip()[:1]
+    if not start or start not in '[{"-0123456789tfn':
+        return
+    expected = ("a Keras model config is a JSON object with `class_name` and `config.layers`, as "
+                "model.to_json() writes it; an ONNX model is a binary protobuf")
+    depth = json_depth(data)
+    if depth > MAX_CONFIG_DEPTH:
+        raise InputFormatError(f"not an ONNX model (nor a Keras file): the upload is text that reads as JSON nested "
+                               f"{depth:,} levels deep, more than the {MAX_CONFIG_DEPTH} levels a Keras model config "
+                               f"is read to; {expected}")
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return  # not JSON: the protobuf reader's words
+    kind = ("null" if value is None else "a list" if isinstance(value, list) else "a string" if isinstance(value, str)
+            else "true or false" if isinstance(value, bool) else "a number" if isinstance(value, int | float)
+            else "an object")
+    raise InputFormatError(f"not an ONNX model (nor a Keras file): the upload is JSON text ({kind}) but not a "
+                           f"Keras model config; {expected}")
 
 
 def model_options(fields: dict[str, list[str]], limits: Any) -> dict[str, Any]:
