@@ -59,6 +59,7 @@ from gradhealth.analysis.activations import Activation
 from gradhealth.analysis.limits import (
     DEFAULT_MAX_SEEDS as DEFAULT_MAX_SEEDS,  # re-exported: seeds' maximum
 )
+from gradhealth.core.losses import LOSS_ALIASES
 from gradhealth.core.numbers import MAX_RANGE, range_problem
 from gradhealth.core.pointers import escape, pointer_of, too_deep_path
 from gradhealth.core.words import first_few
@@ -1244,13 +1245,10 @@ def input_echo(err: Any) -> str:
 #: Well-known other names of enumerated values (PyTorch's, Keras', papers'), where each stands for
 #: one allowed value only; a name that stands for several (``kaiming``: normal or uniform) is
 #: answered with all of them by :func:`_value_hint`'s prefix rule instead.
+#: A loss's other names are the one table every door's did-you-mean reads (:data:`.core.losses.LOSS_ALIASES`,
+#: keyed squashed as :func:`_squash` squashes).
 _VALUE_ALIASES: dict[str, dict[str, str]] = {"type": {
-    "ce": "cross_entropy", "crossentropyloss": "cross_entropy", "categorical_crossentropy": "cross_entropy",
-    "sparse_categorical_crossentropy": "cross_entropy", "nll": "cross_entropy",
-    "bce": "binary_cross_entropy", "bcewithlogits": "binary_cross_entropy",
-    "bcewithlogitsloss": "binary_cross_entropy", "binary_crossentropy": "binary_cross_entropy",
-    "l2": "mse", "mean_squared_error": "mse", "mseloss": "mse",
-    "l1": "mae", "mean_absolute_error": "mae", "l1loss": "mae", "smooth_l1": "huber", "huberloss": "huber",
+    **LOSS_ALIASES,
     "dense": "linear", "fully_connected": "linear", "fc": "linear",
     "multiheadattention": "transformer_encoder", "transformerencoderlayer": "transformer_encoder",
 }, "scheme": {"glorot_normal": "xavier_normal", "glorot_uniform": "xavier_uniform"},
