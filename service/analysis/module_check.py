@@ -2966,10 +2966,12 @@ _TORCH_LOSSES: dict[str, tuple[str, dict[str, object]]] = {
 
 
 def loss_name(loss: Any) -> tuple[Any, str | None]:
-    """``check_module``'s ``loss=`` as a name of :data:`LOSSES`, and a note where it was a torch
-    loss module whose setting the check does not compute (newuser17 #4: ``nn.CrossEntropyLoss()``
-    was refused): an instance of a class of :data:`TORCH_LOSS_MODULES` (or a subclass) gives its
-    loss; anything else is returned as it is, for :func:`_check_module_arguments` to refuse."""
+    """``check_module``'s ``loss=`` as a name of ``_LOSSES`` (the shared :data:`LOSSES` plus the
+    module door's BCE on probabilities), and a note where it was a torch loss module whose setting
+    the check does not compute (newuser17 #4: ``nn.CrossEntropyLoss()`` was refused): an instance of
+    a class of ``_TORCH_LOSSES`` (:data:`TORCH_LOSS_MODULES` plus ``nn.BCELoss``, or a subclass)
+    gives its loss; anything else is returned as it is, for :func:`_check_module_arguments` to
+    refuse."""
     if not isinstance(loss, nn.Module):
         return loss, None
     cls = next((c.__name__ for c in type(loss).__mro__ if c.__module__.startswith("torch.nn")
