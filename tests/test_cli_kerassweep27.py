@@ -57,7 +57,8 @@ def test_binary_cross_entropy_given_for_an_onnx_sigmoid_head_is_the_implied_one(
     data = export(net, torch.randn(8, 6))
     implied = check_onnx(data, seeds=2, verify=False)
     given = check_onnx(data, loss="binary_cross_entropy", seeds=2, verify=False)
-    assert implied.simulation.loss == given.simulation.loss == "binary_cross_entropy"
+    # (BCE on the file's sigmoid probabilities: the same gradients as BCE-with-logits before it)
+    assert implied.simulation.loss == given.simulation.loss == "binary_cross_entropy (on probabilities)"
     assert [u.grad_norm for u in given.layers] == pytest.approx([u.grad_norm for u in implied.layers], rel=1e-9)
     assert not any(f.code == "output_loss_mismatch" for f in given.findings)
 

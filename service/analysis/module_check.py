@@ -1756,7 +1756,9 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
                                   activation_bytes=activation_bytes or result.activation_bytes,
                                   duration_s=round(result.duration_s + verifier.seconds, 4),
                                   remedies_simulated=verifier.simulated,
-                                  remedies_rescaled=verifier.rescaled, loss=run.loss,
+                                  remedies_rescaled=verifier.rescaled,
+                                  # as the spec door shows it (check.py): the document's one form
+                                  loss=run.loss + ("" if run.from_logits else " (on probabilities)"),
                                   optimizer=optimizer_shown(run.optimizer),
                                   notes=[n for n in (fallback, unstepped, _skipped_sharpness_note(result),
                                                      budget_note(verifier.over, verifier.simulated, verifier.per_seed,

@@ -162,7 +162,7 @@ def test_a_display_tail_is_read_back_to_the_models_own_output(tail: str) -> None
     doc = check_onnx(_decoder(tail), seeds=2, verify=False)
     plain = check_onnx(_decoder("plain"), seeds=2, verify=False)
     assert doc.status == plain.status == "healthy"
-    assert doc.simulation is not None and plain.simulation is not None and doc.simulation.loss == "binary_cross_entropy"
+    assert doc.simulation is not None and plain.simulation is not None and doc.simulation.loss == "binary_cross_entropy (on probabilities)"
     got = {row.name: row.output_grad_norm for row in doc.layers}
     want = {row.name: row.output_grad_norm for row in plain.layers}
     assert got.keys() == want.keys() and all(v > 0 for v in want.values())

@@ -43,6 +43,20 @@ def test_a_live_modules_loss_and_torch_optimizer() -> None:
     assert doc.simulation.optimizer == {"type": "adam", "lr": 3e-4, "eps": 1e-8, "weight_decay": 0.01}
 
 
+def test_a_live_modules_loss_on_probabilities_is_named_as_the_specs() -> None:
+    # modsweep45: nn.BCELoss on a forward ending in its own sigmoid read "loss binary_cross_entropy",
+    # the name of the loss on logits; the document names it as a spec's from_logits: false
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 1), nn.Sigmoid())
+    for loss in (nn.BCELoss(), "binary_cross_entropy_probs"):
+        doc = check_module(model, torch.randn(8, 8), seeds=1, verify=False, loss=loss)
+        assert doc.simulation is not None
+        assert doc.simulation.loss == "binary_cross_entropy (on probabilities)"
+        assert "  loss binary_cross_entropy (on probabilities); no optimizer given" in render_text(doc)
+    on_logits = check_module(model[:3], torch.randn(8, 8), seeds=1, verify=False, loss=nn.BCEWithLogitsLoss())
+    assert on_logits.simulation is not None and on_logits.simulation.loss == "binary_cross_entropy"
+
+
 def test_each_layers_first_step_ratio_is_in_the_layer_table() -> None:
     # peersweep9: with no large_updates the user could not see how close the rate came. SGD's first
     # step is lr * ||dL/dW||, so each layer's ratio is lr * grad_norm / ||W|| (one seed: no mean to take)
