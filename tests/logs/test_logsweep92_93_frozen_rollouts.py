@@ -62,3 +62,33 @@ def test_a_held_out_error_is_no_validation_loss_beside_a_validation_loss_by_name
                      f"Val MSE: {0.8 * 0.85 ** e:.6f}" for e in range(1, 13)) + "\n"
     doc = run_log_check(write(tmp_path, "train.log", text))
     assert [s.name for s in doc.series if s.role == "val_loss"] == ["val_loss"]
+
+
+def _collapsed(test_losses: list[float]) -> str:
+    # a flat training loss (within 0.3% of 0.95, as a model that outputs one class gives) and the test loss
+    train = [0.9544535914837327, 0.9511685806084733, 0.9511685740223247, 0.9486824010617166,
+             0.9511685766567841, 0.9486823934876458, 0.9486823994151795, 0.9511685839015476]
+    return "".join(f"---\n[Epoch {e}] Train Loss={a!r} T=220.5s\nTest loss={b!r}\nAccuracy=0.65\n"
+                   for e, (a, b) in enumerate(zip(train, test_losses, strict=True), 1))
+
+
+def test_an_evaluation_loss_repeated_to_every_digit_is_quoted_and_no_larger_rate_is_offered(tmp_path: Path) -> None:
+    frozen = 0.90144944190979
+    doc = run_log_check(write(tmp_path, "train.log", _collapsed([frozen] * 8)))
+    [f] = [f for f in doc.findings if f.code == "loss_plateau"]
+    assert f.severity == "warning"
+    assert repr(frozen) in f.summary and "every one of its 8 evaluations" in f.summary
+    extra = f.evidence.model_extra
+    assert extra["exact_repeat"] and extra["repeated_value"] == frozen and extra["repeats"] == 8
+    assert extra["digits"] == len("90144944190979")
+    assert [r.id for r in f.remedies] == ["check_updates", "check_loss_graph"]
+
+
+def test_an_evaluation_loss_that_moves_in_its_last_digits_keeps_the_stalled_loss_advice(tmp_path: Path) -> None:
+    # the same test loss changing in its 12th digit: the weights moved, too little; a larger rate is advice
+    moving = [0.90144944190979 + k * 1e-12 for k in range(8)]
+    assert len(set(moving)) == 8
+    doc = run_log_check(write(tmp_path, "train.log", _collapsed(moving)))
+    [f] = [f for f in doc.findings if f.code == "loss_plateau"]
+    assert "exactly" not in f.summary and not f.evidence.model_extra.get("exact_repeat")
+    assert [r.id for r in f.remedies] == ["raise_learning_rate"]
