@@ -385,6 +385,10 @@ _TRAINING_ERROR = re.compile(r"^(?:train|training|trn)[/_.]?(?P<what>nll|mse|rms
                              r"(?:[/_.]?loss)?$")
 #: Of several, the one read: the likelihood, then the squared errors (the usual objectives), then the rest
 _ERROR_ORDER = ("nll", "mse", "l2", "rmse", "huber", "mae", "l1", "mape", "smape")
+#: A held-out split's error by its name (Val MSE, valid_rmse, test_mae, eval NLL): the validation loss
+#: beside the training split's same error read as the training loss
+_HELD_OUT_ERROR = re.compile(r"^(?:val|vali|valid|validation|eval|test|dev)[/_.]?"
+                             r"(?P<what>nll|mse|rmse|mae|l2|l1|mape|smape|huber)(?:[/_.]?loss)?$")
 
 
 def _training_error(run: RunLog) -> Series | None:
@@ -398,6 +402,21 @@ def _training_error(run: RunLog) -> Series | None:
         if s.role == "metric" and m is not None:
             found.setdefault(m["what"], s)
     return next((found[w] for w in _ERROR_ORDER if w in found), None)
+
+
+def _held_out_error(run: RunLog, train: Series) -> Series | None:
+    """The held-out split's series of the same error as ``train`` (a training split's error read as
+    the training loss: Val MSE beside Train MSE), where the run has no validation loss by name; None
+    without one or with several (a validation and a test split: which one is the validation's is not
+    said). The error on another split is the same objective measured on data not trained on: the
+    validation loss, in the same units (logsweep92 ant_transformer_gates)."""
+    m = _TRAINING_ERROR.match(re.sub(r"\s+", "_", train.name.strip().lower()))
+    if m is None or any(s.role == "val_loss" for s in run.series):
+        return None
+    found = [s for s in run.series if s.role == "metric"
+             and (h := _HELD_OUT_ERROR.match(re.sub(r"\s+", "_", s.name.strip().lower()))) is not None
+             and h["what"] == m["what"]]
+    return found[0] if len(found) == 1 else None
 
 
 def add_named_loss(run: RunLog) -> RunLog:
@@ -419,9 +438,14 @@ def add_named_loss(run: RunLog) -> RunLog:
         # (logsweep92 ant_transformer_gates: "Train MSE | Gate Loss | Val MSE", the auxiliary gate
         # loss read as the training loss; with Train MSE and Val MSE alone, no loss at all)
         error.role = "loss"
+        held_out = _held_out_error(run, error)
+        if held_out is not None:
+            held_out.role = "val_loss"
         run.warnings.append(LogWarning(
             "derived_loss", f"{run.source}: no series has a training loss's usual name; the check reads "
-            f"{error.name.strip()}, the training split's error, as the training loss"))
+            f"{error.name.strip()}, the training split's error, as the training loss"
+            + (f" and {held_out.name.strip()}, the same error on held-out data, as the validation loss"
+               if held_out is not None else "")))
         return run
     # a split's component (``train/box_loss``) is a part of a loss: add_component_losses' business
     found = [s for s in run.series if s.role == "metric" and named_loss(s.name) and _component(s) is None]

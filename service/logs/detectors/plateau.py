@@ -211,6 +211,22 @@ def _exact_repeat(v: np.ndarray) -> int | None:
     return start if repeats >= max(_FROZEN_EXCERPT_POINTS, (len(v) + 1) // 2) else None
 
 
+def _frozen_evaluation(run: RunLog, loss: Series) -> tuple[Series, np.ndarray, np.ndarray, int] | None:
+    """A validation loss of the run (not ``loss``) that is one and the same full-precision number at
+    every evaluation from one on (:func:`_exact_repeat`: ``Test loss=0.90144944190979`` at all 7
+    epochs): (the series, its steps, its values, the index it froze from); else None. The same data
+    through the same weights give the same loss: an evaluation loss repeated to every printed digit
+    says no update changed the model's output at all (logsweep93 sentimentrnn_collapsed)."""
+    for s in run.series:
+        if s is loss or s.role != "val_loss":
+            continue
+        steps, v = finite(s)
+        start = _exact_repeat(v)
+        if start is not None:
+            return s, steps, v, start
+    return None
+
+
 #: A loss ending this many times over its start blew up: no plateau to judge (see plateau)
 _BLOWN_UP = 10.0
 
@@ -322,6 +338,7 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
     # "barely moved" must be borne out: the whole run's trend, within its 99 % interval, rules out a
     # real fall (a fine-tune's 9 points at 0.15 +-12 % allow a 39 % fall; stalled runs allow <= 8 %)
     pinned = 0.0
+    frozen_eval: tuple[Series, np.ndarray, np.ndarray, int] | None = None
     whole = float(steps[-1] - steps[0])
     most_fall = 1 - math.exp(min(whole_trend[1] * whole, MAX_EXP)) if never and chance is None else 0.0
     # (epoch means that did not fall are the level itself, whatever the batches' noise allows)
@@ -393,6 +410,23 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
         explanation = ("The loss stalled from the start: the model is not learning (vanishing gradients, a learning "
                        "rate far too small, or a data/label problem)." if usual is None else
                        "The loss stalled from the start: the model is not learning, or had little left to learn.")
+        frozen_eval = _frozen_evaluation(run, loss)
+        if frozen_eval is not None:
+            # (logsweep93 sentimentrnn_collapsed: "Test loss=0.90144944190979" at every epoch went unquoted,
+            # and the remedy offered was a larger learning rate, which changes no update that never happens)
+            fs, fsteps, fv, fi = frozen_eval
+            value = float(fv[-1])
+            summary += (f"; {fs.name} is exactly {value!r} at "
+                        + (f"every one of its {len(fv)} evaluations" if fi == 0 else
+                           f"each of its last {len(fv) - fi} of {len(fv)} evaluations")
+                        + f" ({fs.between(fsteps[fi], fsteps[-1])}), identical to all {printed_digits(value)} "
+                        "printed digits: the model's output did not change at all")
+            explanation = ("The loss stalled from the start, and the evaluation loss repeats to every printed digit: the "
+                           "same evaluation data through weights that changed, however little, give a loss that differs "
+                           "in its last digits, so no update reached the model's output. A learning rate of 0 (or one so "
+                           "small its steps round away), parameters with requires_grad False or not in the optimizer, "
+                           "optimizer.step() not called, a loss detached from the model's output, or units dead or "
+                           "saturated before the output: a larger learning rate changes none of these.")
     elif early:
         summary = (f"{loss.name} is {_change(fell)} at the end than at the start, falling steadily over its {len(v)} "
                    "points (its trend's 99% interval is a fall): too few steps to tell whether it learns")
@@ -458,7 +492,15 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
          "epoch_improvement": twin_fell,
          "last_quarter_lower": ranked,
          **({"withheld_remedies": ["raise_learning_rate"], "learning_rate": usual["learning_rate"],
-             "optimizer": usual["optimizer"]} if usual is not None else {})},
+             "optimizer": usual["optimizer"]} if usual is not None else {}),
+         **({"frozen_series": frozen_eval[0].name, "repeated_value": float(frozen_eval[2][-1]),
+             "repeats": int(len(frozen_eval[2]) - frozen_eval[3]),
+             "digits": printed_digits(float(frozen_eval[2][-1])), "exact_repeat": True}
+            if frozen_eval is not None else {})},
+        [R.check_updates(f"{frozen_eval[0].name} repeats exactly"),
+         R.check_loss_graph(f"{frozen_eval[0].name} is exactly {float(frozen_eval[2][-1]):.7g} at every evaluation "
+                            f"from {frozen_eval[0].where(frozen_eval[1][frozen_eval[3]])}")]
+        if frozen_eval is not None and alarm else
         [(lower_lr(run, at_step=spiking, why="the loss spikes and never falls below "
                    + ("chance" if chance is not None else "its start")) if spiking is not None
           else raise_lr(run, why="the loss is not moving") if usual is None else None) if alarm else None])]

@@ -36,8 +36,20 @@ A_REWARD = re.compile(r"(?:^|[/_. -])(?:reward|return)s?(?:[/_. -]|$)", re.IGNOR
 def on_rollouts(run: RunLog) -> bool:
     """Whether the run trains an agent on its own rollouts: its loss (PPO's policy + value +
     entropy) is not an objective that falls; its data move with the policy, and the episode reward
-    is what improves."""
-    return any(ROLLOUT_REWARD.search(s.name) for s in run.series)
+    is what improves. Named by its episode reward, or by an episode counter beside an exploration
+    rate (:data:`_EXPLORATION_RATE`: an epsilon-greedy agent's console, ``Episode 3/10 | ... | Loss:
+    2.4 | ε: 0.05``, that names no reward: its TD loss regresses onto targets that move with the
+    agent, logsweep92 madqn_sessions). An episode counter alone is not enough: a few-shot learner
+    counts its training tasks as episodes, and its loss is an objective that falls."""
+    if any(ROLLOUT_REWARD.search(s.name) for s in run.series):
+        return True
+    return (any(_EXPLORATION_RATE.search(s.name.strip()) for s in run.series)
+            and episode_counter(run) is not None)
+
+
+#: An agent's exploration rate by its name: epsilon-greedy's epsilon (``eps``, ``epsilon``, ``ε``),
+#: an exploration rate; what no supervised run logs beside an episode counter.
+_EXPLORATION_RATE = re.compile(r"(?:^|[/_. -])(?:eps|epsilon|\u03b5|exploration(?:_rate|_eps)?)$", re.IGNORECASE)
 
 
 #: An RL run's outcome series: the episode return (mean reward) or success rate it logs, by name.
@@ -232,7 +244,7 @@ def reward_collapse(run: RunLog, t: LogThresholds) -> list[Finding]:
 
 #: An agent's exploration logged beside its return: epsilon-greedy's epsilon, a policy's entropy
 #: (SB3's ``entropy_loss`` is its negative), an exploration rate or action noise.
-_EXPLORATION = re.compile(r"(?:^|[/_. -])(?:eps|epsilon|exploration(?:_rate|_eps)?|entropy(?:_loss)?|"
+_EXPLORATION = re.compile(r"(?:^|[/_. -])(?:eps|epsilon|\u03b5|exploration(?:_rate|_eps)?|entropy(?:_loss)?|"
                           r"action_noise|noise_std)$", re.IGNORECASE)
 
 
