@@ -274,6 +274,13 @@ class ArchitectureRule(ABC):
         steps, not a BN-fed layer's raw step); None where the metric is the figure."""
         return None
 
+    def worse_before(self, before: SimulationResult, after: SimulationResult, t: Thresholds) -> bool:
+        """Whether what this rule finds on a remedy's changed network ``after`` the unchanged network
+        ``before`` had already, in a worse form the rule leaves out rather than measures (its layers
+        got no gradient at all), so that the finding is no side effect of the remedy's although the
+        rule did not fire on ``before``. False by default: a rule that fires on what it measures."""
+        return False
+
     def remains(self, result: SimulationResult, metric: str) -> bool:
         """Whether ``result`` still has what ``metric`` (one of the rule's figures) measures, judged
         or not: units of the kind it counts. False where a remedy removed them all (a hidden softmax
@@ -4206,6 +4213,19 @@ class SmallUpdates(ArchitectureRule):
                 "it is its own finding (vanishing_gradient, symmetric_weights, dead_units).")
         return Detection(self.code, severity, "median_update_ratio", value, summary, explanation, evidence,
                          [middle])
+
+
+    def worse_before(self, before: SimulationResult, after: SimulationResult, t: Thresholds) -> bool:
+        """Every layer the changed network steps by less than the threshold got no gradient at all
+        on the unchanged one (a step of 0, which this rule leaves to vanishing_gradient, dead_units
+        or symmetric_weights): the remedy made those steps larger, not small (specsweep13
+        lu2019_narrow_relu_w2_d30: batch_norm revived a born-dead ReLU stack, dead fraction 0.667
+        -> 0, and was not recommended for "introducing" small_updates on layers that moved 0
+        before)."""
+        ratios = _stepped(after)
+        under = [n for n, r in ratios.items() if r < t.small_update_warning]
+        silent = {u.name for u in before.units if _no_gradient(u)}
+        return bool(under) and all(n in silent for n in under)
 
 
 def _weight_counts(result: SimulationResult) -> dict[str, float]:
