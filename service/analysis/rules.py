@@ -348,7 +348,9 @@ def _through_depth(
     # was the first layer alone, and "1.95e+04x across 1 layers (FC1 .. FC1)" named that span
     which = "gradient" if ratio >= growth or math.isnan(growth) else "activation"
     no_gradient = not any(np.any(u.values["output_grad_norm"] != 0) for u in units)
-    depth = len(units)
+    # the Jacobians between the first unit's output and the last's: one a unit after the first, k
+    # for a stack of k recurrent layers (UnitStats.stacked)
+    depth = 1 + sum(u.stacked for u in units[1:])
     per_layer = (
         ratio ** (1 / (depth - 1)) if depth > 1 and ratio > 0 and math.isfinite(ratio) else math.nan
     )
@@ -381,6 +383,11 @@ def _through_depth(
         evidence["born_dead_seeds_left_out"] = list(left_out)
         evidence["seeds_judged"] = result.seeds
     these = _these_layers(layer_activations(units))
+    stacks = [u for u in units[1:] if u.stacked > 1]
+    if stacks:  # "through these tanh layers" named a stack as one layer
+        evidence["stacked_layers"] = {u.name: u.stacked for u in stacks}
+        said = ", ".join(f"{layer_words(u)} is a stack of {u.stacked} {u.type} layers" for u in stacks)
+        these = f"{these[:-1]}; {said})" if these.endswith(")") else f"{these} ({said})"
     if code == "vanishing_gradient":
         # no gradient at all reaches the first layer (all-zero weights, dead units): say so
         summary = (
