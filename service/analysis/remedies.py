@@ -296,12 +296,23 @@ def residual(ctx: Context) -> list[Remedy]:
     """
     patch: list[dict[str, Any]] = []
     done: list[str] = []
-    targets = [u for u in ctx.plan.units if u.copy == 0 and isinstance(u.layer, S.WEIGHT_LAYERS)
-               and u.layer.repeat > 1 and u.pointer in ctx.weight_pointers()]
+    stacks: list[str] = []  # a stacked recurrent layer's words
+    about = {u.pointer for u in ctx.detection.units}
+    targets = [u for u in ctx.plan.units if u.copy == 0 and (
+        (isinstance(u.layer, S.WEIGHT_LAYERS) and u.layer.repeat > 1 and u.pointer in ctx.weight_pointers())
+        or (isinstance(u.layer, S.RecurrentLayer) and u.layer.num_layers > 1 and u.layer.repeat == 1
+            and u.pointer in about))]
     for unit in reversed(targets):  # from the back, so inserting shifts no pointer still to patch
         layer = unit.layer
         inner = copy.deepcopy(_resolve(ctx.raw, unit.pointer))
         inner.pop("repeat", None)
+        if isinstance(layer, S.RecurrentLayer):
+            stack = _stacked_residual(unit.pointer, inner, layer, unit.in_shape)
+            if stack:
+                patch += stack
+                stacks.append(f"the {layer.num_layers} stacked {layer.type} layers of {names_of([unit.pointer])} "
+                              f"(num_layers: {layer.num_layers} as {layer.num_layers} layers of one, as in GNMT)")
+            continue
         if unit.in_shape == unit.out_shape:
             patch.append({"op": "replace", "path": unit.pointer,
                           "value": {"type": "residual", "layers": [inner], "repeat": layer.repeat}})
@@ -315,7 +326,27 @@ def residual(ctx: Context) -> list[Remedy]:
         done.append(unit.pointer)
     if not patch:
         return []
-    return [R.residual_connections(f"the repeated copies of {names_of(done[::-1])}", patch)]
+    where = ([f"the repeated copies of {names_of(done[::-1])}"] if done else []) + stacks[::-1]
+    return [R.residual_connections(" and ".join(where), patch)]
+
+
+def _stacked_residual(pointer: str, raw: dict[str, Any], layer: S.RecurrentLayer,
+                      in_shape: tuple[int, ...]) -> list[dict[str, Any]]:
+    """A recurrent layer of ``num_layers`` k > 1 as k layers of one, those that keep the sequence's
+    width wrapped in a residual block x + f(x) (GNMT's residual LSTM stack, Wu et al. 2016 Sec. 3.1):
+    the first stays plain where it changes the width, the last where it reads out the final state
+    (``output: last``); the rest run on sequences. Empty where no layer would be wrapped."""
+    one = {**raw, "num_layers": 1, "output": "sequence"}
+    width = layer.hidden_size * (2 if layer.bidirectional else 1)
+    first = [one] if in_shape[-1] != width else []
+    last = [{**one, "output": layer.output}] if layer.output != "sequence" else []
+    wrapped = layer.num_layers - len(first) - len(last)
+    if wrapped < 1:
+        return []
+    values = [*first, {"type": "residual", "layers": [one], "repeat": wrapped}, *last]
+    parent, index = pointer.rsplit("/", 1)
+    return ([{"op": "replace", "path": pointer, "value": values[0]}]
+            + [{"op": "add", "path": f"{parent}/{int(index) + k}", "value": v} for k, v in enumerate(values[1:], 1)])
 
 
 def scaled_residual(ctx: Context) -> list[Remedy]:

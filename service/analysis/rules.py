@@ -274,6 +274,13 @@ class ArchitectureRule(ABC):
         steps, not a BN-fed layer's raw step); None where the metric is the figure."""
         return None
 
+    def worse_before(self, before: SimulationResult, after: SimulationResult, t: Thresholds) -> bool:
+        """Whether what this rule finds on a remedy's changed network ``after`` the unchanged network
+        ``before`` had already, in a worse form the rule leaves out rather than measures (its layers
+        got no gradient at all), so that the finding is no side effect of the remedy's although the
+        rule did not fire on ``before``. False by default: a rule that fires on what it measures."""
+        return False
+
     def remains(self, result: SimulationResult, metric: str) -> bool:
         """Whether ``result`` still has what ``metric`` (one of the rule's figures) measures, judged
         or not: units of the kind it counts. False where a remedy removed them all (a hidden softmax
@@ -341,7 +348,9 @@ def _through_depth(
     # was the first layer alone, and "1.95e+04x across 1 layers (FC1 .. FC1)" named that span
     which = "gradient" if ratio >= growth or math.isnan(growth) else "activation"
     no_gradient = not any(np.any(u.values["output_grad_norm"] != 0) for u in units)
-    depth = len(units)
+    # the Jacobians between the first unit's output and the last's: one a unit after the first, k
+    # for a stack of k recurrent layers (UnitStats.stacked)
+    depth = 1 + sum(u.stacked for u in units[1:])
     per_layer = (
         ratio ** (1 / (depth - 1)) if depth > 1 and ratio > 0 and math.isfinite(ratio) else math.nan
     )
@@ -374,6 +383,11 @@ def _through_depth(
         evidence["born_dead_seeds_left_out"] = list(left_out)
         evidence["seeds_judged"] = result.seeds
     these = _these_layers(layer_activations(units))
+    stacks = [u for u in units[1:] if u.stacked > 1]
+    if stacks:  # "through these tanh layers" named a stack as one layer
+        evidence["stacked_layers"] = {u.name: u.stacked for u in stacks}
+        said = ", ".join(f"{layer_words(u)} is a stack of {u.stacked} {u.type} layers" for u in stacks)
+        these = f"{these[:-1]}; {said})" if these.endswith(")") else f"{these} ({said})"
     if code == "vanishing_gradient":
         # no gradient at all reaches the first layer (all-zero weights, dead units): say so
         summary = (
@@ -4206,6 +4220,19 @@ class SmallUpdates(ArchitectureRule):
                 "it is its own finding (vanishing_gradient, symmetric_weights, dead_units).")
         return Detection(self.code, severity, "median_update_ratio", value, summary, explanation, evidence,
                          [middle])
+
+
+    def worse_before(self, before: SimulationResult, after: SimulationResult, t: Thresholds) -> bool:
+        """Every layer the changed network steps by less than the threshold got no gradient at all
+        on the unchanged one (a step of 0, which this rule leaves to vanishing_gradient, dead_units
+        or symmetric_weights): the remedy made those steps larger, not small (specsweep13
+        lu2019_narrow_relu_w2_d30: batch_norm revived a born-dead ReLU stack, dead fraction 0.667
+        -> 0, and was not recommended for "introducing" small_updates on layers that moved 0
+        before)."""
+        ratios = _stepped(after)
+        under = [n for n, r in ratios.items() if r < t.small_update_warning]
+        silent = {u.name for u in before.units if _no_gradient(u)}
+        return bool(under) and all(n in silent for n in under)
 
 
 def _weight_counts(result: SimulationResult) -> dict[str, float]:

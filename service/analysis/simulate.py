@@ -104,6 +104,11 @@ class UnitStats:
     #: are, each with its own norm and init (a ResNet's block and its residual read as two more
     #: layers, with the same update ratio, outside the batch-norm exemption of the convs in them)
     container: bool = False
+    #: a spec's recurrent layer with ``num_layers`` k > 1 (one unit, k stacked cells): k. Its backward
+    #: from its output to its input is k layers' Jacobians, which the depth ratio counts as k steps
+    #: (specsweep13 gnmt_lstm8_stacked: an 8-layer LSTM read "2 layers, one step"); 1 for every other
+    #: unit (a live module's stacked ``nn.LSTM`` is one unit per layer already, :attr:`stack_layer`)
+    stacked: int = 1
 
     # The per-seed arrays hold a handful of numbers: plain float arithmetic on them is ~20x
     # cheaper than numpy's nan-aware reductions, and the rules and reports ask ~50 times a check.
@@ -998,7 +1003,8 @@ def _collect(units: list[Unit], per_seed: list[dict[str, dict[str, float]]],
                              stream=getattr(unit, "norm", None) is None and unit.name in by_norms,
                              activation_params=_activation_params_of(unit), averaged=averaged_elements(unit.plan),
                              container=bool(unit.plan.children),
-                             then_activation=separate.get(unit.plan.pointer) if unit.plan.copy == 0 else None))
+                             then_activation=separate.get(unit.plan.pointer) if unit.plan.copy == 0 else None,
+                             stacked=unit.layer.num_layers if isinstance(unit, RecurrentUnit) else 1))
     return out
 
 
