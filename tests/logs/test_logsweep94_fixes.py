@@ -1,0 +1,66 @@
+"""logsweep94: a loss that fell a little and then froze described as "stalled from the start"
+(pl_node_stuck85), and a TensorBoard events file holding only its header record told to call
+writer.add_scalar (tb_yolov5_empty13). Every file is synthetic, built here in the real format."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from gradhealth.logs.check import diagnose
+from gradhealth.logs.load import read_log
+from tests.logs.helpers import write
+from tests.logs.test_detectors_real_runs import found
+
+# --- 3. a loss that fell a little, then froze: when it stalled, after how much fall ----------------
+
+
+def _epochs(values) -> str:  # noqa: ANN001 - an old Lightning/test-tube style table, one row per epoch
+    return "epoch,train_loss\n" + "".join(f"{e},{v!r}\n" for e, v in enumerate(values))
+
+
+def test_a_loss_that_fell_then_froze_is_not_said_to_stall_from_the_start(tmp_path) -> None:
+    # 10 -> 9.95 as 10 - 0.05 (1 - exp(-t / 3)), then the same level for 200 epochs: 90 % of the fall is
+    # made at t = 3 ln 10 = 6.9, so by epoch 7; the fall to there is 0.05 (1 - e^(-7/3)) / 10
+    tau = 3.0
+    values = [10.0 - 0.05 * (1 - math.exp(-t / tau)) for t in range(210)]
+    report = diagnose(read_log(write(tmp_path, "metrics.csv", _epochs(values))))
+    (f,) = found(report, "loss_plateau")
+    k = math.ceil(tau * math.log(10))
+    fall = 0.05 * (1 - math.exp(-k / tau)) / 10
+    assert f"by epoch {k}, then stalled" in f.summary
+    assert f"fell {fall * 100:.2g}% from its first point 10 " in f.summary
+    assert "from the start" not in f.explanation
+    assert f"fell only {fall * 100:.2g}%, by epoch {k}, and then stalled" in f.explanation
+
+
+def test_a_loss_flat_from_its_first_point_still_stalled_from_the_start(tmp_path) -> None:
+    # no fall beyond its own scatter: nothing to place a stall at
+    rng = np.random.default_rng(0)
+    values = (10.0 + 0.002 * rng.standard_normal(200)).tolist()
+    report = diagnose(read_log(write(tmp_path, "metrics.csv", _epochs(values))))
+    (f,) = found(report, "loss_plateau")
+    assert f.explanation.startswith("The loss stalled from the start")
+    assert "then stalled" not in f.summary
+
+
+# --- 4. a TensorBoard events file with only its header: nothing was written ----------------------
+
+
+def test_a_header_only_events_file_says_nothing_was_written(tmp_path) -> None:
+    pytest.importorskip("tensorboard")
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+    # what a SummaryWriter leaves when the run dies before its first add_scalar: the file-version record
+    writer = EventFileWriter(str(tmp_path))
+    writer.close()
+    (path,) = tmp_path.glob("events.out.tfevents.*")
+    report = diagnose(read_log(path))
+    (f,) = found(report, "insufficient_data")
+    assert f.severity == "warning"
+    assert "no logged scalar or histogram at all" in f.summary
+    assert "stopped (crashed or been killed) before its first write" in f.explanation
+    assert "another file" in f.explanation
+    assert f.evidence.not_run  # still reported as checks not run, never passed
