@@ -103,3 +103,43 @@ def test_frequent_loss_spikes_still_advise_a_lower_learning_rate(tmp_path) -> No
     (f,) = [f for f in found(report, "loss_spike") if f.evidence.metric == "total_loss"]
     assert f.severity == "warning"
     assert "lower_learning_rate" in {r.id for r in f.remedies}
+
+
+# --- 1. a short fine-tune: a rise held at its last evaluations against one noisy last evaluation ---
+
+
+def _keras(train, val) -> str:  # noqa: ANN001 - a Keras CSVLogger file, one row per epoch
+    return "epoch,loss,val_loss\n" + "".join(f"{e},{a},{b}\n" for e, (a, b) in enumerate(zip(train, val, strict=True)))
+
+
+def test_a_short_run_whose_rise_held_at_its_last_two_evaluations_is_a_warning(tmp_path) -> None:
+    # 7 epochs: val_loss falls smoothly to 0.40 at epoch 4, then 0.48 and 0.50 (+20 %, +25 %, both past 1.5x
+    # the rule's 10 %) while the training loss keeps falling
+    val = [0.50, 0.46, 0.43, 0.41, 0.40, 0.48, 0.50]
+    train = [0.60, 0.45, 0.35, 0.27, 0.20, 0.14, 0.10]
+    # the evaluations' own noise from their second differences (1.4826 MAD / sqrt 6): 0.01 is the median
+    # |second difference| (0.01, 0.01, 0.01, 0.09, 0.06), so the rise 0.10 is 0.10 / (noise sqrt 2) noises
+    noise = 1.4826 * float(np.median(np.abs(np.diff(val, 2)))) / math.sqrt(6)
+    margin = (0.50 - 0.40) / (noise * math.sqrt(2))
+    assert margin > 3
+    report = diagnose(read_log(write(tmp_path, "training_log.csv", _keras(train, val))))
+    (f,) = found(report, "validation_divergence")
+    assert f.severity == "warning"
+    assert "at each of its last 2 evaluations" in f.summary and f"{margin:.2g} times the noise" in f.summary
+    assert {r.id for r in f.remedies} >= {"early_stopping", "weight_decay"}
+
+
+def test_three_evaluations_with_one_rise_at_the_last_stay_a_note(tmp_path) -> None:
+    # one evaluation up (+39 %) after a flat one: three evaluations give no noise apart from the rise itself
+    val = [0.318, 0.320, 0.443]
+    report = diagnose(read_log(write(tmp_path, "training_log.csv", _keras([0.386, 0.227, 0.113], val))))
+    (f,) = found(report, "validation_divergence")
+    assert f.severity == "info"
+
+
+def test_a_short_run_with_only_its_last_evaluation_up_gives_no_warning(tmp_path) -> None:
+    # the second-last evaluation is back at the best: the rise is one evaluation's, however large
+    val = [0.50, 0.46, 0.43, 0.41, 0.40, 0.41, 0.52]
+    train = [0.60, 0.45, 0.35, 0.27, 0.20, 0.14, 0.10]
+    report = diagnose(read_log(write(tmp_path, "training_log.csv", _keras(train, val))))
+    assert all(f.severity == "info" for f in found(report, "validation_divergence"))
