@@ -227,6 +227,24 @@ def insufficient(run: RunLog, t: LogThresholds) -> list[Finding]:
             "checked here. Export the run's history (CSV or JSON Lines) and check that.",
             {"metric": None, "steps": None, "value": 0.0, "final_values": dict(list(finals.items())[:50]),
              "not_run": _not_run(run)}, [])]
+    if not main and not any(len(s) for s in run.series):
+        # nothing at all was written: a TensorBoard events file holding only its header record (a YOLOv5
+        # run that died before epoch 0, logsweep94 tb_yolov5_empty13) was told to call
+        # writer.add_scalar(...), which the run's code already does once it gets that far
+        what = "scalar or histogram" if run.format == "tensorboard" else "value"
+        return [finding(
+            "insufficient_data", "warning",
+            f"the log holds no logged {what} at all: no point of any series was written to it",
+            "Without a loss or gradient-norm series none of the checks can run. The file was created by its logger "
+            "but nothing was logged into it: the run may have stopped (crashed or been killed) before its first "
+            "write, or written its values to another file"
+            + (" (each SummaryWriter, restart or resumed run writes its own events file: check the other events files "
+               "of the run's folder)" if run.format == "tensorboard" else " (a restarted or resumed run may write a "
+                                                                          "new one: check the run's other files)")
+            + ". Only if the training loop logs nothing at all does it need logging code; to log the training "
+            "loss, " + log_the_loss(run),
+            {"metric": None, "steps": None, "value": 0.0, "series": [s.name for s in run.series][:50],
+             "nothing_written": True, "not_run": _not_run(run)}, [])]
     if not main:
         # (a position the log counts, Epoch beside Step, is no series of values to list)
         found = [s.name for s in run.series if not _POSITION_NAME.search(s.name)]

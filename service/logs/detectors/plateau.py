@@ -45,6 +45,7 @@ from gradhealth.logs.stats import (
     median,
     printed_digits,
     resolution,
+    second_diff_noise,
     smooth,
     theil_sen,
 )
@@ -132,6 +133,35 @@ def _last_quarter_lower(steps: np.ndarray, v: np.ndarray) -> float | None:
     first, last = v[:q], v[-q:]
     lower = (last[:, None] < first[None, :]).sum() + 0.5 * (last[:, None] == first[None, :]).sum()
     return float(lower) / (q * q)
+
+
+#: A loss that barely moved stalled where it had made this share of its whole fall
+_STALL_SHARE = 0.9
+#: ... a fall said only where it is this many of one point's noise (a noisy loss's first points
+#: scatter more than a stalled run's whole fall)
+_STALL_NOISES = 3.0
+
+
+def _stall_point(v: np.ndarray, sm: np.ndarray) -> tuple[int, float, float] | None:
+    """``(index, fall, after)`` where a loss that barely moved (its points ``v``, smoothed ``sm``)
+    stalled: the first point by which its smoothed level had made :data:`_STALL_SHARE` of its fall
+    from its first point ``v[0]`` to its last level, that fall as a share of ``v[0]``, and the change
+    from there to the end (a share of that level, positive lower). None where it stalled from its first
+    point: no fall, a fall made by the next point, or one within :data:`_STALL_NOISES` of one point's
+    noise (:func:`.stats.second_diff_noise`)."""
+    start = float(v[0])
+    total = start - float(sm[-1])
+    if len(v) < 3 or not start > 0 or not total > _STALL_NOISES * second_diff_noise(v):
+        return None
+    k = int(np.argmax(start - sm >= _STALL_SHARE * total))
+    if k <= 1:
+        return None
+    return k, (start - float(sm[k])) / start, (float(sm[k]) - float(sm[-1])) / max(abs(float(sm[k])), 1e-12)
+
+
+def _share(x: float) -> str:
+    """A small relative change in words with two significant digits: "0.0044% lower", "1.8% higher"."""
+    return f"{abs(x) * 100:.2g}% {'lower' if x >= 0 else 'higher'}"
 
 
 def _change(improvement: float) -> str:
@@ -407,9 +437,22 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
         if twin is not None:
             summary += (f" (its epoch means {twin[0].name} {float(twin[2][0]):.4g} -> {float(twin[2][-1]):.4g} "
                         f"over {len(twin[2])} epochs)")
-        explanation = ("The loss stalled from the start: the model is not learning (vanishing gradients, a learning "
+        # when it stalled, said as the series shows it: a loss that fell a little first and then froze
+        # did not stall "from the start" (logsweep94 pl_node_stuck85: 85.09 -> 85.03 over its first
+        # epochs, then 85.029 for 1,000 epochs)
+        stall = _stall_point(v, sm)
+        if stall is None:
+            when = "The loss stalled from the start"
+        else:
+            k, before, after = stall
+            summary += (f"; it fell {_share(before).removesuffix(' lower')} from its first point {float(v[0]):.6g} "
+                        f"to {float(sm[k]):.6g} by {loss.where(steps[k])}, then stalled ({_share(after)} since, "
+                        f"over {len(v) - 1 - k:,} more points)")
+            when = (f"The loss fell only {_share(before).removesuffix(' lower')}, by {loss.where(steps[k])}, and "
+                    "then stalled")
+        explanation = (f"{when}: the model is not learning (vanishing gradients, a learning "
                        "rate far too small, or a data/label problem)." if usual is None else
-                       "The loss stalled from the start: the model is not learning, or had little left to learn.")
+                       f"{when}: the model is not learning, or had little left to learn.")
         frozen_eval = _frozen_evaluation(run, loss)
         if frozen_eval is not None:
             # (logsweep93 sentimentrnn_collapsed: "Test loss=0.90144944190979" at every epoch went unquoted,
@@ -421,7 +464,7 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
                            f"each of its last {len(fv) - fi} of {len(fv)} evaluations")
                         + f" ({fs.between(fsteps[fi], fsteps[-1])}), identical to all {printed_digits(value)} "
                         "printed digits: the model's output did not change at all")
-            explanation = ("The loss stalled from the start, and the evaluation loss repeats to every printed digit: the "
+            explanation = (f"{when}, and the evaluation loss repeats to every printed digit: the "
                            "same evaluation data through weights that changed, however little, give a loss that differs "
                            "in its last digits, so no update reached the model's output. A learning rate of 0 (or one so "
                            "small its steps round away), parameters with requires_grad False or not in the optimizer, "

@@ -625,6 +625,8 @@ _LONG_RISES = 5
 #: after the lowest evaluation: 0.26 % of 17-point series); with the gate 0.07 %, 0.02 % at 30 points.
 _SUSTAINED_RISE = 0.03
 _SUSTAINED_GATE = 3.0
+#: A short run's last evaluations that must all stand well above its best for a warning
+_HELD = 2
 
 
 def _short_divergence(run: RunLog, val: Series, loss: Series, t: LogThresholds) -> Finding | None:
@@ -673,7 +675,20 @@ def _short_divergence(run: RunLog, val: Series, loss: Series, t: LogThresholds) 
     noise = max(second_diff_noise(vv), _noise_after(vv[i:]))
     margin = (last - best) / (noise * math.sqrt(2)) if noise > 0 else math.inf
     sustained = rises >= _RISES_IN_A_ROW and margin >= _SUSTAINED_GATE
-    needed = (min(_SUSTAINED_RISE if sustained else _SLOW_RISE, t.validation_rise)
+    # a short run's rise held at its last _HELD evaluations, each 1.5 times the rule's rise above the best
+    # and the rise 3 of the series' noise (read from its second differences, which need 4 evaluations:
+    # 3 give one, the rise's own; not from the few points after the best, whose jump-then-hold shape
+    # the residuals around a line would count as noise): two evaluations up is no single noisy one (logsweep94 asked whether
+    # a 3-epoch fine-tune could carry a warning; one rise at its last evaluation cannot)
+    whole = second_diff_noise(vv)
+    held_margin = (last - best) / (whole * math.sqrt(2)) if whole > 0 else math.inf
+    held = (not steady and short and len(vv) >= 4 and rises >= _HELD and whole > 0
+            and bool(np.all(vv[-_HELD:] >= (1 + 1.5 * t.validation_rise) * best)) and held_margin >= _SUSTAINED_GATE)
+    if held:
+        noise, margin = whole, held_margin
+    steady = steady or held
+    needed = (1.5 * t.validation_rise if held else
+              min(_SUSTAINED_RISE if sustained else _SLOW_RISE, t.validation_rise)
               if rises >= _LONG_RISES or stalled or sustained else t.validation_rise) \
         if steady else _SHORT_RISE
     if (last - best) / best < needed or (not steady and len(vv) > 3):
@@ -695,6 +710,18 @@ def _short_divergence(run: RunLog, val: Series, loss: Series, t: LogThresholds) 
                      "trend_z": _trend_z(vv[i:]), "noise": noise, "noise_margin": margin,
                      "train_then": float(then[-1]), "train_last": float(now[-1]),
                      "gap_then": gap_then, "gap_last": gap_now}
+        if held:
+            return finding(
+                "validation_divergence", "warning",
+                f"{val.name} stood {float(np.min(vv[-_HELD:])) / best - 1:.0%} or more above its lowest {best:.3g} "
+                f"({val.where(vs[i])}) at each of its last {_HELD} evaluations, ending at {last:.3g} "
+                f"({val.where(vs[-1])}, {(last - best) / best:+.0%}, {margin:.2g} times the noise between two "
+                f"evaluations), while {loss.name} fell from {float(then[-1]):.3g} to {float(now[-1]):.3g}",
+                "Validation loss rising while training loss falls is overfitting: the model memorises the training "
+                f"set. {len(vv)} evaluations are few, but the rise held at {_HELD} of them, each well above the "
+                "best, and stands out of the evaluations' own noise: not one noisy evaluation.",
+                evidence | {"held_evaluations": _HELD}, [R.early_stopping(float(vs[i]), max(2, rises // 2),
+                                                                         where=val.where(vs[i])), R.weight_decay()])
         return finding(
             "validation_divergence", "warning",
             f"{val.name} rose at each of the {rises} evaluations after its lowest {best:.3g} ({val.where(vs[i])}), "
