@@ -3,6 +3,7 @@ from it, in the spec and the module door alike; the batch_norm snippet, compact 
 each layer's place."""
 from __future__ import annotations
 
+import copy
 import sys
 from pathlib import Path
 from typing import Any
@@ -72,3 +73,53 @@ def test_modsweep47_large_steps_without_growth_keep_their_rate_and_name_no_cause
     large = next(f for f in doc.findings if f.code == "large_updates")
     assert "follow from" not in large.summary and "cause" not in (large.evidence.model_extra or {})
     assert "lower_learning_rate" in [r.id for r in large.remedies]
+
+
+class _Down(nn.Module):
+    """A block that widens the stream: its skip is a projection (a shortcut Linear), as a ResNet's
+    downsample conv."""
+
+    def __init__(self, width: int, wider: int) -> None:
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(width, wider), nn.Linear(wider, wider)
+        self.shortcut = nn.Sequential(nn.Linear(width, wider))
+        for m in (self.fc1, self.fc2, self.shortcut[0]):
+            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.shortcut(x) + self.fc2(torch.relu(self.fc1(x)))
+
+
+def test_modsweep47_the_batch_norm_snippet_is_compact_and_says_where_each_norm_goes() -> None:
+    # (modsweep47 #2: one line per conv of a BN-free ResNet-56, 57 in all, each "then its norm, before
+    # its activation", the shortcut convs and the convs added to the skip path too)
+    torch.manual_seed(0)
+    stem = nn.Linear(32, 32)
+    nn.init.kaiming_normal_(stem.weight, nonlinearity="relu")
+    model = nn.Sequential(stem, nn.ReLU(), *[_Block(32) for _ in range(8)], _Down(32, 48), nn.Linear(48, 10))
+    doc = check_module(model, torch.randn(32, 32), loss="cross_entropy", seeds=1, verify=False)
+    growth = next(f for f in doc.findings if f.code == "exploding_gradient")
+    [bn] = [r for r in growth.remedies if r.id == "batch_norm"]
+    lines = bn.snippet.splitlines()
+    # 20 layers normed (every Linear but the head), the blocks (model[2] to model[9]) in loops
+    assert len(lines) <= 12 and lines.count("for i in range(2, 10):") == 2
+    at = {kind: next(i for i, line in enumerate(lines) if line.startswith("#") and kind in line)
+          for kind in ("feeds an activation", "ends a residual branch", "shortcut's projection")}
+    order = sorted(at.values())
+    section = {kind: lines[i + 1:next((j for j in order if j > i), len(lines))] for kind, i in at.items()}
+    assert "    model[i].fc1 = nn.Sequential(model[i].fc1, nn.BatchNorm1d(32))" in section["feeds an activation"]
+    assert "model[10].fc1 = nn.Sequential(model[10].fc1, nn.BatchNorm1d(48))" in section["feeds an activation"]
+    assert "    model[i].fc2 = nn.Sequential(model[i].fc2, nn.BatchNorm1d(32))" in section["ends a residual branch"]
+    assert "model[10].fc2 = nn.Sequential(model[10].fc2, nn.BatchNorm1d(48))" in section["ends a residual branch"]
+    assert section["shortcut's projection"] == [
+        "model[10].shortcut[0] = nn.Sequential(model[10].shortcut[0], nn.BatchNorm1d(48))"]
+    assert "before its activation" not in bn.snippet
+    # as pasted: a norm right after each of the 20 Linears but the head, and the model still runs
+    fixed = copy.deepcopy(model)
+    exec(bn.snippet, {"nn": nn, "model": fixed})  # noqa: S102 - the remedy's own code, run as a user would
+    normed = [m for m in fixed.modules() if isinstance(m, nn.Sequential) and len(m) == 2
+              and isinstance(m[0], nn.Linear) and isinstance(m[1], nn.BatchNorm1d)
+              and m[1].num_features == m[0].out_features]
+    assert len(normed) == 20 and isinstance(fixed[11], nn.Linear)
+    assert fixed(torch.randn(4, 32)).shape == (4, 10)
