@@ -264,18 +264,26 @@ def proposals(det: Detection, detections: Sequence[Detection], ctx: Context) -> 
 
 def without_inflated_rate(det: Detection, detections: Sequence[Detection], remedies: list[Remedy]) -> list[Remedy]:
     """``remedies`` less a ``lower_learning_rate`` sized from steps a growth inflated
-    (:func:`inflating_growth`): ``det``'s explanation then says so and points at the growth's. Every
+    (:func:`inflating_growth`): ``det``'s explanation, evidence (``cause``, ``withheld_remedies``) and
+    summary then name the growth as the steps' cause (modsweep47 ll_resnet56_nobn: a BN-free ResNet-56
+    led with "large_updates ... changes fc's weights by 132 of their norm", an error, and said nothing
+    of the 5.29e3x exploding_gradient warning behind it, so a reader lowered the rate). The severity
+    order stands (an error leads a warning); the lead finding says where its steps come from. Every
     door's (a spec's, a live module's, a model file's) remedies pass here."""
     growth = inflating_growth(det, detections)
     if growth is None:
         return remedies
     kept = [r for r in remedies if r.id != "lower_learning_rate"]
-    if len(kept) < len(remedies):
+    if len(kept) < len(remedies) and det.evidence.get("cause") != growth.code:
         det.explanation += (
             f" These steps were measured on a network that grows {growth.value:.3g}x through its depth "
             f"({growth.code}, {growth.severity}): each layer's gradient, and so its step, carries that growth, "
-            "and a learning rate sized from them would be the broken network's, far below any a network "
-            f"trains at. Fix the {growth.code} first (its remedies), then check the rate again.")
+            "so the growth is the cause of the large steps, and a learning rate sized from them would be the "
+            f"broken network's, far below any a network trains at. Fix the {growth.code} first (its remedies), "
+            "then check the rate again.")
+        det.summary += (f"; these steps follow from the {growth.code} {growth.severity} (a {growth.value:.3g}x "
+                        "growth through depth), which a lower learning rate does not fix: fix that first")
+        det.evidence.update(cause=growth.code, withheld_remedies=["lower_learning_rate"])
     return kept
 
 

@@ -384,14 +384,85 @@ _BATCH_NORMS = ((nn.Linear, "BatchNorm1d", "out_features"), (nn.Conv1d, "BatchNo
                 (nn.Conv2d, "BatchNorm2d", "out_channels"), (nn.Conv3d, "BatchNorm3d", "out_channels"))
 
 
+#: Where a norm goes, by what a layer's output feeds (:func:`_norm_place`), as the snippet's comment
+#: says it (modsweep47 #2: "then its norm, before its activation" on every conv of a BN-free ResNet,
+#: its 1x1 shortcut convs and the convs whose output is added to the skip path too).
+_NORM_PLACES = {
+    "activation": "each layer below feeds an activation: its norm goes between the two",
+    "branch_end": ("each layer below ends a residual branch, its output added to a skip path: its norm goes "
+                   "before the add (the sum then passes through the activation, if any, as before)"),
+    "shortcut": ("each layer below is a shortcut's projection, reading the block's input beside the branch: "
+                 "its norm goes on the shortcut, before the add"),
+    "plain": "each layer below: its norm on its output",
+}
+
+
+def _norm_place(unit: UnitStats, result: SimulationResult) -> str:
+    """What ``unit``'s output feeds, for where a norm after it goes: an activation (folded into its
+    unit), a sum with another path as a residual branch's last layer or as a shortcut's projection
+    (summed, and reading the same units as a layer that is not summed: the branch's first layer beside
+    it, as a ResNet's downsample conv beside the block's conv1), or neither."""
+    if unit.activation is not None:
+        return "activation"
+    if unit.name not in result.summed:
+        return "plain"
+    readers: dict[str, set[str]] = {}
+    for src, targets in result.feeds.items():
+        for target in targets:
+            readers.setdefault(target, set()).add(src)
+    own = readers.get(unit.name, set())
+    summed = set(result.summed)
+    beside = any(u.name != unit.name and u.name not in summed and u.fan_in and readers.get(u.name, set()) == own
+                 for u in result.units)
+    return "shortcut" if beside else "branch_end"
+
+
+def _compact(paths: list[str], line: Callable[[str], str]) -> list[str]:
+    """``line`` for each of ``paths`` (given the Python that reaches it, :func:`_access`), where paths
+    that differ in one index only are written once in a loop over it: ``for i in range(9):`` then ``model.layer1[i].conv1 = ...`` (modsweep47 #2: 57 near-identical lines
+    for a ResNet-56). Fewer than three such paths stay lines of their own."""
+    left, out = list(paths), []
+    while left:
+        # the first path left, with the paths that differ from it in one index (the index that
+        # groups the most): written in the order given
+        parts = left[0].split(".")
+        best: tuple[list[str], int] | None = None
+        for k, part in enumerate(parts):
+            if not part.isdigit():
+                continue
+            same = [q for q in left if len(q.split(".")) == len(parts) and q.split(".")[k].isdigit()
+                    and q.split(".")[:k] + q.split(".")[k + 1:] == parts[:k] + parts[k + 1:]]
+            if best is None or len(same) > len(best[0]):
+                best = (same, k)
+        if best is None or len(best[0]) < 3:
+            out.append(line(_access(left.pop(0))))
+            continue
+        group, k = best
+        numbers = [int(q.split(".")[k]) for q in group]
+        steps = {b - a for a, b in zip(numbers, numbers[1:], strict=False)}
+        step = next(iter(steps)) if len(steps) == 1 and min(steps) > 0 else None
+        loop = (f"({', '.join(map(str, numbers))})" if step is None else f"range({numbers[-1] + 1})"
+                if numbers[0] == 0 and step == 1 else f"range({numbers[0]}, {numbers[-1] + step}"
+                f"{'' if step == 1 else f', {step}'})")
+        parts = group[0].split(".")
+        marker = "9" * 12  # a number no index has: written as [i] in the loop's line
+        text = line(_access(".".join([*parts[:k], marker, *parts[k + 1:]])).replace(f"[{marker}]", "[i]"))
+        out += [f"for i in {loop}:", f"    {text}"]
+        left = [q for q in left if q not in group]
+    return out
+
+
 def _batch_norm_remedy(where: str | Sequence[str], det: Detection, result: SimulationResult, model: nn.Module) -> Remedy:
     """``batch_norm`` for the finding's layers, its snippet filled from the model where they are
     modules whose widths it knows (``model[2] = nn.Sequential(model[2], nn.BatchNorm1d(64))``: each
-    layer followed by a norm of its outputs, before its activation); the generic template otherwise
-    (newuser12 #9: ``nn.Linear(n_in, n_out)`` raised NameError for a Sequential of known widths)."""
+    layer followed by a norm of its outputs); the generic template otherwise (newuser12 #9:
+    ``nn.Linear(n_in, n_out)`` raised NameError for a Sequential of known widths). The layers are
+    grouped by where the norm goes (:func:`_norm_place`: before an activation, before a residual
+    add, on a shortcut), each group's comment saying so once, and the same change at paths that
+    differ in one index is one loop (:func:`_compact`)."""
     remedy = R.normalisation("batchnorm", where)
     last = output_layer(result)
-    lines: list[str] = []
+    groups: dict[tuple[str, str, int], list[str]] = {}
     for unit in det.units:
         if not unit.pointer.startswith("module:") or unit is last or unit.name == last.name or unit.normalised:
             continue  # (a norm on the output layer would fix the model's output scale, not its gradients)
@@ -403,12 +474,22 @@ def _batch_norm_remedy(where: str | Sequence[str], det: Detection, result: Simul
         kind = next(((norm, int(getattr(module, width))) for cls, norm, width in _BATCH_NORMS
                      if type(module) is cls), None)
         if kind is not None:
-            lines.append(f"{_access(path)} = nn.Sequential({_access(path)}, nn.{kind[0]}({kind[1]}))  "
-                         f"# {type(module).__name__}({getattr(module, 'in_features', getattr(module, 'in_channels', '?'))}, "
-                         f"{kind[1]}) then its norm, before its activation")
-    if lines:
-        remedy.snippet = ("# each layer's outputs normalised before its activation (a Linear's over [batch, features]; "
-                          "for [batch, time, features] use nn.LayerNorm)\n" + "\n".join(dict.fromkeys(lines)))
+            members = groups.setdefault((_norm_place(unit, result), *kind), [])
+            if path not in members:
+                members.append(path)
+    if not groups:
+        return remedy
+    lines = ["# each layer's outputs normalised (a Linear's over [batch, features]; for [batch, time, features] "
+             "use nn.LayerNorm)"]
+    for place in _NORM_PLACES:
+        kinds = [(norm, width) for (p, norm, width) in groups if p == place]
+        if kinds:
+            lines.append(f"# {_NORM_PLACES[place]}")
+        for norm, width in kinds:
+            def wrapped(at: str, norm: str = norm, width: int = width) -> str:
+                return f"{at} = nn.Sequential({at}, nn.{norm}({width}))"
+            lines += _compact(groups[(place, norm, width)], wrapped)
+    remedy.snippet = "\n".join(lines)
     return remedy
 
 
