@@ -1082,7 +1082,7 @@ def theory_report(result: SimulationResult) -> Theory:
         out.stretches.append(TheoryStretch(
             layers=[run[0].name, run[-1].name], depth=len(run), activation=act,
             sigma_w2=round(sigma_w2, 6), sigma_b2=round(sigma_b2, 6),
-            q_star=finite_or_none(pred.q_star), chi1=finite_or_none(pred.chi1_star), phase=_phase(pred),
+            q_star=finite_or_none(pred.q_star), chi1=finite_or_none(_phase_chi(pred)), phase=_phase(pred),
             predicted_ratio=finite_or_none(predicted), measured_ratio=finite_or_none(pow10(measured_log)),
             log10_error=finite_or_none(measured_log - pred.predicted_log10_ratio),
         ))
@@ -1098,11 +1098,20 @@ def theory_report(result: SimulationResult) -> Theory:
 CRITICAL_TOLERANCE = 0.01
 
 
+def _phase_chi(pred: theory.StretchPrediction) -> float:
+    """The chi1 the stretch's phase is named by: at q*, or with no finite fixed point (a ReLU's q
+    growing or shrinking forever) its limit there, the stack's last layer's (q-independent for the
+    ReLU family). The document's ``chi1`` is this one, so a phase is never named beside a chi1 left
+    out (onnxsweep27 snn_policy: ``chi1=- (chaotic)`` for ReLU layers at sigma_w^2 5.34, chi1 2.67)."""
+    if math.isfinite(pred.chi1_star):
+        return pred.chi1_star
+    return pred.chi_layers[-1] if pred.chi_layers else math.nan
+
+
 def _phase(pred: theory.StretchPrediction) -> str:
-    # (with no finite fixed point, a ReLU's q growing or shrinking forever, chi1 is its limit there:
-    # q-independent for the ReLU family, the last layer's; He init's sigma_w^2 = 2.00009 measured is
-    # critical, not "chaotic", as the README's relu_he_mlp says)
-    chi = pred.chi1_star if math.isfinite(pred.chi1_star) else (pred.chi_layers[-1] if pred.chi_layers else math.nan)
+    # (He init's sigma_w^2 = 2.00009 measured is critical, not "chaotic", as the README's
+    # relu_he_mlp says)
+    chi = _phase_chi(pred)
     if math.isfinite(chi) and abs(chi - 1.0) < CRITICAL_TOLERANCE:
         return "critical"
     return pred.phase

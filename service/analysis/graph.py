@@ -63,6 +63,7 @@ from gradhealth.analysis.sharpness import MAX_PARAMETERS as SHARPNESS_MAX_PARAME
 from gradhealth.analysis.sharpness import PROBE_STEPS, Sharpness, StepProbe, top_eigenvalue
 from gradhealth.analysis.sharpness import SETTLED as SHARPNESS_SETTLED
 from gradhealth.analysis.simulate import (
+    MIN_DEAD_BATCH,
     PROBABILITY_LOSSES,
     SimulationResult,
     TimeSeries,
@@ -3849,6 +3850,9 @@ def precision_name(dtype: torch.dtype) -> str:
 #: A ReLU unit's figure: the share of its units zero for every sample of EVERY seed's batch (the
 #: seeds' batches together); ``dead_fraction`` is each seed's own share.
 DEAD_IN_EVERY_SEED = "dead_in_every_seed"
+#: ... and the samples that share is over, where a graph run at a small batch was run on further
+#: draws (:data:`POOLED_DEAD_SAMPLES`); absent elsewhere, where it is the seeds' batches together.
+DEAD_SAMPLES = "dead_samples"
 
 
 #: The figure of a unit called more than once per forward: how many times (a shared or looped
@@ -3953,21 +3957,87 @@ def _add_active_units(ever_active: dict[str, torch.Tensor], records: Sequence[Re
     batch of 16 with probability 0.19: one seed's batch calls healthy trained units dead."""
     for rec in records:
         seed_dead = figures.units.get(rec.name, {}).get("dead_fraction")
-        pre = rec.pre
-        if seed_dead is None or pre is None or rec.activation != "relu" or pre.dim() < 1 or not pre.numel():
+        if seed_dead is None:
             continue  # (no sample reached it in this seed: neither dead nor alive there)
-        with torch.no_grad():
-            z = pre.detach()
-            feature_dim = 1 if rec.role.channels_first and z.dim() > 1 else z.dim() - 1
-            reduce = [d for d in range(z.dim()) if d != feature_dim]
-            alive = z.amax(dim=reduce) > 0 if z.dim() > 1 and reduce else z > 0
-            if seed_dead == 0.0:
-                alive = torch.ones_like(alive)
+        alive = _alive_units(rec, switched_off=seed_dead == 0.0)
+        if alive is None:
+            continue
         held = ever_active.get(rec.name)
         if held is None:
             ever_active[rec.name] = alive
         elif held.shape == alive.shape:
             ever_active[rec.name] = held | alive
+
+
+def _alive_units(rec: Record, switched_off: bool) -> torch.Tensor | None:
+    """Which of a ReLU record's units are > 0 for some sample of its batch (all of them where the
+    layer is ``switched_off``: its input all 0); None for a record that is no ReLU or kept none."""
+    pre = rec.pre
+    if pre is None or rec.activation != "relu" or pre.dim() < 1 or not pre.numel():
+        return None
+    with torch.no_grad():
+        z = pre.detach()
+        feature_dim = 1 if rec.role.channels_first and z.dim() > 1 else z.dim() - 1
+        reduce = [d for d in range(z.dim()) if d != feature_dim]
+        alive = z.amax(dim=reduce) > 0 if z.dim() > 1 and reduce else z > 0
+        return torch.ones_like(alive) if switched_off else alive
+
+
+#: The samples per seed over which a graph that runs at a batch under
+#: :data:`.simulate.MIN_DEAD_BATCH` only (a file that fixes its batch at 1, as torch.onnx's single
+#: dummy input and keras2onnx make it) has its units' "zero for every sample" counted: the batch a
+#: file with a free batch is run at (:data:`.importers.onnx_static.DEFAULT_BATCH`), so both are
+#: judged over the same samples (48 at 3 seeds). The seed's batch is run again on further draws,
+#: forward only, until that many; a live unit firing on half the inputs is off for all of them with
+#: probability 2^-16 a seed. Three samples (3 seeds x batch 1) left a 2 -> 1000 ReLU layer with
+#: 970 units off on all of them unjudged, and the advice to give a batch of 8 was refused
+#: by the file (onnxsweep27 mouse_path_range).
+POOLED_DEAD_SAMPLES = 16
+
+#: The generator seed offset of those further draws (:func:`_more_samples`), clear of the seeds'.
+_MORE_SAMPLES_SEED = 50_000
+
+
+def _more_draws_vary(run: GraphRun) -> bool:
+    """Whether another draw of ``run``'s inputs is another sample: some input is drawn (a float of
+    N(0, 1) or ``--input-range``, or token ids), none is a live module's example rows (resampled from
+    the rows given: no more samples than those) and none of the floats is kept as given."""
+    drawn = [s for s in run.inputs if s.value is None and (s.dtype.is_floating_point or s.high)]
+    return bool(drawn) and not any(s.rows is not None for s in run.inputs)
+
+
+def _more_samples(run: GraphRun, net: nn.Module, seed: int, passes: int, batch: int, device: torch.device,
+                  ever_active: dict[str, torch.Tensor], counted: dict[str, int]) -> None:
+    """Run ``net`` (seed ``seed``'s copy) forward ``passes`` more times, each on a fresh draw of the
+    inputs (``batch`` samples), and OR into ``ever_active`` which ReLU units fired, adding ``batch``
+    to ``counted`` (a unit's name -> the samples its share is over) for each pass that measured it.
+    Forward only: the pooled share needs no gradient. Only a unit called once a forward is counted,
+    as the seeds' steps measure it; a unit called more often keeps the seeds' samples alone."""
+    for j in range(passes):
+        xs = _seed_inputs(run, _MORE_SAMPLES_SEED + seed * 1_000 + j, device)
+        tracer = Tracer(net, run.names(net) if run.names else None, functions=run.trace_functions)
+        try:
+            functional = FunctionalOps(tracer, net) if run.trace_functions else contextlib.nullcontext()
+            with (torch.nn.utils.parametrize.cached(), functional, direct_checkpoints(), _guarded(run),
+                  head_logits(run, net) as logits):
+                value = call(net, xs, run.keywords, run.nest)
+                tracer.drop_repeated()
+                loss, _ = _loss(run, value, seed, logits)
+            tracer.settle(loss)  # (a fold undone as the step undoes it: the same unit's pre-activation)
+        finally:
+            tracer.close()
+        calls = collections.Counter(rec.name for rec in tracer.units)
+        for rec in tracer.units:
+            held = ever_active.get(rec.name)
+            if held is None or calls[rec.name] > 1 or rec.name in tracer.repeated:
+                continue
+            off = isinstance(rec.inp, torch.Tensor) and rec.inp.is_floating_point() and not bool(rec.inp.detach().any())
+            alive = _alive_units(rec, switched_off=off)
+            if alive is None or alive.shape != held.shape:
+                continue
+            ever_active[rec.name] = held | alive
+            counted[rec.name] = counted.get(rec.name, 0) + batch
+        del tracer, value, loss, xs
 
 
 def _recorded_bytes(inputs: Any, records: Sequence[Record]) -> int:
@@ -3999,6 +4069,9 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
     figures_of: list[SeedFigures] = []
     records: list[Record] = []
     ever_active: dict[str, torch.Tensor] = {}
+    counted: dict[str, int] = {}  # a ReLU unit's name -> the samples its ever_active is over
+    batch: int | None = None
+    passes = 0
     reached: list[set[str]] = []  # per seed, the units some sample reached
     for seed in range(count):
         if progress:
@@ -4013,6 +4086,18 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
                         if not figures.units.get(rec.name, {}).get("no_samples")})
         figures_of.append(figures)
         _add_active_units(ever_active, seed_records, figures)
+        if seed == 0:
+            batch = _batch_size(run, seed_records, {n: u.get(CALLS, 1.0) for n, u in figures.units.items()
+                                                    if n in figures.looped})
+            # a graph that runs at a small batch only: its seeds' batches are too few samples to
+            # tell a dead unit from one off by chance, so each seed runs further draws (forward only)
+            pooled = (batch is not None and batch >= 1 and batch < MIN_DEAD_BATCH and bool(ever_active)
+                      and _more_draws_vary(run))
+            passes = -(-POOLED_DEAD_SAMPLES // batch) - 1 if pooled and batch else 0
+        for name in ever_active:
+            counted[name] = counted.get(name, 0) + (batch or 0)
+        if passes:
+            _more_samples(run, net, seed, passes, batch or 1, dev, ever_active, counted)
         if seed == 0:
             recorded = _recorded_bytes(xs, seed_records)
             post_ln = post_ln_layers(net)
@@ -4046,6 +4131,9 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
             active = ever_active[rec.name]
             # the same for every seed: the share of units zero in every seed's batch
             values[DEAD_IN_EVERY_SEED] = np.full(len(figures_of), 1.0 - float(active.sum()) / max(active.numel(), 1))
+            if passes:
+                # over how many samples, the seeds' batches and the further draws together
+                values[DEAD_SAMPLES] = np.full(len(figures_of), float(counted.get(rec.name, 0)))
         _, fan_in, fan_out = weight_of(rec.module) if rec.role.kind == "weight" else (None, None, None)
         kind = rec.role.type if rec.role.type in CELL_TYPES.values() else "rnn"  # a looped cell keeps its own
         stats.append(UnitStats(rec.name, rec.pointer, kind if rec.name in timed else rec.role.type,

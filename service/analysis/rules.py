@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -2670,6 +2670,31 @@ def _small_batch(result: SimulationResult) -> bool:
     return result.batch_size is not None and result.batch_size < MIN_DEAD_BATCH
 
 
+def dead_samples(u: UnitStats, result: SimulationResult) -> int | None:
+    """The samples a ReLU layer's "zero for every sample" share counts: where a graph run at a small
+    batch was run on further draws (graph.DEAD_SAMPLES), those and the seeds' batches; else, for a
+    graph door's share over every seed (graph.DEAD_IN_EVERY_SEED), the seeds' batches together; else
+    (a spec's share, per seed) the batch. None where the batch is unknown. Whether a share can tell
+    a dead unit from one off by chance is a question of this count, not of the batch: a live unit
+    firing on half the inputs is off for all n samples with probability 2^-n."""
+    counted = u.values.get("dead_samples")  # graph.DEAD_SAMPLES
+    if counted is not None and counted[0] == counted[0]:
+        return int(counted[0])
+    if result.batch_size is None:
+        return None
+    every = u.values.get("dead_in_every_seed")  # graph.DEAD_IN_EVERY_SEED
+    return result.batch_size * result.seeds if every is not None else result.batch_size
+
+
+def _few_samples(u: UnitStats, result: SimulationResult) -> bool:
+    """Whether ``u``'s share is over fewer than :data:`MIN_DEAD_BATCH` samples (:func:`dead_samples`)
+    where the batch itself is that small; a spec's or a full batch's share keeps the batch's rule."""
+    if not _small_batch(result):
+        return False
+    n = dead_samples(u, result)
+    return n is not None and n < MIN_DEAD_BATCH
+
+
 def _pooled_enough(result: SimulationResult) -> bool:
     """Whether the seeds' samples together are enough to judge a graph door's all-samples share
     where the batch alone is too small (:data:`MIN_POOLED_SAMPLES`)."""
@@ -2726,6 +2751,20 @@ def alike_inputs(result: SimulationResult) -> dict[str, tuple[float, float]]:
     return out
 
 
+def _more_samples_words(result: SimulationResult, units: Sequence[UnitStats]) -> str:
+    """How to give ``units`` (ReLU layers judged over too few samples) the
+    :data:`MIN_DEAD_BATCH` samples that judge them, in words that never name what the model refuses:
+    a model's share counts every seed's batch together, so more seeds are more samples whatever batch
+    the file fixes (onnxsweep27 mouse_path_range: "give a batch of 8" beside a file refused at any batch
+    but 1); a spec's is each seed's own batch."""
+    batch = max(result.batch_size or 1, 1)
+    if any(u.values.get("dead_in_every_seed") is not None for u in units):  # graph.DEAD_IN_EVERY_SEED
+        seeds = -(-MIN_DEAD_BATCH // batch)
+        return (f"{MIN_DEAD_BATCH} samples or more judge it: every seed's batch counts, so --seeds {seeds} or more "
+                f"(seeds over HTTP) gives them at this batch of {batch}, or a larger batch where the model takes one")
+    return f"a batch of {MIN_DEAD_BATCH} or more judges it"
+
+
 class DeadUnits(_Fraction):
     code = "dead_units"
     key = "dead_fraction"
@@ -2738,7 +2777,8 @@ class DeadUnits(_Fraction):
         # read as 62% dead. A fraction above 1/2 counts only where a count that large is unlikely
         # at 1/2 (one-sided binomial test over the seeds' units, Bonferroni over the layers).
         small = _small_batch(result)
-        if small and not _pooled_enough(result):
+        if small and not _pooled_enough(result) and not any(
+                (dead_samples(u, result) or 0) >= MIN_POOLED_SAMPLES for u in result.units):
             return []  # "zero for the whole batch" of one or two samples is a coin toss, not death
         output = clipped_output(result)  # judged by output_loss_mismatch
         measured = [(u, f) for u, f in super().judged(result) if u is not output]
@@ -2755,10 +2795,15 @@ class DeadUnits(_Fraction):
         for u, value in measured:
             units = u.values.get("relu_units")
             every = u.values.get("dead_in_every_seed")  # graph.DEAD_IN_EVERY_SEED
-            if small and (every is None or every[0] != 1.0) and id(u) not in dead_born:
-                # a batch under 8, pooled over the seeds: only a layer off whole on every sample (no
+            few = _few_samples(u, result)
+            if few and (dead_samples(u, result) or 0) < MIN_POOLED_SAMPLES and id(u) not in dead_born:
+                continue  # one or two samples: a coin toss, not death
+            if few and (every is None or every[0] != 1.0) and id(u) not in dead_born:
+                # under 8 samples, pooled over the seeds: only a layer off whole on every sample (no
                 # unit ever fires) is judged; a part of it off on 3 samples is what correlated inputs
-                # make (onnxsweep16 h08: a trained 2 -> 1000 ReLU layer, 62% off on 3 samples of 2-D inputs)
+                # make (onnxsweep16 h08: a trained 2 -> 1000 ReLU layer, 62% off on 3 samples of 2-D inputs).
+                # A graph that runs at batch 1 only is run on further draws to 16 samples a seed
+                # (graph.POOLED_DEAD_SAMPLES), and judged as a full batch is (onnxsweep27 mouse_path_range)
                 continue
             if every is not None and units is not None and units[0] >= 1 and not math.isnan(every[0]):
                 # a graph door: dead is zero for every sample of every seed's batch (48 samples at 3
@@ -2791,10 +2836,11 @@ class DeadUnits(_Fraction):
         left = [u for u in result.units if self.key in u.values and u is not output and u.name not in judged]
         if not left:
             return None
-        samples = (result.batch_size or 0) * result.seeds
-        if not _pooled_enough(result):
+        samples = max((dead_samples(u, result) or 0) for u in left)
+        more = _more_samples_words(result, left)
+        if samples < MIN_POOLED_SAMPLES:
             return (f"too few samples: {samples} over {result.seeds} seed(s) at a batch of {result.batch_size}, "
-                    f"under the {MIN_POOLED_SAMPLES} that a layer off whole is judged on")
+                    f"under the {MIN_POOLED_SAMPLES} that a layer off whole is judged on; {more}")
         parts = []
         for u in left[:3]:
             every = u.values.get("dead_in_every_seed")  # graph.DEAD_IN_EVERY_SEED
@@ -2802,7 +2848,7 @@ class DeadUnits(_Fraction):
             parts.append(f"{layer_words(u)}: {share}")
         return (f"too few samples: {samples} over {result.seeds} seed(s) at a batch of {result.batch_size}, on which "
                 f"only a ReLU layer off whole is judged, and {'; '.join(parts)}{' ...' if len(left) > 3 else ''} "
-                f"zero on all of them; a batch of {MIN_DEAD_BATCH} or more judges it")
+                f"zero on all of them; {more}")
 
     def discounted(self, result: SimulationResult, t: Thresholds
                    ) -> list[tuple[UnitStats, float, float | None, float | None]]:
@@ -2852,14 +2898,14 @@ class DeadUnits(_Fraction):
         found = self.discounted(result, t)
         u, per_batch, pooled, mark = max(found, key=lambda x: max(x[1] if x[1] == x[1] else 0.0, x[2] or 0.0))
         batch = result.batch_size
-        samples = batch * result.seeds if batch else None
+        samples = dead_samples(u, result) if pooled is not None else (batch * result.seeds if batch else None)
         units = u.values.get("relu_units")
         width = int(units[0]) if units is not None and units[0] == units[0] and units[0] >= 1 else None
-        if batch is not None and batch < MIN_DEAD_BATCH and mark is None:
-            short = f"a batch of {batch} is too small to tell"
-            why = (f"with a batch of {batch}, a live unit is zero for the whole batch with probability "
-                   f"2^-{batch}, so a share off for the batch says nothing about death; give a batch of "
-                   f"{MIN_DEAD_BATCH} or more to judge it")
+        if _few_samples(u, result) and mark is None:
+            n = dead_samples(u, result) or batch or 0
+            short = f"{n} sample{'s' if n != 1 else ''} {'is' if n == 1 else 'are'} too few to tell"
+            why = (f"over {n} sample{'s' if n != 1 else ''}, a live unit is zero for all of them with probability "
+                   f"2^-{n}, so a share off for them says nothing about death; {_more_samples_words(result, [u])}")
         elif pooled is not None and pooled < warn:
             short = f"under {warn:.0%} over all samples"
             why = (f"over all {samples} samples of the {result.seeds} seeds' batches together only {pooled:.0%} "
@@ -2959,14 +3005,18 @@ class DeadUnits(_Fraction):
             found = super().describe(severity, value, result, t)  # (the layers' own share is the worse)
             if _small_batch(result):
                 # judged over the seeds' samples pooled: say so, not "the whole batch" of 1
-                samples = (result.batch_size or 0) * result.seeds
+                counts = [dead_samples(x, result) for x in found.units] if found.units else []
+                samples = min((n for n in counts if n), default=(result.batch_size or 0) * result.seeds)
+                drawn = samples > (result.batch_size or 0) * result.seeds
                 found.summary = found.summary.replace(
-                    "for the whole batch", f"for every one of the {samples} samples of {result.seeds} seeds' "
-                                           f"batches of {result.batch_size}")
+                    "for the whole batch", f"for every one of {samples} samples ({result.seeds} seeds' "
+                                           f"batches of {result.batch_size}{' and further draws' if drawn else ''})")
                 found.explanation += (
-                    f" The file fixes its batch at {result.batch_size}, so the share judged is of units zero for "
-                    f"every sample of every seed together ({samples} independent samples): a live unit firing on "
-                    f"half the inputs is off for all of them with probability 2^-{samples}.")
+                    f" The model runs at a batch of {result.batch_size}, so the share judged is of units zero for "
+                    f"every one of {samples} independent samples together ("
+                    + (f"each seed's batch run again, forward only, on further draws of the inputs to "
+                       f"{samples // max(result.seeds, 1)} samples a seed" if drawn else "every seed's batch")
+                    + f"): a live unit firing on half the inputs is off for all of them with probability 2^-{samples}.")
                 found.evidence.update(batch_size=result.batch_size, seeds=result.seeds, pooled_samples=samples)
             return found
         layers = [u for u, _ in dead]

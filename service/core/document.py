@@ -274,7 +274,7 @@ class TheoryStretch(BaseModel):
     sigma_w2: float = Field(description="measured Var(W) * fan_in")
     sigma_b2: float
     q_star: float | None
-    chi1: float | None = Field(description="per-layer factor of the squared gradient norm at q*")
+    chi1: float | None = Field(description="per-layer factor of the squared gradient norm at q* (with no finite q*, a ReLU stack's q growing or shrinking without end: at the q its last layer reaches), the one phase is named by")
     phase: str
     predicted_ratio: float | None = Field(description="||dL/dh_first|| / ||dL/dh_last|| from mean-field theory")
     measured_ratio: float | None

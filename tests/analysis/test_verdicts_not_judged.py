@@ -41,14 +41,16 @@ def test_batch_one_remedies_are_judged_over_every_seed_or_said_not_judged() -> N
         if v.not_judged is not None:
             assert not v.fixed and v.after is None and v.not_judged.startswith("too few samples"), (rid, v)
             assert v.seeds == 3, (rid, v)  # every seed's samples pooled, as the finding's were
-    # the biases are already 0: zeroing them keeps every weight negative, still dead over 3 samples
+    # the biases are already 0: zeroing them keeps every weight negative, still dead on every sample
     assert verdicts["zero_bias"].after == 1.0 and not verdicts["zero_bias"].fixed
-    assert verdicts["zero_bias"].seeds == 3
-    # He init lets units fire on some sample: no layer off whole, a part off is not judged on 3 samples
+    # He init lets units fire on some sample. A batch-1 file is run on further draws to 16 samples a
+    # seed (onnxsweep27), so one seed's re-simulation judges the part of the layer left off: with
+    # positive and negative weights a unit's pre-activation is positive for some of 16 inputs in
+    # [0, 1] unless its weights are mostly negative, and under half the units are left off
     he = verdicts["he_init"]
-    assert he.not_judged is not None and not he.fixed
+    assert he.not_judged is None and he.fixed and he.after is not None and he.after < 0.5
     text = render_text(Diagnosis.model_validate(doc.model_dump()))
-    assert "not judged: too few samples: max_dead_fraction 1 -> -" in text
+    assert "not judged: too few samples" not in text
 
 
 def test_born_dead_note_does_not_point_at_remedies_it_does_not_carry() -> None:

@@ -1949,6 +1949,22 @@ def sklearn_hint(graph: Any, supported: frozenset[str] | set[str] = SUPPORTED_OP
             "layers, can be checked)")
 
 
+def unsupported_refusal(model: Any, missing_ops: list[str],
+                        supported: frozenset[str] | set[str] = SUPPORTED_OPS) -> str:
+    """The refusal of a graph with ops the interpreter has no builder for. Where the ops say what the
+    model is (a quantised graph: :func:`quantised_hint`; a scikit-learn model: :func:`sklearn_hint`),
+    that reason leads and the ops follow it: the list of ops is no reason, and a tree ensemble's
+    refusal that opened on its pipeline's ArrayFeatureExtractor and OneHotEncoder read as an op the
+    check merely lacks (onnxsweep27 titanic_tree). Otherwise the ops lead, with what to do where
+    something can be done (a recursive function, random ops)."""
+    ops = ", ".join(missing_ops)
+    reason = f"{quantised_hint(model.graph, supported)}{sklearn_hint(model.graph, supported)}"
+    rest = f"{function_hint(model, missing_ops)}{noise_hint(model.graph)}"
+    if reason:
+        return f"{reason.removeprefix('; ')}; its unsupported ONNX ops: {ops}{rest}"
+    return f"unsupported ONNX ops: {ops}{rest}"
+
+
 #: How many nodes of one unsupported op a refusal names before it counts the rest.
 NAMED_NODES = 3
 
@@ -2436,9 +2452,7 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
         raise ModelError(refusal)
     missing_ops = unsupported(model, supported)
     if missing_ops:
-        raise ModelError(f"unsupported ONNX ops: {', '.join(missing_ops)}{function_hint(model, missing_ops)}"
-                         f"{noise_hint(model.graph)}"
-                         f"{quantised_hint(model.graph, supported)}{sklearn_hint(model.graph, supported)}")
+        raise ModelError(unsupported_refusal(model, missing_ops, supported))
     graph = model.graph
     init_names = {t.name for t in graph.initializer}
     # a graph with no batch axis (an input [164] read whole by its first layer's weight): given one
