@@ -166,7 +166,20 @@ BINARY = "binary_cross_entropy"
 STANDARDISED_TARGETS = "standardised_targets"
 #: What a remedy changes to be verified: the network (an edit of each seed's copy), the
 #: optimizer (a new learning rate for ``large_updates``) or the loss (:data:`LOGITS`, :data:`ONCE`).
-Change = Edit | OptimizerSpec | Guard | str
+
+
+@dataclasses.dataclass(frozen=True)
+class DropSquash:
+    """The change that drops a bounded output activation the loss on logits does not apply again
+    (a sigmoid or tanh head under a cross-entropy whose own squash is a softmax; a tanh under binary
+    cross-entropy): that activation taken out of each copy (``edit``) and the run's ``squashed``
+    cleared, so the loss reads the raw logits. :data:`ONCE` alone left the activation in the network
+    and read the floor gone (kerassweep29 cad_sigmoid_from_logits)."""
+
+    edit: Edit
+
+
+Change = Edit | OptimizerSpec | Guard | DropSquash | str
 NOT_SIMULATED = ("not verified on this network: it needs a new structure, which the check does "
                  "not invent for a graph it did not write; make the change and check again")
 _SATURATING = {"sigmoid", "tanh", "hardtanh", "hardsigmoid", "softplus", "glu"}
@@ -503,6 +516,31 @@ def _unit_activation(model: nn.Module, names: Callable[[nn.Module], dict[nn.Modu
         if named.get(module, ("", ""))[1] == pointer and isinstance(act, nn.Module) and role_of(act).kind == "act":
             return f"{path}.act" if path else "act"
     return None
+
+
+#: The (squash, loss) pairs whose squash a loss on logits applies again over a folded output
+#: (:func:`.losses.loss_value`): only those leave the network without it.
+_REAPPLIED = frozenset({("softmax", "cross_entropy"), ("sigmoid", "binary_cross_entropy")})
+
+
+def _output_squash_edit(names: Callable[[nn.Module], dict[nn.Module, tuple[str, str]]] | None,
+                        pointer: str) -> Edit:
+    """The final activation of the output unit at ``pointer`` replaced by nn.Identity in each copy:
+    a spec-built unit's ``.act`` (:func:`_unit_activation`), else the last activation module of the
+    outermost nn.Sequential ``names`` maps to ``pointer`` (a Keras graph's layer with its activation)."""
+
+    def edit(net: nn.Module, seed: int) -> None:
+        path = _unit_activation(net, names, pointer)
+        if path is not None:
+            _identity_edit(path)(net, seed)
+            return
+        named = names(net) if names is not None else {}
+        for module in net.modules():  # parents first: the layer before its own modules
+            if named.get(module, ("", ""))[1] == pointer and isinstance(module, nn.Sequential) and len(module) \
+                    and role_of(module[-1]).kind == "act":
+                module[-1] = nn.Identity()
+                return
+    return edit
 
 
 def _identity_edit(path: str) -> Edit:
@@ -922,7 +960,12 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
                              + (f"; or {other}" if result.squashed in ("softmax", "sigmoid") else ""))
             return [(remedy, UNSQUASH)]
         if result.squashed is not None:
-            return [(R.logits_loss(result.loss or "cross_entropy", where, squashed=result.squashed), ONCE)]
+            remedy = R.logits_loss(result.loss or "cross_entropy", where, squashed=result.squashed)
+            if (result.squashed, result.loss or "cross_entropy") not in _REAPPLIED:
+                # the loss does not apply this squash again: it is in the network, taken out there
+                last = output_layer(result)
+                return [(remedy, DropSquash(_output_squash_edit(unit_names, last.pointer)))]
+            return [(remedy, ONCE)]
         k = softmax_under_binary_loss(result)
         if k is not None:
             # a sigmoid per unit for multi-label targets: re-simulated where the softmax is the
@@ -1212,6 +1255,8 @@ class _Verifier:
             run = dataclasses.replace(self.run, optimizer=change)
         elif change == ONCE:
             run = dataclasses.replace(self.run, squashed=None)
+        elif isinstance(change, DropSquash):
+            run = dataclasses.replace(self.run, squashed=None, prepare=_combine(self.run.prepare, change.edit))
         elif change == UNSQUASH:
             run = dataclasses.replace(self.run, unsquash=True)
         elif change == BINARY:
