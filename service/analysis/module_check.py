@@ -814,11 +814,17 @@ def _combine(first: Edit | None, then: Edit) -> Edit:
     return edit
 
 
+#: The unit types of recurrent cells, whose tanh and sigmoid gates are the cell's own: no activation
+#: swap names or replaces them (the swap's edit swaps activation modules, never a cell's).
+RECURRENT_CELL_TYPES = frozenset({"lstm", "gru", "rnn"})
+
+
 def _every(result: SimulationResult, activations: set[str], but: UnitStats | None = None) -> str:
     """The layers an activation swap changes, as its words should name them: every one of those
     ``activations``, since the verified edit swaps them all (msweep13: "in ls.0" for a swap of
     every tanh of a PINN); ``but``: the output layer, whose squashing is kept."""
-    units = [u for u in result.units if u.activation in activations and u is not but]
+    units = [u for u in result.units if u.activation in activations and u is not but
+             and u.type not in RECURRENT_CELL_TYPES]
     names = [layer_words(u) for u in units]
     kinds = "/".join(sorted({u.activation or "" for u in units}))
     shown = first_few(names, R.NAMED_LAYERS)
@@ -1033,6 +1039,28 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
         or [u.pointer.removeprefix("function:") for u in functions]
     if code == "symmetric_weights":
         acts = {u.activation for u in det.units if u.activation} or acts
+    # a recurrent cell's saturation (its h_t, or its gates, in the flat tails of tanh/sigmoid): its
+    # tanh and sigmoids are the cell's own, which no activation swap may replace (a relu LSTM or GRU
+    # is unbounded_recurrent_activation's fault) and whose weights are no "Linear/Conv layers"; a
+    # per-sample norm of the cell's pre-activations (a layer-normalised LSTM/GRU) is the remedy
+    # (kerassweep29 mb_hybrid_conv_gru_lstm: relu and He init were offered for a GRU, with Dense code)
+    cell_units = [u for u in det.units if u.type in RECURRENT_CELL_TYPES]
+    if code == "saturation" and cell_units and len(cell_units) == len(det.units):
+        norm = R.normalisation("layernorm", [layer_words(u) for u in cell_units])
+        norm.change = (f"normalise the pre-activations of {norm.change.split(' of ', 1)[1].rsplit(' with ', 1)[0]} "
+                       "inside the cell (a layer-normalised LSTM/GRU: LayerNorm on W x_t and on U h_(t-1) before "
+                       "the gates and the candidate), or a LayerNormalization on the sequence the cell reads; "
+                       "keep the cell's own tanh and sigmoid gates (a relu cell has no bound, "
+                       "unbounded_recurrent_activation); a cell's h_t near +-1 also carries its state, so check it on "
+                       "inputs like the training data's before changing it")
+        cell = {"lstm": "LSTM", "gru": "GRU"}.get(cell_units[0].type or "", "SimpleRNN")
+        torch_cell = {"lstm": "LSTM", "gru": "GRU"}.get(cell_units[0].type or "", "RNN")
+        norm.snippet = ("# normalise what the cell reads (or use a layer-normalised cell)\n"
+                        "x = nn.LayerNorm(n_features)(x)  # over the features of each step\n"
+                        f"out, _ = rnn(x)  # the nn.{torch_cell}: its own tanh and sigmoid gates kept")
+        norm.params = {**norm.params, "recurrent": True, "cell": cell}
+        norm.unverified = "not_simulable"
+        return [(norm, None)]
     if code in ("vanishing_gradient", "exploding_gradient", "nonfinite", "saturation", "dead_units", "symmetric_weights"):
         for scheme, wanted in (("kaiming_normal", bool(acts & {"relu", "leaky_relu", "elu", "gelu", "silu"})
                                 or code == "dead_units"),
@@ -1065,7 +1093,8 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
             kept = last if keep or keep_call else None
             # nothing to swap where the output's own squashing is the only one (an all-ReLU
             # autoencoder ending in tanh: the remedy would read "use relu ... in ;", modsweep23)
-            if any(u.activation in _SATURATING - {"glu"} and u is not kept for u in result.units):
+            if any(u.activation in _SATURATING - {"glu"} and u is not kept and u.type not in RECURRENT_CELL_TYPES
+                   for u in result.units):
                 swap = R.relu_family_activation(_every(result, _SATURATING - {"glu"}, but=kept), "relu",
                                                   swapped=sorted(_SATURATING - {"glu"}))
                 swap.change += f" ({_BIASES_ZEROED})"

@@ -146,3 +146,26 @@ def test_kerassweep29_a_live_forward_ending_in_a_tanh_under_binary_cross_entropy
     assert f.severity == "error"
     assert f.evidence.loss_floor == pytest.approx(floor, rel=1e-4)
     assert "sigmoid(1) = 0.731" in f.explanation and "values in [-1, 1]" in f.explanation
+
+
+def test_kerassweep29_a_recurrent_cells_saturation_gets_remedies_for_a_cell() -> None:
+    # a stored GRU whose input kernel is ~3x too large holds its h_t in tanh's tails
+    # (mb_hybrid_conv_gru_lstm: a GRU's saturation was offered relu in the GRU/LSTM, with
+    # Dense/Conv2D code, and inits of "the Linear/Conv layers")
+    from tests.analysis.test_keras_import import _rec
+
+    rng = np.random.default_rng(0)
+    cfg = _seq(_rec("GRU", "cell", 16), _dense("out", 3), shape=[20, 8])
+    recurrent = np.linalg.qr(rng.normal(size=(48, 48)))[0][:16]
+    stored = {"cell": [("kernel", rng.normal(0, 3, (8, 48))), ("recurrent_kernel", recurrent),
+                       ("bias", np.zeros((2, 48)))],
+              "out": [("kernel", rng.normal(0, 0.3, (16, 3))), ("bias", np.zeros(3))]}
+    doc = check_keras(keras2_h5(cfg, {n: [(w, v.astype("float32")) for w, v in ws] for n, ws in stored.items()}),
+                      seeds=2)
+    [f] = [f for f in doc.findings if f.code == "saturation"]
+    assert f.evidence.layers == ["cell"], doc.summary
+    ids = [r.id for r in f.remedies]
+    assert "relu_family_activation" not in ids and "he_init" not in ids
+    assert not any("Linear/Conv" in r.change or "Dense(" in r.snippet or "Conv2D" in r.snippet for r in f.remedies)
+    [norm] = [r for r in f.remedies if r.id == "layer_norm"]
+    assert "layers.GRU(units" in norm.snippet and "LayerNormalization" in norm.snippet
