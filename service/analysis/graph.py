@@ -2295,7 +2295,10 @@ def forward_squash(run: GraphRun, value: Any) -> str | None:
         # binary cross-entropy on logits (nn.BCEWithLogitsLoss) applies a sigmoid itself: a forward
         # ending in one (a CTR model's or recommender's final nn.Sigmoid) is squashed twice, whatever
         # its width (one logit per pair, or one per label)
-        return "sigmoid" if _squash_kind(fn) == "SigmoidBackward0" else None
+        # ... and a forward ending in another bounded activation (a tanh: logits in [-1, 1]) has
+        # the floor of its range under it, as a spec's last tanh has (kerassweep29: only the
+        # sigmoid was asked here)
+        return _BOUNDED_NODES.get(_squash_kind(fn) or "")
     if out.dim() < 1:
         return None
     # a bounded ending over the classes (a sigmoid per class, a tanh, a hardtanh: nn.Tanh ending a

@@ -22,7 +22,7 @@ KERAS_EPSILON = 1e-7
 
 #: The range of outputs each squashing activation leaves a loss on logits.
 BOUNDS = {"sigmoid": (0.0, 1.0), "softmax": (0.0, 1.0), "tanh": (-1.0, 1.0), "hardtanh": (-1.0, 1.0),
-          "hardsigmoid": (0.0, 1.0)}
+          "hardsigmoid": (0.0, 1.0), "hard_sigmoid": (0.0, 1.0), "softsign": (-1.0, 1.0)}
 
 
 #: The range each bounded output activation holds a regression's prediction to, (low, high). A

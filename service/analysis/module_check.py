@@ -166,7 +166,20 @@ BINARY = "binary_cross_entropy"
 STANDARDISED_TARGETS = "standardised_targets"
 #: What a remedy changes to be verified: the network (an edit of each seed's copy), the
 #: optimizer (a new learning rate for ``large_updates``) or the loss (:data:`LOGITS`, :data:`ONCE`).
-Change = Edit | OptimizerSpec | Guard | str
+
+
+@dataclasses.dataclass(frozen=True)
+class DropSquash:
+    """The change that drops a bounded output activation the loss on logits does not apply again
+    (a sigmoid or tanh head under a cross-entropy whose own squash is a softmax; a tanh under binary
+    cross-entropy): that activation taken out of each copy (``edit``) and the run's ``squashed``
+    cleared, so the loss reads the raw logits. :data:`ONCE` alone left the activation in the network
+    and read the floor gone (kerassweep29 cad_sigmoid_from_logits)."""
+
+    edit: Edit
+
+
+Change = Edit | OptimizerSpec | Guard | DropSquash | str
 NOT_SIMULATED = ("not verified on this network: it needs a new structure, which the check does "
                  "not invent for a graph it did not write; make the change and check again")
 _SATURATING = {"sigmoid", "tanh", "hardtanh", "hardsigmoid", "softplus", "glu"}
@@ -586,6 +599,31 @@ def _unit_activation(model: nn.Module, names: Callable[[nn.Module], dict[nn.Modu
     return None
 
 
+#: The (squash, loss) pairs whose squash a loss on logits applies again over a folded output
+#: (:func:`.losses.loss_value`): only those leave the network without it.
+_REAPPLIED = frozenset({("softmax", "cross_entropy"), ("sigmoid", "binary_cross_entropy")})
+
+
+def _output_squash_edit(names: Callable[[nn.Module], dict[nn.Module, tuple[str, str]]] | None,
+                        pointer: str) -> Edit:
+    """The final activation of the output unit at ``pointer`` replaced by nn.Identity in each copy:
+    a spec-built unit's ``.act`` (:func:`_unit_activation`), else the last activation module of the
+    outermost nn.Sequential ``names`` maps to ``pointer`` (a Keras graph's layer with its activation)."""
+
+    def edit(net: nn.Module, seed: int) -> None:
+        path = _unit_activation(net, names, pointer)
+        if path is not None:
+            _identity_edit(path)(net, seed)
+            return
+        named = names(net) if names is not None else {}
+        for module in net.modules():  # parents first: the layer before its own modules
+            if named.get(module, ("", ""))[1] == pointer and isinstance(module, nn.Sequential) and len(module) \
+                    and role_of(module[-1]).kind == "act":
+                module[-1] = nn.Identity()
+                return
+    return edit
+
+
 def _identity_edit(path: str) -> Edit:
     """The module at ``path`` replaced by nn.Identity in each copy."""
     parent, _, child = path.rpartition(".")
@@ -857,11 +895,17 @@ def _combine(first: Edit | None, then: Edit) -> Edit:
     return edit
 
 
+#: The unit types of recurrent cells, whose tanh and sigmoid gates are the cell's own: no activation
+#: swap names or replaces them (the swap's edit swaps activation modules, never a cell's).
+RECURRENT_CELL_TYPES = frozenset({"lstm", "gru", "rnn"})
+
+
 def _every(result: SimulationResult, activations: set[str], but: UnitStats | None = None) -> str:
     """The layers an activation swap changes, as its words should name them: every one of those
     ``activations``, since the verified edit swaps them all (msweep13: "in ls.0" for a swap of
     every tanh of a PINN); ``but``: the output layer, whose squashing is kept."""
-    units = [u for u in result.units if u.activation in activations and u is not but]
+    units = [u for u in result.units if u.activation in activations and u is not but
+             and u.type not in RECURRENT_CELL_TYPES]
     names = [layer_words(u) for u in units]
     kinds = "/".join(sorted({u.activation or "" for u in units}))
     shown = first_few(names, R.NAMED_LAYERS)
@@ -1003,7 +1047,12 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
                              + (f"; or {other}" if result.squashed in ("softmax", "sigmoid") else ""))
             return [(remedy, UNSQUASH)]
         if result.squashed is not None:
-            return [(R.logits_loss(result.loss or "cross_entropy", where, squashed=result.squashed), ONCE)]
+            remedy = R.logits_loss(result.loss or "cross_entropy", where, squashed=result.squashed)
+            if (result.squashed, result.loss or "cross_entropy") not in _REAPPLIED:
+                # the loss does not apply this squash again: it is in the network, taken out there
+                last = output_layer(result)
+                return [(remedy, DropSquash(_output_squash_edit(unit_names, last.pointer)))]
+            return [(remedy, ONCE)]
         k = softmax_under_binary_loss(result)
         if k is not None:
             # a sigmoid per unit for multi-label targets: re-simulated where the softmax is the
@@ -1071,6 +1120,28 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
         or [u.pointer.removeprefix("function:") for u in functions]
     if code == "symmetric_weights":
         acts = {u.activation for u in det.units if u.activation} or acts
+    # a recurrent cell's saturation (its h_t, or its gates, in the flat tails of tanh/sigmoid): its
+    # tanh and sigmoids are the cell's own, which no activation swap may replace (a relu LSTM or GRU
+    # is unbounded_recurrent_activation's fault) and whose weights are no "Linear/Conv layers"; a
+    # per-sample norm of the cell's pre-activations (a layer-normalised LSTM/GRU) is the remedy
+    # (kerassweep29 mb_hybrid_conv_gru_lstm: relu and He init were offered for a GRU, with Dense code)
+    cell_units = [u for u in det.units if u.type in RECURRENT_CELL_TYPES]
+    if code == "saturation" and cell_units and len(cell_units) == len(det.units):
+        norm = R.normalisation("layernorm", [layer_words(u) for u in cell_units])
+        norm.change = (f"normalise the pre-activations of {norm.change.split(' of ', 1)[1].rsplit(' with ', 1)[0]} "
+                       "inside the cell (a layer-normalised LSTM/GRU: LayerNorm on W x_t and on U h_(t-1) before "
+                       "the gates and the candidate), or a LayerNormalization on the sequence the cell reads; "
+                       "keep the cell's own tanh and sigmoid gates (a relu cell has no bound, "
+                       "unbounded_recurrent_activation); a cell's h_t near +-1 also carries its state, so check it on "
+                       "inputs like the training data's before changing it")
+        cell = {"lstm": "LSTM", "gru": "GRU"}.get(cell_units[0].type or "", "SimpleRNN")
+        torch_cell = {"lstm": "LSTM", "gru": "GRU"}.get(cell_units[0].type or "", "RNN")
+        norm.snippet = ("# normalise what the cell reads (or use a layer-normalised cell)\n"
+                        "x = nn.LayerNorm(n_features)(x)  # over the features of each step\n"
+                        f"out, _ = rnn(x)  # the nn.{torch_cell}: its own tanh and sigmoid gates kept")
+        norm.params = {**norm.params, "recurrent": True, "cell": cell}
+        norm.unverified = "not_simulable"
+        return [(norm, None)]
     if code in ("vanishing_gradient", "exploding_gradient", "nonfinite", "saturation", "dead_units", "symmetric_weights"):
         for scheme, wanted in (("kaiming_normal", bool(acts & {"relu", "leaky_relu", "elu", "gelu", "silu"})
                                 or code == "dead_units"),
@@ -1103,7 +1174,8 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
             kept = last if keep or keep_call else None
             # nothing to swap where the output's own squashing is the only one (an all-ReLU
             # autoencoder ending in tanh: the remedy would read "use relu ... in ;", modsweep23)
-            if any(u.activation in _SATURATING - {"glu"} and u is not kept for u in result.units):
+            if any(u.activation in _SATURATING - {"glu"} and u is not kept and u.type not in RECURRENT_CELL_TYPES
+                   for u in result.units):
                 swap = R.relu_family_activation(_every(result, _SATURATING - {"glu"}, but=kept), "relu",
                                                   swapped=sorted(_SATURATING - {"glu"}))
                 swap.change += f" ({_BIASES_ZEROED})"
@@ -1293,6 +1365,8 @@ class _Verifier:
             run = dataclasses.replace(self.run, optimizer=change)
         elif change == ONCE:
             run = dataclasses.replace(self.run, squashed=None)
+        elif isinstance(change, DropSquash):
+            run = dataclasses.replace(self.run, squashed=None, prepare=_combine(self.run.prepare, change.edit))
         elif change == UNSQUASH:
             run = dataclasses.replace(self.run, unsquash=True)
         elif change == BINARY:

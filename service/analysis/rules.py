@@ -5213,6 +5213,14 @@ class OutputLossMismatch(ArchitectureRule):
                      + (" check_module's loss=\"binary_cross_entropy\" is this loss on logits; a model that trains "
                         "its sigmoid with nn.BCELoss (F.binary_cross_entropy, on probabilities) already is checked "
                         "with loss=\"binary_cross_entropy_probs\"." if last.pointer.startswith("module:") else "")
+                     if own == "sigmoid" and result.squashed == "sigmoid" else
+                     "torch's binary cross-entropy on logits (nn.BCEWithLogitsLoss, "
+                     f"F.binary_cross_entropy_with_logits) applies a sigmoid itself; given the {result.squashed}'s "
+                     f"outputs ({span}) it sees logits in that range, so the model can never be confident (at best "
+                     f"sigmoid({high:g}) = {1 / (1 + math.exp(-high)):.3g} for a positive and sigmoid({low:g}) = "
+                     f"{1 / (1 + math.exp(-low)):.3g} for a negative) and the gradient reaching the network is scaled "
+                     f"down by the {result.squashed}'s slope. The model trains slowly and stalls high: return the raw "
+                     f"scores (drop the {result.squashed})."
                      if own == "sigmoid" else
                      "torch's cross-entropy (nn.CrossEntropyLoss, F.cross_entropy) takes logits and applies "
                      "log_softmax itself; given probabilities (values in [0, 1]) it sees logits at most 1 apart, "
@@ -5227,6 +5235,26 @@ class OutputLossMismatch(ArchitectureRule):
                      f"{floor:.3g} for these {classes}) and the gradient reaching the network is scaled down by the "
                      f"{result.squashed}'s slope. The model trains slowly and stalls high: return the raw "
                      f"scores (drop the {result.squashed})."),
+                    evidence, [last])
+            if own != result.squashed:
+                # a bounded head under the other loss on logits (a sigmoid or tanh under a softmax
+                # cross-entropy, a tanh under binary cross-entropy): not the same squash twice, but
+                # logits held in the activation's range (kerassweep29 cad_sigmoid_from_logits)
+                evidence.update(logit_range=[low, high])
+                best = (f"at best e^{high - low:g} / (e^{high - low:g} + {classes - 1}) of the probability for the "
+                        f"right one of {classes} classes" if own == "softmax" else
+                        f"at best sigmoid({high:g}) = {1 / (1 + math.exp(-high)):.3g} for a positive and "
+                        f"sigmoid({low:g}) = {1 / (1 + math.exp(-low)):.3g} for a negative")
+                return Detection(
+                    self.code, severity, "unreachable_loss_fraction", value,
+                    f"{loss} is compiled on logits (from_logits=True) and applies its own {own}, but "
+                    f"{layer_words(last)} ends in {result.squashed}: its logits lie in [{low:g}, {high:g}], so the "
+                    f"loss can never fall below {floor:.3g} ({value:.0%} of its value at chance)",
+                    f"A loss on logits applies its own {own} to the raw scores; given the {result.squashed}'s "
+                    f"outputs ({span}) it sees logits at most {high - low:g} apart, so the model can never be "
+                    f"confident ({best}), the loss stalls at {floor:.3g} or above, and the gradient reaching the "
+                    f"network is scaled down by the {result.squashed}'s slope. Drop the {result.squashed} "
+                    "(activation linear): the loss makes the probabilities from the raw logits.",
                     evidence, [last])
             return Detection(
                 self.code, severity, "unreachable_loss_fraction", value,

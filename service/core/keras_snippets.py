@@ -116,6 +116,13 @@ def keras_snippet(remedy: Remedy, where: str | None = None) -> str | None:
     if rid == "scaled_residual":
         return (f"# each residual branch{at} scaled by 1/sqrt(num_blocks): keeps Var(h) bounded with depth\n"
                 "x = layers.Add()([x, layers.Rescaling(1 / math.sqrt(num_blocks))(block(x))])")
+    if rid == "layer_norm" and p.get("recurrent"):
+        # a recurrent cell's own saturation: what the cell reads normalised, its tanh and sigmoid
+        # gates kept (a Dense/relu template is another layer type's, kerassweep29)
+        cell = str(p.get("cell") or "GRU")
+        return (f"{_BUILT}{at}: normalise what the cell reads (or use a layer-normalised cell)\n"
+                "x = layers.LayerNormalization()(x)  # over the features of each step\n"
+                f"x = layers.{cell}(units, return_sequences=True)(x)  # its own tanh and sigmoid gates kept")
     if rid in ("batch_norm", "layer_norm"):
         norm = "BatchNormalization" if rid == "batch_norm" else "LayerNormalization"
         return (f"{_BUILT}{at}: the norm between the layer and its activation\n"

@@ -3223,6 +3223,7 @@ def _check_stored(spec: dict[str, Any], origins: Origins, stored: Weights, *, de
     from gradhealth.analysis.model import Unit, build_network
     from gradhealth.analysis.module_check import diagnose, on_synthetic_inputs
     from gradhealth.analysis.plan import make_plan
+    from gradhealth.analysis.simulate import squashed_output
     from gradhealth.analysis.spec import parse_spec
     from gradhealth.devices import require_cuda_if_asked
     from gradhealth.settings import get_settings
@@ -3255,8 +3256,13 @@ def _check_stored(spec: dict[str, Any], origins: Origins, stored: Weights, *, de
     # same targets: the output/loss pairing does not depend on the weights
     # stored weights that are an init's draw (saved before training): an initialisation (onnxsweep24)
     fresh = fresh_init(net)
+    # a bounded last layer (a sigmoid or tanh) under a loss on logits that applies another squash
+    # over it (a sigmoid head under SparseCategoricalCrossentropy(from_logits=True)): the floor the
+    # spec's own check measures (:func:`.simulate.squashed_output`), which this run of the same
+    # network lost, so the stored weights read healthy (kerassweep29 cad_sigmoid_from_logits)
+    squashed, _ = squashed_output(plan)
     run = GraphRun(net, inputs, parsed.loss.type, parsed.seeds, None, names, optimizer=parsed.optimizer,
-                   from_logits=parsed.loss.from_logits, bounded_regression=True,
+                   from_logits=parsed.loss.from_logits, bounded_regression=True, squashed=squashed,
                    target_range=parsed.loss.target_range, checkpoint=fresh is None)
     doc = diagnose(run, name=parsed.name, device=device, thresholds=settings.thresholds,
                    verify=settings.verify_remedies if verify is None else verify,

@@ -675,6 +675,11 @@ def _channels_first_activation(module: nn.Module) -> nn.Module:
     return module
 
 
+#: The Keras output activations whose range is bounded on both sides (:data:`.losses.BOUNDS`): a
+#: loss on logits over them has a floor (a softmax's and a sigmoid's own are folded into the loss).
+LOGIT_BOUNDED = frozenset({"sigmoid", "tanh", "hard_sigmoid", "softsign"})
+
+
 def _without_activation(module: nn.Module, fold: str) -> nn.Module:
     """The output layer with the activation the loss folds in (softmax, sigmoid) removed."""
     kind = nn.Softmax if fold == "softmax" else nn.Sigmoid
@@ -1032,6 +1037,14 @@ def check_keras_graph(graph: KerasGraph, *, loss: str | dict[str, Any] | None, s
         on_probabilities = isinstance(spec_loss, dict) and spec_loss.get("from_logits") is False
         on_logits = isinstance(spec_loss, dict) and spec_loss.get("from_logits") is True
         squashed = fold if on_logits else None
+        if on_logits and fold is None and own in ("cross_entropy", "binary_cross_entropy") \
+                and out_act in LOGIT_BOUNDED and (own == "binary_cross_entropy" or width[-1] > 1):
+            # a bounded output under the other loss on logits (a sigmoid or tanh head under
+            # (Sparse)CategoricalCrossentropy(from_logits=True), a tanh under BinaryCrossentropy's):
+            # the loss's own softmax/sigmoid reads logits held in the activation's range, a floor
+            # output_loss_mismatch measures; the activation stays in the network, as Keras runs it
+            # (kerassweep29 cad_sigmoid_from_logits: three sigmoids under SCCE read healthy)
+            squashed = out_act
         double = _fed_squash(graph, head) if not on_logits else None
         if double is not None and own in ("cross_entropy", "binary_cross_entropy"):
             inner, src = double
