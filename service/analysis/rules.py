@@ -1799,6 +1799,16 @@ def _gated_cell(result: SimulationResult, layer: str) -> bool:
     return result.unit(layer).type in GATED_CELLS or layer in result.gate_drivers
 
 
+def keep_gate(result: SimulationResult, layer: str) -> str:
+    """Opening the gate of the recurrent ``layer`` that keeps its state from step to step, in words:
+    an LSTM's forget gate; a GRU's update gate, biased towards keeping the state (a GRU has no forget
+    gate: Tallec & Ollivier 2018's chrono initialisation sets its update gate's bias; specsweep14 P4);
+    a hand-written cell's gate by what it does."""
+    kind = result.unit(layer).type
+    return {"lstm": "opening the forget gate",
+            "gru": "biasing the update gate towards keeping the state"}.get(kind, "opening the gate that keeps the state")
+
+
 def _memory_horizon(per_step: float) -> float | None:
     """Steps over which dL/dh_t falls by a factor e at ``per_step`` per step (None: not shrinking)."""
     if not (0 < per_step < 1):
@@ -2178,10 +2188,10 @@ class _ThroughTime(ArchitectureRule):
                  f"about {fmt(horizon)} steps, so dependencies longer than that " if horizon is not None else
                  f" Its gates learn how long to keep memory, but {simulated_weights(result)} dependencies that "
                  "reach back to the first steps ")
-                + ("get little gradient; training again with the forget gate opened (chrono initialisation) "
+                + (f"get little gradient; training again, {keep_gate(result, layer)} (chrono initialisation), "
                    "lengthens it from the start." if result.checkpoint else
-                   "start with little gradient; opening the forget gate (chrono initialisation) lengthens it "
-                   "from the start.")
+                   f"start with little gradient; {keep_gate(result, layer)} (chrono initialisation) "
+                   "lengthens it from the start.")
             )
             # judged against default gates, not the sequence's length (kerassweep13 h04/h13), by the
             # factor the finding states (over the steps before an underflow where nothing reaches step 0)
