@@ -65,10 +65,11 @@ def exit_code(doc: Diagnosis, fail_on: str) -> int:
 QUIET_NOTICE_S = 15.0
 
 
-def _progress(enabled: bool):  # noqa: ANN202 - a small closure
+def _progress(enabled: bool, notice: bool = True):  # noqa: ANN202 - a small closure
     """The progress callback: a line on stderr with ``enabled``; without it, one notice once the
     check has run :data:`QUIET_NOTICE_S` seconds (a 138M-parameter VGG16 on a CPU ran for minutes
-    with no output at all: kerassweep26), saying where it is and how to see or shorten it."""
+    with no output at all: kerassweep26), saying where it is and how to see or shorten it, unless
+    ``notice`` is False (``--no-progress`` given: no progress output at all, specsweep14 P6)."""
     import time
 
     started, told = time.monotonic(), False
@@ -77,7 +78,7 @@ def _progress(enabled: bool):  # noqa: ANN202 - a small closure
         nonlocal told
         if enabled:
             print(f"\r[{fraction:4.0%}] {stage:<60s}", end="", file=sys.stderr, flush=True)
-        elif not told and fraction < 1.0 and time.monotonic() - started > QUIET_NOTICE_S:
+        elif notice and not told and fraction < 1.0 and time.monotonic() - started > QUIET_NOTICE_S:
             told = True
             print(f"gradhealth: still working after {time.monotonic() - started:.0f} s, {fraction:.0%} done "
                   f"({stage}); --progress shows each step, --no-verify skips the remedies' re-simulations "
@@ -554,7 +555,7 @@ def _check_spec_dict(args: argparse.Namespace, raw: dict[str, Any], *, kind: str
             _simulating_here()
             doc = check_architecture(raw, seeds=args.seeds, device=args.device,
                                      verify=False if args.no_verify else None,
-                                     progress=_progress(show_progress))
+                                     progress=_progress(show_progress, notice=args.progress is not False))
             if show_progress:
                 print(file=sys.stderr)
     except GradHealthError as exc:
@@ -643,7 +644,7 @@ def _check_keras_file(args: argparse.Namespace, data: bytes, optimizer: dict[str
         _simulating_here()
         doc = check_keras(data, loss=args.loss, seeds=args.seeds, batch_size=args.batch_size,
                           weights=args.weights, device=args.device, verify=False if args.no_verify else None,
-                          progress=_progress(show_progress), optimizer=optimizer, input_shapes=shapes or None,
+                          progress=_progress(show_progress, notice=args.progress is not False), optimizer=optimizer, input_shapes=shapes or None,
                           target_range=_target_range(args), input_range=_input_range(args))
         if doc.name is None:  # a model without a name: its file's, as the service names it
             doc.name = Path(args.spec).name
@@ -740,7 +741,7 @@ def cmd_check_model(args: argparse.Namespace) -> int:
             doc = check_onnx(path, loss=args.loss, seeds=args.seeds or 3,
                              weights=args.weights or "as_given", batch_size=args.batch_size,
                              input_shapes=shapes or None, verify=False if args.no_verify else None,
-                             device=args.device, progress=_progress(show_progress), optimizer=optimizer,
+                             device=args.device, progress=_progress(show_progress, notice=args.progress is not False), optimizer=optimizer,
                              external_data=bool(getattr(args, "external_data", False)),
                              loss_at=getattr(args, "loss_at", None), input_range=input_range)
             if show_progress:
@@ -914,7 +915,7 @@ def cmd_check_logs(args: argparse.Namespace) -> int:
         if args.server:
             doc = _remote_logs(args)
         else:
-            doc = check_logs(args.spec, format=args.log_format, progress=_progress(show_progress))
+            doc = check_logs(args.spec, format=args.log_format, progress=_progress(show_progress, notice=args.progress is not False))
             if show_progress:
                 print(file=sys.stderr)
     except GradHealthError as exc:

@@ -162,6 +162,30 @@ def _check_stride(ctx: PlanContext, ptr: str, stride: int, spatial: tuple[int, .
                        f"(input {list(spatial)}): at most {extent}, which gives the same single output")
 
 
+def _check_kernel(ctx: PlanContext, ptr: str, kernel: int, shape: tuple[int, ...], padding: int | str,
+                  what: str) -> None:
+    """Refuse a kernel longer than the (padded) map it slides over, at ``/kernel_size``, before the
+    stride is looked at: no stride gives such a window an output, so a stride refusal's advice led
+    to a second refusal (specsweep14: VGG-16's fifth pool on a 28x28 input, refused at its stride
+    with 'at most 1', then at its kernel). ``what``: the layer in words ("pool", "convolution")."""
+    spatial = shape[1:]
+    pad = 2 * padding if isinstance(padding, int) else 0
+    if padding == "same" or all(s + pad >= kernel for s in spatial):
+        return
+    extent = min(spatial) + pad
+    size = "x".join(str(s) for s in spatial)
+    padded = f" ({size} with padding {padding} on each side)" if pad else ""
+    given = list(ctx.spec.input.shape or [])
+    smaller = len(given) == len(shape) and any(s < g for s, g in zip(spatial, given[1:], strict=False))
+    why = (f"the input {given} is too small for the downsamplings before it: remove this {what} (or an earlier "
+           "downsampling), " if smaller else "")
+    one = " (which passes a 1-wide map on as it is)" if extent == 1 else ""
+    raise ctx.fail(ptr + "/kernel_size", (
+        f"kernel {kernel} does not fit {list(shape)}: the map is {'already ' if smaller else ''}{size}{padded} "
+        f"before this {what}, smaller than its kernel, so no stride gives it an output; {why}use a kernel of at "
+        f"most {extent}{one}, or give a larger input"))
+
+
 def _check_time_steps(ctx: PlanContext, seq: int) -> None:
     if seq > ctx.limits.max_time_steps:
         # the input's own length where it is that ([seq_len, features]); else the input as a whole
@@ -240,6 +264,7 @@ class _ConvKind(_WeightKind[L]):
         if len(shape) != self.rank:
             want = "[channels, length]" if self.rank == 2 else "[channels, height, width]"
             raise ctx.fail(ptr, f"{conv.type} needs an input of shape {want}, got {list(shape)}")
+        _check_kernel(ctx, ptr, conv.kernel_size, shape, conv.padding, "convolution")
         _check_stride(ctx, ptr, conv.stride, shape[1:], conv.padding)
         spatial = tuple(conv_out(s, conv.kernel_size, conv.stride, conv.padding) for s in shape[1:])
         if min(spatial) < 1:
@@ -284,6 +309,7 @@ class Pool2dKind(LayerKind[S.PoolLayer2d]):
         if len(shape) != 3:
             raise ctx.fail(ptr, f"{layer.type} needs [channels, height, width], got {list(shape)}")
         stride = layer.stride or layer.kernel_size
+        _check_kernel(ctx, ptr, layer.kernel_size, shape, 0, "pool")
         if layer.stride is not None:
             _check_stride(ctx, ptr, stride, shape[1:], 0)
         spatial = tuple(conv_out(s, layer.kernel_size, stride, 0) for s in shape[1:])
@@ -501,8 +527,17 @@ class TransformerEncoderKind(LayerKind[S.TransformerEncoderLayer]):
     def plan(self, ctx: PlanContext, layer: S.TransformerEncoderLayer, shape: tuple[int, ...], layout: Layout,
              name: str, ptr: str) -> Planned:
         if layout != "sequence" or shape[-1] != layer.d_model:
+            fix = ""
+            if layout == "sequence":
+                # the width mismatch's two fixes (specsweep14: BERT-Base's 768 on 300-d GloVe said what and
+                # where, not what to write): the stack's width set to the input's, or a projection before it
+                width = shape[-1]
+                heads = (f" (its heads, {layer.heads}, must divide it: {width} is not a multiple)"
+                         if width % layer.heads else "")
+                fix = (f": set d_model: {width}, the width of its input{heads}, or put a linear layer with "
+                       f"out_features: {layer.d_model} before it to project the {width} features to {layer.d_model}")
             raise ctx.fail(ptr + "/d_model", f"transformer_encoder needs a sequence [seq_len, {layer.d_model}], "
-                           f"got {list(shape)}")
+                           f"got {list(shape)}{fix}")
         seq = shape[0]
         _check_time_steps(ctx, seq)
         d, f = layer.d_model, layer.ff_width

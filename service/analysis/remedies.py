@@ -674,15 +674,38 @@ def lower_rate(detection: Detection, opt: S.OptimizerSpec) -> tuple[Remedy, floa
     by_curvature = _stable_rate(detection, opt)
     if detection.metric == "lr_times_sharpness":
         return by_curvature  # the sharpness bound alone judged it (rules.curvature_decides)
-    # the worst layer judged (a layer started near zero on purpose is not: rules._judged_steps)
-    judged = detection.evidence.get("update_ratios")
-    worst = max(judged.values()) if isinstance(judged, dict) and judged else detection.value
-    if not worst > R.UPDATE_RATIO_TARGET or not math.isfinite(worst):
+    # the layers judged (a layer started near zero on purpose is not: rules._judged_steps), each
+    # against the line the finding judges it by (rules.update_ratio_limits: the warning line, a fresh
+    # output layer's higher one), brought to the same share of it, UPDATE_RATIO_TARGET of the warning
+    # line: the layer that needs the largest cut sets the rate
+    ev = detection.evidence
+    judged = ev.get("update_ratios")
+    ratios = ({str(k): float(v) for k, v in judged.items() if isinstance(v, int | float)}
+              if isinstance(judged, dict) and judged else {"": detection.value})
+    line = ev.get("threshold")
+    warning = float(line) if isinstance(line, int | float) and line > 0 else R.UPDATE_RATIO_TARGET * 10
+    given = ev.get("update_ratio_limits")
+    limits = {n: float(given[n]) if isinstance(given, dict) and isinstance(given.get(n), int | float) else warning
+              for n in ratios}
+    worst = min(ratios, key=lambda n: R.UPDATE_RATIO_TARGET * limits[n] / warning / ratios[n]
+                if ratios[n] > 0 else math.inf)
+    measured, limit = ratios[worst], limits[worst]
+    target = R.UPDATE_RATIO_TARGET * limit / warning
+    if not measured > target or not math.isfinite(measured):
         return by_curvature
-    line = detection.evidence.get("threshold")
-    if by_curvature is not None and isinstance(line, int | float) and worst <= line:
+    if by_curvature is not None and all(r <= limits[n] for n, r in ratios.items()):
         return by_curvature  # fired on the sharpness alone, every layer's step under the line: the bound's rate
-    by_ratio = _rate_to(R.UPDATE_RATIO_TARGET, worst, "worst", opt, R.lower_learning_rate)
+    if limit == warning:
+        by_ratio = _rate_to(target, measured, "worst", opt, R.lower_learning_rate)
+    else:
+        factor = target / measured
+        by_ratio = (R.lower_learning_rate(
+            factor, learning_rate=opt.lr,
+            why=f"the first step moves {worst or 'the worst layer'} by {measured:.3g} of its weights' norm, past the "
+                f"{limit:.3g} large_updates lets it move as a freshly initialised output layer; x{factor:.3g} "
+                f"brings it to {target:.3g}, the same {R.UPDATE_RATIO_TARGET / warning:g} of its line as every "
+                f"other layer's {R.UPDATE_RATIO_TARGET:g} of the warning line {warning:g}"),
+            float(f"{opt.lr * factor:.3g}"))
     # past SGD's stability bound too: the lower of the two rates
     return by_curvature if by_curvature is not None and by_curvature[1] < by_ratio[1] else by_ratio
 

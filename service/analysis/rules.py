@@ -1813,6 +1813,16 @@ def _gated_cell(result: SimulationResult, layer: str) -> bool:
     return result.unit(layer).type in GATED_CELLS or layer in result.gate_drivers
 
 
+def keep_gate(result: SimulationResult, layer: str) -> str:
+    """Opening the gate of the recurrent ``layer`` that keeps its state from step to step, in words:
+    an LSTM's forget gate; a GRU's update gate, biased towards keeping the state (a GRU has no forget
+    gate: Tallec & Ollivier 2018's chrono initialisation sets its update gate's bias; specsweep14 P4);
+    a hand-written cell's gate by what it does."""
+    kind = result.unit(layer).type
+    return {"lstm": "opening the forget gate",
+            "gru": "biasing the update gate towards keeping the state"}.get(kind, "opening the gate that keeps the state")
+
+
 def _memory_horizon(per_step: float) -> float | None:
     """Steps over which dL/dh_t falls by a factor e at ``per_step`` per step (None: not shrinking)."""
     if not (0 < per_step < 1):
@@ -2192,10 +2202,10 @@ class _ThroughTime(ArchitectureRule):
                  f"about {fmt(horizon)} steps, so dependencies longer than that " if horizon is not None else
                  f" Its gates learn how long to keep memory, but {simulated_weights(result)} dependencies that "
                  "reach back to the first steps ")
-                + ("get little gradient; training again with the forget gate opened (chrono initialisation) "
+                + (f"get little gradient; training again, {keep_gate(result, layer)} (chrono initialisation), "
                    "lengthens it from the start." if result.checkpoint else
-                   "start with little gradient; opening the forget gate (chrono initialisation) lengthens it "
-                   "from the start.")
+                   f"start with little gradient; {keep_gate(result, layer)} (chrono initialisation) "
+                   "lengthens it from the start.")
             )
             # judged against default gates, not the sequence's length (kerassweep13 h04/h13), by the
             # factor the finding states (over the steps before an underflow where nothing reaches step 0)
@@ -3737,8 +3747,6 @@ def _judged_steps(result: SimulationResult, t: Thresholds) -> dict[str, float]:
     # a scale-invariant layer's growing norm shrinks its next steps as they build up, and a fresh head's
     # order-one gradient on the logits falls as the loss leaves chance (msweep18's BN-CNN at SGD 2
     # momentum 0.9 moves its head 0.7 on the first step, 1.24 built up, and trains)
-    opt = result.optimizer
-    build = momentum_build_up(opt.momentum, opt.nesterov) if opt is not None and opt.type == "sgd" else 1.0
     normalised = {u.name for u in result.units if u.name in ratios and scale_invariant_layer(u)}
     ratios = _outside_norms(result, ratios, t)
     head = output_layer(result).name if result.units else None
@@ -3749,13 +3757,54 @@ def _judged_steps(result: SimulationResult, t: Thresholds) -> dict[str, float]:
     # SGD recipes move it far (msweep18: a BN-CNN at SGD 2 moves its head 0.7). SGD's step on a
     # plain network scales with the gradient: a head past the margin there is the rate's doing
     # (peersweep7 base_high_lr: no norm, SGD 0.5, 5x its recipe)
-    adaptive = result.optimizer is not None and result.optimizer.type in ADAPTIVE
-    fresh = t.large_update_error if adaptive or normalised else FRESH_HEAD_MARGIN * t.large_update_warning
-    if (head in ratios and (others or normalised) and ratios[head] / build <= t.large_update_error
-            and ratios[head] / build <= fresh
+    line = _fresh_head_line(result, t, bool(normalised))
+    if (head in ratios and (others or normalised) and ratios[head] <= line
             and max(others.values(), default=0.0) <= t.large_update_warning):
         return others  # the head alone over the warning, and not rewritten: the fresh head's step
     return ratios
+
+
+def _fresh_head_line(result: SimulationResult, t: Thresholds, normalised: bool) -> float:
+    """The judged (usual) step up to which :func:`_judged_steps` lets a fresh output layer alone past
+    the warning line: its first step (the judged one over SGD's momentum build-up) up to the error
+    level under an adaptive optimizer or in a network with norms (``normalised``: a layer a norm
+    takes directly), up to :data:`FRESH_HEAD_MARGIN` times the warning line under SGD on a plain one."""
+    opt = result.optimizer
+    build = momentum_build_up(opt.momentum, opt.nesterov) if opt is not None and opt.type == "sgd" else 1.0
+    adaptive = opt is not None and opt.type in ADAPTIVE
+    fresh = t.large_update_error if adaptive or normalised else FRESH_HEAD_MARGIN * t.large_update_warning
+    return build * min(t.large_update_error, fresh)
+
+
+def update_ratio_limits(result: SimulationResult, t: Thresholds) -> dict[str, float]:
+    """Each unit's line, in the judged (usual) step's ratio: the largest step at which large_updates
+    leaves it healthy, the other layers within theirs. The warning line for a layer, except where
+    :func:`_judged_steps` carves it out: a layer started near zero and a scale-invariant one (a norm
+    takes it directly) have none (infinite) where some layer is outside them, and the output layer
+    of a network with other judged layers has the fresh head's (:func:`_fresh_head_line`). One rule
+    for the finding's judgement and for the rate its ``lower_learning_rate`` proposes (evidence
+    ``update_ratio_limits``): the rate is sized against these lines, not the warning line alone
+    (specsweep14: lr 3.2 cut to 0.00434 to bring a BN ResNet's fresh head to 1e-2, 23x under the 0.1
+    He et al. train the same network at, whose head the finding carves out)."""
+    ratios = _usual_steps(result)
+    limits = {n: t.large_update_warning for n in ratios}
+    near_zero = {u.name for u in result.units if u.name in ratios and _near_zero_init(u)}
+    if near_zero and len(near_zero) < len(ratios):
+        limits.update({n: math.inf for n in near_zero})
+    kept = {n for n in ratios if n not in near_zero} if near_zero and len(near_zero) < len(ratios) else set(ratios)
+    normalised = {u.name for u in result.units if u.name in kept and scale_invariant_layer(u)}
+    if normalised and len(normalised) < len(kept):
+        opt = result.optimizer
+        build = momentum_build_up(opt.momentum, opt.nesterov) if opt is not None and opt.type == "sgd" else 1.0
+        e = t.large_update_error
+        # direction_change(r / build) = r' / sqrt(1 + r'^2) passes e only where e < 1
+        line = build * e / math.sqrt(1.0 - e * e) if e < 1 else math.inf
+        limits.update({n: line for n in normalised})
+    head = output_layer(result).name if result.units else None
+    judged = {n for n in kept if n not in normalised or not math.isinf(limits[n])}
+    if head in judged and (judged - {head} or normalised):
+        limits[head] = max(t.large_update_warning, _fresh_head_line(result, t, bool(normalised)))
+    return limits
 
 
 def _outside_norms(result: SimulationResult, ratios: dict[str, float], t: Thresholds) -> dict[str, float]:
@@ -4097,6 +4146,7 @@ class LargeUpdates(ArchitectureRule):
         if summed:
             hit = sorted((u for u in result.units if u.name in ratios and math.isfinite(ratios[u.name])),
                          key=lambda u: -ratios[u.name])
+        limits = update_ratio_limits(result, t)
         evidence = {
             "metric": "max_update_ratio",
             "value": value,
@@ -4104,6 +4154,10 @@ class LargeUpdates(ArchitectureRule):
             "layers": [u.name for u in hit],
             # (the largest twenty where the sum decided: a deep network's evidence stays readable)
             "update_ratios": {u.name: ratios[u.name] for u in hit[:20]},
+            # the line each is judged against (the warning line, a fresh head's higher one), which its
+            # lower_learning_rate is sized by (:func:`update_ratio_limits`)
+            "update_ratio_limits": {u.name: limits[u.name] for u in hit[:20]
+                                    if math.isfinite(limits.get(u.name, math.inf))},
             "optimizer": kind,
             "learning_rate": lr,
             "first_step_factor": (factor := _first_over_usual(result, hit[0].name)),
@@ -4159,6 +4213,22 @@ class LargeUpdates(ArchitectureRule):
                         "which lets the optimizer's statistics and the weights settle before it")
             if warm:  # (a torch optimizer warming up over a length it does not show: none made up)
                 evidence["warmup_steps"] = warm
+        elif _warms_up(result) and not skipped:
+            # past the warning line under a declared warm-up: say it was read and which step is judged
+            # (specsweep14 goyal2017 warmup: the evidence never named the warm-up it kept the error through)
+            warm = result.optimizer.warmup_steps if result.optimizer is not None else 0
+            summary += (f"; the run warms up to that rate{f' over {warm:,} steps' if warm else ''}, but the step "
+                        "judged is the one at the full rate, on the initial weights: past "
+                        f"{t.large_update_error:g} of a layer's norm (its weights rewritten whole) it stays an "
+                        "error after a warm-up")
+            evidence["judged_step"] = "full_rate_after_warmup"
+            if warm:
+                first = {u.name: ratios[u.name] * _first_over_usual(result, u.name) / warm for u in hit[:20]}
+                evidence["warmup_steps"] = warm
+                evidence["warmup_first_factor"] = 1.0 / warm
+                evidence["warmup_first_update_ratios"] = first
+                summary += (f" (its first warm-up step, at lr {fmt(lr / warm)} = lr/{warm:,}, moves "
+                            f"{layer_words(hit[0])} by {fmt(first[hit[0].name])})")
         explanation = (
             "The update-to-weight ratio ||delta W|| / ||W|| of a healthy step is about 1e-3. Steps that move "
             "a layer by a tenth of its weights or more make training oscillate or diverge and can kill "
@@ -4172,6 +4242,14 @@ class LargeUpdates(ArchitectureRule):
             "scale (0.5/sqrt(fan_in), under torch's default 0.58/sqrt(fan_in)) is judged against that scale, since its step does not "
             "depend on its weights' size; one whose weights are all zero (a ratio to a zero norm is infinite) "
             "likewise, by its step's root mean square per weight over 0.5/sqrt(fan_in).")
+        if _warms_up(result):
+            explanation += (
+                " Where the run warms up (warmup_steps), the step judged is still the one at the full rate, taken "
+                "on the initial weights: a warning there is a note, since the warm-up lets the optimizer and the "
+                f"weights settle first, while a step past {t.large_update_error:g} of a layer's norm stays an error; "
+                "the evidence gives the warm-up's first step beside it (warmup_first_update_ratios: the first "
+                "step's ratio times the linear warm-up's first factor 1/warmup_steps, the step being proportional "
+                "to the rate).")
         if curvature(result) is not None:
             # the sharpness beside the per-layer figures (a deeper model's): over the bound it is an error
             evidence.update(_curvature_evidence(result))

@@ -1148,6 +1148,28 @@ def _no_type_message(value: Any) -> str:
     return f"the layer has no `type`; give one of {types}{hint}"
 
 
+def _residual_scale_message(err: ErrorDetails) -> str:
+    """Why a residual ``scale`` under 1e-30 is refused: it is a fixed multiplier of the branch, not a
+    standard deviation (specsweep14 P5: ReZero's alpha = 0 read "underflow to a standard deviation
+    of 0"). At 0 the branch's output and every gradient into its weights are multiplied by 0: the
+    block is the identity and its weights never train in this static spec, while ReZero's and
+    SkipInit's alpha is a learnable parameter that starts at 0 (its own gradient, F(x) . dL/dy,
+    moves it), which the spec cannot express."""
+    value = err.get("input")
+    bounds = f"at least {MIN_SCALE:g} (and at most {MAX_SCALE:g})"
+    if isinstance(value, int | float) and not isinstance(value, bool) and value == 0:
+        return (f"must be greater than 0, {bounds}: a residual scale is a fixed multiplier of the branch, and at 0 "
+                "it cuts the branch out: its output and the gradient into its weights are multiplied by 0, so the "
+                "block is the identity and its weights never train. A learnable scale that starts at 0 (ReZero's or "
+                "SkipInit's alpha) is not expressible here; to check the branches' gradients as such a network "
+                "starts to learn, give a small fixed scale in its place (e.g. 0.01, at most 1/sqrt(number of "
+                "blocks) as De & Smith 2020 advise), or leave the residual blocks out to check the skip path alone"
+                f"{input_echo(err)}")
+    return (f"must be greater than 0, {bounds}: a residual scale is a multiplier of the branch, x + scale * f(x); "
+            "a negative one flips the branch's sign, which its weights' signs already do: give its size"
+            f"{input_echo(err)}")
+
+
 def _message(err: ErrorDetails) -> str:
     msg = _clip(str(err["msg"]).removeprefix("Value error, "))
     if err["type"] == "union_tag_invalid":
@@ -1164,6 +1186,9 @@ def _message(err: ErrorDetails) -> str:
     if (err["type"] == "int_type" and tuple(err["loc"])[-1:] in (("kernel_size",), ("stride",), ("padding",))
             and isinstance(err["input"], list | tuple)):
         return _per_dimension_message(str(err["loc"][-1]), list(err["input"]))
+    if (err["type"] == "greater_than_equal" and err.get("ctx", {}).get("ge") == MIN_SCALE
+            and tuple(err["loc"])[-2:] == ("residual", "scale")):
+        return _residual_scale_message(err)
     if err["type"] == "greater_than_equal" and err.get("ctx", {}).get("ge") == MIN_SCALE:
         # pydantic writes 1e-30 as 0.000000000000000000000000000001
         return (f"must be greater than 0: at least {MIN_SCALE:g} (and at most {MAX_SCALE:g}), as smaller scales "

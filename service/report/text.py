@@ -38,11 +38,35 @@ def _steps(ev: Evidence) -> str:
     return f"at steps {shown}" + (" ..." if len(steps) > _MAX_STEPS_SHOWN else "")
 
 
-def _remedy_body(r: Remedy, indent: str = "       ") -> list[str]:
-    """The remedy's PyTorch snippet and, for a spec, its JSON Patch (one operation a line)."""
+def patch_variants(doc: Diagnosis) -> dict[str, list[str]]:
+    """Each remedy id's distinct patches (as canonical JSON) in the order the document lists them:
+    the variants `gradhealth fix --variant N` numbers from 1, which the CLI finds the same way."""
+    out: dict[str, list[str]] = {}
+    for f in doc.findings:
+        for r in f.remedies:
+            if r.patch:
+                key = json.dumps(r.patch, sort_keys=True)
+                if key not in out.setdefault(r.id, []):
+                    out[r.id].append(key)
+    return out
+
+
+def fix_command(r: Remedy, variants: dict[str, list[str]]) -> str:
+    """The `gradhealth fix` command that applies ``r``'s patch: with ``--variant N`` where its id
+    comes in several (specsweep14 P3: a gated cell's forget-bias variant printed the command that
+    applies the chrono one)."""
+    keys = variants.get(r.id, [])
+    key = json.dumps(r.patch, sort_keys=True)
+    tail = f" --variant {keys.index(key) + 1}" if len(keys) > 1 and key in keys else ""
+    return f"gradhealth fix SPEC --remedy {r.id}{tail}"
+
+
+def _remedy_body(r: Remedy, indent: str = "       ", variants: dict[str, list[str]] | None = None) -> list[str]:
+    """The remedy's PyTorch snippet and, for a spec, its JSON Patch (one operation a line), with the
+    command that applies it (``variants``: :func:`patch_variants` of its document)."""
     out = [f"{indent}code:"] + [f"{indent}  {line}" for line in r.snippet.splitlines()]
     if r.patch:
-        out.append(f"{indent}spec patch (RFC 6902; `gradhealth fix SPEC --remedy {r.id}` applies it):")
+        out.append(f"{indent}spec patch (RFC 6902; `{fix_command(r, variants or {})}` applies it):")
         out += [f"{indent}  {json.dumps(op, separators=(', ', ': '))}" for op in r.patch]
     return out
 
@@ -73,6 +97,7 @@ def render_text(doc: Diagnosis, *, layers: bool = False, source: str | None = No
         lines.append(f"  read {doc.log.series} series, {doc.log.points:,} points ({doc.log.format})"
                      + (f" in {doc.log.duration_s:.2f}s" if timings else ""))
         lines += [f"  note: {w}" for w in doc.log.warnings[:5]]
+    variants = patch_variants(doc)
     for f in doc.findings:
         lines += ["", f"[{_MARK[f.severity]}] {f.code} ({f.severity}): {f.summary}", f"    why: {f.explanation}"]
         if f.evidence.steps and f.evidence.metric:
@@ -92,7 +117,7 @@ def render_text(doc: Diagnosis, *, layers: bool = False, source: str | None = No
                 # what the verdict was judged by where the figure alone misleads (newuser11 #3: a gated
                 # cell's 5.47e-08 is a note, a plain cell's 4.37e-08 an error)
                 lines.append(f"       verdict: {v.note}")
-            lines += _remedy_body(r)
+            lines += _remedy_body(r, variants=variants)
     if doc.theory.stretches:
         lines += ["", "theory (mean field) vs measured, ||dL/dh_first|| / ||dL/dh_last||:"]
         for t in doc.theory.stretches:
