@@ -419,15 +419,32 @@ def _norm_place(unit: UnitStats, result: SimulationResult) -> str:
         return "activation"
     if unit.name not in result.summed:
         return "plain"
+    return "shortcut" if unit.name in shortcut_projections(result) else "branch_end"
+
+
+def shortcut_projections(result: SimulationResult) -> set[str]:
+    """The summed units (:attr:`SimulationResult.summed`) that are a shortcut's projection, not a
+    residual branch's last layer: each reads the same units as a layer that is not summed, the
+    branch's first layer beside it (a ResNet's ``downsample`` conv beside the block's ``conv1``,
+    both reading the block's input). Fixup/SkipInit scale the branch, never the shortcut, which
+    carries the stream (modsweep47 ll_resnet56_nobn: the two downsample convs scaled with the
+    branches shrank the whole stream, a 5.29e3x growth "fixed" into a 32x shrink)."""
     readers: dict[str, set[str]] = {}
     for src, targets in result.feeds.items():
         for target in targets:
             readers.setdefault(target, set()).add(src)
-    own = readers.get(unit.name, set())
     summed = set(result.summed)
-    beside = any(u.name != unit.name and u.name not in summed and u.fan_in and readers.get(u.name, set()) == own
-                 for u in result.units)
-    return "shortcut" if beside else "branch_end"
+    # (a layer reading the network's input reads no unit: beside another that reads it too)
+    firsts = [readers.get(u.name, set()) for u in result.units if u.name not in summed and u.fan_in]
+    return {name for name in summed if readers.get(name, set()) in firsts}
+
+
+def branch_ends(result: SimulationResult) -> list[str]:
+    """:attr:`SimulationResult.summed` (one name per residual sum made) without the shortcuts'
+    projections (:func:`shortcut_projections`): the layers a scaled residual scales, one name per
+    branch summed."""
+    shortcuts = shortcut_projections(result)
+    return [name for name in result.summed if name not in shortcuts]
 
 
 def _compact(paths: list[str], line: Callable[[str], str]) -> list[str]:
@@ -1208,13 +1225,20 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
                     residual.snippet += ("\n# then wrap each block of your model whose input and output widths "
                                          "match: block = Residual(block)")
                 out.append((residual, _residual_edit(blocks) if blocks else None))
-            elif code == "exploding_gradient" and result.summed:
-                ends = list(dict.fromkeys(result.summed))
+            elif code == "exploding_gradient" and branch_ends(result):
+                # the branches' last layers only: a shortcut's projection carries the stream, and
+                # scaled with them it shrinks everything before it (modsweep47 ll_resnet56_nobn)
+                summed = branch_ends(result)
+                ends = list(dict.fromkeys(summed))
                 shown = first_few(ends, R.NAMED_LAYERS)
+                shortcuts = sorted(shortcut_projections(result), key=result.summed.index)
                 # 1/sqrt(N) over the N sums made: a block shared across depth (ALBERT's) is summed
                 # once a call, under one name
-                out.append((R.scaled_residual(f"the network (each ending at {shown})"),
-                            None if functions else _scale_branches_edit(ends, 1 / math.sqrt(len(result.summed)))))
+                scaled = R.scaled_residual(f"the network (each ending at {shown})")
+                if shortcuts:
+                    scaled.change += (f"; the shortcuts' projections ({first_few(shortcuts, R.NAMED_LAYERS)}) kept as "
+                                      "they are: they carry the stream, not a branch")
+                out.append((scaled, None if functions else _scale_branches_edit(ends, 1 / math.sqrt(len(summed)))))
     if code in ("vanishing_through_time", "exploding_through_time"):
         # an element-wise recurrence (h = a * h + u; graph.elementwise_loops) has a decay vector,
         # no matrix to make orthogonal nor cell to gate: its remedy is the decay's own
@@ -1227,7 +1251,7 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
         # update, an ODE solver's step, a block shared across depth): the branch scaled down by
         # 1/sqrt(its N sums), as for a deep residual stack, verified on the network (msweep11, 12)
         looped = {u.name for u in recurrent}
-        ends = [n for n in dict.fromkeys(result.summed) if n in looped]
+        ends = [n for n in dict.fromkeys(branch_ends(result)) if n in looped]
         if ends:
             sums = sum(result.summed.count(n) for n in ends)
             out.append((R.scaled_residual(f"the loop's update (ending at {', '.join(ends)}, added {sums} times)"),
