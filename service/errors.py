@@ -64,7 +64,7 @@ class GradHealthError(Exception):
 
     def __init__(self, detail: str, problems: list[Problem] | None = None, *,
                  position: tuple[int, int | None] | None = None, parameter: str | None = None,
-                 field: str | None = None) -> None:
+                 field: str | None = None, pointer: str | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
         self.problems: list[Problem] = problems or []
@@ -78,6 +78,9 @@ class GradHealthError(Exception):
         #: the option the problem is about, as the HTTP API names it (``loss_at``, ``input_shapes``):
         #: its problem's ``errors[].parameter`` (newuser15 #10)
         self.parameter = parameter
+        #: the JSON pointer into the input the problem is at, where it has no ``problems`` (a spec
+        #: nested too deep, over the value budget): its ``errors[].pointer`` (newuser18 #4)
+        self.pointer = pointer
 
     @property
     def type_uri(self) -> str:
@@ -95,11 +98,11 @@ class GradHealthError(Exception):
             body["errors"] = [{"pointer": p.pointer, "parameter": None, "detail": p.message} for p in self.problems]
         elif self.position is not None:
             line, column = self.position
-            body["errors"] = [{"pointer": None, "parameter": None, "detail": self.detail, "line": line,
+            body["errors"] = [{"pointer": self.pointer, "parameter": None, "detail": self.detail, "line": line,
                                **({"column": column} if column is not None else {}),
                                **({"field": self.field} if self.field is not None else {})}]
-        elif self.parameter is not None:
-            body["errors"] = [{"pointer": None, "parameter": self.parameter, "detail": self.detail}]
+        elif self.parameter is not None or self.pointer is not None:
+            body["errors"] = [{"pointer": self.pointer, "parameter": self.parameter, "detail": self.detail}]
         return body
 
 

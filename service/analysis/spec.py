@@ -961,12 +961,14 @@ def _inspect(data: Any, max_nodes: int = MAX_NODES) -> list[Problem]:
         value, path, depth = stack.pop()
         seen += 1
         if seen > max_nodes:
-            raise InputFormatError(f"the spec holds more than {max_nodes} values")
+            raise InputFormatError(f"the spec holds more than {max_nodes} values (the fixed budget a spec is "
+                                   f"read within), the last counted at {_clip(pointer_of(path))}",
+                                   pointer=pointer_of(path))
         if isinstance(value, dict | list | tuple):
             depth += 1
             if depth > MAX_DEPTH:
                 raise InputFormatError(f"the spec is nested more than {MAX_DEPTH} levels deep, at "
-                                       f"{_clip(pointer_of(path))}")
+                                       f"{_clip(pointer_of(path))}", pointer=pointer_of(path))
         if isinstance(value, dict):
             children: list[tuple[Any, tuple[Any, ...], int]] = []
             for key, item in value.items():
@@ -1374,13 +1376,14 @@ def parse_optimizer(text: str) -> dict[str, Any]:
 _QUOTED_KEY = re.compile(r'\s*\{\s*"')
 
 
-def _json_too_deep_at(text: str) -> str:
-    """``, at POINTER``: where JSON ``text`` (which the parser found too deep to read) first opens a
-    container past MAX_DEPTH levels, as :func:`_inspect` says it for a document it can walk; ``""``
-    where the text does not (not JSON). One pass that stops there: keys and indices are tracked
-    through objects and arrays without building anything."""
+def _json_too_deep(text: str) -> InputFormatError:
+    """The refusal of JSON ``text`` nested past the parser's stack: where it first opens a container
+    past MAX_DEPTH levels (one pass that stops there, building nothing), said as :func:`_inspect` says
+    it for a document it can walk, that pointer its ``errors[].pointer`` (newuser18 #4: null)."""
     path = too_deep_path(text, MAX_DEPTH)
-    return "" if path is None else f", at {_clip(pointer_of(path))}"
+    where = "" if path is None else f", at {_clip(pointer_of(path))}"
+    return InputFormatError(f"the spec is nested more than {MAX_DEPTH} levels deep{where}",
+                            pointer=None if path is None else pointer_of(path))
 
 
 #: libyaml's parser (as the plainest loader built on it), where PyYAML was built with it
@@ -1620,8 +1623,7 @@ def load_spec_text(text: str, *, content_type: str | None = None,
         raise InputFormatError(_yaml_error(exc, text) + collapsed_hint(text),
                                position=_yaml_position(exc, text)) from None
     except RecursionError:  # JSON nested past the interpreter's stack: the YAML reader stops sooner
-        raise InputFormatError(f"the spec is nested more than {MAX_DEPTH} levels deep"
-                               f"{_json_too_deep_at(text)}") from None
+        raise _json_too_deep(text) from None
     if data is None:  # only comments, or an empty document
         raise InputFormatError(EMPTY + collapsed_hint(text))
     if not isinstance(data, dict):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ from gradhealth.api.routers import webhooks as webhook_routes
 from gradhealth.api.security import RateLimiter, exposure_guard
 from gradhealth.core.numbers import plain
 from gradhealth.db.engine import make_engine, make_sessionmaker, migrate
+from gradhealth.errors import problem_type
 from gradhealth.jobs.retention import UploadSweeper
 from gradhealth.jobs.supervisor import Supervisor
 from gradhealth.jobs.wakeup import Hub
@@ -94,18 +96,18 @@ def refuse_encoded_bodies(app: ASGIApp) -> ASGIApp:
 
 
 def body_limit(app: ASGIApp, limit_for: Any) -> ASGIApp:
-    """413 for a body over ``limit_for(path, content_type)`` bytes (with the 413's words): by
-    Content-Length up front, or while it streams in."""
+    """413 for a body over ``limit_for(path, content_type)`` bytes (with the 413's :class:`Over`):
+    by Content-Length up front, or while it streams in."""
 
     async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
-        limit, words = limit_for(scope.get("path", ""), headers.get(b"content-type", b"").decode("latin-1"))
+        limit, over = limit_for(scope.get("path", ""), headers.get(b"content-type", b"").decode("latin-1"))
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await _reject(scope, send, words)
+            await _reject(scope, send, over)
             return
         seen = 0
         started = False
@@ -128,13 +130,32 @@ def body_limit(app: ASGIApp, limit_for: Any) -> ASGIApp:
             await app(scope, counting_receive, tracking_send)
         except _TooLarge:
             if not started:
-                await _reject(scope, send, words)
+                await _reject(scope, send, over)
 
     return guarded
 
 
-async def _reject(scope: Scope, send: Send, detail: str) -> None:
-    response = problems.problem_response(413, "Content too large", detail, instance=scope.get("path"))
+@dataclass(frozen=True)
+class Over:
+    """What a 413 says: its problem type's code, its detail, and the place over the limit (its
+    ``errors[].parameter``: ``file`` for a form's file part, ``body`` for a raw body)."""
+
+    code: str
+    detail: str
+    parameter: str
+
+
+#: The one problem type of an upload over GRADHEALTH_MAX_UPLOAD_BYTES, however it is sent and
+#: wherever it is caught (here by its size, in the file part as it is stored, in the log reader):
+#: newuser18 #3 got ``http-413`` or ``content-too-large`` by the file's size.
+UPLOAD_TOO_LARGE = "upload_too_large"
+
+
+async def _reject(scope: Scope, send: Send, over: Over) -> None:
+    response = problems.problem_response(
+        413, "Content too large", over.detail, instance=scope.get("path"),
+        type_=problem_type(over.code.replace("_", "-")) if over.code else None,
+        extra={"errors": [{"pointer": None, "parameter": over.parameter, "detail": over.detail}]})
     await response(scope, _empty_receive, send)
 
 
@@ -151,15 +172,17 @@ def limits(settings: Settings) -> Any:
     :data:`MULTIPART_ALLOWANCE`; any other body GRADHEALTH_MAX_BODY_BYTES."""
     upload = settings.max_upload_bytes
 
-    def limit_for(path: str, content_type: str) -> tuple[int, str]:
+    def limit_for(path: str, content_type: str) -> tuple[int, Over]:
         if path not in UPLOAD_PATHS:
-            return settings.max_body_bytes, (f"the request body is over the limit of {settings.max_body_bytes:,} "
-                                             "bytes (GRADHEALTH_MAX_BODY_BYTES)")
+            return settings.max_body_bytes, Over("", f"the request body is over the limit of "
+                                                 f"{settings.max_body_bytes:,} bytes (GRADHEALTH_MAX_BODY_BYTES)", "body")
         if content_type.lower().startswith("multipart/form-data"):
-            return upload + MULTIPART_ALLOWANCE, (
+            return upload + MULTIPART_ALLOWANCE, Over(UPLOAD_TOO_LARGE, (
                 f"the multipart body is over the limit of {upload + MULTIPART_ALLOWANCE:,} bytes: the file's "
-                f"{upload:,} (GRADHEALTH_MAX_UPLOAD_BYTES) and {MULTIPART_ALLOWANCE:,} for the form's framing and fields")
-        return upload, f"the uploaded file is over the limit of {upload:,} bytes (GRADHEALTH_MAX_UPLOAD_BYTES)"
+                f"{upload:,} (GRADHEALTH_MAX_UPLOAD_BYTES) and {MULTIPART_ALLOWANCE:,} for the form's framing and "
+                "fields"), "file")
+        return upload, Over(UPLOAD_TOO_LARGE, f"the uploaded file is over the limit of {upload:,} bytes "
+                            "(GRADHEALTH_MAX_UPLOAD_BYTES)", "body")
 
     return limit_for
 
@@ -352,7 +375,9 @@ def create_app(settings: Settings | None = None, *, start_workers: bool | None =
     # query_guard on every route, once: a one-value query parameter given twice is a 422 everywhere,
     # an unknown one on every list route (routers.query_guard); a new route cannot forget it. A
     # one-value header the route declares, sent twice, is a 400 (routers.header_guard).
-    app = FastAPI(title="Gradient Health", version=__version__, lifespan=lifespan,
+    # No redirect of a trailing slash: `DELETE /v1/jobs/` (a script's unset id) is a 404 problem
+    # document naming the path, not a 307 on to another resource (newuser18 #8).
+    app = FastAPI(title="Gradient Health", version=__version__, lifespan=lifespan, redirect_slashes=False,
                   docs_url=None, redoc_url=None, dependencies=[Depends(query_guard), Depends(accept_guard),
                                                               Depends(header_guard)],
                   description="Tells whether a network's gradients are healthy, why not, and what fixes it.")

@@ -18,9 +18,9 @@ def quality(value: str, media: str) -> float:
     text = value.strip().strip('"')
     q = float(text) if _QVALUE.fullmatch(text) else None
     if q is None or not 0.0 <= q <= 1.0:
-        raise ApiError(400, "invalid_accept",
-                       f"header.Accept: q={value.strip()[:40]!r} for {media[:60]!r} is not a quality value; "
-                       "use a number from 0 to 1 (e.g. q=0.5)")
+        why = (f"q={value.strip()[:40]!r} for {media[:60]!r} is not a quality value; use a number from 0 to 1 "
+               "(e.g. q=0.5)")
+        raise ApiError(400, "invalid_accept", f"header.Accept: {why}", parameter="header.Accept", item=why)
     return q
 
 

@@ -58,7 +58,7 @@ class ApiError(GradHealthError):
         body = super().to_problem()
         if self.each:
             body["errors"] = [{"pointer": None, "parameter": p, "detail": d} for p, d in self.each]
-        elif "errors" not in body or self.parameter is not None:  # (its item's detail leaves the place out)
+        elif "errors" not in body or self.parameter is not None or self.pointer is not None:  # (its item's detail leaves the place out)
             body["errors"] = [{"pointer": self.pointer, "parameter": self.parameter, "detail": self.item or self.detail}]
         return body
 
@@ -108,6 +108,20 @@ def _allowed_methods(request: Request) -> list[str]:
     if "GET" in found and "HEAD" not in found:
         found.insert(found.index("GET") + 1, "HEAD")
     return found
+
+
+def _slash_hint(request: Request) -> str:
+    """For a path that ends in ``/`` where the path without it is served (``DELETE /v1/jobs/``: a
+    script's empty id), what it was likely meant as. The app redirects no trailing slash: a 307 sent
+    ``DELETE /v1/jobs/`` on to a 405 of the job list (newuser18 #8)."""
+    path = request.url.path
+    if len(path) < 2 or not path.endswith("/"):
+        return ""
+    bare = {**request.scope, "path": path.rstrip("/") or "/"}
+    if not any(route.matches({**bare, "method": m})[0] != Match.NONE for route in request.app.routes
+               for m in ("GET", "POST", "DELETE")):
+        return ""
+    return f" (the path ends in '/': an empty id? {bare['path']} is served without the trailing slash)"
 
 
 def _json_position(body: bytes, pos: int) -> str:
@@ -195,7 +209,7 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         if exc.status_code == 404 and detail == "Not Found":
-            detail = f"no such resource: {request.url.path}"
+            detail = f"no such resource: {request.url.path}{_slash_hint(request)}"
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
             allowed = _allowed_methods(request)

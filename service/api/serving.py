@@ -17,6 +17,7 @@ later one (between requests, uvicorn's keep-alive timeout applies).
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections import Counter
 from typing import Any
@@ -30,9 +31,15 @@ PROBE_SLOTS = 8
 _PROBE = re.compile(rb"(GET|HEAD) /(livez|readyz|metrics)(\?[^ ]*)? HTTP/1\.[01]\r?")
 
 
-def _plain_response(status: str, message: str, headers: str = "") -> bytes:
-    body = (message + "\n").encode()
-    return (f"HTTP/1.1 {status}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {len(body)}\r\n"
+def _problem_response(status: int, reason: str, title: str, code: str, detail: str, headers: str = "") -> bytes:
+    """A whole HTTP/1.1 response, written on the connection before any request reached the app: an
+    RFC 9457 problem document as every other 4xx of the service is (newuser18 #5 got text/plain)."""
+    from gradhealth.errors import problem_type
+
+    body = json.dumps({"type": problem_type(code), "title": title, "status": status, "detail": detail,
+                       "errors": [{"pointer": None, "parameter": None, "detail": detail}]}).encode()
+    return (f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/problem+json\r\n"
+            f"content-length: {len(body)}\r\nx-content-type-options: nosniff\r\n"
             f"{headers}connection: close\r\n\r\n").encode() + body
 
 
@@ -48,12 +55,12 @@ def guarded_protocol(settings: Settings, base: type[asyncio.Protocol] | None = N
     per_address = settings.max_connections_per_address
     open_by_address: Counter[str] = Counter()  # one event loop per serving process: no lock needed
     over_by_address: Counter[str] = Counter()  # past the cap, their first request line being read
-    too_many = _plain_response(
-        "429 Too Many Requests",
+    too_many = _problem_response(
+        429, "Too Many Requests", "Too many requests", "too-many-connections",
         f"this address holds {per_address} connections already, the limit "
         "(GRADHEALTH_MAX_CONNECTIONS_PER_ADDRESS); close some and retry", "retry-after: 1\r\n")
-    too_slow = _plain_response(
-        "408 Request Timeout",
+    too_slow = _problem_response(
+        408, "Request Timeout", "Request timeout", "http-408",  # the type of the body's 408 too
         f"the request's headers did not arrive within {head_timeout:g} s (GRADHEALTH_HEADER_TIMEOUT_S)")
 
     class GuardedProtocol(base):  # type: ignore[misc, valid-type]  # a class chosen at run time

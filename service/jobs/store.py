@@ -163,8 +163,8 @@ def job_name(kind: str, request: Any) -> str | None:
     """What a job checked, for people: an architecture spec's ``name``, an upload's file name (log
     and model jobs); None when the input has none. One line, at most :data:`JOB_NAME_MAX`
     characters, storable as UTF-8 (a lone surrogate from a JSON escape is replaced)."""
-    if not isinstance(request, dict):
-        return None
+    if not isinstance(request, dict) or request.get("unnamed"):
+        return None  # an upload whose file the client did not name (newuser18 #6)
     raw = request.get("name") if kind == "architecture" else request.get("filename")
     if not isinstance(raw, str):
         return None

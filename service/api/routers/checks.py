@@ -267,9 +267,12 @@ class _Upload:
     of the folder or the disk is a 503/507 problem (:func:`storage_error`), never a 500, and
     leaves nothing behind."""
 
-    def __init__(self, folder: Path, filename: str) -> None:
+    def __init__(self, folder: Path, filename: str, *, named: bool = True) -> None:
         safe = safe_filename(filename)  # before anything is created: a refused name leaves nothing
         self.folder = folder
+        #: whether the client named the file (``?filename=``, the part's file name): a raw body sent
+        #: without one is stored under a name of ours, which is no name of the job (newuser18 #6)
+        self.named = named
         self.job_dir = folder / uuid.uuid4().hex
         self.path = self.job_dir / safe
         self.digest = hashlib.sha256()
@@ -304,10 +307,11 @@ class _Upload:
         shutil.rmtree(self.job_dir, ignore_errors=True)
 
 
-async def _store(chunks: AsyncIterator[bytes], folder: Path, filename: str) -> _Upload:
+async def _store(chunks: AsyncIterator[bytes], folder: Path, filename: str | None, default: str) -> _Upload:
     """``chunks`` (a request's body, or a multipart part's: :func:`_part_chunks`) copied into a new
-    upload under ``folder``; removed again if the copy fails (a client gone, a disk full)."""
-    upload = _Upload(folder, filename)
+    upload under ``folder``, as ``filename`` (or ``default`` where the client named no file: then
+    ``named`` is False); removed again if the copy fails (a client gone, a disk full)."""
+    upload = _Upload(folder, filename or default, named=bool(filename))
     try:
         async for chunk in chunks:
             upload.write(chunk)
@@ -326,9 +330,17 @@ async def _part_chunks(part: Any, max_bytes: int) -> AsyncIterator[bytes]:
     while chunk := await part.read(CHUNK):
         seen += len(chunk)
         if seen > max_bytes:
-            raise ApiError(413, "content_too_large", f"the uploaded file is over the limit of {max_bytes:,} bytes "
-                           "(GRADHEALTH_MAX_UPLOAD_BYTES)")
+            # the type of every upload over this limit, however it is caught (newuser18 #3)
+            raise ApiError(413, "upload_too_large", f"the uploaded file is over the limit of {max_bytes:,} bytes "
+                           "(GRADHEALTH_MAX_UPLOAD_BYTES)", parameter="file")
         yield chunk
+
+
+def _unnamed(upload: _Upload) -> dict[str, bool]:
+    """``{"unnamed": True}`` for the job request of an upload whose file the client did not name:
+    the job's ``name`` is then null, not the name it is stored under (``upload``, ``model.onnx``:
+    newuser18 #6); its reports still place findings on that stored name."""
+    return {} if upload.named else {"unnamed": True}
 
 
 #: The job request's entries that are where this service stored the upload, not what was asked:
@@ -501,11 +513,11 @@ async def _receive_upload(request: Request, folder: Path, filename: str | None, 
         try:
             part = _file_part(form, "the log")
             _refuse_unknown_fields(form, ())  # the OpenAPI says additionalProperties: false
-            name = filename if filename is not None else part.filename or "upload"
-            return await _store(_part_chunks(part, max_bytes), folder, name)
+            name = filename if filename is not None else part.filename
+            return await _store(_part_chunks(part, max_bytes), folder, name, "upload")
         finally:
             await form.close()  # the spooled parts are closed whatever happened
-    return await _store(request.stream(), folder, filename if filename is not None else "upload")
+    return await _store(request.stream(), folder, filename, "upload")
 
 
 @router.post(
@@ -550,7 +562,7 @@ async def submit_logs(
         upload.discard()
         raise
     job_request = {"path": str(upload.path.resolve()), "format": format, "filename": upload.path.name,
-                   "sha256": upload.digest.hexdigest(), "bytes": upload.size}
+                   "sha256": upload.digest.hexdigest(), "bytes": upload.size, **_unnamed(upload)}
 
     return await _submit_upload(request, upload, kind="logs", job_request=job_request,
                                 owner=caller.name, settings=settings, idempotency_key=idempotency_key,
@@ -739,15 +751,15 @@ async def _receive_model(request: Request, folder: Path, filename: str | None,
             part = _file_part(form, "the .onnx file")
             _refuse_unknown_fields(form, MODEL_FIELDS)
             fields = {k: [v for v in form.getlist(k) if isinstance(v, str)] for k in MODEL_FIELDS if k in form}
-            return await _store(_part_chunks(part, max_bytes), folder,
-                                filename or part.filename or "model.onnx"), fields
+            return await _store(_part_chunks(part, max_bytes), folder, filename or part.filename,
+                                "model.onnx"), fields
         finally:
             await form.close()
     media = content_type.split(";")[0].strip().lower()
     if media not in ONNX_TYPES:
         raise ApiError(415, "unsupported_media_type",
                        f"send the model as application/onnx or multipart/form-data, not {media or 'no type'}")
-    return await _store(request.stream(), folder, filename or "model.onnx"), {}
+    return await _store(request.stream(), folder, filename, "model.onnx"), {}
 
 
 @router.post(
@@ -909,7 +921,8 @@ async def submit_model(
     given: list[str] = form_fields.get("filename") or []
     name = (display_name(given[0]) if given else "") or upload.path.name
     job_request = {"path": str(upload.path.resolve()), "filename": name,
-                   "sha256": upload.digest.hexdigest(), "bytes": upload.size, **options}
+                   "sha256": upload.digest.hexdigest(), "bytes": upload.size, **options,
+                   **({} if given else _unnamed(upload))}
     if model_format == "keras":
         job_request["format"] = "keras"
 

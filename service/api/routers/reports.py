@@ -63,7 +63,9 @@ def negotiate(format: str | None, accept: str | None) -> Format:
     if format is not None:
         if format not in FORMATS:
             raise ApiError(406, "unknown_report_format",
-                           f"no report format {format!r}; use one of: {', '.join(FORMATS)}")
+                           f"query.format: no report format {format[:40]!r}; use one of: {', '.join(FORMATS)}",
+                           parameter="query.format",
+                           item=f"no report format {format[:40]!r}; use one of: {', '.join(FORMATS)}")
         return FORMATS[format]
     if not accept or not accept.strip():
         return FORMATS["json"]
@@ -75,9 +77,10 @@ def negotiate(format: str | None, accept: str | None) -> Format:
         found = for_media_type(media)
         if found is not None:
             return found
-    raise ApiError(406, "not_acceptable",
-                   f"no report in {accept!r}; ask for application/json, application/sarif+json, "
-                   "application/junit+xml, text/markdown, text/html or text/plain, or use ?format=")
+    words = ("ask for application/json, application/sarif+json, application/junit+xml, text/markdown, "
+             "text/html or text/plain, or use ?format=")
+    raise ApiError(406, "not_acceptable", f"no report in {accept[:200]!r}; {words}", parameter="header.Accept",
+                   item=f"no report in {accept[:200]!r}; {words}")
 
 
 def _context(kind: str, request: Any, source: str | None, sent: str | None = None) -> ReportContext:
@@ -126,7 +129,9 @@ def _is_json(text: str) -> bool:
         400: {"model": Problem, "description": "an Accept header with a q that is not a number from 0 to 1"},
         406: {"model": Problem, "description": "an unknown ?format= or no format the Accept header allows"},
         422: {"model": Problem, "description": "?format= or ?source= given more than once"},
-        409: {"model": Problem, "description": "the job has not succeeded (yet): no diagnosis to report"},
+        409: {"model": Problem, "description": "the job has not succeeded: `job_not_finished` while it is "
+                                                "queued or running, `job_has_no_report` once it failed or was "
+                                                "cancelled (it never will)"},
     },
 )
 def job_report(
@@ -141,8 +146,22 @@ def job_report(
     return job_rendered(row, negotiate(format, accept), source)
 
 
+#: A job in one of these states never gets a diagnosis (there is no retry): its report, and a link to
+#: it, could only ever answer 409 (errsweep6 #8).
+NO_REPORT_EVER = frozenset({"failed", "cancelled"})
+
+
+def no_report(row: JobRow, then: str) -> ApiError:
+    """The 409 ``job_has_no_report`` of a failed or cancelled job: finished, with no report ever (a
+    client that retries ``job_not_finished`` must not poll it: newuser18 #2)."""
+    return ApiError(409, "job_has_no_report", f"job {row.id} is {row.status}: it will never have a report{then}")
+
+
 def job_rendered(row: JobRow, chosen: Format, source: str | None = None) -> Response:
-    """A job's report in ``chosen``: 409 unless the job succeeded."""
+    """A job's report in ``chosen``: 409 unless the job succeeded (``job_has_no_report`` for a
+    failed or cancelled job, ``job_not_finished`` for one still queued or running)."""
+    if row.status in NO_REPORT_EVER:
+        raise no_report(row, " (a report needs a succeeded job)")
     if row.status != "succeeded" or row.result is None:
         raise ApiError(409, "job_not_finished",
                        f"job {row.id} is {row.status}: a report needs a succeeded job")
