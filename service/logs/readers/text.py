@@ -2288,6 +2288,10 @@ class TextReader:
         last_step: float | None = None
         first_step: float | None = None
         steps_first = False  # stepped lines came before any epoch (an excerpt starting mid-epoch)
+        # the last step was named by a line with no value of its own (mmcv's "resumed epoch 3, iter 7317"),
+        # and no line has named a step of its own beside a value yet: lines placed by their own epoch
+        # position after it ("Epoch [4][50/2000]") are placed there, never at that step
+        bare_step = placed_at_step = False
         index = 0
         # lines with values before the first step: (running index, values); placed at the end
         # (None: a line with nothing but its epoch, a header, which takes no running index)
@@ -2626,6 +2630,15 @@ class TextReader:
                                 bad_step = (lineno, f"{why}; the line{f' ({shown})' if shown else ''} is")
                             continue
                         if step is not None:
+                            bare_step = all(k.lower() == "epoch" for k, _ in values)
+                        elif (bare_step and not placed_at_step and last_step is not None
+                              and _EPOCH_POS.search(segment) is not None):
+                            # a line placed by its epoch and its batch within it (e, i, n) after a line
+                            # that named a step and nothing else (a resume's "resumed epoch 3, iter 7317"):
+                            # the position it names is its own, the step before placed no value
+                            last_step = first_step = None
+                            steps_first = bare_step = False
+                        if step is not None:
                             last_step = step
                             if first_step is None:
                                 first_step = step
@@ -2723,6 +2736,7 @@ class TextReader:
                             for k, value in values if not header_only else ():
                                 points.add(k, last_step, value)
                                 stepped.add(k)
+                                placed_at_step = placed_at_step or (step is not None and k.lower() != "epoch")
                             if worded is not None and step is not None and line_epoch is not None:
                                 # the line names its epoch and its counter within it: findings say both
                                 worded.append((line_epoch, step, counter_word))
