@@ -139,3 +139,15 @@ def test_an_mmdet_run_started_again_within_its_first_epoch_is_a_run_of_its_own(t
     assert "line 6:" in f.summary and "run 1 of 2" in f.summary
     assert not [w for w in doc.log.warnings if "resumed from a checkpoint" in w]
 
+
+def test_a_loss_whose_points_all_share_one_step_is_never_a_silent_healthy(tmp_path: Path) -> None:
+    # (logsweep95 cconvnet_lr0_sanity, renamed to loss) a config line names "step : 1" once; the
+    # "epoch.batch..." counter after it is no step the reader reads, so all 60 loss points sit at step 1:
+    # the trend checks had one place to judge, and the log must say so instead of passing
+    lines = ["Cropped Step: crop border step                             : 1     [DEFAULT]", "=" * 25]
+    lines += [f"1.{b}... loss:  {0.5 + 0.03 * (-1) ** b:.6f}, 0.1 (1.409 sec)" for b in range(1, 61)]
+    doc = run_log_check(write(tmp_path, "train_output.txt", "\n".join(lines) + "\n"))
+    [f] = [f for f in doc.findings if f.code == "insufficient_data"]
+    assert f.severity == "warning"
+    assert f.evidence.value == 1.0 and "60 points" in f.summary and "1 distinct step" in f.summary
+    assert doc.status != "healthy"
