@@ -259,6 +259,25 @@ def insufficient(run: RunLog, t: LogThresholds) -> list[Finding]:
              **({"not_run": _not_run(run)} if not any(len(s) for s in run.series) else {})}, [])]
     longest = max(main, key=lambda s: int(np.sum(np.isfinite(s.values))))
     n = int(np.sum(np.isfinite(longest.values)))
+    places = len(np.unique(finite(longest)[0])) if n >= t.min_points else n
+    if n >= t.min_points and places < t.min_points:
+        # many points, but at too few steps for a trend (a step named once, by a config line, that every
+        # later line took; a counter the reader could not read as one): the trend checks, which read a
+        # series step by step, had next to nothing to judge, and a silent "healthy" would say they passed
+        # (logsweep95 cconvnet_lr0_sanity: 186 loss points, all at step 1)
+        first = float(finite(longest)[0][0])
+        return [finding(
+            "insufficient_data", "warning",
+            f"{longest.name}'s {n} points sit at only {places} distinct {longest.step_unit}(s)"
+            + (f" (all at {_num(first)})" if places == 1 else "")
+            + ": the log's steps could not be told apart, so its trends were not judged",
+            "The trend checks (plateau, divergence, oscillation, overfitting) follow a loss step by step; with its "
+            "points piled on so few steps they had next to nothing to judge, and only the per-point checks (NaN/Inf, "
+            "a loss that blew up) ran. The log's step counter was not read as one: print the step (or epoch) on "
+            "each line that prints the loss, e.g. print(f\"step {step} loss {loss.item():.4f}\"), or export the "
+            "values as CSV with a step column.",
+            {"metric": longest.name, "steps": _span(finite(longest)[0]), "value": float(places),
+             "threshold": float(t.min_points), "points": n}, [])]
     if n >= t.min_points:
         return _within_one_epoch(longest) + _rewards_not_judged(run, t)
     bad = len(longest) - n  # its NaN/Inf points, which nonfinite reports

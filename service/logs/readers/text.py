@@ -885,7 +885,7 @@ def _launch_banners(opening: set[bytes], places: list[list[tuple[int, bytes]]]) 
 #: at: a line of 'x' a megabyte long is read once, not from each of its letters to its end)
 _HEADER_NAME = re.compile(rb"(?<![\w.-])[\d.-]*+([A-Za-z_][\w.-]*+)(?=\s*[:=]\s*[-+]?\.?\d)")
 #: A step counted with no total (``step 0049, loss: ...``, ``iter 200 loss=...``).
-_BARE_STEP = re.compile(rb"(?<![\w./-])(?:step|iter|iteration)\s*[:=#]?\s*(\d+)(?![\d/.])", re.IGNORECASE)
+_BARE_STEP = re.compile(rb"(?<![\w./-])(?:step|iter|iteration)\s*[:=#]?\s*(\d+)(?![\w/.])", re.IGNORECASE)
 _DIGITS = b"0123456789"
 #: Where a line may name its epoch (:meth:`_Restarts._epoch`): the word, two bracketed counts
 #: (``[3/300][370/1251]``), timm's ``Train: 3 [``
@@ -922,8 +922,15 @@ class _Restarts:
         self._losses = 0  # loss lines so far
         # header kind (the names it sets) or counter kind (bytes) -> its places
         self._kinds: dict[bytes | tuple[bytes, ...], list[_Boundary]] = {}
-        # counter kind (the text before it, digits dropped) -> [first step of its current run, last step]
+        # counter kind (the text before it, digits dropped) -> [first step of its current run, last step,
+        # the first step of its first run, loss lines naming it, epoch marks when its current run began]
         self._steps: dict[bytes, list[int]] = {}
+        # how often an epoch moved on so far (an epoch counter's value changed, or a heading naming an epoch
+        # and no value was printed: ``Start epoch``): a bare counter starting again where none did is no
+        # epoch's counter starting again, and the places where it went back to its first run's first step
+        # then (:meth:`starts`: a fresh launch, whatever its loss does)
+        self._epoch_marks = 0
+        self._fresh: set[int] = set()
         # epoch counter kind (the text before it, digits dropped) -> [first epoch of its current run,
         # last epoch, highest epoch of the current run, lines that named it]; and its places (line,
         # the kind's lines before it, the highest epoch the run before it reached)
@@ -936,6 +943,9 @@ class _Restarts:
         # ends at the epoch the one before ended at (:meth:`epoch_restarts`)
         self._partial: set[int] = set()
         self._epoch_dropped: dict[bytes, int] = {}
+        # epoch counter kind -> the (epoch, batch) positions of lines naming both (``Epoch [1][50/5455]``):
+        # [the first of its current run, the last, the highest]
+        self._positions: dict[bytes, list[tuple[int, int]]] = {}
 
     def line(self, lineno: int, raw: bytes, loss: bool) -> None:
         """Take the console's next line (``loss``: whether it names a loss)."""
@@ -954,14 +964,21 @@ class _Restarts:
             kind = raw[:m.start()].translate(None, _DIGITS).strip()
             seen = self._steps.get(kind)
             if seen is None:
-                self._steps[kind] = [step, step]
+                self._steps[kind] = [step, step, step, 1, self._epoch_marks]
                 self._kinds.setdefault(kind, []).append((lineno, self._losses, None, raw))
             else:
                 # back to (about) where the run began, not to a checkpoint a resumed run goes on from
                 if step < seen[1] and step <= seen[0] + max(1, (seen[1] - seen[0]) // 10):
                     self._add(kind, lineno, raw)
+                    if step <= max(seen[2], 1) and seen[4] == self._epoch_marks:
+                        # back to where the first run began (or to its first step: 0 or 1), with no epoch
+                        # moving on since the run before began: a launch of its own (a resume goes on from
+                        # a checkpoint's step, an epoch's own counter starts again as the epoch moves on)
+                        self._fresh.add(lineno)
                     seen[0] = step
+                    seen[4] = self._epoch_marks
                 seen[1] = step
+                seen[3] += 1
         self._last_loss = raw
         self._losses += 1
 
@@ -974,8 +991,11 @@ class _Restarts:
         hint = _EPOCH_HINT.search(raw)
         assert hint is not None  # (the caller's test)
         text = raw.decode("utf-8", "replace")
-        value = next((v for k, v in line_values(text)[0] if k.lower() == "epoch"), None)
+        found = line_values(text)[0]
+        value = next((v for k, v in found if k.lower() == "epoch"), None)
         if value is None:
+            if not found and len(raw) <= 512:
+                self._epoch_marks += 1  # a heading naming an epoch and no value ("Start epoch")
             return
         try:
             number = float(value)
@@ -986,13 +1006,19 @@ class _Restarts:
         e = math.floor(number)
         kind = raw[:hint.start()].translate(None, _DIGITS).strip()
         seen = self._epochs.get(kind)
+        if seen is None or e != seen[1]:
+            self._epoch_marks += 1
         if seen is None:
             self._epochs[kind] = [e, e, e, 1]
             self._epoch_starts[kind] = deque([(1, 0, e)], maxlen=_MAX_HEADERS)
             return
         first, last, top, lines = seen
         partial = e < last and first < e and 2 * (top - e) >= top - first > 0
-        if (e < last and e <= first and top > first) or partial:
+        # a position within the epoch back at (or before) the run's first after it moved on, the epoch
+        # itself no further on (``Epoch [1][50/5455]`` again after ``Epoch [1][750/5455]``: a fresh start
+        # of a run that never finished its first epoch; a resume goes on from a checkpoint's epoch)
+        pos = self._position(kind, e, text)
+        if (e < last and e <= first and top > first) or partial or pos:
             if partial:
                 self._partial.add(lineno)
             places = self._epoch_starts[kind]
@@ -1004,6 +1030,25 @@ class _Restarts:
         seen[1] = e
         seen[2] = max(seen[2], e)
         seen[3] += 1
+
+    def _position(self, kind: bytes, e: int, text: str) -> bool:
+        """Follow the (epoch, batch) position a line names (:data:`_EPOCH_POS`): whether it went back to
+        (or before) its run's first position after it moved on, a run's start."""
+        m = _EPOCH_POS.search(text) if "/" in text else None
+        form = next((f for f in _POSITION_FORMS if m[f[0]] is not None), None) if m is not None else None
+        if m is None or form is None or int(m[form[0]]) != e:
+            return False
+        at = (e, int(m[form[1]]))
+        seen = self._positions.get(kind)
+        if seen is None:
+            self._positions[kind] = [at, at, at]
+            return False
+        first, last, top = seen
+        back = at < last and at <= first < top
+        if back:
+            seen[0] = at
+        seen[1], seen[2] = at, max(top, at)
+        return back
 
     def epoch_restarts(self) -> tuple[list[tuple[int, int]], bool, int]:
         """(line, lines naming the epoch before it) of the places an epoch counter starts a run, each
@@ -1062,17 +1107,25 @@ class _Restarts:
     def starts(self) -> tuple[list[int], str | None, int]:
         """:func:`_run_starts`' answer: the runs the headers or counters start, else one run."""
         found: dict[int, tuple[int, str]] = {}  # loss lines before a run -> (its first line, how)
+        # the step counter most loss lines name (a training loop's; an evaluation's own counter, starting
+        # again at every evaluation while the training step goes on, is not it)
+        main = max((k for k in self._steps), key=lambda k: self._steps[k][3], default=None)
         for kind, seen in self._kinds.items():
             if not 2 <= len(seen) <= _MAX_HEADERS:
                 continue
-            how = ("its step counter starting again" if isinstance(kind, bytes)
-                   else "each after a header line naming its settings")
-            for at, n in _restarted(seen, self._losses):
+            how = ("its step counter starting again, its loss starting again" if isinstance(kind, bytes)
+                   else "each after a header line naming its settings, its loss starting again")
+            places = _restarted(seen, self._losses)
+            if kind == main:
+                places += [(at, n) for at, n in _fresh(seen, self._fresh, self._losses) if (at, n) not in places]
+            for at, n in places:
+                if at in self._fresh and kind == main:
+                    how = "its step counter starting again at its first step, no epoch moving on"
                 # a header and the counter after it start the same run: from the header on
                 found[n] = min(found.get(n, (at, how)), (at, how))
         if found:
             hows = sorted({how for _, how in found.values()})
-            return [1, *sorted(at for at, _ in found.values())], f"{' or '.join(hows)}, its loss starting again", 0
+            return [1, *sorted(at for at, _ in found.values())], " or ".join(hows), 0
         # an epoch counter going back to where its run began (``Epoch=6``, then ``Epoch=1``): runs
         # each judged on its own where every one counted as far as the furthest (a search's trials),
         # else the last (a run cut short and started afresh)
@@ -1110,6 +1163,17 @@ def _restarted(seen: list[_Boundary], losses: int) -> list[tuple[int, int]]:
         if abs(away) >= 0.2 * abs(start[1]) and (now[1] - last[1]) * math.copysign(1.0, away) >= 0.5 * abs(away):
             restarts.append((at, n))
     return restarts if restarts and len(restarts) >= 2 * boundaries / 3 else []
+
+
+def _fresh(seen: list[_Boundary], fresh: set[int], losses: int) -> list[tuple[int, int]]:
+    """(line, loss lines before it) of the places in ``seen`` (a step counter's, :class:`_Restarts`) where
+    it went back to its first run's first step with no epoch moving on (``fresh``), whatever the loss
+    did there (a second launch may start near where the first ended, or blow up from there), each run at
+    least :data:`_MIN_RUN_LINES` loss lines long; ``losses`` loss lines in all."""
+    counts = [n for _, n, _, _ in seen] + [losses]
+    return [(at, n) for i, (at, n, before, _) in enumerate(seen)
+            if before is not None and at in fresh
+            and min(n - (counts[i - 1] if i else 0), counts[i + 1] - n) >= _MIN_RUN_LINES]
 
 
 def _loss_of(raw: bytes | None) -> tuple[str, float] | None:
@@ -2288,6 +2352,10 @@ class TextReader:
         last_step: float | None = None
         first_step: float | None = None
         steps_first = False  # stepped lines came before any epoch (an excerpt starting mid-epoch)
+        # the last step was named by a line with no value of its own (mmcv's "resumed epoch 3, iter 7317"),
+        # and no line has named a step of its own beside a value yet: lines placed by their own epoch
+        # position after it ("Epoch [4][50/2000]") are placed there, never at that step
+        bare_step = placed_at_step = False
         index = 0
         # lines with values before the first step: (running index, values); placed at the end
         # (None: a line with nothing but its epoch, a header, which takes no running index)
@@ -2626,6 +2694,15 @@ class TextReader:
                                 bad_step = (lineno, f"{why}; the line{f' ({shown})' if shown else ''} is")
                             continue
                         if step is not None:
+                            bare_step = all(k.lower() == "epoch" for k, _ in values)
+                        elif (bare_step and not placed_at_step and last_step is not None
+                              and _EPOCH_POS.search(segment) is not None):
+                            # a line placed by its epoch and its batch within it (e, i, n) after a line
+                            # that named a step and nothing else (a resume's "resumed epoch 3, iter 7317"):
+                            # the position it names is its own, the step before placed no value
+                            last_step = first_step = None
+                            steps_first = bare_step = False
+                        if step is not None:
                             last_step = step
                             if first_step is None:
                                 first_step = step
@@ -2723,6 +2800,7 @@ class TextReader:
                             for k, value in values if not header_only else ():
                                 points.add(k, last_step, value)
                                 stepped.add(k)
+                                placed_at_step = placed_at_step or (step is not None and k.lower() != "epoch")
                             if worded is not None and step is not None and line_epoch is not None:
                                 # the line names its epoch and its counter within it: findings say both
                                 worded.append((line_epoch, step, counter_word))
