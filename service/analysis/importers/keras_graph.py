@@ -367,6 +367,8 @@ def _recurrent_refs(layer: dict[str, Any], call: int, refs: list[tuple[str, int]
         if index == 0:
             continue
         source = by_layer.get(src) or {}
+        if source.get("class_name") in MODELS:
+            continue  # output k of a nested model: its own output layer (_nested_outputs)
         src_cfg = _cfg(source)
         if not (source.get("class_name") in RECURRENT and index == 1 and not src_cfg.get("return_sequences")):
             problems.append(f"{name}: its initial_state reads output {index} of {src} (a return_state "
@@ -1161,38 +1163,80 @@ def _cfg(layer: dict[str, Any]) -> dict[str, Any]:
 MODELS = ("Sequential", "Functional", "Model")
 
 
+def output_ref(node: str, index: int) -> str:
+    """The name a reader gives output ``index`` of a nested model's call ``node``: the node's own
+    for its first output, ``node:index`` for another (TensorFlow's own way of naming a tensor of an
+    op, so no Keras layer name has it). An encoder ``Model(x, [z_mean, z_log_var, z])`` read as
+    ``decoder(encoder(x)[2])`` is ``["encoder", 1, 2]`` in the file: ``encoder:2`` here."""
+    return node if index == 0 else f"{node}:{index}"
+
+
+def _nested_problem(name: str, cls: str, why: str) -> str:
+    """A nested model's refusal, said as one: which model, that it is Keras' own class (no
+    custom code), what is not read, and the workaround (each sub-model checked on its own)."""
+    return (f"{name}: a Keras {cls} nested in the model (Keras' own class, not custom code) {why}; check "
+            f"the nested models as separate files instead (save each sub-model on its own, e.g. "
+            f"{name}.save(...), and check each)")
+
+
 def _inline(nodes: list[Node], problems: list[str], depth: int = 0) -> tuple[list[Node], dict[str, str]]:
     """``nodes`` with every nested model replaced by its own layers, reading what it read, and
-    the names of the nested models -> their output layers' (for the layers that read them)."""
+    the names of the nested models' outputs -> the layers that make them (for the layers that
+    read them): a call's first output by the call's name, output k by :func:`output_ref`.
+
+    A nested model's inputs are its call's tensors in order: its k-th input layer is dropped and
+    the layers that read it read the call's k-th tensor instead (a GAN's combined model calling a
+    generator ``Model([noise, label], image)`` with two tensors: kerassweep29 malgan_combined,
+    refused until then as "a nested model is supported with one input")."""
     out: list[Node] = []
     alias: dict[str, str] = {}
+    returns: dict[str, int] = {}  # a nested model's call -> how many outputs it has
     for node in nodes:
         if node.cls not in MODELS:
             out.append(node)
             continue
-        if depth > 8 or len(node.inputs) != 1 or not isinstance(node.cfg.get("layers"), list):
-            problems.append(f"{node.name}: a nested model is supported with one input, to a depth of 8")
+        if not isinstance(node.cfg.get("layers"), list):
+            problems.append(_nested_problem(node.name, node.cls, "has no list of layers in its config"))
             continue
+        if depth > 8:
+            problems.append(_nested_problem(node.name, node.cls, "is nested more than 8 models deep, "
+                                            "deeper than this check reads"))
+            continue
+        before = len(problems)
         inner, starts, ends = _order({"class_name": node.cls, "config": node.cfg}, problems, depth + 1)
-        if len(starts) > 1 or len(ends) > 1:
-            problems.append(f"{node.name}: a nested model is supported with one input and one output")
+        if not inner or not ends:
+            if len(problems) == before:
+                problems.append(_nested_problem(node.name, node.cls, "has no layers to read"))
             continue
-        start, end = starts[0] if starts else "", ends[0] if ends else ""
+        if len(node.inputs) != len(starts):
+            problems.append(_nested_problem(
+                node.name, node.cls, f"takes {len(starts)} input(s) ({', '.join(starts)}) but is called "
+                f"here with {len(node.inputs)} tensor(s)"))
+            continue
+        feed = dict(zip(starts, node.inputs, strict=True))  # its inputs -> the tensors it is called with
         if node.cfg.get("_shares"):
             # a nested model called again (a Siamese network's encoder): its layers once more,
             # each named for this call, running the first call's modules (the same weights)
-            renamed = {n.name: f"{n.name}#{node.name}" for n in inner if n.name != start}
+            renamed = {n.name: f"{n.name}#{node.name}" for n in inner if n.name not in feed}
             for n in inner:
                 n.cfg = {**n.cfg, "_shares": n.cfg.get("_shares") or n.name}
                 n.name = renamed.get(n.name, n.name)
                 n.inputs = [renamed.get(i, i) for i in n.inputs]
-            end = renamed.get(end, end)
+            ends = [renamed.get(end, end) for end in ends]
         for n in inner:
-            if n.name != start:
-                n.inputs = [node.inputs[0] if i == start else i for i in n.inputs]
+            if n.name not in feed:
+                n.inputs = [feed.get(i, i) for i in n.inputs]
                 out.append(n)
-        alias[node.name] = end or node.inputs[0]
+        ends = [feed.get(end, end) for end in ends]  # an output that is one of its inputs: that tensor
+        for k, end in enumerate(ends):
+            alias[output_ref(node.name, k)] = end
+        returns[node.name] = len(ends)
     for n in out:
+        for i in n.inputs:
+            base, colon, index = i.rpartition(":")
+            if colon and index.isdigit() and i not in alias and base in returns:
+                problems.append(f"{n.name}: reads output {index} of the nested model {base}, which has "
+                                f"{returns[base]} output(s) (counted from 0)")
         n.inputs = [alias.get(i, i) for i in n.inputs]
     return out, alias
 
@@ -1256,6 +1300,24 @@ def _rebase_nested_calls(cfg: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _nested_outputs(layer: dict[str, Any], call: int, refs: list[tuple[str, int]],
+                    nested: Container[str]) -> list[str]:
+    """The node names of the tensors ``refs`` (a layer's ``call``, as :func:`_calls` and
+    :func:`_recurrent_refs` give them), each reading output k > 0 of a model in ``nested`` named
+    :func:`output_ref` (Keras 2's ``[name, node, k]``, Keras 3's ``keras_history``)."""
+    nodes = layer.get("inbound_nodes")
+    node = nodes[call] if isinstance(nodes, list) and call < len(nodes) else None
+    pending: dict[tuple[str, int], list[int]] = {}
+    for src, c, t in _indexed(node, []):
+        pending.setdefault((src, c), []).append(t)
+    out = []
+    for src, c in refs:
+        ts = pending.get((src, c))
+        t = ts.pop(0) if ts else 0
+        out.append(output_ref(call_name(src, c), t) if src in nested else call_name(src, c))
+    return out
+
+
 def _order(config: dict[str, Any], problems: list[str], depth: int = 0) -> tuple[list[Node], list[str], list[str]]:
     """The nodes of a Functional or Sequential config, inputs first, the input names (in the
     order the model takes them) and the output names (in the order it returns them)."""
@@ -1278,6 +1340,7 @@ def _order(config: dict[str, Any], problems: list[str], depth: int = 0) -> tuple
     raw = [lay for lay in cfg.get("layers") or [] if isinstance(lay, dict)]
     listed: list[Node] = []
     by_layer = {str(lay.get("name") or _cfg(lay).get("name")): lay for lay in raw}
+    nested = {name for name, lay in by_layer.items() if lay.get("class_name") in MODELS}
     for lay in raw:
         name = str(lay.get("name") or _cfg(lay).get("name"))
         cls, layer_cfg = _unwrap(str(lay.get("class_name")), _cfg(lay))
@@ -1298,11 +1361,20 @@ def _order(config: dict[str, Any], problems: list[str], depth: int = 0) -> tuple
             if cls in RECURRENT or cls == "Bidirectional":
                 refs, states = _recurrent_refs(lay, k, refs, by_layer, problems)
                 node_cfg = {**node_cfg, "_states": states} if states else node_cfg
-            listed.append(Node(call_name(name, k), cls, node_cfg,
-                               [call_name(src, i) for src, i in refs], args=_args(lay)))
+            reads = [call_name(src, i) for src, i in refs]
+            if nested:  # which output of a nested model each tensor is (``encoder(x)[2]``)
+                reads = _nested_outputs(lay, k, refs, nested)
+            listed.append(Node(call_name(name, k), cls, node_cfg, reads, args=_args(lay)))
+    before = len(problems)
     flat, alias = _inline(listed, problems, depth)
+    if len(problems) > before:
+        return [], [], []  # a nested model not read: its own reason, not "a layer the config does not define"
     by_name = {n.name: n for n in flat}
     ins, outs = endpoints(cfg.get("input_layers")), endpoints(cfg.get("output_layers"))
+    indexed = _indexed(cfg.get("output_layers"), [])
+    if nested and len(indexed) == len(outs):  # the model returns a nested model's output k (k > 0)
+        outs = [output_ref(call_name(src, c), t) if src in nested else o
+                for o, (src, c, t) in zip(outs, indexed, strict=True)]
     outs = [alias.get(o, o) for o in outs]
     if not ins or not outs or len(set(ins)) != len(ins) or len(set(outs)) != len(outs):
         problems.append(f"{config.get('class_name', 'model')}: its inputs ({len(ins)}) and outputs "
@@ -1320,7 +1392,10 @@ def _order(config: dict[str, Any], problems: list[str], depth: int = 0) -> tuple
         if state.get(name) == 2:
             continue
         if name not in by_name:
-            problems.append(f"{name}: a layer the config does not define")
+            base, colon, index = name.rpartition(":")
+            problems.append(f"{name}: output {index} of the nested model {base}, which has fewer outputs"
+                            if colon and index.isdigit() and base.partition("#")[0] in nested
+                            else f"{name}: a layer the config does not define")
             return [], [], []
         if state.get(name) == 1:
             problems.append(f"{name}: the graph has a cycle")
@@ -1487,6 +1562,11 @@ def unsupported_message(unsupported: list[tuple[str, str]], lambdas: Sequence[tu
     from gradhealth.analysis.importers.keras_tfops import OP_CLASSES, unmapped_functions
 
     why = dict(REFUSED)
+    for cls in MODELS:
+        # Keras' own model classes, as a layer of the model: the graph check inlines their layers; the
+        # spec translation reads none (kerassweep29: they were called "a custom layer's computation is code")
+        why[cls] = ("a Keras model nested in the model (Keras' own class, not custom code), which the spec "
+                    "translation does not read and the graph check reads as its layers")
     for cls in OP_CLASSES:  # its config is data (an op's name), not code: say which op is not read
         why[cls] = unmapped_functions(list(tf_functions) or ["?"])
     if lambdas:  # the reason each was refused, then why a Lambda is read by its shapes only
