@@ -548,7 +548,9 @@ def test_mangled_events_with_valid_crcs_never_crash(data):
     for s in run.series:
         assert len(s.steps) == len(s.values)
     for w in run.warnings:
-        assert w.code in ("corrupt_record", "no_series")
+        # skipped_values: a mangled tensor shape beside a payload of another size is left out with its
+        # reason (found by an unseeded run: a flipped byte in a scalar's declared shape)
+        assert w.code in ("corrupt_record", "no_series", "skipped_values")
 
 
 # --- sniff ---------------------------------------------------------------------------------------
