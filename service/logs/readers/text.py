@@ -2016,10 +2016,30 @@ def _head_lines(head: bytes) -> list[str]:
     return [ln for ln in lines if ln.strip()][:_HEAD_LINES]
 
 
+def sniffed_bytes(head: bytes) -> int:
+    """Where in ``head`` (a file's first bytes) the lines :meth:`TextReader.sniff` reads end: the
+    byte after its first :data:`_HEAD_LINES` non-blank lines, else the start of its last line, cut
+    by the head's end (all of it where the head is the whole file: shorter than a full head)."""
+    at = seen = 0
+    for line in head.split(b"\n")[:-1]:
+        at += len(line) + 1
+        seen += bool(line.strip())
+        if seen >= _HEAD_LINES:
+            return at
+    return at if len(head) >= _HEAD_BYTES else len(head)
+
+
 @functools.lru_cache(maxsize=4096)
 def _is_loss(name: str) -> bool:
     """Whether ``name`` is a training or validation loss (cached: asked for every line)."""
     return classify(name)[0] in ("loss", "val_loss")
+
+
+def _gan_loss(name: str) -> bool:
+    """Whether ``name`` is a GAN player's loss by name (:func:`gan_part`, with a loss word:
+    ``loss_D``, ``loss_D_real``, ``errG``, ``g_loss``); a bare ``G`` or ``D`` is not taken for one
+    before a log is known to be a GAN's."""
+    return gan_part(name) is not None and re.search(r"loss|err", name, re.IGNORECASE) is not None
 
 
 def _role(name: str) -> tuple[Role | None, str | None]:
@@ -2057,7 +2077,7 @@ def _why_no_console(head: bytes, count: int) -> str:
                      "header line names them (step,loss)")
         return said
     names = list(dict.fromkeys(k for _, keys in found for k in keys))
-    lossy = [k for k in names if _is_loss(k) or ROLES.get(k.lower()) in ("loss", "val_loss", "grad_norm")]
+    lossy = [k for k in names if _is_loss(k) or _gan_loss(k) or ROLES.get(k.lower()) in ("loss", "val_loss", "grad_norm")]
     at, keys = found[0]
     said = (f"{len(found)} of {shown} non-blank lines hold values, the first at line {at} "
             f"({', '.join(keys[:_SHOWN_FOUND])}{', ...' if len(keys) > _SHOWN_FOUND else ''})")
@@ -2128,8 +2148,8 @@ class TextReader:
             longest = max(longest, block)
             if found:
                 hits += 1
-                known = known or any(k in ROLES for k in found)
-                lossy = lossy or any(ROLES.get(k) in ("loss", "val_loss") or _is_loss(k) for k in found)
+                known = known or any(k in ROLES or _gan_loss(k) for k in found)
+                lossy = lossy or any(ROLES.get(k) in ("loss", "val_loss") or _is_loss(k) or _gan_loss(k) for k in found)
                 for k in found:
                     seen[k] = seen.get(k, 0) + 1
         # a framework's report of a NaN loss with no loss value beside it (a traceback pasted alone,
