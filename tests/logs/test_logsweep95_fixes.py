@@ -82,3 +82,46 @@ def test_a_refusal_counts_gan_losses_as_losses(name) -> None:
     said = TEXT.why_not("notes.txt", head) or ""
     assert "none is a loss" not in said
     assert TEXT.sniff("notes.txt", head) > 0
+
+
+# --- 4. a YOLOv5 console pasted into Markdown reads as the same bytes in .txt do ----------------------
+
+
+_YOLO_BOX = [0.06359, 0.0479, 0.04229, 0.03914, 0.0371]
+
+
+def _yolov5_console() -> str:
+    # Ultralytics YOLOv5 (v6): each epoch's header printed again above its row, its validation table below
+    out = ["                 from  n    params  module                                  arguments"]
+    out += [f" {i:2d}                -1  1      1760  models.common.Conv                      [3, 16, 6, 2, 2]"
+            for i in range(30)]
+    for e, box in enumerate(_YOLO_BOX):
+        out += ["", "     Epoch   gpu_mem       box       obj       cls    labels  img_size",
+                f"     {e}/299     4.89G   {box}   0.03304         0        12      1280: 100%|##########| 213/213 "
+                "[06:11<00:00,  1.74s/it]",
+                "               Class     Images     Labels          P          R     mAP@.5 mAP@.5:.95: 100%|####| "
+                "17/17 [00:23<00:00,  1.39s/it]",
+                f"                 all        677       2449     0.0{e + 1}      0.126     0.0251    0.00763"]
+    return "\n".join(out) + "\n"
+
+
+@pytest.mark.parametrize("fenced", [True, False])
+def test_a_yolov5_console_in_markdown_reads_as_its_txt_copy(tmp_path, fenced) -> None:
+    console = _yolov5_console()
+    body = f"```text\n{console}```\n" if fenced else console
+    readme = ("# Detecção de COTS\n\nTreinamos o YOLOv5n6 por 300 épocas com imagens de 1280 px.\n\n"
+              "## Resultados\n\n" + body + "\nO melhor modelo ficou em runs/train/exp/weights/best.pt.\n")
+    md, txt = read_log(write(tmp_path, "README.md", readme)), read_log(write(tmp_path, "README.txt", readme))
+    assert md.format == txt.format == "text"
+    assert by_name(md)["train/box_loss"].values.tolist() == _YOLO_BOX
+    assert {s.name: s.values.tolist() for s in md.series} == {s.name: s.values.tolist() for s in txt.series}
+
+
+def test_two_epoch_rows_in_a_readme_are_not_a_console(tmp_path) -> None:
+    # fewer rows than a pasted console's 3: a README quoting two epochs is still refused as prose
+    rows = "".join(f"     Epoch   gpu_mem       box       obj       cls    labels  img_size\n"
+                   f"     {e}/299     4.89G   {b}   0.03304         0        12      1280\n"
+                   + "Some words about this epoch and what its boxes showed.\n" * 12
+                   for e, b in enumerate(_YOLO_BOX[:2]))
+    with pytest.raises(UnknownLogFormat, match="no 3 lines in a row"):
+        read_log(write(tmp_path, "README.md", "# Notes\n\n" + rows))

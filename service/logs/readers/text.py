@@ -1984,11 +1984,24 @@ def _console_stretch(lines: list[str]) -> int:
     """The most lines in a row that read as a console's: each names a step or an epoch and a loss
     (a GAN's ``Loss_D``/``errG`` among them), the same names as the line before, and none is a
     Markdown table's row (a table with no step is a comparison of models, not a run): the DCGAN
-    tutorial's ``[11/200][168/262] Loss_D: 2.0430 Loss_G: 10.2914 ...`` pasted into a README."""
-    longest = run = 0
+    tutorial's ``[11/200][168/262] Loss_D: 2.0430 Loss_G: 10.2914 ...`` pasted into a README. Rows of a
+    console's epoch table (YOLOv5's ``Epoch gpu_mem box obj cls ...`` header over ``0/299 5.05G 0.06359
+    ...``, as the reader reads them) count wherever they fall: each epoch's header is printed again
+    above its row and its validation table below it, so no two rows are next to each other."""
+    longest = run = rows = 0
     before: list[str] | None = None
+    table: list[str] | None = None
     for ln in lines:
-        names = [] if ln.lstrip().startswith("|") else _line_keys(ln)
+        markdown = ln.lstrip().startswith("|")
+        table = None if markdown else table or headerless_table(ln)
+        row = table_row(table, ln) if table else None
+        table = None if markdown else table_header(ln) or table
+        if row and any(k == "epoch" or k.lower() in STEP_KEYS for k, _ in row) \
+                and any("loss" in k.lower() or _is_loss(k) for k, _ in row):
+            rows += 1
+            longest = max(longest, rows)
+            continue
+        names = [] if markdown else _line_keys(ln)
         low = [k.lower() for k in names]
         counted = any(k in STEP_KEYS or k == "epoch" for k in low)
         console = counted and any("loss" in k or _is_loss(k) or gan_part(n) for k, n in zip(low, names, strict=True))
