@@ -11,6 +11,7 @@ from gradhealth.errors import UnknownLogFormat
 from gradhealth.logs.load import read_log
 from gradhealth.logs.readers.numbers import number_array
 from gradhealth.logs.readers.text import READER as TEXT
+from gradhealth.logs.readers.text import pairs
 from tests.logs.helpers import by_name, write
 
 # --- 2. a long preamble before the first value -------------------------------------------------------
@@ -125,3 +126,50 @@ def test_two_epoch_rows_in_a_readme_are_not_a_console(tmp_path) -> None:
                    for e, b in enumerate(_YOLO_BOX[:2]))
     with pytest.raises(UnknownLogFormat, match="no 3 lines in a row"):
         read_log(write(tmp_path, "README.md", "# Notes\n\n" + rows))
+
+
+# --- 6. a terminal's line wrapping and an environment dump make no series ---------------------------
+
+
+def test_the_tail_of_a_name_cut_by_the_terminal_width_is_no_series(tmp_path) -> None:
+    # a tmux capture (capture-pane without -J) cuts each line at the pane's width, inside names
+    text = ("iter: 19  total_loss: 7.109  focal_loss_0: 0.1465  data_time: 0.3512\n"
+            "iter: 39  total_loss: 6.105  focal_l\noss_0: 0.07525  data_time: 0.0062\n"
+            "iter: 59  total_loss: 5.589  focal_loss\n_0: 0.04699  data_time: 0.0061\n"
+            "iter: 79  total_loss: 5.368  focal_loss_0: 0.04  data_ti\nme: 0.0058\n")
+    got = by_name(read_log(write(tmp_path, "train.log", text)))
+    assert not {"oss_0", "_0", "me"} & set(got)
+    assert got["total_loss"].values.tolist() == [7.109, 6.105, 5.589, 5.368]
+
+
+def test_a_name_at_a_line_start_after_a_finished_line_is_read(tmp_path) -> None:
+    # a line that ends in a blank is no cut word: "loss_0" after it is a name of its own
+    text = "".join(f"step: {i} total_loss: {3 - 0.1 * i:.2f} \nloss_0: {1 - 0.01 * i:.2f}\n" for i in range(8))
+    got = by_name(read_log(write(tmp_path, "train.log", text)))
+    assert got["loss_0"].values.tolist() == [round(1 - 0.01 * i, 2) for i in range(8)]
+
+
+def test_a_date_in_an_environment_dump_is_no_series(tmp_path) -> None:
+    # detectron2's collect_env table: "(main, Jun  4 2025, 17:57:12)"; syslog's "Jun  4 17:57:12"
+    text = ("Python                  3.9.23 | packaged by conda-forge | (main, Jun  4 2025, 17:57:12) [GCC 13.3.0]\n"
+            "kernel: Jun  4 17:57:12 host started\n"
+            + "".join(f"iter: {i}  total_loss: {5 - 0.1 * i:.2f}\n" for i in range(10)))
+    assert pairs(text.splitlines()[0]) == [] and pairs("built Jun 4 2025 step 3 loss 0.5") == [("step", "3"), ("loss", "0.5")]
+    got = by_name(read_log(write(tmp_path, "train.log", text)))
+    assert "Jun" not in got and len(got["total_loss"]) == 10
+
+
+def test_a_traceback_cut_by_the_terminal_width_names_its_exception(tmp_path) -> None:
+    # the frame's "line 82, in launch" wrapped to "82, in launch" at column 0 is no exception line
+    from gradhealth.logs.check import diagnose
+
+    text = ("".join(f"iter: {i}  total_loss: {5 - 0.1 * i:.2f}\n" for i in range(10))
+            + "Traceback (most recent call last):\n"
+            '  File "/data/CDFSOD/tools/../detectron2/engine/launch.py", line\n82, in launch\n'
+            "    main_func(*args)\n"
+            '  File "/data/envs/lib/python3.9/site-packages/iopath/common/file_io.py"\n, line 884, in get\n'
+            "    path = os.fspath(path)\n"
+            "TypeError: expected str, bytes or os.PathLike object, not NoneType\n"
+            "(env) user@host:~$ ^C\n")
+    [f] = [f for f in diagnose(read_log(write(tmp_path, "train.log", text))).findings if f.code == "truncated_log"]
+    assert f.evidence.traceback_last_line == "TypeError: expected str, bytes or os.PathLike object, not NoneType"

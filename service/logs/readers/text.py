@@ -140,7 +140,12 @@ _KV = re.compile(rf"(?<![\w./-])(?P<key>loss[ \t]{_SPLIT_WORD}(?=['\"]?\s*[:=])|
                  # a copula before the separator is part of it (Paddle's prints: "loss is: 2.50, acc is: 0.07")
                  rf"(?:[ \t]+(?:is|was|are)(?=[ \t]*[:=]))?(?P<sep>\s*[:=]\s*(?:=\s*)?)"
                  rf"(?P<q>['\"]?)(?P<val>{_NUM})(?P=q){_END}", re.IGNORECASE)  # fairseq's JSON quotes numbers
-_WS = re.compile(rf"(?<![\w./-])(?P<key>(?:{_SPLIT_WORD}[ _]|learning[ _](?=rate\b))?"
+#: A date's month and day, then its year or time ("Jun  4 2025, 17:57:12", syslog's "Jun  4 17:57:12"):
+#: no name and value
+_MONTH_DAY = (r"(?!(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
+              r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)[ \t]+\d{1,2}(?:st|nd|rd|th)?,?"
+              r"[ \t]+(?:\d{4}|\d{1,2}:\d\d)(?!\w))")
+_WS = re.compile(rf"(?<![\w./-]){_MONTH_DAY}(?P<key>(?:{_SPLIT_WORD}[ _]|learning[ _](?=rate\b))?"
                  rf"[^\W\d][\w./-]*)[ \t]+(?P<val>{_NUM}){_END}", re.IGNORECASE)
 # "<step> <name> <value>", the whole line (build-nanogpt's log.txt: "250 val 6.5893"); a name is not
 # a number's spelling (MLflow's "<timestamp> nan <step>" is not one), nor prose ("72 in 194")
@@ -275,6 +280,10 @@ _HEADING_LEAD = re.compile(
     r"(?:.{0,80}?(?<![A-Za-z])(?:INFO|DEBUG|WARNING|WARN|ERROR|CRITICAL)(?![A-Za-z])\]?"
     r"(?::[\w.<>-]*:|[ \t]*[-:|][ \t]*(?:[\w.<>]+(?::\d+)?[ \t]*[-:|])?)?)?[\W_]*")
 _TRACEBACK = "Traceback (most recent call last):"
+#: A traceback's last line, the exception: ``TypeError: expected str ...``, ``torch.cuda.OutOfMemoryError:
+#: ...``, a bare ``KeyboardInterrupt`` (a dotted name, then a colon; or a capitalised name alone)
+EXCEPTION_LINE = r"(?:[A-Za-z_]\w*\.)*(?:[A-Za-z_]\w*:(?:\s|$)|[A-Z]\w*\s*$)"
+_EXCEPTION_LINE = re.compile(EXCEPTION_LINE)
 # what frameworks print when a loss or gradient goes NaN/Inf and they stop or complain (not the
 # loss scaler's routine "Gradient overflow. Skipping step"): Keras' TerminateOnNaN, TensorFlow's
 # CheckNumerics, detectron2, fairseq's fp16 scaler giving up, torch.autograd's anomaly mode,
@@ -2048,6 +2057,21 @@ def _is_loss(name: str) -> bool:
     return classify(name)[0] in ("loss", "val_loss")
 
 
+#: The last word of a line that ends inside one (no blank after it): the head of a name cut there
+_CUT_WORD = re.compile(r"(?:^|(?<=\s))[\w./-]+$")
+
+
+def _wrapped_name(key: str, line: str, before: str, seen: set[str]) -> bool:
+    """Whether ``key``, the first name of ``line``, standing at its very start, is the tail of a
+    name cut by a terminal's width: the line ``before`` it ends in a word with no blank after it,
+    and that word and ``key`` join to a name read earlier in the log (a tmux capture's
+    ``...focal_l`` over ``oss_0: 0.04699 ...``, ``rg_`` over ``l1_loss_2: ...``)."""
+    if not before or not line.startswith(key) or before[-1:].isspace():
+        return False
+    head = _CUT_WORD.search(before)
+    return head is not None and f"{head[0]}{key}" in seen
+
+
 def _gan_loss(name: str) -> bool:
     """Whether ``name`` is a GAN player's loss by name (:func:`gan_part`, with a loss word:
     ``loss_D``, ``loss_D_real``, ``errG``, ``g_loss``); a bare ``G`` or ``D`` is not taken for one
@@ -2328,6 +2352,8 @@ class TextReader:
         stepless = False                   # so many lines before any step that they take the index
         stepped: set[str] = set()          # names with values at or after the first step
         prev_keys: list[str] = []
+        names_seen: set[str] = set()       # every name read so far: what a wrapped name's pieces join to
+        prev_line = this_line = ""         # the line before this one, as read
         shapes: set[tuple[str, ...]] = set()  # the names of every whole line so far, in order
         tb: deque[str] | None = None       # a traceback with no values after it (yet)
         tb_line = 0
@@ -2432,6 +2458,7 @@ class TextReader:
                 if lineno == 1:
                     text = text.lstrip("\ufeff")
                 stripped = text.rstrip("\r\n")
+                prev_line, this_line = this_line, stripped
                 if len(stripped) > MAX_VALUES_LINE:
                     long_lines += 1
                     long_line = long_line or (lineno, len(stripped))
@@ -2451,12 +2478,21 @@ class TextReader:
                     in_tb = True
                     continue
                 if in_tb and tb is not None:
+                    read_on = False
                     tb.append(stripped)
                     body = stripped[len(tb_prefix):] if stripped.startswith(tb_prefix) else stripped
                     if body and not body[0].isspace() and not body.startswith(
                             ("During handling", "The above exception")):
-                        in_tb = False       # the exception line ends this traceback
-                    continue
+                        if _EXCEPTION_LINE.match(body):
+                            in_tb = False   # the exception line ends this traceback
+                        elif _all_values(body)[0]:
+                            in_tb = False   # no exception line: the log goes on with values
+                            tb.pop()
+                            read_on = True
+                    if not read_on:
+                        # (a frame's line cut by the terminal's width, "82, in launch" under a tmux
+                        # capture's '...launch.py", line', is still the traceback, its exception to come)
+                        continue
                 if stripped.strip():
                     since_values.append((lineno, stripped))
                 segments = stripped.split("\r")
@@ -2476,6 +2512,10 @@ class TextReader:
                         found, total = (row, None) if row else _all_values(segment)
                     except LineTooWide as e:
                         raise LineTooWide(e.count, f"{name} line {lineno}") from None
+                    if found and segment is segments[0] and _wrapped_name(found[0][0], segment, prev_line, names_seen):
+                        found = found[1:]  # the rest of a name cut by the terminal's width: no series of its own
+                    if found:
+                        names_seen.update(k for k, _ in found)
                     if found and found[0][0].startswith(_ONE):
                         found = []  # one-letter names alone on a line (a config's "B=32 T=1024")
                     if found and found[0][0] == _BAR_KEY:
