@@ -150,7 +150,7 @@ def detect(path: Path, hint: str | None = None) -> Reader:
                                    f"{', '.join(r.name for r in all_readers)}")
         # the file's own name may veto a format it is in (a text log saved as .md): the hint decides
         if (match[0].sniff(path.name, head) <= 0 and match[0].sniff(f"{path.stem or 'log'}.log", head) <= 0
-                and not (hint == "text" and _text_later(path, all_readers) is not None)):
+                and not (hint == "text" and _text_later(path, all_readers, None) is not None)):
             best, _ = sniff(path.name, head, all_readers)
             guess = f"; it looks like {best.name}" if best is not None else ""
             # what the hinted reader looked for and found, where it says (the text reader: what the lines hold)
@@ -327,24 +327,31 @@ _CONTROL_BYTES = re.compile(b"[" + re.escape(_CONTROLS) + b"]")
 TEXT_SEARCH_BYTES = 4 * 2**20
 
 
-def _text_later(path: Path, readers: list[Reader]) -> Reader | None:
-    """The text reader when a window past the lines the head's sniff reads, up to
-    :data:`TEXT_SEARCH_BYTES`, reads as a text log (each window from its first whole line; the first
-    from half a head in, the rest after it without overlap: a notes file's training lines 600 lines
-    down, still inside the head's 64 KB); None otherwise."""
+def _text_later(path: Path, readers: list[Reader], search: int | None = TEXT_SEARCH_BYTES) -> Reader | None:
+    """The text reader when the lines past those the head's sniff reads (its first
+    ``text._HEAD_LINES`` non-blank lines: a ``print(model)`` of a large network runs past them),
+    up to ``search`` bytes in (None: the whole file, for an explicit ``--log-format text``), read as
+    a text log; None otherwise. Searched in windows of :data:`HEAD_BYTES`, the first from the line
+    after the head's sniffed lines, the rest after it without overlap, each from its first whole
+    line and its first line with values on (a notes file's training lines 600 lines down, still
+    inside the head's 64 KB)."""
     from gradhealth.logs.readers.text import READER as text
+    from gradhealth.logs.readers.text import sniffed_bytes
 
     if text not in readers:
         return None
     with path.open("rb") as f:
-        for at in range(HEAD_BYTES // 2, TEXT_SEARCH_BYTES, HEAD_BYTES):
+        at = sniffed_bytes(f.read(HEAD_BYTES))
+        first = True
+        while search is None or at < search:
             f.seek(at)
             window = f.read(HEAD_BYTES)
             if not window:
                 return None
-            start = window.find(b"\n") + 1
-            if start and not binary_window(window) and text.sniff_within(path.name, window[start:]) > 0:
+            start = 0 if first else window.find(b"\n") + 1
+            if (start or first) and not binary_window(window) and text.sniff_within(path.name, window[start:]) > 0:
                 return text
+            at, first = at + HEAD_BYTES, False
     return None
 
 

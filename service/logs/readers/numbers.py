@@ -92,9 +92,27 @@ def columns(head: bytes) -> int | None:
     return widths.pop() if len(widths) == 1 else None
 
 
+#: A JSON number (NaN, Infinity and null as ``json.dump`` writes a missing or non-finite one)
+_JSON_NUMBER = rb"(?:-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?|NaN|-?Infinity|null)"
+#: A JSON array of numbers, whole: what the start of one is checked as (:func:`number_array`)
+_WHOLE_ARRAY = re.compile(rb"\s*\[\s*" + _JSON_NUMBER + rb"(?:\s*,\s*" + _JSON_NUMBER + rb")*\s*\]")
+#: How much of a head is checked to be a JSON array of numbers
+_ARRAY_CHECK = 4096
+
+
 def number_array(head: bytes) -> bool:
-    """Whether ``head`` opens a JSON array of numbers."""
-    return _ARRAY.match(head.lstrip(b"\xef\xbb\xbf")) is not None
+    """Whether ``head`` opens a JSON array of numbers: its first :data:`_ARRAY_CHECK` bytes up to the
+    array's end, or up to their last comma where it goes on, are one in JSON's syntax. Not a printed
+    tensor or NumPy array (``[-1., -1., ...,`` and ``[0.5 0.25]`` are no JSON), whose first
+    character alone is a JSON array's."""
+    body = head.lstrip(b"\xef\xbb\xbf")
+    if _ARRAY.match(body) is None:
+        return False
+    window = body[:_ARRAY_CHECK]
+    if (end := window.find(b"]")) >= 0:
+        return _WHOLE_ARRAY.fullmatch(window[:end + 1]) is not None
+    cut = window.rfind(b",")
+    return cut > 0 and _WHOLE_ARRAY.fullmatch(window[:cut] + b"]") is not None
 
 
 class NumbersReader:

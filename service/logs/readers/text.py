@@ -140,7 +140,12 @@ _KV = re.compile(rf"(?<![\w./-])(?P<key>loss[ \t]{_SPLIT_WORD}(?=['\"]?\s*[:=])|
                  # a copula before the separator is part of it (Paddle's prints: "loss is: 2.50, acc is: 0.07")
                  rf"(?:[ \t]+(?:is|was|are)(?=[ \t]*[:=]))?(?P<sep>\s*[:=]\s*(?:=\s*)?)"
                  rf"(?P<q>['\"]?)(?P<val>{_NUM})(?P=q){_END}", re.IGNORECASE)  # fairseq's JSON quotes numbers
-_WS = re.compile(rf"(?<![\w./-])(?P<key>(?:{_SPLIT_WORD}[ _]|learning[ _](?=rate\b))?"
+#: A date's month and day, then its year or time ("Jun  4 2025, 17:57:12", syslog's "Jun  4 17:57:12"):
+#: no name and value
+_MONTH_DAY = (r"(?!(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
+              r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)[ \t]+\d{1,2}(?:st|nd|rd|th)?,?"
+              r"[ \t]+(?:\d{4}|\d{1,2}:\d\d)(?!\w))")
+_WS = re.compile(rf"(?<![\w./-]){_MONTH_DAY}(?P<key>(?:{_SPLIT_WORD}[ _]|learning[ _](?=rate\b))?"
                  rf"[^\W\d][\w./-]*)[ \t]+(?P<val>{_NUM}){_END}", re.IGNORECASE)
 # "<step> <name> <value>", the whole line (build-nanogpt's log.txt: "250 val 6.5893"); a name is not
 # a number's spelling (MLflow's "<timestamp> nan <step>" is not one), nor prose ("72 in 194")
@@ -275,6 +280,10 @@ _HEADING_LEAD = re.compile(
     r"(?:.{0,80}?(?<![A-Za-z])(?:INFO|DEBUG|WARNING|WARN|ERROR|CRITICAL)(?![A-Za-z])\]?"
     r"(?::[\w.<>-]*:|[ \t]*[-:|][ \t]*(?:[\w.<>]+(?::\d+)?[ \t]*[-:|])?)?)?[\W_]*")
 _TRACEBACK = "Traceback (most recent call last):"
+#: A traceback's last line, the exception: ``TypeError: expected str ...``, ``torch.cuda.OutOfMemoryError:
+#: ...``, a bare ``KeyboardInterrupt`` (a dotted name, then a colon; or a capitalised name alone)
+EXCEPTION_LINE = r"(?:[A-Za-z_]\w*\.)*(?:[A-Za-z_]\w*:(?:\s|$)|[A-Z]\w*\s*$)"
+_EXCEPTION_LINE = re.compile(EXCEPTION_LINE)
 # what frameworks print when a loss or gradient goes NaN/Inf and they stop or complain (not the
 # loss scaler's routine "Gradient overflow. Skipping step"): Keras' TerminateOnNaN, TensorFlow's
 # CheckNumerics, detectron2, fairseq's fp16 scaler giving up, torch.autograd's anomaly mode,
@@ -2048,11 +2057,24 @@ def _console_stretch(lines: list[str]) -> int:
     """The most lines in a row that read as a console's: each names a step or an epoch and a loss
     (a GAN's ``Loss_D``/``errG`` among them), the same names as the line before, and none is a
     Markdown table's row (a table with no step is a comparison of models, not a run): the DCGAN
-    tutorial's ``[11/200][168/262] Loss_D: 2.0430 Loss_G: 10.2914 ...`` pasted into a README."""
-    longest = run = 0
+    tutorial's ``[11/200][168/262] Loss_D: 2.0430 Loss_G: 10.2914 ...`` pasted into a README. Rows of a
+    console's epoch table (YOLOv5's ``Epoch gpu_mem box obj cls ...`` header over ``0/299 5.05G 0.06359
+    ...``, as the reader reads them) count wherever they fall: each epoch's header is printed again
+    above its row and its validation table below it, so no two rows are next to each other."""
+    longest = run = rows = 0
     before: list[str] | None = None
+    table: list[str] | None = None
     for ln in lines:
-        names = [] if ln.lstrip().startswith("|") else _line_keys(ln)
+        markdown = ln.lstrip().startswith("|")
+        table = None if markdown else table or headerless_table(ln)
+        row = table_row(table, ln) if table else None
+        table = None if markdown else table_header(ln) or table
+        if row and any(k == "epoch" or k.lower() in STEP_KEYS for k, _ in row) \
+                and any("loss" in k.lower() or _is_loss(k) for k, _ in row):
+            rows += 1
+            longest = max(longest, rows)
+            continue
+        names = [] if markdown else _line_keys(ln)
         low = [k.lower() for k in names]
         counted = any(k in STEP_KEYS or k == "epoch" for k in low)
         console = counted and any("loss" in k or _is_loss(k) or gan_part(n) for k, n in zip(low, names, strict=True))
@@ -2080,10 +2102,45 @@ def _head_lines(head: bytes) -> list[str]:
     return [ln for ln in lines if ln.strip()][:_HEAD_LINES]
 
 
+def sniffed_bytes(head: bytes) -> int:
+    """Where in ``head`` (a file's first bytes) the lines :meth:`TextReader.sniff` reads end: the
+    byte after its first :data:`_HEAD_LINES` non-blank lines, else the start of its last line, cut
+    by the head's end (all of it where the head is the whole file: shorter than a full head)."""
+    at = seen = 0
+    for line in head.split(b"\n")[:-1]:
+        at += len(line) + 1
+        seen += bool(line.strip())
+        if seen >= _HEAD_LINES:
+            return at
+    return at if len(head) >= _HEAD_BYTES else len(head)
+
+
 @functools.lru_cache(maxsize=4096)
 def _is_loss(name: str) -> bool:
     """Whether ``name`` is a training or validation loss (cached: asked for every line)."""
     return classify(name)[0] in ("loss", "val_loss")
+
+
+#: The last word of a line that ends inside one (no blank after it): the head of a name cut there
+_CUT_WORD = re.compile(r"(?:^|(?<=\s))[\w./-]+$")
+
+
+def _wrapped_name(key: str, line: str, before: str, seen: set[str]) -> bool:
+    """Whether ``key``, the first name of ``line``, standing at its very start, is the tail of a
+    name cut by a terminal's width: the line ``before`` it ends in a word with no blank after it,
+    and that word and ``key`` join to a name read earlier in the log (a tmux capture's
+    ``...focal_l`` over ``oss_0: 0.04699 ...``, ``rg_`` over ``l1_loss_2: ...``)."""
+    if not before or not line.startswith(key) or before[-1:].isspace():
+        return False
+    head = _CUT_WORD.search(before)
+    return head is not None and f"{head[0]}{key}" in seen
+
+
+def _gan_loss(name: str) -> bool:
+    """Whether ``name`` is a GAN player's loss by name (:func:`gan_part`, with a loss word:
+    ``loss_D``, ``loss_D_real``, ``errG``, ``g_loss``); a bare ``G`` or ``D`` is not taken for one
+    before a log is known to be a GAN's."""
+    return gan_part(name) is not None and re.search(r"loss|err", name, re.IGNORECASE) is not None
 
 
 def _role(name: str) -> tuple[Role | None, str | None]:
@@ -2121,7 +2178,7 @@ def _why_no_console(head: bytes, count: int) -> str:
                      "header line names them (step,loss)")
         return said
     names = list(dict.fromkeys(k for _, keys in found for k in keys))
-    lossy = [k for k in names if _is_loss(k) or ROLES.get(k.lower()) in ("loss", "val_loss", "grad_norm")]
+    lossy = [k for k in names if _is_loss(k) or _gan_loss(k) or ROLES.get(k.lower()) in ("loss", "val_loss", "grad_norm")]
     at, keys = found[0]
     said = (f"{len(found)} of {shown} non-blank lines hold values, the first at line {at} "
             f"({', '.join(keys[:_SHOWN_FOUND])}{', ...' if len(keys) > _SHOWN_FOUND else ''})")
@@ -2192,8 +2249,8 @@ class TextReader:
             longest = max(longest, block)
             if found:
                 hits += 1
-                known = known or any(k in ROLES for k in found)
-                lossy = lossy or any(ROLES.get(k) in ("loss", "val_loss") or _is_loss(k) for k in found)
+                known = known or any(k in ROLES or _gan_loss(k) for k in found)
+                lossy = lossy or any(ROLES.get(k) in ("loss", "val_loss") or _is_loss(k) or _gan_loss(k) for k in found)
                 for k in found:
                     seen[k] = seen.get(k, 0) + 1
         # a framework's report of a NaN loss with no loss value beside it (a traceback pasted alone,
@@ -2363,6 +2420,8 @@ class TextReader:
         stepless = False                   # so many lines before any step that they take the index
         stepped: set[str] = set()          # names with values at or after the first step
         prev_keys: list[str] = []
+        names_seen: set[str] = set()       # every name read so far: what a wrapped name's pieces join to
+        prev_line = this_line = ""         # the line before this one, as read
         shapes: set[tuple[str, ...]] = set()  # the names of every whole line so far, in order
         tb: deque[str] | None = None       # a traceback with no values after it (yet)
         tb_line = 0
@@ -2467,6 +2526,7 @@ class TextReader:
                 if lineno == 1:
                     text = text.lstrip("\ufeff")
                 stripped = text.rstrip("\r\n")
+                prev_line, this_line = this_line, stripped
                 if len(stripped) > MAX_VALUES_LINE:
                     long_lines += 1
                     long_line = long_line or (lineno, len(stripped))
@@ -2486,12 +2546,21 @@ class TextReader:
                     in_tb = True
                     continue
                 if in_tb and tb is not None:
+                    read_on = False
                     tb.append(stripped)
                     body = stripped[len(tb_prefix):] if stripped.startswith(tb_prefix) else stripped
                     if body and not body[0].isspace() and not body.startswith(
                             ("During handling", "The above exception")):
-                        in_tb = False       # the exception line ends this traceback
-                    continue
+                        if _EXCEPTION_LINE.match(body):
+                            in_tb = False   # the exception line ends this traceback
+                        elif _all_values(body)[0]:
+                            in_tb = False   # no exception line: the log goes on with values
+                            tb.pop()
+                            read_on = True
+                    if not read_on:
+                        # (a frame's line cut by the terminal's width, "82, in launch" under a tmux
+                        # capture's '...launch.py", line', is still the traceback, its exception to come)
+                        continue
                 if stripped.strip():
                     since_values.append((lineno, stripped))
                 segments = stripped.split("\r")
@@ -2511,6 +2580,10 @@ class TextReader:
                         found, total = (row, None) if row else _all_values(segment)
                     except LineTooWide as e:
                         raise LineTooWide(e.count, f"{name} line {lineno}") from None
+                    if found and segment is segments[0] and _wrapped_name(found[0][0], segment, prev_line, names_seen):
+                        found = found[1:]  # the rest of a name cut by the terminal's width: no series of its own
+                    if found:
+                        names_seen.update(k for k, _ in found)
                     if found and found[0][0].startswith(_ONE):
                         found = []  # one-letter names alone on a line (a config's "B=32 T=1024")
                     if found and found[0][0] == _BAR_KEY:
