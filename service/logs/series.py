@@ -293,7 +293,10 @@ _LOSS = re.compile(r"^(?:train[/_.]?|main/)?(?:loss|train_loss|training_loss|epo
                    # a language model's loss by its name (OLMo's train/CrossEntropyLoss, lm_loss)
                    r"cross_?entropy(?:_?loss)?|ce_loss|lm_loss|nll_loss|"
                    # Neural Monkey's and fairseq's short names: cross-entropy, negative log-likelihood
-                   r"xent|nll)$")
+                   r"xent|nll|"
+                   # one letter glued before it: LLaMA2-Accessory's and SPHINX's closs (the causal LM
+                   # loss), a tloss; not g or d (a GAN player's: gloss, dloss) nor v (vloss, validation's)
+                   r"[a-ce-fh-uw-z]loss)$")
 # (Chainer's LogReport names the model "main": main/loss, validation/main/loss)
 #: A name marked as a best-so-far record: ``best_loss``, ``eval_best_loss``, ``val/best_acc``.
 _BEST = re.compile(r"(?:^|[/_.])best(?:[/_.]|$)")
@@ -301,6 +304,7 @@ _BEST = re.compile(r"(?:^|[/_.])best(?:[/_.]|$)")
 #: its train.py (SCAN, VSRN, SGRAF, GSMN); exact case, as it prints it
 _VSE_LOSS = "Le"
 _VAL_LOSS = re.compile(r"^(?:val|vali|valid|validation|eval|test|dev)[/_.]?(?:main/)?(?:loss|epoch_loss|loss_epoch|loss_step|xent|nll)$|^(?:val_loss|eval_loss)(?:_epoch)?$|"
+                       r"^vloss$|"
                        r"^loss[/_.](?:val|valid|validation|eval|test|dev)$|"
                        r"^epoch_val_loss$|"
                        # Keras' TF2 TensorBoard callback: the validation loss at the optimizer's iteration

@@ -114,8 +114,7 @@ def validation(run: RunLog, t: LogThresholds) -> list[Finding]:
         + (f"; the gap between {widened[1]} and {widened[0]} grew from {widened[2]:.3g} to {widened[3]:.3g} "
            f"({widened[1]} {widened[4]:.4g} -> {widened[5]:.4g}): the training set gained more than twice what "
            "carried over to validation" if widened else ""),
-        "Validation loss rising while training loss falls (or holds) is overfitting: the model memorises the "
-        "training set.",
+        _why_rose(d.train_then, d.train_now),
         {**evidence, "also_diverged": others,
          **({"task_metric": fell[0], "task_metric_best": fell[1], "task_metric_best_step": _num(fell[2]),
             "task_metric_last": fell[3]} if fell else {}),
@@ -948,11 +947,30 @@ def _train_course(ls: np.ndarray, lv: np.ndarray, vs: np.ndarray, i_min: int) ->
     return float(median(at_best)), now, rose
 
 
+def _train_fell(then: float, now: float) -> bool:
+    """Whether the training loss fell over a validation loss's rise: by :data:`_TRAIN_ROSE` of its level
+    or more, the least a rise of it must be to count (0.329 -> 0.328 over a validation loss's 6x blow-up
+    is a flat training loss, not a falling one: logsweep96 hml2_valloss_blowup)."""
+    return now < then - _TRAIN_ROSE * abs(then)
+
+
+def _why_rose(then: float, now: float) -> str:
+    """Why a validation loss rose from its best, by the training loss's course over the rise: falling, the
+    model memorises its training set; flat, it learns nothing more of it, so memorising is no explanation."""
+    if _train_fell(then, now):
+        return ("Validation loss rising while training loss falls is overfitting: the model memorises the "
+                "training set.")
+    return ("Validation loss rising while the training loss holds is not the model memorising its training set "
+            "(it learns no more of it): its predictions on the validation examples grow over-confident or drift "
+            "(a step too large for what the training set constrains, unstable updates), or the validation data "
+            "differ from the training data. Keep the weights from the validation loss's best.")
+
+
 def _fell_or_held(name: str, then: float, now: float) -> str:
     """The training loss's course beside a validation loss's rise, in words."""
-    if now < then:
+    if _train_fell(then, now):
         return f"{name} fell from {then:.3g} to {now:.3g}"
-    if now > (1 + _TRAIN_ROSE) * then:
+    if now > then + _TRAIN_ROSE * abs(then):
         # (a rise within the training loss's own noise: not a fall, and not "held" either)
         return f"{name} rose within its noise ({then:.3g} -> {now:.3g})"
     return f"{name} held ({then:.3g} -> {now:.3g})"

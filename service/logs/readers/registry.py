@@ -14,7 +14,7 @@ from gradhealth.logs.series import RunLog
 #: One module per format under gradhealth.logs.readers, each exposing ``READER``.
 READER_MODULES: tuple[str, ...] = (
     "native", "hf_trainer", "lightning", "tensorboard", "mlflow", "wandb", "keras", "sb3", "monitor", "sacred", "clearml",
-    "allennlp", "markdown", "text", "numbers",
+    "allennlp", "markdown", "notebook", "text", "numbers",
 )
 
 
