@@ -66,6 +66,7 @@ from gradhealth.analysis.losses import (
 )
 from gradhealth.analysis.remedies import (
     CHRONO_MIN_STEPS,
+    FAR_INPUT_RMS,
     FAR_TARGET_SCALE,
     Builder,
     Context,
@@ -1640,6 +1641,24 @@ class ExplodingGradient(ArchitectureRule):
                 "inputs (a trained classifier's confident outputs), not from weights too large for their fan-in. "
                 "Whether real inputs saturate it depends on their range, which the weights do not give: check "
                 "the model on inputs of that range.")
+        elif logits is not None and (raw := _raw_input_logits(result, std := logits[1])) is not None:
+            # inputs far from unit scale, the logits under the bar once divided by their RMS: the
+            # inputs' scale, not the weights' (peersweep22 baseCNN_miss_norm: He weights, 0..255
+            # pixels of RMS 147, logits 225, "weights too large" said)
+            out = logits[0]
+            det.evidence.update(input_rms=raw, logit_growth=std / raw, inputs_far=True)
+            det.summary += (f"; the logits out of {layer_words(out)} have a std of {fmt(std)} (over {fmt(LOGIT_STD_WARNING)}), "
+                            f"{fmt(std / raw)}x the input's RMS of {fmt(raw)}: the {_loss_kind(result)} loss's "
+                            f"{'sigmoid' if _loss_kind(result) == 'binary_cross_entropy' else 'softmax'} is saturated "
+                            "from the first step by the inputs' scale")
+            det.explanation = (
+                f"The first layer reads inputs of root mean square {fmt(raw)}, where an initialisation (He, "
+                "Xavier, LeCun) assumes about 1. ReLU and linear layers scale their output with their input, so "
+                f"every activation, and the logits (std {fmt(std)}, only {fmt(std / raw)}x the input's RMS), is "
+                f"about {fmt(raw)} times what the same weights give on unit-scale inputs: the weights are not what "
+                "is too large. The loss on logits expects about 1, so its softmax or sigmoid is saturated: a sample "
+                "the net gets right passes almost no gradient and one it gets wrong a loss and gradient the size "
+                "of the logits. Standardise the inputs (raw pixels: divide by 255).")
         elif logits is not None:
             out, std = logits
             det.summary += (f"; the logits out of {layer_words(out)} have a std of {fmt(std)} (over {fmt(LOGIT_STD_WARNING)}): "
@@ -1708,6 +1727,18 @@ class ExplodingGradient(ArchitectureRule):
                 severity != "info" or scaled.on_targets):
             return _output_scale_detection(det, scaled, t)
         return det
+
+
+def _raw_input_logits(result: SimulationResult, std: float) -> float | None:
+    """The RMS of the network's first weight layer's inputs where it is :data:`FAR_INPUT_RMS` or more and the logits'
+    std ``std`` divided by it is under :data:`LOGIT_STD_WARNING`: on unit-scale inputs the same
+    weights would give logits under the bar (a ReLU or linear net scales with its input), so the
+    logits are the inputs' scale carried through; None otherwise."""
+    unit = next((u for u in result.units if u.has_weights and "input_mean_square" in u.values), None)
+    first = math.sqrt(max(unit.mean("input_mean_square"), 0.0)) if unit is not None else math.nan
+    if not (math.isfinite(first) and first >= FAR_INPUT_RMS and std / first < LOGIT_STD_WARNING):
+        return None
+    return first
 
 
 def _output_scale_detection(det: Detection, o: OutputScale, t: Thresholds) -> Detection:
