@@ -2878,10 +2878,18 @@ def softmax_figures(calls: Sequence[SoftmaxCall], value: Any, records: Sequence[
     if not sites or not names:
         return
     counts = torch.stack([torch.stack([c.counts for c in cs]).sum(dim=0) for cs in sites.values()]).tolist()
+    logged = _logged_nodes(value)
     for ((module, site), cs), (one_hot, judged) in zip(sites.items(), counts, strict=True):
         if judged:
             host = cs[0].after if cs[0].after in names else names[0]
-            figures.units[host][f"{SOFTMAX_KEY}:{module}>softmax|{site or module}"] = one_hot / judged
+            key = f"{module}>softmax|{site or module}"
+            figures.units[host][f"{SOFTMAX_KEY}:{key}"] = one_hot / judged
+            if any(c.out.grad_fn is not None and c.out.grad_fn in logged for c in cs):
+                # log(softmax(x)) (peersweep22 ips01/ips14): a log_softmax computed unstably, whose
+                # gradient on x is e_y - p whatever the one-hot share (no vanishing Jacobian)
+                figures.units[host][f"{SOFTMAX_LOGGED_KEY}:{key}"] = 1.0
+            if any(_attention_scores(c.out.grad_fn) for c in cs):
+                figures.units[host][f"{SOFTMAX_ATTENTION_KEY}:{key}"] = 1.0
         hidden = [c for c in cs if c.hidden is not None and c.after in names and _feeds_weight(c.out, records)]
         if hidden:
             # the layer's activation: its gain and its width (peersweep7 base_wrong_act: a conv's
@@ -2891,6 +2899,58 @@ def softmax_figures(calls: Sequence[SoftmaxCall], value: Any, records: Sequence[
             figures.units[cast(str, hidden[0].after)][f"{HIDDEN_SOFTMAX_KEY}:{key}"] = float(gains.nanmean())  # (a call on an empty batch: NaN)
             figures.units[cast(str, hidden[0].after)][f"{HIDDEN_SOFTMAX_WIDTH}:{key}"] = float(
                 cast(tuple[int, torch.Tensor], hidden[0].hidden)[0])
+
+
+#: The mark a softmax whose output a log reads (``torch.log(torch.softmax(x))``) leaves beside its share, and
+#: the mark of a softmax over scores made by a product of two activations (an attention's q k^T, a router's or a
+#: similarity's): the one-hot share means different things for each (``rules.Saturation``).
+SOFTMAX_LOGGED_KEY = "softmax_log_of"
+SOFTMAX_ATTENTION_KEY = "softmax_attention_scores"
+#: The log nodes of autograd; the nodes walked from a forward's outputs to find them, at most.
+_LOGS = ("LogBackward0", "Log2Backward0", "Log10Backward0")
+_LOG_WALK = 50_000
+
+
+def _logged_nodes(value: Any) -> set[Any]:
+    """The autograd nodes whose output a log reads, directly or through reshapes (a softmax's: the
+    numerically unstable log_softmax), among the nodes the forward's returned tensors reach."""
+    seen: set[Any] = set()
+    frontier = list(_output_nodes(value))
+    logged: set[Any] = set()
+    while frontier and len(seen) < _LOG_WALK:
+        node = frontier.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        children = [c for c, _ in node.next_functions if c is not None]
+        if type(node).__name__ in _LOGS:
+            through = children
+            for _ in range(4):
+                logged.update(through)
+                through = [c for n in through if type(n).__name__.startswith(_OUTPUT_RESHAPES + _RESHAPES)
+                           for c, _ in n.next_functions if c is not None]
+        frontier.extend(c for c in children if c not in seen)
+    return logged
+
+
+def _attention_scores(node: Any) -> bool:
+    """Whether the softmax at autograd ``node`` reads scores made by a product of two activations
+    (an attention's q k^T, a router's or a similarity's), through scalings, masks, sums and reshapes
+    only; a layer's own product (with a weight) is no such score."""
+    frontier = [c for c, _ in node.next_functions if c is not None] if node is not None else []
+    for _ in range(16):
+        nxt: list[Any] = []
+        for n in frontier:
+            kind = type(n).__name__.removesuffix("Backward0").removesuffix("Backward1")
+            if kind in _PRODUCTS:
+                if not any(_weight_operand(f) for f, _ in n.next_functions):
+                    return True
+            elif kind in ("Add", "Sub") or kind.startswith(_TO_SCORES):
+                nxt.extend(c for c, _ in n.next_functions if c is not None)
+        if not nxt:
+            return False
+        frontier = nxt
+    return False
 
 
 #: The figures a softmax used as a weight layer's activation leaves on that layer (:func:`softmax_figures`):

@@ -949,6 +949,17 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
         swap = R.relu_family_activation(where, "relu", swapped=("softmax",))
         swap.change += f" ({_BIASES_ZEROED})"
         return [(swap, _swap_edit({"softmax"}, "relu"))]
+    if code == "saturation" and det.evidence.get("log_of_softmax"):
+        # torch.log(torch.softmax(x)) (peersweep22 ips01/ips14): log_softmax in one step, or the loss
+        # on x; a call in forward, named at its line, not re-simulated (its values are the same)
+        shown = det.evidence.get("called_at") or where
+        remedy = R.logits_loss(result.loss or "cross_entropy", shown)
+        remedy.change = (f"replace the log of the softmax at {shown} with torch.log_softmax(x, dim) (the same "
+                         "values, computed without a probability that can round to 0), or return x and train "
+                         "with nn.CrossEntropyLoss, which applies log_softmax itself")
+        remedy.snippet = ("log_p = torch.log_softmax(x, dim=-1)  # was torch.log(torch.softmax(x, dim=-1))\n"
+                          + remedy.snippet)
+        return [(remedy, None)]
     if code == "saturation" and det.evidence.get("softmax"):
         # a softmax inside the forward fed scores far too large: the fix is their scale (1/sqrt(d_head),
         # a temperature) at the line named, which no init or activation change here makes

@@ -66,6 +66,7 @@ from gradhealth.analysis.losses import (
 )
 from gradhealth.analysis.remedies import (
     CHRONO_MIN_STEPS,
+    FAR_INPUT_RMS,
     FAR_TARGET_SCALE,
     Builder,
     Context,
@@ -1640,6 +1641,24 @@ class ExplodingGradient(ArchitectureRule):
                 "inputs (a trained classifier's confident outputs), not from weights too large for their fan-in. "
                 "Whether real inputs saturate it depends on their range, which the weights do not give: check "
                 "the model on inputs of that range.")
+        elif logits is not None and (raw := _raw_input_logits(result, std := logits[1])) is not None:
+            # inputs far from unit scale, the logits under the bar once divided by their RMS: the
+            # inputs' scale, not the weights' (peersweep22 baseCNN_miss_norm: He weights, 0..255
+            # pixels of RMS 147, logits 225, "weights too large" said)
+            out = logits[0]
+            det.evidence.update(input_rms=raw, logit_growth=std / raw, inputs_far=True)
+            det.summary += (f"; the logits out of {layer_words(out)} have a std of {fmt(std)} (over {fmt(LOGIT_STD_WARNING)}), "
+                            f"{fmt(std / raw)}x the input's RMS of {fmt(raw)}: the {_loss_kind(result)} loss's "
+                            f"{'sigmoid' if _loss_kind(result) == 'binary_cross_entropy' else 'softmax'} is saturated "
+                            "from the first step by the inputs' scale")
+            det.explanation = (
+                f"The first layer reads inputs of root mean square {fmt(raw)}, where an initialisation (He, "
+                "Xavier, LeCun) assumes about 1. ReLU and linear layers scale their output with their input, so "
+                f"every activation, and the logits (std {fmt(std)}, only {fmt(std / raw)}x the input's RMS), is "
+                f"about {fmt(raw)} times what the same weights give on unit-scale inputs: the weights are not what "
+                "is too large. The loss on logits expects about 1, so its softmax or sigmoid is saturated: a sample "
+                "the net gets right passes almost no gradient and one it gets wrong a loss and gradient the size "
+                "of the logits. Standardise the inputs (raw pixels: divide by 255).")
         elif logits is not None:
             out, std = logits
             det.summary += (f"; the logits out of {layer_words(out)} have a std of {fmt(std)} (over {fmt(LOGIT_STD_WARNING)}): "
@@ -1708,6 +1727,18 @@ class ExplodingGradient(ArchitectureRule):
                 severity != "info" or scaled.on_targets):
             return _output_scale_detection(det, scaled, t)
         return det
+
+
+def _raw_input_logits(result: SimulationResult, std: float) -> float | None:
+    """The RMS of the network's first weight layer's inputs where it is :data:`FAR_INPUT_RMS` or more and the logits'
+    std ``std`` divided by it is under :data:`LOGIT_STD_WARNING`: on unit-scale inputs the same
+    weights would give logits under the bar (a ReLU or linear net scales with its input), so the
+    logits are the inputs' scale carried through; None otherwise."""
+    unit = next((u for u in result.units if u.has_weights and "input_mean_square" in u.values), None)
+    first = math.sqrt(max(unit.mean("input_mean_square"), 0.0)) if unit is not None else math.nan
+    if not (math.isfinite(first) and first >= FAR_INPUT_RMS and std / first < LOGIT_STD_WARNING):
+        return None
+    return first
 
 
 def _output_scale_detection(det: Detection, o: OutputScale, t: Thresholds) -> Detection:
@@ -2409,6 +2440,19 @@ class Saturation(_Fraction):
             return any(key.startswith("hidden_softmax_gain:") for u in result.units for key in u.values)
         return super().remains(result, metric) or bool(self.softmax_shares(result))
 
+    @staticmethod
+    def _marked(result: SimulationResult, prefix: str) -> set[str]:
+        """The softmaxes (``name|site``, as :meth:`softmax_shares` splits them) a mark of ``prefix`` names."""
+        return {key.removeprefix(prefix + ":") for u in result.units for key in u.values
+                if key.startswith(prefix + ":")}
+
+    @classmethod
+    def logged_softmaxes(cls, result: SimulationResult) -> list[tuple[str, str, float, UnitStats]]:
+        """The softmaxes inside the forward whose output a log reads (``graph.SOFTMAX_LOGGED_KEY``):
+        ``torch.log(torch.softmax(x))``, an unstable log_softmax; largest one-hot share first."""
+        marked = cls._marked(result, "softmax_log_of")
+        return [f for f in cls.softmax_shares(result) if f"{f[0]}|{f[1]}" in marked]
+
     @classmethod
     def softmax_share(cls, result: SimulationResult) -> float:
         """The largest share of one-hot rows of a softmax inside the forward (nan: none measured)."""
@@ -2461,6 +2505,9 @@ class Saturation(_Fraction):
             # a warning at most: a trained attention may be sharp by design; at init it means scores
             # far too large (msweep27 linformer_lm_nosqrt: 80.5% one-hot against 5% scaled)
             return "warning"
+        if inner is None and self.logged_softmaxes(result):
+            # log(softmax(x)) with rows not yet one-hot: an unstable log_softmax, named (peersweep22)
+            return "info"
         return inner
 
     def _softmax_fires(self, result: SimulationResult, t: Thresholds) -> bool:
@@ -2475,7 +2522,7 @@ class Saturation(_Fraction):
                 and self.hidden_softmaxes(result):
             return self._describe_hidden_softmax(severity, result)
         if out is None and (math.isnan(hidden) or t.fraction(hidden, *self.limits(t)) is None) \
-                and self._softmax_fires(result, t):
+                and (self._softmax_fires(result, t) or self.logged_softmaxes(result)):
             return self._describe_softmax(severity, result, t)
         if out is None or (not math.isnan(hidden) and t.fraction(hidden, *self.limits(t)) is not None):
             return super().describe(severity, self._unit_measure(result), result, t)
@@ -2539,7 +2586,12 @@ class Saturation(_Fraction):
     def _describe_softmax(self, severity: str, result: SimulationResult, t: Thresholds) -> Detection:
         """A softmax inside the forward one-hot in most of its rows: its scores are far too large."""
         hit = [f for f in self.softmax_shares(result) if f[2] >= t.saturation_warning]
+        logged = self.logged_softmaxes(result)
+        if logged and (not hit or f"{hit[0][0]}|{hit[0][1]}" in {f"{f[0]}|{f[1]}" for f in logged}):
+            return self._describe_logged_softmax(severity, result, t, logged)
         name, site, share, _ = hit[0]
+        if f"{name}|{site}" not in self._marked(result, "softmax_attention_scores"):
+            return self._describe_sharp_softmax(severity, result, t, hit)
         return Detection(
             self.code, severity, f"max_{self.key}", share,
             f"{share:.0%} of the rows of the softmax in {name.rsplit('>', 1)[0]} ({site}) are one-hot "
@@ -2552,6 +2604,50 @@ class Saturation(_Fraction):
             "all), or a router or similarity (contrastive logits) without a temperature. Divide the scores "
             "by sqrt(d_head), or by a temperature, before the softmax. Rows with a single unmasked entry (a "
             "causal mask's first row) are not counted.",
+            {"metric": f"max_{self.key}", "value": share, "threshold": t.saturation_warning,
+             "layers": [f[0] for f in hit], "fractions": {f[0]: f[2] for f in hit},
+             "operation": "softmax", "called_at": site, "softmax": True},
+            [u for k, u in enumerate(f[3] for f in hit) if all(u is not g[3] for g in hit[:k])])
+
+    def _describe_logged_softmax(self, severity: str, result: SimulationResult, t: Thresholds,
+                                 logged: list[tuple[str, str, float, UnitStats]]) -> Detection:
+        """A log applied to a softmax's output: log_softmax computed in two steps. Its gradient on the
+        scores is e_y - p, as a log_softmax's (no vanishing Jacobian), but a probability that rounds to
+        0 gives log 0 = -inf, and its backward 1/p times a Jacobian entry of 0 gives NaN."""
+        name, site, share, _ = logged[0]
+        one_hot = share >= t.saturation_warning
+        return Detection(
+            self.code, severity, f"max_{self.key}", share,
+            f"a log is taken of the softmax in {name.rsplit('>', 1)[0]} ({site}), an unstable log_softmax"
+            + (f"; {share:.0%} of its rows are already one-hot (max probability > 0.99)" if one_hot else ""),
+            f"The output of the softmax at {site} goes into a log: log(softmax(x)) is log_softmax(x) computed in "
+            "two steps. Its gradient on x is the same (one-hot target minus p), so the layers before it are not "
+            "starved, but once a score is about 100 below its row's largest (float32; about 745 in float64) its "
+            "probability rounds to 0: the log gives -inf, the loss is inf, and the backward's 1/p times a zero "
+            "Jacobian entry gives NaN, after which training cannot proceed. Large scores make it likely"
+            + (f": {share:.0%} of the rows are one-hot {simulated_weights(result)}, so the rest of those rows "
+               "are near 0 and training makes the gap grow" if one_hot else "")
+            + ". Compute it in one step: torch.log_softmax(x, dim) (nn.LogSoftmax) under nn.NLLLoss, or return "
+            "x and train with nn.CrossEntropyLoss, which applies log_softmax itself.",
+            {"metric": f"max_{self.key}", "value": share, "threshold": t.saturation_warning,
+             "layers": [f[0] for f in logged], "fractions": {f[0]: f[2] for f in logged},
+             "operation": "softmax", "called_at": site, "softmax": True, "log_of_softmax": True},
+            [u for k, u in enumerate(f[3] for f in logged) if all(u is not g[3] for g in logged[:k])])
+
+    def _describe_sharp_softmax(self, severity: str, result: SimulationResult, t: Thresholds,
+                                hit: list[tuple[str, str, float, UnitStats]]) -> Detection:
+        """A softmax inside the forward one-hot in most rows whose scores are no product of two
+        activations (no attention's or router's): a layer's outputs, far too large."""
+        name, site, share, _ = hit[0]
+        return Detection(
+            self.code, severity, f"max_{self.key}", share,
+            f"{share:.0%} of the rows of the softmax in {name.rsplit('>', 1)[0]} ({site}) are one-hot "
+            "(max probability > 0.99)",
+            f"The softmax at {site} gives one entry nearly all the weight in most rows already "
+            f"{simulated_weights(result)}: its inputs are far too large, so its Jacobian diag(p) - pp^T is near "
+            "zero and the layers that make them get almost no gradient through it. The likely cause is the "
+            "scale of the layer before it (weights or inputs far from unit scale); bring its outputs to unit "
+            "scale (its init, normalised inputs, a norm), or divide them by a temperature.",
             {"metric": f"max_{self.key}", "value": share, "threshold": t.saturation_warning,
              "layers": [f[0] for f in hit], "fractions": {f[0]: f[2] for f in hit},
              "operation": "softmax", "called_at": site, "softmax": True},
