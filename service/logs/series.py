@@ -228,8 +228,12 @@ class RunLog:
             for r, n in zip(self.runs, shared, strict=True):
                 if n == best:
                     placed[r].append(s)
+        # (a NaN/Inf in a run of the file not read, one cut short and superseded by the next: the text
+        # reader's ``skipped_nonfinite`` notes, which the ``nonfinite`` check reports once, with the last run)
+        skipped = [w for w in self.warnings if w.code == "skipped_nonfinite"]
         return {r: RunLog(format=self.format, source=self.source, params=dict(self.params), traceback=self.traceback,
-                          after_training=self.after_training, series=placed[r]) for r in self.runs}
+                          after_training=self.after_training, series=placed[r],
+                          warnings=list(skipped) if r == self.runs[-1] else []) for r in self.runs}
 
     def by_role(self, role: Role) -> list[Series]:
         return [s for s in self.series if s.role == role]

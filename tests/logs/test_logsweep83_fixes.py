@@ -57,17 +57,19 @@ def test_keras_fits_of_different_epoch_totals_are_each_a_run_of_their_own(tmp_pa
 
 
 def test_keras_fits_back_at_an_earlier_total_without_summaries_keep_the_last_whole(tmp_path: Path) -> None:
-    # 100, 500, then 100 epochs again, no model summary between (a fine-tune's stages, not new
-    # models): the last fit is read alone, never spliced onto the 500-epoch one's later epochs
+    # 100, 500, then 100 epochs again, no model summary between (a fine-tune's stages): the last fit
+    # is read whole, never spliced onto the 500-epoch one's later epochs; and since each fit counted
+    # to its own total (logsweep96 #1), none was cut short or superseded: each is judged on its own
     fits = [_fit(100, 3.0, 0.1), _fit(500, 5.0, 0.3), _fit(100, 6.0, 2.9)]
     path = tmp_path / "fit.log"
     path.write_text("\n".join(line for fit, _ in fits for line in fit) + "\n")
     log = read_log(path)
-    loss = {s.name: s for s in log.series}["loss"]
-    assert list(loss.steps) == list(range(1, 101)) and np.allclose(loss.values, fits[2][1])
-    (note,) = [w for w in log.warnings if w.code == "skipped_runs"]
-    assert "3 runs" in note.message and f"from line {2 * 600 + 1}" in note.message
-    assert not [w for w in log.warnings if w.code == "overwritten_values"]
+    series = {s.name: s for s in log.series}
+    assert log.runs == ["run1", "run2", "run3"]
+    for k, (_, values) in enumerate(fits, 1):
+        loss = series[f"run{k}/loss"]
+        assert list(loss.steps) == list(range(1, len(values) + 1)) and np.allclose(loss.values, values)
+    assert not [w for w in log.warnings if w.code in ("skipped_runs", "overwritten_values")]
 
 
 def test_an_inner_epoch_loop_of_another_total_splits_nothing(tmp_path: Path) -> None:

@@ -106,7 +106,8 @@ def test_runs_not_each_judged_say_why(tmp_path: Path) -> None:
     log = read_log(write(tmp_path, "train.log", "\n".join(lines) + "\n"))
     [note] = [w for w in log.warnings if w.code == "skipped_runs"]
     assert "the last one, from line 7, is read" in note.message
-    assert "not each judged" in note.message and "cut short or superseded" in note.message
+    assert "not each judged" in note.message and "cut short and superseded" in note.message
+    assert "stopped before its own total" in note.message
 
 
 @pytest.mark.parametrize("heading", ["Epoch {e} starting", "Start epoch", "Training step {e}:"])

@@ -716,7 +716,7 @@ def _merged_blocks(blocks: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 
 def _run_starts(path: Path, limits: ReadLimits, config: _ConfigBlocks | None = None,
-                summaries: _ModelSummaries | None = None) -> tuple[list[int], str | None, int]:
+                summaries: _ModelSummaries | None = None) -> tuple[list[int], str | None, int, frozenset[int]]:
     """(the lines the runs start at, how trials were told apart) of a console that several runs
     were appended to: a run counts its steps out of one total (``iter: 10/1000``), or its epochs
     where no step is counted (Keras' ``Epoch 3/10``), and a total that never comes back (``iter:
@@ -726,21 +726,24 @@ def _run_starts(path: Path, limits: ReadLimits, config: _ConfigBlocks | None = N
     trial; a resumed run, which goes on from a later epoch, is still one). A total that alternates
     with another (training's 98 iterations an epoch, evaluation's 25) is one run's, and so is a
     last stretch of lines with no loss on them (a final test). Lines with a loss but no counter
-    (Keras' progress lines) count for the stretch they are in. Trials: every run after the first
-    started again at the first epoch after the run before it reached its last (``Epoch 30/30``, then
-    ``Epoch 1/30``: a search's trials, each complete), not after one cut short (a crash and a fresh
-    start); a console that counts nothing has trials where :class:`_Restarts` finds them. ([1],
-    None, 0) for one run; the second item is None where the runs are not trials; the third, how
-    many runs came before the first start (only past the places :class:`_Restarts` keeps: the
-    first start is then not line 1). ``config`` and ``summaries`` are given every line (the console's
-    config dumps, its Keras model summaries). A Keras fit after a model summary of its own, counted
+    (Keras' progress lines) count for the stretch they are in. Trials: runs that counted to their own
+    total before the next started (``Epoch 30/30``, then ``Epoch 1/30``: a search's trials; or
+    ``Epoch 30/30``, then ``Epoch 1/20``: another fit, whatever its total), each complete, not one
+    cut short (a crash and a fresh start); a console that counts nothing has trials where
+    :class:`_Restarts` finds them. ([1], None, 0, {}) for one run; the second item is None where the
+    runs are not trials (no run before the last counted to its own total); the third, how many runs
+    came before the first start (only past the places :class:`_Restarts` keeps: the first start is
+    then not line 1); the fourth, the first lines of the trials' runs that stopped before their own
+    totals (each cut short and superseded by the next: not judged). ``config`` and ``summaries`` are
+    given every line (the console's config dumps, its Keras model summaries). A Keras fit after a model summary of its own, counted
     from its first epoch to its total, after a run that counted to its own total, is a run however
     short (``Model: "seq_2"``, then ``Epoch 1/2``, ``Epoch 2/2``): another model's, never merged into
     the run before or after it; the fewest lines of :data:`_MIN_RUN_LINES` bound only the others.
     An epoch counter out of range (:func:`_bad_epoch_header`: ``Epoch 0/0``) counts nothing."""
     # [total, first line, counted lines, lines with a loss, the last epoch counted, started again,
     # the first epoch counted, a model summary of its own comes before it]
-    # (then the stretch's first count and its highest, of any counter: a step's too)
+    # (then the stretch's first count and its highest, of any counter: a step's too; and whether that
+    # count went back within the stretch: a step counted within each epoch, whose total is no run's end)
     segments: list[list[int]] = []
     header: int | None = None  # a Keras model summary's first line since the last counted or loss line
     restarts = _Restarts()
@@ -811,15 +814,19 @@ def _run_starts(path: Path, limits: ReadLimits, config: _ConfigBlocks | None = N
                 # (a restart after the run before reached its last epoch: 2, a trial, where it counts to
                 # the same total or a model summary of its own comes before it (another model's fit, not
                 # a fine-tune of the one before); else 1); a run starts at its model summary, if any
-                whole = again and segments[-1][4] >= segments[-1][0] and (segments[-1][0] == n or header is not None)
+                # (a run that counted its epochs to its own total is complete whatever the next one counts to:
+                # neither cut short nor superseded)
+                whole = again and segments[-1][4] >= segments[-1][0]
                 if back:
                     whole = inner is not None and segments[-1][10] >= (_count(inner[2]) or 0)
                 segments.append([n, lineno if header is None else header, 0, 0, -1,
                                  (2 if whole else 1) if again or back else 0, i, int(header is not None),
-                                 -1 if ie is None else ie, -1, -1, count, count])
+                                 -1 if ie is None else ie, -1, -1, count, count, 0])
                 banners.append(list(gap) if banner else [])
                 tentative.append(not new)
             gap.clear()
+            if count < segments[-1][12]:
+                segments[-1][13] = 1  # the count went back within the stretch (an epoch's own steps)
             segments[-1][12] = max(segments[-1][12], count)
             if ie is not None:
                 if segments[-1][8] < 0:
@@ -830,7 +837,8 @@ def _run_starts(path: Path, limits: ReadLimits, config: _ConfigBlocks | None = N
             segments[-1][2] += 1
             segments[-1][3] += "loss" in text.lower()
             segments[-1][4] = max(segments[-1][4], i)
-    starts, trials = [1], True
+    starts = [1]
+    complete: list[bool] = []  # for each run but the last: whether it counted to its own total
     launches = _launch_banners(opening, banners)
     launched = False
     for j in range(1, len(segments)):
@@ -841,7 +849,7 @@ def _run_starts(path: Path, limits: ReadLimits, config: _ConfigBlocks | None = N
             # a launch of its own: the banner that opened the first launch, again where the counter starts
             # again (however few lines either side has); complete where the one before counted to its total
             starts.append(at)
-            trials = trials and segments[j - 1][12] >= segments[j - 1][0]
+            complete.append(segments[j - 1][12] >= segments[j - 1][0])
             launched = True
             continue
         if tentative[j]:
@@ -853,12 +861,30 @@ def _run_starts(path: Path, limits: ReadLimits, config: _ConfigBlocks | None = N
                    and sum(s[2] for s in segments[:j]) >= _MIN_RUN_LINES
                    and sum(s[2] for s in after) >= _MIN_RUN_LINES and sum(s[3] for s in after) >= _MIN_RUN_LINES):
             starts.append(segments[j][1])
-            trials = trials and segments[j][5] == 2
+            complete.append(segments[j][5] == 2 or _reached_total(segments[j - 1]))
     if not segments:
         return restarts.starts()
+    if not any(complete):
+        # (every run before the last stopped before its own total: each cut short and superseded)
+        return starts, None, 0, frozenset()
     how = ("each opened by the line that opened the first, its counter starting again, and counted to its end"
-           if launched else "each counting its epochs to the end before the next starts again")
-    return starts, (how if trials and len(starts) > 1 else None), 0
+           if launched else "each counting its epochs (or steps) to its own total before the next starts again")
+    if not all(complete):
+        how = how.replace("each ", "those ", 1).replace("and counted", "that counted", 1).replace(
+            "counting its", "that counted its", 1) + " (the others stopped before their totals)"
+    # a run that stopped before its own total, followed by another (a crash, then a relaunch), is
+    # superseded by the next: not judged, its NaN/Inf still noted (:meth:`TextReader._trials`)
+    return starts, how, 0, frozenset(starts[k] for k, done in enumerate(complete) if not done)
+
+
+def _reached_total(segment: list[int]) -> bool:
+    """Whether a stretch of :func:`_run_starts` counted to its own total: its epochs (``Epoch 30/30``,
+    ``Episode 10/10``), or, counting no epoch, its steps counted once from their start (``iter:
+    1000/1000``; not a step counted within each epoch, ``step 98/98`` every epoch, whose total is no
+    run's end)."""
+    if segment[4] >= 0:
+        return segment[4] >= segment[0]
+    return not segment[13] and segment[12] >= segment[0] > 0
 
 
 #: The most worded lines kept between two counted lines, and the most kinds before the first, for
@@ -1113,7 +1139,7 @@ class _Restarts:
         if kind != () and (seen is None or len(seen) <= _MAX_HEADERS):
             self._kinds.setdefault(kind, []).append((lineno, self._losses, self._last_loss, raw))
 
-    def starts(self) -> tuple[list[int], str | None, int]:
+    def starts(self) -> tuple[list[int], str | None, int, frozenset[int]]:
         """:func:`_run_starts`' answer: the runs the headers or counters start, else one run."""
         found: dict[int, tuple[int, str]] = {}  # loss lines before a run -> (its first line, how)
         # the step counter most loss lines name (a training loop's; an evaluation's own counter, starting
@@ -1134,19 +1160,19 @@ class _Restarts:
                 found[n] = min(found.get(n, (at, how)), (at, how))
         if found:
             hows = sorted({how for _, how in found.values()})
-            return [1, *sorted(at for at, _ in found.values())], " or ".join(hows), 0
+            return [1, *sorted(at for at, _ in found.values())], " or ".join(hows), 0, frozenset()
         # an epoch counter going back to where its run began (``Epoch=6``, then ``Epoch=1``): runs
         # each judged on its own where every one counted as far as the furthest (a search's trials),
         # else the last (a run cut short and started afresh)
         places, complete, earlier = self.epoch_restarts()
         if not places:
-            return [1], None, 0
+            return [1], None, 0, frozenset()
         # (past the places kept, the runs before the first one kept are counted, not read)
         return [*([] if earlier else [1]), *(at for at, _ in places)], (
             None if not complete else
             "each going back to an earlier epoch and running again to the epoch the one before ended at"
             if any(at in self._partial for at, _ in places) else
-            "each counting its epochs again from the first"), earlier
+            "each counting its epochs again from the first"), earlier, frozenset()
 
 
 def _restarted(seen: list[_Boundary], losses: int) -> list[tuple[int, int]]:
@@ -2301,10 +2327,10 @@ class TextReader:
 
     def read(self, path: Path, limits: ReadLimits) -> RunLog:
         config, summaries = _ConfigBlocks(), _ModelSummaries()
-        starts, trials, earlier = _run_starts(path, limits, config, summaries)
+        starts, trials, earlier, superseded = _run_starts(path, limits, config, summaries)
         skip = _merged_blocks(config.done() + summaries.done())
         if trials is not None:
-            judged = self._trials(path, limits, starts, trials, earlier, skip)
+            judged = self._trials(path, limits, starts, trials, earlier, skip, superseded)
             if judged is not None:
                 return judged
         if len(starts) + earlier == 1:
@@ -2349,9 +2375,10 @@ class TextReader:
                     break
         note = LogWarning(
             "skipped_runs", f"{name}: {total} runs appended one after another (the step or epoch counter's total "
-            f"changes, or its epochs start again), not each judged as a search's complete trials are (each "
-            f"counting as far as the furthest, or each after a header naming its settings): they stop at "
-            f"different places, so an earlier run is taken for one cut short or superseded by the next"
+            f"changes, or its epochs start again), not each judged as complete trials are (each counting to "
+            f"its own total or as far as the furthest, or each after a header naming its settings): a run "
+            f"before the last stopped before its own total (or, counting none, short of the furthest), so "
+            f"it is taken for one cut short and superseded by the next"
             + (why or f"; the last one, from line {starts[chosen]}, is read"),
             where=f"line {starts[chosen]}")
         # every stretch not read: the runs before the first start that were only counted, and the others
@@ -2362,16 +2389,25 @@ class TextReader:
         return log
 
     def _trials(self, path: Path, limits: ReadLimits, starts: list[int], how: str,
-                earlier: int = 0, skip: list[tuple[int, int]] | None = None) -> RunLog | None:
+                earlier: int = 0, skip: list[tuple[int, int]] | None = None,
+                superseded: frozenset[int] = frozenset()) -> RunLog | None:
         """A console of complete trials appended one after another (a search: each counts its epochs
-        to the end, then the next starts at epoch 1; or each follows a header line), each read and
-        judged on its own as a folder's runs are: series ``run<k>/<name>``. ``how``: how they were
-        told apart; ``earlier``: trials before ``starts[0]`` that were only counted (past
-        :data:`_MAX_HEADERS`). None where fewer than two trials hold values."""
+        to the end, then the next starts at epoch 1; fits of different totals, each to its own; or each
+        follows a header line), each read and judged on its own as a folder's runs are: series
+        ``run<k>/<name>``. ``how``: how they were told apart; ``earlier``: trials before ``starts[0]``
+        that were only counted (past :data:`_MAX_HEADERS`); ``superseded``: the first lines of runs
+        that stopped before their own totals before the next started (a crash, then a relaunch): not
+        judged, a ``skipped_runs`` note names them, and their NaN/Inf are ``skipped_nonfinite`` notes
+        (so ``nonfinite`` still reports the blow-up that may be why it was relaunched). None where fewer
+        than two trials hold values."""
         skipped = max(0, len(starts) - _MAX_TRIALS)
         ends: list[int | None] = [*starts[1:], None]
         logs: list[tuple[str, int, RunLog]] = []
+        cut: list[tuple[str, int, int | None]] = []  # the runs superseded: (which, first line, next run's)
         for k in range(skipped, len(starts)):
+            if starts[k] in superseded and ends[k] is not None:
+                cut.append((f"run {earlier + k + 1} of {len(starts) + earlier}", starts[k], ends[k]))
+                continue
             try:
                 logs.append((f"run{earlier + k + 1}", starts[k],
                              self._segment(path, limits, starts[k], ends[k], [], skip or [])))
@@ -2386,6 +2422,15 @@ class TextReader:
             path.name, f"{len(starts) + earlier} runs appended one after another, {how}",
             [f"{p} (line {at})" for p, at, _ in logs],
             tail=f"; the first {skipped} are not read" if skipped else "")]
+        if cut:
+            warnings.append(LogWarning(
+                "skipped_runs", f"{path.name}: " + ", ".join(f"{label} (lines {first}-{_last_line(stop)})"
+                                                        for label, first, stop in cut)
+                + (" each" if len(cut) > 1 else "") + " stopped before its own total and the next run started: "
+                "taken for one cut short and superseded by the next (a crash, then a relaunch), not judged for "
+                "trends; a NaN/Inf in it is still noted", where=f"line {cut[0][1]}"))
+            for span in cut:
+                warnings += _skipped_nonfinite(path, limits, [span], span[2] or span[1])
         merged = RunLog(format=self.name, source=path.name, warnings=warnings, runs=[p for p, _, _ in logs],
                         traceback=logs[-1][2].traceback, after_training=logs[-1][2].after_training)
         for prefix, _, log in logs:

@@ -202,15 +202,18 @@ def _keras_fit(epochs: int, loss) -> list[str]:
 
 def test_keras_fits_appended_to_one_console_keep_the_last(tmp_path: Path) -> None:
     # training for 10 epochs, then a fine-tune for 5 printed after it: by epoch the two would
-    # overwrite each other's epochs 1-5; the epoch total (10, then 5) says where the second starts
+    # overwrite each other's epochs 1-5; the epoch total (10, then 5) says where the second starts,
+    # and since the first counted to its own total (logsweep96 #1) it is judged too, not superseded
     first = _keras_fit(10, lambda e: 2.0 - 0.1 * e)
     second = _keras_fit(5, lambda e: 0.5 * 1.9 ** e)
     run = load_run(_write(tmp_path, "fit.log", "\n".join(["Model: sequential"] + first + second) + "\n"))
-    loss = _series(run, "loss")
+    assert run.runs == ["run1", "run2"]
+    loss = _series(run, "run2/loss")
     assert loss.steps.tolist() == [1, 2, 3, 4, 5]
     assert loss.values.tolist() == pytest.approx([0.5 * 1.9 ** e for e in range(1, 6)], abs=5e-5)
-    [w] = [w for w in run.warnings if w.code == "skipped_runs"]
-    assert "2 runs" in w.message and f"line {len(first) + 2}" in w.message
+    assert _series(run, "run1/loss").values.tolist() == pytest.approx([2.0 - 0.1 * e for e in range(1, 11)])
+    [w] = [w for w in run.warnings if w.code == "several_runs"]
+    assert "2 runs" in w.message and f"run2 (line {len(first) + 2})" in w.message
     # the same total again with the epochs starting over after the first reached its last (fit
     # called twice for 10 epochs, a search's next trial): two runs, each read and judged on its own
     third = _keras_fit(10, lambda e: 3.0 - 0.2 * e)

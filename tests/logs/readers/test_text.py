@@ -194,11 +194,13 @@ def _paddle(iters: range, total: int, loss: object, epoch0: int = 1) -> list[str
 
 
 def test_runs_appended_to_one_console_are_split_and_the_last_read(tmp_path: Path) -> None:
-    # PaddleSeg's workerlog: a 1000-iteration trial falling to 0.1, a 50-iteration one at 3.0, then
-    # the real run resumed at iteration 10,000 at about 0.9: one axis made that a divergence
+    # PaddleSeg's workerlog: a 1000-iteration trial stopped at 600 falling to 0.1, a 50-iteration one
+    # stopped at 30 at 3.0, then the real run resumed at iteration 10,000 at about 0.9: one axis made
+    # that a divergence; the trials, each cut short, are superseded (had they counted to their totals
+    # each would be judged on its own: logsweep96 #1, tests/logs/test_logsweep96_complete_runs.py)
     lines = (["2021-10-08 23:18:49 [INFO]\t", "---- environment ----"]
-             + _paddle(range(10, 1001, 10), 1000, lambda i: 2.0 * (0.05 ** (i / 1000)))
-             + ["---- environment ----"] + _paddle(range(10, 51, 10), 50, 3.0)
+             + _paddle(range(10, 601, 10), 1000, lambda i: 2.0 * (0.05 ** (i / 600)))
+             + ["---- environment ----"] + _paddle(range(10, 31, 10), 50, 3.0)
              + ["---- environment ----"] + _paddle(range(10010, 12001, 10), 50000, lambda i: 0.95 - i * 1e-6, 28))
     path = tmp_path / "workerlog.0"
     path.write_text("\n".join(lines) + "\n")
