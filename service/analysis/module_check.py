@@ -948,6 +948,14 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
         # verified on the copy (graph.FunctionalOps swaps a softmax over a layer's own features)
         swap = R.relu_family_activation(where, "relu", swapped=("softmax",))
         swap.change += f" ({_BIASES_ZEROED})"
+        site = det.evidence.get("called_at")
+        if site and not any(isinstance(m, nn.Softmax) for m in model.modules()):
+            # called in forward (torch.softmax(self.conv(x), dim=1)): no nn.Softmax child for the
+            # snippet's module swap to replace, which would change nothing (peersweep22
+            # deepCNN_wrong_act's lambda); the call is named where it is, and the init kept
+            init = swap.snippet[swap.snippet.index("for m in model.modules():"):]
+            swap.snippet = (f"# the softmax is called in forward at {site}: replace that call there\n"
+                            "h = torch.relu(h)  # was torch.softmax(h, dim=...) on the layer's output\n" + init)
         return [(swap, _swap_edit({"softmax"}, "relu"))]
     if code == "saturation" and det.evidence.get("softmax"):
         # a softmax inside the forward fed scores far too large: the fix is their scale (1/sqrt(d_head),
