@@ -113,3 +113,42 @@ def test_a_hidden_softmax_behind_a_norm_does_not_claim_the_gradient_shrinks() ->
         snippet = sat.remedies[0].snippet or ""
         assert "nn.Softmax" not in snippet and "torch.relu(h)" in snippet
         assert "test_peersweep22_fixes.py" in snippet
+
+
+def test_unscaled_targets_under_adam_say_how_many_steps_the_offset_takes() -> None:
+    torch.manual_seed(0)
+    x = torch.rand(32, 4)
+    y = (200.0 + 20.0 * torch.randn(32, 1)).double()
+    lr = 0.1
+    net = nn.Linear(4, 1)
+    # the arithmetic: every residual is negative, so Adam's first step moves each weight by lr x
+    # sign(g) = +lr x sign(mean x_j) and the bias by +lr: the mean output moves
+    # lr x (sum_j |mean x_j| + 1) a step, and does so every step while the offset dominates
+    with torch.no_grad():
+        gap = float(y.mean() - net(x).mean())
+    pace = lr * (float(x.mean(dim=0).abs().sum()) + 1.0)
+    expected = gap / pace
+    doc = gradhealth.check_module(net, x, loss="mse", targets=y, input_range=(0.0, 1.0),
+                                  optimizer={"type": "adam", "lr": lr}, verify=False)
+    note = next(n for n in doc.simulation.notes if "targets given" in n)
+    assert f"at least {expected:.3g} steps" in note and f"moves {pace:.3g} a step" in note
+    # and training does take about that long: half way the mean is still far, by then it is there
+    train = nn.Linear(4, 1)
+    train.load_state_dict(net.state_dict())
+    opt = torch.optim.Adam(train.parameters(), lr=lr)
+    means = []
+    for _ in range(int(expected) + 1):
+        opt.zero_grad()
+        out = train(x)
+        ((out.double() - y) ** 2).mean().backward()
+        opt.step()
+        means.append(float(out.detach().mean()))
+    # (the first step moves the mean by the pace; Adam's second moment remembers the early large
+    # gradients, so the pace only slows near the targets: the estimate is the fewest steps)
+    assert abs((means[1] - means[0]) / pace - 1) < 0.02
+    assert means[int(expected / 2)] < 0.6 * float(y.mean())
+    assert 0.5 * float(y.mean()) < means[int(expected)] < float(y.mean())
+    # under SGD the step is the gradient (large_updates judges it): no such estimate
+    sgd = gradhealth.check_module(net, x, loss="mse", targets=y, input_range=(0.0, 1.0),
+                                  optimizer={"type": "sgd", "lr": 1e-4}, verify=False)
+    assert not any("steps to reach" in n for n in sgd.simulation.notes)
