@@ -518,6 +518,20 @@ def activation_growth(result: SimulationResult) -> float:
     return _geo_ratio(units[-1].values["activation_std"], np.where(first > 0, first, np.nan))
 
 
+def forward_growth(result: SimulationResult) -> float:
+    """:func:`activation_growth` as growth through depth: nan where every layer of the span has its
+    output taken by a norm (``normalised``, not a Pre-LN stream's share). Each such layer's output
+    scale is divided out before anything reads it, so the next layer reads unit-scale inputs and
+    the ratio of the last layer's std to the first's is a ratio of two single layers' gains, not a
+    signal compounding with depth: a constant 0.01 init behind BatchNorm gives pre-norm stds of
+    0.021 at the first conv (27 inputs in [0, 1]) and about 0.01 x fan_in at each later one (its
+    channels copies of one another), a "338x growth" that no layer ever sees."""
+    units = activation_span(result)
+    if units and all(u.normalised and not u.stream for u in units):
+        return math.nan
+    return activation_growth(result)
+
+
 def grown_units(result: SimulationResult, factor: float) -> list[UnitStats]:
     """The trunk units whose ||dL/dh|| is over ``factor`` times the last trunk unit's: the layers a
     gradient growing backwards has reached by then (empty when it does not grow that much)."""

@@ -948,6 +948,14 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
         # verified on the copy (graph.FunctionalOps swaps a softmax over a layer's own features)
         swap = R.relu_family_activation(where, "relu", swapped=("softmax",))
         swap.change += f" ({_BIASES_ZEROED})"
+        site = det.evidence.get("called_at")
+        if site and not any(isinstance(m, nn.Softmax) for m in model.modules()):
+            # called in forward (torch.softmax(self.conv(x), dim=1)): no nn.Softmax child for the
+            # snippet's module swap to replace, which would change nothing (peersweep22
+            # deepCNN_wrong_act's lambda); the call is named where it is, and the init kept
+            init = swap.snippet[swap.snippet.index("for m in model.modules():"):]
+            swap.snippet = (f"# the softmax is called in forward at {site}: replace that call there\n"
+                            "h = torch.relu(h)  # was torch.softmax(h, dim=...) on the layer's output\n" + init)
         return [(swap, _swap_edit({"softmax"}, "relu"))]
     if code == "saturation" and det.evidence.get("log_of_softmax"):
         # torch.log(torch.softmax(x)) (peersweep22 ips01/ips14): log_softmax in one step, or the loss
@@ -2701,7 +2709,7 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: Any = "cross_en
     target_samples = None
     if given_targets is not None:
         target_samples = torch.from_numpy(given_targets)
-        notes.append(_targets_note(given_targets))
+        notes.append(_targets_note(given_targets, _adam_steps_to_mean(model, example_inputs, given_targets, stated)))
     run = GraphRun(model, specs, loss, seeds, optimizer=stated, target_samples=target_samples,
                    trace_functions=True, keywords=_keywords(example_inputs), nest=example_layout(example_inputs),
                    from_logits=from_logits, bounded_regression=True, target_range=given_range, target_values=given_targets,
@@ -2827,12 +2835,55 @@ def _data_scale_note(spec: InputSpec) -> str:
             "(input_range=(low, high) draws uniform in a range instead)")
 
 
-def _targets_note(values: np.ndarray) -> str:
+def _adam_steps_to_mean(model: nn.Module, inputs: Any, targets: np.ndarray,
+                        optimizer: OptimizerSpec | None) -> tuple[float, float, str] | None:
+    """(steps, the output mean's change per step, the optimizer) for an Adam or AdamW model to bring
+    its batch's mean output to the mean of regression ``targets`` far from unit scale whose offset is
+    most of their size (|mean| over the std): the distance over the first step's pace. Adam's first
+    step moves every weight by lr x sign(g) (m / sqrt(v) = g / |g| after bias correction), whatever
+    the gradient's size, so large targets give no large update (large_updates never fires) but the
+    mean output moves by lr x |sum_i sign(g_i) d mean(f) / d theta_i| a step; a later step keeps about
+    that pace while the offset dominates the loss. Taken on a copy (its norms' running statistics
+    untouched) against the targets' mean; None where the model's input or output is not one tensor."""
+    if optimizer is None or optimizer.type not in ("adam", "adamw") or not optimizer.lr > 0:
+        return None
+    mean, std = float(targets.mean()), float(targets.std())
+    if far_targets(targets) is None or not abs(mean) > std or not isinstance(inputs, torch.Tensor):
+        return None
+    try:
+        import copy
+        net = copy.deepcopy(model)
+        params = [p for p in net.parameters() if p.requires_grad]
+        out = net(inputs)
+        if not isinstance(out, torch.Tensor) or not params:
+            return None
+        f = out.double().mean()  # (f.item() below: no grad kept)
+        g = torch.autograd.grad(((out.double() - mean) ** 2).mean(), params, retain_graph=True, allow_unused=True)
+        d = torch.autograd.grad(f, params, allow_unused=True)
+    except Exception:  # noqa: BLE001 - an estimate for a note: the check itself runs the model and says its errors
+        return None
+    pace = optimizer.lr * abs(sum(float((torch.sign(gi) * di).sum()) for gi, di in zip(g, d, strict=True)
+                                  if gi is not None and di is not None))
+    gap = abs(mean - f.detach().item())
+    if not pace > 0 or not math.isfinite(gap / pace):
+        return None
+    return gap / pace, pace, optimizer.type
+
+
+def _targets_note(values: np.ndarray, steps: tuple[float, float, str] | None = None) -> str:
     """``simulation.notes``' line for regression targets given as values: the loss is taken against
-    them at their own scale."""
+    them at their own scale; ``steps``: :func:`_adam_steps_to_mean`'s estimate, said where given."""
     far = far_targets(values)
     scale = (f"; mean {float(values.mean()):.4g}, std {float(values.std()):.4g}: "
              f"{'far from' if far is not None else 'near'} unit scale")
+    if steps is not None:
+        n, pace, opt = steps
+        name = "Adam" if opt == "adam" else "AdamW"
+        scale += (f"; {name} moves every weight by about its lr a step whatever the gradient's size, so the "
+                  f"updates stay small, but the output's mean moves {pace:.3g} a step at the first step's pace: "
+                  f"at least {n:.3g} steps to reach the targets' mean, a plateau the offset dominates "
+                  "(Adam's memory of the early large gradients slows it near the end; standardised targets "
+                  "start there)")
     return (f"the loss is taken against the {values.size} targets given (targets=), each seed's batch drawn "
             f"from them{scale}" + (f" (|mean| or std {FAR_TARGET_SCALE:g} or more: normalise_targets is offered "
                                    "where the updates or gradients are too large)" if far is not None else ""))

@@ -37,6 +37,7 @@ from gradhealth.analysis.findings import (
     depth_ratio,
     factor_before_underflow,
     fmt,
+    forward_growth,
     layer_activations,
     layer_words,
     pooling_factor,
@@ -347,7 +348,9 @@ def _through_depth(
     # (activation_span), named as such. The gradient's chain ends at the last layer any gradient
     # reaches; where none reaches any (the forward overflowed the loss: weights x8, onnxsweep13) it
     # was the first layer alone, and "1.95e+04x across 1 layers (FC1 .. FC1)" named that span
-    which = "gradient" if ratio >= growth or math.isnan(growth) else "activation"
+    # (not the activations' where a norm takes every layer's output: findings.forward_growth)
+    judged = forward_growth(result)
+    which = "gradient" if ratio >= judged or math.isnan(judged) else "activation"
     no_gradient = not any(np.any(u.values["output_grad_norm"] != 0) for u in units)
     # the Jacobians between the first unit's output and the last's: one a unit after the first, k
     # for a stack of k recurrent layers (UnitStats.stacked)
@@ -1503,7 +1506,7 @@ class ExplodingGradient(ArchitectureRule):
         result, _ = live_seeds(result)  # a born-dead draw is dead_units' finding
         # Gradients growing backwards or activations growing forwards: whichever is worse.
         values = [
-            v for v in (depth_ratio(result)[0], activation_growth(result)) if not math.isnan(v)
+            v for v in (depth_ratio(result)[0], forward_growth(result)) if not math.isnan(v)
         ]
         return max(values) if values else math.nan
 
@@ -2567,17 +2570,38 @@ class Saturation(_Fraction):
         """A softmax used as a hidden layer's activation: its outputs ~1/k, its Jacobian's gain ~1/k."""
         hit = self.hidden_softmaxes(result)
         name, site, gain, k, unit = hit[0]
+        summary = (f"a softmax over {k:.0f} features is the activation of {layer_words(unit)} ({site}): its own "
+                   f"Jacobian passes {fmt(gain)} of the backward signal (a flat softmax: about 1/{k:.0f})")
+        effect = ("both the signal passed forward and the gradient passed back shrink by about k at this layer, "
+                  "and the features compete instead of being independent.")
+        extra: dict[str, Any] = {}
+        # the gradient the layer gets against the next layer's: about the softmax's gain (1/k) where
+        # the shrinking stands, about 1 where something after it gives it back: a norm reading its
+        # outputs divides by their spread, about 1/k (peersweep22 deepCNN_wrong_act: 0.0373 at the
+        # softmax, yet convs.0's dL/dh 4.67 against convs.1's 3.52 behind a BatchNorm). Judged at the
+        # two hypotheses' geometric midpoint, sqrt(gain)
+        units = trunk(result)
+        at = units.index(unit) if unit in units else -1
+        after = units[at + 1] if 0 <= at < len(units) - 1 else None
+        ratio = (unit.geo("output_grad_norm") / after.geo("output_grad_norm")
+                 if after is not None and after.geo("output_grad_norm") > 0 else math.nan)
+        if after is not None and math.isfinite(ratio) and ratio >= math.sqrt(gain):
+            summary += (f"; yet the gradient at {layer_words(unit)} is {fmt(ratio)}x {layer_words(after)}'s, not "
+                        f"about {fmt(gain)}x: what follows the softmax (a norm dividing by its outputs' small "
+                        "spread) gives that back, and what is lost is the features' independence")
+            extra.update(grad_ratio_to_next=ratio, shrink_given_back=True)
+            effect = ("here the gradient does not shrink: the layer's gradient is " + fmt(ratio) + "x the next "
+                      "layer's, because what reads the softmax's outputs gives the 1/k back (a batch or layer "
+                      "norm divides by their spread, about 1/k, in both directions). What remains is that its "
+                      "features compete (they sum to 1: one degree of freedom lost, a feature rises only as "
+                      "the others fall) instead of being independent.")
         return Detection(
-            self.code, severity, "min_softmax_gain", gain,
-            f"a softmax over {k:.0f} features is the activation of {layer_words(unit)} ({site}): its Jacobian passes "
-            f"{fmt(gain)} of the backward signal (a flat softmax: about 1/{k:.0f})",
+            self.code, severity, "min_softmax_gain", gain, summary,
             f"The softmax at {site} is applied to {layer_words(unit)}'s features and its output feeds another weight "
             "layer, so it acts as a hidden activation. A softmax over k features normalises them to sum to 1, "
-            "so each output is near 1/k and its Jacobian diag(p) - pp^T is near diag(1/k): both the signal "
-            "passed forward and the gradient passed back shrink by about k at this layer, and the features "
-            "compete instead of being independent. A softmax belongs on the output (or on attention scores); "
-            "use a ReLU-family activation here.",
-            {"metric": "min_softmax_gain", "value": gain, "threshold": self.HIDDEN_SOFTMAX_GAIN,
+            "so each output is near 1/k and its Jacobian diag(p) - pp^T is near diag(1/k): " + effect +
+            " A softmax belongs on the output (or on attention scores); use a ReLU-family activation here.",
+            {"metric": "min_softmax_gain", "value": gain, "threshold": self.HIDDEN_SOFTMAX_GAIN, **extra,
              "layers": [f[4].name for f in hit], "gains": {f[4].name: f[2] for f in hit},
              "features": {f[4].name: int(f[3]) for f in hit},
              "operation": "softmax", "called_at": site, "hidden_softmax": True},
