@@ -192,3 +192,42 @@ def test_mlflow_symlinked_metrics_named_in_a_note(tmp_path: Path) -> None:
     [note] = [w for w in log.warnings if w.code == "skipped_files"]
     assert "2 symbolic link(s)" in note.message
     assert "metrics/grad_norm" in note.message and "metrics/sub/" in note.message
+
+
+# --- #10: UTF-16 without a byte-order mark is said to be so; a huge series name is cut where shown ---------
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_utf16_without_bom_is_named(tmp_path: Path, codec: str) -> None:
+    from gradhealth.errors import UnknownLogFormat
+
+    path = tmp_path / "loss.csv"
+    path.write_bytes(("step,loss\n" + "".join(f"{i},{1 / (i + 1)}\n" for i in range(20))).encode(codec))
+    with pytest.raises((UnknownLogFormat, LogError)) as e:
+        load.read_log(path)
+    assert f"looks like {codec.upper().replace('-LE', 'LE').replace('-BE', 'BE')} text" in str(e.value)
+    assert "without NUL bytes" not in str(e.value)
+
+
+def test_zero_padding_is_not_called_utf16() -> None:
+    from gradhealth.logs.sniff import utf16_without_bom
+
+    assert utf16_without_bom(b"\x00" * 4096) is None                  # NULs at both parities
+    assert utf16_without_bom(b"step,loss\n0,1.0\n" * 10) is None      # no NUL at all
+    assert utf16_without_bom("step,loss\n0,1.0\n".encode("utf-16-le") * 10) == "UTF-16LE"
+
+
+def test_huge_tensorboard_tag_is_cut_in_the_report(tmp_path: Path) -> None:
+    from gradhealth import check_logs
+    from gradhealth.logs.readers import tensorboard as tb
+
+    tag = "train/loss_" + "A" * 100_000
+    records = [_field(1, 1, _f64(1.7e9)) + _field(3, 2, b"brain.Event:2")]
+    records += [_event(i, tag, simple=1.0 / (i + 1)) for i in range(30)]
+    path = tmp_path / "events.out.tfevents.1700000000.h.1.0"
+    path.write_bytes(b"".join(tb.frame_record(r) for r in records))
+    log = load.read_log(path)
+    [s] = log.series
+    assert s.name.startswith(tag[:200]) and len(s.name) < 300 and f"{len(tag):,} characters" in s.name
+    assert s.role == "loss"                       # the role is the whole name's
+    assert any(w.code == "long_names" for w in log.warnings)
+    assert len(check_logs(path).model_dump_json()) < 50_000   # the 100,000-character tag is nowhere whole
