@@ -330,7 +330,7 @@ class EventDecoder:
     def histogram_notes(self) -> list[str]:
         """A note for each tag with histograms no values could give (:func:`histogram_norm_why`)."""
         return [f"record {first}: the histogram of {tag!r} {why}, which no values give; left out as "
-                f"damaged{f' (and {count - 1:,} more such records of it)' if count > 1 else ''}"
+                f"damaged{f' (and {count - 1:,} more such record(s) of it)' if count > 1 else ''}"
                 for tag, (first, why, count) in self._bad_histograms.items()]
 
     def _id(self, tag: str) -> int:
