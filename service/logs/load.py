@@ -29,6 +29,7 @@ archive.
 from __future__ import annotations
 
 import csv
+import hashlib
 import math
 import mmap
 import os
@@ -69,8 +70,38 @@ def read_log(path: Path, *, format: str | None = None,  # noqa: A002
     component losses gets their sum as its loss (:func:`gradhealth.logs.derive.add_component_losses`),
     one that logs a perplexity and no loss gets its log (:func:`.derive.add_loss_from_perplexity`),
     and one whose loss has a name of its own (``mse_loss``) reads that (:func:`.derive.add_named_loss`)."""
-    run = _read_any(Path(path), format, limits or ReadLimits())
+    run = _cut_long_names(_read_any(Path(path), format, limits or ReadLimits()))
     return derive.add_named_loss(derive.add_loss_from_perplexity(derive.add_component_losses(run)))
+
+
+#: A series name longer than this many characters is cut where it is shown (a tag of a megabyte, a
+#: tensor printed into a tag by mistake): a metric's name is a few dozen characters
+MAX_NAME = 256
+_NAME_KEPT = 200
+
+
+def short_name(name: str) -> str:
+    """``name``, or where longer than :data:`MAX_NAME` its first characters, its length and a hash of
+    the whole (two long names with the same beginning stay two series)."""
+    if len(name) <= MAX_NAME:
+        return name
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{name[:_NAME_KEPT]}... ({len(name):,} characters, #{digest})"
+
+
+def _cut_long_names(run: RunLog) -> RunLog:
+    """``run`` with each series name longer than :data:`MAX_NAME` cut (:func:`short_name`), its
+    role (read from the whole name) kept, and a ``long_names`` note: a report names a series in
+    several places, and a megabyte's tag would be printed whole in each."""
+    long = [s for s in run.series if len(s.name) > MAX_NAME]
+    if not long:
+        return run
+    for s in long:
+        s.name = short_name(s.name)
+    run.warnings.append(LogWarning(
+        "long_names", f"{run.source}: {len(long)} series name(s) longer than {MAX_NAME} characters, shown cut to "
+        f"their first {_NAME_KEPT} with their length (the first: {long[0].name!r})"))
+    return run
 
 
 def _read_any(path: Path, format: str | None, limits: ReadLimits) -> RunLog:  # noqa: A002

@@ -277,11 +277,36 @@ def nul_at(head: bytes) -> tuple[int, int] | None:
     return len(lines), len(lines[-1]) + 1
 
 
+def utf16_without_bom(head: bytes) -> str | None:
+    """``"UTF-16LE"`` or ``"UTF-16BE"`` (iconv's names) where ``head`` is UTF-16 text without a byte-order mark:
+    text of Latin letters in UTF-16 is a NUL byte beside every character (after it in LE, before it
+    in BE), so nearly every byte at one parity is NUL and nearly none at the other, and the bytes
+    read as UTF-16 are text (no control characters but tab and line ends); else None. A crash's
+    zero padding or binary data has NULs at both parities."""
+    start = head[:4096]
+    start = start[:len(start) - len(start) % 2]
+    if len(start) < 16:
+        return None
+    even, odd = start[0::2].count(0), start[1::2].count(0)
+    half = len(start) // 2
+    for name, nuls, other in (("UTF-16LE", odd, even), ("UTF-16BE", even, odd)):
+        if nuls * 10 >= half * 9 and other * 10 <= half:
+            text = start.decode(name.lower(), "replace")   # (the head may end inside a surrogate pair)
+            if not any(c < " " and c not in "\t\r\n" for c in text):
+                return name
+    return None
+
+
 def _encoding_problem(head: bytes) -> str:
     """Where the first lines of a text file no reader knows are not UTF-8 (nor Windows-1252, which
     the table readers fall back to), or hold a NUL byte, as the refusal's last words: ``; line 1 is
     not UTF-8 text (byte 0x81 at column 15): save it as UTF-8``; "" for binary data
-    (:func:`binary`) or UTF-8 text."""
+    (:func:`binary`) or UTF-8 text. UTF-16 text without a byte-order mark is said to be so
+    (:func:`utf16_without_bom`), with how to convert it."""
+    if (utf16 := utf16_without_bom(head)) is not None:
+        return (f"; it looks like {utf16} text without a byte-order mark (a NUL byte beside every character): "
+                f"save it as UTF-8 (iconv -f {utf16} -t UTF-8 in.csv > out.csv; in PowerShell, "
+                "Get-Content in.csv | Set-Content -Encoding utf8 out.csv), or as UTF-16 with its byte-order mark")
     if binary(head):
         return _nul_in_text(head)
     nul = nul_at(head)

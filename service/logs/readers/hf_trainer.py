@@ -42,7 +42,7 @@ from typing import Any
 from gradhealth.core.words import first_few
 from gradhealth.errors import LogError
 from gradhealth.logs.readers.registry import ReadLimits
-from gradhealth.logs.readers.textio import Points, number
+from gradhealth.logs.readers.textio import Points, number, too_many_digits
 from gradhealth.logs.series import LogWarning, RunLog
 from gradhealth.logs.sniff import check_size
 
@@ -88,16 +88,25 @@ class HFTrainerReader:
             raise LogError(f"{name}: the file is empty")
         warnings: list[LogWarning] = []
         try:
-            state = json.loads(text)
-        except RecursionError:
-            raise LogError(f"{name}: not a trainer state (JSON nested too deeply)") from None
-        except json.JSONDecodeError as e:
-            history = self._recover(text, e, name)
-            state = {"log_history": history}
-            where = f"line {e.lineno}"
-            warnings.append(LogWarning(
-                "truncated_log", f"{name} {where}: the file is cut off; read the {len(history)} "
-                "complete log_history entries before it", where=where))
+            try:
+                state = json.loads(text)
+            except RecursionError:
+                raise LogError(f"{name}: not a trainer state (JSON nested too deeply)") from None
+            except json.JSONDecodeError as e:
+                history = self._recover(text, e, name)
+                state = {"log_history": history}
+                where = f"line {e.lineno}"
+                warnings.append(LogWarning(
+                    "truncated_log", f"{name} {where}: the file is cut off; read the {len(history)} "
+                    "complete log_history entries before it", where=where))
+        except ValueError as e:
+            # an integer past Python's digit limit: json's own words advise the service's operator
+            # (sys.set_int_max_str_digits) and name no place; the other JSON readers' words, with it
+            if isinstance(e, json.JSONDecodeError) or "integer string conversion" not in str(e):
+                raise
+            err = too_many_digits(text)
+            raise LogError(f"{name} line {err.lineno} column {err.colno}: {err.msg}",
+                           position=(err.lineno, err.colno)) from None
         if not isinstance(state, dict) or not isinstance(state.get("log_history"), list):
             raise LogError(f"{name}: no 'log_history' list; not a Hugging Face trainer state")
         points = Points(name, limits)

@@ -30,17 +30,40 @@ _MAX_FILES = 100_000
 _MAX_PARAM_BYTES = 64 * 1024
 
 
-def _metric_files(metrics: Path) -> list[Path]:
+def _metric_files(metrics: Path, links: list[str] | None = None) -> list[Path]:
+    """The metric files under ``metrics``; symbolic links (to files or folders) are never followed
+    (one may point anywhere on the server: /etc/passwd), and each one passed over is added to
+    ``links`` (its path under ``metrics``) for the reader's note."""
     out: list[Path] = []
     for root, dirs, files in os.walk(metrics):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        here = Path(root)
+        if links is not None:
+            links.extend((here / d).relative_to(metrics).as_posix() + "/" for d in sorted(dirs)
+                         if not d.startswith(".") and (here / d).is_symlink())
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not (here / d).is_symlink())
         for f in sorted(files):
-            p = Path(root) / f
-            if not f.startswith(".") and not p.is_symlink() and p.is_file():
+            p = here / f
+            if f.startswith("."):
+                continue
+            if p.is_symlink():
+                if links is not None:
+                    links.append(p.relative_to(metrics).as_posix())
+                continue
+            if p.is_file():
                 out.append(p)
                 if len(out) > _MAX_FILES:
                     raise LogError(f"{metrics.parent.name}: more than {_MAX_FILES:,} metric files")
     return out
+
+
+def _links_note(name: str, links: list[str]) -> LogWarning:
+    shown = ", ".join(f"metrics/{link}" for link in links[:10])
+    more = f" and {len(links) - 10:,} more" if len(links) > 10 else ""
+    return LogWarning(
+        "skipped_files", f"{name}: {len(links):,} symbolic link(s) among the metric files left out, not "
+        f"followed ({shown}{more}): a link may point outside the run folder; copy the files they point "
+        "to into the folder (a DVC or git-annex checkout: check it out as plain files) to read them",
+        where=f"metrics/{links[0]}")
 
 
 class MLflowReader:
@@ -93,14 +116,20 @@ class MLflowReader:
             metrics = path / "metrics"
             if not metrics.is_dir():
                 raise LogError(f"{path.name}: not an MLflow run folder (no metrics/ folder)")
-            for f in _metric_files(metrics):
+            links: list[str] = []
+            for f in _metric_files(metrics, links):
                 self._read_metric(f, f.relative_to(metrics).as_posix(), points, warnings, limits)
+            if links:
+                warnings.append(_links_note(path.name, links))
             params_dir: Path | None = path / "params"
         else:
             self._read_metric(path, path.name, points, warnings, limits, where=path.name)
             params_dir = path.parent.parent / "params" if path.parent.name == "metrics" else None
         params = self._params(params_dir) if params_dir is not None else {}
         if points.count == 0:
+            linked = [w.message for w in warnings if w.code == "skipped_files"]
+            if linked:
+                raise LogError(f"{path.name}: no metric values in the files read; {linked[0].split(': ', 1)[1]}")
             raise LogError(f"{path.name}: no metric values (the metrics files are empty)")
         return RunLog(format=self.name, source=path.name, series=points.build(), warnings=warnings,
                       params=params)

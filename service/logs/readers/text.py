@@ -83,7 +83,14 @@ from gradhealth.core.words import first_few
 from gradhealth.errors import LogError, UploadTooLarge
 from gradhealth.logs.readers import shapes
 from gradhealth.logs.readers.registry import ReadLimits
-from gradhealth.logs.readers.textio import MAX_STEP, Points, cut_first_line, open_log
+from gradhealth.logs.readers.textio import (
+    MAX_STEP,
+    CutLine,
+    Points,
+    cut_first_line,
+    open_log,
+    read_line,
+)
 from gradhealth.logs.series import (
     TRAINED_NAME,
     LogWarning,
@@ -555,7 +562,7 @@ def _counted_to_its_total(path: Path, limits: ReadLimits, start: int) -> bool:
     """Whether the console's lines from ``start`` on count their steps or epochs up to the total
     they count out of (``Epoch 5/5``, ``iter: 1000/1000``): a run that ran to its end."""
     with open_log(path, limits) as f:
-        for lineno, raw in enumerate(iter(lambda: f.readline(MAX_LINE), b""), 1):
+        for lineno, raw in enumerate(iter(lambda: read_line(f, MAX_LINE), b""), 1):
             if ticks.armed:
                 tick()
             if lineno < start or b"/" not in raw:
@@ -590,7 +597,7 @@ def _skipped_nonfinite(path: Path, limits: ReadLimits, spans: list[tuple[str, in
     firsts = [sp[1] for sp in spans]
     found: dict[int, LogWarning] = {}
     with open_log(path, limits) as f:
-        for lineno, raw in enumerate(iter(lambda: f.readline(MAX_LINE), b""), 1):
+        for lineno, raw in enumerate(iter(lambda: read_line(f, MAX_LINE), b""), 1):
             if ticks.armed:
                 tick()
             if _NONFINITE_BYTES.search(raw) is None:
@@ -755,7 +762,7 @@ def _run_starts(path: Path, limits: ReadLimits, config: _ConfigBlocks | None = N
     banners: list[list[tuple[int, bytes]]] = []
     tentative: list[bool] = []  # a stretch started only where a banner would start it
     with open_log(path, limits) as f:
-        for lineno, raw in enumerate(iter(lambda: f.readline(MAX_LINE), b""), 1):
+        for lineno, raw in enumerate(iter(lambda: read_line(f, MAX_LINE), b""), 1):
             if ticks.armed:
                 tick()
             if config is not None:
@@ -2479,7 +2486,7 @@ class TextReader:
         since_values: deque[tuple[int, str]] = deque(maxlen=_MAX_TB_LINES)
         tb_context: tuple[str | None, str | None, list[tuple[int, str]]] | None = None
         bad_bytes_line = 0
-        long_line: tuple[int, int] | None = None  # the first line too long to read values from
+        long_line: tuple[int, str] | None = None  # the first line too long (and its length, worded) to read values from
         long_lines = 0
         bad_step: tuple[int, str] | None = None  # the first line whose step is no step, and why
         bad_steps = 0
@@ -2545,13 +2552,14 @@ class TextReader:
         last_signature: tuple[float, tuple[tuple[str, str], ...]] | None = None
         duplicates = first_duplicate = 0  # lines repeating the line before them, and the first's number
         with open_log(path, limits) as f:
-            raw = f.readline(MAX_LINE)
+            raw = read_line(f, MAX_LINE)
             lineno = 0
             while raw:
                 if ticks.armed:  # a cancelled job stops here, within a fraction of a second of reading
                     tick()
-                nxt = f.readline(MAX_LINE)
+                nxt = read_line(f, MAX_LINE)
                 lineno += 1
+                size = raw.size if isinstance(raw, CutLine) else None
                 last_unterminated = not nxt and not raw.endswith(b"\n")
                 text = raw.decode("utf-8", "replace")
                 if "\ufffd" in text and not bad_bytes_line and b"\xef\xbf\xbd" not in raw:
@@ -2574,7 +2582,8 @@ class TextReader:
                 prev_line, this_line = this_line, stripped
                 if len(stripped) > MAX_VALUES_LINE:
                     long_lines += 1
-                    long_line = long_line or (lineno, len(stripped))
+                    long_line = long_line or (lineno, f"{size:,} bytes" if size is not None
+                                              else f"{len(stripped):,} characters")
                     continue
                 if "\x1b" in stripped:
                     # terminal colour and erase codes (Ultralytics starts each progress row with
@@ -2970,7 +2979,7 @@ class TextReader:
         if long_line is not None:
             more = f" (and {long_lines - 1:,} more such lines)" if long_lines > 1 else ""
             warnings.append(LogWarning(
-                "skipped_line", f"{name} line {long_line[0]}: {long_line[1]:,} characters long, more than the "
+                "skipped_line", f"{name} line {long_line[0]}: {long_line[1]} long, more than the "
                 f"{MAX_VALUES_LINE:,} a line's values are read from: skipped{more}", where=f"line {long_line[0]}"))
         if bad_bytes_line:
             warnings.append(LogWarning("replaced_bytes", f"{name} line {bad_bytes_line}: bytes that are "
@@ -3077,7 +3086,7 @@ class TextReader:
                                f"{traceback.splitlines()[-1][:200]}")
             if long_line is not None:
                 raise LogError(f"{name}: no 'key: value' or 'key=value' pairs with numbers in any line read; line "
-                               f"{long_line[0]} is {long_line[1]:,} characters long, more than the "
+                               f"{long_line[0]} is {long_line[1]} long, more than the "
                                f"{MAX_VALUES_LINE:,} a line's values are read from (a text log's lines are short)")
             if headers or bad_header is not None or summary_line:
                 # Keras' set-up and epoch headers with no values under them (a fit that logged nothing)

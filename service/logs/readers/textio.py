@@ -57,6 +57,32 @@ def decode_line(raw: bytes) -> tuple[str, bool] | None:
     return (None if _CONTROL.search(text) else (text, True))
 
 
+class CutLine(bytes):
+    """A line longer than the reader keeps: its first bytes (and its end, where it has one);
+    ``size`` is the whole line's length in bytes, without its end (LF or CRLF)."""
+
+    size: int
+
+
+def read_line(f: BinaryIO, limit: int = MAX_LINE_BYTES) -> bytes:
+    """The next line of ``f`` with its end (LF), b"" at the end of the file. A line longer than
+    ``limit`` bytes is one line all the same: its first ``limit`` bytes (and its LF) come back as a
+    :class:`CutLine`, and the rest of it is read past, so the lines after it keep their numbers."""
+    raw = f.readline(limit)
+    if len(raw) < limit or raw.endswith(b"\n"):
+        return raw
+    size = len(raw)
+    while True:
+        rest = f.readline(limit)
+        size += len(rest)
+        if not rest or rest.endswith(b"\n"):
+            break
+    end = b"\r\n" if rest.endswith(b"\r\n") else b"\n" if rest.endswith(b"\n") else b""
+    cut = CutLine(raw + (b"\n" if end else b""))
+    cut.size = size - len(end)
+    return cut
+
+
 def open_log(path: Path, limits: ReadLimits) -> BinaryIO:
     """The file opened for reading after the size check."""
     check_size(path, limits)
@@ -319,7 +345,7 @@ MAX_DIGITS = sys.get_int_max_str_digits() or 4300
 _LONG_INTEGER = re.compile(rf"\d{{{MAX_DIGITS + 1},}}")
 
 
-def _too_many_digits(text: str) -> json.JSONDecodeError:
+def too_many_digits(text: str) -> json.JSONDecodeError:
     """The error for an integer too long to read (Python's own words were "Exceeds the limit (4300
     digits) for integer string conversion ...; use sys.set_int_max_str_digits() to increase the
     limit", advice for the service's operator: errsweep6), in the words the native reader's
@@ -356,7 +382,7 @@ def loads(text: str, decoder: json.JSONDecoder = _JSON, *, strict: bool = True) 
     except ValueError as e:
         if "integer string conversion" not in str(e):
             raise
-        raise _too_many_digits(text) from None
+        raise too_many_digits(text) from None
     fixed = _BARE_NONFINITE.sub(lambda m: f'{m[1]}"{m[2]}{m[3]}"', text)
     if fixed == text:
         raise first
@@ -695,8 +721,16 @@ class CsvRows:
                     yield lines.lineno, cells
             self.conflicts.finish()
             return
-        reader = csv.reader((text for text in lines if lines.lineno > skip and keep(lines.lineno, text)),
-                            delimiter=self.sep)
+        started = [0]  # the line the record being read begins on (0: none begun)
+
+        def fed() -> Iterator[str]:
+            for text in lines:
+                if lines.lineno > skip and keep(lines.lineno, text):
+                    if not started[0]:
+                        started[0] = lines.lineno
+                    yield text
+
+        reader = csv.reader(fed(), delimiter=self.sep)
         while True:
             try:
                 row = next(reader)
@@ -707,8 +741,16 @@ class CsvRows:
                 if lines.unterminated_last:
                     yield lines.lineno, None
                     return
+                if started[0] and started[0] < lines.lineno:
+                    # a record over several lines is a quoted field that holds line ends: one that
+                    # never closes runs on until the csv module gives up, far from where it opened
+                    raise LogError(f"{self.path.name} line {started[0]}: a quoted field opened on this "
+                                   f"line is never closed (still open {lines.lineno - started[0]:,} lines "
+                                   f"later, at line {lines.lineno}: {e}); close the quote or remove it",
+                                   position=(started[0], None)) from None
                 raise LogError(f"{self.path.name} line {lines.lineno}: not valid CSV ({e})",
                                position=(lines.lineno, None)) from None
+            started[0] = 0
             if row and any(c.strip() for c in row):
                 yield lines.lineno, row
 

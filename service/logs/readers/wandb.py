@@ -306,6 +306,13 @@ class WandbReader:
             notes.append(LogWarning(
                 "truncated_log", f"{path.name} byte {found.truncated_at}: the last record is cut off; "
                 f"read the {len(found.rows)} history row(s) before it", where=f"byte {found.truncated_at}"))
+        if not found.rows and found.truncated_at is not None:
+            # (a split message never finished: every record after its first part only continues it)
+            raise LogError(f"{path.name} byte {found.truncated_at}: the last record, begun at byte "
+                           f"{found.truncated_at}, is cut off: the file ends "
+                           f"{path.stat().st_size - found.truncated_at:,} bytes into it, before its last part "
+                           f"(a writer that stopped mid-record, or a copy taken while it wrote); no history "
+                           f"row before it ({found.records} whole record(s) read)")
         if not found.rows:
             raise LogError(f"{path.name}: a W&B run file with no history rows ({found.records} record(s) "
                            "read): nothing was logged with wandb.log")
@@ -320,6 +327,7 @@ class WandbReader:
             if "_step" not in obj and row.step is not None:
                 obj["_step"] = row.step
             rows.append(obj)
+        notes.extend(_negative_steps(path.name, found.rows))
         for trainer_step in (*_TRAINER_STEPS, None):
             try:
                 return self._placed(path.name, limits, rows, trainer_step, list(notes))
@@ -433,6 +441,24 @@ def _never_decreases(path: Path, limits: ReadLimits, column: str) -> bool:
 
 class _NotSteppedBy(Exception):
     """A history record without the trainer step being tried, or with one below the record before."""
+
+
+def _negative_steps(name: str, rows: list[wandb_datastore.HistoryRow]) -> list[LogWarning]:
+    """A ``step_order`` note where some history records' ``HistoryStep.num`` is negative among
+    others from 0 on, as the TensorBoard reader gives for ``Event.step``: the field is a signed
+    int64, so a writer's unsigned 2^64 - 1 (or a -1 "no step") reads as -1 and is placed before
+    every other step; the note names the first such record and the unsigned value it stands for."""
+    neg = [r for r in rows if r.step is not None and r.step < 0]
+    rest = sum(1 for r in rows if r.step is not None and r.step >= 0)
+    if not neg or not rest:
+        return []
+    first = neg[0]
+    assert first.step is not None
+    return [LogWarning("step_order", (
+        f"{name}: {len(neg)} history record(s) at a negative step among {rest} at steps from 0, the first "
+        f"at byte {first.offset}, step {first.step}: HistoryStep.num is a signed int64, so the writer "
+        f"wrote the unsigned {first.step + (1 << 64):,}, or {first.step} for no step; read at step "
+        f"{first.step}, before the others"), where=f"byte {first.offset}")]
 
 
 def _skipped(name: str, keys: set[str]) -> LogWarning:

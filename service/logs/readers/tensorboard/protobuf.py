@@ -209,13 +209,40 @@ def tensor_scalar_why(buf: bytes, a: int, b: int) -> tuple[float | None, str | N
     return float(raw), None
 
 
-def histogram_norm(buf: bytes, a: int, b: int) -> float:
-    """sqrt(sum_squares) of a HistogramProto (field 5, a double; 0 when absent)."""
-    sum_squares = 0.0
-    for fn, wt, fa, _ in fields(buf, a, b):
-        if fn == 5 and wt == 1:
+def histogram_norm_why(buf: bytes, a: int, b: int) -> tuple[float | None, str | None]:
+    """sqrt(sum_squares) of a HistogramProto and None; or None and the words saying why the record
+    cannot be a histogram of any values: a negative sum of squares or count (``num``, a bucket's),
+    or bucket counts that are not one per bucket limit. Such a record is damaged (or its writer
+    wrong), not a histogram of NaN values: it is left out, not read as a NaN norm. A NaN
+    sum_squares is kept (NaN values summed give it)."""
+    num = sum_squares = 0.0
+    n_limits = n_buckets = 0
+    negative_bucket = False
+    for fn, wt, fa, fb in fields(buf, a, b):
+        if fn == 3 and wt == 1:
+            num = _F64(buf, fa)[0]
+        elif fn == 5 and wt == 1:
             sum_squares = _F64(buf, fa)[0]
-    return math.sqrt(sum_squares) if sum_squares >= 0 else math.nan
+        elif fn in (6, 7):  # bucket_limit, bucket: repeated double, packed (wire 2) or one by one (wire 1)
+            count = (fb - fa) // 8 if wt == 2 else 1 if wt == 1 else 0
+            if fn == 6:
+                n_limits += count
+            else:
+                n_buckets += count
+                if wt == 2:
+                    negative_bucket = negative_bucket or bool(
+                        (np.frombuffer(buf, "<f8", count, fa) < 0).any())
+                elif wt == 1:
+                    negative_bucket = negative_bucket or _F64(buf, fa)[0] < 0
+    if sum_squares < 0:
+        return None, f"has a negative sum of squares ({sum_squares!r})"
+    if not num >= 0:
+        return None, f"has a count (num) of {num!r}"
+    if negative_bucket:
+        return None, "has a negative bucket count"
+    if n_limits and n_buckets and n_limits != n_buckets:
+        return None, f"has {n_buckets:,} bucket counts for {n_limits:,} bucket limits"
+    return math.sqrt(sum_squares), None
 
 
 def _metadata(buf: bytes, a: int, b: int) -> tuple[str | None, tuple[int, int] | None]:
@@ -295,7 +322,16 @@ class EventDecoder:
         #: tensors whose declared shape does not fit their data, one note per tag
         self.tensor_notes: list[str] = []
         self._noted: set[str] = set()
+        #: histograms no values could give, per tag: [first record, why, how many records]
+        self._bad_histograms: dict[str, list] = {}
         self._record = 0
+
+    @property
+    def histogram_notes(self) -> list[str]:
+        """A note for each tag with histograms no values could give (:func:`histogram_norm_why`)."""
+        return [f"record {first}: the histogram of {tag!r} {why}, which no values give; left out as "
+                f"damaged{f' (and {count - 1:,} more such record(s) of it)' if count > 1 else ''}"
+                for tag, (first, why, count) in self._bad_histograms.items()]
 
     def _id(self, tag: str) -> int:
         tid = self.tag_ids.get(tag)
@@ -351,7 +387,15 @@ class EventDecoder:
         if simple is not None:
             return [("scalar", tag, simple)]
         if histo is not None:
-            return [("histogram", tag, histogram_norm(buf, *histo))]
+            norm, why = histogram_norm_why(buf, *histo)
+            if norm is not None:
+                return [("histogram", tag, norm)]
+            bad = self._bad_histograms.get(tag)
+            if bad is None:
+                self._bad_histograms[tag] = [self._record, why or "", 1]
+            else:
+                bad[2] += 1
+            return []
         if tensor is not None and plugin in ("", "scalars"):
             value, why = tensor_scalar_why(buf, *tensor)
             if value is not None:

@@ -143,7 +143,8 @@ def _read_events(data: bytes, source: str, name: str, limits: ReadLimits) -> Run
     taken = {s.name for s in series}
     series += _series(names, none, decoder.histograms.arrays(), histogram=True, taken=taken, name=name,
                       warnings=warnings)
-    warnings.extend(LogWarning("skipped_values", f"{name}: {note}") for note in decoder.tensor_notes[:MAX_WARNINGS])
+    warnings.extend(LogWarning("skipped_values", f"{name}: {note}") for note in
+                    (decoder.tensor_notes + decoder.histogram_notes)[:MAX_WARNINGS])
     mark_epochs(series)   # a file whose step is the epoch (Ultralytics, Keras' epoch_* tags)
     if not series:
         skipped = (f" (tensors that are not scalars: {', '.join(sorted(decoder.skipped_tensors)[:5])})"
