@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from gradhealth.logs.check import diagnose
 from gradhealth.logs.load import read_log
@@ -71,3 +72,54 @@ def test_yolo_parts_are_still_summed(tmp_path: Path) -> None:
     log = read_log(write(tmp_path, "results.csv", text))
     (loss,) = log.by_role("loss")
     np.testing.assert_allclose(loss.values, [6 / (e + 1) for e in range(12)])
+
+
+# --- reward_collapse: a collapse that begins late or partly recovers (logsweep97 rl_ppo_invpendulum_collapse)
+
+def _rewards(levels: list[tuple[int, float]], noise: float, seed: int = 0):  # noqa: ANN202 - a RunLog
+    """An SB3-style run of mean returns: piecewise-linear through ``levels`` ((point, level) pairs),
+    plus independent Gaussian noise of standard deviation ``noise``."""
+    from gradhealth.logs.series import RunLog, make_series
+
+    at, lv = zip(*levels, strict=True)
+    n = at[-1] + 1
+    v = np.interp(np.arange(n), at, lv) + np.random.default_rng(seed).normal(0.0, noise, n)
+    return RunLog(source="progress.csv", format="native",
+                  series=[make_series("rollout/ep_rew_mean", np.arange(1, n + 1) * 1024, v)])
+
+
+def _collapses(run) -> list:  # noqa: ANN001
+    from gradhealth.logs.detectors.rl import reward_collapse
+    from gradhealth.logs.thresholds import LogThresholds
+
+    return [f for f in reward_collapse(run, LogThresholds()) if f.code == "reward_collapse"]
+
+
+def test_a_late_collapse_that_partly_recovers_is_reported() -> None:
+    # the sweep's shape: 10 -> 980 by 60% of the run, crash to 250 by 85%, regrowth to 600; the last
+    # fifth opens above the halfway mark (495), so the whole-last-fifth test cannot see it
+    run = _rewards([(0, 10), (120, 980), (150, 900), (180, 250), (216, 600)], noise=15.0)
+    (f,) = _collapses(run)
+    ev = f.evidence
+    assert 950 < ev.peak < 1000 and ev.trough < 400
+    # at the end a quarter of the gain or more is still lost: (peak - last) / (peak - start)
+    assert ev.value == pytest.approx((ev.peak - ev.last) / (ev.peak - ev.start))
+    assert ev.value >= 0.25
+
+
+def test_a_collapse_that_starts_in_the_last_fifth_is_reported() -> None:
+    # peak held until 82% of the run, then down to the start's level with no recovery
+    run = _rewards([(0, 0), (60, 500), (170, 500), (185, 30), (200, 30)], noise=10.0)
+    (f,) = _collapses(run)
+    assert f.evidence.value > 0.5
+
+
+def test_ordinary_noise_and_a_recovered_dip_are_no_collapse() -> None:
+    for seed in range(20):
+        # a climb then a noisy plateau whose noise is a fifth of the gain: healthy
+        assert not _collapses(_rewards([(0, 0), (80, 500), (300, 500)], noise=100.0, seed=seed)), seed
+    # a dip under halfway for a tenth of the run that recovers to within a quarter of the gain
+    assert not _collapses(_rewards([(0, 0), (60, 500), (120, 500), (130, 150), (150, 150), (165, 470),
+                                    (220, 480)], noise=10.0))
+    # a fall to half held only for a few points (one window of bad episodes), then back
+    assert not _collapses(_rewards([(0, 0), (60, 500), (150, 500), (155, 100), (160, 500), (200, 500)], noise=10.0))
