@@ -11,7 +11,10 @@ or more component losses of that split, named ``<split>/<part>_loss``, ``<split>
 ``val``/``valid``/``validation``/``eval``/``test`` for the validation loss), their sum is added as
 a series of role ``loss`` (resp. ``val_loss``) and a ``derived_loss`` note says so. Parts named
 with no split at all (``loss_smpl_pose``, ``box_loss``) are the training loss's, summed where three
-or more share a form and none is a separate objective (an actor's, a critic's, a GAN player's).
+or more share a form and none is a separate objective (an actor's, a critic's, a GAN player's). A group
+of either kind holding an RL agent's objective (``actor``, ``critic``, ``policy``, ``value``, a Q
+function's ``q``/``qf1``, ``pi``, ``vf``, SAC's ``alpha``: ``train/loss_actor`` beside
+``train/loss_critic``) is never summed: a negated Q value and a TD error are no terms of one loss.
 
 The sum is taken at the steps every component logged (exact step match), except steps where
 every component is exactly 0 (not computed: Ultralytics' validation losses of epochs it did not
@@ -68,6 +71,7 @@ class _Group:
     members: list[Series]
     aggregate: bool = False
     parts: set[str] = field(default_factory=set)   # what the members name (``box`` of ``train/box_loss``)
+    agent: bool = False     # a part is an RL agent's objective (:data:`_AGENT`): never summed
 
 
 def _split_match(name: str) -> tuple[Role, re.Match[str], str] | None:
@@ -112,6 +116,12 @@ _PLAYERS = frozenset({"actor", "critic", "policy", "value", "q", "q1", "q2", "qf
 #: Parts that name the whole model the loss trains (``loss_vae``, ``model_loss``): its objective, of
 #: which the other parts beside it are terms
 _WHOLE_MODEL = frozenset({"vae", "wae", "ae", "autoencoder", "model", "net", "network"})
+#: Parts that name an RL agent's separate objectives (its actor's or policy's, its critic's, value
+#: function's or Q function's, SAC's temperature's): a group holding one is never summed, split or not
+_AGENT = frozenset({"actor", "critic", "policy", "value", "q", "q1", "q2", "qf", "qf1", "qf2", "pi", "vf",
+                    "alpha"})
+#: Of those, the critic's: a regression onto TD targets (DDPG's, TD3's, SAC's critic; PPO's value function)
+_CRITIC = frozenset({"critic", "value", "q", "q1", "q2", "qf", "qf1", "qf2", "vf"})
 #: Parts named with no split make a sum only this many or more together (two could be any pair)
 _BARE_PARTS = 3
 
@@ -129,7 +139,32 @@ def _groups(run: RunLog) -> list[_Group]:
         else:
             g.members.append(s)
             g.parts.add(part)
-    return [g for (_, form), g in found.items() if not form.startswith("bare_") or len(g.members) >= _BARE_PARTS]
+    for g in found.values():
+        g.agent = any(set(re.split(r"[_.]", p)) & _AGENT for p in g.parts)
+    return [g for (_, form), g in found.items() if not form.startswith("bare_") or len(g.members) >= _BARE_PARTS
+            or g.agent]
+
+
+def _agent_critic(run: RunLog, g: _Group) -> None:
+    """An agent's actor (policy) and critic (value, Q) losses are two objectives, whatever the split is
+    called: a negated Q value and a TD regression add up to no loss (logsweep97 rl_ddpg_baselines:
+    train/loss_actor ~ -2000 and train/loss_critic ~ 5000 were read as one "train/loss"). Nothing is
+    summed; in a run on its own rollouts (an episode return logged) the one critic's loss is read as
+    the training loss, judged as an agent's loss is (for NaN/Inf and a blow-up, not for falling)."""
+    from gradhealth.logs.detectors.rl import on_rollouts  # (detectors import this module's helpers)
+
+    if g.role != "loss" or any(s.role == "loss" for s in run.series) or not on_rollouts(run):
+        return
+    critics = [m for m in g.members if set(re.split(r"[_./]", m.name.strip()[len(g.head):].lower())) & _CRITIC]
+    if len(critics) != 1:
+        return
+    (critic,) = critics
+    critic.role = "loss"
+    others = ", ".join(m.name.strip() for m in g.members if m is not critic)
+    run.warnings.append(LogWarning(
+        "derived_loss", f"{run.source}: no training loss is logged; the check reads {critic.name.strip()}, the "
+        f"agent's critic (value) loss, as it, judged as an agent's loss is (NaN/Inf and a blow-up, not a fall)"
+        + (f"; {others}, a separate objective, is not added to it" if others else "")))
 
 
 def _last_per_step(s: Series) -> tuple[np.ndarray, np.ndarray]:
@@ -172,6 +207,10 @@ def add_component_losses(run: RunLog) -> RunLog:
     logged = {s.role for s in run.series}
     groups = _groups(run)
     for g in groups:
+        if g.agent:
+            _agent_critic(run, g)
+            logged = {s.role for s in run.series}
+            continue
         if g.aggregate or g.role in logged:
             continue
         if len(g.members) == 1:

@@ -219,13 +219,18 @@ def reward_collapse(run: RunLog, t: LogThresholds) -> list[Finding]:
         # is a peak inside the first tenth the start is the median of: the running median's edge
         # window there is the start itself, not a climb from it (logsweep52: a PPO's ep_rew_mean
         # 15000 at its first point decaying to ~1600, "climbed from 2738 to 3948")
-        if gain <= 0 or gain < 4 * noise or i_peak < head or i_peak >= n - tail or gain < start - end:
-            fell = _fell_below_start(s, steps, sm, start, end, noise, tail, run)
+        climbed = gain > 0 and gain >= 4 * noise and i_peak >= head
+        if not climbed or i_peak >= n - tail or gain < start - end:
+            late = _late_collapse(run, s, steps, v, sm, i_peak, start, gain, noise) if climbed else None
+            fell = late or _fell_below_start(s, steps, sm, start, end, noise, tail, run)
             if fell is not None:
                 out.append(fell)
             continue
         kept = (end - start) / gain
         if kept >= 0.5 or not np.all(sm[-tail:] < start + 0.5 * gain):
+            late = _late_collapse(run, s, steps, v, sm, i_peak, start, gain, noise)
+            if late is not None:
+                out.append(late)
             continue
         best = float(steps[i_peak])
         out.append(finding(
@@ -240,6 +245,63 @@ def reward_collapse(run: RunLog, t: LogThresholds) -> list[Finding]:
             [R.early_stopping(best, max(2, tail // 2), where=s.where(best)),
              *_exploring(run, s, [lower_lr(run, at_step=best, why=f"{s.name} collapsed after {s.where(best)}")])]))
     return _evaluations_folded(_one_per_quantity(run, out, plain))[:3]
+
+
+#: A collapse that began late or partly recovered (:func:`_late_collapse`): the running median held
+#: below the halfway mark (half the gain lost) for this share of the run's points or more (the
+#: running median's own window, a tenth: one window of bad episodes is not a collapse) ...
+_LATE_SHARE = 0.1
+#: ... and the run ends with at least this share of the gain still lost (its last running median)
+_LATE_LOST = 0.25
+
+
+def _late_collapse(run: RunLog, s: Series, steps: np.ndarray, v: np.ndarray, sm: np.ndarray, i_peak: int,
+                   start: float, gain: float, noise: float) -> Finding | None:
+    """An outcome that climbed (``gain`` over ``start`` to its peak at ``i_peak``, 4 times its noise or
+    more), then lost more than half of that gain for a tenth of the run or more, and ends with a
+    quarter of the gain or more still lost, the gain and the loss both 4 standard errors or more (of a
+    running median, or of the early level counted as few samples, :func:`_early_se`): a
+    collapse that began in the last fifth, or one followed by a partial recovery, which the last
+    fifth's test misses (logsweep97 rl_ppo_invpendulum_collapse: 11 -> 975 at 60% of the run, down to
+    245, back to 515 by the end, the last fifth opening at 796)."""
+    n = len(v)
+    w = max(3, (n // 10) | 1)
+    halfway = start + 0.5 * gain
+    below = np.append(sm[i_peak:] < halfway, False)
+    # the longest run of running medians under the halfway mark after the peak
+    best_len, best_at, run_at = 0, -1, -1
+    for i, b in enumerate(below):
+        if b and run_at < 0:
+            run_at = i
+        elif not b and run_at >= 0:
+            if i - run_at > best_len:
+                best_len, best_at = i - run_at, run_at
+            run_at = -1
+    last = float(sm[-1])
+    peak = start + gain
+    # the standard error of a running median, and of the early level counted as few samples where the
+    # points are a running mean (SB3's ep_rew_mean over 100 episodes wanders by more than it steps)
+    se = max(1.2533 * noise / math.sqrt(w), _early_se(v, max(2, n // 10), noise)[1])
+    if gain < 4 * se or best_len < max(3, math.ceil(_LATE_SHARE * n)) or (peak - last) < max(_LATE_LOST * gain, 4 * se):
+        return None
+    i_low = i_peak + int(np.argmin(sm[i_peak:]))
+    low = float(sm[i_low])
+    best, at_low, stop = float(steps[i_peak]), float(steps[i_low]), i_peak + best_at + best_len
+    lost = (peak - last) / gain
+    recovered = last > float(median(v[i_peak + best_at:stop]))
+    return finding(
+        "reward_collapse", "warning",
+        f"{_named(run, s)} climbed from {start:.4g} to {peak:.4g} ({s.where(best)}), fell to {low:.4g} "
+        f"({s.where(at_low)}) and {'recovered only to' if recovered else 'ended at'} {last:.4g}: more than half of its "
+        f"gain lost over {best_len} of {n} points, {lost:.0%} of it still lost at the end (running medians)",
+        "The agent got better and then much worse; the run ends well short of its best. Updates too large for "
+        "the policy at that stage (an actor's or critic's learning rate, a target network updated too fast, Q "
+        "overestimation) undo what it learnt. The best policy was the one at the peak.",
+        {"metric": s.name, "steps": [_num(best), _num(float(steps[-1]))], "value": lost,
+         "threshold": _LATE_LOST, "start": start, "peak": peak, "last": last, "best_step": _num(best),
+         "trough": low, "trough_step": _num(at_low), "points_below_halfway": best_len},
+        [R.early_stopping(best, max(2, w // 2), where=s.where(best)),
+         *_exploring(run, s, [lower_lr(run, at_step=best, why=f"{s.name} collapsed after {s.where(best)}")])])
 
 
 #: An agent's exploration logged beside its return: epsilon-greedy's epsilon, a policy's entropy
