@@ -1898,7 +1898,9 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
                 if after is not None:
                     results[id(remedy)] = after
             elif edit is None:
-                remedy.unverified = "not_simulable"   # (its change says so in words too)
+                # (its change says so in words too): by its kind, an optimizer or schedule change
+                # a change to training, else one to the model's code (modsweep48 #wording 1)
+                remedy.unverified = R.unmeasured_reason(remedy.id)
             else:
                 remedy.unverified = "skipped"
             remedies.append(remedy)
