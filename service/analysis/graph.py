@@ -4356,3 +4356,73 @@ def initial_sharpness(run: GraphRun, device: str | None = None,
         note = f"{note}; {own}" if note else own
     return Sharpness(top, iterations=used, parameters=sum(p.numel() for p in params), note=note,
                      scale_invariant=left_out)
+
+
+# --- packed parameters, slice by slice ---------------------------------------------------------
+
+#: The slices of a packed q/k/v projection (``nn.MultiheadAttention``'s ``in_proj_weight`` and
+#: ``in_proj_bias``, rows [q; k; v] when ``_qkv_same_embed_dim``), in order.
+QKV = ("q", "k", "v")
+
+
+@dataclass
+class PackedSlices:
+    """One packed q/k/v projection's gradient, slice by slice, over the seeds: the layer table's one
+    norm over ``in_proj_weight`` hides a slice with none (modsweep48 ppmgcn_miltrans: Q and K exactly 0,
+    V 0.11, one norm 0.087). ``lengths``: the key sequence's length along ``axis`` (of the key tensor
+    as the module received it) at each call, every seed."""
+
+    module: str
+    norms: dict[str, list[float]]
+    batch_first: bool
+    axis: int
+    lengths: list[int]
+
+
+def packed_slice_grads(run: GraphRun, device: str | None = None) -> list[PackedSlices]:
+    """Each packed q/k/v projection's gradient norm per slice (weight and bias rows together) over
+    the run's seeds, on each seed's copy and batch as the simulation takes them, with the attended
+    length of each call. Empty where there is none, or the forward or backward fails."""
+    if not any(isinstance(m, nn.MultiheadAttention) and m._qkv_same_embed_dim for m in run.model.modules()):
+        return []  # (no copy made: most networks hold none)
+    dev = pick_device(device or "auto")
+    found: dict[str, PackedSlices] = {}
+    try:
+        for seed in range(run.seeds):
+            net = _copy_for_seed(run, seed, dev)
+            named = {m: n for n, m in net.named_modules()
+                     if isinstance(m, nn.MultiheadAttention) and m._qkv_same_embed_dim
+                     and isinstance(m.in_proj_weight, nn.Parameter) and m.in_proj_weight.requires_grad}
+            if not named:
+                return []
+            handles = []
+            for m, name in named.items():
+                entry = found.setdefault(name, PackedSlices(name, {s: [] for s in QKV}, bool(m.batch_first),
+                                                             1 if m.batch_first else 0, []))
+
+                def note(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any],
+                         _entry: PackedSlices = entry) -> None:
+                    key = args[1] if len(args) > 1 else kwargs.get("key")
+                    if isinstance(key, torch.Tensor) and key.dim() == 3:
+                        _entry.lengths.append(int(key.shape[_entry.axis]))
+                    elif isinstance(key, torch.Tensor) and key.dim() == 2:  # unbatched (L, E)
+                        _entry.lengths.append(int(key.shape[0]))
+                handles.append(m.register_forward_pre_hook(note, with_kwargs=True))
+            xs = _seed_inputs(run, seed, dev)
+            try:
+                with _guarded(run), head_logits(run, net) as logits:
+                    value = call(net, xs, run.keywords, run.nest)
+                    loss, _ = _loss(run, value, seed, logits)
+                loss.backward()
+            finally:
+                for h in handles:
+                    h.remove()
+            for m, name in named.items():
+                w, b = m.in_proj_weight.grad, m.in_proj_bias.grad if m.in_proj_bias is not None else None
+                parts = [w.chunk(3, 0) if w is not None else None, b.chunk(3, 0) if b is not None else None]
+                for k, s in enumerate(QKV):
+                    sq = sum(float(p[k].detach().double().pow(2).sum()) for p in parts if p is not None)
+                    found[name].norms[s].append(math.sqrt(sq) if parts[0] is not None else 0.0)
+    except (RuntimeError, ValueError, FloatingPointError, NotImplementedError):
+        return []
+    return list(found.values())

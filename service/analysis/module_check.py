@@ -77,6 +77,7 @@ from gradhealth.analysis.graph import (
     output_op,
     own_dtype,
     own_parameters,
+    packed_slice_grads,
     parametrized_weight,
     precision_name,
     rate_probe,
@@ -1660,6 +1661,76 @@ def _own_dtype_overflow(det: Detection, run: GraphRun, result: SimulationResult,
         evidence=evidence, units=[unit])
 
 
+#: A packed slice's gradient norm at or under this share of its largest sibling's counts as none: the
+#: round-off of float64 sums, far below any gradient that moves a weight (softmax over one key gives
+#: exactly 0; a dot product's round-off is ~1e-16 of its terms).
+_ZERO_SLICE_SHARE = 1e-12
+
+
+def _zero_slices(run: GraphRun, thresholds: Thresholds, device: str | None) -> Detection | None:
+    """A packed q/k/v projection (``nn.MultiheadAttention``'s ``in_proj_weight``) one of whose slices
+    gets no gradient in any seed while another does, judged as a layer with no gradient is: the one
+    norm over the packed tensor hides it (modsweep48 ppmgcn_miltrans: a TransformerEncoder without
+    batch_first fed ``x.unsqueeze(0)``, (1, N, C), attends over sequences of length 1; softmax over one
+    key is constantly 1, so Q and K get exactly 0 and V 0.11, and the layer read healthy). Where every
+    call attended over one position, the finding says so, with the axis and the remedy. A slice that
+    is small but not zero is not judged: Q and K gradients sit well below V's at initialisation in a
+    healthy Transformer (near-uniform attention), and the depth thresholds are not calibrated on that
+    ratio."""
+    packed = packed_slice_grads(run, device)
+    hit: list[tuple[Any, list[str]]] = []
+    for p in packed:
+        top = [max(vals) for vals in zip(*p.norms.values(), strict=True)]  # per seed
+        if not top or not all(t > 0 and math.isfinite(t) for t in top):
+            continue
+        zero = [s for s, vals in p.norms.items()
+                if all(v <= _ZERO_SLICE_SHARE * t for v, t in zip(vals, top, strict=True))]
+        if zero:
+            hit.append((p, zero))
+    if not hit:
+        return None
+    names = [f"{p.module}.in_proj_weight[{s}]" for p, zero in hit for s in zero]
+    shown = first_few(names, R.NAMED_LAYERS)
+    single = [p for p, _ in hit if p.lengths and set(p.lengths) == {1}]
+    evidence: dict[str, Any] = {
+        "metric": "packed_slice_grad_norm", "value": 0.0, "threshold": thresholds.vanishing_warning,
+        "layers": list(dict.fromkeys(p.module for p, _ in hit)), "zero_slices": names, "disconnected": True,
+        "slice_grad_norms": {f"{p.module}.in_proj_weight[{s}]": float(np.exp(np.mean(np.log(v)))) if min(v) > 0 else 0.0
+                             for p, _ in hit for s, v in p.norms.items()},
+    }
+    summary = f"no gradient reaches {shown}: a slice of a packed q/k/v projection gets exactly 0 in every seed"
+    explanation = (
+        f"nn.MultiheadAttention packs the query, key and value projections into one in_proj_weight (rows q, k, "
+        f"v), and the layer table's one norm over it hides a slice with none: {shown} "
+        f"{'gets' if len(names) == 1 else 'get'} exactly no gradient while the other slices do, so "
+        f"{'it does' if len(names) == 1 else 'they do'} not learn.")
+    if single:
+        p = single[0]
+        axis_words = ("1 (batch_first=True: (batch, seq, feature))" if p.batch_first
+                      else "0 (batch_first=False: (seq, batch, feature))")
+        evidence.update(attended_axis=p.axis, attended_length=1, batch_first=p.batch_first,
+                        single_position=[q.module for q in single])
+        summary += f"; it attends over sequences of length 1 (axis {p.axis} of its input)"
+        explanation += (
+            f" {first_few([q.module for q in single], R.NAMED_LAYERS)} attended over axis {axis_words} of its input, "
+            "whose length is 1 in every call: softmax over a single key is constantly 1, so the attention "
+            "weights do not depend on the queries or keys and Q and K get no gradient; each position attends "
+            "only to itself and nothing is mixed. This is most often a layout mix-up: "
+            + ("a (1, N, features) tensor (x.unsqueeze(0)) read with batch_first=False puts the N items in the "
+               "batch axis. Build the layer with batch_first=True for (batch, seq, feature) inputs, or permute the "
+               "input to (seq, batch, feature)."
+               if not p.batch_first else
+               "a (N, 1, features) tensor (x.unsqueeze(1)) read with batch_first=True puts the N items in the "
+               "batch axis. Build the layer with batch_first=False for (seq, batch, feature) inputs, or permute the "
+               "input to (batch, seq, feature).")
+            + " If one position is meant, the attention is an identity on V and can be replaced by a linear layer.")
+    else:
+        explanation += (" The output does not depend on what that slice computes: check what the attention "
+                        "reads (its masks, its sequence length, the data layout).")
+    return Detection("vanishing_gradient", thresholds.vanishing(0.0) or "error", "packed_slice_grad_norm", 0.0,
+                     summary, explanation, evidence)
+
+
 def _native_overflow(run: GraphRun, device: str | None) -> Detection | None:
     """A nonfinite error when the forward overflows in the model's own dtype though the float64
     simulation stays finite (:func:`native_nonfinite`). No remedy is simulated for it: in float64
@@ -1896,6 +1967,9 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
                       if overflow is not None else detections)
     verifier = _Verifier(run, result, thresholds, device, budget)
     detections = [_gated(det, result, verifier) or det for det in detections]
+    sliced = _zero_slices(run, thresholds, device)  # (no remedy on a copy: its explanation names the fix)
+    if sliced is not None:
+        detections.append(sliced)
     findings: list[Finding] = []
     far = far_targets(run.target_samples)  # the run's, whatever the finding
     for i, det in enumerate(detections):
@@ -1917,7 +1991,9 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
                 if after is not None:
                     results[id(remedy)] = after
             elif edit is None:
-                remedy.unverified = "not_simulable"   # (its change says so in words too)
+                # (its change says so in words too): by its kind, an optimizer or schedule change
+                # a change to training, else one to the model's code (modsweep48 #wording 1)
+                remedy.unverified = R.unmeasured_reason(remedy.id)
             else:
                 remedy.unverified = "skipped"
             remedies.append(remedy)

@@ -13,7 +13,7 @@ import numbers
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from gradhealth.core.catalog import REMEDIES
 from gradhealth.core.document import Remedy
@@ -280,6 +280,21 @@ def normalise_inputs(where: str, rms: float, patch: Patch = ()) -> Remedy:
 #: (kerassweep24: a trained char-RNN's orthogonal init "FIXED 1.91e+06 -> 6.03e-05").
 REDRAWS_WEIGHTS = frozenset({"he_init", "xavier_init", "lecun_init", "orthogonal_init", "relu_family_activation",
                              "gated_recurrent_cell", "zero_bias"})
+
+#: Remedies that change the training configuration (the optimizer, its learning rate and schedule, its
+#: clipping or weight decay), not the model's code: where no re-simulation measures one, it is a
+#: training-time change (``unverified="training_time"``), never "a change to the model's code"
+#: (modsweep48: a Post-LN warning's lower rate + warm-up read as a model rewrite).
+TRAINING_CONFIG = frozenset({"lower_learning_rate", "raise_learning_rate", "positive_learning_rate",
+                             "gradient_clipping", "weight_decay"})
+
+
+def unmeasured_reason(remedy_id: str) -> Literal["training_time", "not_simulable"]:
+    """Why a remedy that no change on a copy measures carries no measurement, by its kind: a change
+    to the training configuration (:data:`TRAINING_CONFIG`) is ``training_time``; any other (a new
+    structure, a norm moved in hand-written code) ``not_simulable``."""
+    return "training_time" if remedy_id in TRAINING_CONFIG else "not_simulable"
+
 
 #: What the re-simulation of each of :data:`REDRAWS_WEIGHTS` measured, in words.
 _FRESH_SUBJECT = {
