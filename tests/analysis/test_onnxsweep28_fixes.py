@@ -63,3 +63,53 @@ def test_the_same_pooling_over_several_steps_gets_no_such_finding() -> None:
     model = model.float()
     doc = check_onnx(export(model, torch.randn(2, 3, 8)), loss="mse", verify=False)
     assert not _zero_findings(doc)
+
+
+# --- 4. an op outside the ONNX standard (onnxsweep28 qs_deeptrans: tf2onnx's Erfc) ----------------
+
+
+def _erfc_model() -> bytes:
+    import onnx
+    from onnx import TensorProto, helper
+    node = helper.make_node("Erfc", ["x"], ["y"], name="ffn/Gelu/Erfc")
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4])])
+    return onnx.helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString()
+
+
+def test_an_op_outside_the_onnx_standard_is_refused_as_an_invalid_file() -> None:
+    import onnx
+    import pytest
+
+    from gradhealth.analysis.importers import ModelError
+    data = _erfc_model()
+    assert not onnx.defs.has("Erfc")  # the standard's own registry, independent of the tool
+    with pytest.raises(onnx.checker.ValidationError):
+        onnx.checker.check_model(onnx.load_from_string(data))
+    with pytest.raises(ModelError) as err:
+        check_onnx(data, loss="mse", verify=False)
+    said = str(err.value)
+    assert "Erfc is no operator of the ONNX standard" in said and "not valid ONNX" in said
+    assert "gelu(approximate=True)" in said
+
+
+# --- 5. unnamed nodes pointed at by op and index (onnxsweep28 superres) ---------------------------
+
+
+def test_an_unnamed_node_gets_a_pointer_of_its_op_and_index() -> None:
+    import onnx
+    torch.manual_seed(0)
+    model = onnx.load_from_string(export(nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 4)),
+                                         torch.randn(2, 8)))
+    for node in model.graph.node:
+        node.name = ""  # as torch 1.1 left them
+    for init in model.graph.initializer:  # no weight path to name the layer by either
+        init.name = init.name.replace(".", "_")
+    for node in model.graph.node:
+        node.input[:] = [i.replace(".", "_") for i in node.input]
+    doc = check_onnx(model.SerializeToString(), loss="mse", verify=False)
+    pointers = [u.pointer for u in doc.layers]
+    ops = [(i, n.op_type) for i, n in enumerate(model.graph.node)]
+    assert pointers and all(p != "node:" for p in pointers)
+    # each pointer names a node by its op and its index in the graph, as the file has them
+    assert all(p.removeprefix("node:") in {f"{op}_{i}" for i, op in ops} for p in pointers), pointers
