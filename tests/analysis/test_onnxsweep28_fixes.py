@@ -113,3 +113,23 @@ def test_an_unnamed_node_gets_a_pointer_of_its_op_and_index() -> None:
     assert pointers and all(p != "node:" for p in pointers)
     # each pointer names a node by its op and its index in the graph, as the file has them
     assert all(p.removeprefix("node:") in {f"{op}_{i}" for i, op in ops} for p in pointers), pointers
+
+
+# --- 5b. the loss-at note of an integer output (onnxsweep28 mnist_op7_uint8) ----------------------
+
+
+def test_the_note_of_an_argmax_output_names_the_float_tensor_it_is_made_of() -> None:
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    w = numpy_helper.from_array(np.random.default_rng(0).normal(size=(10, 8)).astype(np.float32), "fc_w")
+    nodes = [helper.make_node("Gemm", ["x", "fc_w"], ["logits"], transB=1, name="fc"),
+             helper.make_node("ArgMax", ["logits"], ["idx"], axis=1, keepdims=0, name="am"),
+             helper.make_node("Cast", ["idx"], ["output"], to=TensorProto.UINT8, name="cast")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 8])],
+                              [helper.make_tensor_value_info("output", TensorProto.UINT8, [4])], [w])
+    data = onnx.helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString()
+    doc = check_onnx(data, loss="mse", verify=False)
+    said = " ".join(n for n in doc.notes) if hasattr(doc, "notes") else doc.model_dump_json()
+    # 'output' is the uint8 output: the floating-point tensor is the one it is made from
+    assert "floating-point tensor that 'output' is computed from (through" in said, said

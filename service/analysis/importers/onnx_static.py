@@ -1312,7 +1312,7 @@ def _choose_outputs(graph: Any, output: str | None = None) -> tuple[list[str], s
             return sources, (f"no graph output is a floating-point tensor computed from the inputs ({out!r} is "
                              f"{_elem_name(graph, out, floats, producer, reached)}); the loss is taken at {shown}, the "
                              f"{'logits' if made in ('Softmax', 'LogSoftmax', 'Log') else 'floating-point tensor'} "
-                             f"{out!r} is computed from through {_cut_ops(out, producer, reached)}"
+                             f"that {out!r} is computed from (through {_cut_ops(out, producer, reached)})"
                              f"{' (joined along the last axis, one head each)' if len(sources) > 1 else ''}; "
                              "--loss-at NAME chooses another"), False
     for out in graph.output:
