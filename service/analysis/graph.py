@@ -971,6 +971,10 @@ class Tracer:
         #: activation: a Keras Dense(softmax), an ONNX Softmax after a Gemm); the live door reads
         #: every softmax as a function instead (:class:`FunctionalOps`)
         self.softmaxes: list[SoftmaxCall] = []
+        #: the weight units read last before a softmax whose every output is exactly 1 (over an axis of
+        #: one element: attention pooling over one step), either door's: their output cannot change the
+        #: softmax's, so they get no gradient (:func:`singleton_softmax`)
+        self.singleton_softmax: set[str] = set()
         self.model = model
         #: the autograd nodes of in-place residual sums the forward made (``x += residual``, read by
         #: :class:`FunctionalOps`): the node the sum gave the tensor, and where the tensor is a view
@@ -1038,6 +1042,8 @@ class Tracer:
         remedy's copy asks (its replacement returned as the module's output)."""
         inp, out = first_tensor(args), first_tensor(output)
         rec = self.units[-1] if self.units else None
+        if rec is not None and out is not None and singleton_softmax(out):
+            self.singleton_softmax.add(rec.name)
         if (inp is None or out is None or rec is None or rec.role.kind != "weight" or rec.activation is not None
                 or not out.is_floating_point() or out.dim() < 2 or inp.shape != out.shape
                 or not _reads(inp, rec, out)):
@@ -1558,6 +1564,12 @@ class SoftmaxCall:
     hidden: tuple[int, torch.Tensor] | None = None
 
 
+def singleton_softmax(out: torch.Tensor) -> bool:
+    """Whether a softmax's output is exactly 1 everywhere: it ran over an axis of one element (any
+    row of two or more entries sums to 1 with each under 1), so its input cannot change it."""
+    return out.is_floating_point() and out.numel() > 0 and bool((out.detach() == 1).all())
+
+
 def softmax_gain(out: torch.Tensor, dim: int) -> torch.Tensor:
     """The root-mean-square gain of a softmax's Jacobian J = diag(p) - pp^T over ``dim`` (0-d): the
     mean over rows of sqrt(||J||_F^2 / k), what a random backward signal keeps through it. A flat row
@@ -1740,6 +1752,8 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
         remedy's copy asks; returns the call's output."""
         inp = args[0] if args else kwargs.get("input")
         dim = args[1] if len(args) > 1 else kwargs.get("dim")
+        if isinstance(out, torch.Tensor) and self.tracer.units and singleton_softmax(out):
+            self.tracer.singleton_softmax.add(self.tracer.units[-1].name)
         if not (isinstance(inp, torch.Tensor) and isinstance(out, torch.Tensor) and isinstance(dim, int)
                 and out.is_floating_point() and out.dim() >= 1 and inp.shape == out.shape and out.shape[dim] >= 2):
             return out
@@ -3156,6 +3170,8 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
         own = {rec.name: own_parameters(rec.module) for rec in records
                if not figures.units.get(rec.name, {}).get("no_samples")}
         add_step_ratios(figures.units, own, run.optimizer)
+    for name in tracer.singleton_softmax:
+        figures.units.setdefault(name, {})["singleton_softmax"] = 1.0
     if isinstance(functional, FunctionalOps) and functional.softmaxes:  # (no tensors of theirs read above)
         softmax_figures(functional.softmaxes, value, records, figures)
     elif tracer.softmaxes:  # an imported graph's softmax modules over a layer's features

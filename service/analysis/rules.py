@@ -755,6 +755,86 @@ def detached_units(result: SimulationResult) -> list[UnitStats]:
             and bool(np.all(u.values.get("grad_norm", np.array([math.nan])) == 0))]
 
 
+def silent_units(result: SimulationResult) -> list[UnitStats]:
+    """Layers of the trunk whose gradient is exactly 0 in every seed, weights and output alike,
+    while other layers get one, with nothing that explains it: no weight of the network is zero
+    (a designed zero init holds such layers for a step), the layer is not cut or detached, its
+    gradient is no float round-off and no activation after it is dead or saturated. The output
+    does not depend on them: an attention-pooling score layer under a softmax over an axis of one
+    element (whose output is 1 whatever the scores), a gate whose product a later step cancels.
+    The depth ratio runs along one path and drops layers at its end with no gradient (those a
+    designed zero holds), so a side branch's zero was never compared (onnxsweep28 loto_gru)."""
+    units = trunk(result)
+    if len(units) < 2 or zero_layers(result):
+        return []
+    if any(_all_seeds(u, "grad_norm", lambda g: g == 0) and np.any(np.nan_to_num(u.values.get("output_grad_norm", 0)) > 0)
+           for u in weighted_units(result)):
+        # a layer with a gradient at its output and none on its weights: a zero scale after its
+        # product (a norm scale started at zero, timm's zero_init_last) holds it and the layers that
+        # feed that branch at 0 by design, for one step (tests/analysis/test_zero_init.py)
+        return []
+
+    def zero(u: UnitStats, metric: str) -> bool:
+        return metric in u.values and bool(np.all(u.values[metric] == 0))
+
+    silent = [u for u in units if zero(u, "grad_norm") and zero(u, "output_grad_norm") and not cut_off(u)
+              and "detached" not in u.values
+              and not bool(np.any(u.values.get("round_off_gradient", np.zeros(1)) == 1))]
+    reached = [u for u in weighted_units(result) if u not in silent
+               and _all_seeds(u, "output_grad_norm", lambda g: np.nan_to_num(g) > 0)]
+    if not silent or not reached:
+        return []
+    out = []
+    for u in silent:
+        reach = _reach(result, u.name)
+        after = [o for o in result.units if reach is None or o.name in reach]
+        if not _activation_explains_zero(after):
+            out.append(u)
+    return out
+
+
+def _silent_side(result: SimulationResult, ratio: float) -> list[UnitStats]:
+    """:func:`silent_units`, where the depth ratio (``ratio``) does not already read 0 and no
+    detach explains them (those are findings of their own)."""
+    if ratio == 0 or detached_units(result):
+        return []
+    return silent_units(result)
+
+
+def _silent_detection(code: str, severity: str, silent: list[UnitStats], result: SimulationResult,
+                      t: Thresholds) -> Detection:
+    """vanishing_gradient for :func:`silent_units`: no gradient reaches them, though it reaches the
+    rest; where a softmax over an axis of one element reads them, said as the cause."""
+    names = _named(silent)
+    one = len(silent) == 1
+    singleton = [u for u in silent if bool(np.any(u.values.get("singleton_softmax", np.zeros(1)) == 1))]
+    evidence: dict[str, Any] = {
+        "metric": "output_grad_ratio_first_to_last", "value": 0.0, "threshold": t.vanishing_warning,
+        "layers": [u.name for u in silent], "no_gradient_layers": [u.name for u in silent], "disconnected": True}
+    if singleton:
+        evidence["singleton_softmax"] = [u.name for u in singleton]
+        cause = (
+            f"A softmax over an axis of one element reads {_named(singleton)}'s output (attention pooling over a "
+            "sequence of length 1, one token or one time step): a softmax over one element is 1 whatever its input, "
+            "so the scores cannot change the output and get exactly no gradient. The layer is dead weight as the "
+            "model is used: if the model is meant to pool over several steps, feed it sequences longer than one "
+            "(check the reshape before it, (batch, 1, features) where (batch, steps, features) was meant); if one "
+            "step is all it ever sees, remove the scoring layer and the softmax.")
+    else:
+        cause = (
+            "The output does not depend on their output at all, though no weight is zero, no activation after them "
+            "is dead or saturated and the graph is not cut: something after them removes their contribution (a "
+            "softmax or normalisation over an axis of one element, a gate whose product a later step cancels, a "
+            "slice or mask that drops their part). Check what reads their output.")
+    return Detection(
+        code, severity, "output_grad_ratio_first_to_last", 0.0,
+        f"no gradient reaches {names}: {'its' if one else 'their'} gradient is exactly 0 in every seed while the "
+        "other layers get one, so the weights never change",
+        f"{cause} Normalisation or another init does not help: no factor along the path is small, the path is "
+        "missing.",
+        evidence, silent)
+
+
 def _detached_on_path(result: SimulationResult) -> list[UnitStats]:
     """:func:`detached_units`, unless the path's first layer is cut itself (a detach after the
     backbone): the depth ratio's own reading, "no gradient reaches the first layer", says that."""
@@ -926,6 +1006,8 @@ class VanishingGradient(ArchitectureRule):
         # none reaches any layer behind a designed zero readout: 0, judged as a designed zero init (a note)
         if math.isnan(ratio) and silenced_by_design(result):
             return 0.0
+        if _silent_side(result, ratio):
+            return 0.0  # a layer the output does not depend on, off the path the ratio runs along
         # a starved middle that skip paths around it hide from the ends (a U-Net without batch norm)
         middle = _starved(result, ratio)
         return middle.ratio if middle is not None else ratio
@@ -938,6 +1020,8 @@ class VanishingGradient(ArchitectureRule):
             if severity == "warning" and adaptive_steps_even(result, middle.unit.name) is not None:
                 return "info"
             return severity
+        if _silent_side(result, depth_ratio(result)[0]):
+            return "warning"  # (the rest of the network learns; these layers never do)
         if _detached_on_path(result):
             # a warning: a detach may be meant (a target network another rule updates, an EMA),
             # an error where the path's own ratio is one
@@ -1008,6 +1092,9 @@ class VanishingGradient(ArchitectureRule):
         if collapse is not None and (math.isnan(value) or t.vanishing(value) is None):
             return _collapse_detection(self.code, severity, value, collapse, t)
         detached = _detached_on_path(result)
+        silent = _silent_side(result, depth_ratio(result)[0])
+        if silent:
+            return _silent_detection(self.code, severity, silent, result, t)
         middle = _starved(result, depth_ratio(result)[0]) if not detached else None
         if middle is not None:
             return _starved_middle(self.code, severity, value, middle, result, t, dead)

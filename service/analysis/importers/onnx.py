@@ -2415,7 +2415,8 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
         used[name] = used.get(name, 0) + 1
         if used[name] > 1:
             name = f"{name}#{used[name]}"
-        names.append((name, f"node:{node.name}"))
+        # (an unnamed node, torch 1.1's: pointed at by its op and index, as it is named, never "node:")
+        names.append((name, f"node:{node.name or _unnamed(node)}"))
     if problems:
         raise ModelError(f"unsupported ONNX ops: {', '.join(problems)}")
     # Initializers a parameter-free op reads (shared weights the exporter passes through an

@@ -1312,7 +1312,7 @@ def _choose_outputs(graph: Any, output: str | None = None) -> tuple[list[str], s
             return sources, (f"no graph output is a floating-point tensor computed from the inputs ({out!r} is "
                              f"{_elem_name(graph, out, floats, producer, reached)}); the loss is taken at {shown}, the "
                              f"{'logits' if made in ('Softmax', 'LogSoftmax', 'Log') else 'floating-point tensor'} "
-                             f"{out!r} is computed from through {_cut_ops(out, producer, reached)}"
+                             f"that {out!r} is computed from (through {_cut_ops(out, producer, reached)})"
                              f"{' (joined along the last axis, one head each)' if len(sources) > 1 else ''}; "
                              "--loss-at NAME chooses another"), False
     for out in graph.output:
@@ -1949,6 +1949,33 @@ def sklearn_hint(graph: Any, supported: frozenset[str] | set[str] = SUPPORTED_OP
             "layers, can be checked)")
 
 
+#: What writes an op outside the ONNX standard into the default domain, and how to re-export.
+_NONSTANDARD_SOURCES = {
+    "Erfc": "tf2onnx writes it for Keras' exact GELU (gelu(approximate=False)): re-export with "
+            "gelu(approximate=True), or with a converter version that writes Erf",
+}
+
+
+def nonstandard_hint(graph: Any, supported: frozenset[str] | set[str] = SUPPORTED_OPS) -> str:
+    """For a refusal: the unsupported ops of the default domain that are no operator of the ONNX
+    standard at all (``onnx.defs.has`` false: ``onnx.checker`` rejects the file and onnxruntime
+    would not load it), so the file is invalid, not an op the check lacks (onnxsweep28
+    qs_deeptrans: tf2onnx's Erfc). Empty where there is none, or onnx is not installed."""
+    try:
+        from onnx import defs
+    except ImportError:  # (torch-free submission without onnx: the ops are listed as they are)
+        return ""
+    ops = list(dict.fromkeys(n.op_type for n in graph.node if n.domain in ("", "ai.onnx")
+                             and op_key(n) not in supported and not defs.has(n.op_type)))
+    if not ops:
+        return ""
+    how = "; ".join(f"{op}: {_NONSTANDARD_SOURCES[op]}" for op in ops if op in _NONSTANDARD_SOURCES)
+    return (f"; {', '.join(ops)} {'is no operator' if len(ops) == 1 else 'are no operators'} of the ONNX standard "
+            "(in its default domain): the file is not valid ONNX (onnx.checker rejects it, onnxruntime would not "
+            "load it), whatever wrote it; re-export the model with standard ops"
+            + (f" ({how})" if how else ""))
+
+
 def unsupported_refusal(model: Any, missing_ops: list[str],
                         supported: frozenset[str] | set[str] = SUPPORTED_OPS) -> str:
     """The refusal of a graph with ops the interpreter has no builder for. Where the ops say what the
@@ -1958,7 +1985,8 @@ def unsupported_refusal(model: Any, missing_ops: list[str],
     check merely lacks (onnxsweep27 titanic_tree). Otherwise the ops lead, with what to do where
     something can be done (a recursive function, random ops)."""
     ops = ", ".join(missing_ops)
-    reason = f"{quantised_hint(model.graph, supported)}{sklearn_hint(model.graph, supported)}"
+    reason = (f"{quantised_hint(model.graph, supported)}{sklearn_hint(model.graph, supported)}"
+              f"{nonstandard_hint(model.graph, supported)}")
     rest = f"{function_hint(model, missing_ops)}{noise_hint(model.graph)}"
     if reason:
         return f"{reason.removeprefix('; ')}; its unsupported ONNX ops: {ops}{rest}"
