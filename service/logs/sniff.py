@@ -143,6 +143,8 @@ def detect(path: Path, hint: str | None = None) -> Reader:
         raise UnknownLogFormat(f"{path.name} is a Git LFS pointer, not the log itself: fetch the real "
                                "file (git lfs pull in the repository it came from) and check that")
     all_readers = registry.readers()
+    if (hint is None or hint == "text") and (boosting := boosting_log(head)) is not None:
+        raise UnknownLogFormat(f"{path.name} {boosting}")
     if hint is not None:
         match = [r for r in all_readers if r.name == hint]
         if not match:
@@ -162,8 +164,16 @@ def detect(path: Path, hint: str | None = None) -> Reader:
         raise UnknownLogFormat(f"{path.name} is {foreign}")
     if best is None:
         best = _text_later(path, all_readers)
+    python = path.suffix.lower() == ".py" and python_source(head)
+    if best is None and path.suffix.lower() == ".py" and not python:
+        # named .py but holding no Python (a console saved under a script's name): read as the same
+        # bytes named .log would be, as a format hint does
+        alias = f"{path.stem or 'log'}.log"
+        best, _ = sniff(alias, head, all_readers)
+        if best is None:
+            best = _text_later(path, all_readers, name=alias)
     if best is None:
-        if path.suffix.lower() == ".py":
+        if python:
             # a model's source: checked where it can be imported, never run from a file here
             raise UnknownLogFormat(f"{path.name} is Python source, not a log or a spec: check a PyTorch module "
                                    "from Python with gradhealth.check_module(model, example_inputs), or export it "
@@ -352,14 +362,15 @@ _CONTROL_BYTES = re.compile(b"[" + re.escape(_CONTROLS) + b"]")
 TEXT_SEARCH_BYTES = 4 * 2**20
 
 
-def _text_later(path: Path, readers: list[Reader], search: int | None = TEXT_SEARCH_BYTES) -> Reader | None:
+def _text_later(path: Path, readers: list[Reader], search: int | None = TEXT_SEARCH_BYTES,
+                name: str | None = None) -> Reader | None:
     """The text reader when the lines past those the head's sniff reads (its first
     ``text._HEAD_LINES`` non-blank lines: a ``print(model)`` of a large network runs past them),
     up to ``search`` bytes in (None: the whole file, for an explicit ``--log-format text``), read as
     a text log; None otherwise. Searched in windows of :data:`HEAD_BYTES`, the first from the line
     after the head's sniffed lines, the rest after it without overlap, each from its first whole
     line and its first line with values on (a notes file's training lines 600 lines down, still
-    inside the head's 64 KB)."""
+    inside the head's 64 KB). ``name`` is the file's name as the sniff sees it (default its own)."""
     from gradhealth.logs.readers.text import READER as text
     from gradhealth.logs.readers.text import sniffed_bytes
 
@@ -374,7 +385,7 @@ def _text_later(path: Path, readers: list[Reader], search: int | None = TEXT_SEA
             if not window:
                 return None
             start = 0 if first else window.find(b"\n") + 1
-            if (start or first) and not binary_window(window) and text.sniff_within(path.name, window[start:]) > 0:
+            if (start or first) and not binary_window(window) and text.sniff_within(name or path.name, window[start:]) > 0:
                 return text
             at, first = at + HEAD_BYTES, False
     return None
@@ -396,3 +407,63 @@ def binary_window(window: bytes) -> bool:
     controls = len(window) - len(window.translate(None, _NON_TEXT))
     invalid = window.decode("utf-8", "replace").count("\ufffd")
     return controls + invalid > _BINARY_SHARE * len(window)
+
+
+# --- what a file is by its content: Python source, a gradient-boosting console ---------------------
+
+#: How far into a ``.py`` file its lines are looked at for Python
+PYTHON_HEAD_BYTES = 8 * 1024
+#: Lines only Python source starts with: an import, a def or class, the main guard, a decorator, a
+#: python shebang, an encoding cookie, a module docstring, a module-level assignment of a literal or
+#: a call (a config file: ``model = dict(...)``, ``_base_ = [...]``)
+_PYTHON_LINE = re.compile(
+    r"^(?:import [A-Za-z_][\w.]*|from \.*[A-Za-z_]?[\w.]* import \S|(?:async )?def [A-Za-z_]\w*\s*\(|"
+    r"class [A-Za-z_]\w*\s*[(:]|if __name__\s*==|@[A-Za-z_][\w.]*\s*(?:\(|$)|#!.*\bpython|"
+    r"#.*-\*-\s*coding[:=]|\"\"\"|'''|[A-Za-z_]\w*\s*=\s*(?:dict\(|\[|\{|['\"]|True\b|False\b|None\b))")
+
+
+def python_source(head: bytes) -> bool:
+    """Whether a file starting with ``head`` holds Python source: one of its lines in the first
+    :data:`PYTHON_HEAD_BYTES` starts (unindented) with what only Python starts a line with
+    (:data:`_PYTHON_LINE`). A console saved under a script's name (a shell prompt, ``[INFO]`` lines)
+    has none. Read as text only; nothing is run."""
+    text = head[:PYTHON_HEAD_BYTES].decode("utf-8", "replace").lstrip("\ufeff")
+    return any(_PYTHON_LINE.match(ln) for ln in text.splitlines())
+
+
+#: One boosting round's line: LightGBM's ``[140]\tvalid_0's l2: 0.52`` (``name's metric: value``),
+#: XGBoost's ``[20]\ttrain-rmse:0.41\teval-rmse:0.52`` (``name-metric:value``, its cv's
+#: ``:0.41+0.01``), CatBoost's ``20:\tlearn: 0.41\ttest: 0.52\tbest: 0.52 (20)\ttotal: 1s\tremaining: 9s``
+_BOOSTING_LINE = re.compile(
+    r"^\s*(?:\[\d+\]\s+(?:[A-Za-z_][\w.-]*'s [\w@.+-]+: ?|[A-Za-z_]\w*-[\w@.+-]+?:)[-+]?(?:\d|nan|inf)"
+    r"|\d+:\s+learn: ?[-+]?\d.*\btotal: ?\S+.*\bremaining:)", re.IGNORECASE)
+#: A head with at least this many boosting rounds, and fewer than this many other lines giving a
+#: loss a value (a network's console beside them: a notebook that also trains one), is a boosting log
+_BOOSTING_ROUNDS = 3
+
+
+def boosting_log(head: bytes) -> str | None:
+    """The refusal's words (after the file's name) for a gradient-boosted tree ensemble's console:
+    ``head`` holds at least :data:`_BOOSTING_ROUNDS` boosting rounds (:data:`_BOOSTING_LINE`) and fewer
+    other lines giving a loss a value (a parameter dump or a feature-importance table beside the rounds
+    does not count); None for any other file. A neural network's console with
+    ``[n]`` step prefixes (``[20] loss: 0.41``) names no ``name's metric`` or ``name-metric:`` pair."""
+    if binary(head):
+        return None
+    from gradhealth.logs.readers.text import _line_keys  # (text imports this module)
+
+    rounds, other, first = 0, 0, ""
+    for ln in head.decode("utf-8", "replace").splitlines()[:2000]:
+        if _BOOSTING_LINE.match(ln):
+            rounds, first = rounds + 1, first or ln.strip()
+        elif any("loss" in k.lower() for k in _line_keys(ln)):
+            other += 1
+    if rounds < _BOOSTING_ROUNDS or other >= _BOOSTING_ROUNDS:
+        return None
+    first = " ".join(first.split())
+    shown = first if len(first) <= 80 else first[:77] + "..."
+    return (f"is a gradient-boosted tree ensemble's training log (LightGBM, XGBoost or CatBoost rounds: "
+            f"{shown!r}): a gradient-boosted tree ensemble has no gradients through layers to check; it is grown "
+            "split by split on the previous trees' residuals, not trained by gradient descent, so its evaluation "
+            "metric levelling off is the ensemble saturating, not a network failing to learn. Gradient Health "
+            "checks neural networks' training logs")
