@@ -916,6 +916,16 @@ def _combine(first: Edit | None, then: Edit) -> Edit:
 #: The unit types of recurrent cells, whose tanh and sigmoid gates are the cell's own: no activation
 #: swap names or replaces them (the swap's edit swaps activation modules, never a cell's).
 RECURRENT_CELL_TYPES = frozenset({"lstm", "gru", "rnn"})
+#: Weight layers a hand-written loop reuses step after step (typed "rnn" as looped): their activation is
+#: the forward's own call, not a cell's gate, so an activation swap may replace it
+_LOOPED_PLAIN = frozenset({"Linear", "Bilinear", "Conv1d", "Conv2d", "Conv3d"})
+
+
+def recurrent_cell(u: UnitStats) -> bool:
+    """Whether ``u`` is a recurrent cell whose tanh and sigmoids are its own (an LSTM, GRU or RNN layer
+    or cell, imported or live), not a plain layer a hand-written loop reuses (a neural ODE's Euler
+    steps of ``h + f2(tanh(f1(h)))``: its tanh is the forward's, which a swap can change)."""
+    return u.type in RECURRENT_CELL_TYPES and u.module_class not in _LOOPED_PLAIN
 
 
 def _every(result: SimulationResult, activations: set[str], but: UnitStats | None = None) -> str:
@@ -923,7 +933,7 @@ def _every(result: SimulationResult, activations: set[str], but: UnitStats | Non
     ``activations``, since the verified edit swaps them all (msweep13: "in ls.0" for a swap of
     every tanh of a PINN); ``but``: the output layer, whose squashing is kept."""
     units = [u for u in result.units if u.activation in activations and u is not but
-             and u.type not in RECURRENT_CELL_TYPES]
+             and not recurrent_cell(u)]
     names = [layer_words(u) for u in units]
     kinds = "/".join(sorted({u.activation or "" for u in units}))
     shown = first_few(names, R.NAMED_LAYERS)
@@ -1162,7 +1172,7 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
     # is unbounded_recurrent_activation's fault) and whose weights are no "Linear/Conv layers"; a
     # per-sample norm of the cell's pre-activations (a layer-normalised LSTM/GRU) is the remedy
     # (kerassweep29 mb_hybrid_conv_gru_lstm: relu and He init were offered for a GRU, with Dense code)
-    cell_units = [u for u in det.units if u.type in RECURRENT_CELL_TYPES]
+    cell_units = [u for u in det.units if recurrent_cell(u)]
     if code == "saturation" and cell_units and len(cell_units) == len(det.units):
         norm = R.normalisation("layernorm", [layer_words(u) for u in cell_units])
         norm.change = (f"normalise the pre-activations of {norm.change.split(' of ', 1)[1].rsplit(' with ', 1)[0]} "
@@ -1211,7 +1221,7 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
             kept = last if keep or keep_call else None
             # nothing to swap where the output's own squashing is the only one (an all-ReLU
             # autoencoder ending in tanh: the remedy would read "use relu ... in ;", modsweep23)
-            if any(u.activation in _SATURATING - {"glu"} and u is not kept and u.type not in RECURRENT_CELL_TYPES
+            if any(u.activation in _SATURATING - {"glu"} and u is not kept and not recurrent_cell(u)
                    for u in result.units):
                 swap = R.relu_family_activation(_every(result, _SATURATING - {"glu"}, but=kept), "relu",
                                                   swapped=sorted(_SATURATING - {"glu"}))
