@@ -2703,8 +2703,8 @@ class Saturation(_Fraction):
         name, site, share, _ = hit[0]
         if f"{name}|{site}" not in self._marked(result, "softmax_attention_scores"):
             return self._describe_sharp_softmax(severity, result, t, hit)
-        return Detection(
-            self.code, severity, f"max_{self.key}", share,
+        return self._softmax_detection(
+            severity, share,
             f"{share:.0%} of the rows of the softmax in {name.rsplit('>', 1)[0]} ({site}) are one-hot "
             "(max probability > 0.99)",
             f"The softmax at {site} gives one entry nearly all the weight in most rows already "
@@ -2715,10 +2715,7 @@ class Saturation(_Fraction):
             "all), or a router or similarity (contrastive logits) without a temperature. Divide the scores "
             "by sqrt(d_head), or by a temperature, before the softmax. Rows with a single unmasked entry (a "
             "causal mask's first row) are not counted.",
-            {"metric": f"max_{self.key}", "value": share, "threshold": t.saturation_warning,
-             "layers": [f[0] for f in hit], "fractions": {f[0]: f[2] for f in hit},
-             "operation": "softmax", "called_at": site, "softmax": True},
-            [u for k, u in enumerate(f[3] for f in hit) if all(u is not g[3] for g in hit[:k])])
+            hit, site, t)
 
     def _describe_logged_softmax(self, severity: str, result: SimulationResult, t: Thresholds,
                                  logged: list[tuple[str, str, float, UnitStats]]) -> Detection:
@@ -2727,8 +2724,8 @@ class Saturation(_Fraction):
         0 gives log 0 = -inf, and its backward 1/p times a Jacobian entry of 0 gives NaN."""
         name, site, share, _ = logged[0]
         one_hot = share >= t.saturation_warning
-        return Detection(
-            self.code, severity, f"max_{self.key}", share,
+        return self._softmax_detection(
+            severity, share,
             f"a log is taken of the softmax in {name.rsplit('>', 1)[0]} ({site}), an unstable log_softmax"
             + (f"; {share:.0%} of its rows are already one-hot (max probability > 0.99)" if one_hot else ""),
             f"The output of the softmax at {site} goes into a log: log(softmax(x)) is log_softmax(x) computed in "
@@ -2740,18 +2737,15 @@ class Saturation(_Fraction):
                "are near 0 and training makes the gap grow" if one_hot else "")
             + ". Compute it in one step: torch.log_softmax(x, dim) (nn.LogSoftmax) under nn.NLLLoss, or return "
             "x and train with nn.CrossEntropyLoss, which applies log_softmax itself.",
-            {"metric": f"max_{self.key}", "value": share, "threshold": t.saturation_warning,
-             "layers": [f[0] for f in logged], "fractions": {f[0]: f[2] for f in logged},
-             "operation": "softmax", "called_at": site, "softmax": True, "log_of_softmax": True},
-            [u for k, u in enumerate(f[3] for f in logged) if all(u is not g[3] for g in logged[:k])])
+            logged, site, t, log_of_softmax=True)
 
     def _describe_sharp_softmax(self, severity: str, result: SimulationResult, t: Thresholds,
                                 hit: list[tuple[str, str, float, UnitStats]]) -> Detection:
         """A softmax inside the forward one-hot in most rows whose scores are no product of two
         activations (no attention's or router's): a layer's outputs, far too large."""
         name, site, share, _ = hit[0]
-        return Detection(
-            self.code, severity, f"max_{self.key}", share,
+        return self._softmax_detection(
+            severity, share,
             f"{share:.0%} of the rows of the softmax in {name.rsplit('>', 1)[0]} ({site}) are one-hot "
             "(max probability > 0.99)",
             f"The softmax at {site} gives one entry nearly all the weight in most rows already "
@@ -2759,10 +2753,19 @@ class Saturation(_Fraction):
             "zero and the layers that make them get almost no gradient through it. The likely cause is the "
             "scale of the layer before it (weights or inputs far from unit scale); bring its outputs to unit "
             "scale (its init, normalised inputs, a norm), or divide them by a temperature.",
+            hit, site, t)
+
+    def _softmax_detection(self, severity: str, share: float, summary: str, explanation: str,
+                           rows: list[tuple[str, str, float, UnitStats]], site: str, t: Thresholds,
+                           **extra: object) -> Detection:
+        """One hidden softmax's finding, whichever reading words it: its one-hot share, the softmaxes'
+        layers and shares, each softmax's unit once."""
+        return Detection(
+            self.code, severity, f"max_{self.key}", share, summary, explanation,
             {"metric": f"max_{self.key}", "value": share, "threshold": t.saturation_warning,
-             "layers": [f[0] for f in hit], "fractions": {f[0]: f[2] for f in hit},
-             "operation": "softmax", "called_at": site, "softmax": True},
-            [u for k, u in enumerate(f[3] for f in hit) if all(u is not g[3] for g in hit[:k])])
+             "layers": [f[0] for f in rows], "fractions": {f[0]: f[2] for f in rows},
+             "operation": "softmax", "called_at": site, "softmax": True, **extra},
+            [u for k, u in enumerate(f[3] for f in rows) if all(u is not g[3] for g in rows[:k])])
 
     #: A hardtanh is flat from its kink at |x| = 1, where a unit-variance pre-activation (a correct
     #: init) already sits 31.7% of the time (erfc(1/sqrt 2)); sigmoid and tanh are counted only
