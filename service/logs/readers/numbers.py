@@ -102,15 +102,17 @@ _ARRAY_CHECK = 4096
 
 def number_array(head: bytes) -> bool:
     """Whether ``head`` opens a JSON array of numbers: its first :data:`_ARRAY_CHECK` bytes up to the
-    array's end, or up to their last comma where it goes on, are one in JSON's syntax. Not a printed
+    array's end, or up to their last comma where it goes on, are one in JSON's syntax, and where the
+    array ends in the head, nothing but blanks follows it (a JSON file is one value). Not a printed
     tensor or NumPy array (``[-1., -1., ...,`` and ``[0.5 0.25]`` are no JSON), whose first
-    character alone is a JSON array's."""
+    character alone is a JSON array's; nor a console whose lines open with a bracketed step
+    (``[0]\tloss: 0.69``, ``[12] loss=2.1``): ``[0]`` is a whole JSON array, but text follows it."""
     body = head.lstrip(b"\xef\xbb\xbf")
     if _ARRAY.match(body) is None:
         return False
     window = body[:_ARRAY_CHECK]
     if (end := window.find(b"]")) >= 0:
-        return _WHOLE_ARRAY.fullmatch(window[:end + 1]) is not None
+        return _WHOLE_ARRAY.fullmatch(window[:end + 1]) is not None and not body[end + 1:].strip()
     cut = window.rfind(b",")
     return cut > 0 and _WHOLE_ARRAY.fullmatch(window[:cut] + b"]") is not None
 

@@ -220,8 +220,9 @@ _BRACKET_KV = re.compile(rf"(?<![\w\]])\[(?!(?:INFO|DEBUG|WARNING|WARN|ERROR|CRI
                          rf"(?P<key>[A-Za-z_][\w./-]*)\][ \t]*:?[ \t]*(?P<val>{_NUM}){_END}", re.IGNORECASE)
 # the first line of a JSON document: an object, or an array of objects, arrays, strings or numbers
 # ("[2024-01-01 10:00:00] step 1", "[rank0]:" and "[train]" are log lines)
-# ("[  5000] | loss 5.55" opens a console's line: its step, then its fields)
-_JSON_START = re.compile(r"^\s*(?:\{(?!\s*')|\[\s*(?:$|[{\[\"]|-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?\s*(?:,|\](?!\s*\|))))")
+# ("[  5000] | loss 5.55", "[0]\tloss: 0.69" open a console's line: its step, then its fields; a JSON
+# document is one value, so a whole array "[0]" with more text after it on its line is none)
+_JSON_START = re.compile(r"^\s*(?:\{(?!\s*')|\[\s*(?:$|[{\[\"]|-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?\s*(?:,|\]\s*$)))")
 # terminal colours: ESC [ ... m, and the same with its ESC lost in a copy ("[36m05-07 13:05:33[0m")
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\[\d{1,3}(?:;\d{1,3})*m")
 # a position within an epoch: mmengine/mmdet "Epoch [1][50/5808]", "Epoch(train) [1][1/6]",
