@@ -20,6 +20,7 @@ import inspect
 import math
 import numbers
 import os
+import re
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
@@ -3744,5 +3745,11 @@ def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights:
                     "shapes): leave batch_size out, or export with a dynamic batch axis")
         else:
             hint = ""
+        if re.search(r"size|shape", str(exc), re.IGNORECASE):
+            # a size mismatch deep inside names a node, not the input: the inputs the file declares
+            # as sums of other sizes (a KV-cache decoder's mask, past + sequence) said (onnxsweep28 cappgpt)
+            from gradhealth.analysis.importers.onnx_static import parse, sum_dims_note
+
+            hint += sum_dims_note(parse(data).graph, input_shapes, batch_size)
         raise ModelError(f"the model does not run on inputs of shapes "
                          f"{[list(i.shape) for i in imported.inputs]}: {exc}{hint}") from exc

@@ -2228,17 +2228,72 @@ class Unbatched:
 EXAMPLE_SIZE = 128
 
 
+_SUM_NAME = re.compile(r"[A-Za-z_][\w.]*")
+
+
+def sum_terms(dim_param: str) -> list[str] | None:
+    """The terms of a dim_param that is a sum of other dims' names and integers (an exporter's
+    ``past_sequence_length + sequence_length``, ``past_sequence_length+1``), each a name or the
+    digits of an integer; None for a plain name or anything else (only ``+`` is read, nothing is
+    evaluated)."""
+    if "+" not in dim_param:
+        return None
+    terms = [t.strip() for t in dim_param.split("+")]
+    if not all(t.isdigit() or _SUM_NAME.fullmatch(t) for t in terms):
+        return None
+    return terms
+
+
+def _named_sizes(graph: Any, input_shapes: dict[str, list[int]] | None, batch_size: int | None) -> dict[str, int]:
+    """The size each plain dim_param takes where an input's sizes settle it: given as an input shape,
+    or the batch (given or the default) of a dynamic first axis."""
+    init_names = {t.name for t in graph.initializer}
+    sizes: dict[str, int] = {}
+    for inp in graph.input:
+        if inp.name in init_names:
+            continue
+        given = (input_shapes or {}).get(inp.name) or []
+        for k, d in enumerate(inp.type.tensor_type.shape.dim):
+            if d.HasField("dim_value") or not d.dim_param or sum_terms(d.dim_param) is not None:
+                continue
+            if k < len(given):
+                sizes.setdefault(d.dim_param, int(given[k]))
+            elif k == 0:
+                sizes.setdefault(d.dim_param, batch_size or DEFAULT_BATCH)
+    return sizes
+
+
+def _dim_param(graph: Any, name: str, k: int) -> str:
+    inp = next(i for i in graph.input if i.name == name)
+    return str(inp.type.tensor_type.shape.dim[k].dim_param)
+
+
 def _shape_example(graph: Any, missing: list[str], input_shapes: dict[str, list[int]] | None,
                    batch_size: int | None) -> str:
     """`` (e.g. --input-shape tokens=16x128, 128 standing for seq_len: ...)`` for the dynamic
     dimensions ``missing`` (``"name[k] (dim_param)"``): an example built from each input's own name,
     rank and fixed sizes, its batch the one given or the default, each other dynamic size a stand-in
     named by its dim_param (onnxsweep24: a [batch, seq_len] token input was shown the image-shaped
-    32x3x224x224, a rank it does not have)."""
+    32x3x224x224, a rank it does not have). A dim the file declares as a sum of others
+    (``past_sequence_length + sequence_length``, a KV-cache decoder's attention mask) is shown as the
+    sum of the sizes shown for its terms (onnxsweep28 cappgpt: 128 for the sum as for each term, and
+    the pasted example failed inside the graph)."""
     order = list(dict.fromkeys(m.split("[")[0] for m in missing))
+    named = _named_sizes(graph, input_shapes, batch_size)
     examples: list[str] = []
     standing: list[str] = []
+    sums: list[str] = []
     stood = False
+
+    def stand_in(label: str) -> int:
+        nonlocal stood
+        if label in named:
+            return named[label]
+        stood = True
+        if label and label != "unknown" and label not in standing:
+            standing.append(label)
+        return EXAMPLE_SIZE
+
     for name in order:
         given = (input_shapes or {}).get(name) or []
         sizes: list[str] = []
@@ -2250,16 +2305,55 @@ def _shape_example(graph: Any, missing: list[str], input_shapes: dict[str, list[
             elif k == 0:
                 sizes.append(str(batch_size or DEFAULT_BATCH))
             else:
-                sizes.append(str(EXAMPLE_SIZE))
-                stood = True
-                label = next((m.split(" (", 1)[1].rstrip(")") for m in missing if m.startswith(f"{name}[{k}]")), "")
-                if label and label != "unknown" and label not in standing:
-                    standing.append(label)
+                param = _dim_param(graph, name, k)
+                terms = sum_terms(param)
+                if terms is None:
+                    sizes.append(str(stand_in(param or "unknown")))
+                    continue
+                total = sum(int(t) if t.isdigit() else stand_in(t) for t in terms)
+                sizes.append(str(total))
+                sums.append(f"{name}[{k}] ({param}) is their sum, {total}")
         examples.append(f"--input-shape {name}={'x'.join(sizes)}")
+    summed = f", {'; '.join(sums)}" if sums else ""
     if not stood:
-        return f" (e.g. {' '.join(examples)})"
+        return f" (e.g. {' '.join(examples)}{summed})"
     stand = " and ".join(standing) or "each dynamic size"
-    return f" (e.g. {' '.join(examples)}, {EXAMPLE_SIZE} standing for {stand}: give your data's sizes)"
+    return f" (e.g. {' '.join(examples)}, {EXAMPLE_SIZE} standing for {stand}{summed}: give your data's sizes)"
+
+
+def sum_dims_note(graph: Any, input_shapes: dict[str, list[int]] | None, batch_size: int | None) -> str:
+    """For a graph that fails on a size mismatch: its inputs whose declared dims are sums of other
+    dims (``attention_mask[1] (past_sequence_length + sequence_length) is 128``), each with the sum
+    the other inputs' sizes make where they settle every term; "" for a graph with none. A KV-cache
+    decoder's mask given the size of one term fails at an Add deep inside the graph that names no
+    input (onnxsweep28 cappgpt)."""
+    init_names = {t.name for t in graph.initializer}
+    named = _named_sizes(graph, input_shapes, batch_size)
+    said: list[str] = []
+    wrong = False
+    for inp in graph.input:
+        if inp.name in init_names:
+            continue
+        given = (input_shapes or {}).get(inp.name) or []
+        for k, d in enumerate(inp.type.tensor_type.shape.dim):
+            terms = sum_terms(d.dim_param) if not d.HasField("dim_value") and d.dim_param else None
+            if terms is None:
+                continue
+            size = int(given[k]) if k < len(given) else None
+            item = f"{inp.name}[{k}] ({d.dim_param})" + (f" is {size}" if size is not None else "")
+            if all(t.isdigit() or t in named for t in terms):
+                total = sum(int(t) if t.isdigit() else named[t] for t in terms)
+                parts = " + ".join(t if t.isdigit() else str(named[t]) for t in terms)
+                if size is not None and size != total:
+                    wrong = True
+                    item += f", but the other inputs' sizes make it {parts} = {total}"
+            said.append(item)
+    if not said:
+        return ""
+    head = "the file declares input sizes as sums of other sizes: "
+    tail = (": give each the sum of its terms' sizes" if wrong
+            else " (a size mismatch inside may come from these: each must be the sum of its terms' sizes)")
+    return "; " + head + ", ".join(said) + tail
 
 
 #: Ops whose output has their (first) input's shape, passed through by :func:`pinned_sizes`.
