@@ -70,8 +70,9 @@ class Plan:
         Activations are kept for backward and each gets a gradient of its size, with the probes'
         copies and convolution workspaces on top: ACTIVATION_FACTOR x the activation bytes. Weights,
         their gradients and the initialiser's temporaries: PARAMETER_FACTOR x the parameter bytes.
-        Measured peak RSS growth against this (tests/analysis/test_plan_memory.py): MLP 0.80,
-        CNN 0.93, LSTM 0.41 of it; the activation bytes alone were 1.05-6.5x too low. An
+        Measured peak RSS growth against the factors' sum (tests/analysis/test_plan_memory.py): MLP
+        0.82-1.03 over runs, CNN 0.93, LSTM 0.41 of it; the activation bytes alone were 1.05-6.5x too
+        low. The sum is taken with :data:`ALLOCATOR_MARGIN` on top, for the run-to-run spread. An
         ``optimizer``'s first step is computed layer by layer in closed form
         (:func:`gradhealth.analysis.simulate.first_step_norm`): no state, no copy of the weights.
 
@@ -80,8 +81,8 @@ class Plan:
         lstm of hidden_size 1 peaked 54 MB above start-up with one seed and with three).
         """
         width = _BYTES[self.spec.precision]
-        return int(ACTIVATION_FACTOR * self.activation_bytes + PARAMETER_FACTOR * width * self.parameters
-                   + self.overhead_bytes)
+        return int(ALLOCATOR_MARGIN * (ACTIVATION_FACTOR * self.activation_bytes
+                                       + PARAMETER_FACTOR * width * self.parameters + self.overhead_bytes))
 
     def all_units(self) -> list[UnitPlan]:
         return [u for top in self.units for u in top.walk()]
@@ -132,6 +133,11 @@ _BYTES = {"float64": 8, "float32": 4}
 ACTIVATION_FACTOR = 2.5
 #: Weights, weight gradients and the initialiser's temporary copy.
 PARAMETER_FACTOR = 3
+#: The same simulation's peak RSS growth varies from run to run with how the allocator reuses freed
+#: blocks: the MLP of tests/analysis/test_plan_memory.py measured 0.82-1.03 of the factors' sum over
+#: runs on one machine (a CI run exceeded it by 3%), so the limit is checked against the sum with a
+#: quarter on top, an estimate that covers the peak rather than its typical value
+ALLOCATOR_MARGIN = 1.25
 
 
 class _Planner:
@@ -357,8 +363,9 @@ def check_limits(plan: Plan, limits: Limits, units: int) -> None:
         halve = ("; or set precision: float32, which halves it" if spec.precision == "float64" and
                  plan.memory_bytes <= 2 * limits.max_activation_bytes else "")
         raise_it = " (the limit is GRADHEALTH_LIMITS__MAX_ACTIVATION_BYTES)"
-        weights = PARAMETER_FACTOR * _BYTES[spec.precision] * plan.parameters
-        steps = plan.overhead_bytes
+        # each part as memory_bytes counts it (with the allocator's margin), so the parts add up to it
+        weights = ALLOCATOR_MARGIN * PARAMETER_FACTOR * _BYTES[spec.precision] * plan.parameters
+        steps = ALLOCATOR_MARGIN * plan.overhead_bytes
         if 2 * steps > plan.memory_bytes:  # mostly the recurrent steps' own: the batch is not it either
             top = max((u for u in plan.all_units() if u.kind in ("rnn", "lstm", "gru")),
                       key=lambda u: u.overhead_bytes)
@@ -373,8 +380,9 @@ def check_limits(plan: Plan, limits: Limits, units: int) -> None:
             # name only a change that brings it under the limit (newuser14 #9: a 1e9-wide layer was
             # told to lower batch_size, which no batch size fixes): the activations scale with the
             # batch, the weights and the recurrent records do not
-            per_sample = ACTIVATION_FACTOR * plan.activation_bytes / spec.batch_size
-            fixed = plan.memory_bytes - ACTIVATION_FACTOR * plan.activation_bytes
+            activations = ALLOCATOR_MARGIN * ACTIVATION_FACTOR * plan.activation_bytes
+            per_sample = activations / spec.batch_size
+            fixed = plan.memory_bytes - activations
             fits = int((limits.max_activation_bytes - fixed) // per_sample) if per_sample > 0 else 0
             if fits >= 1:
                 problems.append(Problem("/batch_size", f"too much activation memory: {figures}; lower batch_size "

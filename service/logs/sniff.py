@@ -143,8 +143,6 @@ def detect(path: Path, hint: str | None = None) -> Reader:
         raise UnknownLogFormat(f"{path.name} is a Git LFS pointer, not the log itself: fetch the real "
                                "file (git lfs pull in the repository it came from) and check that")
     all_readers = registry.readers()
-    if (hint is None or hint == "text") and (boosting := boosting_log(head)) is not None:
-        raise UnknownLogFormat(f"{path.name} {boosting}")
     if hint is not None:
         match = [r for r in all_readers if r.name == hint]
         if not match:
@@ -409,7 +407,7 @@ def binary_window(window: bytes) -> bool:
     return controls + invalid > _BINARY_SHARE * len(window)
 
 
-# --- what a file is by its content: Python source, a gradient-boosting console ---------------------
+# --- what a file is by its content: Python source -------------------------------------------------
 
 #: How far into a ``.py`` file its lines are looked at for Python
 PYTHON_HEAD_BYTES = 8 * 1024
@@ -429,41 +427,3 @@ def python_source(head: bytes) -> bool:
     has none. Read as text only; nothing is run."""
     text = head[:PYTHON_HEAD_BYTES].decode("utf-8", "replace").lstrip("\ufeff")
     return any(_PYTHON_LINE.match(ln) for ln in text.splitlines())
-
-
-#: One boosting round's line: LightGBM's ``[140]\tvalid_0's l2: 0.52`` (``name's metric: value``),
-#: XGBoost's ``[20]\ttrain-rmse:0.41\teval-rmse:0.52`` (``name-metric:value``, its cv's
-#: ``:0.41+0.01``), CatBoost's ``20:\tlearn: 0.41\ttest: 0.52\tbest: 0.52 (20)\ttotal: 1s\tremaining: 9s``
-_BOOSTING_LINE = re.compile(
-    r"^\s*(?:\[\d+\]\s+(?:[A-Za-z_][\w.-]*'s [\w@.+-]+: ?|[A-Za-z_]\w*-[\w@.+-]+?:)[-+]?(?:\d|nan|inf)"
-    r"|\d+:\s+learn: ?[-+]?\d.*\btotal: ?\S+.*\bremaining:)", re.IGNORECASE)
-#: A head with at least this many boosting rounds, and fewer than this many other lines giving a
-#: loss a value (a network's console beside them: a notebook that also trains one), is a boosting log
-_BOOSTING_ROUNDS = 3
-
-
-def boosting_log(head: bytes) -> str | None:
-    """The refusal's words (after the file's name) for a gradient-boosted tree ensemble's console:
-    ``head`` holds at least :data:`_BOOSTING_ROUNDS` boosting rounds (:data:`_BOOSTING_LINE`) and fewer
-    other lines giving a loss a value (a parameter dump or a feature-importance table beside the rounds
-    does not count); None for any other file. A neural network's console with
-    ``[n]`` step prefixes (``[20] loss: 0.41``) names no ``name's metric`` or ``name-metric:`` pair."""
-    if binary(head):
-        return None
-    from gradhealth.logs.readers.text import _line_keys  # (text imports this module)
-
-    rounds, other, first = 0, 0, ""
-    for ln in head.decode("utf-8", "replace").splitlines()[:2000]:
-        if _BOOSTING_LINE.match(ln):
-            rounds, first = rounds + 1, first or ln.strip()
-        elif any("loss" in k.lower() for k in _line_keys(ln)):
-            other += 1
-    if rounds < _BOOSTING_ROUNDS or other >= _BOOSTING_ROUNDS:
-        return None
-    first = " ".join(first.split())
-    shown = first if len(first) <= 80 else first[:77] + "..."
-    return (f"is a gradient-boosted tree ensemble's training log (LightGBM, XGBoost or CatBoost rounds: "
-            f"{shown!r}): a gradient-boosted tree ensemble has no gradients through layers to check; it is grown "
-            "split by split on the previous trees' residuals, not trained by gradient descent, so its evaluation "
-            "metric levelling off is the ensemble saturating, not a network failing to learn. Gradient Health "
-            "checks neural networks' training logs")
