@@ -65,6 +65,8 @@ from gradhealth.analysis.sharpness import SETTLED as SHARPNESS_SETTLED
 from gradhealth.analysis.simulate import (
     MIN_DEAD_BATCH,
     PROBABILITY_LOSSES,
+    QKV,
+    PackedSlices,
     SimulationResult,
     TimeSeries,
     UnitStats,
@@ -4152,12 +4154,22 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
     batch: int | None = None
     passes = 0
     reached: list[set[str]] = []  # per seed, the units some sample reached
+    # the packed q/k/v projections' gradients slice by slice, from each seed's own backward (no pass of
+    # their own: the one norm over in_proj_weight hides a slice with none, _zero_slices)
+    packed: dict[str, PackedSlices] | None = {} if any(
+        isinstance(m, nn.MultiheadAttention) and m._qkv_same_embed_dim for m in run.model.modules()) else None
     for seed in range(count):
         if progress:
             progress(seed / count, f"simulating seed {seed + 1} of {count}")
         net = _copy_for_seed(run, seed, dev)
         xs = _seed_inputs(run, seed, dev)
-        figures, seed_records = instrumented_step(run, net, xs, seed)
+        attention = packed_attention(net) if packed is not None else {}
+        if packed is not None and not attention:
+            packed = None  # (every packed projection frozen: none is judged)
+        with packed_slice_lengths(attention, packed if packed is not None else {}):
+            figures, seed_records = instrumented_step(run, net, xs, seed)
+        if packed is not None:
+            add_packed_slice_grads(attention, packed)
         # a unit a seed does not reach (a branch its data does not take, an expert the router left
         # out) is still every other seed's: the units are those of every seed, in the order they ran
         records = _merge_records(records, seed_records)
@@ -4264,7 +4276,8 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
                                 for i in run.inputs if i.dtype.is_floating_point),
                             input_range=next((i.uniform for i in run.inputs
                                               if i.dtype.is_floating_point and i.uniform is not None), None),
-                            inputs_given=any(i.rows is not None for i in run.inputs if i.dtype.is_floating_point))
+                            inputs_given=any(i.rows is not None for i in run.inputs if i.dtype.is_floating_point),
+                            packed_slices=list(packed.values()) if packed is not None else [])
 
 
 def rate_probe(run: GraphRun, optimizer: OptimizerSpec, device: str | None = None,
@@ -4376,69 +4389,44 @@ def initial_sharpness(run: GraphRun, device: str | None = None,
 
 # --- packed parameters, slice by slice ---------------------------------------------------------
 
-#: The slices of a packed q/k/v projection (``nn.MultiheadAttention``'s ``in_proj_weight`` and
-#: ``in_proj_bias``, rows [q; k; v] when ``_qkv_same_embed_dim``), in order.
-QKV = ("q", "k", "v")
+def packed_attention(net: nn.Module) -> dict[nn.MultiheadAttention, str]:
+    """``net``'s trainable packed q/k/v projections: each ``nn.MultiheadAttention`` whose query, key
+    and value projections are one ``in_proj_weight`` (``_qkv_same_embed_dim``), by its name."""
+    return {m: n for n, m in net.named_modules()
+            if isinstance(m, nn.MultiheadAttention) and m._qkv_same_embed_dim
+            and isinstance(m.in_proj_weight, nn.Parameter) and m.in_proj_weight.requires_grad}
 
 
-@dataclass
-class PackedSlices:
-    """One packed q/k/v projection's gradient, slice by slice, over the seeds: the layer table's one
-    norm over ``in_proj_weight`` hides a slice with none (modsweep48 ppmgcn_miltrans: Q and K exactly 0,
-    V 0.11, one norm 0.087). ``lengths``: the key sequence's length along ``axis`` (of the key tensor
-    as the module received it) at each call, every seed."""
+@contextlib.contextmanager
+def packed_slice_lengths(named: Mapping[nn.MultiheadAttention, str], found: dict[str, PackedSlices]) -> Iterator[None]:
+    """While open, note the attended key length of each call of the attention modules in ``named``
+    (a forward pre-hook each, read-only) into their entries of ``found``, made where missing."""
+    handles = []
+    for m, name in named.items():
+        entry = found.setdefault(name, PackedSlices(name, {s: [] for s in QKV}, bool(m.batch_first),
+                                                     1 if m.batch_first else 0, []))
 
-    module: str
-    norms: dict[str, list[float]]
-    batch_first: bool
-    axis: int
-    lengths: list[int]
-
-
-def packed_slice_grads(run: GraphRun, device: str | None = None) -> list[PackedSlices]:
-    """Each packed q/k/v projection's gradient norm per slice (weight and bias rows together) over
-    the run's seeds, on each seed's copy and batch as the simulation takes them, with the attended
-    length of each call. Empty where there is none, or the forward or backward fails."""
-    if not any(isinstance(m, nn.MultiheadAttention) and m._qkv_same_embed_dim for m in run.model.modules()):
-        return []  # (no copy made: most networks hold none)
-    dev = pick_device(device or "auto")
-    found: dict[str, PackedSlices] = {}
+        def note(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any],
+                 _entry: PackedSlices = entry) -> None:
+            key = args[1] if len(args) > 1 else kwargs.get("key")
+            if isinstance(key, torch.Tensor) and key.dim() == 3:
+                _entry.lengths.append(int(key.shape[_entry.axis]))
+            elif isinstance(key, torch.Tensor) and key.dim() == 2:  # unbatched (L, E)
+                _entry.lengths.append(int(key.shape[0]))
+        handles.append(m.register_forward_pre_hook(note, with_kwargs=True))
     try:
-        for seed in range(run.seeds):
-            net = _copy_for_seed(run, seed, dev)
-            named = {m: n for n, m in net.named_modules()
-                     if isinstance(m, nn.MultiheadAttention) and m._qkv_same_embed_dim
-                     and isinstance(m.in_proj_weight, nn.Parameter) and m.in_proj_weight.requires_grad}
-            if not named:
-                return []
-            handles = []
-            for m, name in named.items():
-                entry = found.setdefault(name, PackedSlices(name, {s: [] for s in QKV}, bool(m.batch_first),
-                                                             1 if m.batch_first else 0, []))
+        yield
+    finally:
+        for h in handles:
+            h.remove()
 
-                def note(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any],
-                         _entry: PackedSlices = entry) -> None:
-                    key = args[1] if len(args) > 1 else kwargs.get("key")
-                    if isinstance(key, torch.Tensor) and key.dim() == 3:
-                        _entry.lengths.append(int(key.shape[_entry.axis]))
-                    elif isinstance(key, torch.Tensor) and key.dim() == 2:  # unbatched (L, E)
-                        _entry.lengths.append(int(key.shape[0]))
-                handles.append(m.register_forward_pre_hook(note, with_kwargs=True))
-            xs = _seed_inputs(run, seed, dev)
-            try:
-                with _guarded(run), head_logits(run, net) as logits:
-                    value = call(net, xs, run.keywords, run.nest)
-                    loss, _ = _loss(run, value, seed, logits)
-                loss.backward()
-            finally:
-                for h in handles:
-                    h.remove()
-            for m, name in named.items():
-                w, b = m.in_proj_weight.grad, m.in_proj_bias.grad if m.in_proj_bias is not None else None
-                parts = [w.chunk(3, 0) if w is not None else None, b.chunk(3, 0) if b is not None else None]
-                for k, s in enumerate(QKV):
-                    sq = sum(float(p[k].detach().double().pow(2).sum()) for p in parts if p is not None)
-                    found[name].norms[s].append(math.sqrt(sq) if parts[0] is not None else 0.0)
-    except (RuntimeError, ValueError, FloatingPointError, NotImplementedError):
-        return []
-    return list(found.values())
+
+def add_packed_slice_grads(named: Mapping[nn.MultiheadAttention, str], found: dict[str, PackedSlices]) -> None:
+    """Append each packed projection's gradient norm per slice (weight and bias rows together), as
+    the backward just run left them in ``.grad``, to its entry of ``found``."""
+    for m, name in named.items():
+        w, b = m.in_proj_weight.grad, m.in_proj_bias.grad if m.in_proj_bias is not None else None
+        parts = [w.chunk(3, 0) if w is not None else None, b.chunk(3, 0) if b is not None else None]
+        for k, s in enumerate(QKV):
+            sq = sum(float(p[k].detach().double().pow(2).sum()) for p in parts if p is not None)
+            found[name].norms[s].append(math.sqrt(sq) if parts[0] is not None else 0.0)

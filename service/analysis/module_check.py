@@ -78,7 +78,6 @@ from gradhealth.analysis.graph import (
     output_op,
     own_dtype,
     own_parameters,
-    packed_slice_grads,
     parametrized_weight,
     precision_name,
     rate_probe,
@@ -1678,7 +1677,7 @@ def _own_dtype_overflow(det: Detection, run: GraphRun, result: SimulationResult,
 _ZERO_SLICE_SHARE = 1e-12
 
 
-def _zero_slices(run: GraphRun, thresholds: Thresholds, device: str | None) -> Detection | None:
+def _zero_slices(result: SimulationResult, thresholds: Thresholds) -> Detection | None:
     """A packed q/k/v projection (``nn.MultiheadAttention``'s ``in_proj_weight``) one of whose slices
     gets no gradient in any seed while another does, judged as a layer with no gradient is: the one
     norm over the packed tensor hides it (modsweep48 ppmgcn_miltrans: a TransformerEncoder without
@@ -1687,8 +1686,9 @@ def _zero_slices(run: GraphRun, thresholds: Thresholds, device: str | None) -> D
     call attended over one position, the finding says so, with the axis and the remedy. A slice that
     is small but not zero is not judged: Q and K gradients sit well below V's at initialisation in a
     healthy Transformer (near-uniform attention), and the depth thresholds are not calibrated on that
-    ratio."""
-    packed = packed_slice_grads(run, device)
+    ratio. The slices' norms are the simulation's own (``result.packed_slices``), from each seed's
+    one backward."""
+    packed = result.packed_slices
     hit: list[tuple[Any, list[str]]] = []
     for p in packed:
         top = [max(vals) for vals in zip(*p.norms.values(), strict=True)]  # per seed
@@ -1978,7 +1978,7 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
                       if overflow is not None else detections)
     verifier = _Verifier(run, result, thresholds, device, budget)
     detections = [_gated(det, result, verifier) or det for det in detections]
-    sliced = _zero_slices(run, thresholds, device)  # (no remedy on a copy: its explanation names the fix)
+    sliced = _zero_slices(result, thresholds)  # (no remedy on a copy: its explanation names the fix)
     if sliced is not None:
         detections.append(sliced)
     findings: list[Finding] = []

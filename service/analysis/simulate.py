@@ -187,6 +187,26 @@ class TimeSeries:
             return np.std(np.log10(self.norms), axis=0)
 
 
+#: The slices of a packed q/k/v projection (``nn.MultiheadAttention``'s ``in_proj_weight`` and
+#: ``in_proj_bias``, rows [q; k; v] when ``_qkv_same_embed_dim``), in order.
+QKV = ("q", "k", "v")
+
+
+@dataclass
+class PackedSlices:
+    """One packed q/k/v projection's gradient, slice by slice, over the seeds: the layer table's one
+    norm over ``in_proj_weight`` hides a slice with none (modsweep48 ppmgcn_miltrans: Q and K exactly 0,
+    V 0.11, one norm 0.087). ``norms``: per slice, its norm (weight and bias rows together) in each
+    seed's backward; ``lengths``: the key sequence's length along ``axis`` (of the key tensor as the
+    module received it) at each call, every seed."""
+
+    module: str
+    norms: dict[str, list[float]]
+    batch_first: bool
+    axis: int
+    lengths: list[int]
+
+
 @dataclass
 class SimulationResult:
     plan: Plan
@@ -290,6 +310,10 @@ class SimulationResult:
     draw_units: list[UnitStats] = field(default_factory=list)
     #: how many such draws ``draw_units`` holds
     draws: int = 0
+    #: a graph door's packed q/k/v projections (``nn.MultiheadAttention``), each slice's gradient norm
+    #: per seed, read from the simulation's own backward (:func:`.graph.simulate_graph`); empty where
+    #: the network has none
+    packed_slices: list[PackedSlices] = field(default_factory=list)
     #: the loss Hessian's largest eigenvalue at the initial point (a live module's or imported
     #: graph's check under SGD: :func:`.graph.initial_sharpness`); None where not estimated
     sharpness: Sharpness | None = None
