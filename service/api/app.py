@@ -75,19 +75,39 @@ def check_startup(settings: Settings) -> None:
 _BODILESS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 
+def refuse_transfer_coding(transfer_encoding: str | None) -> None:
+    """A 501 for a Transfer-Encoding holding a coding other than ``chunked`` (RFC 9112 6.1: a
+    server that does not understand a transfer coding SHOULD answer 501). The HTTP parser undoes
+    ``chunked`` only, so ``gzip, chunked`` would reach the readers still compressed, past the
+    Content-Encoding refusal (errsweep9 #9); h11 refuses it itself, httptools does not."""
+    codings = [c.strip().lower() for c in (transfer_encoding or "").split(",") if c.strip()]
+    other = [c for c in codings if c != "chunked"]
+    if other:
+        raise ApiError(501, "unsupported_transfer_coding",
+                       f"Transfer-Encoding {', '.join(other)[:60]} is not implemented; only chunked is: "
+                       "send the body uncompressed, chunked or with a Content-Length",
+                       parameter="header.Transfer-Encoding")
+
+
 def refuse_encoded_bodies(app: ASGIApp) -> ASGIApp:
     """415 for a request body with a Content-Encoding other than ``identity``, on every route that
     reads one: nothing here decompresses a body, and no route can forget the check (the spec,
     points, log and model doors all answer alike, ``checks.refuse_encoding``)."""
 
     async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] not in _BODILESS:
-            values = [v.decode("latin-1") for k, v in scope.get("headers") or [] if k == b"content-encoding"]
+        if scope["type"] == "http":
+            headers = scope.get("headers") or []
+            values = [v.decode("latin-1") for k, v in headers if k == b"content-encoding"]
+            transfer = [v.decode("latin-1") for k, v in headers if k == b"transfer-encoding"]
             try:
-                checks.refuse_encoding(", ".join(values) if values else None)
+                refuse_transfer_coding(", ".join(transfer) if transfer else None)
+                if scope["method"] not in _BODILESS:
+                    checks.refuse_encoding(", ".join(values) if values else None)
             except ApiError as exc:
-                response = problems.problem_response(exc.status, exc.title, exc.detail, type_=exc.type_uri,
-                                                     instance=scope.get("path"), headers=exc.headers)
+                response = problems.problem_response(
+                    exc.status, exc.title, exc.detail, type_=exc.type_uri, instance=scope.get("path"),
+                    headers=exc.headers,
+                    extra={"errors": [{"pointer": None, "parameter": exc.parameter, "detail": exc.detail}]})
                 await response(scope, _empty_receive, send)
                 return
         await app(scope, receive, send)

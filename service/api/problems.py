@@ -31,7 +31,7 @@ PROBLEM_JSON = "application/problem+json"
 
 _TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
            405: "Method not allowed", 406: "Not acceptable", 409: "Conflict", 410: "Gone", 413: "Content too large", 415: "Unsupported media type",
-           422: "Unprocessable content", 429: "Too many requests", 503: "Service unavailable",
+           422: "Unprocessable content", 429: "Too many requests", 501: "Not implemented", 503: "Service unavailable",
            507: "Insufficient storage"}
 
 

@@ -45,12 +45,22 @@ def run_architecture(request: Any, progress: Progress, settings: Settings) -> di
     return check_architecture(request, settings=settings, progress=progress).model_dump(mode="json")
 
 
+#: The diagnosis ``name`` of an upload sent as a raw body without ``?filename=`` (its file is stored
+#: as ``upload`` or ``model.onnx``, names the client never gave: newuser18 #6).
+UNNAMED_UPLOAD = "unnamed upload (sent without ?filename=)"
+
+
+def _upload_name(request: Any) -> str | None:
+    """The name a diagnosis of an uploaded file takes: the file's, or :data:`UNNAMED_UPLOAD`."""
+    return UNNAMED_UPLOAD if request.get("unnamed") else request.get("filename")
+
+
 def run_logs(request: Any, progress: Progress, settings: Settings) -> dict[str, Any]:
     """The log check of an uploaded file (``request``: path, format hint, original filename)."""
     from gradhealth.library import check_logs
 
     doc = check_logs(request["path"], format=request.get("format"), settings=settings, progress=progress)
-    doc.name = request.get("filename") or doc.name
+    doc.name = _upload_name(request) or doc.name
     return doc.model_dump(mode="json")
 
 
@@ -84,7 +94,7 @@ def _run_model(request: Any, progress: Progress, settings: Settings) -> dict[str
                           input_range=tuple(request["input_range"]) if request.get("input_range") else None)
         # the model's own name (its config's ``name``), as check_keras gives it in-process and in
         # the CLI; the upload's file name only for a model without one (newuser9 P6)
-        doc.name = doc.name or request.get("filename")
+        doc.name = doc.name or _upload_name(request)
         return doc.model_dump(mode="json")
     doc = check_onnx(Path(request["path"]).read_bytes(), loss=request.get("loss"),
                      seeds=request.get("seeds") or 3, weights=request.get("weights") or "as_given",
@@ -92,7 +102,7 @@ def _run_model(request: Any, progress: Progress, settings: Settings) -> dict[str
                      verify=request.get("verify"), settings=settings, progress=progress,
                      optimizer=request.get("optimizer"), loss_at=request.get("loss_at"),
                      input_range=tuple(request["input_range"]) if request.get("input_range") else None)
-    doc.name = request.get("filename") or doc.name
+    doc.name = _upload_name(request) or doc.name
     return doc.model_dump(mode="json")
 
 

@@ -305,6 +305,10 @@ _PACKED_BITS = {"INT4": 4, "UINT4": 4, "FLOAT4E2M1": 4, "INT2": 2, "UINT2": 2, "
 _PER_INT32 = {4: 2, 2: 4, 6: 1}
 
 
+#: The typed value fields of a TensorProto, each of which must be empty when ``raw_data`` is set.
+_TYPED_FIELDS = ("float_data", "int32_data", "string_data", "int64_data", "double_data", "uint64_data")
+
+
 def _tensor_problem(t: Any) -> str | None:
     """What is wrong with the data of the stored tensor ``t`` (an initializer, a Constant's value),
     None when its element type is one ONNX defines and it holds exactly the values its dims need;
@@ -330,6 +334,13 @@ def _tensor_problem(t: Any) -> str | None:
     label = "string" if code == onnx.TensorProto.STRING else str(np_type)
     count = elements(dims)
     bits = _PACKED_BITS.get(name)
+    if t.HasField("raw_data"):
+        # ONNX: with raw_data set the typed fields must be empty; both would be read as one of them,
+        # silently (errsweep9 #10: raw_data zeros beside float_data ones was taken without a word)
+        also = [f for f in _TYPED_FIELDS if len(getattr(t, f, ()))]
+        if also:
+            return (f"it holds both raw_data and {', '.join(also)}; ONNX allows only one of them, "
+                    "so which values it has is not defined (export it again)")
     if code != onnx.TensorProto.STRING and t.HasField("raw_data"):
         need = -(-count * bits // 8) if bits else count * np.dtype(np_type).itemsize
         have, what = len(t.raw_data), "bytes"

@@ -476,9 +476,39 @@ def unknown_hint(hint: str, known: dict[str, str]) -> str:
             "the format is found by the file's content")
 
 
+#: The Content-Transfer-Encoding values that mean "the bytes as they are" (RFC 2045 6.1); any
+#: other (base64, quoted-printable) would be stored and read still encoded.
+IDENTITY_TRANSFER_ENCODINGS = frozenset({"7bit", "8bit", "binary"})
+
+
+def refuse_other_multipart(content_type: str) -> None:
+    """A 415 for a ``multipart/*`` body that is not ``multipart/form-data`` (``multipart/mixed``,
+    ``multipart/related``): it is not a form, and read as a raw body its boundary lines would be
+    taken for the log (errsweep9 #8)."""
+    media = content_type.split(";")[0].strip().lower()
+    if media.startswith("multipart/") and media != "multipart/form-data":
+        raise ApiError(415, "unsupported_media_type",
+                       f"{media[:60]} is not taken; send the file as multipart/form-data (part `file`) "
+                       "or as a raw body", parameter="header.Content-Type")
+
+
+def refuse_transfer_encoded_part(part: Any) -> None:
+    """A 400 for a form part sent with a ``Content-Transfer-Encoding`` other than 7bit, 8bit or
+    binary: RFC 7578 4.7 deprecates it in forms and nothing here decodes it, so a base64 part would
+    be read as the file's bytes (errsweep9 #8)."""
+    headers = getattr(part, "headers", None) or {}
+    encoding = str(headers.get("content-transfer-encoding", "") or "").strip()
+    if encoding and encoding.lower() not in IDENTITY_TRANSFER_ENCODINGS:
+        raise ApiError(400, "invalid_multipart",
+                       f"part `file` has Content-Transfer-Encoding: {encoding[:60]}, which is not decoded here; "
+                       "send the file's bytes as they are (no Content-Transfer-Encoding, or binary)",
+                       parameter="file")
+
+
 def _file_part(form: Any, what: str) -> Any:
     """The form's part ``file`` as an upload, or a 422 that says why there is none: absent, or
-    sent without a ``filename=`` (a part without one is a text field, RFC 7578 4.2)."""
+    sent without a ``filename=`` (a part without one is a text field, RFC 7578 4.2); a 400 for a
+    part whose Content-Transfer-Encoding would leave its bytes encoded."""
     part = form.get("file")
     if part is None:
         present = ", ".join(sorted({str(k)[:40] for k in form}))[:200]
@@ -489,6 +519,7 @@ def _file_part(form: Any, what: str) -> Any:
         raise ApiError(422, "missing_file", "part `file` has no filename=, so it was read as a text field, "
                        "not a file (a filename*= alone is not read); add filename=\"NAME\" to its "
                        "Content-Disposition", parameter="file")
+    refuse_transfer_encoded_part(part)
     return part
 
 
@@ -506,6 +537,7 @@ async def _receive_upload(request: Request, folder: Path, filename: str | None, 
     content_type = request.headers.get("content-type", "")
     if filename is not None:
         safe_filename(filename)  # a bad ?filename= is refused before the body is read
+    refuse_other_multipart(content_type)
     if content_type.startswith("multipart/form-data"):
         # Starlette spools parts to disk past 1 MiB; the body-limit middleware caps the total (the
         # file's limit plus the form's framing), _part_chunks the file

@@ -492,19 +492,24 @@ def run_report(
     run_id: str, session: SessionDep, caller: CallerDep,
     format: Annotated[ReportFormat | None, Query(description="a report format; overrides Accept")] = None,
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
+    source: Annotated[str | None, Query(max_length=1000, description=(
+        "the path in your repository the report's findings are placed on (the training script or its log); "
+        "without it they are on an artifact named after the run, which is no file"))] = None,
 ) -> Response:
     row = _load(session, run_id, caller)  # 404 first: an unknown run is unknown in any format
-    return run_rendered(row, negotiate(format, accept))
+    return run_rendered(row, negotiate(format, accept), source)
 
 
-def run_rendered(row: RunRow, chosen: Format) -> Response:
+def run_rendered(row: RunRow, chosen: Format, source: str | None = None) -> Response:
     """A run's current diagnosis as a report in ``chosen``: 409 before its first points."""
     if not row.diagnosis:
         raise ApiError(409, "run_not_diagnosed",
                        f"run {row.id} has no diagnosis yet: POST its points first (/v1/runs/{row.id}/points)")
     doc = Diagnosis.model_validate(row.diagnosis)
     # the run's series are a log's (a RunLog): its findings locate by step, as a log job's do
-    return rendered(chosen, doc, ReportContext(source=row.name, kind="logs"))
+    # a run is sent points, never a file: its findings are on ?source= where given (newuser18 #9), else
+    # on an artifact named after the run
+    return rendered(chosen, doc, ReportContext(source=source or row.name, kind="logs"))
 
 
 @router.get("/{run_id}", response_model=RunRead, responses=NOT_FOUND, summary="A run and its current diagnosis")

@@ -316,8 +316,13 @@ class WandbReader:
         if not found.rows:
             raise LogError(f"{path.name}: a W&B run file with no history rows ({found.records} record(s) "
                            "read): nothing was logged with wandb.log")
+        notes.extend(_negative_steps(path.name, found.rows))
+        history = found.rows
+        if any(r.step is not None and r.step >= 0 for r in history):
+            # (a negative step among steps from 0 is no place on the run's axis: left out, as the note says)
+            history = [r for r in history if r.step is None or r.step >= 0]
         rows: list[dict[str, Any]] = []
-        for row in found.rows:
+        for row in history:
             obj: dict[str, Any] = {}
             for key, text in row.items:
                 try:
@@ -327,7 +332,6 @@ class WandbReader:
             if "_step" not in obj and row.step is not None:
                 obj["_step"] = row.step
             rows.append(obj)
-        notes.extend(_negative_steps(path.name, found.rows))
         for trainer_step in (*_TRAINER_STEPS, None):
             try:
                 return self._placed(path.name, limits, rows, trainer_step, list(notes))
@@ -447,7 +451,8 @@ def _negative_steps(name: str, rows: list[wandb_datastore.HistoryRow]) -> list[L
     """A ``step_order`` note where some history records' ``HistoryStep.num`` is negative among
     others from 0 on, as the TensorBoard reader gives for ``Event.step``: the field is a signed
     int64, so a writer's unsigned 2^64 - 1 (or a -1 "no step") reads as -1 and is placed before
-    every other step; the note names the first such record and the unsigned value it stands for."""
+    every other step, before step 0 (errsweep9 #3: a spurious loss spike at step 0); such records are
+    left out, and the note names the first one and the unsigned value it stands for."""
     neg = [r for r in rows if r.step is not None and r.step < 0]
     rest = sum(1 for r in rows if r.step is not None and r.step >= 0)
     if not neg or not rest:
@@ -457,8 +462,8 @@ def _negative_steps(name: str, rows: list[wandb_datastore.HistoryRow]) -> list[L
     return [LogWarning("step_order", (
         f"{name}: {len(neg)} history record(s) at a negative step among {rest} at steps from 0, the first "
         f"at byte {first.offset}, step {first.step}: HistoryStep.num is a signed int64, so the writer "
-        f"wrote the unsigned {first.step + (1 << 64):,}, or {first.step} for no step; read at step "
-        f"{first.step}, before the others"), where=f"byte {first.offset}")]
+        f"wrote the unsigned {first.step + (1 << 64):,}, or {first.step} for no step; left out (their values "
+        f"have no place among the others' steps)"), where=f"byte {first.offset}")]
 
 
 def _skipped(name: str, keys: set[str]) -> LogWarning:
