@@ -70,3 +70,11 @@ def test_plain_chunked_is_still_taken(api):
     r = api.post("/v1/checks/logs?filename=loss.csv", content=CSV,
                  headers={"content-type": "text/csv", "transfer-encoding": "Chunked"})
     assert r.status_code == 202, r.text[:400]
+
+
+def test_a_form_content_type_in_other_case_is_read_as_a_form(api):
+    # media types are case-insensitive (RFC 9110 8.3.1): read as a raw body, the boundary lines
+    # would be taken for the log and its name would be lost
+    r = api.post("/v1/checks/logs", content=_form(CSV), headers={"content-type": "Multipart/Form-Data; boundary=B"})
+    assert r.status_code == 202, r.text[:400]
+    assert r.json()["name"] == "loss.csv"

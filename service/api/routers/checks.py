@@ -505,6 +505,12 @@ def refuse_transfer_encoded_part(part: Any) -> None:
                        parameter="file")
 
 
+def is_form(content_type: str) -> bool:
+    """Whether the body is a form: media types are case-insensitive (RFC 9110 8.3.1), so
+    ``Multipart/Form-Data`` is one too, not a raw body whose boundary lines would be read as the file."""
+    return content_type.split(";")[0].strip().lower() == "multipart/form-data"
+
+
 def _file_part(form: Any, what: str) -> Any:
     """The form's part ``file`` as an upload, or a 422 that says why there is none: absent, or
     sent without a ``filename=`` (a part without one is a text field, RFC 7578 4.2); a 400 for a
@@ -538,7 +544,7 @@ async def _receive_upload(request: Request, folder: Path, filename: str | None, 
     if filename is not None:
         safe_filename(filename)  # a bad ?filename= is refused before the body is read
     refuse_other_multipart(content_type)
-    if content_type.startswith("multipart/form-data"):
+    if is_form(content_type):
         # Starlette spools parts to disk past 1 MiB; the body-limit middleware caps the total (the
         # file's limit plus the form's framing), _part_chunks the file
         form = await _form(request, max_files=1, max_fields=5)
@@ -777,7 +783,7 @@ async def _receive_model(request: Request, folder: Path, filename: str | None,
     content_type = request.headers.get("content-type", "")
     if filename is not None:
         safe_filename(filename)  # a bad ?filename= is refused before the body is read
-    if content_type.startswith("multipart/form-data"):
+    if is_form(content_type):
         form = await _form(request, max_files=1, max_fields=64)
         try:
             part = _file_part(form, "the .onnx file")
