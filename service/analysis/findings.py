@@ -106,11 +106,42 @@ def towers(result: SimulationResult, units: list[UnitStats]) -> list[list[UnitSt
     # DETR's object queries) starts no path from the data; its gradient comes only through the
     # attention it drives (msweep14: a false 839x vanishing from such a path)
     data = [u for u in firsts if not bool(np.any(u.values.get("constant_input", np.zeros(1)) == 1))]  # (seed 0 reads it)
-    if data and len(data) < len(firsts):
+    chosen = bool(data) and len(data) < len(firsts)
+    if chosen:
         firsts = data
-    elif len(firsts) < 2:
+    # an attention's query and key projections (:attr:`SimulationResult.score_projections`) start no
+    # path of their own beside the value projection fed the same input: their gradient comes through
+    # the softmax's Jacobian and the 1/sqrt(d_k) scale, small by construction, not by depth
+    # (onnxsweep28 qs_attention: a Keras MHA's key projection read as the first of "8 layers")
+    scores = set(result.score_projections)
+    values = [u for u in firsts if u.name not in scores]
+    if values and len(values) < len(firsts):
+        firsts, chosen = values, True
+    if not chosen and len(firsts) < 2:
         return [units]
     return [[u for u in units if u is f or u.name in reach[f.name]] for f in firsts]
+
+
+def chain_depth(result: SimulationResult, units: list[UnitStats]) -> int:
+    """The number of layers along the longest path from the first of ``units`` (one chain, in the
+    order they ran) to its last, following :attr:`SimulationResult.feeds`: parallel branches of one
+    block (an attention's query, key and value projections, fed the same tensor and read by the
+    same product) are one step, not one each (onnxsweep28 qs_attention: two attention blocks counted
+    as "8 layers, 7 steps"). A stack of k recurrent layers counts k (:attr:`UnitStats.stacked`).
+    Where the feeds do not join the two ends (a spec's chain records none), every unit counts."""
+    plain = 1 + sum(u.stacked for u in units[1:])
+    if len(units) < 2 or not result.feeds:
+        return plain
+    names = {u.name for u in units}
+    longest: dict[str, int] = {units[0].name: 1}
+    for u in units:  # the order they ran in: a unit's feeders ran before it
+        if u.name not in longest:
+            continue
+        for nxt in result.feeds.get(u.name, ()):
+            if nxt in names and nxt != units[0].name:
+                step = next(v.stacked for v in units if v.name == nxt)
+                longest[nxt] = max(longest.get(nxt, 0), longest[u.name] + step)
+    return longest.get(units[-1].name, plain)
 
 
 def depth_ratio(result: SimulationResult) -> tuple[float, list[UnitStats]]:
