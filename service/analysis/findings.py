@@ -25,7 +25,7 @@ from gradhealth.analysis import theory
 from gradhealth.analysis.simulate import SimulationResult, TimeSeries, UnitStats
 from gradhealth.analysis.thresholds import Thresholds
 from gradhealth.core.document import Finding, Remedy
-from gradhealth.core.rules import rule
+from gradhealth.core.rules import rule, worst_first
 
 
 @dataclass
@@ -44,6 +44,36 @@ class Detection:
     def finding(self, remedies: list[Remedy]) -> Finding:
         """The finding, made the way the log check makes its own (through the code's rule)."""
         return rule(self.code).finding(self.severity, self.summary, self.explanation, self.evidence, remedies)
+
+
+def merge_same_code(detections: list[Detection]) -> list[Detection]:
+    """``detections`` with one per code: where several checks found the same code on one model (a
+    packed q/k/v slice with no gradient and a depth ratio, both ``vanishing_gradient``: modsweep48),
+    the most severe (the first of :func:`worst_first`'s order) leads and carries the others: their
+    summaries after its own ("; also: ..."), their explanations after its own, their units, and
+    each one's severity, summary and evidence under ``merged``. Order otherwise unchanged."""
+    by_code: dict[str, list[Detection]] = {}
+    for d in detections:
+        by_code.setdefault(d.code, []).append(d)
+    out: list[Detection] = []
+    for d in detections:
+        group = by_code[d.code]
+        if len(group) == 1:
+            out.append(d)
+            continue
+        if d is not group[0]:
+            continue  # (merged into the group's lead, placed where the code first came)
+        lead, *rest = worst_first(group)
+        units = list(lead.units)
+        for other in rest:
+            units += [u for u in other.units if all(u is not v for v in units)]
+        out.append(Detection(
+            lead.code, lead.severity, lead.metric, lead.value,
+            "; also: ".join([lead.summary, *(o.summary for o in rest)]),
+            " ".join([lead.explanation, *(o.explanation for o in rest)]),
+            {**lead.evidence, "merged": [{"severity": o.severity, "summary": o.summary, **o.evidence} for o in rest]},
+            units))
+    return out
 
 
 def _geo_ratio(a: np.ndarray, b: np.ndarray) -> float:

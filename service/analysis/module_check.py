@@ -57,7 +57,7 @@ from gradhealth.analysis.check import (
     without_inflated_rate,
 )
 from gradhealth.analysis.figures import ACTIVATION_ABS_MAX, OUTPUT_GRAD_ABS_MAX, WEIGHT_GRAD_ABS_MAX
-from gradhealth.analysis.findings import Detection, layer_words, trunk
+from gradhealth.analysis.findings import Detection, layer_words, merge_same_code, trunk
 from gradhealth.analysis.graph import (
     BOUNDED_ENDINGS,
     SWAP_ATTRIBUTE,
@@ -1983,6 +1983,8 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
     sliced = _zero_slices(run, thresholds, device)  # (no remedy on a copy: its explanation names the fix)
     if sliced is not None:
         detections.append(sliced)
+    # one finding per code: a zero packed slice beside a depth ratio is one vanishing_gradient (modsweep48)
+    detections = merge_same_code(detections)
     findings: list[Finding] = []
     far = far_targets(run.target_samples)  # the run's, whatever the finding
     for i, det in enumerate(detections):
