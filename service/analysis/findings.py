@@ -25,7 +25,7 @@ from gradhealth.analysis import theory
 from gradhealth.analysis.simulate import SimulationResult, TimeSeries, UnitStats
 from gradhealth.analysis.thresholds import Thresholds
 from gradhealth.core.document import Finding, Remedy
-from gradhealth.core.rules import rule
+from gradhealth.core.rules import rule, worst_first
 
 
 @dataclass
@@ -44,6 +44,36 @@ class Detection:
     def finding(self, remedies: list[Remedy]) -> Finding:
         """The finding, made the way the log check makes its own (through the code's rule)."""
         return rule(self.code).finding(self.severity, self.summary, self.explanation, self.evidence, remedies)
+
+
+def merge_same_code(detections: list[Detection]) -> list[Detection]:
+    """``detections`` with one per code: where several checks found the same code on one model (a
+    packed q/k/v slice with no gradient and a depth ratio, both ``vanishing_gradient``: modsweep48),
+    the most severe (the first of :func:`worst_first`'s order) leads and carries the others: their
+    summaries after its own ("; also: ..."), their explanations after its own, their units, and
+    each one's severity, summary and evidence under ``merged``. Order otherwise unchanged."""
+    by_code: dict[str, list[Detection]] = {}
+    for d in detections:
+        by_code.setdefault(d.code, []).append(d)
+    out: list[Detection] = []
+    for d in detections:
+        group = by_code[d.code]
+        if len(group) == 1:
+            out.append(d)
+            continue
+        if d is not group[0]:
+            continue  # (merged into the group's lead, placed where the code first came)
+        lead, *rest = worst_first(group)
+        units = list(lead.units)
+        for other in rest:
+            units += [u for u in other.units if all(u is not v for v in units)]
+        out.append(Detection(
+            lead.code, lead.severity, lead.metric, lead.value,
+            "; also: ".join([lead.summary, *(o.summary for o in rest)]),
+            " ".join([lead.explanation, *(o.explanation for o in rest)]),
+            {**lead.evidence, "merged": [{"severity": o.severity, "summary": o.summary, **o.evidence} for o in rest]},
+            units))
+    return out
 
 
 def _geo_ratio(a: np.ndarray, b: np.ndarray) -> float:
@@ -106,11 +136,42 @@ def towers(result: SimulationResult, units: list[UnitStats]) -> list[list[UnitSt
     # DETR's object queries) starts no path from the data; its gradient comes only through the
     # attention it drives (msweep14: a false 839x vanishing from such a path)
     data = [u for u in firsts if not bool(np.any(u.values.get("constant_input", np.zeros(1)) == 1))]  # (seed 0 reads it)
-    if data and len(data) < len(firsts):
+    chosen = bool(data) and len(data) < len(firsts)
+    if chosen:
         firsts = data
-    elif len(firsts) < 2:
+    # an attention's query and key projections (:attr:`SimulationResult.score_projections`) start no
+    # path of their own beside the value projection fed the same input: their gradient comes through
+    # the softmax's Jacobian and the 1/sqrt(d_k) scale, small by construction, not by depth
+    # (onnxsweep28 qs_attention: a Keras MHA's key projection read as the first of "8 layers")
+    scores = set(result.score_projections)
+    values = [u for u in firsts if u.name not in scores]
+    if values and len(values) < len(firsts):
+        firsts, chosen = values, True
+    if not chosen and len(firsts) < 2:
         return [units]
     return [[u for u in units if u is f or u.name in reach[f.name]] for f in firsts]
+
+
+def chain_depth(result: SimulationResult, units: list[UnitStats]) -> int:
+    """The number of layers along the longest path from the first of ``units`` (one chain, in the
+    order they ran) to its last, following :attr:`SimulationResult.feeds`: parallel branches of one
+    block (an attention's query, key and value projections, fed the same tensor and read by the
+    same product) are one step, not one each (onnxsweep28 qs_attention: two attention blocks counted
+    as "8 layers, 7 steps"). A stack of k recurrent layers counts k (:attr:`UnitStats.stacked`).
+    Where the feeds do not join the two ends (a spec's chain records none), every unit counts."""
+    plain = 1 + sum(u.stacked for u in units[1:])
+    if len(units) < 2 or not result.feeds:
+        return plain
+    names = {u.name for u in units}
+    longest: dict[str, int] = {units[0].name: 1}
+    for u in units:  # the order they ran in: a unit's feeders ran before it
+        if u.name not in longest:
+            continue
+        for nxt in result.feeds.get(u.name, ()):
+            if nxt in names and nxt != units[0].name:
+                step = next(v.stacked for v in units if v.name == nxt)
+                longest[nxt] = max(longest.get(nxt, 0), longest[u.name] + step)
+    return longest.get(units[-1].name, plain)
 
 
 def depth_ratio(result: SimulationResult) -> tuple[float, list[UnitStats]]:

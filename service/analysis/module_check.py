@@ -57,7 +57,7 @@ from gradhealth.analysis.check import (
     without_inflated_rate,
 )
 from gradhealth.analysis.figures import ACTIVATION_ABS_MAX, OUTPUT_GRAD_ABS_MAX, WEIGHT_GRAD_ABS_MAX
-from gradhealth.analysis.findings import Detection, layer_words, trunk
+from gradhealth.analysis.findings import Detection, layer_words, merge_same_code, trunk
 from gradhealth.analysis.graph import (
     BOUNDED_ENDINGS,
     SWAP_ATTRIBUTE,
@@ -1236,7 +1236,9 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
             leaky = R.relu_family_activation(_every(result, {"relu"}), "leaky_relu", swapped=("relu",))
             leaky.change += f" ({_BIASES_ZEROED})"
             out.append((leaky, _swap_edit({"relu"}, "leaky_relu")))
-        unnormed = [u for u in det.units if not u.normalised]
+        # an attention's query and key projections take no norm after them: their small gradient is the
+        # softmax's, and a BatchNorm over q or k changes what the scores mean (onnxsweep28 qs_attention)
+        unnormed = [u for u in det.units if not u.normalised and u.name not in result.score_projections]
         if code in ("vanishing_gradient", "exploding_gradient") and not all(u.normalised for u in trunk(result)) \
                 and unnormed:
             # named for the finding's layers no norm reads yet (a Conv then ReLU then BatchNorm is read by one)
@@ -1981,6 +1983,8 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
     sliced = _zero_slices(result, thresholds)  # (no remedy on a copy: its explanation names the fix)
     if sliced is not None:
         detections.append(sliced)
+    # one finding per code: a zero packed slice beside a depth ratio is one vanishing_gradient (modsweep48)
+    detections = merge_same_code(detections)
     findings: list[Finding] = []
     far = far_targets(run.target_samples)  # the run's, whatever the finding
     for i, det in enumerate(detections):

@@ -32,6 +32,7 @@ from gradhealth.analysis.findings import (
     bidirectional_reach,
     binomial_tail_half,
     carried_apart,
+    chain_depth,
     chain_signals,
     cut_off,
     depth_ratio,
@@ -352,9 +353,10 @@ def _through_depth(
     judged = forward_growth(result)
     which = "gradient" if ratio >= judged or math.isnan(judged) else "activation"
     no_gradient = not any(np.any(u.values["output_grad_norm"] != 0) for u in units)
-    # the Jacobians between the first unit's output and the last's: one a unit after the first, k
-    # for a stack of k recurrent layers (UnitStats.stacked)
-    depth = 1 + sum(u.stacked for u in units[1:])
+    # the Jacobians between the first unit's output and the last's: one a unit after the first along
+    # the longest path (parallel branches of one block once), k for a stack of k recurrent layers
+    # (UnitStats.stacked)
+    depth = chain_depth(result, units)
     per_layer = (
         ratio ** (1 / (depth - 1)) if depth > 1 and ratio > 0 and math.isfinite(ratio) else math.nan
     )
