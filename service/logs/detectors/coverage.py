@@ -143,12 +143,15 @@ def insufficient(run: RunLog, t: LogThresholds) -> list[Finding]:
              "generator": [s.name for s in gan if gan_part(s.name) == "G"][:20],
              "discriminator": [s.name for s in gan if gan_part(s.name) == "D"][:20]}, [])]
     val = run.first("val_loss")
-    if not main and val is not None and int(np.sum(np.isfinite(val.values))) >= 5:
-        # a Lightning CSVLogger with only validation_step logging: what it logs is still a loss
+    seen = int(np.sum(np.isfinite(val.values))) if val is not None else 0
+    if not main and val is not None and seen:
+        # a Lightning CSVLogger with only validation_step logging: what it logs is still a loss; and so is
+        # a short one (a boosting fit stopped early after 3 evaluations, among a CV's or a search's fits:
+        # logsweep97 lgbm_hyperopt_cv), which is a short run, not a log with nothing read
         return [finding(
             "insufficient_data", "info",
-            f"no training loss or gradient norm: only {val.name} ({int(np.sum(np.isfinite(val.values)))} points), "
-            "checked for NaN/Inf and spikes",
+            f"no training loss or gradient norm: only {val.name} ({seen} point{'s' if seen != 1 else ''}"
+            + (", too few for its trends" if seen < t.min_points else "") + "), checked for NaN/Inf and spikes",
             "The training-side checks (exploding or vanishing gradients, divergence, plateaus, overfitting) need the "
             "training loss or a gradient norm; the validation loss alone is checked for what it can show. Log the "
             "training loss too: " + log_the_loss(run),
