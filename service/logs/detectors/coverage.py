@@ -76,6 +76,9 @@ _LOG_THE_LOSS: dict[str, str] = {
     "keras": ("Keras: model.fit(..., validation_data=...) logs the training loss as loss each epoch beside "
               "val_loss, in its History (history.history['loss']), the CSVLogger's loss column and the "
               "TensorBoard callback's train/ folder; log from model.fit, not only model.evaluate."),
+    "test_tube": ('test-tube: Experiment.log({"train_loss": loss.item()}) each step or epoch beside the validation '
+                  "loss (Lightning's TestTubeLogger writes what training_step logs); test-tube is no longer "
+                  "maintained: Lightning's CSVLogger writes the same metrics.csv with a step column."),
     "hf_trainer": ("Hugging Face Trainer: it logs the training loss (loss in trainer_state.json's log_history) "
                    "every logging_steps steps: set TrainingArguments(logging_strategy=\"steps\", logging_steps=...) "
                    "well under the run's length (the default is 500)."),
