@@ -1504,7 +1504,14 @@ class _Spans:
         return i < len(self._starts) and self._starts[i] < end
 
 
+#: A Markdown heading of level 2 to 6 (``### error log (loss NAN)``): a document's title for what follows, words,
+#: never values (a single ``#`` is also a comment's mark, and consoles print values after it: ``# step 10 loss: 0.5``)
+_HEADING = re.compile(r"^ {0,3}#{2,6}[ \t]")
+
+
 def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, str]], float | None]:
+    if line[:5].lstrip(" ").startswith("##") and _HEADING.match(line):
+        return [], None  # (a heading: logsweep95 mmdet_cascade_nan_readme read "loss NAN" from one as a NaN loss)
     if line.startswith("[") and (tag := _MPI_TAG.match(line)) is not None:
         line = line[tag.end():]
     if "[" in line and (boost := _BOOST_ROUND.match(line)) is not None:
