@@ -127,10 +127,12 @@ class Remedy(BaseModel):
     rationale: str
     change: str = Field(description="the change to make, in words")
     snippet: str = Field(description="code that makes the change, in the framework `snippet_framework` names")
-    snippet_framework: Literal["pytorch", "keras"] = Field(
+    snippet_framework: Literal["pytorch", "keras", "boosting"] = Field(
         "pytorch", description="the framework the snippet is written for: keras for a check of a Keras model file "
                                "(its layers' initialisers, activations, a layers.BatchNormalization(), the "
-                               "optimizer's global_clipnorm, named by the file's layer names), else pytorch "
+                               "optimizer's global_clipnorm, named by the file's layer names), boosting for a "
+                               "gradient-boosting library's evaluation log (XGBoost, LightGBM, CatBoost parameters: "
+                               "learning_rate/eta, early stopping, the trees' regularisation), else pytorch "
                                "(a spec, a live module, an ONNX file; an RLHF trainer's config stays as it is)")
     patch: list[dict[str, Any]] = Field(default_factory=list, description="RFC 6902 JSON Patch to the spec")
     params: dict[str, Any] = Field(default_factory=dict, description="concrete values, e.g. max_norm")

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from gradhealth.core import remedies as R
+from gradhealth.core.boosting_snippets import in_boosting
 from gradhealth.core.document import (
     Diagnosis,
     Finding,
@@ -31,7 +32,7 @@ from gradhealth.core.ticks import advance, ticking
 from gradhealth.logs.detectors import DETECTORS
 from gradhealth.logs.detectors.common import times
 from gradhealth.logs.readers.registry import ReadLimits
-from gradhealth.logs.series import LogWarning, RunLog, Series
+from gradhealth.logs.series import LogWarning, RunLog, Series, boosting_log
 from gradhealth.logs.stats import median
 from gradhealth.logs.thresholds import LogThresholds
 
@@ -167,6 +168,10 @@ def _diagnose(run: RunLog, thresholds: LogThresholds | None = None, *, started: 
             _remedies_for_the_cause([f for detect in DETECTORS
                                      for f in _guarded(detect, part, thresholds, run, next(rules) / total)]),
             part), part)))]))
+    if boosting_log(run):
+        # a boosting library's evaluations: its remedies in its parameters' words, none of a network's
+        # optimizer (logsweep97 lgbm_hyperopt_cv)
+        findings = in_boosting(findings)
     status = status_of(findings)
     worst = next((f for f in findings if f.severity != "info"), None)
     summary = (f"{status}: {worst.code}: {worst.summary}" + more_findings(findings)

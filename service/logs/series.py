@@ -418,6 +418,16 @@ _BOOSTING = re.compile(r"^(?P<set>train|training|valid|validate|validation|eval|
                        r"tweedie|mphe|quantile|cross-entropy|crossentropy|smoothl1|smooth_l1|loss|nll|ce)$")
 
 
+def boosting_log(run: RunLog) -> bool:
+    """Whether ``run`` is a gradient-boosting library's evaluation log: every loss it holds (the
+    training and the held-out sets') is named ``<set>-<metric>`` as XGBoost and LightGBM print them
+    (``train-rmse``, ``valid-binary_logloss``, ``validation_0-logloss``), in their lower case (MXNet's
+    Speedometer writes ``Train-CrossEntropy``: a network's). Its remedies are a boosting run's
+    parameters, not a network optimizer's (:mod:`gradhealth.core.boosting_snippets`)."""
+    losses = [s.name.rsplit("/", 1)[-1] for s in run.series if s.role in ("loss", "val_loss")]
+    return bool(losses) and all(_BOOSTING.match(name) is not None for name in losses)
+
+
 def classify(name: str) -> tuple[Role, str | None]:
     """The role (and layer) a metric name most likely has, from the names common tools write."""
     key = name.strip()

@@ -76,6 +76,9 @@ _LOG_THE_LOSS: dict[str, str] = {
     "keras": ("Keras: model.fit(..., validation_data=...) logs the training loss as loss each epoch beside "
               "val_loss, in its History (history.history['loss']), the CSVLogger's loss column and the "
               "TensorBoard callback's train/ folder; log from model.fit, not only model.evaluate."),
+    "test_tube": ('test-tube: Experiment.log({"train_loss": loss.item()}) each step or epoch beside the validation '
+                  "loss (Lightning's TestTubeLogger writes what training_step logs); test-tube is no longer "
+                  "maintained: Lightning's CSVLogger writes the same metrics.csv with a step column."),
     "hf_trainer": ("Hugging Face Trainer: it logs the training loss (loss in trainer_state.json's log_history) "
                    "every logging_steps steps: set TrainingArguments(logging_strategy=\"steps\", logging_steps=...) "
                    "well under the run's length (the default is 500)."),
@@ -143,12 +146,15 @@ def insufficient(run: RunLog, t: LogThresholds) -> list[Finding]:
              "generator": [s.name for s in gan if gan_part(s.name) == "G"][:20],
              "discriminator": [s.name for s in gan if gan_part(s.name) == "D"][:20]}, [])]
     val = run.first("val_loss")
-    if not main and val is not None and int(np.sum(np.isfinite(val.values))) >= 5:
-        # a Lightning CSVLogger with only validation_step logging: what it logs is still a loss
+    seen = int(np.sum(np.isfinite(val.values))) if val is not None else 0
+    if not main and val is not None and seen:
+        # a Lightning CSVLogger with only validation_step logging: what it logs is still a loss; and so is
+        # a short one (a boosting fit stopped early after 3 evaluations, among a CV's or a search's fits:
+        # logsweep97 lgbm_hyperopt_cv), which is a short run, not a log with nothing read
         return [finding(
             "insufficient_data", "info",
-            f"no training loss or gradient norm: only {val.name} ({int(np.sum(np.isfinite(val.values)))} points), "
-            "checked for NaN/Inf and spikes",
+            f"no training loss or gradient norm: only {val.name} ({seen} point{'s' if seen != 1 else ''}"
+            + (", too few for its trends" if seen < t.min_points else "") + "), checked for NaN/Inf and spikes",
             "The training-side checks (exploding or vanishing gradients, divergence, plateaus, overfitting) need the "
             "training loss or a gradient norm; the validation loss alone is checked for what it can show. Log the "
             "training loss too: " + log_the_loss(run),

@@ -13,8 +13,8 @@ from gradhealth.logs.series import RunLog
 
 #: One module per format under gradhealth.logs.readers, each exposing ``READER``.
 READER_MODULES: tuple[str, ...] = (
-    "native", "hf_trainer", "lightning", "tensorboard", "mlflow", "wandb", "keras", "sb3", "monitor", "sacred", "clearml",
-    "allennlp", "markdown", "notebook", "text", "numbers",
+    "native", "hf_trainer", "lightning", "tensorboard", "mlflow", "wandb", "keras", "test_tube", "sb3", "monitor",
+    "sacred", "clearml", "allennlp", "markdown", "notebook", "text", "numbers",
 )
 
 

@@ -927,6 +927,11 @@ def _launch_banners(opening: set[bytes], places: list[list[tuple[int, bytes]]]) 
 #: (matched once per run of name characters, from its first letter, the value ahead only looked
 #: at: a line of 'x' a megabyte long is read once, not from each of its letters to its end)
 _HEADER_NAME = re.compile(rb"(?<![\w.-])[\d.-]*+([A-Za-z_][\w.-]*+)(?=\s*[:=]\s*[-+]?\.?\d)")
+#: A gradient-boosting round's evaluation line, up to its first metric's name (xgboost's ``[12]<TAB>train-rmse:``,
+#: LightGBM's ``[20]<TAB>valid's binary_logloss:``; :data:`_BOOST_ROUND` reads its values): its round, a step
+#: counted with no total, of a counter of its own (:data:`_BOOST_KIND`)
+_BOOST_START = re.compile(rb"^\s*\[(\d+)\][ \t]+[A-Za-z][\w.]*(?:-|'s[ \t]+)[A-Za-z][\w@.-]*:[ \t]*[-+.\d]")
+_BOOST_KIND = b"[round]"
 #: A step counted with no total (``step 0049, loss: ...``, ``iter 200 loss=...``).
 _BARE_STEP = re.compile(rb"(?<![\w./-])(?:step|iter|iteration)\s*[:=#]?\s*(\d+)(?![\w/.])", re.IGNORECASE)
 _DIGITS = b"0123456789"
@@ -994,6 +999,10 @@ class _Restarts:
         """Take the console's next line (``loss``: whether it names a loss)."""
         if _EPOCH_HINT.search(raw) is not None:
             self._epoch(lineno, raw)
+        # a gradient-boosting round's evaluation (``[20]<TAB>valid's binary_logloss: 0.53``): its metric is
+        # the loss of its set, its round the step counter (a CV's or a search's fits each count from theirs)
+        boost = _BOOST_START.match(raw) if b"]" in raw[:24] else None
+        loss = loss or boost is not None
         if not loss:
             if raw.strip():
                 self._pending = (lineno, raw)
@@ -1001,10 +1010,11 @@ class _Restarts:
         if self._pending is not None:
             self._add(tuple(_HEADER_NAME.findall(self._pending[1])), self._pending[0], raw)
             self._pending = None
-        m = _BARE_STEP.search(raw) if (b"tep" in raw or b"ter" in raw or b"TEP" in raw or b"TER" in raw) else None
+        m = (boost if boost is not None else _BARE_STEP.search(raw)
+             if (b"tep" in raw or b"ter" in raw or b"TEP" in raw or b"TER" in raw) else None)
         step = _count(m[1]) if m is not None else None
         if m is not None and step is not None:
-            kind = raw[:m.start()].translate(None, _DIGITS).strip()
+            kind = _BOOST_KIND if boost is not None else raw[:m.start()].translate(None, _DIGITS).strip()
             seen = self._steps.get(kind)
             if seen is None:
                 self._steps[kind] = [step, step, step, 1, self._epoch_marks]
@@ -1494,7 +1504,14 @@ class _Spans:
         return i < len(self._starts) and self._starts[i] < end
 
 
+#: A Markdown heading of level 2 to 6 (``### error log (loss NAN)``): a document's title for what follows, words,
+#: never values (a single ``#`` is also a comment's mark, and consoles print values after it: ``# step 10 loss: 0.5``)
+_HEADING = re.compile(r"^ {0,3}#{2,6}[ \t]")
+
+
 def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, str]], float | None]:
+    if line[:5].lstrip(" ").startswith("##") and _HEADING.match(line):
+        return [], None  # (a heading: logsweep95 mmdet_cascade_nan_readme read "loss NAN" from one as a NaN loss)
     if line.startswith("[") and (tag := _MPI_TAG.match(line)) is not None:
         line = line[tag.end():]
     if "[" in line and (boost := _BOOST_ROUND.match(line)) is not None:
@@ -2255,8 +2272,10 @@ class TextReader:
         if filename.lower().endswith(_NOT_LOGS):
             return 0.0
         lines = _head_lines(head)
+        # (a JSON document is no console; a boosting search's console opens with its first fit's parameters
+        # printed as a dict, ``{`` alone on its first line, and its rounds follow: logsweep97 lgbm_hyperopt_cv)
         if not lines or (_JSON_START.match(lines[0]) and not (_MPI_TAG.match(lines[0])
-                                                               or _BOOST_ROUND.match(lines[0]))):
+                                                               or any(_BOOST_ROUND.match(ln) for ln in lines))):
             return 0.0
         hits = block = longest = 0  # lines with values; the longest stretch of them one after another
         known = has_step = broken = lossy = False
