@@ -270,6 +270,13 @@ class ArchitectureRule(ABC):
         (shown beside it in a remedy's verification); None where the metric is what is judged."""
         return None
 
+    def decisive_as(self, metric: str, result: SimulationResult, t: Thresholds) -> float | None:
+        """``metric``, a figure :meth:`decisive` named on the unchanged network, measured on a
+        remedy's changed network ``result`` whatever figure decides there (it may fire on another,
+        or on none): the same figure on both sides of a verification; None where it cannot be had."""
+        now = self.decisive(result, t)
+        return now[1] if now is not None and now[0] == metric else None
+
     def side_effect_figure(self, result: SimulationResult, t: Thresholds) -> tuple[str, float] | None:
         """(name, value) of the figure a side effect of this code is shown by on both networks where
         the metric takes in what the rule does not judge (large_updates: the largest of the judged
@@ -1645,12 +1652,24 @@ class ExplodingGradient(ArchitectureRule):
         # re-simulation too, whatever it gives
         result, _ = live_seeds(result)
         value = self.measure(result)
-        if (math.isnan(value) or t.exploding(value) is None) and steep_stretch(result) is None \
-                and logit_scale(result) is None:
+        under = math.isnan(value) or t.exploding(value) is None
+        if under and steep_stretch(result) is None and (logits := logit_scale(result)) is not None:
+            # the finding fires on the logits' size, not on the growth quoted as its metric: a remedy
+            # is judged by them (peersweep22 baseCNN_miss_norm: "FIXED: ... 1.73 -> 2.35", the growth
+            # risen, while standardised inputs took the logits' std from 225 to about 1)
+            return "logit_std", logits[1]
+        if under and steep_stretch(result) is None and logit_scale(result) is None:
             signals = chain_signals(result)
             if signals is not None:
                 return "output_grad_ratio_first_to_readout", signals[1]
         return None
+
+    def decisive_as(self, metric: str, result: SimulationResult, t: Thresholds) -> float | None:
+        result, _ = live_seeds(result)
+        if metric == "logit_std":
+            found = logit_std(result)  # under the bar too: what the remedy brought them to
+            return found[1] if found is not None else None
+        return super().decisive_as(metric, result, t)
 
     def describe(
         self, severity: str, value: float, result: SimulationResult, t: Thresholds
@@ -4702,16 +4721,23 @@ def no_output_gradient(result: SimulationResult) -> bool:
 LOGIT_STD_WARNING = 100.0
 
 
-def logit_scale(result: SimulationResult) -> tuple[UnitStats, float] | None:
+def logit_std(result: SimulationResult) -> tuple[UnitStats, float] | None:
     """(the output layer, its outputs' std) where the loss is a cross-entropy on the output
-    layer's linear output (logits) and their std is over :data:`LOGIT_STD_WARNING`, else None."""
+    layer's linear output (logits), whatever their size; else None."""
     if _loss_kind(result) not in PROBABILITY_LOSSES or not result.units:
         return None
     out = output_layer(result)
     if out.activation not in (None, "identity") or "activation_std" not in out.values:
         return None
     std = out.mean("activation_std")
-    return (out, std) if math.isfinite(std) and std > LOGIT_STD_WARNING else None
+    return (out, std) if math.isfinite(std) else None
+
+
+def logit_scale(result: SimulationResult) -> tuple[UnitStats, float] | None:
+    """(the output layer, its outputs' std) where the loss is a cross-entropy on the output
+    layer's linear output (logits) and their std is over :data:`LOGIT_STD_WARNING`, else None."""
+    found = logit_std(result)
+    return found if found is not None and found[1] > LOGIT_STD_WARNING else None
 
 
 def _loss_kind(result: SimulationResult) -> str | None:
