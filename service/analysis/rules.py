@@ -1604,6 +1604,48 @@ class ExplodingGradient(ArchitectureRule):
         ]
         return max(values) if values else math.nan
 
+    def severity(self, result: SimulationResult, t: Thresholds) -> tuple[float, str | None]:
+        value, severity = super().severity(result, t)
+        if math.isnan(value):
+            # no depth to measure a growth over (one weight layer: a logistic or softmax regression),
+            # but the logits' size is judged however shallow the net (peersweep22 ips13: raw features
+            # into a 9 -> 2 regression, logits std 180, no finding)
+            live, _ = live_seeds(result)
+            if logit_scale(live) is not None and learned_logits(live) is None:
+                return value, "warning"
+        return value, severity
+
+    def remains(self, result: SimulationResult, metric: str) -> bool:
+        # a net with no depth still has the logits its shallow finding judges (:meth:`severity`): a
+        # remedy's changed network is judged by them (its `judged` figure), not "not measured"
+        return super().remains(result, metric) or logit_std(live_seeds(result)[0]) is not None
+
+    def _shallow_logits(self, severity: str, result: SimulationResult, t: Thresholds) -> Detection:
+        """The finding on saturated logits of a net with no depth to grow over (:meth:`severity`)."""
+        found = logit_scale(result)
+        assert found is not None
+        out, std = found
+        kind = _loss_kind(result)
+        squash = "sigmoid" if kind == "binary_cross_entropy" else "softmax"
+        evidence: dict[str, Any] = {"metric": EXPLODING_METRIC, "value": None, "threshold": t.exploding_warning,
+                                    "layers": [out.name], "logit_std": std, "logit_std_threshold": LOGIT_STD_WARNING,
+                                    "output_layer": out.name, "depth": 1}
+        summary = (f"the logits out of {layer_words(out)} have a std of {fmt(std)} (over {fmt(LOGIT_STD_WARNING)}): "
+                   f"the {kind} loss's {squash} is saturated from the first step")
+        raw = _raw_input_logits(result, std)
+        if raw is not None:
+            evidence.update(input_rms=raw, logit_growth=std / raw, inputs_far=True)
+            summary += f" by the inputs' scale ({fmt(std / raw)}x the input's RMS of {fmt(raw)})"
+            cause = (f"{layer_words(out)} reads inputs of root mean square {fmt(raw)}, where an initialisation "
+                     "assumes about 1, and a linear layer scales its output with its input: standardise the inputs.")
+        else:
+            cause = "The weights are several times too large for their fan-in (an init like N(0, 1), or weights scaled up)."
+        explanation = (f"The network has a single weight layer, so there is no growth through depth to measure, but "
+                       f"its logits (std {fmt(std)}) are orders of magnitude larger than a loss on logits expects "
+                       f"(about unit scale), so the {squash} is saturated: a sample the net gets right passes almost "
+                       "no gradient and one it gets wrong a loss and gradient the size of the logits. " + cause)
+        return Detection(self.code, severity, EXPLODING_METRIC, math.nan, summary, explanation, evidence, [out])
+
     @staticmethod
     def note_reason(value: float, result: SimulationResult, t: Thresholds) -> str | None:
         """Why growth of ``value`` on ``result`` (its live seeds) is a note, not a warning (a key of
@@ -1675,6 +1717,8 @@ class ExplodingGradient(ArchitectureRule):
         self, severity: str, value: float, result: SimulationResult, t: Thresholds
     ) -> Detection:
         result, dead = live_seeds(result)
+        if math.isnan(value):
+            return self._shallow_logits(severity, result, t)
         reason = self.note_reason(value, result, t) if severity == "info" else None
         det = _through_depth(self.code, severity, value, result, t, dead, reason)
         even = _backward_only_under_adaptive(result, value) if reason == "adaptive_optimizer" else None
