@@ -650,9 +650,13 @@ class _Verifier:
                                        side_effect_figures=side_effect_figures(new, all_detections, self.result,
                                                                                after, thresholds),
                                        seeds=after.seeds, note=f"{note}; {other}" if note and other else note or other)
+            v = remedy.verified
+            # (judged by the metric's own bar, where the verdict turned on it: not a `judged` figure's)
+            v.improved = (not fixed and not new and unjudged is None and unmeasured is None and v.judged is None
+                          and improved(v.before, v.after, det.evidence.get("threshold")))
             # (a verdict not judged, or with nothing to measure, measured nothing against it: left
-            # recommended, as an unverified one)
-            remedy.recommended = (fixed or unjudged is not None or unmeasured is not None) and not new
+            # recommended, as an unverified one; one that improved the figure a decade, as a partial one)
+            remedy.recommended = (fixed or v.improved or unjudged is not None or unmeasured is not None) and not new
         best = clip_reference(det.code, remedies, self.results)
         if best is not None and part.clips(det):
             # A clipping threshold from a fixed network's norms, never the broken one's.
@@ -673,12 +677,16 @@ class _Verifier:
 def judged_figure(det: Detection, before: SimulationResult, after: SimulationResult,
                   thresholds: Thresholds) -> JudgedFigure | None:
     """The figure ``det``'s rule fires on where it is not its metric (``ArchitectureRule.decisive``),
-    on the unchanged and the changed network: what a remedy's "fixed" was judged on."""
+    on the unchanged and the changed network: what a remedy's "fixed" was judged on. The same figure
+    on both (``ArchitectureRule.decisive_as``), never another one the changed network fires on."""
     part = _part(det)
-    was, now = part.decisive(before, thresholds), part.decisive(after, thresholds)
-    if was is None or now is None:
+    was = part.decisive(before, thresholds)
+    if was is None:
         return None
-    return JudgedFigure(code=det.code, metric=was[0], before=finite_or_none(was[1]), after=finite_or_none(now[1]))
+    now = part.decisive_as(was[0], after, thresholds)
+    if now is None:
+        return None
+    return JudgedFigure(code=det.code, metric=was[0], before=finite_or_none(was[1]), after=finite_or_none(now))
 
 
 def side_effect_figures(codes: list[str], all_detections: list[Detection], before: SimulationResult,
@@ -918,6 +926,33 @@ def unmeasured_note(value: float, code: str | None = None, after: SimulationResu
     return "the changed network has nothing this metric measures (no unit of the kind it counts remains)"
 
 
+#: How much nearer its bar a remedy that does not fix its finding must bring the finding's metric to be
+#: reported as improving it: a decade at least, past what seeds scatter by, and half the way or more
+#: (in decades) from where it was to the bar (peersweep22 baseCNN_miss_norm: standardised 0..255 pixels
+#: took the largest step from 60.5 to 0.535 of the weights, 2.05 of the 2.78 decades to the 0.1 bar, and
+#: read "not recommended" beside a bare "not fixed"; Xavier on a deep sigmoid MLP, 2.5e-14 -> 1.2e-12,
+#: 1.7 of 11.6 decades to its 1e-2 bar, is no partial fix).
+IMPROVED_DECADES = 1.0
+IMPROVED_SHARE = 0.5
+
+
+def improved(before: float | None, after: float | None, threshold: float | None) -> bool:
+    """Whether a remedy's re-simulation brought the finding's metric from ``before`` to ``after`` at
+    least :data:`IMPROVED_DECADES` and :data:`IMPROVED_SHARE` of the way, in decades, to the bar
+    ``threshold`` it fires past, staying on the same side of it (one that crossed it is fixed, or
+    fires the other way: vanishing pushed into exploding); False where a figure is not measured or
+    the bar is not a positive number."""
+    if before is None or after is None or threshold is None:
+        return False
+    if not (before > 0 and after > 0 and threshold > 0) or not all(map(math.isfinite, (before, after, threshold))):
+        return False
+    was, now = math.log10(before / threshold), math.log10(after / threshold)
+    if was == 0 or (was > 0) != (now > 0):
+        return False
+    gained = abs(was) - abs(now)
+    return gained >= IMPROVED_DECADES and gained >= IMPROVED_SHARE * abs(was)
+
+
 def verdict_note(value: float, fixed: bool, code: str, after: SimulationResult, thresholds: Thresholds) -> str | None:
     """What a verified remedy's ``after`` needs said beside it: :func:`unmeasured_note`; or, for a
     large_updates fix whose largest ratio left is over the warning level, that the figure is the
@@ -1052,6 +1087,8 @@ def _rank(code: str, r: Remedy) -> tuple[int, int, float]:
     badness = float(round(badness / RANK_RESOLUTION)) if math.isfinite(badness) else badness
     if r.verified.fixed and not r.verified.side_effects:
         return (0, _SCOPE.get(r.id, 1), badness)
+    if r.verified.improved and r.recommended:
+        return (1, -1, badness)  # a measured partial remedy: after the fixes, before what nothing measured
     if r.verified.fixed:
         return (1, 0, badness)
     return (2, 0, badness)

@@ -41,6 +41,7 @@ from gradhealth.analysis.check import (
     acted_on,
     clip_reference,
     decided,
+    improved,
     init_after_structural,
     judge,
     judged_figure,
@@ -1475,6 +1476,7 @@ class _Verifier:
         judged = judged_figure(det, self.result, after, self.thresholds)
         note = unmeasured or verdict_note(value, fixed, det.code, after, self.thresholds)
         probed = self.probe(det, change)
+        diverged = False
         if probed is not None:
             # a new rate past which the run diverged, or trained in the catapult regime: judged on
             # what SGD does at it (the probe's loss), not on the bound the rate was chosen by alone
@@ -1488,9 +1490,13 @@ class _Verifier:
                                    after=finite_or_none(shown),
                                    fixed=None if unmeasured else fixed, side_effects=new, not_judged=unjudged,
                                    not_measured=unmeasured, judged=judged, seeds=after.seeds, note=note)
+        v = remedy.verified
+        # (judged by the metric's own bar, where the verdict turned on it: not a `judged` figure's)
+        v.improved = (not fixed and not new and not diverged and unjudged is None and unmeasured is None
+                      and v.judged is None and improved(v.before, v.after, det.evidence.get("threshold")))
         # (a verdict not judged, or with nothing to measure, measured nothing against it: left
-        # recommended, as an unverified one)
-        remedy.recommended = (fixed or unjudged is not None or unmeasured is not None) and not new
+        # recommended, as an unverified one; one that improved the figure a decade, as a partial one)
+        remedy.recommended = (fixed or v.improved or unjudged is not None or unmeasured is not None) and not new
         return after
 
     def probe(self, det: Detection, change: Change) -> tuple[JudgedFigure, str, bool] | None:

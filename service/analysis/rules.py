@@ -271,6 +271,13 @@ class ArchitectureRule(ABC):
         (shown beside it in a remedy's verification); None where the metric is what is judged."""
         return None
 
+    def decisive_as(self, metric: str, result: SimulationResult, t: Thresholds) -> float | None:
+        """``metric``, a figure :meth:`decisive` named on the unchanged network, measured on a
+        remedy's changed network ``result`` whatever figure decides there (it may fire on another,
+        or on none): the same figure on both sides of a verification; None where it cannot be had."""
+        now = self.decisive(result, t)
+        return now[1] if now is not None and now[0] == metric else None
+
     def side_effect_figure(self, result: SimulationResult, t: Thresholds) -> tuple[str, float] | None:
         """(name, value) of the figure a side effect of this code is shown by on both networks where
         the metric takes in what the rule does not judge (large_updates: the largest of the judged
@@ -1599,6 +1606,48 @@ class ExplodingGradient(ArchitectureRule):
         ]
         return max(values) if values else math.nan
 
+    def severity(self, result: SimulationResult, t: Thresholds) -> tuple[float, str | None]:
+        value, severity = super().severity(result, t)
+        if math.isnan(value):
+            # no depth to measure a growth over (one weight layer: a logistic or softmax regression),
+            # but the logits' size is judged however shallow the net (peersweep22 ips13: raw features
+            # into a 9 -> 2 regression, logits std 180, no finding)
+            live, _ = live_seeds(result)
+            if logit_scale(live) is not None and learned_logits(live) is None:
+                return value, "warning"
+        return value, severity
+
+    def remains(self, result: SimulationResult, metric: str) -> bool:
+        # a net with no depth still has the logits its shallow finding judges (:meth:`severity`): a
+        # remedy's changed network is judged by them (its `judged` figure), not "not measured"
+        return super().remains(result, metric) or logit_std(live_seeds(result)[0]) is not None
+
+    def _shallow_logits(self, severity: str, result: SimulationResult, t: Thresholds) -> Detection:
+        """The finding on saturated logits of a net with no depth to grow over (:meth:`severity`)."""
+        found = logit_scale(result)
+        assert found is not None
+        out, std = found
+        kind = _loss_kind(result)
+        squash = "sigmoid" if kind == "binary_cross_entropy" else "softmax"
+        evidence: dict[str, Any] = {"metric": EXPLODING_METRIC, "value": None, "threshold": t.exploding_warning,
+                                    "layers": [out.name], "logit_std": std, "logit_std_threshold": LOGIT_STD_WARNING,
+                                    "output_layer": out.name, "depth": 1}
+        summary = (f"the logits out of {layer_words(out)} have a std of {fmt(std)} (over {fmt(LOGIT_STD_WARNING)}): "
+                   f"the {kind} loss's {squash} is saturated from the first step")
+        raw = _raw_input_logits(result, std)
+        if raw is not None:
+            evidence.update(input_rms=raw, logit_growth=std / raw, inputs_far=True)
+            summary += f" by the inputs' scale ({fmt(std / raw)}x the input's RMS of {fmt(raw)})"
+            cause = (f"{layer_words(out)} reads inputs of root mean square {fmt(raw)}, where an initialisation "
+                     "assumes about 1, and a linear layer scales its output with its input: standardise the inputs.")
+        else:
+            cause = "The weights are several times too large for their fan-in (an init like N(0, 1), or weights scaled up)."
+        explanation = (f"The network has a single weight layer, so there is no growth through depth to measure, but "
+                       f"its logits (std {fmt(std)}) are orders of magnitude larger than a loss on logits expects "
+                       f"(about unit scale), so the {squash} is saturated: a sample the net gets right passes almost "
+                       "no gradient and one it gets wrong a loss and gradient the size of the logits. " + cause)
+        return Detection(self.code, severity, EXPLODING_METRIC, math.nan, summary, explanation, evidence, [out])
+
     @staticmethod
     def note_reason(value: float, result: SimulationResult, t: Thresholds) -> str | None:
         """Why growth of ``value`` on ``result`` (its live seeds) is a note, not a warning (a key of
@@ -1647,17 +1696,31 @@ class ExplodingGradient(ArchitectureRule):
         # re-simulation too, whatever it gives
         result, _ = live_seeds(result)
         value = self.measure(result)
-        if (math.isnan(value) or t.exploding(value) is None) and steep_stretch(result) is None \
-                and logit_scale(result) is None:
+        under = math.isnan(value) or t.exploding(value) is None
+        if under and steep_stretch(result) is None and (logits := logit_scale(result)) is not None:
+            # the finding fires on the logits' size, not on the growth quoted as its metric: a remedy
+            # is judged by them (peersweep22 baseCNN_miss_norm: "FIXED: ... 1.73 -> 2.35", the growth
+            # risen, while standardised inputs took the logits' std from 225 to about 1)
+            return "logit_std", logits[1]
+        if under and steep_stretch(result) is None and logit_scale(result) is None:
             signals = chain_signals(result)
             if signals is not None:
                 return "output_grad_ratio_first_to_readout", signals[1]
         return None
 
+    def decisive_as(self, metric: str, result: SimulationResult, t: Thresholds) -> float | None:
+        result, _ = live_seeds(result)
+        if metric == "logit_std":
+            found = logit_std(result)  # under the bar too: what the remedy brought them to
+            return found[1] if found is not None else None
+        return super().decisive_as(metric, result, t)
+
     def describe(
         self, severity: str, value: float, result: SimulationResult, t: Thresholds
     ) -> Detection:
         result, dead = live_seeds(result)
+        if math.isnan(value):
+            return self._shallow_logits(severity, result, t)
         reason = self.note_reason(value, result, t) if severity == "info" else None
         det = _through_depth(self.code, severity, value, result, t, dead, reason)
         even = _backward_only_under_adaptive(result, value) if reason == "adaptive_optimizer" else None
@@ -4704,16 +4767,23 @@ def no_output_gradient(result: SimulationResult) -> bool:
 LOGIT_STD_WARNING = 100.0
 
 
-def logit_scale(result: SimulationResult) -> tuple[UnitStats, float] | None:
+def logit_std(result: SimulationResult) -> tuple[UnitStats, float] | None:
     """(the output layer, its outputs' std) where the loss is a cross-entropy on the output
-    layer's linear output (logits) and their std is over :data:`LOGIT_STD_WARNING`, else None."""
+    layer's linear output (logits), whatever their size; else None."""
     if _loss_kind(result) not in PROBABILITY_LOSSES or not result.units:
         return None
     out = output_layer(result)
     if out.activation not in (None, "identity") or "activation_std" not in out.values:
         return None
     std = out.mean("activation_std")
-    return (out, std) if math.isfinite(std) and std > LOGIT_STD_WARNING else None
+    return (out, std) if math.isfinite(std) else None
+
+
+def logit_scale(result: SimulationResult) -> tuple[UnitStats, float] | None:
+    """(the output layer, its outputs' std) where the loss is a cross-entropy on the output
+    layer's linear output (logits) and their std is over :data:`LOGIT_STD_WARNING`, else None."""
+    found = logit_std(result)
+    return found if found is not None and found[1] > LOGIT_STD_WARNING else None
 
 
 def _loss_kind(result: SimulationResult) -> str | None:

@@ -79,6 +79,14 @@ class Verified(BaseModel):
                                            "where `not_measured` says the change left nothing the metric measures: "
                                            "unknown, neither fixed nor not fixed")
     side_effects: list[str] = Field(default_factory=list, description="finding codes the change introduced, or made worse (a higher severity, or 10x further the wrong way)")
+    improved: bool = Field(
+        False, description="not fixed, but the metric (where the verdict turned on it: no `judged` figure) "
+                           "came a decade or more nearer the finding's bar (its evidence's `threshold`), and half "
+                           "the way there or more in decades, on the same side, and the change introduced nothing "
+                           "(no side effects): a partial remedy, still recommended, ranked after the fixes and "
+                           "before the remedies nothing measured ('improved, not fixed' in the reports: "
+                           "standardised 0..255 pixels taking the largest step from 60.5 to 0.535 of the weights, "
+                           "2.05 of the 2.78 decades to the 0.1 bar)")
     judged: JudgedFigure | None = Field(
         None, description="the figure the verdict turns on where the finding fires on something other than its "
                           "metric (post_ln_depth_risk: the Post-LN stack's depth, 6 -> 0 for Pre-LN)")

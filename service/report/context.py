@@ -345,7 +345,8 @@ def fixes_this(r: Remedy) -> bool:
 
 def verified_state(v: Verified, *, markdown: bool = False) -> str:
     """A verification's verdict in a word or three: ``FIXED`` (``**fixed**`` in Markdown), ``not
-    fixed``, ``not judged: why``, ``not measured`` (the change left nothing the metric measures), and for a checkpoint's remedy for retraining, measured on freshly
+    fixed``, ``improved, not fixed`` (``Verified.improved``: a decade nearer healthy, still past the bar),
+    ``not judged: why``, ``not measured`` (the change left nothing the metric measures), and for a checkpoint's remedy for retraining, measured on freshly
     drawn weights, ``fixed on fresh weights`` / ``not fixed on fresh weights`` (never ``FIXED``: the
     checkpoint itself was not fixed; kerassweep24)."""
     if v.not_judged:
@@ -354,7 +355,11 @@ def verified_state(v: Verified, *, markdown: bool = False) -> str:
         return "not measured"  # the change removed what the metric measures (kerassweep26)
     if v.fresh_weights:
         return "fixed on fresh weights" if v.fixed else "not fixed on fresh weights"
-    return ("**fixed**" if markdown else "FIXED") if v.fixed else "not fixed"
+    if v.fixed:
+        return "**fixed**" if markdown else "FIXED"
+    # a decade or more nearer healthy, nothing introduced, still past the bar (peersweep22: "not fixed"
+    # under "not recommended" read as useless beside a 113x smaller step)
+    return "improved, not fixed" if v.improved else "not fixed"
 
 
 def verified_text(r: Remedy, doc: Diagnosis, *, markdown: bool = True) -> str:

@@ -42,7 +42,8 @@ def test_measured_failures_are_never_ranked_above_measured_fixes(name, checked):
         assert [order[r] for r in ranks] == sorted(order[r] for r in ranks)
         for r in finding.remedies:
             if r.verified and not r.verified.fixed:
-                assert not r.recommended
+                # (a partial one, a decade nearer healthy with nothing introduced, stays recommended)
+                assert not r.recommended or r.verified.improved
 
 
 def test_residual_remedy_keeps_a_width_changing_first_layer():

@@ -14,7 +14,13 @@ import jsonpatch
 import numpy as np
 import pytest
 
-from gradhealth.analysis.check import MIN_MARGIN_DECADES, MIN_MARGIN_SHARE, judge, seed_margin
+from gradhealth.analysis.check import (
+    MIN_MARGIN_DECADES,
+    MIN_MARGIN_SHARE,
+    improved,
+    judge,
+    seed_margin,
+)
 from gradhealth.analysis.plan import make_plan
 from gradhealth.analysis.rules import detect
 from gradhealth.analysis.simulate import combined, simulate
@@ -98,7 +104,11 @@ def test_a_one_seed_verdict_is_the_every_seed_verdict(name, checked):
         det, dets, _, every = _one_and_every(raw, f.code, r.patch)
         verdict = judge(det, dets, every, Thresholds())
         fixed, new = verdict.fixed, verdict.side_effects
-        assert (fixed, fixed and not new) == (r.verified.fixed, r.recommended), (name, r.id)
+        # a partial remedy (a decade and half the way nearer the bar, nothing introduced: peersweep22)
+        # stays recommended, on every seed's figure as on one's
+        partial = (not fixed and not new and r.verified.judged is None
+                   and improved(det.value, verdict.value, det.evidence.get("threshold")))
+        assert (fixed, (fixed and not new) or partial) == (r.verified.fixed, r.recommended), (name, r.id)
 
 
 def test_a_verdict_close_to_a_threshold_is_left_to_every_seed(checked):
