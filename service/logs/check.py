@@ -25,6 +25,7 @@ from gradhealth.core.document import (
     finite_or_none,
     more_findings,
     status_of,
+    unjudged_by,
 )
 from gradhealth.core.rules import Detector, worst_first
 from gradhealth.core.ticks import advance, ticking
@@ -172,8 +173,12 @@ def _diagnose(run: RunLog, thresholds: LogThresholds | None = None, *, started: 
     summary = (f"{status}: {worst.code}: {worst.summary}" + more_findings(findings)
                if worst else f"healthy: {sum(len(s) for s in run.series):,} points in {len(run.series)} series"
                + _notes_summary(findings))
+    # the trends not judged (too short an excerpt, no training loss): said beside the status, which
+    # stays what was found (logsweep98 piper827: "healthy" above a note that nothing was judged)
+    unjudged = unjudged_by(findings)
     return Diagnosis(
         kind="logs", name=Path(run.source).name, status=status, summary=summary, findings=findings,
+        judged=unjudged is None, not_judged=unjudged.summary if unjudged is not None else None,
         series=summarise(run),
         points=chart_points(run, findings),
         log=LogInfo(format=run.format, source=Path(run.source).name, series=len(run.series),
