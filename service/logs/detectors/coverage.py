@@ -290,7 +290,9 @@ def insufficient(run: RunLog, t: LogThresholds) -> list[Finding]:
     bad = len(longest) - n  # its NaN/Inf points, which nonfinite reports
     ran = ("Trend checks need at least a few points; only the per-point checks (NaN/Inf, a loss that blew up or "
            "rose at every logged point) ran. ")
-    if _every_point_logged(longest):
+    if _every_point_logged(longest) and not any(w.code == "running_index" for w in run.warnings):
+        # (steps that are a count of the log's lines say nothing of the run's length: a pasted excerpt
+        # of Trainer dicts at epoch 0.53 is no 3-step run, logsweep98 modernbert_hf_console_nan)
         # every step or epoch the run had is in the log: the run is short, not its logging (newuser15 #1:
         # a 5-epoch Keras CSVLogger file told to log the loss each epoch)
         unit = longest.step_unit
