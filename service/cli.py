@@ -325,10 +325,15 @@ def _emit(args: argparse.Namespace, doc: Diagnosis, ctx: ReportContext) -> int:
     from gradhealth.cli_report import ReportWriteError, emit
 
     try:
-        return exit_code(emit(args, doc, ctx, _write), args.fail_on or "error")
+        code = exit_code(emit(args, doc, ctx, _write), args.fail_on or "error")
     except ReportWriteError as exc:  # a path the user gave: invalid input, one line
         print(f"gradhealth: {args.spec}: {exc}", file=sys.stderr)
         return EXIT_INVALID
+    # --fail-on-unjudged: a log whose trends were not judged fails whatever --fail-on says, so
+    # that a CI gate does not pass a 6-line excerpt as healthy (logsweep98 piper827)
+    if getattr(args, "fail_on_unjudged", False) and not doc.judged:
+        return EXIT_UNHEALTHY
+    return code
 
 
 def cmd_check_inputs(args: argparse.Namespace) -> int:
@@ -413,7 +418,8 @@ def cmd_check_document(args: argparse.Namespace) -> int:
     document = repo_relative(Path(args.spec))
     ctx = ReportContext(source=doc.log.source if doc.log is not None else document, document=document,
                         kind="logs" if doc.kind == "logs" else None, layers=args.layers,
-                        fail_on=getattr(args, "fail_on_given", None))
+                        fail_on=getattr(args, "fail_on_given", None),
+                        fail_on_unjudged=bool(getattr(args, "fail_on_unjudged", False)))
     return _emit(args, doc, ctx)
 
 
@@ -1490,6 +1496,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--fail-on", choices=["warning", "error", "new", "never"], default=None,
                        help="exit 1 when a finding is at least this severe (default: error); new: only "
                             "when a finding at warning or above is new or worse than in --baseline")
+    check.add_argument("--fail-on-unjudged", action="store_true",
+                       help="exit 1 when a log's trends were not judged (too short an excerpt, no training "
+                            "loss: the document's judged is false), whatever --fail-on says")
     check.add_argument("--no-verify", action="store_true", help="propose remedies without re-simulating them")
     check.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None, help="override the spec's device")
     check.add_argument("--seeds", type=int, default=None, help="override the spec's number of seeds")

@@ -269,7 +269,8 @@ def report_context(args: argparse.Namespace, *, kind: str, text: str | None = No
     return ReportContext(source=source, text=text if kind == "spec" else None, kind_word=word, source_uri=uri,
                          path=path if kind == "logs" and member is None else None,
                          kind="logs" if kind == "logs" else None, layers=args.layers,
-                         member=member, fail_on=getattr(args, "fail_on_given", None))
+                         member=member, fail_on=getattr(args, "fail_on_given", None),
+                         fail_on_unjudged=bool(getattr(args, "fail_on_unjudged", False)))
 
 
 #: Nesting a baseline may have: a diagnosis is about a dozen levels deep, and a remedy's patch

@@ -398,6 +398,14 @@ class Diagnosis(BaseModel):
     name: str | None = None
     status: Status
     summary: str
+    judged: bool = Field(
+        True, description="false where a log check had too little to judge the run's trends (an excerpt of a few "
+                          "lines, a fraction of one epoch, no training loss at all): an insufficient_data finding "
+                          "says why (`not_judged`). A `healthy` status then means only that nothing was found, not "
+                          "that the trends were checked; the text report's headline says NOT JUDGED, and "
+                          "`gradhealth check --fail-on-unjudged` exits 1. Always true for an architecture check")
+    not_judged: str | None = Field(
+        None, description="where `judged` is false: why, in the insufficient_data finding's words")
     findings: list[Finding]
     layers: list[LayerReport] = Field(default_factory=list)
     time_steps: list[TimeStep] = Field(default_factory=list)
@@ -445,6 +453,22 @@ def status_of(findings: list[Finding]) -> Status:
     """``unhealthy`` with any error, ``warning`` with any warning, else ``healthy``."""
     worst = max((SEVERITY_RANK[f.severity] for f in findings), default=0)
     return "unhealthy" if worst == 2 else "warning" if worst == 1 else "healthy"
+
+
+def unjudged_by(findings: list[Finding]) -> Finding | None:
+    """The ``insufficient_data`` finding that left the run's trends unjudged (evidence ``judged``
+    false), if any: the document's ``judged`` and ``not_judged`` follow it."""
+    return next((f for f in findings if f.code == "insufficient_data"
+                 and (f.evidence.model_extra or {}).get("judged") is False), None)
+
+
+def headline(doc: Diagnosis) -> str:
+    """The status as a report's headline word: ``NOT JUDGED (too little data)`` for a healthy
+    document whose trends were not judged (logsweep98: a 6-line excerpt read "HEALTHY" above a note
+    saying it was not judged), else the status in capitals. The document's ``status`` is unchanged."""
+    if doc.status == "healthy" and not doc.judged:
+        return "NOT JUDGED (too little data)"
+    return doc.status.upper()
 
 
 def more_findings(findings: list[Finding]) -> str:

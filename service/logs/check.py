@@ -9,6 +9,7 @@ import itertools
 import logging
 import math
 import os
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +27,7 @@ from gradhealth.core.document import (
     finite_or_none,
     more_findings,
     status_of,
+    unjudged_by,
 )
 from gradhealth.core.rules import Detector, worst_first
 from gradhealth.core.ticks import advance, ticking
@@ -154,9 +156,35 @@ def _notes_summary(findings: Sequence[Finding]) -> str:
             + "".join(f"; not judged: {f.summary}" for f in short[:2]))
 
 
+#: A series that counts the run's epochs (an HF Trainer console dict's ``'epoch': 0.53``)
+_EPOCH_SERIES = re.compile(r"(?:^|/)epochs?$", re.IGNORECASE)
+
+
+def _epochs_as_positions(run: RunLog) -> None:
+    """Where no line of ``run`` names a step (its steps are the running index of its lines, warning
+    ``running_index``) but each line names its epoch, the findings name a point by that: ``record 1
+    (epoch 0.53)``, not "step 0", which the log never said (logsweep98 modernbert_hf_console_nan:
+    Trainer console dicts, the NaN "at step 0" of a run at epoch 0.53). Set as each series' position
+    words (:attr:`~gradhealth.logs.series.Series.position_words`) where it has none of its own."""
+    if not any(w.code == "running_index" for w in run.warnings):
+        return
+    epoch = next((s for s in run.series if _EPOCH_SERIES.search(s.name) and s.role == "metric"), None)
+    if epoch is None or not len(epoch):
+        return
+    at = {float(x): float(v) for x, v in zip(epoch.steps, epoch.values, strict=True) if np.isfinite(v)}
+    for s in run.series:
+        if s.position_words or s.step_unit != "step":
+            continue
+        words = {float(x): f"record {int(x) + 1} (epoch {at[float(x)]:.4g})" for x in s.steps
+                 if float(x) in at and float(x).is_integer()}
+        if words:
+            s.position_words = words
+
+
 def _diagnose(run: RunLog, thresholds: LogThresholds | None = None, *, started: float | None = None) -> Diagnosis:
     thresholds = thresholds or LogThresholds()
     started = started if started is not None else time.perf_counter()
+    _epochs_as_positions(run)
     # a folder of several runs: each judged on its own (one run's long healthy loss must not stand
     # for another's divergence)
     parts = list(run.split().values()) or [run]
@@ -177,8 +205,12 @@ def _diagnose(run: RunLog, thresholds: LogThresholds | None = None, *, started: 
     summary = (f"{status}: {worst.code}: {worst.summary}" + more_findings(findings)
                if worst else f"healthy: {sum(len(s) for s in run.series):,} points in {len(run.series)} series"
                + _notes_summary(findings))
+    # the trends not judged (too short an excerpt, no training loss): said beside the status, which
+    # stays what was found (logsweep98 piper827: "healthy" above a note that nothing was judged)
+    unjudged = unjudged_by(findings)
     return Diagnosis(
         kind="logs", name=Path(run.source).name, status=status, summary=summary, findings=findings,
+        judged=unjudged is None, not_judged=unjudged.summary if unjudged is not None else None,
         series=summarise(run),
         points=chart_points(run, findings),
         log=LogInfo(format=run.format, source=Path(run.source).name, series=len(run.series),

@@ -192,6 +192,10 @@ class RunLog:
     #: a folder of several runs (Lightning's version_N, MLflow's experiments): each one's folder, the
     #: prefix of its series' names; the checks judge each on its own (empty: one run)
     runs: list[str] = field(default_factory=list)
+    #: the run's planned length in steps where its log states it (a Trainer's ``max_steps``): a loss flat
+    #: over the first part of it is "flat so far" (logsweep98 mlx557); None where it does not. Not carried
+    #: into the runs of a folder (:meth:`split`), whose lengths are each their own
+    planned_steps: float | None = None
 
     def __post_init__(self) -> None:
         self.note_step_order()
@@ -256,6 +260,8 @@ class RunLog:
         self.params.update(other.params)
         if not self.traceback:
             self.traceback, self.after_training = other.traceback, other.after_training
+        if self.planned_steps is None:
+            self.planned_steps = other.planned_steps
 
 
 _EPOCH_WORD = re.compile(r"(?:^|[/_.])epoch(?:[/_.]|$)", re.IGNORECASE)

@@ -94,6 +94,10 @@ class ReportContext:
     #: ``--fail-on`` when given: the findings JUnit fails, as the exit code does; None: every
     #: warning and error finding fails (a report rendered without a bar, as the API's)
     fail_on: str | None = None
+    #: ``--fail-on-unjudged``: a document whose trends were not judged (``judged`` false) fails, as
+    #: the exit code does: its ``insufficient_data`` finding is a failed JUnit case and an error
+    #: annotation (logsweep98 piper827)
+    fail_on_unjudged: bool = False
     #: the saved diagnosis document the report was rendered from (``gradhealth check doc.json``), as
     #: the repository names it: the reports name it as the input (newuser12 #5)
     document: str | None = None

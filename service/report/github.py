@@ -12,7 +12,7 @@ import os
 import re
 from pathlib import Path
 
-from gradhealth.core.document import Diagnosis, Finding
+from gradhealth.core.document import Diagnosis, Finding, unjudged_by
 from gradhealth.report.context import (
     UNCHANGED_NOTE,
     ReportContext,
@@ -113,12 +113,18 @@ def github_commands_for(reports: list[tuple[Diagnosis, ReportContext]]) -> list[
     placed: list[tuple[Finding, Diagnosis, ReportContext, Where]] = []
     level: dict[int, str] = {}  # id(finding): the command it is annotated with
     note: dict[int, str | None] = {}
+    unjudged: set[int] = set()  # id(finding): the note that the run's trends were not judged
     for doc, ctx in reports:
+        short = unjudged_by(doc.findings)
+        if short is not None:
+            unjudged.add(id(short))
         placed += [(f, doc, ctx, w) for f, w in zip(doc.findings, locate_findings(doc, ctx), strict=True)]
         for f, passing, change in zip(doc.findings, passes_as_unchanged(doc, ctx), baseline_changes(doc),
                                       strict=True):
             level[id(f)] = COMMAND[annotation_severity(f, passing)]
             note[id(f)] = _change_note(change, passing)
+            if f is short and ctx.fail_on_unjudged:
+                level[id(f)] = COMMAND["error"]  # it fails the step, as the exit code does (logsweep98)
     rank = {id(f): i for i, f in enumerate(by_severity([f for f, _, _, _ in placed]))}
     ordered = sorted(placed, key=lambda item: rank[id(item[0])])
     count = {k: sum(1 for f, *_ in ordered if level[id(f)] == k) for k in COMMAND.values()}
@@ -146,7 +152,7 @@ def github_commands_for(reports: list[tuple[Diagnosis, ReportContext]]) -> list[
                 endLine=w.end_line if anchored else None,
                 col=w.column if anchored else None,
                 endColumn=w.end_column if anchored and w.line == w.end_line else None,
-                title=f"{f.code}: {finding_title(f)}",
+                title=f"{f.code}: " + ("NOT JUDGED (too little data)" if id(f) in unjudged else finding_title(f)),
             )
         )
     hidden = len(ordered) - len(shown)

@@ -613,7 +613,10 @@ def render_html(doc: Diagnosis, ctx: ReportContext) -> str:
         "<body>",
         '<nav><a href="#findings">Findings</a><a href="#charts">Charts</a>'
         '<a href="#tables">Tables</a></nav>',
-        f'<h1>{_e(name)} <span class="badge {_e(doc.status)}">{_e(doc.status)}</span></h1>',
+        # a healthy document whose trends were not judged wears no green badge (logsweep98)
+        (f'<h1>{_e(name)} <span class="badge warning">not judged (too little data)</span></h1>'
+         if doc.status == "healthy" and not doc.judged else
+         f'<h1>{_e(name)} <span class="badge {_e(doc.status)}">{_e(doc.status)}</span></h1>'),
         f"<p>{_e(doc.summary)}</p>",
     ]
     if ctx.source:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from gradhealth.core.document import SEVERITY_RANK, Diagnosis, Finding
+from gradhealth.core.document import SEVERITY_RANK, Diagnosis, Finding, unjudged_by
 from gradhealth.report.context import (
     UNCHANGED_NOTE,
     ReportContext,
@@ -124,6 +124,10 @@ def render_junit(doc: Diagnosis, ctx: ReportContext) -> str:
     classname = input_path(doc, ctx) or doc.name or doc.kind
     places = locate_findings(doc, ctx)
     fails = failing(doc, ctx.fail_on)
+    if ctx.fail_on_unjudged:
+        # --fail-on-unjudged: the note that nothing was judged fails, as the exit code does
+        unjudged_note = unjudged_by(doc.findings)
+        fails = [fail or f is unjudged_note for f, fail in zip(doc.findings, fails, strict=True)]
     by_code: dict[str, list[tuple[Finding, Where, bool, str | None]]] = {}
     for f, w, fail, change in zip(doc.findings, places, fails, baseline_changes(doc), strict=True):
         by_code.setdefault(f.code, []).append((f, w, fail, change))
@@ -159,6 +163,9 @@ def render_junit(doc: Diagnosis, ctx: ReportContext) -> str:
     props = ET.SubElement(suite, "properties")
     ET.SubElement(props, "property", name="status", value=doc.status)
     ET.SubElement(props, "property", name="summary", value=doc.summary)
+    ET.SubElement(props, "property", name="judged", value="true" if doc.judged else "false")
+    if doc.not_judged:
+        ET.SubElement(props, "property", name="not_judged", value=doc.not_judged)
     suite.extend(cases)
     scrub_xml(root)
     ET.indent(root)

@@ -31,6 +31,8 @@ from gradhealth.report.context import (
 )
 
 STATUS_MARK = {"healthy": "✅", "warning": "⚠️", "unhealthy": "❌"}
+#: A healthy document whose trends were not judged (``judged`` false): no green tick (logsweep98)
+NOT_JUDGED_MARK = "❔"
 SEVERITY_MARK = {"error": "❌ error", "warning": "⚠️ warning", "info": "ℹ️ info"}
 CHANGE_NOTE = {"new": "new since the baseline", "worse": "worse than in the baseline", "unchanged": UNCHANGED_NOTE}
 CHART_POINTS = 60  # an x axis past this many labels is unreadable: longer nets are sampled evenly
@@ -92,7 +94,9 @@ def render_markdown(doc: Diagnosis, ctx: ReportContext) -> str:
     """The Markdown report."""
     name = input_label(doc, ctx, prefer_name=True)
     out = [
-        f"## {STATUS_MARK[doc.status]} Gradient Health: {md_text(name)}: **{doc.status}**",
+        (f"## {NOT_JUDGED_MARK} Gradient Health: {md_text(name)}: **not judged** (too little data; nothing found)"
+         if doc.status == "healthy" and not doc.judged else
+         f"## {STATUS_MARK[doc.status]} Gradient Health: {md_text(name)}: **{doc.status}**"),
         "",
         md_text(doc.summary),
     ]

@@ -235,7 +235,8 @@ def sarif_log(doc: Diagnosis, ctx: ReportContext) -> dict[str, Any]:
         },
         "columnKind": "unicodeCodePoints",
         "results": results,
-        "properties": {"status": doc.status, "summary": doc.summary, "kind": ctx.check_kind(doc)},
+        "properties": {"status": doc.status, "summary": doc.summary, "kind": ctx.check_kind(doc),
+                       "judged": doc.judged, **({"notJudged": doc.not_judged} if doc.not_judged else {})},
     }
     unjudged = not_run(doc)
     if unjudged:

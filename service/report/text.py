@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from gradhealth.core.document import Diagnosis, Evidence, Remedy
+from gradhealth.core.document import Diagnosis, Evidence, Remedy, headline
 from gradhealth.report.baseline import baseline_text
 from gradhealth.report.context import one_line, verified_figures, verified_state
 
@@ -78,7 +78,7 @@ def render_text(doc: Diagnosis, *, layers: bool = False, source: str | None = No
     give it), so several unnamed specs checked at once stay apart (newuser6); ``heading`` overrules
     both (the CLI's input label, :func:`gradhealth.report.context.input_label`). ``timings=False``
     (``--no-timings``) leaves the simulation and read times out, so two runs give the same bytes."""
-    lines = [f"{heading or doc.name or source or doc.kind}: {doc.status.upper()}", f"  {doc.summary}"]
+    lines = [f"{heading or doc.name or source or doc.kind}: {headline(doc)}", f"  {doc.summary}"]
     if doc.simulation:
         s = doc.simulation
         lines.append(f"  simulated {s.seeds} seed(s) x batch {s.batch_size} on {s.device} in {s.precision}; "

@@ -126,6 +126,12 @@ _NAME_THE_LOSS = ("None of the values found has a training loss's name: a value 
                   "parts it adds up; print the loss under such a name. ")
 
 
+#: The trend checks a short excerpt leaves unjudged (evidence ``not_run`` of its ``insufficient_data``
+#: note: JUnit reports them skipped, SARIF as not run, never as passed: logsweep98 piper827). The
+#: per-point checks (NaN/Inf, spikes, a loss that blew up or rose at every point) still ran.
+TREND_CODES = ("loss_plateau", "loss_oscillation", "validation_divergence")
+
+
 @detects("insufficient_data")
 def insufficient(run: RunLog, t: LogThresholds) -> list[Finding]:
     main = [s for s in (run.first("loss"), run.first("grad_norm")) if s is not None]
@@ -158,7 +164,8 @@ def insufficient(run: RunLog, t: LogThresholds) -> list[Finding]:
             "The training-side checks (exploding or vanishing gradients, divergence, plateaus, overfitting) need the "
             "training loss or a gradient norm; the validation loss alone is checked for what it can show. Log the "
             "training loss too: " + log_the_loss(run),
-            {"metric": val.name, "steps": None, "value": 0.0, "series": [s.name for s in run.series][:50]}, [])]
+            {"metric": val.name, "steps": None, "value": 0.0, "series": [s.name for s in run.series][:50],
+             "judged": False}, [])]
     counted = [s.name for s in counted_returns(run)] if not main else []
     if not main and (on_rollouts(run) or any(A_REWARD.search(s.name) for s in run.series) or counted):
         rewards = [s.name for s in run.series if ROLLOUT_REWARD.search(s.name) or A_REWARD.search(s.name)]
@@ -187,7 +194,7 @@ def insufficient(run: RunLog, t: LogThresholds) -> list[Finding]:
             f"an agent's episode rewards ({', '.join(rewards[:4])}) and no loss or gradient norm: {checked}",
             why + "Log the policy and value losses or a gradient norm (see the recorder) for the gradient checks.",
             {"metric": None, "steps": None, "value": 0.0, "series": [s.name for s in run.series][:50],
-             "trend_judged": trend}, [])]
+             "trend_judged": trend, **({} if trend else {"judged": False})}, [])]
     accuracy = [a for a in accuracies(run) if a is not None and int(np.sum(np.isfinite(a.values))) >= 5]
     if not main and accuracy:
         # MXNet's Speedometer and Module.fit log accuracy alone by default (ls18, ls20): a run the user
@@ -201,7 +208,7 @@ def insufficient(run: RunLog, t: LogThresholds) -> list[Finding]:
             "Log the loss too: " + log_the_loss(run)
             + (" MXNet's Speedometer logs it with eval_metric=['acc', 'ce']." if run.format == "text" else ""),
             {"metric": accuracy[0].name, "steps": None, "value": 0.0,
-             "series": [s.name for s in run.series][:50]}, [])]
+             "series": [s.name for s in run.series][:50], "judged": False}, [])]
     # a GAN player's loss counts however it is named (pix2pix's G_GAN and G_L1 hold no "loss"): a log
     # of them is not one without a loss (logsweep62 h06, a DeblurGAN loss_log.txt read as nothing to judge)
     named = [s for s in run.series if s.role == "metric" and ("loss" in s.name.lower() or gan_part(s.name) is not None)
@@ -217,8 +224,8 @@ def insufficient(run: RunLog, t: LogThresholds) -> list[Finding]:
             "towards a floor, so no one of them says whether the run learns, and they do not add up to a loss; "
             "their NaN/Inf and blow-ups are checked. Log the total loss, or a gradient norm (see the recorder), "
             "for the gradient and trend checks.",
-            {"metric": named[0].name, "steps": None, "value": 0.0, "series": [s.name for s in run.series][:50]},
-            [])]
+            {"metric": named[0].name, "steps": None, "value": 0.0, "series": [s.name for s in run.series][:50],
+             "judged": False}, [])]
     finals = {k.removeprefix("summary/"): v for k, v in run.params.items() if k.startswith("summary/")}
     if not main and not run.series and finals and any(w.code == "summary_only" for w in run.warnings):
         # a run summary (W&B's wandb-summary.json) is a file of final values by design; but no check
@@ -232,7 +239,7 @@ def insufficient(run: RunLog, t: LogThresholds) -> list[Finding]:
             "NaN/Inf over a run's history, so only a loss or gradient norm that ended NaN/Inf or exploded was "
             "checked here. Export the run's history (CSV or JSON Lines) and check that.",
             {"metric": None, "steps": None, "value": 0.0, "final_values": dict(list(finals.items())[:50]),
-             "not_run": _not_run(run)}, [])]
+             "not_run": _not_run(run), "judged": False}, [])]
     if not main and not any(len(s) for s in run.series):
         # nothing at all was written: a TensorBoard events file holding only its header record (a YOLOv5
         # run that died before epoch 0, logsweep94 tb_yolov5_empty13) was told to call
@@ -250,7 +257,7 @@ def insufficient(run: RunLog, t: LogThresholds) -> list[Finding]:
             + ". Only if the training loop logs nothing at all does it need logging code; to log the training "
             "loss, " + log_the_loss(run),
             {"metric": None, "steps": None, "value": 0.0, "series": [s.name for s in run.series][:50],
-             "nothing_written": True, "not_run": _not_run(run)}, [])]
+             "nothing_written": True, "not_run": _not_run(run), "judged": False}, [])]
     if not main:
         # (a position the log counts, Epoch beside Step, is no series of values to list)
         found = [s.name for s in run.series if not _POSITION_NAME.search(s.name)]
@@ -262,7 +269,7 @@ def insufficient(run: RunLog, t: LogThresholds) -> list[Finding]:
             + (_NAME_THE_LOSS if found else "")
             + "To log the training loss, " + log_the_loss(run),
             {"metric": None, "steps": None, "value": 0.0, "series": [s.name for s in run.series][:50],
-             **({"not_run": _not_run(run)} if not any(len(s) for s in run.series) else {})}, [])]
+             **({"not_run": _not_run(run)} if not any(len(s) for s in run.series) else {}), "judged": False}, [])]
     longest = max(main, key=lambda s: int(np.sum(np.isfinite(s.values))))
     n = int(np.sum(np.isfinite(longest.values)))
     places = len(np.unique(finite(longest)[0])) if n >= t.min_points else n
@@ -283,13 +290,15 @@ def insufficient(run: RunLog, t: LogThresholds) -> list[Finding]:
             "each line that prints the loss, e.g. print(f\"step {step} loss {loss.item():.4f}\"), or export the "
             "values as CSV with a step column.",
             {"metric": longest.name, "steps": _span(finite(longest)[0]), "value": float(places),
-             "threshold": float(t.min_points), "points": n}, [])]
+             "threshold": float(t.min_points), "points": n, "judged": False, "not_run": list(TREND_CODES)}, [])]
     if n >= t.min_points:
         return _within_one_epoch(longest) + _rewards_not_judged(run, t)
     bad = len(longest) - n  # its NaN/Inf points, which nonfinite reports
     ran = ("Trend checks need at least a few points; only the per-point checks (NaN/Inf, a loss that blew up or "
            "rose at every logged point) ran. ")
-    if _every_point_logged(longest):
+    if _every_point_logged(longest) and not any(w.code == "running_index" for w in run.warnings):
+        # (steps that are a count of the log's lines say nothing of the run's length: a pasted excerpt
+        # of Trainer dicts at epoch 0.53 is no 3-step run, logsweep98 modernbert_hf_console_nan)
         # every step or epoch the run had is in the log: the run is short, not its logging (newuser15 #1:
         # a 5-epoch Keras CSVLogger file told to log the loss each epoch)
         unit = longest.step_unit
@@ -304,7 +313,8 @@ def insufficient(run: RunLog, t: LogThresholds) -> list[Finding]:
         + ": too short to judge trends",
         ran + advice,
         {"metric": longest.name, "steps": _span(longest.steps) if len(longest) else None, "value": float(n),
-         "threshold": float(t.min_points), "nonfinite_points": bad}, [])]
+         "threshold": float(t.min_points), "nonfinite_points": bad, "judged": False, "not_run": list(TREND_CODES)},
+        [])]
 
 
 def _every_point_logged(s: Series) -> bool:
@@ -348,7 +358,8 @@ def _within_one_epoch(s: Series) -> list[Finding]:
         "under way: too little of it to judge the run's trends",
         "An excerpt within one epoch shows the batch-to-batch noise around a level, not whether the run still "
         "learns; the per-point checks ran. Check the whole log, or its per-epoch values.",
-        {"metric": s.name, "steps": [_num(first), _num(last)], "value": last - first, "threshold": 1.0}, [])]
+        {"metric": s.name, "steps": [_num(first), _num(last)], "value": last - first, "threshold": 1.0,
+         "judged": False, "not_run": list(TREND_CODES)}, [])]
 
 
 def _rewards_not_judged(run: RunLog, t: LogThresholds) -> list[Finding]:

@@ -261,6 +261,15 @@ def _frozen_evaluation(run: RunLog, loss: Series) -> tuple[Series, np.ndarray, n
 _BLOWN_UP = 10.0
 
 
+def planned_steps(run: RunLog, loss: Series) -> float | None:
+    """The run's planned length in steps where its log states it (:attr:`RunLog.planned_steps`: a
+    Trainer's ``max_steps``), on a loss counted in steps; None where it does not."""
+    n = run.planned_steps
+    if n is None or loss.step_unit != "step":
+        return None
+    return n if math.isfinite(n) and n > 0 else None
+
+
 @detects("loss_plateau")
 def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
     stuck = (stuck_validation_accuracy(run, t) or one_class_validation(run) or one_class_constant(run)
@@ -502,6 +511,15 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
                        "few points to call it sustained): not a convergence. Noise can do it over a short stretch; "
                        "if it keeps climbing, lower the learning rate or clip the gradients.")
     alarm = never or chance is not None or bool(pinned)
+    planned = planned_steps(run, loss)
+    early_part = planned is not None and float(steps[-1]) < planned
+    if early_part and not alarm:
+        # a note over the first stretch of a run the log says goes on (logsweep98 mlx557: 110 of 3000
+        # iterations): flat so far, not a run that stopped improving
+        summary += (f"; flat so far: the log stops at {loss.where(float(steps[-1]))} of the {planned:,.0f} steps "
+                    "the run plans, an early part of it")
+        explanation += (" The log is an early part of a longer run (it states the run's planned length): the loss may "
+                        "still fall later; check the whole run.")
     # (the rate must still be climbing over the stretch judged, the last half: a warm-up that ended
     # at step 700 of 3000, the rate constant since, excuses nothing there: logsweep38's llm.c at ln 50304)
     # (over that half a linear ramp rises by less than 2x: still climbing by a quarter is a warm-up)
@@ -534,6 +552,7 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
          "epoch_metric": twin[0].name if twin is not None else None,
          "epoch_improvement": twin_fell,
          "last_quarter_lower": ranked,
+         **({"planned_steps": planned} if early_part else {}),
          **({"withheld_remedies": ["raise_learning_rate"], "learning_rate": usual["learning_rate"],
              "optimizer": usual["optimizer"]} if usual is not None else {}),
          **({"frozen_series": frozen_eval[0].name, "repeated_value": float(frozen_eval[2][-1]),

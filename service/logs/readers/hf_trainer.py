@@ -139,8 +139,12 @@ class HFTrainerReader:
             raise LogError(f"{name}: log_history has no logged values")
         if stepless:
             warnings.append(_stepless_warning(name, stepless, stepless_keys))
+        # max_steps: the run's planned length, where a plateau over its first part is "flat so far"
+        planned = state.get("max_steps")
         return RunLog(format=self.name, source=name, series=points.build(), warnings=warnings,
-                      params=self._params(state))
+                      params=self._params(state),
+                      planned_steps=float(planned) if isinstance(planned, int | float) and not isinstance(planned, bool)
+                      and planned > 0 else None)
 
     @staticmethod
     def _params(state: dict[str, Any]) -> dict[str, str]:
