@@ -153,3 +153,12 @@ def test_a_baseline_folder_compares_each_input_with_its_own(tmp_path):
                        tmp_path / "b")
     assert again["rc"] == 0, again["stdout"] + again["stderr"]
     assert again["summary"].read_text().count("0 new, 0 worse") == 2
+
+
+@pytest.mark.parametrize("flag, expected", [("false", 0), ("true", 1)])
+def test_fail_on_unjudged_fails_a_log_too_short_to_judge_only_when_asked(tmp_path, flag, expected):
+    # 4 points: fewer than the trend checks need, so the log is healthy but not judged
+    repo = git_checkout(tmp_path, {"logs/short.csv": "step,loss\n" + "".join(f"{i},{2 - i / 10}\n" for i in range(4))})
+    run = run_action(repo, {**NO_INSTALL, "path": "logs/short.csv", "fail-on-unjudged": flag}, tmp_path)
+    assert run["rc"] == expected, run["stderr"]
+    assert run["outputs"]["exit-code"] == str(expected)

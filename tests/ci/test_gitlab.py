@@ -149,3 +149,11 @@ def test_the_readme_action_example_uploads_the_baseline_it_downloads():
     assert uploads and uploads[0]["with"]["path"].rstrip("/") == "gradhealth-results"
     assert downloads and downloads[0]["with"]["path"] == check["with"]["baseline"]
     assert downloads[0]["with"]["name"] == uploads[0]["with"]["name"]
+
+
+def test_fail_on_unjudged_variable_fails_a_log_too_short_to_judge(tmp_path):
+    repo = git_checkout(tmp_path, {"logs/short.csv": "step,loss\n" + "".join(f"{i},{2 - i / 10}\n" for i in range(4))})
+    for flag, expected in (("false", 0), ("true", 1)):
+        done = run_gitlab_job(repo, {"GRADHEALTH_PATHS": "logs/short.csv", "GRADHEALTH_INSTALL": "false",
+                                     "GRADHEALTH_FAIL_ON_UNJUDGED": flag})
+        assert done.returncode == expected, done.stdout + done.stderr
