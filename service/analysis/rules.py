@@ -5900,6 +5900,9 @@ def detect(result: SimulationResult, thresholds: Thresholds) -> list[Detection]:
         # SGD's step is lr x the gradient: a gradient the network itself shrinks (vanishing, dead or
         # saturated units) makes the step small, and raising the rate would not fix the network
         found = [d for d in found if d.code != "small_updates"]
+    depth = next((d for d in found if d.code == "exploding_gradient"), None)
+    if depth is not None and _grown_through_time(depth, found, thresholds):
+        found = [d for d in found if d is not depth]
     if any(d.code == "nonfinite" and d.severity != "info" for d in found):
         # Once values are NaN/Inf every ratio is meaningless; keep the one finding that is true, and
         # where the loss made it from finite outputs, the findings measured on those outputs ahead of
@@ -5907,6 +5910,22 @@ def detect(result: SimulationResult, thresholds: Thresholds) -> list[Detection]:
         keep = {"nonfinite", "exploding_gradient"} | (_BEFORE_LOSS if loss_made_nonfinite(result) else set())
         found = [d for d in found if d.code in keep]
     return worst_first(found)
+
+
+def _grown_through_time(depth: Detection, found: Sequence[Detection], t: Thresholds) -> bool:
+    """Whether exploding_gradient's growth is a recurrence's through time, already found: its
+    gradient ratio through depth is under the bar, and its activations' growth over the layers is
+    no more than an exploding_through_time's growth over the steps times that bar. A scan's state
+    that grows by |a| a step (a selective scan with exp(delta * A) > 1) carries its growth to every
+    layer after it, which the layers' stds read as growth through depth; its remedy is the decay's
+    (stable_decay), not an init, an activation or a norm (modsweep49 mamba_positive_A)."""
+    ratio = depth.evidence.get("grad_ratio")
+    growth = depth.evidence.get("activation_growth")
+    if not isinstance(growth, int | float) or not math.isfinite(growth) or (
+            isinstance(ratio, int | float) and math.isfinite(ratio) and ratio >= t.exploding_warning):
+        return False
+    timed = [d.evidence.get("value") for d in found if d.code == "exploding_through_time" and d.severity != "info"]
+    return any(isinstance(v, int | float) and growth <= v * t.exploding_warning for v in timed)
 
 
 def problems(result: SimulationResult, thresholds: Thresholds) -> list[Detection]:
