@@ -1064,6 +1064,12 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
             # to a sigmoid the loss would apply again (peersweep19 d4ml086: the sigmoid, simulated so,
             # read "not fixed" for the fix a loss on probabilities takes)
             on_logits = not result.on_probabilities
+            if output_width(result) not in (None, 1):
+                # several outputs: neither a softmax over one unit nor one class made the zero, and no
+                # change of the output's activation or loss gives it a gradient (modsweep49
+                # spytorch_silent: a silent spiking net's constant readout was told to drop a softmax
+                # it did not have)
+                return []
             if (result.loss or "cross_entropy") == "cross_entropy" and output_width(result) == 1:
                 # cross-entropy over one class is 0 whatever the output: the loss must change too
                 return [(R.single_unit_binary_loss(where, on_logits=on_logits), BINARY)]

@@ -5724,6 +5724,25 @@ class OutputLossMismatch(ArchitectureRule):
             # the value is the share of samples that get no gradient: all of them (the evidence's
             # metric named the gradient, whose value is 0, beside a value of 1)
             evidence.update(metric="silent_sample_fraction", from_logits=None, output_grad_norm=0.0)
+            width = output_width(result)
+            if width not in (None, 1):
+                # several outputs: no one-unit softmax, no single class; the wording follows that
+                # (modsweep49 spytorch_silent: 2 classes, no output activation, told of a softmax
+                # over a single unit)
+                evidence["output_width"] = width
+                return Detection(
+                    self.code, severity, "silent_sample_fraction", value,
+                    f"no gradient reaches {layer_words(last)}: the loss's gradient stops between its {width} "
+                    "outputs and the loss, so nothing in the network learns",
+                    f"The gradient at the output layer is exactly zero for every sample and seed, with {width} "
+                    "outputs, so neither a softmax over a single unit nor a single class is the cause: what "
+                    "reads the layer's output passes back none of the loss's gradient. A max or an argmax that "
+                    "picks a value no weight made (a state that stays at its initial value: a spiking or "
+                    "gated network whose units never fire), a step function, a rounding or an index does so, "
+                    "as does an output that is the same constant for every input. Check what the forward does "
+                    "after this layer: make its units active on typical inputs, and give a step a surrogate "
+                    "or straight-through gradient.",
+                    evidence, [last])
             return Detection(
                 self.code, severity, "silent_sample_fraction", value,
                 f"no gradient reaches {layer_words(last)}: {loss} and the output's activation pass exactly none, "

@@ -141,3 +141,28 @@ def test_through_time_remedies_name_only_the_scan_found_and_no_matrix_remedies()
         others = {"u.0", "u.1"} - set(f.evidence.layers)
         assert not any(o in r.change for r in f.remedies for o in others)
 
+
+class _ConstantReadout(nn.Module):
+    """A max over time between the readout's trace and a state that stays at its initial 0 (a
+    spiking net with no spike): the readout's values lie far below 0, so the max picks the constant
+    0 for every sample, and the loss's gradient reaches no weight."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(6, 16), nn.Linear(16, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.fc2(torch.relu(self.fc1(x))) - 1e3
+        return torch.stack([torch.zeros_like(y), y], dim=1).max(dim=1).values
+
+
+def test_no_output_gradient_with_two_outputs_tells_no_softmax_story() -> None:
+    # modsweep49 spytorch_silent: 2 classes, no output activation, yet "a softmax over a single unit is
+    # the constant 1 ... cross-entropy over a single class is 0" and "drop the softmax over one unit"
+    torch.manual_seed(0)
+    doc = check_module(_ConstantReadout(), torch.randn(16, 6), loss="cross_entropy", seeds=2)
+    [f] = [f for f in doc.findings if f.code == "output_loss_mismatch"]
+    words = f"{f.summary} {f.explanation}"
+    assert "is the constant 1" not in words and "over a single class is 0" not in words
+    assert "2 outputs" in words and "max" in words
+    assert not [r for r in f.remedies if r.id == "output_activation"]
