@@ -674,6 +674,9 @@ def scale_invariant(group: Sequence[Record], terms: dict[int, float | None]) -> 
 #: How many autograd steps back from a call's input its previous call's output may be (the sums,
 #: the activation, a concatenation with the step's input) for the calls to be one recurrence.
 _CHAIN_HOPS = 8
+#: How far back a selective scan's decay is searched for the state before it (a gate computed from
+#: h_(t-1) through a layer is a gated cell's, not a scan's decay): further than a state's chain.
+_GATE_HOPS = 4 * _CHAIN_HOPS
 #: Fewer calls of one module than this in a chain are not read as a recurrence.
 MIN_LOOP_CALLS = 3
 
@@ -689,10 +692,10 @@ def _feeds(earlier: Record, later: Record) -> bool:
     return any(_within_hops(r.grad_fn, targets) for r in reads)
 
 
-def _within_hops(start: Any, targets: set[Any]) -> bool:
-    """Whether the autograd node ``start`` reaches one of ``targets`` within :data:`_CHAIN_HOPS` steps."""
+def _within_hops(start: Any, targets: set[Any], hops: int = _CHAIN_HOPS) -> bool:
+    """Whether the autograd node ``start`` reaches one of ``targets`` within ``hops`` steps."""
     frontier, seen = [start] if start is not None else [], set()
-    for _ in range(_CHAIN_HOPS):
+    for _ in range(hops):
         nxt = []
         for node in frontier:
             if node in targets:
@@ -957,6 +960,9 @@ class Tracer:
         #: products of a state by a learned per-channel vector, by the vector's parameter name
         #: (:func:`elementwise_loops`): (the state multiplied, the product)
         self.decays: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
+        #: the last product by a decay computed per step from one parameter the model holds itself
+        #: (a selective scan's exp(delta_t * A)), by that parameter's name (``_selective_decay``)
+        self.scan_products: dict[str, torch.Tensor] = {}
         #: the autograd nodes of the tensors the forward called ``.detach()`` on (a live module's)
         self.detached: list[Any] = []
         #: the function activations called more than once under one name, every call in order
@@ -1938,6 +1944,9 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
         an element-wise recurrence h_t = a * h_{t-1} + u_t, if the products chain (:func:`elementwise_loops`)."""
         if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)):
             return
+        if a.shape == b.shape and a.is_floating_point():
+            self._selective_decay(a, b, out)
+            return
         state, decay = (a, b) if b.numel() < a.numel() else (b, a) if a.numel() < b.numel() else (None, None)
         if state is None or decay is None or not decay.requires_grad or not state.requires_grad \
                 or not state.is_floating_point() or sum(d > 1 for d in decay.shape) != 1:
@@ -1946,6 +1955,31 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
         name = self.param_names.get(id(source)) if source is not None else None
         if name is not None:
             self.tracer.decays.setdefault(name, []).append((self.tracer._keep(state), out))
+
+    def _selective_decay(self, a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> None:
+        """Keep ``state * decay`` of one shape where the decay is computed per step from one
+        parameter the model holds itself (no layer's weight or bias) and the state is made from the
+        last such product: a selective scan, h_t = exp(delta_t * A) * h_(t-1) + B_t x_t (Mamba's
+        sequential scan, an input-gated linear recurrence), whose decay changes with the input but
+        is no function of the state (a gate computed from h_(t-1), a hand-written GRU's, is not).
+        Recorded under that parameter's name, as :func:`elementwise_loops` reads them."""
+        for state, decay in ((a, b), (b, a)):
+            if not decay.requires_grad or decay.grad_fn is None:
+                continue
+            own = {n for n in (self.param_names.get(id(p)) for p in self._params_behind(decay, 6))
+                   if n is not None and n.rsplit(".", 1)[0] not in self.module_names}
+            if len(own) != 1:
+                continue
+            (name,) = own
+            before = self.tracer.scan_products.get(name)
+            if before is not None and _within_hops(decay.grad_fn, {before.grad_fn}, _GATE_HOPS):
+                # made from the last product: this operand is the state, or a gate computed from it
+                # (through a layer, hooks and all: looked for further back than a state is)
+                continue
+            if before is not None and state.requires_grad and _within_hops(state.grad_fn, {before.grad_fn}):
+                self.tracer.decays.setdefault(name, []).append((self.tracer._keep(state), out))
+            self.tracer.scan_products[name] = out
+            return
 
     def _source_vector(self, d: torch.Tensor) -> nn.Parameter | None:
         """The one parameter a per-channel vector is computed from (elementwise, within a few steps)."""
@@ -3066,7 +3100,14 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
     cut: list[str] = []  # trainable units the loss does not depend on
     seen: set[str] = set()
     records: list[Record] = []
-    measured = measured_calls(tracer.units, tracer.repeated, looped)
+    # layers called once per step of a loop or an element-wise scan (an IndRNN's x_t W_ih, a
+    # stacked cell's): measured at the last step, as the loop is, so that depth compares layers at
+    # one time step and not the through-time factor again (modsweep49 indrnn_default_init)
+    lengths = [len(calls) for calls in looped.values()] + [len(states) for states in scans.values()]
+    calls_made = {**collections.Counter(rec.name for rec in tracer.units),
+                  **{n: len(cs) for n, cs in tracer.repeated.items()}}
+    per_step = {name for name, n in calls_made.items() if any(k <= n <= k + 1 for k in lengths)}
+    measured = measured_calls(tracer.units, tracer.repeated, looped, per_step)
     for rec in tracer.units:
         if rec.name in seen:
             continue  # a module called twice (shared weights, a step of a loop): one call is measured
@@ -3193,7 +3234,7 @@ def _of_loop(name: str, calls: Sequence[Record], looped: Mapping[str, Sequence[R
 
 
 def measured_calls(units: Sequence[Record], repeated: Mapping[str, Sequence[Record]],
-                   looped: Mapping[str, Sequence[Record]]) -> dict[str, Record]:
+                   looped: Mapping[str, Sequence[Record]], per_step: Collection[str] = ()) -> dict[str, Record]:
     """After the backward: of each unit called more than once in a forward (shared weights, a layer
     in a Python loop, a head applied at every time step), the call that is measured. It is one whose
     output the loss reaches, with a gradient that is not all zero where one has: the first such call
@@ -3202,7 +3243,9 @@ def measured_calls(units: Sequence[Record], repeated: Mapping[str, Sequence[Reco
     at every step of which only the last output is returned is measured at that last call, not at a
     first call whose output nothing reads (modsweep42: the PyTorch char-RNN tutorial's ``i2o`` read
     "no gradient reaches i2o", though its weights got one). Where no call's output reaches the loss
-    the first (a loop's: the last) is measured, and the unit is cut off. The weights' gradients are
+    the first (a loop's: the last) is measured, and the unit is cut off. A unit called once per
+    step of a loop (``per_step``: an input projection beside its cell, a stacked cell's layers) is
+    measured at its last step too, the step the loop is measured at. The weights' gradients are
     the module's parameters' own, summed over the calls by autograd, whichever call is measured."""
     calls: dict[str, list[Record]] = {}
     for rec in units:
@@ -3219,7 +3262,8 @@ def measured_calls(units: Sequence[Record], repeated: Mapping[str, Sequence[Reco
     chosen: dict[str, Record] = {}
     for name, cs in calls.items():
         rank = [(2 if next(nonzero) else 1) if g is not None else 0 for g in grads[name]]
-        order = list(range(len(cs)))[::-1] if name in looped or _of_loop(name, cs, looped) else list(range(len(cs)))
+        order = list(range(len(cs)))[::-1] if name in looped or name in per_step or _of_loop(name, cs, looped) \
+            else list(range(len(cs)))
         best = max(rank)
         chosen[name] = cs[next(k for k in order if rank[k] == best)]
     return chosen

@@ -204,6 +204,12 @@ def not_reinitialised(names: list[str]) -> str:
 _WEIGHT_LAYERS: tuple[type[nn.Module], ...] = tuple(getattr(nn, t) for t in R.INIT_LAYER_TYPES)
 
 
+def _elementwise_scan(u: Any) -> bool:
+    """Whether ``u`` is an element-wise recurrence's unit (h = a * h + u; graph.elementwise_loops):
+    its decay a is its only recurrent weight, a per-channel vector, not a layer's matrix."""
+    return u.pointer.startswith("function:") and u.type == "rnn" and not u.has_weights
+
+
 def _layers(net: nn.Module, types: tuple[type, ...]) -> list[nn.Module]:
     return [m for m in net.modules() if isinstance(m, types)
             or (getattr(m, "role", None) is not None and role_of(m).kind == "weight"
@@ -1058,6 +1064,12 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
             # to a sigmoid the loss would apply again (peersweep19 d4ml086: the sigmoid, simulated so,
             # read "not fixed" for the fix a loss on probabilities takes)
             on_logits = not result.on_probabilities
+            if output_width(result) not in (None, 1):
+                # several outputs: neither a softmax over one unit nor one class made the zero, and no
+                # change of the output's activation or loss gives it a gradient (modsweep49
+                # spytorch_silent: a silent spiking net's constant readout was told to drop a softmax
+                # it did not have)
+                return []
             if (result.loss or "cross_entropy") == "cross_entropy" and output_width(result) == 1:
                 # cross-entropy over one class is 0 whatever the output: the loss must change too
                 return [(R.single_unit_binary_loss(where, on_logits=on_logits), BINARY)]
@@ -1275,10 +1287,12 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
     if code in ("vanishing_through_time", "exploding_through_time"):
         # an element-wise recurrence (h = a * h + u; graph.elementwise_loops) has a decay vector,
         # no matrix to make orthogonal nor cell to gate: its remedy is the decay's own
-        scans = [u for u in det.units if u.pointer.startswith("function:")
-                 and u.type == "rnn" and not u.has_weights]
+        scans = [u for u in det.units if _elementwise_scan(u)]
         out += [(R.stable_decay(u.name, code == "vanishing_through_time"), None) for u in scans]
-        recurrent = [u for u in recurrent if u not in scans]
+        # nor is any other scan's decay (a vector: no orthogonal init, no LSTM in its place) named
+        # by the remedies of the recurrent layers below (modsweep49 indrnn: the finding on
+        # cells.0's decay was offered "make cells.1.weight_hh an LSTM", "orthogonal cells.1.weight_hh")
+        recurrent = [u for u in recurrent if not _elementwise_scan(u)]
     if code == "exploding_through_time" and recurrent:
         # a loop whose steps add a branch to their own stream, x = x + f(x) (a cellular automaton's
         # update, an ODE solver's step, a block shared across depth): the branch scaled down by

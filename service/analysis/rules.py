@@ -5796,6 +5796,25 @@ class OutputLossMismatch(ArchitectureRule):
             # the value is the share of samples that get no gradient: all of them (the evidence's
             # metric named the gradient, whose value is 0, beside a value of 1)
             evidence.update(metric="silent_sample_fraction", from_logits=None, output_grad_norm=0.0)
+            width = output_width(result)
+            if width not in (None, 1):
+                # several outputs: no one-unit softmax, no single class; the wording follows that
+                # (modsweep49 spytorch_silent: 2 classes, no output activation, told of a softmax
+                # over a single unit)
+                evidence["output_width"] = width
+                return Detection(
+                    self.code, severity, "silent_sample_fraction", value,
+                    f"no gradient reaches {layer_words(last)}: the loss's gradient stops between its {width} "
+                    "outputs and the loss, so nothing in the network learns",
+                    f"The gradient at the output layer is exactly zero for every sample and seed, with {width} "
+                    "outputs, so neither a softmax over a single unit nor a single class is the cause: what "
+                    "reads the layer's output passes back none of the loss's gradient. A max or an argmax that "
+                    "picks a value no weight made (a state that stays at its initial value: a spiking or "
+                    "gated network whose units never fire), a step function, a rounding or an index does so, "
+                    "as does an output that is the same constant for every input. Check what the forward does "
+                    "after this layer: make its units active on typical inputs, and give a step a surrogate "
+                    "or straight-through gradient.",
+                    evidence, [last])
             return Detection(
                 self.code, severity, "silent_sample_fraction", value,
                 f"no gradient reaches {layer_words(last)}: {loss} and the output's activation pass exactly none, "
@@ -5972,6 +5991,9 @@ def detect(result: SimulationResult, thresholds: Thresholds) -> list[Detection]:
         # SGD's step is lr x the gradient: a gradient the network itself shrinks (vanishing, dead or
         # saturated units) makes the step small, and raising the rate would not fix the network
         found = [d for d in found if d.code != "small_updates"]
+    depth = next((d for d in found if d.code == "exploding_gradient"), None)
+    if depth is not None and _grown_through_time(depth, found, thresholds):
+        found = [d for d in found if d is not depth]
     if any(d.code == "nonfinite" and d.severity != "info" for d in found):
         # Once values are NaN/Inf every ratio is meaningless; keep the one finding that is true, and
         # where the loss made it from finite outputs, the findings measured on those outputs ahead of
@@ -5979,6 +6001,22 @@ def detect(result: SimulationResult, thresholds: Thresholds) -> list[Detection]:
         keep = {"nonfinite", "exploding_gradient"} | (_BEFORE_LOSS if loss_made_nonfinite(result) else set())
         found = [d for d in found if d.code in keep]
     return worst_first(found)
+
+
+def _grown_through_time(depth: Detection, found: Sequence[Detection], t: Thresholds) -> bool:
+    """Whether exploding_gradient's growth is a recurrence's through time, already found: its
+    gradient ratio through depth is under the bar, and its activations' growth over the layers is
+    no more than an exploding_through_time's growth over the steps times that bar. A scan's state
+    that grows by |a| a step (a selective scan with exp(delta * A) > 1) carries its growth to every
+    layer after it, which the layers' stds read as growth through depth; its remedy is the decay's
+    (stable_decay), not an init, an activation or a norm (modsweep49 mamba_positive_A)."""
+    ratio = depth.evidence.get("grad_ratio")
+    growth = depth.evidence.get("activation_growth")
+    if not isinstance(growth, int | float) or not math.isfinite(growth) or (
+            isinstance(ratio, int | float) and math.isfinite(ratio) and ratio >= t.exploding_warning):
+        return False
+    timed = [d.evidence.get("value") for d in found if d.code == "exploding_through_time" and d.severity != "info"]
+    return any(isinstance(v, int | float) and growth <= v * t.exploding_warning for v in timed)
 
 
 def problems(result: SimulationResult, thresholds: Thresholds) -> list[Detection]:
