@@ -291,3 +291,27 @@ def test_a_live_runs_report_follows_the_run_and_says_which_step_it_shows(page: A
     server.post(f"/v1/runs/{run['id']}/finish")
     expect(page.locator("#report-asof")).to_have_text(re.compile(r"^Finished at step 44"), timeout=15_000)
     server.delete(f"/v1/runs/{run['id']}")
+
+
+def test_a_log_too_short_to_judge_is_not_listed_as_plain_healthy(page: Any, server: httpx.Client) -> None:
+    # logsweep98 #1: a few lines of a log were listed "diagnosis: healthy", read as checked
+    from playwright.sync_api import expect
+
+    short = b"step,loss\n" + b"".join(f"{i},{2 - i / 10}\n".encode() for i in range(4))
+    long = b"step,loss\n" + b"".join(f"{i},{2 / (1 + i / 10)}\n".encode() for i in range(60))
+    ids = {}
+    for name, body in (("short.csv", short), ("long.csv", long)):
+        job = server.post("/v1/checks/logs", files={"file": (name, body, "text/csv")})
+        assert job.status_code in (200, 202), job.text
+        ids[name] = wait_job(server, job.json()["id"], ("failed", "succeeded"))
+        assert ids[name]["status"] == "succeeded", ids[name]
+    assert server.get(f"/v1/jobs/{ids['short.csv']['id']}").json()["result"]["judged"] is False
+    _open(page, server)
+    unjudged = page.locator(f"tr[data-job-id='{ids['short.csv']['id']}'] [data-judged]")
+    expect(unjudged).to_have_attribute("data-judged", "false", timeout=15_000)
+    expect(unjudged).to_contain_text("healthy (not judged")
+    judged = page.locator(f"tr[data-job-id='{ids['long.csv']['id']}'] [data-judged]")
+    expect(judged).to_have_attribute("data-judged", "true", timeout=15_000)
+    expect(judged).not_to_contain_text("not judged")
+    for job in ids.values():
+        server.delete(f"/v1/jobs/{job['id']}")

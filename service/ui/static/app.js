@@ -262,7 +262,10 @@
     const findings = (result && result.findings) || [];
     let worst = null;
     for (const f of findings) if (!worst || (RANK[f.severity] || 0) > (RANK[worst] || 0)) worst = f.severity;
-    return { count: findings.length, worst, status: result && result.status };
+    // judged false: a log too short to judge (the document's not_judged says why): "healthy" alone
+    // would read as checked
+    return { count: findings.length, worst, status: result && result.status,
+      judged: !(result && result.judged === false), notJudged: result && result.not_judged };
   }
 
   async function refreshJobs() {
@@ -356,7 +359,11 @@
         max: "1", value: String(fraction), "aria-label": `progress of job ${job.id.slice(0, 8)}`,
       }), el("span", { class: "stage", text: `${Math.round(fraction * 100)}%${stage ? " " + stage : ""}` }));
     } else if (job.result_status) {
-      cell.append(el("span", { class: "stage", text: `diagnosis: ${job.result_status}` }));
+      const details = state.details.get(job.id);
+      const unjudged = details && details.judged === false;
+      cell.append(el("span", { class: "stage", "data-judged": String(!unjudged),
+        text: `diagnosis: ${job.result_status}${unjudged ? " (not judged: too little data)" : ""}`,
+        title: unjudged && details.notJudged ? details.notJudged : null }));
     }
     const error = job.status === "failed" && (state.details.get(job.id) || {}).error;
     if (error) {
