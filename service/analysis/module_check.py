@@ -3707,7 +3707,8 @@ def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights:
     run = GraphRun(imported.module, imported.inputs, loss, seeds,
                    reinit if weights == "reinitialise" else None, names, optimizer=optimizer_spec(optimizer),
                    from_logits=from_logits, inference_head=inference_softmax or implied_sigmoid,
-                   recurrences=imported.recurrences, file_squash=file_squash, class_axis=class_axis,
+                   recurrences=imported.recurrences, cell_gates=imported.cell_gates,
+                   file_squash=file_squash, class_axis=class_axis,
                    checkpoint=weights != "reinitialise" and fresh is None, loss_implied=not told)
     try:
         doc = diagnose(run, name=name or imported.name, verify=verify, device=device, thresholds=thresholds,
