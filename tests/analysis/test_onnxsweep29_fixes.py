@@ -127,3 +127,50 @@ def test_saturated_tanh_of_the_cell_state_is_still_judged() -> None:
     found = _saturation(unrolled)
     assert found and any(n.endswith("Tanh_1") for n in found[0].evidence.model_dump()["layers"])
 
+
+def _mlp(producer: str, head: str | None, scale: float) -> bytes:
+    """Dense(16, tanh) -> Dense(16, tanh) -> Dense(5) [-> head], the weights N(0, scale^2)."""
+    rng = np.random.default_rng(0)
+    nodes, inits, x = [], [], "X"
+    for k, (n_in, n_out) in enumerate([(8, 16), (16, 16), (16, 5)]):
+        inits += [_f32(f"W{k}", scale * rng.standard_normal((n_in, n_out))), _f32(f"b{k}", np.zeros(n_out))]
+        nodes += [helper.make_node("MatMul", [x, f"W{k}"], [f"m{k}"], name=f"dense_{k}/MatMul"),
+                  helper.make_node("Add", [f"m{k}", f"b{k}"], [f"a{k}"], name=f"dense_{k}/BiasAdd")]
+        x = f"a{k}"
+        if k < 2:
+            nodes.append(helper.make_node("Tanh", [x], [f"t{k}"], name=f"dense_{k}/Tanh"))
+            x = f"t{k}"
+    if head is not None:
+        nodes.append(helper.make_node(head, [x], ["Y"], name="dense_2/Softmax", **({"axis": -1} if head == "Softmax" else {})))
+    else:
+        nodes.append(helper.make_node("Identity", [x], ["Y"], name="out"))
+    graph = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", 8])],
+                              [helper.make_tensor_value_info("Y", TensorProto.FLOAT, ["N", 5])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)],
+                             producer_name=producer).SerializeToString()
+
+
+def test_keras_converted_file_gets_keras_remedy_code() -> None:
+    # N(0, 4) weights over 8-16 fan-ins: pre-activations of std ~ 2 sqrt(fan_in) >> 1, tanh saturated
+    for producer, keras in (("tf2onnx", True), ("keras2onnx", True), ("OnnxMLTools", True), ("pytorch", False)):
+        doc = check_onnx(_mlp(producer, None, 2.0), loss="mse", seeds=1)
+        found = next(f for f in doc.findings if f.code == "saturation")
+        xavier = next(r for r in found.remedies if r.id == "xavier_init")
+        if keras:
+            assert xavier.snippet_framework == "keras" and 'kernel_initializer="glorot_normal"' in xavier.snippet
+            assert "nn.init" not in xavier.snippet, producer
+        else:
+            assert "nn.init.xavier_normal_" in xavier.snippet
+
+
+def test_keras_converted_softmax_head_note_in_keras_terms() -> None:
+    keras_doc = check_onnx(_mlp("tf2onnx", "Softmax", 0.3), loss="cross_entropy", seeds=1)
+    torch_doc = check_onnx(_mlp("pytorch", "Softmax", 0.3), loss="cross_entropy", seeds=1)
+    keras_note = next(f for f in keras_doc.findings if f.code == "output_loss_mismatch")
+    torch_note = next(f for f in torch_doc.findings if f.code == "output_loss_mismatch")
+    assert "from_logits=True" in keras_note.explanation and "activation='softmax'" in keras_note.explanation
+    assert "nn.CrossEntropyLoss" not in keras_note.explanation and "forward" not in keras_note.explanation
+    assert "nn.CrossEntropyLoss" in torch_note.explanation
+    # the same floor either way: ln(1 + (k - 1)/e) / ln k for k = 5 classes
+    floor = np.log(1 + 4 / np.e) / np.log(5)
+    assert f"{floor:.0%} of chance for its 5 classes" in keras_note.explanation

@@ -1743,6 +1743,8 @@ class Imported:
     folded_ifs: int = 0
     #: the gates and candidates of recurrent cells written out as primitive ops (:func:`_cell_gates`)
     cell_gates: tuple[str, ...] = ()
+    #: the tool that wrote the file (its ``producer_name``: pytorch, tf2onnx, OnnxMLTools...)
+    producer: str = ""
 
 
 def _attrs(node: Any) -> dict[str, Any]:
@@ -2497,7 +2499,7 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     return Imported(module, inputs, graph.name or None, params, activation_bytes, counts,
                     [name for node, (name, _) in zip(nodes, names, strict=True) if id(node) in restored_ids],
                     tuple(recurrences), notes, header.sampled_means, graph, header.folded_ifs,
-                    _cell_gates(nodes, names))
+                    _cell_gates(nodes, names), str(getattr(model, "producer_name", "") or ""))
 
 
 def _base(name: str) -> str:
