@@ -174,3 +174,26 @@ def test_keras_converted_softmax_head_note_in_keras_terms() -> None:
     # the same floor either way: ln(1 + (k - 1)/e) / ln k for k = 5 classes
     floor = np.log(1 + 4 / np.e) / np.log(5)
     assert f"{floor:.0%} of chance for its 5 classes" in keras_note.explanation
+
+
+def _gates_of(spec: list[tuple[str, list[str], str]]) -> set[str]:
+    from gradhealth.analysis.importers.onnx import Node, _cell_gates
+
+    nodes = [Node(op, out, ins, [out], {}) for op, ins, out in spec]
+    return set(_cell_gates(nodes, [(n.name, n.op) for n in nodes]))
+
+
+def test_gru_cell_gates_recognised_and_a_squeeze_excitation_gate_not() -> None:
+    # a GRU step as tf2onnx/torch write it: z, r = sigmoid(.), n = tanh(x W_n + (r * h) U_n),
+    # h' = z * h + (1 - z) * n
+    gru = [("MatMul", ["x", "Wz"], "pz"), ("Sigmoid", ["pz"], "z"),
+           ("MatMul", ["x", "Wr"], "pr"), ("Sigmoid", ["pr"], "r"),
+           ("Mul", ["r", "h"], "rh"), ("MatMul", ["rh", "Un"], "un"), ("MatMul", ["x", "Wn"], "wn"),
+           ("Add", ["wn", "un"], "pn"), ("Tanh", ["pn"], "n"),
+           ("Mul", ["z", "h"], "zh"), ("Sub", ["one", "z"], "omz"), ("Mul", ["omz", "n"], "zn"),
+           ("Add", ["zh", "zn"], "h1")]
+    assert _gates_of(gru) == {"z", "r", "n"}
+    # a squeeze-excitation gate multiplies a feature map and nothing sums gated products: no cell
+    se = [("Conv", ["x", "W"], "c"), ("GlobalAveragePool", ["c"], "s"), ("Conv", ["s", "W1"], "e"),
+          ("Sigmoid", ["e"], "g"), ("Mul", ["c", "g"], "y"), ("Tanh", ["y"], "t"), ("Add", ["y", "x"], "out")]
+    assert _gates_of(se) == set()
