@@ -2252,6 +2252,9 @@ class GraphRun:
     squashed: str | None = None
     #: recurrences unrolled step by step in the graph (:class:`Recurrence`)
     recurrences: tuple[Recurrence, ...] = ()
+    #: an imported graph's gates and candidates of recurrent cells written out as primitive ops
+    #: (``Imported.cell_gates``): inside a cell, judged as a native cell's are
+    cell_gates: tuple[str, ...] = ()
     #: a live module whose forward ends in a softmax or sigmoid under cross_entropy
     #: (:func:`forward_squash`): take the loss on the logits they came from (the softmax's log, the
     #: sigmoid's logit), as the model returning logits would
@@ -4303,6 +4306,7 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
                             activation_bytes=recorded,
                             post_ln=post_ln, post_ln_by_hand=bool(by_hand), gates=figures_of[0].gates,
                             gate_drivers=figures_of[0].gate_drivers,
+                            cell_gates=list(run.cell_gates),
                             shared_states=figures_of[0].shared_states,
                             score_projections=figures_of[0].score_projections,
                             summed=figures_of[0].summed, feeds=figures_of[0].feeds,

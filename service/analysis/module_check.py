@@ -3499,20 +3499,36 @@ def output_activation(module: nn.Module) -> str | None:
     return found[1] if found is not None else None
 
 
-def _inference_softmax_note(run: GraphRun, classes: int) -> Finding:
+def keras_producer(producer: str) -> bool:
+    """Whether an ONNX file's ``producer_name`` is a converter of Keras / TensorFlow models (tf2onnx,
+    keras2onnx, OnnxMLTools): the model was written in Keras, and its advice is said in Keras' terms."""
+    from gradhealth.analysis.importers.onnx_fold import TENSORFLOW_PRODUCERS
+
+    return producer.lower().startswith(TENSORFLOW_PRODUCERS)
+
+
+def _inference_softmax_note(run: GraphRun, classes: int, keras: bool = False) -> Finding:
     """The note for an imported graph ending in a softmax over ``classes`` under cross_entropy, which
     the check takes as its exporter's inference head (:func:`check_onnx`); the floor a second softmax
-    would leave is that class count's, ln(1 + (k - 1)/e) over ln k (:func:`.losses.unreachable_fraction`)."""
+    would leave is that class count's, ln(1 + (k - 1)/e) over ln k (:func:`.losses.unreachable_fraction`).
+    ``keras``: the file was converted from a Keras model (:func:`keras_producer`), told in Keras' terms."""
     floor = unreachable_fraction("softmax", "softmax", classes)
+    twice = (f"that is a softmax applied twice: the loss cannot fall below about {floor:.0%} of chance for its "
+             f"{classes} classes and the gradient shrinks; ")
+    if keras:
+        # (onnxsweep29 pointer_onnx: a tf2onnx MobileNetV2 was told of nn.CrossEntropyLoss and forward)
+        advice = ("If training compiles its loss with from_logits=True on these outputs, " + twice
+                  + "build the last layer without activation='softmax' and compile the loss with "
+                  "from_logits=True (a softmax kept for inference), or keep the softmax with from_logits=False.")
+    else:
+        advice = ("If training applies nn.CrossEntropyLoss to these outputs, " + twice
+                  + "return the logits from forward and keep the softmax for inference.")
     return rule("output_loss_mismatch").finding(
         "info", "the file ends in a softmax: taken as its inference head, the cross-entropy computed on the "
                 "logits before it",
         "Files exported for inference end in a softmax, and the loss they were trained with took the logits "
         "before it, so the check computes the cross-entropy of those logits (the log-softmax the file's "
-        "probabilities are the exponential of). If training applies nn.CrossEntropyLoss to these outputs, that is a softmax applied twice: "
-        f"the loss cannot fall below about {floor:.0%} of chance for its {classes} classes and the gradient "
-        "shrinks; return the "
-        "logits from forward and keep the softmax for inference.",
+        "probabilities are the exponential of). " + advice,
         {"metric": "output_activation", "value": None, "activation": "softmax", "loss": run.loss}, [])
 
 
@@ -3731,14 +3747,16 @@ def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights:
     run = GraphRun(imported.module, imported.inputs, loss, seeds,
                    reinit if weights == "reinitialise" else None, names, optimizer=optimizer_spec(optimizer),
                    from_logits=from_logits, inference_head=inference_softmax or implied_sigmoid,
-                   recurrences=imported.recurrences, file_squash=file_squash, class_axis=class_axis,
+                   recurrences=imported.recurrences, cell_gates=imported.cell_gates,
+                   file_squash=file_squash, class_axis=class_axis,
                    checkpoint=weights != "reinitialise" and fresh is None, loss_implied=not told)
     try:
         doc = diagnose(run, name=name or imported.name, verify=verify, device=device, thresholds=thresholds,
                        parameters=imported.parameters, activation_bytes=imported.activation_bytes,
                        progress=progress)
         if inference_softmax or multi_label:
-            doc.findings.append(_inference_softmax_note(run, int(out.shape[-1])) if inference_softmax and out is not None
+            doc.findings.append(_inference_softmax_note(run, int(out.shape[-1]), keras_producer(imported.producer))
+                                if inference_softmax and out is not None
                                 else _multi_label_note(run, multi_label, list(out.shape[1:]) if out is not None else []))
             doc.summary = summary_line(doc.status, doc.findings, layers_with_weights(doc.layers))
         if loss_note is not None:
@@ -3747,6 +3765,12 @@ def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights:
                 doc.simulation.notes.append(loss_note)
         if imported.notes:
             doc.summary = with_note(doc.summary, "; ".join(imported.notes))
+        if keras_producer(imported.producer):
+            # a Keras model converted by tf2onnx, keras2onnx or OnnxMLTools: remedies' code in Keras,
+            # as the Keras door writes it (onnxsweep29 dtln2_fp16 was given torch's nn.init loop)
+            from gradhealth.core.keras_snippets import in_keras
+
+            in_keras(doc)
         return doc if weights == "reinitialise" else on_synthetic_inputs(doc, input_range)
     except torch.OutOfMemoryError:
         raise

@@ -2571,6 +2571,11 @@ class Saturation(_Fraction):
         # squashes reaches it directly too: a forward computing its own loss squashes its logits
         # there beside a loss on the logits (RetinaNet's sigmoid at a -4.6 prior in a focal loss: msweep13)
         outputs |= self._bypassed(result)
+        # and the gates and candidate of a recurrent cell written out as primitive ops (an LSTM
+        # lowered to MatMul + Split + Sigmoid/Tanh by keras2onnx, OnnxMLTools, tf2onnx): a trained
+        # cell's gates sit near 0 or 1, which is how it gates; judged as a native cell's gates are,
+        # inside the cell and not as layers (onnxsweep29 dtln2_fp16)
+        outputs |= set(result.cell_gates)
         return [(u, f) for u, f in super().judged(result) if u.name not in outputs
                 and (u.activation != "hardtanh" or f >= self._hardtanh_warning)]
 

@@ -257,6 +257,9 @@ class SimulationResult:
     #: a live module's layers called in a loop that drive a sigmoid gate (a gated cell written by
     #: hand: ``SeedFigures.gate_drivers``), judged as the torch cells are
     gate_drivers: list[str] = field(default_factory=list)
+    #: an imported graph's units that are the gates and candidates of a recurrent cell written out as
+    #: primitive ops (``GraphRun.cell_gates``): not judged saturated, as a native cell's gates are not
+    cell_gates: list[str] = field(default_factory=list)
     #: the loops that read one state, by the name its time series has (``SeedFigures.shared_states``):
     #: one recurrence, judged through time once
     shared_states: dict[str, list[str]] = field(default_factory=dict)

@@ -1741,6 +1741,10 @@ class Imported:
     #: :func:`require_weights`
     graph: Any = None
     folded_ifs: int = 0
+    #: the gates and candidates of recurrent cells written out as primitive ops (:func:`_cell_gates`)
+    cell_gates: tuple[str, ...] = ()
+    #: the tool that wrote the file (its ``producer_name``: pytorch, tf2onnx, OnnxMLTools...)
+    producer: str = ""
 
 
 def _attrs(node: Any) -> dict[str, Any]:
@@ -2494,7 +2498,8 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     restored_ids = {id(n) for n in restored}
     return Imported(module, inputs, graph.name or None, params, activation_bytes, counts,
                     [name for node, (name, _) in zip(nodes, names, strict=True) if id(node) in restored_ids],
-                    tuple(recurrences), notes, header.sampled_means, graph, header.folded_ifs)
+                    tuple(recurrences), notes, header.sampled_means, graph, header.folded_ifs,
+                    _cell_gates(nodes, names), str(getattr(model, "producer_name", "") or ""))
 
 
 def _base(name: str) -> str:
@@ -2584,6 +2589,97 @@ def _recurrences(nodes: list[Node], ops: list[Op], names: list[tuple[str, str]])
                               tuple(names[k][0] for k in link_ops), tuple(nested)))
         subs[layer] = subs.get(layer, 0) + 1
     return out
+
+
+#: Ops that pass a value on unchanged (an fp16 file's casts).
+_SAME_VALUE = ("Identity", "Cast")
+#: A recurrent cell's gate activations: ONNX's own LSTM and GRU gate with these.
+_GATE_OPS = ("Sigmoid", "HardSigmoid")
+#: Ops between a GRU's reset gate r and its candidate's tanh: r * (h W_hn + b_hn) or (r * h) W_hn,
+#: plus x W_in and the biases.
+_TO_CANDIDATE = ("Mul", "MatMul", "Gemm", "Add", *_SAME_VALUE)
+
+
+def _cell_gates(nodes: list[Node], names: list[tuple[str, str]]) -> tuple[str, ...]:
+    """The units that are the gates and candidates of a recurrent cell written out as primitive ops
+    (keras2onnx/OnnxMLTools and tf2onnx lowering a Keras LSTM or GRU, a torch export of a cell
+    unrolled by hand): the state update is a sum of two gated products, c_t = f * c + i * g (an
+    LSTM's), h_t = z * h + (1 - z) * n (a GRU's), each product with a sigmoid (or 1 - sigmoid)
+    factor and one of them a tanh candidate. Its gates are those sigmoids and that tanh, the
+    sigmoid o multiplying tanh(c_t) (an LSTM's output gate) and a sigmoid r whose product reaches the
+    candidate through the cell's products and sums (a GRU's reset gate). A native ``LSTM``/``GRU``
+    node keeps these inside the cell, unmeasured (a trained cell's gates sit near 0 or 1: that is
+    how it gates); the tanh of the cell state, what h_t is made of, is not one of them."""
+    producer = {o: k for k, n in enumerate(nodes) for o in n.outputs}
+    readers: dict[str, list[int]] = {}
+    for k, n in enumerate(nodes):
+        for i in n.inputs:
+            readers.setdefault(i, []).append(k)
+
+    def source(t: str) -> int | None:
+        k = producer.get(t)
+        while k is not None and nodes[k].op in _SAME_VALUE and nodes[k].inputs:
+            k = producer.get(nodes[k].inputs[0])
+        return k
+
+    def gate(t: str) -> int | None:
+        """The sigmoid making ``t``, directly or as 1 - sigmoid."""
+        k = source(t)
+        if k is None:
+            return None
+        if nodes[k].op in _GATE_OPS:
+            return k
+        if nodes[k].op == "Sub" and len(nodes[k].inputs) == 2:
+            c, g = source(nodes[k].inputs[0]), source(nodes[k].inputs[1])
+            if (c is None or nodes[c].op == "Constant") and g is not None and nodes[g].op in _GATE_OPS:
+                return g
+        return None
+
+    gates: set[int] = set()
+    candidates: set[int] = set()
+    sums: list[int] = []
+    for k, n in enumerate(nodes):
+        if n.op != "Add" or len(n.inputs) != 2:
+            continue
+        products = [source(t) for t in n.inputs]
+        if any(p is None or nodes[p].op != "Mul" or len(nodes[p].inputs) != 2 for p in products):
+            continue
+        found: list[int] = []
+        tanhs: list[int] = []
+        for p in products:
+            assert p is not None
+            factors = nodes[p].inputs
+            g = next((g for g in map(gate, factors) if g is not None), None)
+            if g is None:
+                break
+            found.append(g)
+            tanhs += [s for s in map(source, factors) if s is not None and nodes[s].op == "Tanh"]
+        else:
+            if tanhs:
+                gates.update(found)
+                candidates.update(tanhs)
+                sums.append(k)
+    for k in sums:  # an LSTM's h_t = o * tanh(c_t): o is a gate, tanh(c_t) is not
+        for t in (s for s in readers.get(nodes[k].outputs[0], ()) if nodes[s].op == "Tanh"):
+            for m in readers.get(nodes[t].outputs[0], ()):
+                if nodes[m].op == "Mul":
+                    gates.update(g for g in map(gate, nodes[m].inputs) if g is not None)
+    # a GRU's reset gate: a sigmoid whose product reaches a candidate's tanh
+    for k, n in enumerate(nodes):
+        if n.op not in _GATE_OPS or k in gates:
+            continue
+        frontier, seen = [k], {k}
+        for _ in range(6):
+            nxt = []
+            for f in frontier:
+                for r in readers.get(nodes[f].outputs[0], ()) if nodes[f].outputs else ():
+                    if r in candidates:
+                        gates.add(k)
+                    elif r not in seen and nodes[r].op in _TO_CANDIDATE and (f != k or nodes[r].op == "Mul"):
+                        seen.add(r)
+                        nxt.append(r)
+            frontier = nxt
+    return tuple(names[k][0] for k in sorted(gates | candidates))
 
 
 #: Ops a mask passes through unchanged in meaning.

@@ -398,14 +398,14 @@ def _construct(node: Any) -> str:
 
 
 #: the converters of Keras / TensorFlow models, whose Loop is a recurrent layer's while_loop
-_TENSORFLOW_PRODUCERS = ("tf2onnx", "keras2onnx", "onnxmltools")
+TENSORFLOW_PRODUCERS = ("tf2onnx", "keras2onnx", "onnxmltools")
 
 
 def _loop_advice(producer: str) -> str:
     """How to export a model without a Loop or Scan node, in the terms of the tool that wrote the
     file (its ``producer_name``): a Keras recurrent layer that tf2onnx wrote as a while_loop (onnxsweep22
     water_gru was told of torch.jit.script), or torch's exporter."""
-    if producer.lower().startswith(_TENSORFLOW_PRODUCERS):
+    if producer.lower().startswith(TENSORFLOW_PRODUCERS):
         return (f"the file was converted by {producer}, which writes a Keras recurrent layer as a while_loop "
                 "(Loop) where it cannot rewrite it as an ONNX LSTM/GRU node: build the layer with unroll=True "
                 "(a fixed sequence length), which exports every step as plain ops, or keep the stock LSTM/GRU "
