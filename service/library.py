@@ -197,7 +197,7 @@ def check_module(model: Any, example_inputs: Any, *, loss: Any = "cross_entropy"
                target_range=target_range, targets=targets, trained=trained)
 
 
-def check_onnx(source: str | Path | bytes, *, loss: str | None = None, seeds: int = 3,
+def check_onnx(source: str | Path | bytes, *, loss: str | None = None, seeds: int | None = None,
                weights: str = "as_given", batch_size: int | None = None,
                input_shapes: dict[str, list[int]] | None = None, verify: bool | None = None,
                device: str | None = None, settings: Settings | None = None,
@@ -211,6 +211,8 @@ def check_onnx(source: str | Path | bytes, *, loss: str | None = None, seeds: in
     a reference inside a file is not followed unless its owner asks, so a service built on this
     function never reads a file an upload names.
 
+    ``seeds``: None for the default, 3, or fewer (2 at the least) where the simulation at the default
+    batch and seeds is estimated over ``limits.simulation_seconds``, which the report then says.
     ``weights``: ``as_given`` or ``reinitialise``; ``input_shapes`` sizes dynamic dimensions by
     input name; ``optimizer`` (a dict like ``{"type": "adam", "lr": 1e-3}``): the training
     optimizer whose first step ``large_updates`` checks (an ONNX file does not say); ``loss_at``: the

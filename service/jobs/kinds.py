@@ -87,7 +87,7 @@ def _run_model(request: Any, progress: Progress, settings: Settings) -> dict[str
         doc.name = doc.name or request.get("filename")
         return doc.model_dump(mode="json")
     doc = check_onnx(Path(request["path"]).read_bytes(), loss=request.get("loss"),
-                     seeds=request.get("seeds") or 3, weights=request.get("weights") or "as_given",
+                     seeds=request.get("seeds") or None, weights=request.get("weights") or "as_given",
                      batch_size=request.get("batch_size"), input_shapes=request.get("input_shapes"),
                      verify=request.get("verify"), settings=settings, progress=progress,
                      optimizer=request.get("optimizer"), loss_at=request.get("loss_at"),

@@ -42,6 +42,7 @@ from gradhealth.analysis.importers.onnx_static import (
     check_has_weights,
     declared_outputs,
     element_type_name,
+    multiply_adds,
     op_key,
     read_header,
     resize_key,
@@ -1741,6 +1742,10 @@ class Imported:
     #: :func:`require_weights`
     graph: Any = None
     folded_ifs: int = 0
+    #: multiply-adds of one forward at the inputs' sizes (:func:`.onnx_static.multiply_adds`), what the
+    #: simulation's time is estimated from, and whether the batch is the check's choice, not the user's
+    multiply_adds: int = 0
+    batch_chosen: bool = False
 
 
 def _attrs(node: Any) -> dict[str, Any]:
@@ -2494,7 +2499,8 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     restored_ids = {id(n) for n in restored}
     return Imported(module, inputs, graph.name or None, params, activation_bytes, counts,
                     [name for node, (name, _) in zip(nodes, names, strict=True) if id(node) in restored_ids],
-                    tuple(recurrences), notes, header.sampled_means, graph, header.folded_ifs)
+                    tuple(recurrences), notes, header.sampled_means, graph, header.folded_ifs,
+                    multiply_adds(model, header.shapes), header.batch_chosen)
 
 
 def _base(name: str) -> str:
