@@ -653,7 +653,8 @@ def _check_keras_file(args: argparse.Namespace, data: bytes, optimizer: dict[str
         doc = check_keras(data, loss=args.loss, seeds=args.seeds, batch_size=args.batch_size,
                           weights=args.weights, device=args.device, verify=False if args.no_verify else None,
                           progress=_progress(show_progress, notice=args.progress is not False), optimizer=optimizer, input_shapes=shapes or None,
-                          target_range=_target_range(args), input_range=_input_range(args))
+                          target_range=_target_range(args), input_range=_input_range(args),
+                          file_name=Path(args.spec).name)
         if doc.name is None:  # a model without a name: its file's, as the service names it
             doc.name = Path(args.spec).name
         if show_progress:

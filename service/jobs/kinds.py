@@ -81,7 +81,8 @@ def _run_model(request: Any, progress: Progress, settings: Settings) -> dict[str
                           settings=settings, progress=progress, optimizer=request.get("optimizer"),
                           input_shapes=request.get("input_shapes"),
                           target_range=tuple(request["target_range"]) if request.get("target_range") else None,
-                          input_range=tuple(request["input_range"]) if request.get("input_range") else None)
+                          input_range=tuple(request["input_range"]) if request.get("input_range") else None,
+                          file_name=request.get("filename"))
         # the model's own name (its config's ``name``), as check_keras gives it in-process and in
         # the CLI; the upload's file name only for a model without one (newuser9 P6)
         doc.name = doc.name or request.get("filename")
