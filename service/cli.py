@@ -61,6 +61,10 @@ def exit_code(doc: Diagnosis, fail_on: str) -> int:
     return EXIT_UNHEALTHY if worst >= SEVERITY_RANK[fail_on] else EXIT_OK
 
 
+#: How a model check's first progress stage starts: its time estimate (module_check.Timing.start_line),
+#: said on stderr even without --progress.
+START_STAGE = "checking "
+
 #: Seconds after which a check run without --progress says once, on stderr, that it is still working.
 QUIET_NOTICE_S = 15.0
 
@@ -78,6 +82,10 @@ def _progress(enabled: bool, notice: bool = True):  # noqa: ANN202 - a small clo
         nonlocal told
         if enabled:
             print(f"\r[{fraction:4.0%}] {stage:<60s}", end="", file=sys.stderr, flush=True)
+        elif notice and stage.startswith(START_STAGE):
+            # the model check's estimate, once, before the simulation: a CI log that shows nothing
+            # for minutes reads as a hang and is killed by the job's timeout (onnxsweep29 cloud_unet)
+            print(f"gradhealth: {stage}", file=sys.stderr, flush=True)
         elif notice and not told and fraction < 1.0 and time.monotonic() - started > QUIET_NOTICE_S:
             told = True
             print(f"gradhealth: still working after {time.monotonic() - started:.0f} s, {fraction:.0%} done "
@@ -651,7 +659,8 @@ def _check_keras_file(args: argparse.Namespace, data: bytes, optimizer: dict[str
         doc = check_keras(data, loss=args.loss, seeds=args.seeds, batch_size=args.batch_size,
                           weights=args.weights, device=args.device, verify=False if args.no_verify else None,
                           progress=_progress(show_progress, notice=args.progress is not False), optimizer=optimizer, input_shapes=shapes or None,
-                          target_range=_target_range(args), input_range=_input_range(args))
+                          target_range=_target_range(args), input_range=_input_range(args),
+                          file_name=Path(args.spec).name)
         if doc.name is None:  # a model without a name: its file's, as the service names it
             doc.name = Path(args.spec).name
         if show_progress:
@@ -744,7 +753,7 @@ def cmd_check_model(args: argparse.Namespace) -> int:
 
             require_cuda_if_asked(args.device)
             _simulating_here()
-            doc = check_onnx(path, loss=args.loss, seeds=args.seeds or 3,
+            doc = check_onnx(path, loss=args.loss, seeds=args.seeds,
                              weights=args.weights or "as_given", batch_size=args.batch_size,
                              input_shapes=shapes or None, verify=False if args.no_verify else None,
                              device=args.device, progress=_progress(show_progress, notice=args.progress is not False), optimizer=optimizer,

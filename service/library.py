@@ -197,7 +197,7 @@ def check_module(model: Any, example_inputs: Any, *, loss: Any = "cross_entropy"
                target_range=target_range, targets=targets, trained=trained)
 
 
-def check_onnx(source: str | Path | bytes, *, loss: str | None = None, seeds: int = 3,
+def check_onnx(source: str | Path | bytes, *, loss: str | None = None, seeds: int | None = None,
                weights: str = "as_given", batch_size: int | None = None,
                input_shapes: dict[str, list[int]] | None = None, verify: bool | None = None,
                device: str | None = None, settings: Settings | None = None,
@@ -211,6 +211,8 @@ def check_onnx(source: str | Path | bytes, *, loss: str | None = None, seeds: in
     a reference inside a file is not followed unless its owner asks, so a service built on this
     function never reads a file an upload names.
 
+    ``seeds``: None for the default, 3, or fewer (2 at the least) where the simulation at the default
+    batch and seeds is estimated over ``limits.simulation_seconds``, which the report then says.
     ``weights``: ``as_given`` or ``reinitialise``; ``input_shapes`` sizes dynamic dimensions by
     input name; ``optimizer`` (a dict like ``{"type": "adam", "lr": 1e-3}``): the training
     optimizer whose first step ``large_updates`` checks (an ONNX file does not say); ``loss_at``: the
@@ -248,7 +250,7 @@ def check_keras(source: str | Path | bytes | Mapping[str, Any], *, loss: str | N
                 optimizer: dict[str, Any] | None = None,
                 input_shapes: Mapping[str, list[int]] | None = None,
                 target_range: tuple[float, float] | None = None,
-                input_range: tuple[float, float] | None = None) -> Diagnosis:
+                input_range: tuple[float, float] | None = None, file_name: str | None = None) -> Diagnosis:
     """Diagnose a Keras model: a ``model.to_json()`` config (a dict), or a path to / the bytes of
     a JSON config, a ``.keras`` archive or an ``.h5`` file. Read as data only (JSON, zip, h5py):
     nothing in the file is executed, and neither Keras nor TensorFlow is imported.
@@ -256,7 +258,9 @@ def check_keras(source: str | Path | bytes | Mapping[str, Any], *, loss: str | N
     The config is translated layer by layer, keeping Keras' initialisers and activations; the loss
     comes from the file's training config, else from the output layer (``loss`` overrides it).
     ``weights``: ``as_given`` (the weights the file stores), ``reinitialise`` (Keras' initialisers
-    per seed), or None: ``as_given`` when the file stores weights. Layers are named by their Keras
+    per seed), or None: ``as_given`` when the file stores weights. ``file_name``: the name of the file
+    whose bytes ``source`` is (a path gives its own): a ``.h5`` or ``.keras`` name over JSON text is said
+    to hold no weights. Layers are named by their Keras
     names when stored weights are used. ``input_shapes`` fills dynamic input dimensions (a
     variable-length sequence): ``{"input": [32, 41]}`` or by ``InputLayer`` name. ``target_range``:
     where a regression loss's targets lie, ``(0, 1)`` for 0/1 labels (the spec's ``loss.target_range``;
@@ -269,7 +273,7 @@ def check_keras(source: str | Path | bytes | Mapping[str, Any], *, loss: str | N
     """
     from gradhealth.analysis.importers.keras import check_keras as run
 
-    name: str | None = None
+    name: str | None = file_name  # (bytes' file name: a .h5 name over JSON text is said to hold no weights)
     if isinstance(source, Mapping):
         data: bytes | dict[str, Any] = dict(source)
     elif isinstance(source, bytes):
@@ -283,7 +287,7 @@ def check_keras(source: str | Path | bytes | Mapping[str, Any], *, loss: str | N
     doc: Diagnosis = run(data, loss=loss, seeds=seeds, weights=weights, batch_size=batch_size,
                          verify=verify, device=device, settings=settings, progress=progress,
                          optimizer=optimizer, input_shapes=dict(input_shapes) if input_shapes else None,
-                         target_range=target_range, input_range=input_range)
+                         target_range=target_range, input_range=input_range, file_name=name)
     if doc.name is None and name is not None:  # a model without a name: its file's, as the service
         doc.name = name                        # and check_onnx name it
     return doc

@@ -29,6 +29,12 @@ class Limits(BaseModel):
         default=60.0, ge=0, description="time the remedies' re-simulations of one check may take: each is "
                                         "estimated from the check's own simulation (its time per seed) before it "
                                         "starts, and one that would pass this is skipped and marked over_budget")
+    simulation_seconds: float = Field(
+        default=180.0, ge=0, description="time a model file's simulation is estimated to take at the check's "
+                                         "own defaults, from its multiply-adds: past it, the batch and seeds "
+                                         "the user did not set are lowered (to batch 4 and 2 seeds at the "
+                                         "least) and the report says so; a batch or seeds given are kept"
+    )
     max_cell_steps: int = Field(
         default=24_576, ge=1, description="recurrent cell steps of a check: layers x time steps x directions "
                                           "of every rnn/lstm/gru layer, times the seeds"
@@ -41,6 +47,9 @@ PARAMETERS_SETTING = "GRADHEALTH_LIMITS__MAX_PARAMETERS"
 
 #: The setting that raises :attr:`Limits.max_verify_seconds`, named wherever a remedy is skipped for it.
 VERIFY_BUDGET_SETTING = "GRADHEALTH_LIMITS__MAX_VERIFY_SECONDS"
+
+#: The setting of :attr:`Limits.simulation_seconds`, named wherever the batch or seeds are lowered for it.
+TIME_BUDGET_SETTING = "GRADHEALTH_LIMITS__SIMULATION_SECONDS"
 
 
 class OverBudget(Exception):

@@ -3602,8 +3602,81 @@ def _overridden(data: bytes, input_shapes: dict[str, list[int]] | None) -> str:
     return ", ".join(changed)
 
 
+#: The seeds a model file is simulated over when the user gives none (and its time allows: fit_time).
+DEFAULT_SEEDS = 3
+
+#: The least batch and seeds :func:`fit_time` lowers the defaults to for time: 4 samples still give a
+#: batch norm its statistics and a ReLU unit four chances to fire (a convolution's every position more),
+#: and 2 seeds still tell a draw's accident from the network's design.
+TIME_FLOOR_BATCH = 4
+TIME_FLOOR_SEEDS = 2
+
+
+@dataclasses.dataclass
+class Timing:
+    """What :func:`fit_time` chose: the batch and seeds to simulate, the estimate at them, and the
+    note for the report where it lowered the defaults."""
+
+    batch: int
+    seeds: int
+    seconds: float
+    budget: float
+    lowered: bool = False
+    note: str | None = None
+
+    def start_line(self, name: str) -> str:
+        """The one line said on stderr before the simulation starts: the estimate and, where it is over
+        the budget at a batch or seeds the user gave, how to shorten it."""
+        line = (f"checking {name}: ~{self.seconds:,.0f} s estimated (batch {self.batch}, {self.seeds} "
+                f"seed{'s' if self.seeds != 1 else ''})")
+        if self.seconds > self.budget:
+            line += "; --batch-size and --seeds shorten it (time scales with both)"
+        return line
+
+
+def fit_time(multiply_adds: int, batch: int, seeds: int, *, batch_free: bool, seeds_free: bool,
+             device: str | None, budget: float) -> Timing:
+    """The batch and seeds to simulate a model file at within ``budget`` seconds
+    (:attr:`Limits.simulation_seconds`), from its ``multiply_adds`` for one forward at ``batch``
+    (:func:`.onnx_static.simulation_seconds`): where the estimate is over the budget, the batch (when
+    ``batch_free``, the check's choice) and then the seeds (``seeds_free``) are lowered, to
+    :data:`TIME_FLOOR_BATCH` and :data:`TIME_FLOOR_SEEDS` at the least, never raised; a batch or
+    seeds the user gave are kept."""
+    from gradhealth.analysis.importers.onnx_static import simulation_seconds
+    from gradhealth.analysis.limits import TIME_BUDGET_SETTING
+
+    per_sample = multiply_adds / max(batch, 1)
+    first = simulation_seconds(per_sample, batch, seeds, device)
+    new_batch, new_seeds = batch, seeds
+    if first > budget and batch_free and batch > TIME_FLOOR_BATCH:
+        fits = int(batch * budget / first)
+        new_batch = max(TIME_FLOOR_BATCH, min(batch, fits))
+    if simulation_seconds(per_sample, new_batch, new_seeds, device) > budget and seeds_free and seeds > TIME_FLOOR_SEEDS:
+        new_seeds = seeds
+        while new_seeds > TIME_FLOOR_SEEDS and simulation_seconds(per_sample, new_batch, new_seeds, device) > budget:
+            new_seeds -= 1
+    seconds = simulation_seconds(per_sample, new_batch, new_seeds, device)
+    if (new_batch, new_seeds) == (batch, seeds):
+        return Timing(batch, seeds, seconds, budget)
+    what = " and ".join(w for w in (f"batch {new_batch}" if new_batch != batch else "",
+                                    f"{new_seeds} seeds" if new_seeds != seeds else "") if w)
+    defaults = " and ".join(w for w in (f"batch {batch}" if new_batch != batch else "",
+                                        f"{seeds} seeds" if new_seeds != seeds else "") if w)
+    note = (f"simulated at {what}, not the default {defaults}: at the defaults the simulation was estimated "
+            f"at about {first:,.0f} s ({per_sample:.3g} multiply-adds a sample, forward and backward, on "
+            f"{device or 'cpu'}), over the time budget of {budget:,.0f} s ({TIME_BUDGET_SETTING}); now about "
+            f"{seconds:,.0f} s. Fewer samples and seeds judge dead or saturated units less surely "
+            "(--batch-size and --seeds set them)")
+    return Timing(new_batch, new_seeds, seconds, budget, True, note)
+
+
+def _batch_of(imported: Any) -> int:
+    """The batch an imported file is simulated at: its first input's first size (1 without inputs)."""
+    return int(imported.inputs[0].shape[0]) if imported.inputs and len(imported.inputs[0].shape) else 1
+
+
 @quiet_run_notes
-def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights: str = "as_given",
+def check_onnx(data: bytes, *, loss: str | None = None, seeds: int | None = None, weights: str = "as_given",
                batch_size: int | None = None, input_shapes: dict[str, list[int]] | None = None,
                verify: bool = True, device: str | None = None, limits: Any = None,
                thresholds: Thresholds | None = None, name: str | None = None,
@@ -3621,6 +3694,7 @@ def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights:
     from gradhealth.analysis.importers import ModelError
     from gradhealth.analysis.importers.onnx import OnnxModule, import_onnx, require_weights
     from gradhealth.analysis.importers.onnx_static import DEFAULT_BATCH
+    from gradhealth.analysis.limits import Limits
 
     if weights not in ("as_given", "reinitialise"):
         raise ModelError(f"weights must be as_given or reinitialise, not {weights!r}")
@@ -3643,6 +3717,22 @@ def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights:
                               "norms need batch statistics (give --batch-size to choose another)")
     # no weight to take a gradient through: said in words, not torch's "does not require grad" (errsweep6)
     require_weights(imported)
+    # the time the defaults would take, estimated from the model's cost: past the budget the batch and
+    # seeds the user did not set are lowered (onnxsweep29 cloud_unet: a 537k-parameter U-Net at
+    # 4x224x224 ran ~25 min at batch 16 x 3 seeds, silent in CI, killed as a hang)
+    given_seeds = seeds is not None
+    seeds = seeds if seeds is not None else DEFAULT_SEEDS
+    timing = fit_time(imported.multiply_adds, _batch_of(imported), seeds,
+                      batch_free=batch_size is None and imported.batch_chosen, seeds_free=not given_seeds,
+                      device=device, budget=(limits or Limits()).simulation_seconds)
+    if timing.batch != _batch_of(imported):
+        imported = import_onnx(data, input_shapes=input_shapes, batch_size=timing.batch, limits=limits,
+                               output=output, input_range=input_range, file_name=name, weights=weights)
+    seeds = timing.seeds
+    if timing.note is not None:
+        imported.notes.append(timing.note)
+    if progress is not None:
+        progress(0.0, timing.start_line(name or imported.name or "the model"))
     first: tuple[torch.Tensor | None, str | None] | None = None  # (the one forward both questions read)
     if batch_size is None and any(len(i.shape) > 0 and i.shape[0] != 1 for i in imported.inputs):
         first = _first_forward(imported.module, imported.inputs)

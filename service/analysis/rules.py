@@ -3280,7 +3280,8 @@ class DeadUnits(_Fraction):
     def describe(
         self, severity: str, value: float, result: SimulationResult, t: Thresholds
     ) -> Detection:
-        return _alike_cause(_zero_weight_cause(self._describe(severity, value, result, t), result), result)
+        found = _zero_weight_cause(self._describe(severity, value, result, t), result)
+        return _alike_cause(_collapsed_weight_cause(found, result), result)
 
     def _describe(
         self, severity: str, value: float, result: SimulationResult, t: Thresholds
@@ -3339,6 +3340,12 @@ class DeadUnits(_Fraction):
                     "the first layer")
             if severity == "info":
                 head += "; a note: about one run in ten or fewer starts dead, and restarting with another seed fixes it"
+        elif getattr(result, "checkpoint", False):
+            # stored (trained) weights are one network, not a draw at birth: dead in the seeds' batches
+            # (onnxsweep29 ayan_ae_h5: "born dead in 3 of 3 seeds" for a collapsed trained decoder)
+            head = (f"dead in {'every seed' if k == n else f'{k} of {n} seeds'}: every unit of {where} is zero "
+                    "for the whole batch with the stored weights, and no gradient "
+                    "reaches the first layer")
         else:
             head = (f"born dead in {k} of {n} seeds: every unit of {where} is zero for the whole batch in "
                     f"{'that seed' if k == 1 else 'each of them'}, and no gradient reaches the first layer")
@@ -3423,6 +3430,51 @@ def _zero_weight_cause(found: Detection, result: SimulationResult) -> Detection:
            "passes no gradient back (which is why no gradient reaches the layers before them: "
            "vanishing_gradient), so they are re-initialised together."
            if len(zero) > 1 else "Re-initialise its weights randomly."))
+    return found
+
+
+#: A layer's weights are functionally zero where their RMS is under this share of the scale its fan-in's
+#: initialisers give (1/sqrt(fan_in): LeCun's, PyTorch's and Keras' defaults are within a few times
+#: it): the layer then scales what it reads by a millionth or less of an initialised layer's gain.
+NEGLIGIBLE_WEIGHT_SHARE = 1e-6
+#: Under float32's smallest normal value a weight is a denormal, zero for any arithmetic that matters.
+FLOAT32_TINY = 1.1754943508222875e-38
+
+
+def negligible_weights(unit: UnitStats) -> bool:
+    """Whether ``unit``'s weights are functionally zero in every seed without being exactly 0: their
+    RMS under :data:`NEGLIGIBLE_WEIGHT_SHARE` of 1/sqrt(fan_in), or denormal in float32 (weight decay
+    or an L1 penalty driving a path to zero, an fp16 underflow on save)."""
+    rms = unit.values.get("weight_rms")
+    if rms is None or not len(rms) or not unit.fan_in:
+        return False
+    bound = max(NEGLIGIBLE_WEIGHT_SHARE / math.sqrt(unit.fan_in), FLOAT32_TINY)
+    values = [float(x) for x in rms]
+    return all(math.isfinite(x) and x < bound for x in values) and any(x > 0 for x in values)
+
+
+def _collapsed_weight_cause(found: Detection, result: SimulationResult) -> Detection:
+    """``found`` (a dead_units detection on stored weights) with the layers whose stored weights
+    collapsed to (near) zero in training, at or before its dead layers: evidence ``collapsed_weights``
+    (name -> weight RMS) and a sentence naming them first (onnxsweep29 ayan_ae_h5: a decoder's kernels of
+    RMS 5e-34 went unnamed, only generic init remedies followed). Unchanged otherwise."""
+    names = found.evidence.get("layers") or []
+    if not getattr(result, "checkpoint", False) or not names:
+        return found
+    order = [u.name for u in result.units]
+    last = max(order.index(n) for n in names if n in order) if any(n in order for n in names) else -1
+    collapsed = [u for u in result.units[:last + 1] if u.has_weights and not cut_off(u) and negligible_weights(u)]
+    if not collapsed:
+        return found
+    found.evidence["collapsed_weights"] = {u.name: u.geo("weight_rms") for u in collapsed}
+    sizes = [u.geo("weight_rms") for u in collapsed]
+    scale = (f"~{fmt(sizes[0])}" if max(sizes) <= 10 * min(sizes) else f"{fmt(min(sizes))} to {fmt(max(sizes))}")
+    found.explanation = (
+        f"The stored weights of {_named(collapsed)} are {scale} (RMS): collapsed to zero in training, a millionth "
+        "or less of the scale their fan-in's initialisation gives (weight decay or an L1 or activity penalty "
+        "driving the path to zero, or an underflow when saved in fp16). Such a layer outputs its bias whatever "
+        "its input and passes back no gradient, so no layer before it learns. "
+        + found.explanation)
     return found
 
 

@@ -91,13 +91,14 @@ def _run_model(request: Any, progress: Progress, settings: Settings) -> dict[str
                           settings=settings, progress=progress, optimizer=request.get("optimizer"),
                           input_shapes=request.get("input_shapes"),
                           target_range=tuple(request["target_range"]) if request.get("target_range") else None,
-                          input_range=tuple(request["input_range"]) if request.get("input_range") else None)
+                          input_range=tuple(request["input_range"]) if request.get("input_range") else None,
+                          file_name=request.get("filename"))
         # the model's own name (its config's ``name``), as check_keras gives it in-process and in
         # the CLI; the upload's file name only for a model without one (newuser9 P6)
         doc.name = doc.name or _upload_name(request)
         return doc.model_dump(mode="json")
     doc = check_onnx(Path(request["path"]).read_bytes(), loss=request.get("loss"),
-                     seeds=request.get("seeds") or 3, weights=request.get("weights") or "as_given",
+                     seeds=request.get("seeds") or None, weights=request.get("weights") or "as_given",
                      batch_size=request.get("batch_size"), input_shapes=request.get("input_shapes"),
                      verify=request.get("verify"), settings=settings, progress=progress,
                      optimizer=request.get("optimizer"), loss_at=request.get("loss_at"),

@@ -2787,8 +2787,11 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
                 progress: Any = None, optimizer: dict[str, Any] | None = None,
                 input_shapes: dict[str, list[int]] | None = None,
                 target_range: tuple[float, float] | None = None,
-                input_range: tuple[float, float] | None = None) -> Any:
+                input_range: tuple[float, float] | None = None, file_name: str | None = None) -> Any:
     """The check of a Keras model: a config dict, a file's bytes, or a path.
+
+    ``file_name``: the file's own name where ``source`` is its bytes: a ``.h5`` or ``.keras`` name
+    over a bare JSON architecture is said to hold no weights (:func:`json_named_as_weights`).
 
     ``input_range``: where the float inputs lie, (low, high): drawn uniform in it instead of
     N(0, 1) (the spec's ``input.range`` in the spec door, :attr:`.graph.InputSpec.uniform` in the
@@ -2909,11 +2912,28 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
         # left unused (reinitialise), both get Keras' initialisers
         doc.summary = f"{doc.summary} [weights: Keras' initialisers, drawn per seed]"
         doc.summary += shrunk
+        named = file_name if file_name is not None else (Path(source).name if isinstance(source, str | Path) else None)
+        if named is not None and not isinstance(source, dict) and json_named_as_weights(named, data):
+            # a name that promises weights over model.to_json() text (onnxsweep29 aloukik_json_h5): a
+            # CI user who thinks they committed trained weights reads "healthy" as about them
+            doc.summary += (f" [{named} holds no weights: it is a JSON architecture (model.to_json()), not "
+                            f"{'HDF5' if named.lower().endswith(('.h5', '.hdf5')) else 'a .keras archive'}, "
+                            "so it was checked at a fresh initialisation, not as trained]")
         return in_keras(_loss_note(doc, unsimulated, notes, unknown_optimizer))
     with keras_located(origins, base), _assumed_shapes_named(config, None, stood):
         doc = _check_stored(spec, origins, stored, device=device, verify=verify, settings=settings,
                             progress=progress)
     return in_keras(_loss_note(doc, unsimulated, notes, unknown_optimizer))
+
+
+#: The file names that promise stored weights: an HDF5 file (``model.save('m.h5')``) or a ``.keras`` archive.
+WEIGHTS_SUFFIXES = (".h5", ".hdf5", ".keras")
+
+
+def json_named_as_weights(name: str | None, data: bytes) -> bool:
+    """Whether a file named like a weights file (:data:`WEIGHTS_SUFFIXES`) is JSON text, a bare
+    architecture (``model.to_json()`` saved under an ``.h5`` name): it holds no weights."""
+    return bool(name) and str(name).lower().endswith(WEIGHTS_SUFFIXES) and data.lstrip()[:1] == b"{"
 
 
 @contextmanager

@@ -42,6 +42,7 @@ from gradhealth.analysis.importers.onnx_static import (
     check_has_weights,
     declared_outputs,
     element_type_name,
+    multiply_adds,
     op_key,
     read_header,
     resize_key,
@@ -1745,6 +1746,10 @@ class Imported:
     cell_gates: tuple[str, ...] = ()
     #: the tool that wrote the file (its ``producer_name``: pytorch, tf2onnx, OnnxMLTools...)
     producer: str = ""
+    #: multiply-adds of one forward at the inputs' sizes (:func:`.onnx_static.multiply_adds`), what the
+    #: simulation's time is estimated from, and whether the batch is the check's choice, not the user's
+    multiply_adds: int = 0
+    batch_chosen: bool = False
 
 
 def _attrs(node: Any) -> dict[str, Any]:
@@ -2499,7 +2504,8 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     return Imported(module, inputs, graph.name or None, params, activation_bytes, counts,
                     [name for node, (name, _) in zip(nodes, names, strict=True) if id(node) in restored_ids],
                     tuple(recurrences), notes, header.sampled_means, graph, header.folded_ifs,
-                    _cell_gates(nodes, names), str(getattr(model, "producer_name", "") or ""))
+                    _cell_gates(nodes, names), str(getattr(model, "producer_name", "") or ""),
+                    multiply_adds(model, header.shapes), header.batch_chosen)
 
 
 def _base(name: str) -> str:

@@ -79,6 +79,8 @@ class Header:
     one_sample: str | None = None
     #: the graph had no batch axis and was given one (:func:`add_batch_axis`): the note saying so
     batch_note: str | None = None
+    #: the batch is the check's choice (a dynamic batch the user gave no size for), not the user's
+    batch_chosen: bool = False
 
 
 def parse(data: bytes) -> Any:
@@ -2089,6 +2091,68 @@ def _estimate(model: Any, shapes: dict[str, list[int]], sized: list[tuple[str, i
 DEFAULT_BATCH = 16
 
 
+def multiply_adds(model: Any, shapes: dict[str, list[int]]) -> int:
+    """Multiply-adds of one forward pass at the input sizes ``shapes``, from the inferred shapes: the
+    Conv, ConvTranspose, MatMul and Gemm nodes, which hold nearly all of a network's arithmetic (each
+    output value of a Conv is in_channels/group x kernel products; each input value of a
+    ConvTranspose scatters out_channels/group x kernel; a MatMul's or Gemm's output value is its inner
+    size). What the simulation's time is estimated from (:func:`simulation_seconds`); 0 where the
+    shapes cannot be inferred."""
+    import onnx
+
+    m = _shapes_only(model, shapes)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(m, strict_mode=False, data_prop=True)
+    except Exception:  # an estimate: a graph inference cannot follow counts nothing
+        return 0
+    sizes: dict[str, list[int]] = {}
+    for vi in (*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output):
+        dims = vi.type.tensor_type.shape.dim
+        if vi.type.tensor_type.HasField("shape") and all(d.HasField("dim_value") for d in dims):
+            sizes[vi.name] = [int(d.dim_value) for d in dims]
+    for t in model.graph.initializer:
+        sizes.setdefault(t.name, [int(d) for d in t.dims])
+    total = 0
+    for node in model.graph.node:
+        ins = [sizes.get(i) for i in node.input]
+        out = sizes.get(node.output[0]) if node.output else None
+        if len(ins) < 2 or ins[0] is None or ins[1] is None:
+            continue
+        x, w = ins[0], ins[1]
+        if node.op_type == "Conv" and out is not None and len(w) >= 2:
+            total += math.prod(out) * math.prod(w[1:])
+        elif node.op_type == "ConvTranspose" and len(w) >= 2:
+            total += math.prod(x) * math.prod(w[1:])
+        elif node.op_type == "MatMul" and out is not None and x:
+            total += math.prod(out) * x[-1]
+        elif node.op_type == "Gemm" and out is not None and len(x) == 2:
+            trans = any(a.name == "transA" and a.i for a in node.attribute)
+            total += math.prod(out) * x[0 if trans else 1]
+    return total
+
+
+#: A forward and its backward (the gradients of the inputs and of the weights: two products each)
+#: cost about three forwards; the simulation runs one such step per seed, and the check one
+#: forward more before the seeds (the output's loss).
+PASSES_PER_SEED = 3.0
+
+#: Multiply-adds a second the simulation is assumed to reach in float64 on a CPU, on the slow side:
+#: a 537k-parameter U-Net at 4x224x224 (4.5e9 multiply-adds a sample by :func:`multiply_adds`) ran one
+#: seed of batch 2, 3.6e10 multiply-adds by :func:`simulation_seconds`' count, in 63 s on a shared 2-core
+#: machine with the probes' copies: 5.8e8 a second. Float32 and a GPU are faster; the estimate keeps the
+#: CPU's float64 rate for float32 and takes a GPU as 50 times faster.
+CPU_MULTIPLY_ADDS_PER_S = 5e8
+GPU_SPEEDUP = 50.0
+
+
+def simulation_seconds(multiply_adds_per_sample: float, batch: int, seeds: int, device: str | None = None
+                       ) -> float:
+    """The estimated seconds of a check's simulation: ``seeds`` forward-and-backward steps of ``batch``
+    samples of ``multiply_adds_per_sample`` each, and one forward, at the assumed rate."""
+    rate = CPU_MULTIPLY_ADDS_PER_S * (GPU_SPEEDUP if device is not None and device.startswith("cuda") else 1.0)
+    return multiply_adds_per_sample * batch * (PASSES_PER_SEED * seeds + 1) / rate
+
+
 #: Nodes an ONNX graph may have per measured layer the limits allow (:attr:`Limits.max_units`)
 NODES_PER_UNIT = 10
 
@@ -2773,7 +2837,8 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
             "(--input-shape sets another)") if inferred else None
     batch_note = "; ".join(n for n in (told, lifted, reduced) if n is not None) or None
     return Header(model, shapes, elem_types, params, act, reordered, tuple(pruned), loss_note,
-                  tuple(chosen) if sampled else (), folded, one_sample=one_sample, batch_note=batch_note)
+                  tuple(chosen) if sampled else (), folded, one_sample=one_sample, batch_note=batch_note,
+                  batch_chosen=bool(defaulted))
 
 
 #: A dimension's size: positive and under 2**31, in both spellings of a shape (``x=8x3x32x32`` and
