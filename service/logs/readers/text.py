@@ -1509,9 +1509,24 @@ class _Spans:
 _HEADING = re.compile(r"^ {0,3}#{2,6}[ \t]")
 
 
+#: A checkpoint's save report (fairseq: "saved checkpoint ckpt/checkpoint2.pt (epoch 2 @ 695 updates,
+#: score 9.393) (writing took 5.76 seconds)"): what follows describes the file written, not a step
+_CHECKPOINT_SAVED = re.compile(r"\b(?:saved|saving|wrote|writing)[ \t]+(?:the[ \t]+)?(?:best[ \t]+|last[ \t]+)?"
+                               r"checkpoint\b(?![-_.:=\w])", re.IGNORECASE)
+#: A duration a line reports as a verb's object ("writing took 5.76 seconds", "epoch took 12s"): a
+#: time, never a metric named "took"
+_TOOK = re.compile(r"\btook[ \t]*:?[ \t]*\d[\d.]*(?:e[-+]?\d+)?[ \t]*(?:s|secs?|seconds?|ms|mins?|minutes?|h|hrs?|hours?)\b",
+                   re.IGNORECASE)
+
+
 def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, str]], float | None]:
     if line[:5].lstrip(" ").startswith("##") and _HEADING.match(line):
         return [], None  # (a heading: logsweep95 mmdet_cascade_nan_readme read "loss NAN" from one as a NaN loss)
+    if "heckpoint" in line and (saved := _CHECKPOINT_SAVED.search(line)) is not None:
+        # (logsweep98 fairseq1895: its score and write time became series "score" and "took")
+        line = line[:saved.start()]
+    if "took" in line:
+        line = _TOOK.sub(" ", line)
     if line.startswith("[") and (tag := _MPI_TAG.match(line)) is not None:
         line = line[tag.end():]
     if "[" in line and (boost := _BOOST_ROUND.match(line)) is not None:

@@ -1,0 +1,69 @@
+"""Fixes from logsweep98 (fairseq's loss scale and checkpoint lines, boosting consoles, small names)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gradhealth.logs.check import diagnose
+from gradhealth.logs.load import read_log
+from tests.logs.helpers import by_name, write
+
+_HEAD = "2020-03-23 11:38:13 | INFO | "
+
+
+def _fairseq(scales: list[str], *, overflow: list[float] | None = None) -> str:
+    """A fairseq console: train_inner lines whose loss_scale is printed with fairseq's 3 decimals,
+    then its scaler's own overflow reports."""
+    lines = []
+    for i, scale in enumerate(scales):
+        lines.append(f"{_HEAD}train_inner | epoch 003:  {i + 1} / 356 loss={9.4 - 0.01 * i:.2f}, "
+                     f"nll_loss=8.44, ppl=347.28, num_updates={100 * (i + 1)}, lr=0.000175, "
+                     f"gnorm={50 + i:.3f}, loss_scale={scale}, train_wall=1281, wall={9000 + 10 * i}")
+    lines += [f"{_HEAD}fairseq.trainer | NOTE: overflow detected, setting loss scale to: {s!r}"
+              for s in overflow or []]
+    return "\n".join(lines) + "\n"
+
+
+def _scale_finding(tmp_path: Path, text: str):  # noqa: ANN202 - the loss scale's nonfinite finding or None
+    doc = diagnose(read_log(write(tmp_path, "train.log", text)))
+    return next((f for f in doc.findings if f.code == "nonfinite" and f.evidence.metric == "loss_scale"),
+                None)
+
+
+def test_a_loss_scale_printed_as_0_is_below_the_printed_digits_not_0(tmp_path: Path) -> None:
+    # logsweep98 fairseq1895_min_loss_scale: fairseq prints loss_scale with 3 decimals, so 0.000488
+    # reads "loss_scale=0"; a scaler only halves its scale (2^16 / 2^k > 0), so it was never 0
+    f = _scale_finding(tmp_path, _fairseq(["0.25", "0.031", "0.004", "0"]))
+    assert f is not None and f.severity == "error"
+    assert "fell to 0 " not in f.summary and "printed as 0" in f.summary
+    assert (f.evidence.model_extra or {})["below_printed_precision"] is True
+    assert "floor" not in f.summary  # 0 says nothing of whether fairseq's 1e-4 was reached
+
+
+def test_a_loss_scale_above_fairseqs_floor_is_not_said_to_be_at_it(tmp_path: Path) -> None:
+    # logsweep98 #2: 2^-12 = 0.000244 was said to be "down to its floor", but fairseq's floor
+    # (--min-loss-scale) is 1e-4 and the log stopped before it
+    f = _scale_finding(tmp_path, _fairseq(["0.25", "0.031", "0.004"], overflow=[2.0 ** -11, 2.0 ** -12]))
+    assert f is not None
+    assert f"fell to {2.0 ** -12:.3g}" in f.summary and "floor" not in f.summary
+    # a scale at 2^-14 = 6.1e-5 is at or below that floor
+    f = _scale_finding(tmp_path, _fairseq(["0.25", "0.031", "0.004"], overflow=[2.0 ** -13, 2.0 ** -14]))
+    assert f is not None and "floor" in f.summary
+
+
+def test_a_checkpoint_save_line_gives_no_series(tmp_path: Path) -> None:
+    # logsweep98 fairseq1895: "saved checkpoint ... (epoch 2 @ 695 updates, score 9.393) (writing took
+    # 5.76 seconds)" became series "score" and "took"
+    text = _fairseq(["0.25", "0.125", "0.062", "0.031"])
+    text += (f"{_HEAD}fairseq.checkpoint_utils | saved checkpoint checkpoints/checkpoint2.pt (epoch 2 @ 695 "
+             "updates, score 9.393) (writing took 5.761506536975503 seconds)\n")
+    names = by_name(read_log(write(tmp_path, "train.log", text)))
+    assert "score" not in names and "took" not in names
+    assert len(names["loss"].values) == 4
+
+
+def test_a_duration_that_took_seconds_is_no_metric(tmp_path: Path) -> None:
+    # (the fairseq line's "(writing took 5.76 seconds)", without a checkpoint: a time, no metric)
+    text = "".join(f"epoch {e} | loss {1.0 / (e + 1):.4f} | (validation took 5.76 seconds)\n" for e in range(6))
+    names = by_name(read_log(write(tmp_path, "train.log", text)))
+    assert not [n for n in names if "took" in n] and len(names["loss"].values) == 6
