@@ -67,3 +67,28 @@ def test_a_duration_that_took_seconds_is_no_metric(tmp_path: Path) -> None:
     text = "".join(f"epoch {e} | loss {1.0 / (e + 1):.4f} | (validation took 5.76 seconds)\n" for e in range(6))
     names = by_name(read_log(write(tmp_path, "train.log", text)))
     assert not [n for n in names if "took" in n] and len(names["loss"].values) == 6
+
+
+def _lightgbm(rounds: int = 6) -> str:
+    """LightGBM's evaluation lines: the training and validation logloss every 10 rounds."""
+    return "".join(f"[{10 * (r + 1)}]\ttraining's binary_logloss: {0.6 * 0.9 ** r:.4f}\t"
+                   f"valid_1's binary_logloss: {0.62 * 0.93 ** r:.4f}\n" for r in range(rounds))
+
+
+def test_a_printed_feature_importance_table_gives_no_series(tmp_path: Path) -> None:
+    # logsweep98 #2: a pandas frame of feature importances printed after a LightGBM fit ("0  f_12  312")
+    # made each feature a one-point series
+    features = [f"f_{i}" for i in range(40)]
+    table = "        feature  importance\n" + "".join(
+        f"{i:<4} {name:>10} {400 - 7 * i:>11}\n" for i, name in enumerate(features))
+    log = read_log(write(tmp_path, "lgb.log", _lightgbm() + table))
+    assert sorted(s.name for s in log.series) == ["training-binary_logloss", "valid_1-binary_logloss"]
+    assert all(len(s.values) == 6 for s in log.series)
+
+
+def test_rows_counted_from_0_that_are_steps_are_still_read(tmp_path: Path) -> None:
+    # a console whose lines start with the step and name one value each are no table: the same name
+    # on every line (a table's rows each have a label of their own)
+    text = "step  loss\n" + "".join(f"{i} loss {2.0 * 0.9 ** i:.4f}\n" for i in range(8))
+    log = read_log(write(tmp_path, "train.log", text))
+    assert len(by_name(log)["loss"].values) == 8

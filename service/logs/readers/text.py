@@ -479,6 +479,49 @@ def _bad_epoch_header(epoch: str, total: str) -> str | None:
     return None
 
 
+#: A printed table's header line: two or more column names, no number among them (pandas'
+#: ``        feature  importance``)
+_FRAME_HEADER = re.compile(rb"^[ \t]*[A-Za-z_][\w.%()-]*(?:[ \t]+[A-Za-z_][\w.%()-]*)+[ \t]*\r?\n?$")
+#: A row of a printed pandas frame or series: its index (0, 1, 2, ...), a label in words, then numbers
+#: (``3      income          240``)
+_FRAME_ROW = re.compile(rb"^[ \t]*(\d{1,9})[ \t]+([A-Za-z_][^\t\r\n]*?)((?:[ \t]+[-+]?(?:\d[\d.]*|\.\d+)"
+                        rb"(?:[eE][-+]?\d+)?)+)[ \t]*\r?\n?$")
+#: The fewest rows of such a table
+_MIN_FRAME_ROWS = 3
+
+
+class _FrameTables:
+    """The tables a script prints with pandas (a LightGBM or XGBoost run's feature importances: a header
+    ``feature  importance``, then ``0  f_12  312``, ``1  f_3  298``, ...): under a header of column
+    names, at least :data:`_MIN_FRAME_ROWS` rows indexed 0, 1, 2, ... in turn, each labelled by a word
+    of its own. Each row is one item of a table, not a step of the run: read as values, each label
+    became a series of one point (logsweep98 #2: hundreds of them)."""
+
+    def __init__(self) -> None:
+        self.blocks: list[tuple[int, int]] = []
+        self._header: int | None = None  # the line before, where it was a header
+        self._rows: list[int] = []       # the open table's rows (their lines)
+        self._labels: set[bytes] = set()
+
+    def line(self, lineno: int, raw: bytes) -> None:
+        row = _FRAME_ROW.match(raw) if (self._header is not None or self._rows) else None
+        if row is not None and int(row[1]) == len(self._rows) and row[2].strip() not in self._labels:
+            self._rows.append(lineno)
+            self._labels.add(row[2].strip())
+            return
+        self._end()
+        self._header = lineno if _FRAME_HEADER.match(raw) else None
+
+    def _end(self) -> None:
+        if len(self._rows) >= _MIN_FRAME_ROWS:
+            self.blocks.append((self._rows[0] - 1, self._rows[-1]))
+        self._header, self._rows, self._labels = None, [], set()
+
+    def done(self) -> list[tuple[int, int]]:
+        self._end()
+        return self.blocks
+
+
 class _ModelSummaries:
     """The Keras model summaries of a console (``Model: "sequential_1"``, its table of layers, then
     ``Total params: 50,240``, ``Trainable params: ...``, ``Non-trainable params: 0``): each the set-up
@@ -724,7 +767,7 @@ def _merged_blocks(blocks: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 
 def _run_starts(path: Path, limits: ReadLimits, config: _ConfigBlocks | None = None,
-                summaries: _ModelSummaries | None = None) -> tuple[list[int], str | None, int, frozenset[int]]:
+                summaries: _ModelSummaries | None = None, tables: _FrameTables | None = None) -> tuple[list[int], str | None, int, frozenset[int]]:
     """(the lines the runs start at, how trials were told apart) of a console that several runs
     were appended to: a run counts its steps out of one total (``iter: 10/1000``), or its epochs
     where no step is counted (Keras' ``Epoch 3/10``), and a total that never comes back (``iter:
@@ -743,7 +786,8 @@ def _run_starts(path: Path, limits: ReadLimits, config: _ConfigBlocks | None = N
     came before the first start (only past the places :class:`_Restarts` keeps: the first start is
     then not line 1); the fourth, the first lines of the trials' runs that stopped before their own
     totals (each cut short and superseded by the next: not judged). ``config`` and ``summaries`` are
-    given every line (the console's config dumps, its Keras model summaries). A Keras fit after a model summary of its own, counted
+    given every line (the console's config dumps, its Keras model summaries), and so is ``tables``
+    (its printed pandas tables). A Keras fit after a model summary of its own, counted
     from its first epoch to its total, after a run that counted to its own total, is a run however
     short (``Model: "seq_2"``, then ``Epoch 1/2``, ``Epoch 2/2``): another model's, never merged into
     the run before or after it; the fewest lines of :data:`_MIN_RUN_LINES` bound only the others.
@@ -770,6 +814,8 @@ def _run_starts(path: Path, limits: ReadLimits, config: _ConfigBlocks | None = N
                 config.line(lineno, raw)
             if summaries is not None:
                 summaries.line(lineno, raw)
+            if tables is not None:
+                tables.line(lineno, raw)
             m = epoch = None
             if b"/" in raw:
                 text = raw.decode("utf-8", "replace")
@@ -2368,9 +2414,9 @@ class TextReader:
         return 0.0
 
     def read(self, path: Path, limits: ReadLimits) -> RunLog:
-        config, summaries = _ConfigBlocks(), _ModelSummaries()
-        starts, trials, earlier, superseded = _run_starts(path, limits, config, summaries)
-        skip = _merged_blocks(config.done() + summaries.done())
+        config, summaries, tables = _ConfigBlocks(), _ModelSummaries(), _FrameTables()
+        starts, trials, earlier, superseded = _run_starts(path, limits, config, summaries, tables)
+        skip = _merged_blocks(config.done() + summaries.done() + tables.done())
         if trials is not None:
             judged = self._trials(path, limits, starts, trials, earlier, skip, superseded)
             if judged is not None:
