@@ -92,3 +92,15 @@ def test_rows_counted_from_0_that_are_steps_are_still_read(tmp_path: Path) -> No
     text = "step  loss\n" + "".join(f"{i} loss {2.0 * 0.9 ** i:.4f}\n" for i in range(8))
     log = read_log(write(tmp_path, "train.log", text))
     assert len(by_name(log)["loss"].values) == 8
+
+
+def test_a_boosting_logs_plateau_is_explained_in_trees_not_units(tmp_path: Path) -> None:
+    # logsweep98 #2: a boosting log's loss_plateau spoke of frozen parameters and saturated units
+    text = "".join(f"[{i}]\ttrain-rmse:{17.0 + 0.001 * (-1) ** i:.4f}\tvalidate-rmse:{17.5 + 0.001 * (-1) ** i:.4f}\n"
+                   for i in range(60))
+    (plateau,) = [f for f in diagnose(read_log(write(tmp_path, "xgb.log", text))).findings
+                  if f.code == "loss_plateau"]
+    words = plateau.explanation.lower()
+    for network in ("frozen", "saturat", "dead", "unit", "requires_grad", "weights", "detached"):
+        assert network not in words, network
+    assert "tree" in words and "learning_rate" in words
