@@ -6,6 +6,7 @@ from pathlib import Path
 
 from gradhealth.logs.check import diagnose
 from gradhealth.logs.load import read_log
+from gradhealth.logs.series import boosting_log
 from tests.logs.helpers import by_name, write
 
 _HEAD = "2020-03-23 11:38:13 | INFO | "
@@ -104,3 +105,49 @@ def test_a_boosting_logs_plateau_is_explained_in_trees_not_units(tmp_path: Path)
     for network in ("frozen", "saturat", "dead", "unit", "requires_grad", "weights", "detached"):
         assert network not in words, network
     assert "tree" in words and "learning_rate" in words
+
+
+def _catboost(values: list[tuple[float | None, float | None]], *, higher_better: bool = False) -> str:
+    """A CatBoost console: each round's learn and test values (either None: not printed), the running
+    best of test (CatBoost's best: the minimum of a loss, the maximum of a score), then the times."""
+    lines, best, at = ["Learning rate set to 0.05"], None, 0
+    for i, (learn, test) in enumerate(values):
+        row = f"{i}:"
+        if learn is not None:
+            row += f"\tlearn: {learn:.7f}"
+        if test is not None:
+            row += f"\ttest: {test:.7f}"
+            if best is None or (test > best if higher_better else test < best):
+                best, at = test, i
+            row += f"\tbest: {best:.7f} ({at})"
+        lines.append(row + f"\ttotal: {5 * i + 3}ms\tremaining: {2.5 - 0.01 * i:.2f}s")
+    return "\n".join(lines) + "\n"
+
+
+def test_a_catboost_console_is_a_boosting_log(tmp_path: Path) -> None:
+    # logsweep98 #2: "0:\tlearn: 0.68\ttest: 0.69\tbest: 0.69 (0)\ttotal: 5ms\tremaining: 5s" was read as
+    # metrics learn, test, best: no loss, no boosting rounds, no boosting remedies
+    import math  # noqa: PLC0415 - this test's curves only
+
+    rounds = range(150)
+    learn = [0.69 * math.exp(-i / 30) for i in rounds]
+    test = [0.5 + 0.19 * math.exp(-i / 10) + (0.004 * (i - 30) if i > 30 else 0.0) for i in rounds]
+    log = read_log(write(tmp_path, "catboost.log", _catboost(list(zip(learn, test, strict=True)))))
+    names = by_name(log)
+    assert names["learn-loss"].role == "loss" and names["test-loss"].role == "val_loss"
+    assert list(names["test-loss"].steps) == list(rounds)
+    assert max(abs(a - b) for a, b in zip(names["test-loss"].values, test, strict=True)) < 1e-6
+    assert not [n for n in names if "total" in n or "remaining" in n or n == "ms"]
+    assert boosting_log(log)
+    doc = diagnose(log)
+    remedies = [r for f in doc.findings for r in f.remedies]
+    assert remedies and all(r.snippet_framework == "boosting" for r in remedies)
+
+
+def test_a_catboost_score_is_no_loss(tmp_path: Path) -> None:
+    # with eval_metric AUC CatBoost prints only test and its best, the running maximum: a score rising
+    # is no loss diverging
+    auc = [0.90 + 0.09 * (1 - 0.97 ** i) for i in range(60)]
+    log = read_log(write(tmp_path, "catboost.log", _catboost([(None, a) for a in auc], higher_better=True)))
+    names = by_name(log)
+    assert names["test"].role == "metric" and not log.by_role("val_loss") and not boosting_log(log)

@@ -1461,6 +1461,41 @@ _BOOST_PAIR = re.compile(rf"(?P<set>[A-Za-z][\w.]*)(?:-|'s[ \t]+)(?P<metric>[A-Z
                          re.IGNORECASE)
 
 
+#: CatBoost's console round (``0:\tlearn: 0.6814\ttest: 0.6822\tbest: 0.6822 (0)\ttotal: 57ms\tremaining:
+#: 57s``): the round, the first metric on the training and the evaluation sets, the best evaluation so
+#: far (and its round); the times are no metric. Without an evaluation set only ``learn`` is printed,
+#: with an eval_metric not computed on the training set (AUC) only ``test`` and ``best``.
+_CATBOOST = re.compile(rf"^\s*(?P<round>\d{{1,12}}):(?:[ \t]+learn:[ \t]*(?P<learn>{_NUM}))?"
+                       rf"(?:[ \t]+test:[ \t]*(?P<test>{_NUM}))?(?:[ \t]+best:[ \t]*(?P<best>{_NUM})[ \t]*\(\d+\))?"
+                       r"[ \t]+total:[ \t]*\S+[ \t]+remaining:[ \t]*\S+[ \t]*$")
+#: Marks a CatBoost round's values until :func:`_catboost_roles` names them
+_CATBOOST_MARK = "\x02catboost/"
+
+
+def _catboost_roles(run: RunLog) -> RunLog:
+    """``run`` with CatBoost's values named: its printed metric is a loss (``learn-loss``, ``test-loss``:
+    a boosting log's, as XGBoost's ``train-rmse``) where the running best follows the evaluation's
+    minimum, or where only the training set's is printed (the objective); a score (an AUC: its best
+    follows the maximum) or one that never moves keeps the names ``learn`` and ``test`` as metrics. The
+    running best is ``best_test``, a record (logsweep98 #2: CatBoost consoles were no boosting log)."""
+    marked = {s.name.removeprefix(_CATBOOST_MARK): s for s in run.series if s.name.startswith(_CATBOOST_MARK)}
+    if not marked:
+        return run
+    test, best = marked.get("test"), marked.get("best")
+    loss = False
+    if test is not None and best is not None and len(test.values) == len(best.values) and len(test.values) >= 2:
+        low, high = np.fmin.accumulate(test.values), np.fmax.accumulate(test.values)
+        by_low = bool(np.allclose(best.values, low, rtol=1e-6, atol=0))
+        by_high = bool(np.allclose(best.values, high, rtol=1e-6, atol=0))
+        loss = by_low and not by_high
+    elif test is None and best is None:
+        loss = True  # only the training set's: the objective (a score is not computed on it by default)
+    names = {"learn": "learn-loss" if loss else "learn", "test": "test-loss" if loss else "test", "best": "best_test"}
+    series = [make_series(names[s.name.removeprefix(_CATBOOST_MARK)], s.steps, s.values, s.wall_time,
+                          step_unit=s.step_unit) if s.name.startswith(_CATBOOST_MARK) else s for s in run.series]
+    return replace(run, series=series)
+
+
 #: A split's loss followed by an iteration count and then the loss, Tacotron 2's print:
 #: "Train loss 7082 0.412546", "Validation loss 7090:  0.495267".
 _LOSS_AT_STEP = re.compile(
@@ -1575,6 +1610,11 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
         line = _TOOK.sub(" ", line)
     if line.startswith("[") and (tag := _MPI_TAG.match(line)) is not None:
         line = line[tag.end():]
+    if "remaining:" in line and (cat := _CATBOOST.match(line)) is not None:
+        # CatBoost's round: its values unnamed (the objective's, or the eval_metric's: an AUC), named
+        # by the set; whether a loss is told from the running best (:func:`_catboost_roles`)
+        return [("step", cat["round"]), *((f"{_CATBOOST_MARK}{k}", cat[k]) for k in ("learn", "test", "best")
+                                          if cat[k] is not None)], None
     if "[" in line and (boost := _BOOST_ROUND.match(line)) is not None:
         return [("step", boost["round"]), *((f"{m['set']}-{m['metric']}", m["val"])
                                              for m in _BOOST_PAIR.finditer(boost["items"]))], None
@@ -2420,10 +2460,10 @@ class TextReader:
         if trials is not None:
             judged = self._trials(path, limits, starts, trials, earlier, skip, superseded)
             if judged is not None:
-                return judged
+                return _catboost_roles(judged)
         if len(starts) + earlier == 1:
-            return self._segment(path, limits, starts[-1], None, [], skip)
-        return self._last_run(path, limits, starts, earlier, skip)
+            return _catboost_roles(self._segment(path, limits, starts[-1], None, [], skip))
+        return _catboost_roles(self._last_run(path, limits, starts, earlier, skip))
 
     def _last_run(self, path: Path, limits: ReadLimits, starts: list[int], earlier: int,
                   skip: list[tuple[int, int]]) -> RunLog:
