@@ -83,11 +83,35 @@ def boosting_remedy(remedy: Remedy) -> Remedy | None:
     return remedy.model_copy(update={"change": change, "snippet": code, "snippet_framework": "boosting"})
 
 
+#: Why a boosted ensemble's loss stops falling (its plateau's explanation): a network's words (frozen
+#: parameters, saturated or dead units, requires_grad) name nothing a boosting run has (logsweep98 #2).
+_PLATEAU = ("A boosted ensemble adds a tree each round, fitted to what the trees before it got wrong: a training "
+            "loss that stops falling means the new trees change the predictions little or not at all. The step "
+            "size (learning_rate, XGBoost's eta) may be so small, or 0, that each tree moves them by next to "
+            "nothing; the trees may be too constrained to find a split that gains (max_depth or num_leaves small, "
+            "min_data_in_leaf, min_child_weight, min_gain_to_split or gamma large); the features may not predict "
+            "the target (labels shuffled or misaligned with their rows, a target leaked out or dropped); or the "
+            "fit has converged, when the validation loss flattens too and early stopping keeps its best round.")
+_AT_CHANCE = ("The loss sits where a constant guess of the classes' shares scores: no tree has yet found a split "
+              "that predicts better. ")
+
+
+def boosting_explanation(finding: Finding) -> str:
+    """``finding``'s explanation for a boosting run, where its own speaks of a network's parts."""
+    if finding.code != "loss_plateau":
+        return finding.explanation
+    chance = (finding.evidence.model_extra or {}).get("at_chance")
+    return (_AT_CHANCE if chance else "") + _PLATEAU
+
+
 def in_boosting(findings: list[Finding]) -> list[Finding]:
     """``findings`` of a boosting log, each remedy in boosting's words (:func:`boosting_remedy`); a remedy
-    with no meaning for boosted trees is left out, its id named in the finding's ``withheld_remedies``."""
+    with no meaning for boosted trees is left out, its id named in the finding's ``withheld_remedies``. A
+    ``loss_plateau``'s explanation is a boosting run's (:func:`boosting_explanation`)."""
     out = []
     for f in findings:
+        if f.code == "loss_plateau":
+            f = f.model_copy(update={"explanation": boosting_explanation(f)})
         if not f.remedies:
             out.append(f)
             continue

@@ -418,7 +418,7 @@ def gan_part(name: str) -> str | None:
 #: (xgboost's ``train-rmse``, ``validation_0-logloss``; LightGBM's ``valid_1's l2``), or MXNet's
 #: Speedometer (``Train-CrossEntropy``, ``Train-SmoothL1``), whose metric is a loss: the loss of its
 #: set (the training set's, or a held-out one's)
-_BOOSTING = re.compile(r"^(?P<set>train|training|valid|validate|validation|eval|test|dev)(?:_\d+)?-"
+_BOOSTING = re.compile(r"^(?P<set>train|training|learn|valid|validate|validation|eval|test|dev)(?:_\d+)?-"
                        r"(?P<metric>rmse|mse|mae|l1|l2|rmsle|mape|huber|logloss|mlogloss|binary_logloss|"
                        r"multi_logloss|cross_entropy|error|merror|binary_error|multi_error|poisson|gamma|"
                        r"tweedie|mphe|quantile|cross-entropy|crossentropy|smoothl1|smooth_l1|loss|nll|ce)$")
@@ -427,7 +427,8 @@ _BOOSTING = re.compile(r"^(?P<set>train|training|valid|validate|validation|eval|
 def boosting_log(run: RunLog) -> bool:
     """Whether ``run`` is a gradient-boosting library's evaluation log: every loss it holds (the
     training and the held-out sets') is named ``<set>-<metric>`` as XGBoost and LightGBM print them
-    (``train-rmse``, ``valid-binary_logloss``, ``validation_0-logloss``), in their lower case (MXNet's
+    (``train-rmse``, ``valid-binary_logloss``, ``validation_0-logloss``; CatBoost's ``learn-loss`` and
+    ``test-loss`` as the text reader names them), in their lower case (MXNet's
     Speedometer writes ``Train-CrossEntropy``: a network's). Its remedies are a boosting run's
     parameters, not a network optimizer's (:mod:`gradhealth.core.boosting_snippets`)."""
     losses = [s.name.rsplit("/", 1)[-1] for s in run.series if s.role in ("loss", "val_loss")]
@@ -446,7 +447,7 @@ def classify(name: str) -> tuple[Role, str | None]:
         if role != "metric":
             return role, layer
     if (boost := _BOOSTING.match(low)) is not None:
-        return ("loss" if boost["set"] in ("train", "training") else "val_loss"), None
+        return ("loss" if boost["set"] in ("train", "training", "learn") else "val_loss"), None
     if (bars := _NORM_BARS.fullmatch(low)) is not None:
         # a norm written as one (simple-nmt's "|param|=6.93e+02 |g_param|=8.87e+07"): the gradient's
         # total norm, or the weights'

@@ -446,6 +446,8 @@ _LOSS_SCALE = re.compile(r"(?:^|[/_.-])(?:loss|grad|amp)[_-]?scale$", re.IGNOREC
 #: A dynamic loss scale this small has halved at every step for a long time: fp16's scaler starts
 #: at 2^16 and its floors are 1e-4 (fairseq, which then stops) or 1 (apex, torch.amp).
 _SCALE_FLOOR = 1e-3
+#: fairseq's default --min-loss-scale, where it stops ("Minimum loss scale reached")
+_FAIRSEQ_MIN = 1e-4
 #: DeepSpeed's and apex's floor (min_loss_scale 1)
 _SCALE_MIN = 1.0
 #: A scale halved at each of its last this many reports, down to _SCALE_LOW or less, is on its way
@@ -492,15 +494,24 @@ def _scaler_gave_up(run: RunLog, t: LogThresholds) -> list[Finding]:
             [clipping(run, t), lower_lr(run, why="the loss scale fell at every report")])]
     if not 0 <= last <= _SCALE_FLOOR:
         return []
+    if last == 0:
+        # a scaler only halves its scale, never to 0: a 0 is a scale below the log's printed digits
+        # (fairseq prints 3 decimals: 0.000488 is "loss_scale 0"), not a scale of 0 (logsweep98 #2)
+        fell = "printed as 0, below the log's printed precision (a scaler halves its scale, never to 0)"
+    else:
+        fell = f"fell to {last:.3g}"
+    # fairseq stops at --min-loss-scale (1e-4) with "Minimum loss scale reached" (then the log's
+    # report is the finding): a floor is only named where the scale is at or below it
+    floor = ", at or below 1e-4, fairseq's floor (--min-loss-scale)" if 0 < last <= _FAIRSEQ_MIN else ""
     return [finding(
         "nonfinite", "error",
-        f"{scale.name} fell to {float(v[-1]):.3g} (step {_num(steps[-1])}): the mixed-precision loss scaler "
-        "halved it at every step whose gradients overflowed, down to its floor",
+        f"{scale.name} {fell} (step {_num(steps[-1])}): the mixed-precision loss scaler "
+        f"halved it at every step whose gradients overflowed{floor}",
         "A dynamic loss scale starts at 2^16 and halves each time the gradients overflow to Inf/NaN; one near 0 "
         "means they overflowed on step after step, even at a tiny scale: the loss or the gradients themselves "
         "are exploding, and the steps are being skipped.",
-        {"metric": scale.name, "steps": [_num(steps[-1]), _num(steps[-1])], "value": float(v[-1]),
-         "threshold": _SCALE_FLOOR},
+        {"metric": scale.name, "steps": [_num(steps[-1]), _num(steps[-1])], "value": last,
+         "threshold": _SCALE_FLOOR, **({"below_printed_precision": True} if last == 0 else {})},
         [clipping(run, t), lower_lr(run, why="every step overflowed")])]
 
 

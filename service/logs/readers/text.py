@@ -479,6 +479,49 @@ def _bad_epoch_header(epoch: str, total: str) -> str | None:
     return None
 
 
+#: A printed table's header line: two or more column names, no number among them (pandas'
+#: ``        feature  importance``)
+_FRAME_HEADER = re.compile(rb"^[ \t]*[A-Za-z_][\w.%()-]*(?:[ \t]+[A-Za-z_][\w.%()-]*)+[ \t]*\r?\n?$")
+#: A row of a printed pandas frame or series: its index (0, 1, 2, ...), a label in words, then numbers
+#: (``3      income          240``)
+_FRAME_ROW = re.compile(rb"^[ \t]*(\d{1,9})[ \t]+([A-Za-z_][^\t\r\n]*?)((?:[ \t]+[-+]?(?:\d[\d.]*|\.\d+)"
+                        rb"(?:[eE][-+]?\d+)?)+)[ \t]*\r?\n?$")
+#: The fewest rows of such a table
+_MIN_FRAME_ROWS = 3
+
+
+class _FrameTables:
+    """The tables a script prints with pandas (a LightGBM or XGBoost run's feature importances: a header
+    ``feature  importance``, then ``0  f_12  312``, ``1  f_3  298``, ...): under a header of column
+    names, at least :data:`_MIN_FRAME_ROWS` rows indexed 0, 1, 2, ... in turn, each labelled by a word
+    of its own. Each row is one item of a table, not a step of the run: read as values, each label
+    became a series of one point (logsweep98 #2: hundreds of them)."""
+
+    def __init__(self) -> None:
+        self.blocks: list[tuple[int, int]] = []
+        self._header: int | None = None  # the line before, where it was a header
+        self._rows: list[int] = []       # the open table's rows (their lines)
+        self._labels: set[bytes] = set()
+
+    def line(self, lineno: int, raw: bytes) -> None:
+        row = _FRAME_ROW.match(raw) if (self._header is not None or self._rows) else None
+        if row is not None and int(row[1]) == len(self._rows) and row[2].strip() not in self._labels:
+            self._rows.append(lineno)
+            self._labels.add(row[2].strip())
+            return
+        self._end()
+        self._header = lineno if _FRAME_HEADER.match(raw) else None
+
+    def _end(self) -> None:
+        if len(self._rows) >= _MIN_FRAME_ROWS:
+            self.blocks.append((self._rows[0] - 1, self._rows[-1]))
+        self._header, self._rows, self._labels = None, [], set()
+
+    def done(self) -> list[tuple[int, int]]:
+        self._end()
+        return self.blocks
+
+
 class _ModelSummaries:
     """The Keras model summaries of a console (``Model: "sequential_1"``, its table of layers, then
     ``Total params: 50,240``, ``Trainable params: ...``, ``Non-trainable params: 0``): each the set-up
@@ -724,7 +767,7 @@ def _merged_blocks(blocks: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 
 def _run_starts(path: Path, limits: ReadLimits, config: _ConfigBlocks | None = None,
-                summaries: _ModelSummaries | None = None) -> tuple[list[int], str | None, int, frozenset[int]]:
+                summaries: _ModelSummaries | None = None, tables: _FrameTables | None = None) -> tuple[list[int], str | None, int, frozenset[int]]:
     """(the lines the runs start at, how trials were told apart) of a console that several runs
     were appended to: a run counts its steps out of one total (``iter: 10/1000``), or its epochs
     where no step is counted (Keras' ``Epoch 3/10``), and a total that never comes back (``iter:
@@ -743,7 +786,8 @@ def _run_starts(path: Path, limits: ReadLimits, config: _ConfigBlocks | None = N
     came before the first start (only past the places :class:`_Restarts` keeps: the first start is
     then not line 1); the fourth, the first lines of the trials' runs that stopped before their own
     totals (each cut short and superseded by the next: not judged). ``config`` and ``summaries`` are
-    given every line (the console's config dumps, its Keras model summaries). A Keras fit after a model summary of its own, counted
+    given every line (the console's config dumps, its Keras model summaries), and so is ``tables``
+    (its printed pandas tables). A Keras fit after a model summary of its own, counted
     from its first epoch to its total, after a run that counted to its own total, is a run however
     short (``Model: "seq_2"``, then ``Epoch 1/2``, ``Epoch 2/2``): another model's, never merged into
     the run before or after it; the fewest lines of :data:`_MIN_RUN_LINES` bound only the others.
@@ -770,6 +814,8 @@ def _run_starts(path: Path, limits: ReadLimits, config: _ConfigBlocks | None = N
                 config.line(lineno, raw)
             if summaries is not None:
                 summaries.line(lineno, raw)
+            if tables is not None:
+                tables.line(lineno, raw)
             m = epoch = None
             if b"/" in raw:
                 text = raw.decode("utf-8", "replace")
@@ -1415,6 +1461,41 @@ _BOOST_PAIR = re.compile(rf"(?P<set>[A-Za-z][\w.]*)(?:-|'s[ \t]+)(?P<metric>[A-Z
                          re.IGNORECASE)
 
 
+#: CatBoost's console round (``0:\tlearn: 0.6814\ttest: 0.6822\tbest: 0.6822 (0)\ttotal: 57ms\tremaining:
+#: 57s``): the round, the first metric on the training and the evaluation sets, the best evaluation so
+#: far (and its round); the times are no metric. Without an evaluation set only ``learn`` is printed,
+#: with an eval_metric not computed on the training set (AUC) only ``test`` and ``best``.
+_CATBOOST = re.compile(rf"^\s*(?P<round>\d{{1,12}}):(?:[ \t]+learn:[ \t]*(?P<learn>{_NUM}))?"
+                       rf"(?:[ \t]+test:[ \t]*(?P<test>{_NUM}))?(?:[ \t]+best:[ \t]*(?P<best>{_NUM})[ \t]*\(\d+\))?"
+                       r"[ \t]+total:[ \t]*\S+[ \t]+remaining:[ \t]*\S+[ \t]*$")
+#: Marks a CatBoost round's values until :func:`_catboost_roles` names them
+_CATBOOST_MARK = "\x02catboost/"
+
+
+def _catboost_roles(run: RunLog) -> RunLog:
+    """``run`` with CatBoost's values named: its printed metric is a loss (``learn-loss``, ``test-loss``:
+    a boosting log's, as XGBoost's ``train-rmse``) where the running best follows the evaluation's
+    minimum, or where only the training set's is printed (the objective); a score (an AUC: its best
+    follows the maximum) or one that never moves keeps the names ``learn`` and ``test`` as metrics. The
+    running best is ``best_test``, a record (logsweep98 #2: CatBoost consoles were no boosting log)."""
+    marked = {s.name.removeprefix(_CATBOOST_MARK): s for s in run.series if s.name.startswith(_CATBOOST_MARK)}
+    if not marked:
+        return run
+    test, best = marked.get("test"), marked.get("best")
+    loss = False
+    if test is not None and best is not None and len(test.values) == len(best.values) and len(test.values) >= 2:
+        low, high = np.fmin.accumulate(test.values), np.fmax.accumulate(test.values)
+        by_low = bool(np.allclose(best.values, low, rtol=1e-6, atol=0))
+        by_high = bool(np.allclose(best.values, high, rtol=1e-6, atol=0))
+        loss = by_low and not by_high
+    elif test is None and best is None:
+        loss = True  # only the training set's: the objective (a score is not computed on it by default)
+    names = {"learn": "learn-loss" if loss else "learn", "test": "test-loss" if loss else "test", "best": "best_test"}
+    series = [make_series(names[s.name.removeprefix(_CATBOOST_MARK)], s.steps, s.values, s.wall_time,
+                          step_unit=s.step_unit) if s.name.startswith(_CATBOOST_MARK) else s for s in run.series]
+    return replace(run, series=series)
+
+
 #: A split's loss followed by an iteration count and then the loss, Tacotron 2's print:
 #: "Train loss 7082 0.412546", "Validation loss 7090:  0.495267".
 _LOSS_AT_STEP = re.compile(
@@ -1509,11 +1590,31 @@ class _Spans:
 _HEADING = re.compile(r"^ {0,3}#{2,6}[ \t]")
 
 
+#: A checkpoint's save report (fairseq: "saved checkpoint ckpt/checkpoint2.pt (epoch 2 @ 695 updates,
+#: score 9.393) (writing took 5.76 seconds)"): what follows describes the file written, not a step
+_CHECKPOINT_SAVED = re.compile(r"\b(?:saved|saving|wrote|writing)[ \t]+(?:the[ \t]+)?(?:best[ \t]+|last[ \t]+)?"
+                               r"checkpoint\b(?![-_.:=\w])", re.IGNORECASE)
+#: A duration a line reports as a verb's object ("writing took 5.76 seconds", "epoch took 12s"): a
+#: time, never a metric named "took"
+_TOOK = re.compile(r"\btook[ \t]*:?[ \t]*\d[\d.]*(?:e[-+]?\d+)?[ \t]*(?:s|secs?|seconds?|ms|mins?|minutes?|h|hrs?|hours?)\b",
+                   re.IGNORECASE)
+
+
 def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, str]], float | None]:
     if line[:5].lstrip(" ").startswith("##") and _HEADING.match(line):
         return [], None  # (a heading: logsweep95 mmdet_cascade_nan_readme read "loss NAN" from one as a NaN loss)
+    if "heckpoint" in line and (saved := _CHECKPOINT_SAVED.search(line)) is not None:
+        # (logsweep98 fairseq1895: its score and write time became series "score" and "took")
+        line = line[:saved.start()]
+    if "took" in line:
+        line = _TOOK.sub(" ", line)
     if line.startswith("[") and (tag := _MPI_TAG.match(line)) is not None:
         line = line[tag.end():]
+    if "remaining:" in line and (cat := _CATBOOST.match(line)) is not None:
+        # CatBoost's round: its values unnamed (the objective's, or the eval_metric's: an AUC), named
+        # by the set; whether a loss is told from the running best (:func:`_catboost_roles`)
+        return [("step", cat["round"]), *((f"{_CATBOOST_MARK}{k}", cat[k]) for k in ("learn", "test", "best")
+                                          if cat[k] is not None)], None
     if "[" in line and (boost := _BOOST_ROUND.match(line)) is not None:
         return [("step", boost["round"]), *((f"{m['set']}-{m['metric']}", m["val"])
                                              for m in _BOOST_PAIR.finditer(boost["items"]))], None
@@ -2353,16 +2454,16 @@ class TextReader:
         return 0.0
 
     def read(self, path: Path, limits: ReadLimits) -> RunLog:
-        config, summaries = _ConfigBlocks(), _ModelSummaries()
-        starts, trials, earlier, superseded = _run_starts(path, limits, config, summaries)
-        skip = _merged_blocks(config.done() + summaries.done())
+        config, summaries, tables = _ConfigBlocks(), _ModelSummaries(), _FrameTables()
+        starts, trials, earlier, superseded = _run_starts(path, limits, config, summaries, tables)
+        skip = _merged_blocks(config.done() + summaries.done() + tables.done())
         if trials is not None:
             judged = self._trials(path, limits, starts, trials, earlier, skip, superseded)
             if judged is not None:
-                return judged
+                return _catboost_roles(judged)
         if len(starts) + earlier == 1:
-            return self._segment(path, limits, starts[-1], None, [], skip)
-        return self._last_run(path, limits, starts, earlier, skip)
+            return _catboost_roles(self._segment(path, limits, starts[-1], None, [], skip))
+        return _catboost_roles(self._last_run(path, limits, starts, earlier, skip))
 
     def _last_run(self, path: Path, limits: ReadLimits, starts: list[int], earlier: int,
                   skip: list[tuple[int, int]]) -> RunLog:
