@@ -58,7 +58,7 @@ from gradhealth.analysis.check import (
     without_inflated_rate,
 )
 from gradhealth.analysis.figures import ACTIVATION_ABS_MAX, OUTPUT_GRAD_ABS_MAX, WEIGHT_GRAD_ABS_MAX
-from gradhealth.analysis.findings import Detection, layer_words, merge_same_code, trunk
+from gradhealth.analysis.findings import Detection, fmt, layer_words, merge_same_code, trunk
 from gradhealth.analysis.graph import (
     BOUNDED_ENDINGS,
     SWAP_ATTRIBUTE,
@@ -1623,10 +1623,45 @@ def _located(det: Detection, run: GraphRun, device: str | None) -> Detection:
                        "logsumexp); every later number is then NaN/Inf and training cannot proceed.")
     else:
         explanation = (f"The first NaN/Inf is made by {op}{at} from finite inputs: its result overflowed "
-                       "the float range, so the weights or activations before it are far too large "
-                       "(an initialisation or learning rate too large, no normalisation); every later "
+                       f"the float range, so {_TOO_LARGE}; every later "
                        "number is then NaN/Inf and training cannot proceed.")
     return dataclasses.replace(det, summary=summary, explanation=explanation, evidence=evidence)
+
+
+#: The cause a NaN/Inf from an overflow is put down to where nothing else names one
+_TOO_LARGE = ("the weights or activations before it are far too large (an initialisation or learning rate too "
+              "large, no normalisation)")
+
+
+def _overflow_through_time(detections: list[Detection]) -> list[Detection]:
+    """A NaN/Inf from an overflow put down to the weights across depth, reworded where an
+    ``exploding_through_time`` error or warning beside it measures a recurrence whose state grows at
+    every step: the state compounds that per-step gain over the steps until it passes the float range,
+    so the cause is the recurrence (its decay, its recurrent weight), not an initialisation or a
+    learning rate (modsweep49 mamba_positive_A: a selective scan with exp(delta * A) > 1 a step read
+    "weights or activations before it are far too large (an initialisation or learning rate ...)")."""
+    timed = next((d for d in detections if d.code == "exploding_through_time" and d.severity != "info"), None)
+    if timed is None:
+        return detections
+    layers = ", ".join(str(x) for x in timed.evidence.get("layers") or []) or "a recurrent layer"
+    factor = timed.evidence.get("per_step_factor")
+    gain = f", growing by {fmt(factor)} per step" if isinstance(factor, int | float) and math.isfinite(factor) else ""
+    # (the through-time finding names its worst recurrence, which need not be the first to overflow)
+    cause = (f"the cause is a recurrence whose state grows at every step, the steps compounding that gain until "
+             f"it passes the float range: the exploding_through_time finding beside it measures one, in {layers}"
+             f"{gain} (keep a recurrence's per-step gain under 1: a decay of magnitude under 1, a recurrent "
+             "weight's spectral radius under 1; a new initialisation across depth or a lower learning rate does "
+             "not change it)")
+    out = []
+    for d in detections:
+        if d.code == "nonfinite" and d.severity != "info" and _TOO_LARGE in d.explanation.lower():
+            at = d.explanation.lower().index(_TOO_LARGE)
+            said = cause[0].upper() + cause[1:] if d.explanation[at].isupper() else cause
+            explanation = d.explanation[:at] + said + d.explanation[at + len(_TOO_LARGE):]
+            d = dataclasses.replace(d, explanation=explanation,
+                                    evidence={**d.evidence, "through_time": "exploding_through_time"})
+        out.append(d)
+    return out
 
 
 #: Operations whose result is exponential in their input: they overflow the float range from inputs
@@ -1688,8 +1723,8 @@ def _own_dtype_overflow(det: Detection, run: GraphRun, result: SimulationResult,
                  f"{what} reach {shown}, past {name}'s largest number {top:.3g}{simulated}"),
         explanation=(f"Measured in {wide}, {unit.name}'s {what} reach {shown}; in {name}, the dtype the model is "
                      f"built and trains in, every value past {top:.3g} is Inf, so its {what} overflow there and "
-                     f"every later number is NaN/Inf: training cannot proceed. The weights or activations before it "
-                     "are far too large (an initialisation or learning rate too large, no normalisation)."),
+                     f"every later number is NaN/Inf: training cannot proceed. {_TOO_LARGE[0].upper()}"
+                     f"{_TOO_LARGE[1:]}."),
         evidence=evidence, units=[unit])
 
 
@@ -1998,6 +2033,7 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
         # whose float64 norms no longer overflow: modsweep42 #4)
         detections = ([_own_dtype_overflow(overflow, run, result, simulation_finite=True), *detections]
                       if overflow is not None else detections)
+    detections = _overflow_through_time(detections)
     verifier = _Verifier(run, result, thresholds, device, budget)
     detections = [_gated(det, result, verifier) or det for det in detections]
     sliced = _zero_slices(result, thresholds)  # (no remedy on a copy: its explanation names the fix)

@@ -80,7 +80,37 @@ def sustained_growth(s: Series, t: LogThresholds, until: float | None = None) ->
     top = len(v) - tail + int(np.argmax(v[-tail:]))
     return {"base": base, "tail": int(tail), "into_inf": into_inf, "onset": float(steps[len(v) - tail]),
             "tail_median": tail_median, "ratio": tail_median / base, "peak": float(v[top]),
-            "peak_step": float(steps[top]), "first_step": float(steps[0]), "last_step": float(steps[-1])}
+            "peak_step": float(steps[top]), "first_step": float(steps[0]), "last_step": float(steps[-1]),
+            "jump": _step_change(steps, v, tail, base, tail_median)}
+
+
+#: The share of the rise (in log units) from the early baseline to the level a grown tail holds that
+#: one logged step into it must carry for the growth to be a step change, not compounding growth
+_STEP_SHARE = 0.75
+#: How far the median of a step change's later half may differ from its first half's (either way)
+#: while the norm still holds the level it jumped to
+_STEP_HOLD = 3.0
+
+
+def _step_change(steps: np.ndarray, v: np.ndarray, tail: int, base: float, level: float) -> dict | None:
+    """A grown tail that a norm reached in one logged step and then held, a step change, not
+    compounding growth (newuser19 #3: 1 for 150 steps, then 1e4 flat, was "grew steadily from step
+    150 to 1e+04 (step 150)"): the one step into the tail carries ``_STEP_SHARE`` or more of the
+    rise, in log units, from the baseline ``base`` to the tail's median ``level``, and the tail's later
+    half keeps its first half's level within ``_STEP_HOLD``. ``{"step", "before_step", "before",
+    "after", "factor"}``, or None where the tail grew (or fell) on its own or there is no point before it."""
+    first = len(v) - tail
+    if first < 1 or not v[first - 1] > 0 or not level > base:
+        return None
+    before, after = float(v[first - 1]), float(v[first])
+    if not math.log(after / before) >= _STEP_SHARE * math.log(level / base):
+        return None
+    half = v[first:]
+    early, late = float(median(half[: max(1, len(half) // 2)])), float(median(half[len(half) // 2:]))
+    if not (early > 0 and 1 / _STEP_HOLD <= late / early <= _STEP_HOLD):
+        return None
+    return {"step": float(steps[first]), "before_step": float(steps[first - 1]), "before": before,
+            "after": after, "factor": after / before}
 
 
 @detects("exploding_gradient")
@@ -118,7 +148,7 @@ def _exploding_total(run: RunLog, t: LogThresholds) -> list[Finding]:
         # (a note that the ratio does not count, steady weights under Adam, hides no growth)
         if severity is None or (astronomical and astronomical[0].severity != "info"):
             return astronomical
-    if sustained:
+    if sustained and grown is not None:
         # the figure the summary states is the evidence's value: the peak over the baseline, with the
         # median of the grown points beside it (newuser11: value 4.27e9, the median's, under a
         # summary of 5.36e17x, the peak's)
@@ -127,9 +157,8 @@ def _exploding_total(run: RunLog, t: LogThresholds) -> list[Finding]:
         peak = float(v[top])
         value = peak / base
         ends = " and then became non-finite" if into_inf else ""
-        summary = (f"{s.name} grew steadily from {s.where(onset)} to {peak:.3g} ({s.where(steps[top])}), "
-                   f"{times(value)} its early baseline {base:.3g} (median {tail_median:.3g} over those {tail} "
-                   f"logged points){ends}")
+        summary = (f"{grown_words(s, grown)}, {times(value)} its early baseline {base:.3g} (median "
+                   f"{tail_median:.3g} over those {tail} logged points){ends}")
     else:
         above = np.nonzero(v > t.explode_warning * base)[0]
         onset = steps[above[0]] if len(above) else steps[-1]
@@ -142,13 +171,16 @@ def _exploding_total(run: RunLog, t: LogThresholds) -> list[Finding]:
     # the learning rate usually started growing before the norm crossed the line
     growth = lr_growth(run, since=float(steps[max(0, len(v) - tail - max(tail, 10))] if sustained else onset),
                        until=float(steps[-1]))
+    jump = grown["jump"] if grown else None
+    # weight decay bounds weights that grow step after step; a norm that jumped once and held is not that
+    decay = [] if jump else [R.weight_decay()]
     remedies: list[Remedy | None] = [clipping(run, t), lower_lr(run, at_step=float(onset),
-                                                                why="gradient norm exploding"),
-                                     R.weight_decay()]
+                                                                why="gradient norm exploding"), *decay]
     if growth is not None:
-        remedies = [schedule_remedy(run, growth, float(onset)), clipping(run, t), R.weight_decay()]
+        remedies = [schedule_remedy(run, growth, float(onset)), clipping(run, t), *decay]
     return [finding(
         "exploding_gradient", severity, summary + lr_note(growth),
+        _JUMP_WHY if jump else
         "The gradient norm keeps growing instead of settling: an unstable learning rate or a per-layer gain "
         "above 1 compounding through training.",
         {"metric": s.name, "steps": [_num(onset), _num(steps[-1])], "value": value, "threshold": t.explode_warning,
@@ -156,8 +188,38 @@ def _exploding_total(run: RunLog, t: LogThresholds) -> list[Finding]:
          "late_nonfinite": late_nonfinite, "peak": peak, "peak_step": _num(steps[top]),
          "sustained_points": int(tail), "sustained_median": tail_median if sustained else None,
          "learning_rate_growth": growth,
-         "learning_rate_jump": None if growth is not None else learning_rate_jump(run, float(onset))},
+         "learning_rate_jump": None if growth is not None else learning_rate_jump(run, float(onset)),
+         "step_change": _num_jump(jump)},
         remedies)]
+
+
+_JUMP_WHY = ("The gradient norm jumped to a new level in one logged step and stayed there, not growing step "
+             "after step: a sudden change at that step, not compounding growth. Look at what happened there: a "
+             "bad batch (corrupt, mislabelled or outlier samples) that threw the weights, a learning-rate "
+             "schedule step (a warm-up ending, a restart, a step the wrong way), or training resumed from a "
+             "checkpoint whose weights, optimizer state or rate differ from the run's.")
+
+
+def _num_jump(jump: dict | None) -> dict | None:
+    """A step change's figures for the evidence (its steps as the log's numbers)."""
+    if jump is None:
+        return None
+    return {"step": _num(jump["step"]), "before_step": _num(jump["before_step"]), "before": jump["before"],
+            "after": jump["after"], "factor": jump["factor"]}
+
+
+def grown_words(s: Series, grown: dict) -> str:
+    """How :func:`sustained_growth`'s tail was reached, in words: a step change ("jumped 1e+04x at step
+    150, 1 -> 1e+04, and stayed there"), growth from one step to a later peak ("grew steadily from step
+    152 to 5.76e+18 (step 164)"), or a peak at the first grown point, never "from step X to ... (step X)"."""
+    jump = grown.get("jump")
+    if jump is not None:
+        return (f"{s.name} jumped {times(jump['factor'])} at {s.where(jump['step'])}, {jump['before']:.3g} -> "
+                f"{jump['after']:.3g}, and stayed there")
+    if grown["peak_step"] == grown["onset"]:
+        return f"{s.name} rose to {grown['peak']:.3g} at {s.where(grown['onset'])} and stayed high"
+    return (f"{s.name} grew steadily from {s.where(grown['onset'])} to {grown['peak']:.3g} "
+            f"({s.where(grown['peak_step'])})")
 
 
 #: A total gradient norm this many times the one logged before it, and at least this large

@@ -129,16 +129,31 @@ def _in_run(run: RunLog, t: LogThresholds) -> list[Finding]:
         # "flat" from the last 25 points alone and blamed on the data)
         norm = run.first("grad_norm")
         assert norm is not None
+        if grown["jump"]:
+            # a norm that jumped once to a new level and held it before the NaN (newuser19 #3): a
+            # change at that step, not updates compounding step after step
+            cause = ("the run changed at that step (a bad batch, a learning-rate schedule step, a resumed "
+                     "checkpoint) and its updates at the new level ended in an overflow")
+            why = ("A gradient norm that jumps to a new level in one step, holds it and then turns into NaN/Inf "
+                   "was thrown there by something that changed at that step: a bad batch (corrupt or outlier "
+                   "samples), a learning-rate schedule step, or training resumed from a checkpoint whose state "
+                   "differs; its steps at that size then overflowed. Clipping the norm bounds such a step, and a "
+                   "lower learning rate the ones after; from here on updates are NaN/Inf.")
+            grew = f"{norm.name} jumped to a new level before the NaN/Inf"
+        else:
+            cause = ("the updates grew until a value overflowed (a learning rate too large for the loss surface, "
+                     "or no clipping)")
+            why = ("A gradient norm that climbs for many steps and then turns into NaN/Inf was grown by the "
+                   "updates: each step, too large for the loss surface, made the next gradient larger until a "
+                   "value overflowed. Clipping the norm and a lower learning rate stop the climb; from here on "
+                   "updates are NaN/Inf.")
+            grew = f"{norm.name} grew steadily before the NaN/Inf"
         return [finding(
             "nonfinite", "error",
-            f"{kind} first appears in {first.name} at {first.where(step)}{note}, after {grown['words']}: the "
-            "updates grew until a value overflowed (a learning rate too large for the loss surface, or no clipping)",
-            "A gradient norm that climbs for many steps and then turns into NaN/Inf was grown by the updates: "
-            "each step, too large for the loss surface, made the next gradient larger until a value overflowed. "
-            "Clipping the norm and a lower learning rate stop the climb; from here on updates are NaN/Inf.",
+            f"{kind} first appears in {first.name} at {first.where(step)}{note}, after {grown['words']}: {cause}",
+            why,
             {**_where(hits), "layers": layers or None, "sudden": False, "grew_before": grown["before"]},
-            [clipping(run, t), lower_lr(run, at_step=grown["before"]["onset"],
-                                        why=f"{norm.name} grew steadily before the NaN/Inf")])]
+            [clipping(run, t), lower_lr(run, at_step=grown["before"]["onset"], why=grew)])]
     if grown is None and (idle := _no_rate_yet(run, step)) is not None:
         # every learning rate logged up to the NaN/Inf is 0 (a warm-up's first step, a LoRA run's
         # first log, logsweep93 minicpmv_lora_gradnan_loss0): no update had moved the weights, so no
@@ -200,7 +215,7 @@ def _grown_before(run: RunLog, step: float, t: LogThresholds) -> dict | None:
     """The total gradient norm's sustained growth over its early baseline among its finite points
     before ``step`` (:func:`gradhealth.logs.detectors.explosion.sustained_growth`, the measure of
     ``exploding_gradient``): ``{"words", "before"}``, or None where it did not grow so."""
-    from gradhealth.logs.detectors.explosion import sustained_growth
+    from gradhealth.logs.detectors.explosion import grown_words, sustained_growth
 
     s = run.first("grad_norm")
     if s is None:
@@ -209,10 +224,9 @@ def _grown_before(run: RunLog, step: float, t: LogThresholds) -> dict | None:
     if grown is None or grown["ratio"] < t.explode_warning:
         return None
     ratio = grown["peak"] / grown["base"]
-    words = (f"{s.name} grew steadily from {s.where(grown['onset'])} to {grown['peak']:.3g} "
-             f"({s.where(grown['peak_step'])}), {times(ratio)} its early baseline {grown['base']:.3g} "
+    words = (f"{grown_words(s, grown)}, {times(ratio)} its early baseline {grown['base']:.3g} "
              f"(median {grown['tail_median']:.3g} over the {grown['tail']} logged points before {s.where(step)})")
-    return {"words": words,
+    return {"words": words, "jump": grown["jump"] is not None,
             "before": {"metric": s.name, "onset": _num(grown["onset"]), "baseline": grown["base"],
                        "peak": grown["peak"], "peak_step": _num(grown["peak_step"]), "ratio": ratio,
                        "points": grown["tail"], "median": grown["tail_median"]}}
