@@ -1496,11 +1496,12 @@ def build_parser() -> argparse.ArgumentParser:
                                      epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_IntermixedParser)
-    check = sub.add_parser("check", help="check an architecture spec (JSON/YAML) or a training log (file, run "
-                                         "folder or archive)", epilog=epilog,
+    check = sub.add_parser("check", help="check an architecture spec (JSON/YAML), a model file (ONNX .onnx, "
+                                         "Keras .keras/.h5) or a training log (file, run folder or archive)",
+                           epilog=epilog,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
-    check.add_argument("spec", help="an architecture spec (file, '-' for stdin, or example:NAME), or a training "
-                                    "log file, run folder or archive")
+    check.add_argument("spec", help="an architecture spec (file, '-' for stdin, or example:NAME), a model file "
+                                    "(.onnx, .keras, .h5), or a training log file, run folder or archive")
     check.add_argument("--log-format", type=_log_format, default=None, help="format hint for logs (see `gradhealth formats`)")
     check.add_argument("--fail-on", choices=["warning", "error", "new", "never"], default=None,
                        help="exit 1 when a finding is at least this severe (default: error); new: only "

@@ -28,6 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gradhealth.core.document import Diagnosis, Finding
+from gradhealth.core.words import shorten
 from gradhealth.db.models import RunEventRow, RunRow
 from gradhealth.jobs import counters
 from gradhealth.live import store
@@ -117,6 +118,18 @@ def params_of(config: dict[str, Any]) -> dict[str, str]:
     if config.get("num_classes") is not None:
         params["num_classes"] = str(config["num_classes"])
     return params
+
+
+def param_sources_of(config: dict[str, Any]) -> dict[str, str]:
+    """Where :func:`params_of`'s params came from where the run's config named them otherwise: a
+    finding then names the config field the user set (newuser19 #7: "from the run's params" for a run
+    created with only ``config.clip_threshold``)."""
+    sources = {}
+    if config.get("clip_threshold") is not None:
+        sources["max_grad_norm"] = "the run's config.clip_threshold"
+    if config.get("num_classes") is not None:
+        sources["num_classes"] = "the run's config.num_classes"
+    return sources
 
 
 def thresholds_of(config: dict[str, Any], base: LogThresholds) -> LogThresholds:
@@ -484,7 +497,8 @@ def append_batches(session: Session, run_id: str, owner: str, batches: list[list
                 return [o for o in out if o is not None]
             state.add(new_points)
             try:
-                run_log = state.run_log(run.name, params_of(run.config or {}))
+                run_log = state.run_log(run.name, params_of(run.config or {}),
+                                          param_sources_of(run.config or {}))
                 note = None if state.exact else (
                     f"{total:,} points: the live diagnosis reads each series' last points in full and its "
                     "history decimated (spikes and NaN/Inf kept); finishing the run checks every point")
@@ -664,7 +678,7 @@ def _note_recovered(session: Session, run: RunRow, doc: Diagnosis) -> None:
         at = f" up to step {steps[-1]:g}" if steps and isinstance(steps[-1], int | float) else ""
         doc.log.warnings.append(
             f"raised and recovered: {f.get('code')} was an error during the run (event {seq}{at}: "
-            f"{str(f.get('summary') or '')[:200]}), but the full check of all {points:,} points does not make "
+            f"{shorten(str(f.get('summary') or ''), 200)}), but the full check of all {points:,} points does not make "
             "it: over the whole run it is not borne out")
 
 
@@ -679,7 +693,8 @@ def full_log(session: Session, run: RunRow) -> RunLog:
     for name, (steps, values) in data.items():
         role, layer = native_role(name)
         series.append(make_series(name, steps, values, role=role, layer=layer))
-    return RunLog(format="live", source=run.name, series=series, params=params_of(run.config or {}))
+    return RunLog(format="live", source=run.name, series=series, params=params_of(run.config or {}),
+                  param_sources=param_sources_of(run.config or {}))
 
 
 def finish(session: Session, run_id: str, owner: str, *, base: LogThresholds) -> RunRow:

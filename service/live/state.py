@@ -245,11 +245,13 @@ class RunState:
         """About the memory the run's state holds (the state cache evicts by it as well as by count)."""
         return 200 + sum(100 + s.approx_bytes() for s in self.series.values())
 
-    def run_log(self, name: str, params: dict[str, str]) -> RunLog:
-        """The bounded RunLog the log check's detectors read."""
+    def run_log(self, name: str, params: dict[str, str],
+                param_sources: dict[str, str] | None = None) -> RunLog:
+        """The bounded RunLog the log check's detectors read (``param_sources``: :attr:`RunLog.param_sources`)."""
         out = []
         for s in self.series.values():
             steps, values = s.arrays()
             role, layer = native_role(s.name)
             out.append(make_series(s.name, steps, values, role=role, layer=layer))
-        return RunLog(format="live", source=name, series=out, params=dict(params))
+        return RunLog(format="live", source=name, series=out, params=dict(params),
+                      param_sources=dict(param_sources or {}))

@@ -37,20 +37,34 @@ def clip_threshold(run: RunLog) -> float | None:
     """The clipping max_norm the run's params record, under any of the names tools use, also nested
     (``optimizer/max_norm``, ``args.max_grad_norm``). Lightning's ``gradient_clip_val`` with
     ``gradient_clip_algorithm=value`` clips values, not the norm, and does not count."""
-    leaves: dict[str, str] = {}
+    found = _clip_param(run)
+    return found[0] if found else None
+
+
+def clip_threshold_source(run: RunLog) -> str:
+    """Where :func:`clip_threshold` read the threshold, in words: "the run's params", or what the user
+    gave it as where that was not a param (a live run's ``config.clip_threshold``: newuser19 #7)."""
+    found = _clip_param(run)
+    return (run.param_sources.get(found[1]) if found else None) or "the run's params"
+
+
+def _clip_param(run: RunLog) -> tuple[float, str] | None:
+    """:func:`clip_threshold`'s value and the param key it was read under."""
+    leaves: dict[str, tuple[str, str]] = {}
     for key, given in run.params.items():
-        leaves.setdefault(re.split(r"[/.]", key.lower())[-1], given)
-    value_clip = str(leaves.get("gradient_clip_algorithm", "")).strip().lower() == "value"
+        leaves.setdefault(re.split(r"[/.]", key.lower())[-1], (key, given))
+    algorithm = leaves.get("gradient_clip_algorithm", ("", ""))[1]
+    value_clip = str(algorithm).strip().lower() == "value"
     for key in CLIP_KEYS:
         if key == "gradient_clip_val" and value_clip:
             continue
-        raw = run.params.get(key, leaves.get(key))
+        name, raw = (key, run.params[key]) if key in run.params else leaves.get(key, (key, None))
         try:
             value = float(raw) if raw is not None else math.nan
         except ValueError:
             continue
         if math.isfinite(value) and value > 0:
-            return value
+            return value, name
     return None
 
 
@@ -62,7 +76,7 @@ def clip_in_force(run: RunLog) -> tuple[float, str] | None:
     nothing says the run clips."""
     limit = clip_threshold(run)
     if limit is not None:
-        return limit, "the run's params"
+        return limit, clip_threshold_source(run)
     if run.format == "hf_trainer":
         return HF_TRAINER_MAX_NORM, ("the Hugging Face Trainer's default max_grad_norm, assumed: trainer_state.json "
                                      "records no max_grad_norm, and the grad_norm it logs is the norm before clipping")

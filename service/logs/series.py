@@ -185,6 +185,10 @@ class RunLog:
     series: list[Series] = field(default_factory=list)
     warnings: list[LogWarning] = field(default_factory=list)
     params: dict[str, str] = field(default_factory=dict)   # e.g. max_grad_norm / clipnorm when the log has it
+    #: where a param came from when the user gave it under another name than the log's params: a live
+    #: run's ``config.clip_threshold`` is its ``max_grad_norm`` (newuser19 #7: a finding sent the user to
+    #: look for "the run's params" the run had none of); a param not listed is the log's own
+    param_sources: dict[str, str] = field(default_factory=dict)
     traceback: str | None = None                           # a text log that ends in a Python traceback
     #: where that traceback came after training had ended, why the log says so (its epoch counter at its
     #: total, a later stage's line before it); None where it cut training short or there is none
@@ -235,7 +239,8 @@ class RunLog:
         # (a NaN/Inf in a run of the file not read, one cut short and superseded by the next: the text
         # reader's ``skipped_nonfinite`` notes, which the ``nonfinite`` check reports once, with the last run)
         skipped = [w for w in self.warnings if w.code == "skipped_nonfinite"]
-        return {r: RunLog(format=self.format, source=self.source, params=dict(self.params), traceback=self.traceback,
+        return {r: RunLog(format=self.format, source=self.source, params=dict(self.params),
+                          param_sources=dict(self.param_sources), traceback=self.traceback,
                           after_training=self.after_training, series=placed[r],
                           warnings=list(skipped) if r == self.runs[-1] else []) for r in self.runs}
 

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from gradhealth.core.catalog import CASE_TITLES, FINDINGS
 from gradhealth.core.document import SEVERITY_RANK, Diagnosis, Finding, Remedy, Verified
 from gradhealth.core.pointers import is_json_pointer
+from gradhealth.core.words import shorten
 from gradhealth.report import locate as _locate
 
 CheckKind = Literal["spec", "model", "logs"]
@@ -246,7 +247,7 @@ def not_run(doc: Diagnosis) -> dict[str, str]:
         if isinstance(listed, list):
             for code in listed:
                 if isinstance(code, str) and code not in found:
-                    out.setdefault(code, f"not run: nothing to judge (see {f.code}: {f.summary[:120]})")
+                    out.setdefault(code, f"not run: nothing to judge (see {f.code}: {shorten(f.summary, 120)})")
     return out
 
 

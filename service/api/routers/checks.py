@@ -892,6 +892,11 @@ async def submit_model(
                            f"{', '.join(twice)}", parameter=twice[0])
         fields.update(form_fields)
         options = model_options(fields, settings.limits)
+        # the name the client gave the file (a `filename` field, ?filename=, the part's file name), in
+        # which a refusal words its fix; the stored default `model.onnx` is no name of the user's
+        # (newuser19 #2: the refusal of mlp_default.onnx said onnx.load('model.onnx'))
+        field_name = form_fields.get("filename") or []
+        user_name = (display_name(field_name[0]) if field_name else "") or (upload.path.name if upload.named else None)
         if upload.size == 0:
             raise ApiError(422, "empty_upload", "the upload is empty")
 
@@ -931,11 +936,10 @@ async def submit_model(
                                "an .onnx file's is not: leave it out", parameter="target_range")
             _refuse_text_spec(data)
             # Protobuf only, torch-free: the worker's importer applies these same rules again.
-            named = form_fields.get("filename") or []
             header = read_header(data, input_shapes=options["input_shapes"],
                                  batch_size=options["batch_size"], limits=settings.limits,
                                  max_bytes=settings.max_upload_bytes, output=options.get("loss_at"),
-                                 file_name=(display_name(named[0]) if named else "") or None,
+                                 file_name=user_name,
                                  weights=options.get("weights"))
             # a graph with no weight has no gradient to check (errsweep6: an If on a constant folded
             # to Relu(x) failed in the job with torch's "does not require grad")

@@ -158,7 +158,8 @@ def shared_report(token: str, request: Request, session: SessionDep, settings: S
     except links.BadLink:
         raise not_found from None
     except links.ExpiredLink as e:
-        when = datetime.fromtimestamp(e.link.expires, UTC).isoformat()
+        # written as the link's expires_at is (JSON: `Z`), not `+00:00` (newuser19 #10)
+        when = datetime.fromtimestamp(e.link.expires, UTC).isoformat().replace("+00:00", "Z")
         raise ApiError(410, "link_expired", f"this report link expired at {when}; ask for a new one") from None
     owners = settings.key_owners()
     if owners and link.owner not in owners.values():

@@ -13,6 +13,7 @@ from gradhealth.logs.remedies import (
     CLIP_KEYS,
     clip_in_force,
     clip_threshold,
+    clip_threshold_source,
     lower_lr,
     optimizer_in_use,
 )
@@ -139,7 +140,7 @@ def _over_assumed_default(run: RunLog, t: LogThresholds) -> list[Finding]:
 
 @detects("clipping_saturated")
 def clipping_saturated(run: RunLog, t: LogThresholds) -> list[Finding]:
-    limit, source = clip_threshold(run), "the run's params"
+    limit, source = clip_threshold(run), clip_threshold_source(run)
     said = f"from {source}"
     found = judged(run, "grad_norm", t) or judged(run, "clipped_grad_norm", t)
     if found is None:
