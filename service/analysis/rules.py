@@ -77,6 +77,7 @@ from gradhealth.analysis.remedies import (
     bounded_cells,
     clipping,
     decay,
+    exponential_swap,
     gated_cells,
     init_remedies,
     input_normalisation,
@@ -3455,7 +3456,7 @@ def _loss_side_remedies(ctx: Context) -> list[Remedy]:
 
 class Nonfinite(ArchitectureRule):
     code = "nonfinite"
-    remedies = (input_normalisation, new_inits, clipping, learning_rate)
+    remedies = (exponential_swap, input_normalisation, new_inits, clipping, learning_rate)
 
     def propose(self, ctx: Context) -> list[Remedy]:
         if ctx.detection.evidence.get("cause") == "output_loss_pairing":
@@ -3516,14 +3517,29 @@ class Nonfinite(ArchitectureRule):
             "pass": "forward" if fwd or in_loss else "backward",
             "losses": [fmt(x) for x in result.losses],
         }
+        explanation = ("Values overflowed (or an operation was undefined), so every later number is NaN/Inf "
+                       "and training cannot proceed.")
+        upto = result.units[:result.units.index(first) + 1] if first is not None and fwd else []
+        exps = [u for u in upto if u.activation == "exponential"]
+        if exps:
+            # peersweep23 #3: a spec's exponential activations overflow whatever the init, as the module
+            # door says of an exp call (module_check's _EXPONENTIAL)
+            evidence["exponential_layers"] = [u.name for u in exps]
+            explanation = (
+                f"Values overflowed: {_named(exps)} {'applies' if len(exps) == 1 else 'apply'} an exponential "
+                "activation, whose output scale is exponential in its input's (E[exp(x)^2] = exp(2q) for a "
+                "zero-mean Gaussian x of variance q), so the variance grows as a tower of exponentials through "
+                "the stack and overflows the float range (exp passes 1.8e308 from 709 in float64, 3.4e38 from 88 "
+                "in float32) at any usual initialisation: the variance map q' = sigma_w^2 exp(2q) has a fixed point "
+                "only for sigma_w^2 <= 1/(2e), and He's (2) and LeCun's (1) are far above it. Use a ReLU-family or bounded activation in hidden layers; every later "
+                "number is then NaN/Inf and training cannot proceed.")
         return Detection(
             self.code,
             severity,
             "nonfinite",
             value,
             f"NaN/Inf first appears in the {where}",
-            "Values overflowed (or an operation was undefined), so every later number is NaN/Inf "
-            "and training cannot proceed.",
+            explanation,
             evidence,
             [first] if first else [],
         )
