@@ -1686,8 +1686,9 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
             out = self._note_slices(func, args, kwargs or {}, out)
         if func in _SOFTMAXES:
             return self._softmax(args, kwargs or {}, out)
-        if (func in _STEPS and not tracer.inside and args and isinstance(args[0], torch.Tensor)
-                and args[0].requires_grad and args[0].is_floating_point()):
+        if (func in _STEPS and not tracer.inside and torch.is_grad_enabled() and args
+                and isinstance(args[0], torch.Tensor) and args[0].requires_grad and args[0].is_floating_point()):
+            # (not in a torch.autograd.Function's forward, run without grad: a surrogate spike's own step)
             name = func.__name__.strip("_")
             self.steps.add(_STEP_WORDS.get(name, name))
         if func in _DETACHES and args and isinstance(args[0], torch.Tensor) and args[0].grad_fn is not None:

@@ -82,3 +82,32 @@ def test_a_detach_keeps_remove_the_cut() -> None:
     torch.manual_seed(0)
     text = _cut_finding(Spiking(detach=True))
     assert "Remove the cut" in text and "surrogate" not in text
+
+
+class _Surrogate(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        return _heaviside(x)
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors  # type: ignore[attr-defined]
+        return grad / (10 * x.abs() + 1) ** 2
+
+
+class SurrogateThenDetach(nn.Module):
+    """A surrogate spike (its step inside the Function's forward) and a genuine .detach() cut."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w1, self.w2, self.w3 = nn.Linear(20, 16), nn.Linear(16, 16), nn.Linear(16, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.w1(x).detach()
+        return self.w3(_Surrogate.apply(self.w2(h)))
+
+
+def test_a_surrogate_spikes_own_step_is_not_taken_for_the_cut() -> None:
+    text = _cut_finding(SurrogateThenDetach())
+    assert "Remove the cut" in text and "surrogate" not in text
