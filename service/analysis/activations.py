@@ -18,13 +18,14 @@ __all__ = [
     "SATURATING",
     "BOUNDED",
     "MEASURED_SATURATING",
+    "NO_THEORY",
     "canonical",
 ]
 
 #: Every activation name the spec accepts (aliases included).
 Activation = Literal[
     "identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu",
-    "gelu", "silu", "swish", "softplus", "hardtanh",
+    "gelu", "silu", "swish", "softplus", "hardtanh", "exponential",
 ]
 ACTIVATIONS: tuple[str, ...] = get_args(Activation)
 
@@ -33,6 +34,13 @@ ALIASES: dict[str, str] = {"swish": "silu"}
 
 #: One name per function, in the spec's order.
 CANONICAL_ACTIVATIONS: tuple[str, ...] = tuple(a for a in ACTIVATIONS if a not in ALIASES)
+
+#: The activations the mean-field theory (:mod:`gradhealth.analysis.theory`) has no map for. Keras'
+#: ``exponential`` has closed forms (E[exp(sqrt(q) z)^2] = E[exp'(sqrt(q) z)^2] = exp(2q)), but its
+#: variance map q' = sigma_w^2 exp(2q) + sigma_b^2 has no fixed point once sigma_w^2 > 1/(2e) (He's 2,
+#: LeCun's 1): q grows as a tower of exponentials and overflows within a few layers, which
+#: the simulation measures directly (peersweep23 #3: the spec refused what the other doors simulate).
+NO_THEORY: frozenset[str] = frozenset({"exponential"})
 
 #: The activations with flat tails, where the derivative goes to zero; they are also exactly the
 #: bounded ones (|phi| stays finite), which the mean-field theory relies on.

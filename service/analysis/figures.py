@@ -99,6 +99,13 @@ class SeedFigures:
     #: the float input's values (seed 0, float64, flattened) where the output has its shape: a
     #: reconstruction, whose targets are its inputs (:func:`.graph.reconstructed_inputs`)
     reconstruction: np.ndarray | None = None
+    #: a live module's layer functions (F.conv2d, F.linear) on a weight the forward computes from
+    #: no parameter of the same shape (a hypernetwork's generated kernel): their kind -> how many
+    #: distinct weights, none of them a unit (``FunctionalOps.computed_kernels``)
+    computed_kernels: dict[str, int] = field(default_factory=dict)
+    #: the step functions (a comparison, a Heaviside step, an argmax) a live module's forward applied
+    #: to a tensor with a gradient: what carries none past them (``FunctionalOps.steps``)
+    step_ops: list[str] = field(default_factory=list)
     #: layers a live module's forward calls in a loop, each call a time step (:func:`.graph.loops`)
     looped: list[str] = field(default_factory=list)
     #: layers called once per step of such a loop (its input projection): part of the loop's steps

@@ -163,15 +163,40 @@ def chain_depth(result: SimulationResult, units: list[UnitStats]) -> int:
     if len(units) < 2 or not result.feeds:
         return plain
     names = {u.name for u in units}
+    stacked = {u.name: u.stacked for u in units}
+    # the path may pass units without weights that are not in the chain (an activation module
+    # applied to a layer's input that another branch reads too: a KAN layer's SiLU base path beside
+    # its B-spline path), counting none of them: without them the feeds never joined the two ends
+    # and every unit counted, a KAN layer's two branches as two layers (modsweep49 #6: 9 read as 16)
+    passing = {u.name for u in result.units if not u.has_weights and u.name not in names}
+    order = [u for u in result.units if u.name in names or u.name in passing]
+    if not any(u.name == units[0].name for u in order):
+        order = list(units)
     longest: dict[str, int] = {units[0].name: 1}
-    for u in units:  # the order they ran in: a unit's feeders ran before it
+    for u in order:  # the order they ran in: a unit's feeders ran before it
         if u.name not in longest:
             continue
         for nxt in result.feeds.get(u.name, ()):
-            if nxt in names and nxt != units[0].name:
-                step = next(v.stacked for v in units if v.name == nxt)
-                longest[nxt] = max(longest.get(nxt, 0), longest[u.name] + step)
+            if (nxt in names or nxt in passing) and nxt != units[0].name:
+                longest[nxt] = max(longest.get(nxt, 0), longest[u.name] + stacked.get(nxt, 0))
     return longest.get(units[-1].name, plain)
+
+
+def between_activations(result: SimulationResult, units: list[UnitStats]) -> list[str]:
+    """The activations of units without weights that lie between two of ``units`` along
+    :attr:`SimulationResult.feeds` (a KAN layer's SiLU on its input, read by its base path): the
+    chain's own activation where its layers have none of theirs (modsweep49 #6: "these layers (no
+    activation of their own)" of a KAN whose base path is SiLU)."""
+    names = {u.name for u in units}
+    by_name = {u.name: u for u in result.units}
+    acts: set[str] = set()
+    for u in units:
+        for nxt in result.feeds.get(u.name, ()):
+            v = by_name.get(nxt)
+            if (v is not None and nxt not in names and not v.has_weights and v.activation not in (None, "identity")
+                    and any(n in names for n in result.feeds.get(nxt, ()))):
+                acts.add(str(v.activation))
+    return sorted(acts)
 
 
 def depth_ratio(result: SimulationResult) -> tuple[float, list[UnitStats]]:

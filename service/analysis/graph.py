@@ -1507,6 +1507,14 @@ def _laid_out(t: torch.Tensor) -> torch.Tensor | None:
 
 #: The calls that cut a tensor from the autograd graph on purpose (:attr:`Tracer.detached`).
 _DETACHES = (torch.Tensor.detach, torch.detach)
+#: The calls whose result carries no gradient of their input (a comparison, a Heaviside step, an
+#: argmax): a step built from them (``out[x > 0] = 1``, a spiking neuron's threshold) cuts the graph
+#: as a .detach() does, its derivative 0 almost everywhere (:attr:`FunctionalOps.steps`).
+_STEPS = (torch.Tensor.__gt__, torch.Tensor.__ge__, torch.Tensor.__lt__, torch.Tensor.__le__, torch.gt, torch.ge,
+          torch.lt, torch.le, torch.Tensor.gt, torch.Tensor.ge, torch.Tensor.lt, torch.Tensor.le, torch.heaviside,
+          torch.Tensor.heaviside, torch.argmax, torch.Tensor.argmax, torch.argmin, torch.Tensor.argmin)
+_STEP_WORDS = {"gt": "a comparison >", "ge": "a comparison >=", "lt": "a comparison <", "le": "a comparison <=",
+               "heaviside": "torch.heaviside"}
 
 
 class FunctionActivation(nn.Module):
@@ -1662,6 +1670,12 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
         self.activations: dict[str, FunctionActivation] = {}
         #: every softmax the forward computed, the output's included (:func:`softmax_figures` drops it)
         self.softmaxes: list[SoftmaxCall] = []
+        #: the weights of layer functions the forward computed from no parameter of their shape (a
+        #: hypernetwork's generated kernels, modsweep49 #2), by id -> (their kind, the tensor, held
+        #: so that ids stay theirs): no unit, counted so that the report says they were not measured
+        self.computed: dict[int, tuple[str, torch.Tensor]] = {}
+        #: the step functions (:data:`_STEPS`) the forward applied to a tensor with a gradient, by name
+        self.steps: set[str] = set()
         self._module_of = {id(m): n or type(m).__name__ for n, m in model.named_modules()}
 
     def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
@@ -1672,6 +1686,11 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
             out = self._note_slices(func, args, kwargs or {}, out)
         if func in _SOFTMAXES:
             return self._softmax(args, kwargs or {}, out)
+        if (func in _STEPS and not tracer.inside and torch.is_grad_enabled() and args
+                and isinstance(args[0], torch.Tensor) and args[0].requires_grad and args[0].is_floating_point()):
+            # (not in a torch.autograd.Function's forward, run without grad: a surrogate spike's own step)
+            name = func.__name__.strip("_")
+            self.steps.add(_STEP_WORDS.get(name, name))
         if func in _DETACHES and args and isinstance(args[0], torch.Tensor) and args[0].grad_fn is not None:
             tracer.detached.append(args[0].grad_fn)
             return out
@@ -1694,6 +1713,9 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
             if source is not None:
                 self._layer(LAYER_FUNCTIONS[func], args, kwargs or {}, out, source=source)
                 return out
+            if args[1].requires_grad and args[1].grad_fn is not None:
+                # a kernel made by other layers (a hypernetwork's): trained through them, not a layer here
+                self.computed[id(args[1])] = (LAYER_FUNCTIONS[func], args[1])
         if (func in self._MATMULS and not tracer.inside and len(args) == 2 and isinstance(args[1], torch.Tensor)
                 and args[1].dim() == 2 and isinstance(args[0], torch.Tensor) and not isinstance(args[0], nn.Parameter)
                 and args[0].dim() >= 2 and isinstance(out, torch.Tensor) and out.is_floating_point()):
@@ -3209,6 +3231,10 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
                 _within_hops(node, {rec.out.grad_fn}) for node in tracer.detached):
             figures.units.setdefault(rec.name, {})["detached"] = 1.0
     figures.layer_scales = layer_scale_names(net, tracer)
+    if isinstance(functional, FunctionalOps):
+        for kind, _ in functional.computed.values():
+            figures.computed_kernels[kind] = figures.computed_kernels.get(kind, 0) + 1
+        figures.step_ops = sorted(functional.steps)
     if run.optimizer is not None:
         # (an unrolled nn.RNN/GRU/LSTM keeps the module it unrolls as a child: its weights are its own)
         # (a unit that saw no sample, an expert given none of the batch, has a gradient of 0 for
@@ -4292,6 +4318,7 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
     return SimulationResult(cast(Any, None), str(dev), precision_name(run.dtype), count, stats, series,
                             [s.loss for s in figures_of],
                             time.perf_counter() - started, run.optimizer, figures_of[0].layer_scales,
+                            computed_kernels=figures_of[0].computed_kernels, step_ops=figures_of[0].step_ops,
                             batch_size=_batch_size(run, records, {n: u.get(CALLS, 1.0) for n, u in
                                                                   figures_of[0].units.items()
                                                                   if n in figures_of[0].looped}),

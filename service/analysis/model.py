@@ -39,7 +39,15 @@ _ACTIVATIONS: dict[str, Any] = {
     "silu": lambda slope: nn.SiLU(),
     "softplus": lambda slope: nn.Softplus(),
     "hardtanh": lambda slope: nn.Hardtanh(),
+    "exponential": lambda slope: Exponential(),
 }
+
+
+class Exponential(nn.Module):
+    """Keras' ``exponential`` activation, ``exp(x)`` (torch has no module of it)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.exp(x)
 
 
 def activation_module(name: str, negative_slope: float = 0.01) -> nn.Module:

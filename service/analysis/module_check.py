@@ -2084,8 +2084,9 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
     status = status_of(findings)
     judged = judged_update_ratios(result)  # the layer table's judged_update_ratio
     rows = [_layer_report(u, judged) for u in result.units]
-    summary = with_note(with_note(summary_line(status, findings, layers_with_weights(rows)), _unreached_note(result)),
-                        _layerless_note(result, run))
+    summary = with_note(with_note(with_note(summary_line(status, findings, layers_with_weights(rows)),
+                                            _unreached_note(result)), _layerless_note(result, run)),
+                        _computed_kernels_note(result))
     unstepped = _unstepped_note(result)
     n_params = parameters if parameters is not None else sum(p.numel() for p in run.model.parameters())
     return Diagnosis(
@@ -2291,6 +2292,28 @@ def _unreached_note(result: SimulationResult) -> str:
     if never:
         note += f"; {len(never)} saw none in any seed and {'is' if len(never) == 1 else 'are'} not judged"
     return note
+
+
+#: How the note on computed kernels names a layer function's kind.
+_KERNEL_WORDS = {"linear": ("F.linear call", "weight"), "conv1d": ("1-D convolution", "kernel"),
+                 "conv2d": ("convolution", "kernel"), "conv3d": ("3-D convolution", "kernel")}
+
+
+def _computed_kernels_note(result: SimulationResult) -> str:
+    """The summary's note on the layer functions (``F.conv2d``, ``F.linear``) whose weight the forward
+    computes from no parameter of its shape (a hypernetwork's generated kernels, a functional forward's
+    ``w - lr * g``): they are no layer of the table, so neither the layers counted nor the findings
+    cover their gradients, and the summary says so and how many (modsweep49 #2: a hypernetwork ResNet
+    read "healthy: no gradient problem found in 5 layers" with 36 generated convolutions left out).
+    Empty where there is none."""
+    if not result.computed_kernels:
+        return ""
+    parts = []
+    for kind, n in result.computed_kernels.items():
+        word, weight = _KERNEL_WORDS.get(kind, (kind, "weight"))
+        parts.append(f"{n} {word}{'s' if n > 1 else ''} whose {weight}{'s' if n > 1 else ''} the forward computes")
+    return (f"{' and '.join(parts)} (a hypernetwork's, a functional forward's) not measured: no parameter holds "
+            "those weights, so they are no layer of the table nor of the count, only the layers computing them are")
 
 
 def _unstepped_note(result: SimulationResult) -> str:

@@ -128,7 +128,9 @@ def init_remedies(ctx: Context) -> list[Remedy]:
     groups: dict[str, list[str]] = {}
     for p in ctx.weight_pointers():
         # a separate activation layer after it (Keras' Dense(128) then Activation('relu')) is its own
-        groups.setdefault(_INIT_FOR[ctx.plan.activation_of(p)], []).append(p)
+        # (an exponential: none of He's, Glorot's or LeCun's keeps it from overflowing, so no init remedy)
+        if (scheme := _INIT_FOR.get(ctx.plan.activation_of(p))) is not None:
+            groups.setdefault(scheme, []).append(p)
     # a transformer layer's init covers its attention projections (linear) and its feed-forward:
     # Glorot's, as PyTorch's own for the attention's projection
     for p in ctx.transformer_init_pointers():
@@ -140,7 +142,7 @@ def _zero_init_remedy(ctx: Context, names: list[str]) -> list[Remedy]:
     """One init remedy for every layer whose weights are all zero, each with the init that
     matches its activation; named after the first one's scheme."""
     pointers = list(dict.fromkeys(u.pointer for u in ctx.result.units if u.name in names))
-    chosen = [(p, _INIT_FOR[ctx.plan.activation_of(p)]) for p in pointers
+    chosen = [(p, _INIT_FOR.get(ctx.plan.activation_of(p), "xavier_normal")) for p in pointers
               if isinstance(ctx.layer_at(p), S.WEIGHT_LAYERS)]
     if not chosen:
         return []
@@ -224,9 +226,10 @@ def input_normalisation(ctx: Context) -> list[Remedy]:
     return [R.normalise_inputs(found[0], found[1], patch)]
 
 
-def relu_family(ctx: Context, activation: str = "relu") -> list[Remedy]:
+def relu_family(ctx: Context, activation: str = "relu", swap: frozenset[str] | None = None) -> list[Remedy]:
     """Swap saturating (or dead ReLU) layers to a ReLU-family activation with He init; not an output
-    layer's squashing (a saturated sigmoid output: the model's range, kept)."""
+    layer's squashing (a saturated sigmoid output: the model's range, kept). ``swap``: the activations
+    swapped instead (a NaN's exponentials, :func:`exponential_swap`)."""
     if ctx.detection.evidence.get("output"):
         return []
     if ctx.detection.evidence.get("zero_weights") and not ctx.detection.evidence.get("zero_init"):
@@ -235,7 +238,7 @@ def relu_family(ctx: Context, activation: str = "relu") -> list[Remedy]:
         # activation (specsweep13 P1: tanh -> relu with He init on the hidden layers, the zero readout
         # kept, read "verified, fixed: 0 -> 0", its He init doing the work the init remedy names)
         return []
-    want = S.SATURATING if activation == "relu" else {"relu"}
+    want = swap if swap is not None else S.SATURATING if activation == "relu" else {"relu"}
     ps = [p for p in ctx.weight_pointers() if ctx.layer_at(p).activation in want]  # type: ignore[union-attr]  # pointers from weight/recurrent_pointers() name layers with this field
     separate = [p for p in ctx.activation_pointers() if ctx.layer_at(p).activation in want]  # type: ignore[union-attr]  # activation layers have this field
     if not ps and not separate:
@@ -247,6 +250,13 @@ def relu_family(ctx: Context, activation: str = "relu") -> list[Remedy]:
     patch += [{"op": "replace", "path": p + "/activation", "value": activation} for p in separate]
     swapped = sorted({ctx.layer_at(p).activation for p in ps + separate})  # type: ignore[union-attr]  # as above
     return [R.relu_family_activation(names_of(ps + separate), activation, patch, swapped=swapped)]
+
+
+def exponential_swap(ctx: Context) -> list[Remedy]:
+    """``relu_family_activation`` for the exponential layers of a spec whose forward overflowed
+    (peersweep23 #3: Keras' ``exponential`` stacked under He init): exp's output scale is exponential
+    in its input's, so no init or rate keeps such a stack finite; a ReLU with He init does."""
+    return relu_family(ctx, "relu", frozenset({"exponential"}))
 
 
 def normalisation(ctx: Context, kind: str) -> list[Remedy]:

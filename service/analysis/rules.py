@@ -29,6 +29,7 @@ from gradhealth.analysis.findings import (
     absorbed_by_normalisation,
     activation_growth,
     activation_span,
+    between_activations,
     bidirectional_reach,
     binomial_tail_half,
     carried_apart,
@@ -77,6 +78,7 @@ from gradhealth.analysis.remedies import (
     bounded_cells,
     clipping,
     decay,
+    exponential_swap,
     gated_cells,
     init_remedies,
     input_normalisation,
@@ -396,6 +398,10 @@ def _through_depth(
         evidence["born_dead_seeds_left_out"] = list(left_out)
         evidence["seeds_judged"] = result.seeds
     these = _these_layers(layer_activations(units))
+    between = between_activations(result, units)
+    if between and layer_activations(units) == "identity":
+        # the layers' activation is a unit of its own between them (a KAN's SiLU on each layer's input)
+        these = f"these layers ({'/'.join(between)} between them)"
     stacks = [u for u in units[1:] if u.stacked > 1]
     if stacks:  # "through these tanh layers" named a stack as one layer
         evidence["stacked_layers"] = {u.name: u.stacked for u in stacks}
@@ -486,6 +492,23 @@ def _through_depth(
                 f"and {layer_words(units[-1])} (a .detach(), torch.no_grad(), or an output copied without its "
                 "gradient), so its weights, and those of every layer before the cut, never change. Remove "
                 "the cut; if those layers are meant to stay fixed, freeze them (requires_grad=False).")
+            if result.step_ops:
+                # modsweep49 #6 (SpyTorch's Heaviside spike, out[x > 0] = 1): a step built from a comparison
+                # carries no gradient, and "remove the cut" cannot apply to it; a step function's
+                # derivative is 0 almost everywhere, so spiking and binarised nets give it a surrogate
+                evidence["step_ops"] = list(result.step_ops)
+                ops = ", ".join(result.step_ops)
+                explanation = (
+                    f"The loss does not depend on {layer_words(units[0])}'s output at all: the graph is cut between "
+                    f"it and {layer_words(units[-1])}, so its weights, and those of every layer before the cut, never "
+                    f"change. The forward applies a step to a tensor with a gradient ({ops}): a tensor built from "
+                    "it (out[x > 0] = 1, a spiking neuron's Heaviside threshold, a binarised or argmax choice) "
+                    "carries no gradient, and a step's derivative is 0 almost everywhere, so computing it exactly "
+                    "would not help. If the step is meant to be trained through, give it a surrogate gradient "
+                    "(a torch.autograd.Function whose backward passes a smooth derivative, as SuperSpike's "
+                    "1/(1 + k|x|)^2 in spiking nets) or a straight-through one (x + (step(x) - x).detach()). "
+                    "Otherwise the cut is a .detach(), torch.no_grad() or an output copied without its gradient: "
+                    "remove it, or freeze those layers (requires_grad=False) if they are meant to stay fixed.")
     else:
         shown = ratio if which == "gradient" else growth
         summary = (
@@ -3512,7 +3535,7 @@ def _loss_side_remedies(ctx: Context) -> list[Remedy]:
 
 class Nonfinite(ArchitectureRule):
     code = "nonfinite"
-    remedies = (input_normalisation, new_inits, clipping, learning_rate)
+    remedies = (exponential_swap, input_normalisation, new_inits, clipping, learning_rate)
 
     def propose(self, ctx: Context) -> list[Remedy]:
         if ctx.detection.evidence.get("cause") == "output_loss_pairing":
@@ -3573,14 +3596,29 @@ class Nonfinite(ArchitectureRule):
             "pass": "forward" if fwd or in_loss else "backward",
             "losses": [fmt(x) for x in result.losses],
         }
+        explanation = ("Values overflowed (or an operation was undefined), so every later number is NaN/Inf "
+                       "and training cannot proceed.")
+        upto = result.units[:result.units.index(first) + 1] if first is not None and fwd else []
+        exps = [u for u in upto if u.activation == "exponential"]
+        if exps:
+            # peersweep23 #3: a spec's exponential activations overflow whatever the init, as the module
+            # door says of an exp call (module_check's _EXPONENTIAL)
+            evidence["exponential_layers"] = [u.name for u in exps]
+            explanation = (
+                f"Values overflowed: {_named(exps)} {'applies' if len(exps) == 1 else 'apply'} an exponential "
+                "activation, whose output scale is exponential in its input's (E[exp(x)^2] = exp(2q) for a "
+                "zero-mean Gaussian x of variance q), so the variance grows as a tower of exponentials through "
+                "the stack and overflows the float range (exp passes 1.8e308 from 709 in float64, 3.4e38 from 88 "
+                "in float32) at any usual initialisation: the variance map q' = sigma_w^2 exp(2q) has a fixed point "
+                "only for sigma_w^2 <= 1/(2e), and He's (2) and LeCun's (1) are far above it. Use a ReLU-family or bounded activation in hidden layers; every later "
+                "number is then NaN/Inf and training cannot proceed.")
         return Detection(
             self.code,
             severity,
             "nonfinite",
             value,
             f"NaN/Inf first appears in the {where}",
-            "Values overflowed (or an operation was undefined), so every later number is NaN/Inf "
-            "and training cannot proceed.",
+            explanation,
             evidence,
             [first] if first else [],
         )

@@ -223,6 +223,11 @@ class SimulationResult:
     layer_scales: dict[str, float] = field(default_factory=dict)
     #: samples per batch (a graph exported with a fixed batch of 1 has 1)
     batch_size: int | None = None
+    #: a live module's layer functions on kernels its forward computes (``SeedFigures.computed_kernels``):
+    #: their kind -> how many, not measured as layers
+    computed_kernels: dict[str, int] = field(default_factory=dict)
+    #: a live module's step functions on tensors with a gradient (``SeedFigures.step_ops``)
+    step_ops: list[str] = field(default_factory=list)
     #: per seed, the fraction of the batch the loss gave no gradient (nan: not measured)
     silent: list[float] = field(default_factory=list)
     #: the loss type where there is no spec plan to say it (the graph doors)

@@ -41,7 +41,7 @@ import numpy as np
 from scipy import optimize, special
 
 from gradhealth.analysis.activations import ALIASES as _ALIASES
-from gradhealth.analysis.activations import CANONICAL_ACTIVATIONS, SATURATING
+from gradhealth.analysis.activations import CANONICAL_ACTIVATIONS, NO_THEORY, SATURATING
 
 __all__ = [
     "ACTIVATIONS",
@@ -58,8 +58,10 @@ __all__ = [
     "q_map",
 ]
 
-# One name per function; the other spellings the spec accepts ("swish") are in _ALIASES.
-ACTIVATIONS: tuple[str, ...] = CANONICAL_ACTIVATIONS
+# One name per function; the other spellings the spec accepts ("swish") are in _ALIASES. The spec's
+# activations without a map here (NO_THEORY: the exponential) are left out: a stretch of them gets no
+# prediction, only the simulation's measurement.
+ACTIVATIONS: tuple[str, ...] = tuple(a for a in CANONICAL_ACTIVATIONS if a not in NO_THEORY)
 
 # Activations whose |phi| stays bounded (the saturating ones); the others grow linearly as
 # |x| -> inf, which decides how the variance map behaves once q overflows (see _Q_MAX).

@@ -405,7 +405,8 @@ def relu_family_activation(where: str, activation: str = "relu", patch: Patch = 
     )
     relu = activation == "relu"
     names = list(swapped) if swapped is not None else (list(SATURATING_SWAPPED) if relu else ["relu"])
-    modules = ", ".join(dict.fromkeys(f"nn.{TORCH_ACTIVATION_MODULES.get(a, a)}" for a in names))
+    modules = ", ".join(dict.fromkeys(OWN_ACTIVATION_MODULES.get(a, f"nn.{TORCH_ACTIVATION_MODULES.get(a, a)}")
+                                      for a in names))
     r.snippet = (r.snippet.replace("{act}", "ReLU" if relu else "LeakyReLU")
                  .replace("{swapped}", modules + ("," if len(names) == 1 else ""))
                  .replace("{nonlinearity}", "relu" if relu else "leaky_relu"))
@@ -416,6 +417,9 @@ def relu_family_activation(where: str, activation: str = "relu", patch: Patch = 
 TORCH_ACTIVATION_MODULES = {"sigmoid": "Sigmoid", "tanh": "Tanh", "softsign": "Softsign", "hardtanh": "Hardtanh",
                             "hardsigmoid": "Hardsigmoid", "softplus": "Softplus", "softmax": "Softmax",
                             "log_softmax": "LogSoftmax", "relu": "ReLU"}
+#: The activations torch has no module of, by the class a model defines for them (a spec's exponential
+#: is ``gradhealth.analysis.model.Exponential``, exp(x); a torch transcription has its own of that name).
+OWN_ACTIVATION_MODULES = {"exponential": "Exponential"}
 #: The saturating activations a ``relu_family_activation`` snippet swaps for ReLU by default.
 SATURATING_SWAPPED = ("sigmoid", "tanh", "softsign", "hardtanh", "hardsigmoid", "softplus")
 
