@@ -115,6 +115,7 @@ from gradhealth.analysis.simulate import (
     UnitStats,
     adadelta_rho,
     death_chance,
+    saturated_step,
     select_seeds,
 )
 from gradhealth.analysis.thresholds import Thresholds
@@ -4613,6 +4614,29 @@ class SmallUpdates(ArchitectureRule):
             "plateau. Each layer counts by its number of weights, so a small layer (a one-unit output, whose "
             "few weights have the largest ratio) cannot speak for the rest. The first step is measured here, "
             "from the optimizer and the initial gradients.")
+        floor = _under_eps(value, middle, result)
+        if floor is not None:
+            per_weight, saturated = floor
+            evidence["step_per_weight"] = per_weight
+            evidence["saturated_step_per_weight"] = saturated
+            evidence["gradient_under_eps"] = per_weight < EPS_LIMITED_SHARE * saturated
+            if evidence["gradient_under_eps"]:
+                eps = result.optimizer.eps if result.optimizer is not None else None
+                summary += (f"; its gradients are at or below {kind}'s eps{'' if eps is None else f' ({eps:g})'}: "
+                            f"it steps {fmt(per_weight)} per weight where a gradient above eps steps "
+                            f"{fmt(saturated)}")
+                explanation = (
+                    f"The update-to-weight ratio ||delta W|| / ||W|| of a healthy step is about 1e-3. Under {kind} "
+                    "the step per weight is about the learning rate whatever the gradient's size, once |g| is "
+                    f"well above the optimizer's eps: here the median weight's layer steps {fmt(per_weight)} per "
+                    f"weight, {per_weight / saturated:.2g} of the {fmt(saturated)} a gradient above eps would "
+                    "give, so its gradients are at or below eps and the step is lr x g / eps, the gradient's size, "
+                    "not the rate's. The rate is not what is small: the gradient is (a vanishing gradient, found "
+                    "beside this one where the network's depth or init shrinks it), and a rate raised until "
+                    "these steps look healthy would move every weight by that rate per step as soon as the "
+                    "gradients grow past eps. What shrinks the gradient is the fix (the vanishing_gradient or "
+                    "init remedies), or a smaller eps. The first step is measured here, from the optimizer and "
+                    "the initial gradients.")
         silent = [u for u in result.units if u.name in _first_step(result)[0] and _no_gradient(u)]
         if silent:
             evidence["no_gradient_layers"] = [u.name for u in silent]
@@ -4636,6 +4660,29 @@ class SmallUpdates(ArchitectureRule):
         under = [n for n, r in ratios.items() if r < t.small_update_warning]
         silent = {u.name for u in before.units if _no_gradient(u)}
         return bool(under) and all(n in silent for n in under)
+
+
+#: An adaptive optimizer's step per weight under this share of the step a gradient far above its
+#: eps gives (:func:`.simulate.saturated_step`) is set by the gradient, not the rate: Adam's
+#: lr |g| / (|g| + eps) is half of lr at |g| = eps, so under half the typical |g| is below eps.
+EPS_LIMITED_SHARE = 0.5
+
+
+def _under_eps(ratio: float, unit: UnitStats, result: SimulationResult) -> tuple[float, float] | None:
+    """(``unit``'s usual step per weight, the one a gradient far above eps would give) under an
+    adaptive optimizer: ``ratio`` (its :func:`_first_step` ratio, ||delta W|| / ||W||) times the
+    weights' RMS, and :func:`.simulate.saturated_step` on the same footing (RMSprop's and Adadelta's
+    first step times :func:`warm_factor`, Adagrad's step :data:`.simulate.ADAGRAD_WARM_STEPS`).
+    None under SGD, or where the weights' RMS was not measured."""
+    opt = result.optimizer
+    if opt is None or not _adaptive(result) or "weight_rms" not in unit.values:
+        return None
+    rms = unit.geo("weight_rms")
+    adagrad = opt.type == "adagrad"
+    saturated = saturated_step(opt, ADAGRAD_WARM_STEPS if adagrad else 1)
+    if saturated is None or not (math.isfinite(rms) and rms > 0 and saturated > 0 and math.isfinite(ratio)):
+        return None
+    return ratio * rms, saturated * (1.0 if adagrad else warm_factor(result))
 
 
 def _weight_counts(result: SimulationResult) -> dict[str, float]:
