@@ -2533,14 +2533,16 @@ class _Fraction(ArchitectureRule):
             "layers": [u.name for u in hit],
             "fractions": {u.name: u.mean(self.key) for u in hit},
         }
-        summary, explanation = self.words(value, worst.name, worst.activation, len(hit))
+        summary, explanation = self.words(value, worst, worst.activation, len(hit))
         return Detection(
             self.code, severity, str(evidence["metric"]), value, summary, explanation, evidence, hit
         )
 
     def words(
-        self, value: float, worst: str, activation: str | None, layers: int
+        self, value: float, worst: UnitStats, activation: str | None, layers: int
     ) -> tuple[str, str]:
+        """The summary and explanation; ``worst`` is the layer with the largest fraction, named in
+        the text by :func:`layer_words` (``20 (Linear)``, as vanishing_gradient names it)."""
         raise NotImplementedError
 
 
@@ -2843,10 +2845,10 @@ class Saturation(_Fraction):
         return t.saturation_warning, t.saturation_error
 
     def words(
-        self, value: float, worst: str, activation: str | None, layers: int
+        self, value: float, worst: UnitStats, activation: str | None, layers: int
     ) -> tuple[str, str]:
         return (
-            f"{value:.0%} of units in {worst} sit in the flat tails of {activation}",
+            f"{value:.0%} of units in {layer_words(worst)} sit in the flat tails of {activation}",
             "Pre-activations too large for a saturating activation push it into its flat tails, "
             "where its derivative is near zero and no gradient passes.",
         )
@@ -3359,14 +3361,28 @@ class DeadUnits(_Fraction):
             evidence, at_risk)
 
     def words(
-        self, value: float, worst: str, activation: str | None, layers: int
+        self, value: float, worst: UnitStats, activation: str | None, layers: int
     ) -> tuple[str, str]:
         return (
-            f"{value:.0%} of units in {worst} are zero for the whole batch "
-            f"({layers} layers affected)",
+            f"{value:.0%} of the units after {layer_words(worst)}{_unit_count(value, worst)} are zero for the "
+            f"whole batch ({layers} {'layer' if layers == 1 else 'layers'} affected)",
             "A ReLU unit whose pre-activation is negative for every input outputs 0 and gets "
             "0 gradient, so it never recovers (a too-negative bias or a badly scaled init).",
         )
+
+
+def _unit_count(fraction: float, unit: UnitStats) -> str:
+    """`` (4 of 5)``: how many of ``unit``'s ReLU units ``fraction`` (its mean over seeds) is,
+    which a narrow layer's percentage hides (80% of 5 is 4 units); to one decimal where the seeds
+    differ, "" where the count of units was not measured."""
+    if "relu_units" not in unit.values:
+        return ""
+    n = unit.mean("relu_units")
+    if not (math.isfinite(n) and n >= 1 and math.isfinite(fraction)):
+        return ""
+    k = fraction * n
+    count = f"{round(k)}" if abs(k - round(k)) < 1e-6 else f"{k:.1f} (mean over seeds)"
+    return f" ({count} of {int(round(n))})"
 
 
 def _alike_words(spread: float, before: float) -> str:

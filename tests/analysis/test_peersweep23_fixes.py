@@ -101,3 +101,22 @@ def test_a_rate_really_too_small_for_adam_is_still_raised() -> None:
     assert ev["gradient_under_eps"] is False
     assert ev["step_per_weight"] == pytest.approx(1e-8, rel=0.5)
     assert any(r.id == "raise_learning_rate" for r in small.remedies)
+
+
+def test_dead_units_names_the_layer_and_counts_its_units() -> None:
+    # 4 of the 5 units after the second Linear read only non-negative inputs (a ReLU's) through
+    # non-positive weights and a bias of -0.1: off for every input by construction; the fifth is not
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 5), nn.ReLU(), nn.Linear(5, 1))
+    with torch.no_grad():
+        net[0].bias.fill_(0.1)
+        net[2].weight[:4] = -net[2].weight[:4].abs()
+        net[2].bias[:4] = -0.1
+    x = torch.rand(128, 2) * 2 - 1
+    with torch.no_grad():
+        off = (net[:3](x) <= 0).all(dim=0)
+    assert off.tolist() == [True] * 4 + [False]
+    doc = gradhealth.check_module(net, x, loss="mse", verify=False)
+    dead = next(f for f in doc.findings if f.code == "dead_units")
+    # the layer named as vanishing_gradient names it, the units counted, "1 layer" in the singular
+    assert dead.summary == "80% of the units after 2 (Linear) (4 of 5) are zero for the whole batch (1 layer affected)"
