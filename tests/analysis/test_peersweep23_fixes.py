@@ -1,7 +1,8 @@
 """peersweep23 (DeepDiagnosis' AUTOTRAINER models): #1 ``small_updates`` under Adam proposed
 raising the rate to thousands where the gradients had vanished below Adam's eps (the step is then
-lr g / eps, not lr); #4 dead_units named a bare module index and said "1 layers". Every model is
-built here; the expected figures come from the Adam update rule computed in the test."""
+lr g / eps, not lr); #2 he_init "FIXED" on 5-wide ReLU layers already He-initialised (a new draw of
+the same init); #4 dead_units named a bare module index and said "1 layers". Every model is built
+here; the expected figures come from the Adam update rule or the weights, computed in the test."""
 
 from __future__ import annotations
 
@@ -33,7 +34,10 @@ def _narrow_relu(init_range: float | None, depth: int = 9, seed: int = 0) -> nn.
         nn.init.zeros_(lin.bias)
         layers += [lin, nn.ReLU()]
         width = 5
-    layers.append(nn.Linear(5, 1))
+    out = nn.Linear(5, 1)  # he_uniform, bias 0 (the model's Dense(1, he_uniform))
+    nn.init.kaiming_uniform_(out.weight, nonlinearity="relu")
+    nn.init.zeros_(out.bias)
+    layers.append(out)
     return nn.Sequential(*layers)
 
 
@@ -120,3 +124,38 @@ def test_dead_units_names_the_layer_and_counts_its_units() -> None:
     dead = next(f for f in doc.findings if f.code == "dead_units")
     # the layer named as vanishing_gradient names it, the units counted, "1 layer" in the singular
     assert dead.summary == "80% of the units after 2 (Linear) (4 of 5) are zero for the whole batch (1 layer affected)"
+
+
+def _he_variance_ratio(net: nn.Sequential) -> tuple[float, int]:
+    """The weights' mean square over He's 2 / fan_in, pooled over the Linear layers by their
+    weight counts, and the count of weights."""
+    lins = [m for m in net if isinstance(m, nn.Linear)]
+    n = sum(m.weight.numel() for m in lins)
+    pooled = sum(float(m.weight.detach().pow(2).sum()) / (2 / m.in_features) for m in lins) / n
+    return pooled, n
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.5])
+def test_he_init_is_not_offered_to_layers_already_he_initialised(scale: float) -> None:
+    # 15 x [Linear(5) + ReLU] He-uniform with zero biases (AUTOTRAINER's circle model): a dead
+    # layer there is bad luck of the draw; kaiming_normal has the same variance, so he_init is a
+    # re-draw. Scaled by 0.5 (a quarter of He's variance) the same units are dead (ReLU with zero
+    # biases is positively homogeneous) and he_init is a real change, offered.
+    net = _narrow_relu(None, depth=15)
+    with torch.no_grad():
+        for m in net:
+            if isinstance(m, nn.Linear):
+                m.weight.mul_(scale)
+    pooled, n = _he_variance_ratio(net)
+    if scale == 1.0:
+        assert abs(pooled - 1) < 3 * math.sqrt(2 / n)  # drawn from He's variance, to its sampling spread
+    else:
+        assert abs(pooled - 0.25) < 3 * math.sqrt(2 / n) * 0.25
+    torch.manual_seed(0)
+    x = torch.rand(128, 2) * 2 - 1
+    doc = gradhealth.check_module(net, x, loss="binary_cross_entropy", input_range=(-1.0, 1.0),
+                                  optimizer={"type": "adam", "lr": LR, "eps": EPS}, verify=False)
+    dead = next(f for f in doc.findings if f.code == "dead_units")
+    offered = any(r.id == "he_init" for r in dead.remedies)
+    assert offered is (scale != 1.0)
+    assert ("a new random draw of the same init" in dead.explanation) is (scale == 1.0)
