@@ -1542,7 +1542,7 @@ class _Verifier:
         value, fixed, new, unmeasured = verdict.value, verdict.fixed, verdict.side_effects, verdict.not_measured
         unjudged = not_judged(det.code, value, after)
         judged = judged_figure(det, self.result, after, self.thresholds)
-        note = unmeasured or verdict_note(value, fixed, det.code, after, self.thresholds)
+        note = unmeasured or verdict_note(value, fixed, det.code, after, self.thresholds, judged)
         probed = self.probe(det, change)
         diverged = False
         if probed is not None:

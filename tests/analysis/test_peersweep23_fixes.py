@@ -159,3 +159,25 @@ def test_he_init_is_not_offered_to_layers_already_he_initialised(scale: float) -
     offered = any(r.id == "he_init" for r in dead.remedies)
     assert offered is (scale != 1.0)
     assert ("a new random draw of the same init" in dead.explanation) is (scale == 1.0)
+
+
+def test_a_verdict_judged_by_logit_std_on_one_layer_says_so() -> None:
+    # earlier sweep (carried in peersweep23's brief): one Linear on inputs far from unit scale
+    # fires exploding_gradient on its logits' std, which normalise_inputs fixed, yet its verdict
+    # read "the changed network has nothing this metric measures"
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+    x = torch.rand(64, 1, 28, 28) * 255 + 200
+    with torch.no_grad():
+        before = float(net(x).std())  # over every logit of the batch
+    assert before > 100  # over the logit bar of 100
+    doc = gradhealth.check_module(net, x, loss="cross_entropy", input_range=(200.0, 455.0))
+    found = next(f for f in doc.findings if f.code == "exploding_gradient")
+    fix = next(r for r in found.remedies if r.id == "normalise_inputs")
+    v = fix.verified
+    assert v is not None and v.fixed and v.judged is not None and v.judged.metric == "logit_std"
+    assert v.judged.before == pytest.approx(before, rel=0.05)
+    # standardised inputs through torch's default U(+-1/sqrt(784)): Var = 784 x 1/(3 x 784) = 1/3
+    assert v.judged.after == pytest.approx(math.sqrt(1 / 3), rel=0.25)
+    assert v.note is not None and "nothing this metric measures" not in v.note
+    assert "judged by the figure the finding fires on, logit_std" in v.note
