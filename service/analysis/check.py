@@ -641,12 +641,13 @@ class _Verifier:
             value, fixed, new, unmeasured = verdict.value, verdict.fixed, verdict.side_effects, verdict.not_measured
             unjudged = not_judged(det.code, value, after)
             shown, other = same_metric_after(det, value, after, thresholds)
-            note = unmeasured or verdict_note(value, fixed, det.code, after, thresholds)
+            judged = judged_figure(det, self.result, after, thresholds)
+            note = unmeasured or verdict_note(value, fixed, det.code, after, thresholds, judged)
             remedy.verified = Verified(metric=det.metric, before=finite_or_none(det.value),
                                        after=finite_or_none(shown),
                                        fixed=None if unmeasured else fixed, side_effects=new,
                                        not_judged=unjudged, not_measured=unmeasured,
-                                       judged=judged_figure(det, self.result, after, thresholds),
+                                       judged=judged,
                                        side_effect_figures=side_effect_figures(new, all_detections, self.result,
                                                                                after, thresholds),
                                        seeds=after.seeds, note=f"{note}; {other}" if note and other else note or other)
@@ -953,7 +954,8 @@ def improved(before: float | None, after: float | None, threshold: float | None)
     return gained >= IMPROVED_DECADES and gained >= IMPROVED_SHARE * abs(was)
 
 
-def verdict_note(value: float, fixed: bool, code: str, after: SimulationResult, thresholds: Thresholds) -> str | None:
+def verdict_note(value: float, fixed: bool, code: str, after: SimulationResult, thresholds: Thresholds,
+                 judged: JudgedFigure | None = None) -> str | None:
     """What a verified remedy's ``after`` needs said beside it: :func:`unmeasured_note`; or, for a
     large_updates fix whose largest ratio left is over the warning level, that the figure is the
     output layer's fresh step, which the rule does not judge alone (spec sweep 7: "fixed" at 0.15); for
@@ -961,6 +963,13 @@ def verdict_note(value: float, fixed: bool, code: str, after: SimulationResult, 
     judged by (a gated cell's horizon note, a plain cell's total: ``VanishingThroughTime.bar``)."""
     unjudged = not_judged(code, value, after)
     note = f"not judged: {unjudged}" if unjudged is not None else unmeasured_note(value, code, after)
+    if unjudged is None and note is not None and judged is not None and judged.after is not None:
+        # the metric has nothing to measure, but the verdict was judged by the figure the finding
+        # fires on (a one-layer net's logit_std: no growth through depth to measure, on either
+        # network), which a note saying "nothing this metric measures" contradicted
+        was = f"{judged.before:.3g}" if judged.before is not None else "-"
+        note = (f"the finding's own metric has nothing to measure on this network; the verdict was judged by the "
+                f"figure the finding fires on, {judged.metric} ({was} -> {judged.after:.3g})")
     if note is None and code == "large_updates" and curvature_decides(after):
         found = curvature(after)
         bound = found[2] if found is not None else 2.0

@@ -109,6 +109,7 @@ from gradhealth.analysis.rules import (
     curvature,
     curvature_skipped,
     detect,
+    init_variance,
     judged_update_ratios,
     linear_fans,
     momentum_build_up,
@@ -248,6 +249,51 @@ def _init_edit(scheme: str) -> Edit:
 _EDIT_INITS = {R.INIT_REMEDY["kaiming_normal"]: InitSpec(scheme="kaiming_normal", gain=math.sqrt(2.0)),
                R.INIT_REMEDY["xavier_normal"]: InitSpec(scheme="xavier_normal"),
                R.INIT_REMEDY["lecun_normal"]: InitSpec(scheme="lecun_normal")}
+
+
+#: How many standard errors of a variance measured on n weights (sqrt(2 / n) of it for normal
+#: draws; a uniform draw's is smaller) a layer's measured variance may be from an init's and still be
+#: read as drawn from it.
+SAME_INIT_SIGMAS = 3.0
+
+
+def already_drawn_as(result: SimulationResult, remedy_id: str) -> bool:
+    """Whether the init remedy ``remedy_id``'s edit (:func:`_init_edit`: every Linear/Conv re-drawn
+    with its init, biases at 0) would re-draw the model's weights from the distribution they already
+    have: every layer it re-draws has that init's variance to the sampling spread of its weights
+    (its measured variance within :data:`SAME_INIT_SIGMAS` standard errors, sqrt(2 / n) of it on n
+    weights, and the network's weights pooled within as many of theirs), and every bias is 0
+    already. Such a remedy is a new random draw, whose "fixed" on a narrow layer is seed noise
+    (peersweep23: he_init "FIXED: max_dead_fraction 0.8 -> 0.4" on 5-wide ReLU layers already
+    He-uniform; He-normal has the same variance). False where a layer's fans, weights or variance
+    are not known (a transposed convolution's fans differ from torch's), or nothing is re-drawn."""
+    init = _EDIT_INITS.get(remedy_id)
+    if init is None:
+        return False
+    redrawn = [u for u in result.units if u.has_weights and not u.pointer.startswith("function:")
+               and u.type in ("linear", "conv1d", "conv2d", "conv3d")]
+    if not redrawn or any("transpose" in (u.type or "") for u in result.units if u.has_weights):
+        return False
+    ratios, counts = [], []
+    for u in redrawn:
+        key = "weight_rms" if "weight_rms" in u.values else "weight_std"
+        if key not in u.values or not u.fan_in or not u.fan_out:
+            return False
+        var = init_variance(init, u.fan_in, u.fan_out, u.activation)
+        std = u.mean(key)
+        n = u.mean("weight_count") if "weight_count" in u.values else float(u.fan_in * u.fan_out)
+        if var is None or not var > 0 or not math.isfinite(std) or not n >= 1:
+            return False
+        if "bias_mean_square" in u.values and u.mean("bias_mean_square") > 0:
+            return False  # the edit zeroes the biases: a change of its own
+        ratio = std ** 2 / var
+        if abs(ratio - 1) > SAME_INIT_SIGMAS * math.sqrt(2 / n):
+            return False
+        ratios.append(ratio)
+        counts.append(n)
+    total = sum(counts)
+    pooled = sum(r * n for r, n in zip(ratios, counts, strict=True)) / total
+    return abs(pooled - 1) <= SAME_INIT_SIGMAS * math.sqrt(2 / total)
 
 
 def _init_forecast(result: SimulationResult) -> Callable[[Remedy], float | None]:
@@ -1209,6 +1255,14 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
             if not wanted:
                 continue
             remedy = R.init(scheme, "the Linear/Conv layers")
+            if not functions and already_drawn_as(result, remedy.id):
+                # the layers already have this init's variance: a re-draw, not a fix (peersweep23)
+                note = (f" The Linear/Conv layers already have {scheme}'s variance (measured, to the sampling "
+                        "spread of their weights) and zero biases: re-initialising them with it is a new random "
+                        f"draw of the same init, not a fix, so {remedy.id} is not offered.")
+                if note not in det.explanation:
+                    det.explanation += note
+                continue
             remedy.change += f" {_BIASES_ZEROED}"
             if functions:
                 remedy.change += f" ({not_reinitialised(held)})"
@@ -1488,7 +1542,7 @@ class _Verifier:
         value, fixed, new, unmeasured = verdict.value, verdict.fixed, verdict.side_effects, verdict.not_measured
         unjudged = not_judged(det.code, value, after)
         judged = judged_figure(det, self.result, after, self.thresholds)
-        note = unmeasured or verdict_note(value, fixed, det.code, after, self.thresholds)
+        note = unmeasured or verdict_note(value, fixed, det.code, after, self.thresholds, judged)
         probed = self.probe(det, change)
         diverged = False
         if probed is not None:

@@ -810,6 +810,16 @@ def raise_rate(detection: Detection, opt: S.OptimizerSpec) -> tuple[Remedy, floa
     best = detection.value
     if not 0 < best < R.UPDATE_RATIO_FLOOR_TARGET or not opt.lr > 0:
         return None
+    if detection.evidence.get("gradient_under_eps"):
+        # an adaptive optimizer's step is lr x g / eps under its eps: linear in the rate for this one
+        # step, but the rate that scales it up moves every weight by itself once |g| passes eps
+        # (peersweep23: Adam 0.001 -> 6.83e+03 for gradients vanished to 1e-11)
+        note = (" No learning rate is proposed: the step is small because the gradients are below the "
+                "optimizer's eps, and a rate raised to make up for them would step every weight by that rate "
+                "once they grow past it.")
+        if note not in detection.explanation:
+            detection.explanation += note
+        return None
     which = "median weight's" if detection.metric == "median_update_ratio" else "fastest"
     fastest = detection.evidence.get("max_update_ratio")
     if (isinstance(fastest, int | float) and math.isfinite(fastest) and fastest > 0

@@ -117,6 +117,7 @@ from gradhealth.analysis.simulate import (
     UnitStats,
     adadelta_rho,
     death_chance,
+    saturated_step,
     select_seeds,
 )
 from gradhealth.analysis.thresholds import Thresholds
@@ -2555,14 +2556,16 @@ class _Fraction(ArchitectureRule):
             "layers": [u.name for u in hit],
             "fractions": {u.name: u.mean(self.key) for u in hit},
         }
-        summary, explanation = self.words(value, worst.name, worst.activation, len(hit))
+        summary, explanation = self.words(value, worst, worst.activation, len(hit))
         return Detection(
             self.code, severity, str(evidence["metric"]), value, summary, explanation, evidence, hit
         )
 
     def words(
-        self, value: float, worst: str, activation: str | None, layers: int
+        self, value: float, worst: UnitStats, activation: str | None, layers: int
     ) -> tuple[str, str]:
+        """The summary and explanation; ``worst`` is the layer with the largest fraction, named in
+        the text by :func:`layer_words` (``20 (Linear)``, as vanishing_gradient names it)."""
         raise NotImplementedError
 
 
@@ -2870,10 +2873,10 @@ class Saturation(_Fraction):
         return t.saturation_warning, t.saturation_error
 
     def words(
-        self, value: float, worst: str, activation: str | None, layers: int
+        self, value: float, worst: UnitStats, activation: str | None, layers: int
     ) -> tuple[str, str]:
         return (
-            f"{value:.0%} of units in {worst} sit in the flat tails of {activation}",
+            f"{value:.0%} of units in {layer_words(worst)} sit in the flat tails of {activation}",
             "Pre-activations too large for a saturating activation push it into its flat tails, "
             "where its derivative is near zero and no gradient passes.",
         )
@@ -3393,14 +3396,28 @@ class DeadUnits(_Fraction):
             evidence, at_risk)
 
     def words(
-        self, value: float, worst: str, activation: str | None, layers: int
+        self, value: float, worst: UnitStats, activation: str | None, layers: int
     ) -> tuple[str, str]:
         return (
-            f"{value:.0%} of units in {worst} are zero for the whole batch "
-            f"({layers} layers affected)",
+            f"{value:.0%} of the units after {layer_words(worst)}{_unit_count(value, worst)} are zero for the "
+            f"whole batch ({layers} {'layer' if layers == 1 else 'layers'} affected)",
             "A ReLU unit whose pre-activation is negative for every input outputs 0 and gets "
             "0 gradient, so it never recovers (a too-negative bias or a badly scaled init).",
         )
+
+
+def _unit_count(fraction: float, unit: UnitStats) -> str:
+    """`` (4 of 5)``: how many of ``unit``'s ReLU units ``fraction`` (its mean over seeds) is,
+    which a narrow layer's percentage hides (80% of 5 is 4 units); to one decimal where the seeds
+    differ, "" where the count of units was not measured."""
+    if "relu_units" not in unit.values:
+        return ""
+    n = unit.mean("relu_units")
+    if not (math.isfinite(n) and n >= 1 and math.isfinite(fraction)):
+        return ""
+    k = fraction * n
+    count = f"{round(k)}" if abs(k - round(k)) < 1e-6 else f"{k:.1f} (mean over seeds)"
+    return f" ({count} of {int(round(n))})"
 
 
 def _alike_words(spread: float, before: float) -> str:
@@ -4708,6 +4725,29 @@ class SmallUpdates(ArchitectureRule):
             "plateau. Each layer counts by its number of weights, so a small layer (a one-unit output, whose "
             "few weights have the largest ratio) cannot speak for the rest. The first step is measured here, "
             "from the optimizer and the initial gradients.")
+        floor = _under_eps(value, middle, result)
+        if floor is not None:
+            per_weight, saturated = floor
+            evidence["step_per_weight"] = per_weight
+            evidence["saturated_step_per_weight"] = saturated
+            evidence["gradient_under_eps"] = per_weight < EPS_LIMITED_SHARE * saturated
+            if evidence["gradient_under_eps"]:
+                eps = result.optimizer.eps if result.optimizer is not None else None
+                summary += (f"; its gradients are at or below {kind}'s eps{'' if eps is None else f' ({eps:g})'}: "
+                            f"it steps {fmt(per_weight)} per weight where a gradient above eps steps "
+                            f"{fmt(saturated)}")
+                explanation = (
+                    f"The update-to-weight ratio ||delta W|| / ||W|| of a healthy step is about 1e-3. Under {kind} "
+                    "the step per weight is about the learning rate whatever the gradient's size, once |g| is "
+                    f"well above the optimizer's eps: here the median weight's layer steps {fmt(per_weight)} per "
+                    f"weight, {per_weight / saturated:.2g} of the {fmt(saturated)} a gradient above eps would "
+                    "give, so its gradients are at or below eps and the step is lr x g / eps, the gradient's size, "
+                    "not the rate's. The rate is not what is small: the gradient is (a vanishing gradient, found "
+                    "beside this one where the network's depth or init shrinks it), and a rate raised until "
+                    "these steps look healthy would move every weight by that rate per step as soon as the "
+                    "gradients grow past eps. What shrinks the gradient is the fix (the vanishing_gradient or "
+                    "init remedies), or a smaller eps. The first step is measured here, from the optimizer and "
+                    "the initial gradients.")
         silent = [u for u in result.units if u.name in _first_step(result)[0] and _no_gradient(u)]
         if silent:
             evidence["no_gradient_layers"] = [u.name for u in silent]
@@ -4731,6 +4771,29 @@ class SmallUpdates(ArchitectureRule):
         under = [n for n, r in ratios.items() if r < t.small_update_warning]
         silent = {u.name for u in before.units if _no_gradient(u)}
         return bool(under) and all(n in silent for n in under)
+
+
+#: An adaptive optimizer's step per weight under this share of the step a gradient far above its
+#: eps gives (:func:`.simulate.saturated_step`) is set by the gradient, not the rate: Adam's
+#: lr |g| / (|g| + eps) is half of lr at |g| = eps, so under half the typical |g| is below eps.
+EPS_LIMITED_SHARE = 0.5
+
+
+def _under_eps(ratio: float, unit: UnitStats, result: SimulationResult) -> tuple[float, float] | None:
+    """(``unit``'s usual step per weight, the one a gradient far above eps would give) under an
+    adaptive optimizer: ``ratio`` (its :func:`_first_step` ratio, ||delta W|| / ||W||) times the
+    weights' RMS, and :func:`.simulate.saturated_step` on the same footing (RMSprop's and Adadelta's
+    first step times :func:`warm_factor`, Adagrad's step :data:`.simulate.ADAGRAD_WARM_STEPS`).
+    None under SGD, or where the weights' RMS was not measured."""
+    opt = result.optimizer
+    if opt is None or not _adaptive(result) or "weight_rms" not in unit.values:
+        return None
+    rms = unit.geo("weight_rms")
+    adagrad = opt.type == "adagrad"
+    saturated = saturated_step(opt, ADAGRAD_WARM_STEPS if adagrad else 1)
+    if saturated is None or not (math.isfinite(rms) and rms > 0 and saturated > 0 and math.isfinite(ratio)):
+        return None
+    return ratio * rms, saturated * (1.0 if adagrad else warm_factor(result))
 
 
 def _weight_counts(result: SimulationResult) -> dict[str, float]:

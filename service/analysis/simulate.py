@@ -664,6 +664,21 @@ def nadam_factor(beta1: float = 0.9, psi: float = 0.004) -> float:
     return 1 + mu2 * (1 - beta1) / (1 - mu1 * mu2)
 
 
+def saturated_step(spec: S.OptimizerSpec, step: int = 1) -> float | None:
+    """The step per weight of ``spec``'s ``step``-th update under a steady gradient far above its
+    epsilon (and Adagrad's initial accumulator): :func:`first_step_norm` of one weight at a gradient
+    of 1e30, the limit its rule reaches once |g| dominates eps (Adam: lr; RMSprop: lr / sqrt(1 -
+    alpha); Adagrad: lr / sqrt(step); Adadelta: lr sqrt(eps / (1 - rho))). An adaptive optimizer's
+    step per weight under that figure is its gradient's, |g| at or below eps: Adam steps lr g /
+    (|g| + eps), about lr g / eps there, linear in the gradient. None for SGD, whose step is the
+    gradient's at every size."""
+    if spec.type == "sgd" or not math.isfinite(spec.lr):
+        return None
+    flat = spec.model_copy(update={"weight_decay": 0.0})
+    one = torch.zeros(1, dtype=torch.float64)
+    return first_step_norm(flat, one, torch.full((1,), 1e30, dtype=torch.float64), step)
+
+
 def at_rate(result: SimulationResult, optimizer: S.OptimizerSpec, plan: Plan | None = None
             ) -> SimulationResult | None:
     """``result`` as a simulation under ``optimizer`` would measure it, when ``optimizer`` is the
