@@ -1424,6 +1424,15 @@ _DARKNET = re.compile(rf"(?<![\w.])(?P<step>\d+):\s+(?P<loss>{_NUM}|-?nan|-?inf)
                       rf"\s+avg(?:\s+loss)?,\s+(?P<lr>{_NUM})\s+rate\b", re.IGNORECASE)
 
 
+#: cuda-convnet's report of a training batch: "1.12... logprob:  0.524114, 0.125000 (1.035 sec)": the epoch and
+#: the data batch's number before the dots, then its logistic regression cost's two figures, the cost (the
+#: batch's negative log-probability of its labels: the loss) and the error rate. Only in this form is a
+#: ``logprob`` a cost: elsewhere (an RL agent's) it is an action's log-probability, no loss
+_CONVNET = re.compile(rf"^\s*(?P<epoch>\d{{1,9}})\.(?P<batch>\d{{1,12}})\.\.\.[ \t]+logprob:[ \t]*"
+                      rf"(?P<loss>{_NUM}|-?nan|-?inf),[ \t]*(?P<err>{_NUM}|-?nan|-?inf)"
+                      rf"(?:[ \t]+\([ \t]*(?:{_NUM})[ \t]*sec\))?[ \t]*$", re.IGNORECASE)
+
+
 #: Caffe's per-output report, whose output may be named with any characters ("loss: 50%-fire-rate"):
 #: the name is everything from the "#k:" to the " = " before the value
 _CAFFE_OUTPUT = re.compile(rf"\b(?P<split>Train|Test) net output #\d+: (?P<name>.+?) = (?P<val>{_NUM}|-?nan|-?inf)"
@@ -1621,6 +1630,10 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
     if "net output #" in line and (caffe := _CAFFE_OUTPUT.search(line)) is not None:
         name = caffe["name"].strip()
         return [(f"eval_{name}" if caffe["split"].lower() == "test" else name, caffe["val"])], None
+    if "logprob" in line and (cc := _CONVNET.match(line)) is not None:
+        # (the batch counted within its epoch is the line's step, placed within the epoch: logsweep95
+        # cconvnet_lr0_sanity, whose "1.12..." counter was read as step 1 for all 186 points)
+        return [("epoch", cc["epoch"]), ("batch", cc["batch"]), ("loss", cc["loss"]), ("error_rate", cc["err"])], None
     if "avg" in line and "rate" in line and (dk := _DARKNET.search(line)) is not None:
         return [("step", dk["step"]), ("loss", dk["loss"]), ("avg", dk["avg"]), ("lr", dk["lr"])], None
     if "oss " in line and (at := _LOSS_AT_STEP.search(line)) is not None:
