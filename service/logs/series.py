@@ -200,6 +200,9 @@ class RunLog:
     #: over the first part of it is "flat so far" (logsweep98 mlx557); None where it does not. Not carried
     #: into the runs of a folder (:meth:`split`), whose lengths are each their own
     planned_steps: float | None = None
+    #: the unit :attr:`planned_steps` counts in: ``step``, or ``epoch`` where the log states its epochs
+    #: (a text console's "Epoch 3/50"); a loss on another axis has no planned length
+    planned_unit: str = "step"
 
     def __post_init__(self) -> None:
         self.note_step_order()
@@ -266,7 +269,7 @@ class RunLog:
         if not self.traceback:
             self.traceback, self.after_training = other.traceback, other.after_training
         if self.planned_steps is None:
-            self.planned_steps = other.planned_steps
+            self.planned_steps, self.planned_unit = other.planned_steps, other.planned_unit
 
 
 _EPOCH_WORD = re.compile(r"(?:^|[/_.])epoch(?:[/_.]|$)", re.IGNORECASE)

@@ -262,10 +262,11 @@ _BLOWN_UP = 10.0
 
 
 def planned_steps(run: RunLog, loss: Series) -> float | None:
-    """The run's planned length in steps where its log states it (:attr:`RunLog.planned_steps`: a
-    Trainer's ``max_steps``), on a loss counted in steps; None where it does not."""
+    """The run's planned length where its log states it (:attr:`RunLog.planned_steps`: a Trainer's
+    ``max_steps``, a console's "Iter 110/3000" or "Epoch 3/50"), on a loss counted in the same unit
+    (:attr:`RunLog.planned_unit`); None where it does not."""
     n = run.planned_steps
-    if n is None or loss.step_unit != "step":
+    if n is None or loss.step_unit != run.planned_unit:
         return None
     return n if math.isfinite(n) and n > 0 else None
 
@@ -512,11 +513,13 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
                        "if it keeps climbing, lower the learning rate or clip the gradients.")
     alarm = never or chance is not None or bool(pinned)
     planned = planned_steps(run, loss)
-    early_part = planned is not None and float(steps[-1]) < planned
+    # (a counter from 0 ends at N - 1 of N: "Epoch 49/50" is the last of 50, no early part)
+    early_part = planned is not None and float(steps[-1]) < planned - 1
     if early_part and not alarm:
         # a note over the first stretch of a run the log says goes on (logsweep98 mlx557: 110 of 3000
         # iterations): flat so far, not a run that stopped improving
-        summary += (f"; flat so far: the log stops at {loss.where(float(steps[-1]))} of the {planned:,.0f} steps "
+        summary += (f"; flat so far: the log stops at {loss.where(float(steps[-1]))} of the {planned:,.0f} "
+                    f"{'epochs' if run.planned_unit == 'epoch' else 'steps'} "
                     "the run plans, an early part of it")
         explanation += (" The log is an early part of a longer run (it states the run's planned length): the loss may "
                         "still fall later; check the whole run.")

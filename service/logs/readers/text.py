@@ -446,6 +446,34 @@ _EPOCH_COUNTER = re.compile(r"(?<![\w./-])epoch\s*[:=]?\s*\[?\s*(\d+)\s*/\s*(\d+
 _EPISODE_COUNTER = re.compile(r"(?<![\w./-])episodes?\s*[:=]?\s*\[?\s*(\d+)\s*/\s*(\d+)", re.IGNORECASE)
 _LOSS_BYTES = re.compile(rb"loss", re.IGNORECASE)
 
+#: A step counted out of its total in words: "step 110 of 3000", "Iteration 5 of 200".
+_COUNTER_OF = re.compile(r"(?<![\w./-])(?:iter|iteration|step|global_step)\s*[:=#]?\s*(\d+)[ \t]+of[ \t]+(\d+)(?![\w.])",
+                         re.IGNORECASE)
+#: A start-up banner's planned length in steps, alone on its line but for words: mlx-lm's "Starting
+#: training..., iters: 3000", "Total optimization steps = 1,548", "max_steps: 5000".
+_PLANNED_BANNER = re.compile(
+    r"(?<![\w./-])(?:(?:(?:total|max|maximum|num|number[ \t]+of)[ \t_]+(?:(?:optimization|training|train)[ \t_]+)?"
+    r"(?:steps|iters|iterations))|max_steps|max_iters|num_iters|total_steps|total_iters|train_iters|training_steps|"
+    r"iters)[ \t]*[:=][ \t]*(\d{1,3}(?:,\d{3})+|\d+)(?![\w.,])", re.IGNORECASE)
+
+
+def _planned_in(segment: str, before_steps: bool, planned: dict[str, float]) -> None:
+    """Note in ``planned`` (by unit: ``step``, ``epoch``) the largest total the counters of one line
+    name (``Epoch 3/50``: 50 epochs; ``step 110 of 3000``: 3000 steps), and where no step has been read
+    yet, a start-up banner's planned steps (``iters: 3000``). A step counted out of its total as the
+    line's own step (``Iter 110/3000``) is noted where it is placed (:meth:`TextReader._segment_read`)."""
+    found: list[tuple[str, str | None]] = []
+    if "poch" in segment and "/" in segment:
+        found += [("epoch", m[2]) for m in _EPOCH_COUNTER.finditer(segment)]
+    if " of " in segment:
+        found += [("step", m[2]) for m in _COUNTER_OF.finditer(segment)]
+    if before_steps and ("=" in segment or ":" in segment):
+        found += [("step", m[1].replace(",", "")) for m in _PLANNED_BANNER.finditer(segment)]
+    for unit, digits in found:
+        n = _total(digits) if digits else None
+        if n:
+            planned[unit] = max(planned.get(unit, 0.0), n)
+
 #: The fewest counted lines on either side of a run boundary (:func:`_run_starts`).
 _MIN_RUN_LINES = 3
 #: Trials of a search in one console judged each on its own: the last this many.
@@ -2585,11 +2613,22 @@ class TextReader:
         """The run of lines ``start`` to ``stop`` (excluded; None: the end) of the console at ``path``,
         less the lines of ``skip``'s (first, last) stretches (its config dumps: :class:`_ConfigBlocks`; its
         Keras model summaries: :class:`_ModelSummaries`)."""
-        run = self._segment_read(path, limits, start, stop, warnings, skip or [])
-        return replace(run, series=_eval_roles(run.series))
+        planned: dict[str, float] = {}
+        run = self._segment_read(path, limits, start, stop, warnings, skip or [], planned)
+        run = replace(run, series=_eval_roles(run.series))
+        # the run's planned length, in its loss's unit, where its counters state one (logsweep98 mlx557:
+        # "iters: 3000", "Iter 110/3000"): a plateau over its first part is "flat so far"
+        loss = run.first("loss")
+        unit = loss.step_unit if loss is not None else None
+        if unit in planned:
+            run.planned_steps, run.planned_unit = planned[unit], unit
+        return run
 
     def _segment_read(self, path: Path, limits: ReadLimits, start: int, stop: int | None,
-                      warnings: list[LogWarning], skip: list[tuple[int, int]]) -> RunLog:
+                      warnings: list[LogWarning], skip: list[tuple[int, int]],
+                      planned: dict[str, float]) -> RunLog:
+        """:meth:`_segment`'s read; ``planned`` gets the largest total the lines' counters name, by
+        unit (``step``, ``epoch``)."""
         name = path.name
         points = Points(name, limits)
         last_step: float | None = None
@@ -2762,6 +2801,7 @@ class TextReader:
                         if bad_header is None:
                             bad_header = (lineno, f"the Keras epoch header {segment.strip()[:80]!r} is out of range ({out_of_range})")
                         continue
+                    _planned_in(segment, last_step is None and epoch is None, planned)
                     table = table or headerless_table(segment)
                     row = table_row(table, segment) if table else None
                     try:
@@ -2916,6 +2956,10 @@ class TextReader:
                                 found.insert(0, ("step", repr(header_epoch * total + i)))
                             else:
                                 found.append(("epoch", repr(round(header_epoch + i / total, 6))))
+                            total = None  # (the count of an epoch's batches, no planned length of the run)
+                        if total and any(k.lower() in STEP_KEYS for k, _ in found):
+                            # the line's own step, out of its total ("Iter 110/3000"): the run plans that many
+                            planned["step"] = max(planned.get("step", 0.0), total)
                         if not found:
                             continue
                         keys = [k for k, _ in found]
