@@ -197,7 +197,9 @@ def test_exit_codes_are_in_the_help_epilog():
     for code in ("0", "1", "2", "3"):
         assert f"  {code}  " in done.stdout
     assert "could not run" in done.stdout
-    assert "spec (JSON/YAML) or a training log" in " ".join(done.stdout.split())  # a spec OR a log
+    # a spec, a model file OR a log
+    assert ("spec (JSON/YAML), a model file (ONNX .onnx, Keras .keras/.h5) or a training log"
+            in " ".join(done.stdout.split()))
     assert "could not run" in _cli("check", "--help").stdout
 
 

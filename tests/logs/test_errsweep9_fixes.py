@@ -119,7 +119,9 @@ def _wandb_history(step: int, key: str, value: str) -> bytes:
 _WANDB_HEADER = b":W&B" + struct.pack("<H", 0xBEE1) + b"\0"
 
 
-def test_wandb_step_of_2_64_minus_1_gets_a_step_order_note(tmp_path: Path) -> None:
+def test_wandb_step_of_2_64_minus_1_is_left_out_with_a_step_order_note(tmp_path: Path) -> None:
+    # a HistoryStep.num of 2^64 - 1 reads as the int64 -1: kept, it sorted before step 0 and made
+    # step 0 look like a loss spike; it is left out, the note naming its byte and unsigned value
     out = bytearray(_WANDB_HEADER)
     for i in range(30):
         out += _wandb_record(1, _wandb_history(i, "loss", repr(1.0 / (i + 1))))
@@ -128,8 +130,11 @@ def test_wandb_step_of_2_64_minus_1_gets_a_step_order_note(tmp_path: Path) -> No
     path = tmp_path / "run-abc.wandb"
     path.write_bytes(bytes(out))
     log = load.read_log(path)
+    [loss] = [s for s in log.series if s.name == "loss"]
+    assert loss.steps.tolist() == list(range(30))
+    assert np.allclose(loss.values, [1.0 / (i + 1) for i in range(30)])
     [note] = [w for w in log.warnings if w.code == "step_order"]
-    assert f"byte {bad_at}" in note.message and f"{2**64 - 1:,}" in note.message
+    assert f"byte {bad_at}" in note.message and f"{2**64 - 1:,}" in note.message and "left out" in note.message
     assert note.where == f"byte {bad_at}"
 
 
