@@ -125,7 +125,7 @@ def check_architecture(spec: SpecSource, *, seeds: int | None = None, device: st
 
     options = CheckOptions(settings.thresholds, settings.limits, device=device,
                            verify=settings.verify_remedies if verify is None else verify)
-    if progress is not None:
+    if progress is not None and timing.worth_saying:
         progress(0.0, timing.start_line(str(raw.get("name") or "the spec")))
     doc = run_architecture_check(raw, options, progress=progress, plan=plan)
     if timing.note is not None and doc.simulation is not None:

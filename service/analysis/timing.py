@@ -35,6 +35,10 @@ DEFAULT_SEEDS = 3
 TIME_FLOOR_BATCH = 4
 TIME_FLOOR_SEEDS = 2
 
+#: The estimate after which the spec and Keras doors say it before the simulation (the CLI's notice
+#: for a check still running says so after as long): a check of a second or two says nothing.
+SAY_AFTER_S = 15.0
+
 #: How a model file's user sets the batch and seeds (the CLI's flags); a spec says its own fields.
 FLAGS = "--batch-size and --seeds"
 
@@ -60,6 +64,12 @@ class Timing:
     note: str | None = None
     #: how the user sets the batch and seeds: the CLI's flags, or a spec's fields
     how: str = FLAGS
+
+    @property
+    def worth_saying(self) -> bool:
+        """Whether a door that says its estimate only when it matters (a spec, a Keras file) says it:
+        the defaults were lowered, the estimate is over the budget, or it passes :data:`SAY_AFTER_S`."""
+        return self.lowered or self.seconds > self.budget or self.seconds >= SAY_AFTER_S
 
     def start_line(self, name: str) -> str:
         """The one line said on stderr before the simulation starts: the estimate and, where it is over

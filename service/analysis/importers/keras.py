@@ -2898,8 +2898,8 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
         batch_size = timing.batch
         spec, origins, graph = translated(batch_size)
     timed = f" [{timing.note}]" if timing.note else ""
-    # the estimate, before the simulation (the spec door says its own where it runs the spec)
-    if progress is not None and (graph is not None or stored is not None):
+    # the estimate, before a simulation it matters for (the spec door says its own where it runs the spec)
+    if progress is not None and timing.worth_saying and (graph is not None or stored is not None):
         progress(0.0, timing.start_line(file_name or (Path(source).name if isinstance(source, str | Path)
                                                       else "the model")))
     # Lambda layers simulated by a stand-in (their code never run): said first among the notes
