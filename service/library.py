@@ -93,8 +93,9 @@ def check_architecture(spec: SpecSource, *, seeds: int | None = None, device: st
     without a CUDA device), :class:`~gradhealth.errors.LimitExceeded` or
     :class:`~gradhealth.errors.InputFormatError`, before anything is simulated.
     """
-    from gradhealth.analysis.plan import make_plan
+    from gradhealth.analysis.plan import make_plan, multiply_adds
     from gradhealth.analysis.spec import parse_spec
+    from gradhealth.analysis.timing import fit_time
     from gradhealth.devices import require_cuda_if_asked
     from gradhealth.settings import get_settings
 
@@ -109,12 +110,27 @@ def check_architecture(spec: SpecSource, *, seeds: int | None = None, device: st
         raw["seeds"] = seeds
         parsed = parse_spec(raw)
     plan = make_plan(parsed, settings.limits)
+    # the time the spec's defaults would take, from its multiply-adds: past the budget, the batch and
+    # seeds the spec does not set are lowered, as for a model file (onnxsweep29 #1 follow-up: a large
+    # U-Net was a slow, silent run)
+    timing = fit_time(multiply_adds(plan) * parsed.batch_size, parsed.batch_size, parsed.seeds,
+                      batch_free="batch_size" not in raw, seeds_free=seeds is None and "seeds" not in raw,
+                      device=device or parsed.device, budget=settings.limits.simulation_seconds,
+                      how="the spec's batch_size and seeds")
+    if timing.lowered:
+        raw["batch_size"], raw["seeds"] = timing.batch, timing.seeds
+        plan = make_plan(parse_spec(raw), settings.limits)
     require_cuda_if_asked(device or parsed.device)
     from gradhealth.analysis.check import CheckOptions, run_architecture_check
 
     options = CheckOptions(settings.thresholds, settings.limits, device=device,
                            verify=settings.verify_remedies if verify is None else verify)
-    return run_architecture_check(raw, options, progress=progress, plan=plan)
+    if progress is not None and timing.worth_saying:
+        progress(0.0, timing.start_line(str(raw.get("name") or "the spec")))
+    doc = run_architecture_check(raw, options, progress=progress, plan=plan)
+    if timing.note is not None and doc.simulation is not None:
+        doc.simulation.notes.append(timing.note)
+    return doc
 
 
 def check_logs(path: str | Path, *, format: str | None = None, settings: Settings | None = None,

@@ -129,6 +129,13 @@ from gradhealth.analysis.sharpness import Sharpness, StepProbe
 from gradhealth.analysis.simulate import SimulationResult, UnitStats, at_rate
 from gradhealth.analysis.spec import InitSpec, OptimizerSpec
 from gradhealth.analysis.thresholds import Thresholds
+from gradhealth.analysis.timing import (  # noqa: F401  (re-exported: shared with the Keras and spec doors)
+    DEFAULT_SEEDS,
+    TIME_FLOOR_BATCH,
+    TIME_FLOOR_SEEDS,
+    Timing,
+    fit_time,
+)
 from gradhealth.core import remedies as R
 from gradhealth.core.document import (
     Diagnosis,
@@ -3715,72 +3722,6 @@ def _overridden(data: bytes, input_shapes: dict[str, list[int]] | None) -> str:
     return ", ".join(changed)
 
 
-#: The seeds a model file is simulated over when the user gives none (and its time allows: fit_time).
-DEFAULT_SEEDS = 3
-
-#: The least batch and seeds :func:`fit_time` lowers the defaults to for time: 4 samples still give a
-#: batch norm its statistics and a ReLU unit four chances to fire (a convolution's every position more),
-#: and 2 seeds still tell a draw's accident from the network's design.
-TIME_FLOOR_BATCH = 4
-TIME_FLOOR_SEEDS = 2
-
-
-@dataclasses.dataclass
-class Timing:
-    """What :func:`fit_time` chose: the batch and seeds to simulate, the estimate at them, and the
-    note for the report where it lowered the defaults."""
-
-    batch: int
-    seeds: int
-    seconds: float
-    budget: float
-    lowered: bool = False
-    note: str | None = None
-
-    def start_line(self, name: str) -> str:
-        """The one line said on stderr before the simulation starts: the estimate and, where it is over
-        the budget at a batch or seeds the user gave, how to shorten it."""
-        line = (f"checking {name}: ~{self.seconds:,.0f} s estimated (batch {self.batch}, {self.seeds} "
-                f"seed{'s' if self.seeds != 1 else ''})")
-        if self.seconds > self.budget:
-            line += "; --batch-size and --seeds shorten it (time scales with both)"
-        return line
-
-
-def fit_time(multiply_adds: int, batch: int, seeds: int, *, batch_free: bool, seeds_free: bool,
-             device: str | None, budget: float) -> Timing:
-    """The batch and seeds to simulate a model file at within ``budget`` seconds
-    (:attr:`Limits.simulation_seconds`), from its ``multiply_adds`` for one forward at ``batch``
-    (:func:`.onnx_static.simulation_seconds`): where the estimate is over the budget, the batch (when
-    ``batch_free``, the check's choice) and then the seeds (``seeds_free``) are lowered, to
-    :data:`TIME_FLOOR_BATCH` and :data:`TIME_FLOOR_SEEDS` at the least, never raised; a batch or
-    seeds the user gave are kept."""
-    from gradhealth.analysis.importers.onnx_static import simulation_seconds
-    from gradhealth.analysis.limits import TIME_BUDGET_SETTING
-
-    per_sample = multiply_adds / max(batch, 1)
-    first = simulation_seconds(per_sample, batch, seeds, device)
-    new_batch, new_seeds = batch, seeds
-    if first > budget and batch_free and batch > TIME_FLOOR_BATCH:
-        fits = int(batch * budget / first)
-        new_batch = max(TIME_FLOOR_BATCH, min(batch, fits))
-    if simulation_seconds(per_sample, new_batch, new_seeds, device) > budget and seeds_free and seeds > TIME_FLOOR_SEEDS:
-        new_seeds = seeds
-        while new_seeds > TIME_FLOOR_SEEDS and simulation_seconds(per_sample, new_batch, new_seeds, device) > budget:
-            new_seeds -= 1
-    seconds = simulation_seconds(per_sample, new_batch, new_seeds, device)
-    if (new_batch, new_seeds) == (batch, seeds):
-        return Timing(batch, seeds, seconds, budget)
-    what = " and ".join(w for w in (f"batch {new_batch}" if new_batch != batch else "",
-                                    f"{new_seeds} seeds" if new_seeds != seeds else "") if w)
-    defaults = " and ".join(w for w in (f"batch {batch}" if new_batch != batch else "",
-                                        f"{seeds} seeds" if new_seeds != seeds else "") if w)
-    note = (f"simulated at {what}, not the default {defaults}: at the defaults the simulation was estimated "
-            f"at about {first:,.0f} s ({per_sample:.3g} multiply-adds a sample, forward and backward, on "
-            f"{device or 'cpu'}), over the time budget of {budget:,.0f} s ({TIME_BUDGET_SETTING}); now about "
-            f"{seconds:,.0f} s. Fewer samples and seeds judge dead or saturated units less surely "
-            "(--batch-size and --seeds set them)")
-    return Timing(new_batch, new_seeds, seconds, budget, True, note)
 
 
 def _batch_of(imported: Any) -> int:

@@ -304,6 +304,33 @@ def make_plan(spec: S.Spec, limits: Limits | None = None) -> Plan:
     return plan
 
 
+#: Units whose weights are looked up, not multiplied: no multiply-adds (:func:`multiply_adds`).
+_LOOKUPS = frozenset({"embedding"})
+#: Units that step through time: their weights act once a time step.
+_RECURRENT = frozenset({"rnn", "lstm", "gru"})
+
+
+def multiply_adds(plan: Plan) -> int:
+    """Multiply-adds of one sample's forward, what the simulation's time is estimated from
+    (:func:`.timing.fit_time`): each innermost unit with weights uses each of them once at each
+    position of its output (a linear layer's each row of a sequence, a convolution's each output
+    pixel; a recurrent layer's each time step), so its parameters times those positions; an
+    embedding looks its weights up (none). Biases and norms count too: a few per cent of an
+    estimate."""
+    total = 0
+    for u in plan.all_units():
+        if u.children or u.parameters == 0 or u.kind in _LOOKUPS:
+            continue
+        if u.kind in _RECURRENT:
+            positions = u.in_shape[0] if len(u.in_shape) > 1 else 1
+        elif u.out_layout in ("channels", "image"):
+            positions = math.prod(u.out_shape[1:])
+        else:
+            positions = math.prod(u.out_shape[:-1])
+        total += u.parameters * positions
+    return total
+
+
 def batch_norm_values(plan: Plan) -> dict[str, int]:
     """Each unit whose batch norm normalises over the batch, with the values per channel it sees in
     the check's forward (the batch times the positions), in forward order."""

@@ -2870,6 +2870,7 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
             spec["input"]["range"] = list(input_range)  # token ids (an Embedding's input) keep their draw
         return spec, origins, graph
 
+    given_batch, given_seeds = batch_size is not None, seeds is not None
     try:
         spec, origins, graph = translated(batch_size or DEFAULT_BATCH)
     except LimitExceeded as too_big:
@@ -2887,6 +2888,20 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
         batch_size, shrunk = _batch_within_budget(spec, graph, settings.limits)
         if shrunk:
             spec, origins, graph = translated(batch_size)
+    # the time the defaults would take, from the model's multiply-adds (as the ONNX door's): past the
+    # budget the batch and seeds the user did not give are lowered (onnxsweep29 #1 follow-up: a large
+    # Keras U-Net was still a slow run with nothing said before it)
+    timing = _fit_time(spec, graph, batch_size, seeds, batch_free=not given_batch, seeds_free=not given_seeds,
+                       device=device, limits=settings.limits)
+    seeds = timing.seeds
+    if timing.batch != batch_size:
+        batch_size = timing.batch
+        spec, origins, graph = translated(batch_size)
+    timed = f" [{timing.note}]" if timing.note else ""
+    # the estimate, before a simulation it matters for (the spec door says its own where it runs the spec)
+    if progress is not None and timing.worth_saying and (graph is not None or stored is not None):
+        progress(0.0, timing.start_line(file_name or (Path(source).name if isinstance(source, str | Path)
+                                                      else "the model")))
     # Lambda layers simulated by a stand-in (their code never run): said first among the notes
     stood = graph.stand_ins if graph is not None else [
         (name, kind, srcs) for name, (kind, srcs) in _stand_ins(modern_config(config))[0].items()]
@@ -2900,7 +2915,7 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
                                     batch_size=batch_size, device=device, verify=verify,
                                     settings=settings, progress=progress, optimizer=optimizer,
                                     output_losses=output_losses, input_range=input_range)
-        doc.summary += shrunk
+        doc.summary += shrunk + timed
         return in_keras(_loss_note(doc, unsimulated, notes, unknown_optimizer))
     assert spec is not None and origins is not None
     if stored is None:
@@ -2911,7 +2926,7 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
         # which weights were used, as the graph door says it: a config alone, or a file's weights
         # left unused (reinitialise), both get Keras' initialisers
         doc.summary = f"{doc.summary} [weights: Keras' initialisers, drawn per seed]"
-        doc.summary += shrunk
+        doc.summary += shrunk + timed
         named = file_name if file_name is not None else (Path(source).name if isinstance(source, str | Path) else None)
         if named is not None and not isinstance(source, dict) and json_named_as_weights(named, data):
             # a name that promises weights over model.to_json() text (onnxsweep29 aloukik_json_h5): a
@@ -2923,6 +2938,7 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
     with keras_located(origins, base), _assumed_shapes_named(config, None, stood):
         doc = _check_stored(spec, origins, stored, device=device, verify=verify, settings=settings,
                             progress=progress)
+    doc.summary += timed
     return in_keras(_loss_note(doc, unsimulated, notes, unknown_optimizer))
 
 
@@ -3085,6 +3101,28 @@ def _batch_within_budget(spec: dict[str, Any] | None, graph: Any, limits: Any) -
     # both spellings of the setting: the CLI's flag and the HTTP field (kerassweep28)
     return batch, (f" [batch {batch}, chosen for this model: the default {DEFAULT_BATCH} samples' activations "
                    f"would take {used / 2**30:.1f} GB; set --batch-size (CLI) or batch_size (HTTP) to choose]")
+
+
+def _fit_time(spec: dict[str, Any] | None, graph: Any, batch: int, seeds: int | None, *, batch_free: bool,
+              seeds_free: bool, device: str | None, limits: Any) -> Any:
+    """The batch and seeds a translated Keras model is simulated at within the time budget
+    (:func:`gradhealth.analysis.timing.fit_time`, as an ONNX file's), from its multiply-adds: the
+    graph's (:func:`.keras_graph.graph_multiply_adds`) or the translated spec's plan's; the batch
+    not below :data:`MIN_DEFAULT_BATCH`."""
+    from gradhealth.analysis.plan import make_plan, multiply_adds
+    from gradhealth.analysis.spec import parse_spec
+    from gradhealth.analysis.timing import DEFAULT_SEEDS, fit_time
+
+    if graph is not None:
+        per_sample = int(graph.multiply_adds)
+    else:
+        try:
+            per_sample = multiply_adds(make_plan(parse_spec(spec), limits))
+        except GradHealthError:
+            per_sample = 0  # the check itself says what is wrong
+    return fit_time(per_sample * batch, batch, seeds or DEFAULT_SEEDS, batch_free=batch_free,
+                    seeds_free=seeds_free, device=device, budget=limits.simulation_seconds,
+                    floor_batch=MIN_DEFAULT_BATCH)
 
 
 def translate_or_graph(config: dict[str, Any], loss: str | dict[str, Any] | None = None, *, seeds: int = 3,

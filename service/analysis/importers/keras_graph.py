@@ -92,6 +92,9 @@ class KerasGraph:
     preprocessing: list[str] = field(default_factory=list)
     parameters: int = 0
     activation_bytes: int = 0
+    #: multiply-adds of one sample's forward (:func:`graph_multiply_adds`): what the simulation's time
+    #: is estimated from (:func:`gradhealth.analysis.timing.fit_time`)
+    multiply_adds: int = 0
     #: every input, in the order the model is called with them: (name, shape, vocabulary or None)
     inputs: list[tuple[str, Shape, int | None]] = field(default_factory=list)
     #: every output, in the order the model returns them (output_name is the first)
@@ -165,6 +168,30 @@ def keras_tensor_shapes(value: Any, out: dict[tuple[str, int], list[Shape]] | No
         for item in value:
             keras_tensor_shapes(item, out)
     return out
+
+
+def graph_multiply_adds(nodes: Sequence[Node]) -> int:
+    """Multiply-adds of one sample's forward through ``nodes`` (shapes without the batch): each
+    kernel (a Dense's, a convolution's, an attention's projections) is used once at each position of
+    the layer's output, its values over the channels (a Dense's each row of a sequence, a
+    convolution's each output pixel); a transposed convolution's at each position of its input,
+    which it scatters; a recurrent layer's kernels once a time step. Biases, norms and the
+    elementwise layers are left out: a few per cent of an estimate."""
+    total = 0
+    for n in nodes:
+        kernels = [math.prod(shape) for role, shape in n.weights if role.endswith("kernel")]
+        if not kernels or not n.shape:
+            continue
+        first = n.in_shapes[0] if n.in_shapes and n.in_shapes[0] else ()
+        channels_first = n.cfg.get("data_format") == "channels_first"
+        if any(role.endswith("recurrent_kernel") for role, _ in n.weights):
+            positions = first[0] if len(first) > 1 else 1
+        elif "Transpose" in n.cls and first:
+            positions = math.prod(first) // max(first[0] if channels_first else first[-1], 1)
+        else:
+            positions = math.prod(n.shape) // max(n.shape[0] if channels_first else n.shape[-1], 1)
+        total += sum(kernels) * positions
+    return total
 
 
 def lambda_stand_in(in_shapes: Sequence[Shape | None], output_shape: Any,
@@ -1739,6 +1766,7 @@ def plan_keras_graph(config: dict[str, Any], *, batch_size: int = 64, limits: An
                        output_names=output_names, degenerate_preprocessing=kept, stand_ins=stand_ins,
                        applied_preprocessing=applied, adapted_preprocessing=adapted)
     graph.parameters = sum(math.prod(s) for n in nodes for role, s in n.weights if role != "count")
+    graph.multiply_adds = graph_multiply_adds(nodes)
     # float64 activations and their gradients, one copy each per node (as the ONNX door counts),
     # an unrolled recurrent layer's gates and states at every step (as the spec's plan counts), and
     # an attention's scores, probabilities and per-head projections (attention_inner)

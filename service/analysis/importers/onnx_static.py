@@ -25,6 +25,12 @@ import numpy as np
 from gradhealth.analysis.importers import ModelError
 from gradhealth.analysis.importers.onnx_fold import fold_control_flow
 from gradhealth.analysis.plan import Limits
+from gradhealth.analysis.timing import (  # noqa: F401  (re-exported: shared with the Keras and spec doors)
+    CPU_MULTIPLY_ADDS_PER_S,
+    GPU_SPEEDUP,
+    PASSES_PER_SEED,
+    simulation_seconds,
+)
 from gradhealth.core.numbers import parse_range
 from gradhealth.core.words import first_few
 from gradhealth.errors import InputFormatError, LimitExceeded
@@ -2130,27 +2136,6 @@ def multiply_adds(model: Any, shapes: dict[str, list[int]]) -> int:
             total += math.prod(out) * x[0 if trans else 1]
     return total
 
-
-#: A forward and its backward (the gradients of the inputs and of the weights: two products each)
-#: cost about three forwards; the simulation runs one such step per seed, and the check one
-#: forward more before the seeds (the output's loss).
-PASSES_PER_SEED = 3.0
-
-#: Multiply-adds a second the simulation is assumed to reach in float64 on a CPU, on the slow side:
-#: a 537k-parameter U-Net at 4x224x224 (4.5e9 multiply-adds a sample by :func:`multiply_adds`) ran one
-#: seed of batch 2, 3.6e10 multiply-adds by :func:`simulation_seconds`' count, in 63 s on a shared 2-core
-#: machine with the probes' copies: 5.8e8 a second. Float32 and a GPU are faster; the estimate keeps the
-#: CPU's float64 rate for float32 and takes a GPU as 50 times faster.
-CPU_MULTIPLY_ADDS_PER_S = 5e8
-GPU_SPEEDUP = 50.0
-
-
-def simulation_seconds(multiply_adds_per_sample: float, batch: int, seeds: int, device: str | None = None
-                       ) -> float:
-    """The estimated seconds of a check's simulation: ``seeds`` forward-and-backward steps of ``batch``
-    samples of ``multiply_adds_per_sample`` each, and one forward, at the assumed rate."""
-    rate = CPU_MULTIPLY_ADDS_PER_S * (GPU_SPEEDUP if device is not None and device.startswith("cuda") else 1.0)
-    return multiply_adds_per_sample * batch * (PASSES_PER_SEED * seeds + 1) / rate
 
 
 #: Nodes an ONNX graph may have per measured layer the limits allow (:attr:`Limits.max_units`)
