@@ -244,3 +244,38 @@ def test_kerassweep29_the_cells_input_kernel_edit_draws_glorots_variance_per_gat
     for block in lstm.weight_ih_l0.detach().chunk(4, 0):
         assert float(block.var()) == pytest.approx(2 / (64 + 128), rel=0.05)
     assert torch.equal(lstm.weight_hh_l0, hh) and torch.equal(lstm.bias_ih_l0, bias)
+
+
+def test_kerassweep29_inputs_standardised_before_a_first_layer_gru_are_measured() -> None:
+    # a GRU reading raw 0-255 features holds its h_t in tanh's tails; normalise_inputs, the input
+    # scaling before the cell, was measured as changing nothing: its hook sat on the nn.GRU, which
+    # the step-by-step stand-in never calls. Checked against the GRU run by hand on both inputs.
+    from torch import nn
+
+    from gradhealth.analysis.module_check import check_module
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn = nn.GRU(8, 16, batch_first=True)
+            self.head = nn.Linear(16, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            out, _ = self.rnn(x)
+            return self.head(out[:, -1])
+
+    torch.manual_seed(0)
+    net = Net()
+    raw = torch.rand(256, 20, 8) * 255
+    with torch.no_grad():
+        tails = (net.rnn(raw)[0].abs() > 0.98).float().mean().item()
+        tails_std = (net.rnn((raw - raw.mean()) / raw.std())[0].abs() > 0.98).float().mean().item()
+    assert tails > 0.5 and tails_std < 0.05  # the hand-run figures the check should reproduce
+    doc = check_module(net, torch.randn(16, 20, 8), loss="cross_entropy", seeds=1, input_range=(0.0, 255.0))
+    [f] = [f for f in doc.findings if f.code == "saturation"]
+    ids = [r.id for r in f.remedies]
+    assert "relu_family_activation" not in ids and "layer_norm" in ids, ids
+    [norm] = [r for r in f.remedies if r.id == "normalise_inputs"]
+    assert norm.verified is not None and norm.verified.before is not None and norm.verified.after is not None
+    assert norm.verified.before == pytest.approx(tails, abs=0.05)
+    assert norm.verified.after == pytest.approx(tails_std, abs=0.05) and norm.verified.fixed
