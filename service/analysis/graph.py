@@ -422,7 +422,15 @@ def unroll_recurrent(model: nn.Module) -> None:
         for child_name, child in list(parent.named_children()):
             if type(child) in RNN_TYPES:
                 rnn = cast(nn.RNNBase, child)
-                setattr(parent, child_name, StackedRNN(rnn) if rnn.num_layers > 1 else UnrolledRNN(rnn))
+                stand_in: nn.Module = StackedRNN(rnn) if rnn.num_layers > 1 else UnrolledRNN(rnn)
+                # a hook on the module's input (a remedy's edit: normalise_inputs standardising what
+                # a first-layer GRU reads) moves to the stand-in, whose step loop never calls the
+                # module itself (kerassweep29: the edit was measured as changing nothing)
+                stand_in._forward_pre_hooks.update(rnn._forward_pre_hooks)
+                stand_in._forward_pre_hooks_with_kwargs.update(rnn._forward_pre_hooks_with_kwargs)
+                rnn._forward_pre_hooks.clear()
+                rnn._forward_pre_hooks_with_kwargs.clear()
+                setattr(parent, child_name, stand_in)
 
 
 

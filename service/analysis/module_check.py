@@ -850,6 +850,31 @@ def orthogonal_already(model: nn.Module, unit_names: Callable[[nn.Module], dict[
     return out
 
 
+#: The gate blocks of each torch recurrent layer's weight_ih and weight_hh (a plain RNN's: one).
+_CELL_GATES = {"LSTM": 4, "GRU": 3, "LSTMCell": 4, "GRUCell": 3}
+
+
+def _cell_input_init_edit(paths: Sequence[str]) -> Edit:
+    """The input kernels (``weight_ih``) of the recurrent layers at ``paths`` (every recurrent layer
+    of the copy where none of them is found) re-drawn with Xavier's normal init, gate block by gate
+    block (fan in: the input's width; fan out: the hidden size); recurrent kernels and biases kept."""
+    def edit(net: nn.Module, seed: int) -> None:
+        found = []
+        for path in paths:
+            with contextlib.suppress(AttributeError, TypeError):
+                m = net.get_submodule(path)
+                if isinstance(m, nn.RNNBase | nn.RNNCellBase):
+                    found.append(m)
+        with torch.no_grad():
+            for rnn in found or _recurrent(net):
+                gates = _CELL_GATES.get(type(rnn).__name__, 1)
+                for name, p in rnn.named_parameters():
+                    if name.startswith("weight_ih"):
+                        for block in p.data.chunk(gates, 0):
+                            nn.init.xavier_normal_(block)
+    return edit
+
+
 def _orthogonal_edit(net: nn.Module, seed: int) -> None:
     with torch.no_grad():
         for rnn in _recurrent(net):
@@ -1254,7 +1279,32 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
                         f"out, _ = rnn(x)  # the nn.{torch_cell}: its own tanh and sigmoid gates kept")
         norm.params = {**norm.params, "recurrent": True, "cell": cell}
         norm.unverified = "not_simulable"
-        return [(norm, None)]
+        out.append((norm, None))  # after normalise_inputs, where the inputs are far from unit scale
+        # the cell's own kernels re-drawn (kerassweep29 mb_hybrid_conv_gru_lstm: he_init and xavier_init
+        # of "the Linear/Conv layers", with Dense/Conv2D code, were offered for a GRU): its input kernel
+        # (weight_ih, Keras' kernel_initializer) Glorot's per gate block, which keeps W x_t at the
+        # scale of x_t whatever the kernel was drawn or trained to; re-simulated
+        named = [layer_words(u) for u in cell_units]
+        paths = [u.pointer.removeprefix("module:") for u in cell_units if u.pointer.startswith("module:")]
+        redraw = R.init("xavier_normal", named)
+        redraw.change = (f"initialise the input kernels of {redraw.change.removeprefix('initialise ').rsplit(' with ', 1)[0]}"
+                         " (the cell's weight_ih, Keras' kernel_initializer) with xavier_normal, gate block by gate "
+                         "block, its recurrent kernels and biases kept")
+        redraw.snippet = ("for name, p in rnn.named_parameters():  # the nn." + torch_cell + "\n"
+                          '    if name.startswith("weight_ih"):\n'
+                          f"        for block in p.data.chunk({_CELL_GATES.get(torch_cell, 1)}, 0):\n"
+                          "            nn.init.xavier_normal_(block)")
+        redraw.params = {**redraw.params, "recurrent": True, "cell": cell}
+        out.append((redraw, _cell_input_init_edit(paths)))
+        # its recurrent kernels orthogonal (weight_hh, recurrent_initializer), where they are not already
+        fresh = [u for u in cell_units
+                 if u.name not in orthogonal_already(model, unit_names, [u.name for u in cell_units])]
+        if fresh:
+            known = _recurrent_modules(fresh, model, unit_names)
+            shown = [known[u.name] for u in fresh if u.name in known]
+            out.append((R.orthogonal_init(", ".join(u.name for u in fresh),
+                                          layers=shown if len(shown) == len(fresh) else ()), _orthogonal_edit))
+        return out
     if code in ("vanishing_gradient", "exploding_gradient", "nonfinite", "saturation", "dead_units", "symmetric_weights"):
         for scheme, wanted in (("kaiming_normal", bool(acts & {"relu", "leaky_relu", "elu", "gelu", "silu"})
                                 or code == "dead_units"),

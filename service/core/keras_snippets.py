@@ -52,6 +52,12 @@ def keras_snippet(remedy: Remedy, where: str | None = None) -> str | None:
     trainer's config), kept as it is."""
     rid, p, change = remedy.id, remedy.params, remedy.change
     at = _for(where)
+    if rid in ("he_init", "xavier_init", "lecun_init") and p.get("recurrent"):
+        # a recurrent cell's input kernel: the cell's own initialiser argument, not a Dense's (kerassweep29)
+        init = {"he_init": "he_normal", "xavier_init": "glorot_normal", "lecun_init": "lecun_normal"}[rid]
+        cell = str(p.get("cell") or "GRU")
+        return (f"{_BUILT}{at}: the cell's input kernel drawn with {init}, its recurrent kernel orthogonal\n"
+                f'layers.{cell}(units, kernel_initializer="{init}", recurrent_initializer="orthogonal")')
     if rid in ("he_init", "xavier_init", "lecun_init"):
         init = {"he_init": "he_normal", "xavier_init": "glorot_normal", "lecun_init": "lecun_normal"}[rid]
         return (f"{_BUILT}{at}: {init} weights, zero biases\n"

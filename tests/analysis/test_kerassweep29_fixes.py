@@ -169,3 +169,113 @@ def test_kerassweep29_a_recurrent_cells_saturation_gets_remedies_for_a_cell() ->
     assert not any("Linear/Conv" in r.change or "Dense(" in r.snippet or "Conv2D" in r.snippet for r in f.remedies)
     [norm] = [r for r in f.remedies if r.id == "layer_norm"]
     assert "layers.GRU(units" in norm.snippet and "LayerNormalization" in norm.snippet
+
+
+def test_kerassweep29_a_recurrent_cells_saturation_re_draws_the_cells_own_input_kernel() -> None:
+    # mb_hybrid_conv_gru_lstm: the init remedies offered for a GRU's saturation were "the Linear/Conv
+    # layers'" with Dense/Conv2D code; the cell's own input kernel (weight_ih, kernel_initializer) is
+    # what holds its h_t in tanh's tails here (a kernel of std 3 on 8 inputs: W x_t of std ~8.5)
+    from tests.analysis.test_keras_import import _rec
+
+    rng = np.random.default_rng(0)
+    cfg = _seq(_rec("GRU", "cell", 16), _dense("out", 3), shape=[20, 8])
+    recurrent = np.linalg.qr(rng.normal(size=(48, 48)))[0][:16]
+    stored = {"cell": [("kernel", rng.normal(0, 3, (8, 48))), ("recurrent_kernel", recurrent),
+                       ("bias", np.zeros((2, 48)))],
+              "out": [("kernel", rng.normal(0, 0.3, (16, 3))), ("bias", np.zeros(3))]}
+    doc = check_keras(keras2_h5(cfg, {n: [(w, v.astype("float32")) for w, v in ws] for n, ws in stored.items()}),
+                      seeds=2)
+    [f] = [f for f in doc.findings if f.code == "saturation"]
+    by_id = {r.id: r for r in f.remedies}
+    redraw = by_id["xavier_init"]
+    assert "input kernels of cell" in redraw.change and "weight_ih" in redraw.change, redraw.change
+    assert 'layers.GRU(units, kernel_initializer="glorot_normal"' in redraw.snippet, redraw.snippet
+    assert "Dense(" not in redraw.snippet and "Linear/Conv" not in redraw.change
+    # measured on the cell re-drawn: W x_t back at the scale of x_t leaves h_t out of the tails
+    assert redraw.verified is not None and redraw.verified.after is not None
+    assert redraw.verified.after < 0.3 <= (redraw.verified.before or 0.0), redraw.verified
+    # the file's recurrent_initializer is Keras' orthogonal: no orthogonal_init to offer
+    assert "orthogonal_init" not in by_id
+
+
+def test_kerassweep29_a_live_grus_saturation_gets_the_cells_inits() -> None:
+    # a live nn.GRU whose input weights are 4x torch's default: the cell's remedies, never a relu
+    # swap or "the Linear/Conv layers"; torch's default weight_hh is uniform, not orthogonal, so
+    # orthogonal_init is offered for it
+    from torch import nn
+
+    from gradhealth.analysis.module_check import check_module
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn = nn.GRU(8, 16, batch_first=True)
+            self.head = nn.Linear(16, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            out, _ = self.rnn(x)
+            return self.head(out[:, -1])
+
+    torch.manual_seed(0)
+    net = Net()
+    with torch.no_grad():
+        net.rnn.weight_ih_l0.normal_(0, 3.0)
+    doc = check_module(net, torch.randn(16, 20, 8), loss="cross_entropy", seeds=1)
+    [f] = [f for f in doc.findings if f.code == "saturation"]
+    ids = [r.id for r in f.remedies]
+    assert "relu_family_activation" not in ids and "he_init" not in ids, ids
+    assert {"layer_norm", "xavier_init", "orthogonal_init"} <= set(ids), ids
+    assert not any("Linear/Conv" in r.change for r in f.remedies)
+    redraw = next(r for r in f.remedies if r.id == "xavier_init")
+    assert "weight_ih" in redraw.snippet and "chunk(3, 0)" in redraw.snippet
+
+
+def test_kerassweep29_the_cells_input_kernel_edit_draws_glorots_variance_per_gate_block() -> None:
+    # the edit behind that remedy: each gate block of weight_ih (hidden x input) drawn with
+    # Var = 2 / (fan_in + fan_out) = 2 / (64 + 128), the recurrent kernel and biases untouched
+    from torch import nn
+
+    from gradhealth.analysis.module_check import _cell_input_init_edit
+
+    torch.manual_seed(0)
+    lstm = nn.LSTM(64, 128)
+    hh, bias = lstm.weight_hh_l0.detach().clone(), lstm.bias_ih_l0.detach().clone()
+    _cell_input_init_edit(["rnn"])(lstm, 0)  # no such path: every recurrent layer of the copy
+    for block in lstm.weight_ih_l0.detach().chunk(4, 0):
+        assert float(block.var()) == pytest.approx(2 / (64 + 128), rel=0.05)
+    assert torch.equal(lstm.weight_hh_l0, hh) and torch.equal(lstm.bias_ih_l0, bias)
+
+
+def test_kerassweep29_inputs_standardised_before_a_first_layer_gru_are_measured() -> None:
+    # a GRU reading raw 0-255 features holds its h_t in tanh's tails; normalise_inputs, the input
+    # scaling before the cell, was measured as changing nothing: its hook sat on the nn.GRU, which
+    # the step-by-step stand-in never calls. Checked against the GRU run by hand on both inputs.
+    from torch import nn
+
+    from gradhealth.analysis.module_check import check_module
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn = nn.GRU(8, 16, batch_first=True)
+            self.head = nn.Linear(16, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            out, _ = self.rnn(x)
+            return self.head(out[:, -1])
+
+    torch.manual_seed(0)
+    net = Net()
+    raw = torch.rand(256, 20, 8) * 255
+    with torch.no_grad():
+        tails = (net.rnn(raw)[0].abs() > 0.98).float().mean().item()
+        tails_std = (net.rnn((raw - raw.mean()) / raw.std())[0].abs() > 0.98).float().mean().item()
+    assert tails > 0.5 and tails_std < 0.05  # the hand-run figures the check should reproduce
+    doc = check_module(net, torch.randn(16, 20, 8), loss="cross_entropy", seeds=1, input_range=(0.0, 255.0))
+    [f] = [f for f in doc.findings if f.code == "saturation"]
+    ids = [r.id for r in f.remedies]
+    assert "relu_family_activation" not in ids and "layer_norm" in ids, ids
+    [norm] = [r for r in f.remedies if r.id == "normalise_inputs"]
+    assert norm.verified is not None and norm.verified.before is not None and norm.verified.after is not None
+    assert norm.verified.before == pytest.approx(tails, abs=0.05)
+    assert norm.verified.after == pytest.approx(tails_std, abs=0.05) and norm.verified.fixed
