@@ -273,7 +273,10 @@ def already_drawn_as(result: SimulationResult, remedy_id: str) -> bool:
     already. Such a remedy is a new random draw, whose "fixed" on a narrow layer is seed noise
     (peersweep23: he_init "FIXED: max_dead_fraction 0.8 -> 0.4" on 5-wide ReLU layers already
     He-uniform; He-normal has the same variance). False where a layer's fans, weights or variance
-    are not known (a transposed convolution's fans differ from torch's), or nothing is re-drawn."""
+    are not known (a transposed convolution's fans differ from torch's), or nothing is re-drawn. Not
+    asked of a stored checkpoint (:attr:`.SimulationResult.checkpoint`): trained weights are no draw,
+    however close their second moment comes to an init's, and its init remedies are advice for
+    retraining from scratch (kerassweep24's regressor: |N(0, He)| kernels have He's second moment)."""
     init = _EDIT_INITS.get(remedy_id)
     if init is None:
         return False
@@ -1312,7 +1315,7 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
             if not wanted:
                 continue
             remedy = R.init(scheme, "the Linear/Conv layers")
-            if not functions and already_drawn_as(result, remedy.id):
+            if not functions and not result.checkpoint and already_drawn_as(result, remedy.id):
                 # the layers already have this init's variance: a re-draw, not a fix (peersweep23)
                 note = (f" The Linear/Conv layers already have {scheme}'s variance (measured, to the sampling "
                         "spread of their weights) and zero biases: re-initialising them with it is a new random "
