@@ -198,15 +198,11 @@ def test_kerassweep29_a_recurrent_cells_saturation_re_draws_the_cells_own_input_
     assert "orthogonal_init" not in by_id
 
 
-def test_kerassweep29_a_live_grus_saturation_gets_the_cells_inits() -> None:
-    # a live nn.GRU whose input weights are 4x torch's default: the cell's remedies, never a relu
-    # swap or "the Linear/Conv layers"; torch's default weight_hh is uniform, not orthogonal, so
-    # orthogonal_init is offered for it
+def _gru_classifier() -> torch.nn.Module:
+    """A GRU(8 -> 16) over (batch, 20, 8) sequences and a 3-class head on its last step."""
     from torch import nn
 
-    from gradhealth.analysis.module_check import check_module
-
-    class Net(nn.Module):
+    class GruClassifier(nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.rnn = nn.GRU(8, 16, batch_first=True)
@@ -216,8 +212,17 @@ def test_kerassweep29_a_live_grus_saturation_gets_the_cells_inits() -> None:
             out, _ = self.rnn(x)
             return self.head(out[:, -1])
 
+    return GruClassifier()
+
+
+def test_kerassweep29_a_live_grus_saturation_gets_the_cells_inits() -> None:
+    # a live nn.GRU whose input weights are 4x torch's default: the cell's remedies, never a relu
+    # swap or "the Linear/Conv layers"; torch's default weight_hh is uniform, not orthogonal, so
+    # orthogonal_init is offered for it
+    from gradhealth.analysis.module_check import check_module
+
     torch.manual_seed(0)
-    net = Net()
+    net = _gru_classifier()
     with torch.no_grad():
         net.rnn.weight_ih_l0.normal_(0, 3.0)
     doc = check_module(net, torch.randn(16, 20, 8), loss="cross_entropy", seeds=1)
@@ -250,22 +255,10 @@ def test_kerassweep29_inputs_standardised_before_a_first_layer_gru_are_measured(
     # a GRU reading raw 0-255 features holds its h_t in tanh's tails; normalise_inputs, the input
     # scaling before the cell, was measured as changing nothing: its hook sat on the nn.GRU, which
     # the step-by-step stand-in never calls. Checked against the GRU run by hand on both inputs.
-    from torch import nn
-
     from gradhealth.analysis.module_check import check_module
 
-    class Net(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.rnn = nn.GRU(8, 16, batch_first=True)
-            self.head = nn.Linear(16, 3)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            out, _ = self.rnn(x)
-            return self.head(out[:, -1])
-
     torch.manual_seed(0)
-    net = Net()
+    net = _gru_classifier()
     raw = torch.rand(256, 20, 8) * 255
     with torch.no_grad():
         tails = (net.rnn(raw)[0].abs() > 0.98).float().mean().item()
