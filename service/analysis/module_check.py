@@ -608,7 +608,7 @@ def _residual_blocks(det: Detection, result: SimulationResult, model: nn.Module)
     out: list[tuple[str, str | None]] = []
     for unit in det.units:
         if (not unit.pointer.startswith("module:") or unit is last or unit.name == last.name
-                or not unit.fan_in or unit.fan_in != unit.fan_out):
+                or not unit.fan_in or unit.fan_in != unit.fan_out or unit.name in result.score_projections):
             continue
         path = unit.pointer.removeprefix("module:")
         parent = path.rpartition(".")[0]
@@ -1374,8 +1374,11 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
             if code == "vanishing_gradient" and not result.summed:
                 # an identity skip adds up only where a layer keeps its width (a conv's fan-in and
                 # fan-out share its kernel: equal exactly where its channel counts are)
-                resized = [layer_words(u) for u in det.units if u.fan_in and u.fan_out and u.fan_in != u.fan_out]
-                residual = R.residual_connections([layer_words(u) for u in det.units] or "the network",
+                # nor are an attention's query and key projections wrapped one by one: a skip x + q(x)
+                # around a score projection is no path around the block (its skip goes round the attention)
+                wrapped = [u for u in det.units if u.name not in result.score_projections]
+                resized = [layer_words(u) for u in wrapped if u.fan_in and u.fan_out and u.fan_in != u.fan_out]
+                residual = R.residual_connections([layer_words(u) for u in wrapped] or "the network",
                                                   resized=resized)
                 blocks = _residual_blocks(det, result, model) if unit_names is None else []
                 if blocks:

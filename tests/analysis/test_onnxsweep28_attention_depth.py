@@ -103,3 +103,8 @@ def test_parallel_projections_of_one_block_count_as_one_step_and_deep_attention_
     assert found[0].evidence.layers == ["blocks.0.value", "dense"]
     # the longest path: value -> out in each block, then dense; 2 layers a block and 1, not 4 a block
     assert extra["depth"] == 2 * blocks + 1
+    # its structural remedies name no query/key projection: a norm after q or k changes what the scores
+    # mean, and a skip x + q(x) around one is no path around the block
+    structural = [r for r in found[0].remedies if r.id in ("batch_norm", "residual_connections")]
+    assert {r.id for r in structural} == {"batch_norm", "residual_connections"}
+    assert not any(".query" in r.change or ".key" in r.change for r in structural), [r.change for r in structural]
