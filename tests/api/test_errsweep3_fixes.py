@@ -110,8 +110,11 @@ def test_a_full_disk_is_a_507():
 ])
 def test_every_upload_door_refuses_a_content_encoding_alike(app, path, body, encoding, media):
     r = app.post(path, content=body, headers={"content-encoding": encoding, "content-type": media})
-    assert problem(r, 415)["detail"] == f"Content-Encoding {encoding} is not supported; send the body uncompressed"
+    body_ = problem(r, 415)
+    assert body_["detail"] == f"Content-Encoding {encoding} is not supported; send the body uncompressed"
     assert r.headers["accept-encoding"] == "identity"
+    # the header named as where the problem is, as the other header refusals do
+    assert [e["parameter"] for e in body_["errors"]] == ["header.Content-Encoding"]
 
 
 def test_a_multipart_upload_with_a_content_encoding_is_refused_too(app):

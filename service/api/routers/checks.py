@@ -75,6 +75,7 @@ def refuse_encoding(content_encoding: str | None) -> None:
     if any(c != "identity" for c in codings):
         raise ApiError(415, "unsupported_content_encoding",
                        f"Content-Encoding {encoding[:60]} is not supported; send the body uncompressed",
+                       parameter="header.Content-Encoding",
                        headers={"Accept-Encoding": "identity"})  # RFC 9110 15.5.16
 
 
