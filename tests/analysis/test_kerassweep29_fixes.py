@@ -148,10 +148,9 @@ def test_kerassweep29_a_live_forward_ending_in_a_tanh_under_binary_cross_entropy
     assert "sigmoid(1) = 0.731" in f.explanation and "values in [-1, 1]" in f.explanation
 
 
-def test_kerassweep29_a_recurrent_cells_saturation_gets_remedies_for_a_cell() -> None:
-    # a stored GRU whose input kernel is ~3x too large holds its h_t in tanh's tails
-    # (mb_hybrid_conv_gru_lstm: a GRU's saturation was offered relu in the GRU/LSTM, with
-    # Dense/Conv2D code, and inits of "the Linear/Conv layers")
+def _saturated_gru_check() -> Any:
+    """The check of a stored Keras GRU(8 -> 16) over 20 steps whose input kernel has std 3 (W x_t of
+    std ~8.5: h_t held in tanh's tails), an orthogonal recurrent kernel and a Dense(3) head."""
     from tests.analysis.test_keras_import import _rec
 
     rng = np.random.default_rng(0)
@@ -160,8 +159,15 @@ def test_kerassweep29_a_recurrent_cells_saturation_gets_remedies_for_a_cell() ->
     stored = {"cell": [("kernel", rng.normal(0, 3, (8, 48))), ("recurrent_kernel", recurrent),
                        ("bias", np.zeros((2, 48)))],
               "out": [("kernel", rng.normal(0, 0.3, (16, 3))), ("bias", np.zeros(3))]}
-    doc = check_keras(keras2_h5(cfg, {n: [(w, v.astype("float32")) for w, v in ws] for n, ws in stored.items()}),
-                      seeds=2)
+    return check_keras(keras2_h5(cfg, {n: [(w, v.astype("float32")) for w, v in ws] for n, ws in stored.items()}),
+                       seeds=2)
+
+
+def test_kerassweep29_a_recurrent_cells_saturation_gets_remedies_for_a_cell() -> None:
+    # a stored GRU whose input kernel is ~3x too large holds its h_t in tanh's tails
+    # (mb_hybrid_conv_gru_lstm: a GRU's saturation was offered relu in the GRU/LSTM, with
+    # Dense/Conv2D code, and inits of "the Linear/Conv layers")
+    doc = _saturated_gru_check()
     [f] = [f for f in doc.findings if f.code == "saturation"]
     assert f.evidence.layers == ["cell"], doc.summary
     ids = [r.id for r in f.remedies]
@@ -175,16 +181,7 @@ def test_kerassweep29_a_recurrent_cells_saturation_re_draws_the_cells_own_input_
     # mb_hybrid_conv_gru_lstm: the init remedies offered for a GRU's saturation were "the Linear/Conv
     # layers'" with Dense/Conv2D code; the cell's own input kernel (weight_ih, kernel_initializer) is
     # what holds its h_t in tanh's tails here (a kernel of std 3 on 8 inputs: W x_t of std ~8.5)
-    from tests.analysis.test_keras_import import _rec
-
-    rng = np.random.default_rng(0)
-    cfg = _seq(_rec("GRU", "cell", 16), _dense("out", 3), shape=[20, 8])
-    recurrent = np.linalg.qr(rng.normal(size=(48, 48)))[0][:16]
-    stored = {"cell": [("kernel", rng.normal(0, 3, (8, 48))), ("recurrent_kernel", recurrent),
-                       ("bias", np.zeros((2, 48)))],
-              "out": [("kernel", rng.normal(0, 0.3, (16, 3))), ("bias", np.zeros(3))]}
-    doc = check_keras(keras2_h5(cfg, {n: [(w, v.astype("float32")) for w, v in ws] for n, ws in stored.items()}),
-                      seeds=2)
+    doc = _saturated_gru_check()
     [f] = [f for f in doc.findings if f.code == "saturation"]
     by_id = {r.id: r for r in f.remedies}
     redraw = by_id["xavier_init"]
