@@ -27,6 +27,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from gradhealth.core.pointers import escape, pointer_of, too_deep_path
+from gradhealth.core.words import shorten
 
 if TYPE_CHECKING:
     from gradhealth.core.document import Diagnosis, Finding
@@ -346,7 +347,7 @@ def _schema_problems(exc: Any, data: Any, limit: int = 3) -> str:
         if err["type"] != "missing" and (got is None or isinstance(got, bool | int | float | str)):
             shown = repr(got)
             msg += f" (got {shown if len(shown) <= 40 else shown[:39] + '…'})"
-        line = f"{_clip_pointer(pointer) if pointer else 'the top level'}: {msg[:200]}"
+        line = f"{_clip_pointer(pointer) if pointer else 'the top level'}: {shorten(msg, 200)}"
         if line not in lines:
             lines.append(line)
     more = f"; and {len(lines) - limit} more" if len(lines) > limit else ""

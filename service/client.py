@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from gradhealth.core.numbers import plain
+from gradhealth.core.words import shorten
 from gradhealth.errors import (
     ArgumentTypeError,
     GradHealthError,
@@ -298,7 +299,7 @@ class Client:
             problem = None
         if isinstance(problem, dict) and isinstance(problem.get("detail"), str):
             return " ".join(problem["detail"].split())
-        return " ".join(response.text[:200].split()) or f"HTTP {response.status_code}"
+        return shorten(" ".join(response.text[:2000].split()), 200) or f"HTTP {response.status_code}"
 
     def submitted(self, response: httpx.Response) -> dict[str, Any]:
         """The job a check route (``POST /v1/checks/...``) answered; WrongServiceURL where the

@@ -23,6 +23,7 @@ from gradhealth.analysis.spec import (
     reads_as_yaml,
     unknown_field_words,
 )
+from gradhealth.core.words import shorten
 from gradhealth.errors import PROBLEM_BASE, GradHealthError
 
 log = logging.getLogger("gradhealth.api")
@@ -225,7 +226,7 @@ def install(app: FastAPI) -> None:
         # so it is logged, but it is the request's value that is wrong, not the service: a 422.
         reason = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig).__name__
         log.warning("the database refused a value on %s %s: %s", request.method, request.url.path, reason)
-        detail = f"a value of this request cannot be stored: {reason[:200]}"
+        detail = f"a value of this request cannot be stored: {shorten(reason, 200)}"
         return problem_response(422, "Invalid request", detail, type_=f"{PROBLEM_BASE}invalid-request",
                                 instance=request.url.path)
 

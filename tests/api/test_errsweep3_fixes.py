@@ -254,3 +254,15 @@ def test_each_unknown_field_is_its_own_error_item_naming_it(app):
     errors = problem(multipart(app, body, "/v1/checks/model"), 422)["errors"]
     assert [e["parameter"] for e in errors] == ["note", "sedes"]
     assert "did you mean 'seeds'?" in errors[1]["detail"] and "allowed: " in errors[0]["detail"]
+
+
+def test_a_long_list_of_unknown_fields_is_cut_between_names(app):
+    """Four unknown fields of 70 characters make a list over the 200 characters the message gives it:
+    it is cut after a whole name and says so (`…`), never inside a name."""
+    names = [f"option_{i}_" + "x" * 61 for i in range(4)]
+    body = part("file", CSV, '; filename="m.csv"') + b"".join(part(n, b"x") for n in names) + b"--XyZ--\r\n"
+    detail = problem(multipart(app, body), 422)["detail"]
+    listed = detail.removeprefix("unknown fields: ").split("; ")[0]
+    assert listed.endswith(" …"), detail
+    shown = listed.removesuffix(" …").split(", ")
+    assert 1 < len(shown) < len(names) and all(n in names for n in shown), shown

@@ -39,6 +39,7 @@ from gradhealth.api.schemas import (
 )
 from gradhealth.api.security import Caller, client_address, rate_key
 from gradhealth.core.losses import LOSSES, loss_problem
+from gradhealth.core.words import shorten
 from gradhealth.db.models import JobRow
 from gradhealth.errors import GradHealthError, InputFormatError, cuda_unavailable, not_utf8_at
 from gradhealth.jobs import store
@@ -460,7 +461,7 @@ async def _form(request: Request, *, max_files: int, max_fields: int) -> Any:
             message = (f"a part's header line is over {MAX_PART_HEADER:,} bytes (a file name that long? "
                        "send a short one)")
         elif cause:
-            message = f"{message.rstrip('.')} ({cause[:200]})."
+            message = f"{message.rstrip('.')} ({shorten(cause, 200)})."
         where = "header.Content-Type" if "boundary" in message.lower() and not cause else "body"
         raise refused(where, message) from None
     return form
@@ -518,7 +519,7 @@ def _file_part(form: Any, what: str) -> Any:
     part whose Content-Transfer-Encoding would leave its bytes encoded."""
     part = form.get("file")
     if part is None:
-        present = ", ".join(sorted({str(k)[:40] for k in form}))[:200]
+        present = shorten(", ".join(sorted({str(k)[:40] for k in form})), 200)
         raise ApiError(422, "missing_file", f"send {what} as a multipart part named `file`"
                        + (f" (the body has: {present})" if present else " (the body has no parts)"),
                        parameter="file")
@@ -535,7 +536,7 @@ def _refuse_unknown_fields(form: Any, allowed: tuple[str, ...]) -> None:
     unknown = sorted({k for k in form if k != "file" and k not in allowed})
     if unknown:
         takes = f"use {', '.join(allowed)}" if allowed else "this endpoint takes only the part `file`"
-        raise ApiError(422, "invalid_option", f"unknown fields: {', '.join(unknown)[:200]}; {takes}",
+        raise ApiError(422, "invalid_option", f"unknown fields: {shorten(', '.join(unknown), 200)}; {takes}",
                        each=[(echo_id(name[:40]), unknown_field_words(field_hint(name, allowed), ("file", *allowed), 12))
                              for name in unknown[:20]])
 
@@ -673,7 +674,7 @@ def model_options(fields: dict[str, list[str]], limits: Any) -> dict[str, Any]:
     try:
         return _model_options(fields, limits)
     except ValueError as exc:
-        raise ApiError(422, "invalid_option", f"an option could not be read: {str(exc)[:200]}",
+        raise ApiError(422, "invalid_option", f"an option could not be read: {shorten(str(exc), 200)}",
                        parameter=getattr(exc, "parameter", None)) from None
 
 

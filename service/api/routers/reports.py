@@ -35,6 +35,7 @@ from gradhealth.api.problems import ApiError
 from gradhealth.api.routers.jobs import NOT_FOUND, _load
 from gradhealth.api.schemas import RATE_LIMITED, Problem
 from gradhealth.core.document import Diagnosis
+from gradhealth.core.words import shorten
 from gradhealth.db.models import JobRow
 from gradhealth.report import FORMATS, Format, ReportContext, for_media_type, render
 
@@ -79,8 +80,8 @@ def negotiate(format: str | None, accept: str | None) -> Format:
             return found
     words = ("ask for application/json, application/sarif+json, application/junit+xml, text/markdown, "
              "text/html or text/plain, or use ?format=")
-    raise ApiError(406, "not_acceptable", f"no report in {accept[:200]!r}; {words}", parameter="header.Accept",
-                   item=f"no report in {accept[:200]!r}; {words}")
+    raise ApiError(406, "not_acceptable", f"no report in {shorten(accept, 200)!r}; {words}", parameter="header.Accept",
+                   item=f"no report in {shorten(accept, 200)!r}; {words}")
 
 
 def _context(kind: str, request: Any, source: str | None, sent: str | None = None) -> ReportContext:
