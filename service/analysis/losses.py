@@ -155,7 +155,11 @@ def loss_value(kind: str, out: torch.Tensor, target: torch.Tensor | None, *, fro
         if from_logits:
             return nn.functional.binary_cross_entropy_with_logits(out, t), out.new_zeros(())
         silent = ((out <= KERAS_EPSILON) | (out >= 1 - KERAS_EPSILON) | out.isnan()).to(out.dtype).mean()
-        return nn.functional.binary_cross_entropy(out.clamp(KERAS_EPSILON, 1 - KERAS_EPSILON), t), silent
+        # Written out rather than torch's binary_cross_entropy, which raises on a NaN probability
+        # ("all elements of input should be between 0 and 1"): an overflowed forward pass must reach the
+        # nonfinite rule as NaN, not stop the check. Same value and gradient on finite input.
+        p = out.clamp(KERAS_EPSILON, 1 - KERAS_EPSILON)
+        return -(t * p.log() + (1 - t) * (1 - p).log()).mean(), silent
     if kind in REGRESSION:
         assert target is not None
         # every sample gets a gradient from these (an output exactly at its target aside)
