@@ -208,6 +208,8 @@ def phi(name: str, x: np.ndarray, negative_slope: float = 0.01, alpha: float = 1
     if key == "softplus":
         small = np.log1p(np.exp(np.minimum(x, SOFTPLUS_THRESHOLD)))
         return np.where(x > SOFTPLUS_THRESHOLD, x, small)
+    if key == "hard_sigmoid":
+        return np.clip(x + 3.0, 0.0, 6.0) / 6.0  # torch's relu6(x + 3) / 6, to the last bit
     if key in _HARD_SIGMOIDS:
         return np.clip(_HARD_SIGMOIDS[key] * x + 0.5, 0.0, 1.0)
     if key == "softsign":
@@ -254,10 +256,13 @@ def dphi(name: str, x: np.ndarray, negative_slope: float = 0.01, alpha: float = 
         return s * (1.0 + x * (1.0 - s))
     if key == "softplus":
         return np.where(x > SOFTPLUS_THRESHOLD, 1.0, special.expit(x))
-    if key in _HARD_SIGMOIDS:
+    if key == "hard_sigmoid":
         # the slope strictly inside the clips, 0 outside (torch's Hardsigmoid gradient)
-        edge = 0.5 / _HARD_SIGMOIDS[key]
-        return np.where((x > -edge) & (x < edge), _HARD_SIGMOIDS[key], 0.0)
+        return np.where((x > -3.0) & (x < 3.0), 1.0 / 6.0, 0.0)
+    if key in _HARD_SIGMOIDS:
+        # torch.clamp's gradient: the slope up to and including the clips
+        y = _HARD_SIGMOIDS[key] * x + 0.5
+        return np.where((y >= 0.0) & (y <= 1.0), _HARD_SIGMOIDS[key], 0.0)
     if key == "softsign":
         return 1.0 / (1.0 + np.abs(x)) ** 2
     if key == "mish":
