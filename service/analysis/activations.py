@@ -26,6 +26,7 @@ __all__ = [
 Activation = Literal[
     "identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu",
     "gelu", "silu", "swish", "softplus", "hardtanh", "exponential",
+    "hard_sigmoid", "hard_sigmoid_keras2", "softsign", "mish",
 ]
 ACTIVATIONS: tuple[str, ...] = get_args(Activation)
 
@@ -43,8 +44,13 @@ CANONICAL_ACTIVATIONS: tuple[str, ...] = tuple(a for a in ACTIVATIONS if a not i
 NO_THEORY: frozenset[str] = frozenset({"exponential"})
 
 #: The activations with flat tails, where the derivative goes to zero; they are also exactly the
-#: bounded ones (|phi| stays finite), which the mean-field theory relies on.
-SATURATING: frozenset[str] = frozenset({"sigmoid", "tanh", "hardtanh"})
+#: bounded ones (|phi| stays finite), which the mean-field theory relies on. Keras' hard sigmoids
+#: (``hard_sigmoid``: relu6(x + 3) / 6, torch's ``Hardsigmoid`` and Keras 3's; ``hard_sigmoid_keras2``:
+#: clip(0.2 x + 0.5, 0, 1), Keras 2's) are flat past their clips (|x| >= 3, >= 2.5) and ``softsign``,
+#: x / (1 + |x|), has derivative 1 / (1 + |x|)^2 -> 0: a stack of them vanishes as a sigmoid's does.
+#: ``mish`` (x tanh(softplus(x))) is unbounded above like silu and gelu, so not here.
+SATURATING: frozenset[str] = frozenset({"sigmoid", "tanh", "hardtanh", "hard_sigmoid", "hard_sigmoid_keras2",
+                                        "softsign"})
 
 #: The saturating activations whose flat tails a simulation measures: the spec's, and the hard
 #: sigmoid clip(a x + b, 0, 1) that only an imported graph or a live module has (nn.Hardsigmoid,

@@ -25,6 +25,11 @@ from gradhealth.analysis.activations import MEASURED_SATURATING
 #: Margin of the flat tails: a sigmoid output within 0.02 of 0 or 1 has derivative < 0.02
 #: (at most 8% of its peak 0.25); a tanh output within 0.02 of +-1 has derivative < 0.04.
 SATURATION_MARGIN = 0.02
+#: A softsign output x / (1 + |x|) has derivative (1 - |h|)^2, which falls under a tanh's bar at its
+#: margin, tanh'(x) = 1 - h^2 < 1 - (1 - 0.02)^2 = 0.0396 (of a peak of 1 for both), where |h| > 0.801
+#: (|x| > 4.0): counted at its own output, the margin 0.02 would need |x| > 49, where the derivative is
+#: already 4e-4. The hard sigmoids are counted at their clips, where the derivative is exactly 0.
+SOFTSIGN_SATURATED = 1.0 - math.sqrt(1.0 - (1.0 - SATURATION_MARGIN) ** 2)
 
 
 
@@ -311,8 +316,10 @@ class Readout:
                     n_rows = h.numel() // h.shape[-1]
             elif activation == "tanh":
                 sat = h.abs() > 1 - m
-            elif activation == "hardsigmoid":
+            elif activation in ("hardsigmoid", "hard_sigmoid", "hard_sigmoid_keras2"):
                 sat = (h <= 0) | (h >= 1)  # its clip: derivative exactly 0, whatever its slope
+            elif activation == "softsign":
+                sat = h.abs() > SOFTSIGN_SATURATED
             elif activation == "glu":  # pre is the gate's half: a * sigmoid(b)'s b
                 gate = torch.sigmoid(z_pre)
                 sat = (gate < m) | (gate > 1 - m)

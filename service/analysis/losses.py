@@ -22,7 +22,8 @@ KERAS_EPSILON = 1e-7
 
 #: The range of outputs each squashing activation leaves a loss on logits.
 BOUNDS = {"sigmoid": (0.0, 1.0), "softmax": (0.0, 1.0), "tanh": (-1.0, 1.0), "hardtanh": (-1.0, 1.0),
-          "hardsigmoid": (0.0, 1.0), "hard_sigmoid": (0.0, 1.0), "softsign": (-1.0, 1.0)}
+          "hardsigmoid": (0.0, 1.0), "hard_sigmoid": (0.0, 1.0), "hard_sigmoid_keras2": (0.0, 1.0),
+          "softsign": (-1.0, 1.0)}
 
 
 #: The range each bounded output activation holds a regression's prediction to, (low, high). A
@@ -58,6 +59,7 @@ _MONOTONE: dict[str, Callable[[float, dict[str, float]], float]] = {
     "sigmoid": lambda x, _: _sigmoid(x),
     "hardsigmoid": lambda x, _: min(max(x / 6.0 + 0.5, 0.0), 1.0),
     "hard_sigmoid": lambda x, _: min(max(0.2 * x + 0.5, 0.0), 1.0),
+    "hard_sigmoid_keras2": lambda x, _: min(max(0.2 * x + 0.5, 0.0), 1.0),
     "tanh": lambda x, _: math.tanh(x),
     "hardtanh": lambda x, _: min(max(x, -1.0), 1.0),
     "softsign": lambda x, _: x / (1.0 + abs(x)) if math.isfinite(x) else math.copysign(1.0, x),

@@ -40,6 +40,11 @@ _ACTIVATIONS: dict[str, Any] = {
     "softplus": lambda slope: nn.Softplus(),
     "hardtanh": lambda slope: nn.Hardtanh(),
     "exponential": lambda slope: Exponential(),
+    # Keras 3's hard_sigmoid, relu6(x + 3) / 6, is torch's; Keras 2's 0.2x + 0.5 is its own module
+    "hard_sigmoid": lambda slope: nn.Hardsigmoid(),
+    "hard_sigmoid_keras2": lambda slope: HardSigmoidKeras2(),
+    "softsign": lambda slope: nn.Softsign(),
+    "mish": lambda slope: nn.Mish(),
 }
 
 
@@ -48,6 +53,13 @@ class Exponential(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.exp(x)
+
+
+class HardSigmoidKeras2(nn.Module):
+    """Keras 2's ``hard_sigmoid``, clip(0.2 x + 0.5, 0, 1) (torch's ``Hardsigmoid`` is Keras 3's, x / 6 + 0.5)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.clamp(0.2 * x + 0.5, 0.0, 1.0)
 
 
 def activation_module(name: str, negative_slope: float = 0.01) -> nn.Module:

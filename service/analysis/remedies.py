@@ -36,6 +36,9 @@ _INIT_FOR = {
     "gelu": "kaiming_normal", "silu": "kaiming_normal", "swish": "kaiming_normal", "softplus": "kaiming_normal",
     "selu": "lecun_normal", "sigmoid": "xavier_normal", "tanh": "xavier_normal", "hardtanh": "xavier_normal",
     "identity": "xavier_normal",
+    # Keras' bounded ones take Glorot's init as a tanh does; mish, unbounded above like silu, He's
+    "hard_sigmoid": "xavier_normal", "hard_sigmoid_keras2": "xavier_normal", "softsign": "xavier_normal",
+    "mish": "kaiming_normal",
 }
 _SAME_INIT = {"kaiming_normal": {"kaiming_normal", "kaiming_uniform", "he_normal", "he_uniform"},
               "xavier_normal": {"xavier_normal", "xavier_uniform"}, "lecun_normal": {"lecun_normal"}}

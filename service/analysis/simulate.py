@@ -23,7 +23,7 @@ from gradhealth.analysis import spec as S
 from gradhealth.analysis import theory
 from gradhealth.analysis.figures import Readout, SeedFigures, duplicates_over_seeds, tensor_norm
 from gradhealth.analysis.kinds import kind_of
-from gradhealth.analysis.losses import REGRESSION, loss_value
+from gradhealth.analysis.losses import BOUNDS, REGRESSION, loss_value
 from gradhealth.analysis.model import Network, Probe, RecurrentUnit, SimpleUnit, Unit, build_network
 from gradhealth.analysis.plan import (
     Plan,
@@ -793,7 +793,8 @@ def zero_weight_steps(units: Mapping[str, Sequence[torch.Tensor]], spec: S.Optim
 
 def squashed_output(plan: Plan) -> tuple[str | None, bool]:
     """(the output activation a loss on logits squashes again, whether the loss's own squash is a
-    softmax over it): a spec whose last layer ends in a sigmoid, tanh or hardtanh (its own
+    softmax over it): a spec whose last layer ends in a bounded activation (a sigmoid, tanh, hardtanh,
+    hard sigmoid or softsign: ``losses.BOUNDS``; its own
     activation, or an activation layer after it) under a loss on logits (``from_logits: true``,
     the default). ``binary_cross_entropy`` runs a sigmoid over it; ``cross_entropy`` puts a
     softmax over bounded outputs, as a live module's forward ending in a sigmoid does."""
@@ -804,7 +805,8 @@ def squashed_output(plan: Plan) -> tuple[str | None, bool]:
     if not top:
         return None, False
     act = getattr(top[-1].layer, "activation", None)
-    if act not in ("sigmoid", "tanh", "hardtanh"):
+    # every bounded activation a spec has (losses.BOUNDS: a softsign's [-1, 1], a hard sigmoid's [0, 1])
+    if act is None or act == "softmax" or act not in BOUNDS:
         return None, False
     return act, loss.type == "cross_entropy"
 

@@ -70,6 +70,9 @@ _BOUNDED: frozenset[str] = SATURATING
 # torch.nn.functional.selu constants (Klambauer et al. 2017, eq. 14).
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
+# The hard sigmoids clip(slope * x + 1/2, 0, 1), by slope: torch's Hardsigmoid (Keras 3's hard_sigmoid,
+# relu6(x + 3) / 6) and Keras 2's 0.2 x + 0.5.
+_HARD_SIGMOIDS: dict[str, float] = {"hard_sigmoid": 1.0 / 6.0, "hard_sigmoid_keras2": 0.2}
 # torch.nn.functional.softplus(beta=1, threshold=20) returns x itself above 20.
 SOFTPLUS_THRESHOLD = 20.0
 
@@ -153,7 +156,8 @@ def kinks(name: str, negative_slope: float = 0.01) -> tuple[float, ...]:
 
     ``relu``/``leaky_relu``/``elu``/``selu`` kink at 0 (elu's derivative is in fact
     continuous at 0 for alpha = 1, but listing it costs nothing), ``hardtanh`` at
-    -1 and 1; the smooth activations have none.  ``leaky_relu`` with slope 1 is
+    -1 and 1, the hard sigmoids at their clips (+-3 for ``hard_sigmoid``, +-2.5 for
+    ``hard_sigmoid_keras2``); the smooth activations have none.  ``leaky_relu`` with slope 1 is
     the identity and has none.  Gaussian integrals split the real line here so
     the adaptive rule never straddles a kink.
     """
@@ -164,6 +168,9 @@ def kinks(name: str, negative_slope: float = 0.01) -> tuple[float, ...]:
         return (0.0,)
     if key == "hardtanh":
         return (-1.0, 1.0)
+    if key in _HARD_SIGMOIDS:
+        edge = 0.5 / _HARD_SIGMOIDS[key]  # where slope * x + 1/2 reaches 0 and 1
+        return (-edge, edge)
     return ()
 
 
@@ -173,7 +180,9 @@ def phi(name: str, x: np.ndarray, negative_slope: float = 0.01, alpha: float = 1
     gelu is the exact form ``x * Phi(x)`` (``approximate='none'``); selu uses torch's
     alpha and scale; elu has ``alpha`` (torch's default 1); softplus has beta = 1 and returns ``x``
     above the threshold 20; hardtanh clips to [-1, 1]; leaky_relu is ``x`` for
-    ``x > 0`` and ``negative_slope * x`` otherwise.
+    ``x > 0`` and ``negative_slope * x`` otherwise; ``hard_sigmoid`` is torch's Hardsigmoid
+    (Keras 3's, clip(x / 6 + 1/2, 0, 1)), ``hard_sigmoid_keras2`` clip(0.2 x + 1/2, 0, 1);
+    softsign is x / (1 + |x|), mish x tanh(softplus(x)).
     """
     key = _canonical(name)
     x = np.asarray(x, dtype=np.float64)
@@ -199,6 +208,15 @@ def phi(name: str, x: np.ndarray, negative_slope: float = 0.01, alpha: float = 1
     if key == "softplus":
         small = np.log1p(np.exp(np.minimum(x, SOFTPLUS_THRESHOLD)))
         return np.where(x > SOFTPLUS_THRESHOLD, x, small)
+    if key == "hard_sigmoid":
+        return np.clip(x + 3.0, 0.0, 6.0) / 6.0  # torch's relu6(x + 3) / 6, to the last bit
+    if key in _HARD_SIGMOIDS:
+        return np.clip(_HARD_SIGMOIDS[key] * x + 0.5, 0.0, 1.0)
+    if key == "softsign":
+        return x / (1.0 + np.abs(x))
+    if key == "mish":
+        # x tanh(softplus(x)); logaddexp(0, x) is softplus without overflow
+        return x * np.tanh(np.logaddexp(0.0, x))
     # hardtanh
     return np.clip(x, -1.0, 1.0)
 
@@ -238,6 +256,18 @@ def dphi(name: str, x: np.ndarray, negative_slope: float = 0.01, alpha: float = 
         return s * (1.0 + x * (1.0 - s))
     if key == "softplus":
         return np.where(x > SOFTPLUS_THRESHOLD, 1.0, special.expit(x))
+    if key == "hard_sigmoid":
+        # the slope strictly inside the clips, 0 outside (torch's Hardsigmoid gradient)
+        return np.where((x > -3.0) & (x < 3.0), 1.0 / 6.0, 0.0)
+    if key in _HARD_SIGMOIDS:
+        # torch.clamp's gradient: the slope up to and including the clips
+        y = _HARD_SIGMOIDS[key] * x + 0.5
+        return np.where((y >= 0.0) & (y <= 1.0), _HARD_SIGMOIDS[key], 0.0)
+    if key == "softsign":
+        return 1.0 / (1.0 + np.abs(x)) ** 2
+    if key == "mish":
+        t = np.tanh(np.logaddexp(0.0, x))
+        return t + x * (1.0 - t * t) * special.expit(x)
     # hardtanh: torch's gradient is 1 strictly inside (-1, 1), 0 outside.
     return np.where((x > -1.0) & (x < 1.0), 1.0, 0.0)
 

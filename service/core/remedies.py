@@ -416,10 +416,13 @@ def relu_family_activation(where: str, activation: str = "relu", patch: Patch = 
 #: The torch module of each activation a ``relu_family_activation`` snippet may swap.
 TORCH_ACTIVATION_MODULES = {"sigmoid": "Sigmoid", "tanh": "Tanh", "softsign": "Softsign", "hardtanh": "Hardtanh",
                             "hardsigmoid": "Hardsigmoid", "softplus": "Softplus", "softmax": "Softmax",
-                            "log_softmax": "LogSoftmax", "relu": "ReLU"}
+                            "log_softmax": "LogSoftmax", "relu": "ReLU",
+                            # a spec's names of torch's Hardsigmoid (Keras 3's hard_sigmoid) and Mish
+                            "hard_sigmoid": "Hardsigmoid", "mish": "Mish"}
 #: The activations torch has no module of, by the class a model defines for them (a spec's exponential
-#: is ``gradhealth.analysis.model.Exponential``, exp(x); a torch transcription has its own of that name).
-OWN_ACTIVATION_MODULES = {"exponential": "Exponential"}
+#: is ``gradhealth.analysis.model.Exponential``, exp(x), Keras 2's hard sigmoid ``HardSigmoidKeras2``,
+#: clip(0.2 x + 0.5, 0, 1); a torch transcription has its own of that name).
+OWN_ACTIVATION_MODULES = {"exponential": "Exponential", "hard_sigmoid_keras2": "HardSigmoidKeras2"}
 #: The saturating activations a ``relu_family_activation`` snippet swaps for ReLU by default.
 SATURATING_SWAPPED = ("sigmoid", "tanh", "softsign", "hardtanh", "hardsigmoid", "softplus")
 
