@@ -17,10 +17,10 @@ def test_value_and_gradient_are_the_formula_on_finite_probabilities():
     loss, _ = loss_value("binary_cross_entropy", p, t, from_logits=False)
     loss.backward()
     clipped = [0.2, 0.9, KERAS_EPSILON, 0.5]
-    want = -sum(ti * math.log(pi) + (1 - ti) * math.log(1 - pi) for pi, ti in zip(clipped, [1, 0, 1, 1])) / 4
+    want = -sum(ti * math.log(pi) + (1 - ti) * math.log(1 - pi) for pi, ti in zip(clipped, [1, 0, 1, 1], strict=True)) / 4
     assert math.isclose(loss.item(), want, rel_tol=1e-12)
     grads = p.grad.flatten().tolist()
-    for g, pi, ti, inside in zip(grads, clipped, [1, 0, 1, 1], [True, True, False, True]):
+    for g, pi, ti, inside in zip(grads, clipped, [1, 0, 1, 1], [True, True, False, True], strict=True):
         expected = (pi - ti) / (pi * (1 - pi)) / 4 if inside else 0.0  # the clip passes no gradient below eps
         assert math.isclose(g, expected, rel_tol=1e-9, abs_tol=1e-15)
 
