@@ -3366,7 +3366,7 @@ class DeadUnits(_Fraction):
                     "the first layer")
             if severity == "info":
                 head += "; a note: about one run in ten or fewer starts dead, and restarting with another seed fixes it"
-        elif getattr(result, "checkpoint", False):
+        elif result.checkpoint:
             # stored (trained) weights are one network, not a draw at birth: dead in the seeds' batches
             # (onnxsweep29 ayan_ae_h5: "born dead in 3 of 3 seeds" for a collapsed trained decoder)
             head = (f"dead in {'every seed' if k == n else f'{k} of {n} seeds'}: every unit of {where} is zero "
@@ -3499,7 +3499,7 @@ def _collapsed_weight_cause(found: Detection, result: SimulationResult) -> Detec
     (name -> weight RMS) and a sentence naming them first (onnxsweep29 ayan_ae_h5: a decoder's kernels of
     RMS 5e-34 went unnamed, only generic init remedies followed). Unchanged otherwise."""
     names = found.evidence.get("layers") or []
-    if not getattr(result, "checkpoint", False) or not names:
+    if not result.checkpoint or not names:
         return found
     order = [u.name for u in result.units]
     last = max(order.index(n) for n in names if n in order) if any(n in order for n in names) else -1
