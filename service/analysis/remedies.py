@@ -37,6 +37,13 @@ _INIT_FOR = {
     "selu": "lecun_normal", "sigmoid": "xavier_normal", "tanh": "xavier_normal", "hardtanh": "xavier_normal",
     "identity": "xavier_normal",
 }
+
+def init_scheme_for(activation: str | None) -> str:
+    """The init scheme that matches ``activation`` (He's for the ReLU family, LeCun's for SELU,
+    Glorot's for a squashing or linear one): what a re-initialised layer followed by it is drawn with."""
+    return _INIT_FOR.get(activation or "identity", "xavier_normal")
+
+
 _SAME_INIT = {"kaiming_normal": {"kaiming_normal", "kaiming_uniform", "he_normal", "he_uniform"},
               "xavier_normal": {"xavier_normal", "xavier_uniform"}, "lecun_normal": {"lecun_normal"}}
 
