@@ -136,6 +136,9 @@ class SeedFigures:
     #: attention query and key projections, whose output reaches a softmax through q k^T
     #: (:func:`.graph.score_projections`)
     score_projections: list[str] = field(default_factory=list)
+    #: the element-wise recurrences (by their decay's parameter) whose decay is computed per step from
+    #: the input, exp(delta_t * A): selective scans, Mamba's form (:func:`.graph.elementwise_loops`)
+    selective_scans: list[str] = field(default_factory=list)
     #: units whose output is added to another path (a residual branch's last layer;
     #: :func:`.graph.branch_sums`)
     summed: list[str] = field(default_factory=list)

@@ -971,6 +971,9 @@ class Tracer:
         #: the last product by a decay computed per step from one parameter the model holds itself
         #: (a selective scan's exp(delta_t * A)), by that parameter's name (``_selective_decay``)
         self.scan_products: dict[str, torch.Tensor] = {}
+        #: the parameters whose decays were recorded as a selective scan's (``_selective_decay``):
+        #: a decay exp(delta_t * A) computed per step from the input, Mamba's form
+        self.selective: set[str] = set()
         #: the autograd nodes of the tensors the forward called ``.detach()`` on (a live module's)
         self.detached: list[Any] = []
         #: the function activations called more than once under one name, every call in order
@@ -2008,6 +2011,7 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
                 continue
             if before is not None and state.requires_grad and _within_hops(state.grad_fn, {before.grad_fn}):
                 self.tracer.decays.setdefault(name, []).append((self.tracer._keep(state), out))
+                self.tracer.selective.add(name)
             self.tracer.scan_products[name] = out
             return
 
@@ -3218,6 +3222,7 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
         # step) is summed once a call
         figures.summed = [name for name in sums for _ in range(max(1, counts.get(name, 1)))]
     figures.looped = [*looped, *scans]
+    figures.selective_scans = [name for name in scans if name in tracer.selective]
     figures.shared_states = {name: members for name, (members, _) in shared.items()}
     figures.beside_loops = beside
     for name in cut:
@@ -4344,6 +4349,7 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
                             cell_gates=list(run.cell_gates),
                             shared_states=figures_of[0].shared_states,
                             score_projections=figures_of[0].score_projections,
+                            selective_scans=figures_of[0].selective_scans,
                             summed=figures_of[0].summed, feeds=figures_of[0].feeds,
                             loss_reads=figures_of[0].loss_reads,
                             batch_statistics=figures_of[0].batch_statistics,

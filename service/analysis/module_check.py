@@ -97,6 +97,7 @@ from gradhealth.analysis.remedies import (
     clip_threshold,
     far_input,
     far_targets,
+    init_scheme_for,
     lower_rate,
     per_sample_norm_remedy,
     raise_rate,
@@ -224,30 +225,58 @@ def _layers(net: nn.Module, types: tuple[type, ...]) -> list[nn.Module]:
                 and role_of(m).type in ("linear", "conv1d", "conv2d", "conv3d"))]
 
 
+def _redraw(m: nn.Module, scheme: str) -> None:
+    """``m``'s weight drawn afresh with ``scheme`` (kaiming_normal, xavier_normal or lecun_normal), in place."""
+    parametrized = parametrized_weight(m)
+    # a parametrized weight (weight_norm) is computed: draw a new one and assign it
+    # (the parametrization's right_inverse sets its originals)
+    # a wrapper's layer that computes its weight in forward (a SpectralNorm's
+    # ``weight_bar``): the parameter it is computed from
+    found = layer_weight(m)
+    if found is None:
+        return
+    w = found
+    if parametrized:
+        w = torch.empty_like(w)
+    if scheme == "kaiming_normal":
+        nn.init.kaiming_normal_(w, nonlinearity="relu")
+    elif scheme == "xavier_normal":
+        nn.init.xavier_normal_(w)
+    else:  # lecun_normal
+        nn.init.normal_(w, 0.0, w[0].numel() ** -0.5)
+    if parametrized:
+        m.weight = w
+
+
 def _init_edit(scheme: str) -> Edit:
     def edit(net: nn.Module, seed: int) -> None:
         with torch.no_grad():
             for m in _layers(net, _WEIGHT_LAYERS):
-                parametrized = parametrized_weight(m)
-                # a parametrized weight (weight_norm) is computed: draw a new one and assign it
-                # (the parametrization's right_inverse sets its originals)
-                # a wrapper's layer that computes its weight in forward (a SpectralNorm's
-                # ``weight_bar``): the parameter it is computed from
-                found = layer_weight(m)
-                if found is None:
-                    continue
-                w = found
-                if parametrized:
-                    w = torch.empty_like(w)
-                if scheme == "kaiming_normal":
-                    nn.init.kaiming_normal_(w, nonlinearity="relu")
-                elif scheme == "xavier_normal":
-                    nn.init.xavier_normal_(w)
-                else:  # lecun_normal
-                    nn.init.normal_(w, 0.0, w[0].numel() ** -0.5)
-                if parametrized:
-                    m.weight = w
+                _redraw(m, scheme)
         _zero_bias_edit(net, seed)  # the init remedies start every bias at 0 (their words say so)
+    return edit
+
+
+def _named_modules(net: nn.Module, names: Sequence[str]) -> list[nn.Module]:
+    """The modules of ``net`` that the units ``names`` are (an imported graph names its ops itself)."""
+    named = getattr(net, "module_names", None)
+    if callable(named):
+        return [m for m, (name, _) in named().items() if name in names]
+    modules = dict(net.named_modules())
+    return [modules[name] for name in names if name in modules]
+
+
+def _reinit_named_edit(schemes: Mapping[str, str]) -> Edit:
+    """Only the layers ``schemes`` names (unit name -> init scheme) re-drawn, their biases at 0,
+    every other stored weight kept: a collapsed layer's re-initialisation on the checkpoint itself."""
+    def edit(net: nn.Module, seed: int) -> None:
+        with torch.no_grad():
+            for scheme in dict.fromkeys(schemes.values()):
+                for m in _named_modules(net, [n for n, s in schemes.items() if s == scheme]):
+                    _redraw(m, scheme)
+                    bias = getattr(m, "bias", None)
+                    if isinstance(bias, torch.Tensor):
+                        bias.zero_()
     return edit
 
 
@@ -1308,6 +1337,21 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
             out.append((R.orthogonal_init(", ".join(u.name for u in fresh),
                                           layers=shown if len(shown) == len(fresh) else ()), _orthogonal_edit))
         return out
+    collapsed = det.evidence.get("collapsed_weights") if code == "dead_units" else None
+    if collapsed:
+        # stored weights that collapsed to (near) zero in training (rules._collapsed_weight_cause): the
+        # layer outputs its bias whatever its input, so what fixes it is re-drawing those layers, together
+        # (re-drawn one at a time, the next collapsed one still passes no gradient back), on this checkpoint,
+        # and less of the decay that drove them there; not an activation swap, nor a bias or a re-draw of
+        # every trained layer (which discards the training the others hold)
+        units = [u for u in result.units if u.name in collapsed]
+        if units:
+            remedy = R.reinit_collapsed([(u.name, init_scheme_for(u.activation)) for u in units])
+            functional = [u.pointer.removeprefix("function:") for u in units if u.pointer.startswith("function:")]
+            if functional:
+                remedy.change += f" ({not_reinitialised(functional)})"
+            out.append((remedy, None if functional else _reinit_named_edit(remedy.params["schemes"])))
+            return out
     if code in ("vanishing_gradient", "exploding_gradient", "nonfinite", "saturation", "dead_units", "symmetric_weights"):
         for scheme, wanted in (("kaiming_normal", bool(acts & {"relu", "leaky_relu", "elu", "gelu", "silu"})
                                 or code == "dead_units"),
@@ -1405,7 +1449,9 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
         # an element-wise recurrence (h = a * h + u; graph.elementwise_loops) has a decay vector,
         # no matrix to make orthogonal nor cell to gate: its remedy is the decay's own
         scans = [u for u in det.units if _elementwise_scan(u)]
-        out += [(R.stable_decay(u.name, code == "vanishing_through_time"), None) for u in scans]
+        # a selective scan's decay exp(delta_t * A) (Mamba's) in its own terms, A = -exp(A_log)
+        out += [(R.stable_decay(u.name, code == "vanishing_through_time", selective=u.name in result.selective_scans),
+                 None) for u in scans]
         # nor is any other scan's decay (a vector: no orthogonal init, no LSTM in its place) named
         # by the remedies of the recurrent layers below (modsweep49 indrnn: the finding on
         # cells.0's decay was offered "make cells.1.weight_hh an LSTM", "orthogonal cells.1.weight_hh")
@@ -2194,7 +2240,9 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
             # a trained checkpoint: a new init (or a bias, a gate, an activation with its re-init) is
             # advice for training again from scratch, listed after what applies to the checkpoint
             # itself, its re-simulation framed as a fresh network's (kerassweep24, onnxsweep22)
-            remedies = [R.for_retraining(r) if r.id in R.REDRAWS_WEIGHTS else r for r in remedies]
+            # (not a collapsed layer's re-initialisation: that re-draws those layers of this checkpoint alone)
+            remedies = [R.for_retraining(r) if r.id in R.REDRAWS_WEIGHTS and not r.params.get("collapsed_layers")
+                        else r for r in remedies]
         findings.append(det.finding(sorted(remedies, key=lambda r: _order(det, r))))
     _reconcile_rate(findings, result)
     report(1.0, "done")

@@ -40,6 +40,13 @@ _INIT_FOR = {
     "hard_sigmoid": "xavier_normal", "hard_sigmoid_keras2": "xavier_normal", "softsign": "xavier_normal",
     "mish": "kaiming_normal",
 }
+
+def init_scheme_for(activation: str | None) -> str:
+    """The init scheme that matches ``activation`` (He's for the ReLU family, LeCun's for SELU,
+    Glorot's for a squashing or linear one): what a re-initialised layer followed by it is drawn with."""
+    return _INIT_FOR.get(activation or "identity", "xavier_normal")
+
+
 _SAME_INIT = {"kaiming_normal": {"kaiming_normal", "kaiming_uniform", "he_normal", "he_uniform"},
               "xavier_normal": {"xavier_normal", "xavier_uniform"}, "lecun_normal": {"lecun_normal"}}
 

@@ -3366,7 +3366,7 @@ class DeadUnits(_Fraction):
                     "the first layer")
             if severity == "info":
                 head += "; a note: about one run in ten or fewer starts dead, and restarting with another seed fixes it"
-        elif getattr(result, "checkpoint", False):
+        elif result.checkpoint:
             # stored (trained) weights are one network, not a draw at birth: dead in the seeds' batches
             # (onnxsweep29 ayan_ae_h5: "born dead in 3 of 3 seeds" for a collapsed trained decoder)
             head = (f"dead in {'every seed' if k == n else f'{k} of {n} seeds'}: every unit of {where} is zero "
@@ -3392,7 +3392,7 @@ class DeadUnits(_Fraction):
                f"Here a minority of the {n} seeds died; so few seeds cannot measure the share (one dead seed of "
                f"{n} fits a true share from a few per cent to most draws): a run that does not learn at all is "
                f"likely this; restarting with another seed, or {fixes}, avoids it. ")
-            + "Wider layers, a leaky ReLU, a small positive bias or normalisation keep units alive.",
+            + _KEEP_ALIVE,
             evidence, at_risk)
 
     def words(
@@ -3404,6 +3404,11 @@ class DeadUnits(_Fraction):
             "A ReLU unit whose pre-activation is negative for every input outputs 0 and gets "
             "0 gradient, so it never recovers (a too-negative bias or a badly scaled init).",
         )
+
+
+#: What keeps a ReLU layer's units alive at initialisation, which dead_units' born-dead text ends with
+#: (not said of a layer whose trained weights collapsed: no activation or bias revives it).
+_KEEP_ALIVE = "Wider layers, a leaky ReLU, a small positive bias or normalisation keep units alive."
 
 
 def _unit_count(fraction: float, unit: UnitStats) -> str:
@@ -3499,7 +3504,7 @@ def _collapsed_weight_cause(found: Detection, result: SimulationResult) -> Detec
     (name -> weight RMS) and a sentence naming them first (onnxsweep29 ayan_ae_h5: a decoder's kernels of
     RMS 5e-34 went unnamed, only generic init remedies followed). Unchanged otherwise."""
     names = found.evidence.get("layers") or []
-    if not getattr(result, "checkpoint", False) or not names:
+    if not result.checkpoint or not names:
         return found
     order = [u.name for u in result.units]
     last = max(order.index(n) for n in names if n in order) if any(n in order for n in names) else -1
@@ -3513,8 +3518,12 @@ def _collapsed_weight_cause(found: Detection, result: SimulationResult) -> Detec
         f"The stored weights of {_named(collapsed)} are {scale} (RMS): collapsed to zero in training, a millionth "
         "or less of the scale their fan-in's initialisation gives (weight decay or an L1 or activity penalty "
         "driving the path to zero, or an underflow when saved in fp16). Such a layer outputs its bias whatever "
-        "its input and passes back no gradient, so no layer before it learns. "
-        + found.explanation)
+        "its input and passes back no gradient, so no layer before it learns. What fixes it is re-initialising "
+        f"{'that layer' if len(collapsed) == 1 else 'those layers together'} on this checkpoint, every other "
+        "trained weight kept, and training on with a lower weight decay (or penalty) and learning rate than drove "
+        f"{'it' if len(collapsed) == 1 else 'them'} there; an activation swap changes nothing, since a layer with "
+        "zero weights outputs its bias whatever follows it. "
+        + found.explanation.replace(" " + _KEEP_ALIVE, "").replace(_KEEP_ALIVE, ""))
     return found
 
 

@@ -270,6 +270,9 @@ class SimulationResult:
     shared_states: dict[str, list[str]] = field(default_factory=dict)
     #: a live module's attention query and key projections (``SeedFigures.score_projections``)
     score_projections: list[str] = field(default_factory=list)
+    #: a live module's element-wise recurrences whose decay is computed per step from the input,
+    #: exp(delta_t * A) (Mamba's selective scan), by their decay's parameter (``SeedFigures.selective_scans``)
+    selective_scans: list[str] = field(default_factory=list)
     #: a live module's units whose output is added to another path, once per sum made (a block
     #: shared across depth is named once a call) (``SeedFigures.summed``): where
     #: none is, the network has no residual branch

@@ -274,7 +274,8 @@ REMEDIES: dict[str, Entry] = {
                           "In h_t = a * h_{t-1} + u_t (LRU, S4D, RWKV, a leaky integrator) the gradient changes by "
                           "|a| each step back: |a| far below 1 forgets within a few steps, above 1 explodes. "
                           "Draw |a| near 1 (0.9-0.999) and parameterise it so it stays below 1 (exp(-exp(nu))) "
-                          "(Orvieto et al. 2023)."),
+                          "(Orvieto et al. 2023); a selective scan's decay exp(delta * A) (Mamba's) stays below 1 "
+                          "with A = -exp(A_log) < 0 (Gu and Dao 2023)."),
     "normalise_inputs": Entry("Normalised inputs",
                               "He, Xavier and LeCun inits keep a unit-variance signal at unit variance; inputs "
                               "far from that scale (raw 0-255 pixels, unscaled physical units) start every layer "

@@ -58,6 +58,19 @@ def keras_snippet(remedy: Remedy, where: str | None = None) -> str | None:
         cell = str(p.get("cell") or "GRU")
         return (f"{_BUILT}{at}: the cell's input kernel drawn with {init}, its recurrent kernel orthogonal\n"
                 f'layers.{cell}(units, kernel_initializer="{init}", recurrent_initializer="orthogonal")')
+    if rid in ("he_init", "xavier_init", "lecun_init") and p.get("collapsed_layers"):
+        # the layers whose stored kernels collapsed, re-drawn in the loaded model: not where it is built
+        keras_init = {"kaiming_normal": "HeNormal", "xavier_normal": "GlorotNormal", "lecun_normal": "LecunNormal"}
+        schemes = p.get("schemes") or {}
+        lines = ["# re-initialise only the layers whose kernels collapsed; every other trained weight is kept"]
+        for name in p["collapsed_layers"]:
+            draw = keras_init.get(str(schemes.get(name)), "HeNormal")
+            lines += [f'layer = model.get_layer("{name}")',
+                      f"layer.kernel.assign(keras.initializers.{draw}()(layer.kernel.shape))",
+                      "if layer.bias is not None:",
+                      "    layer.bias.assign(keras.ops.zeros_like(layer.bias))"]
+        lines.append("# then train on with a lower weight decay (or L1/activity regularizer) and learning rate")
+        return "\n".join(lines)
     if rid in ("he_init", "xavier_init", "lecun_init"):
         init = {"he_init": "he_normal", "xavier_init": "glorot_normal", "lecun_init": "lecun_normal"}[rid]
         return (f"{_BUILT}{at}: {init} weights, zero biases\n"
@@ -90,6 +103,14 @@ def keras_snippet(remedy: Remedy, where: str | None = None) -> str | None:
         return (f"{_BUILT}{at}: the recurrent layer's own activation back to its default\n"
                 f'layers.LSTM(units, activation="tanh")  # not activation="{p.get("activation", "relu")}"; '
                 "GRU, SimpleRNN alike")
+    if rid == "stable_decay" and p.get("form") == "selective":
+        return ("# in the layer's build: Mamba's A = -exp(A_log) < 0, so the decay exp(delta * A) is in (0, 1)\n"
+                "a_log0 = np.log(np.tile(np.arange(1, d_state + 1, dtype=\"float32\"), (d_inner, 1)))  # S4D-real\n"
+                "self.A_log = self.add_weight(shape=(d_inner, d_state), initializer=keras.initializers.Constant(a_log0))\n"
+                f"# delta = softplus(dt_proj(x)) starting in [{p.get('dt_min')}, {p.get('dt_max')}] through dt_proj's bias\n"
+                "A = -keras.ops.exp(self.A_log)  # in call\n"
+                "dA = keras.ops.exp(keras.ops.expand_dims(delta, -1) * A)\n"
+                "h = dA[:, t] * h + dBx[:, t]")
     if rid == "stable_decay":
         return (f"# in the layer's build: |a| drawn in [{p.get('r_min')}, {p.get('r_max')}], kept in (0, 1) by "
                 "its parameterisation\n"

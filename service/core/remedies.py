@@ -259,6 +259,39 @@ def init(scheme: str, where: str | Sequence[str], patch: Patch = ()) -> Remedy:
     return make_remedy(INIT_REMEDY[scheme], f"initialise {_layers(where)} with {scheme}", patch)
 
 
+#: The torch call that draws each init scheme, for a snippet that re-initialises named layers.
+_TORCH_DRAW = {"kaiming_normal": 'nn.init.kaiming_normal_(m.weight, nonlinearity="relu")',
+               "xavier_normal": "nn.init.xavier_normal_(m.weight)",
+               "lecun_normal": "nn.init.normal_(m.weight, 0.0, m.weight[0].numel() ** -0.5)"}
+
+
+def reinit_collapsed(schemes: Sequence[tuple[str, str]]) -> Remedy:
+    """Re-initialise only the layers whose stored weights collapsed to (near) zero in training,
+    ``schemes`` (each layer's name and the init its activation takes, in forward order), their
+    biases at 0 and every other trained weight kept; then train on with less of what drove them
+    there (weight decay, an L1 or activity penalty, too high a learning rate). The remedy is the
+    init id of the first layer's scheme, with ``params["collapsed_layers"]`` naming them all: a
+    change to this checkpoint, not advice for training again from scratch."""
+    names = [name for name, _ in schemes]
+    by_scheme: dict[str, list[str]] = {}
+    for name, scheme in schemes:
+        by_scheme.setdefault(scheme, []).append(name)
+    change = ("re-initialise " + " and ".join(f"{_layers(ns)} with {scheme}" for scheme, ns in by_scheme.items())
+              + f", {'its' if len(names) == 1 else 'their'} biases at 0, keeping every other trained weight, and "
+              "train on with a lower weight decay (or L1/activity penalty) and learning rate than drove "
+              f"{'it' if len(names) == 1 else 'them'} to zero: a layer whose weights collapsed outputs its bias "
+              "whatever its input, which no activation swap changes")
+    remedy = make_remedy(INIT_REMEDY[schemes[0][1]], change, collapsed_layers=names,
+                         schemes={name: scheme for name, scheme in schemes})
+    lines = ["# re-initialise only the layers whose weights collapsed; every other trained weight is kept"]
+    for scheme, ns in by_scheme.items():
+        lines += [f"for name in {ns!r}:", "    m = model.get_submodule(name)", f"    {_TORCH_DRAW[scheme]}",
+                  "    if m.bias is not None:", "        nn.init.zeros_(m.bias)"]
+    lines.append("# then train on with a lower weight_decay (or L1/activity penalty) and learning rate")
+    remedy.snippet = "\n".join(lines)
+    return remedy
+
+
 def zero_bias(where: str, patch: Patch = ()) -> Remedy:
     """Initialise the biases of ``where`` to zero."""
     return make_remedy("zero_bias", f"initialise the biases of {where} to zero", patch)
@@ -375,9 +408,43 @@ def bounded_cell_activation(where: str, activation: str, patch: Patch = ()) -> R
                        "carries cannot build up over the sequence", patch, activation=activation)
 
 
-def stable_decay(where: str, vanishing: bool) -> Remedy:
+#: Mamba's initial step sizes: delta = softplus(dt_proj(x)) starts log-uniform in [DT_MIN, DT_MAX]
+#: (Gu and Dao 2023's dt_min and dt_max), through dt_proj's bias.
+DT_MIN, DT_MAX = 0.001, 0.1
+
+_SELECTIVE_SNIPPET = (
+    "# Mamba's parameterisation: A = -exp(A_log) < 0, so the decay exp(delta * A) is in (0, 1) for any delta > 0\n"
+    "A = torch.arange(1, d_state + 1, dtype=torch.float32).repeat(d_inner, 1)  # S4D-real init: A_n = -n\n"
+    "self.A_log = nn.Parameter(torch.log(A))\n"
+    "# delta starts log-uniform in [{dt_min}, {dt_max}]: dt_proj's bias is the inverse softplus of that draw\n"
+    "dt = torch.exp(torch.rand(d_inner) * (math.log({dt_max}) - math.log({dt_min})) + math.log({dt_min}))\n"
+    "with torch.no_grad():\n"
+    "    self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))\n"
+    "# in forward\n"
+    "A = -torch.exp(self.A_log)\n"
+    "delta = F.softplus(self.dt_proj(x))  # > 0\n"
+    "dA = torch.exp(delta.unsqueeze(-1) * A)  # in (0, 1)\n"
+    "h = dA[:, t] * h + dBx[:, t]"
+)
+
+
+def stable_decay(where: str, vanishing: bool, *, selective: bool = False) -> Remedy:
     """The per-channel decay ``where`` of an element-wise recurrence (h_t = a * h_{t-1} + u_t)
-    drawn near 1 and kept below it: dL/dh_t changes by |a| a step, so |a| decides the memory."""
+    drawn near 1 and kept below it: dL/dh_t changes by |a| a step, so |a| decides the memory.
+    ``selective``: the decay is a selective scan's, a_t = exp(delta_t * A) with a step size delta_t
+    computed from the input (Mamba's), said in Mamba's own parameterisation, A = -exp(A_log)."""
+    if selective:
+        change = (f"draw the selective scan's A ({where}) as Mamba does, A = -exp(A_log) with A_log = log(1 .. "
+                  f"d_state) (S4D-real), and its step size delta = softplus(dt_proj(x)) starting in [{DT_MIN:g}, "
+                  f"{DT_MAX:g}] through dt_proj's bias: the decay exp(delta * A) then starts near 1; it now forgets "
+                  "by exp(delta * A) per step" if vanishing else
+                  f"parameterise the selective scan's A ({where}) as Mamba does, A = -exp(A_log), so that A < 0 and "
+                  "the decay a = exp(delta * A) stays in (0, 1), |a| < 1, for every step size delta = softplus(...) > 0: with "
+                  "A > 0 the state and its gradient grow by exp(delta * A) per step")
+        remedy = make_remedy("stable_decay", change)  # (the catalogue's snippet is LRU's: replaced)
+        remedy.params = {"form": "selective", "dt_min": DT_MIN, "dt_max": DT_MAX}
+        remedy.snippet = _SELECTIVE_SNIPPET.format(dt_min=DT_MIN, dt_max=DT_MAX)
+        return remedy
     change = (f"draw the decay {where} with |a| near 1 (0.9 to 0.999, the LRU's ring init): it now forgets "
               "by |a| per step" if vanishing else
               f"parameterise the decay {where} as a = exp(-exp(nu)) (or a sigmoid) so that |a| < 1: above 1 the "

@@ -166,3 +166,51 @@ def test_no_output_gradient_with_two_outputs_tells_no_softmax_story() -> None:
     assert "is the constant 1" not in words and "over a single class is 0" not in words
     assert "2 outputs" in words and "max" in words
     assert not [r for r in f.remedies if r.id == "output_activation"]
+
+
+class _ScaledScan(_SelectiveScan):
+    """Mamba's scan with A = -exp(A_log), A_log = log(``a``) (A = -a, a from 2 to 4) and delta =
+    softplus(W x + b) near 0.7 at init: each step multiplies dL/dh by exp(-0.7 * a), 0.06 to 0.25."""
+
+    def __init__(self, a: tuple[float, float]) -> None:
+        super().__init__(grow=False)
+        with torch.no_grad():
+            self.A_log.copy_(torch.log(torch.linspace(*a, self.A_log.shape[1])).repeat(self.A_log.shape[0], 1))
+
+
+def test_a_selective_scans_decay_remedy_is_worded_in_mambas_parameterisation() -> None:
+    # exp(delta * A) with A = +exp(A_log): the fix is Mamba's A = -exp(A_log), not LRU's exp(-exp(nu))
+    torch.manual_seed(0)
+    doc = check_module(_SelectiveScan(grow=True), torch.randn(16, 48, 6), loss="cross_entropy", seeds=2)
+    [f] = [f for f in doc.findings if f.code == "exploding_through_time"]
+    [r] = f.remedies
+    assert r.id == "stable_decay" and r.params["form"] == "selective"
+    assert "A = -exp(A_log)" in r.change and "exp(delta * A)" in r.change and "exp(-exp(nu))" not in r.change
+    assert "A = -torch.exp(self.A_log)" in r.snippet and "nu" not in r.snippet
+    # a scan forgetting fast (exp(-0.7 * a) <= 0.25 a step): A and the step size delta, in Mamba's terms
+    torch.manual_seed(0)
+    doc = check_module(_ScaledScan((2.0, 4.0)), torch.randn(16, 48, 6), loss="cross_entropy", seeds=2)
+    [f] = [f for f in doc.findings if f.code == "vanishing_through_time"]
+    [r] = f.remedies
+    assert "A = -exp(A_log)" in r.change and "dt_proj" in r.change and "0.9 to 0.999" not in r.change
+
+
+def test_a_fixed_decays_remedy_keeps_the_lru_parameterisation() -> None:
+    # h = a * h + W x_t with a plain learned vector a = 1.3 (1.3^47 ~ 2e5 over the steps): no step size, no A; the fix is exp(-exp(nu))
+    class Growing(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inp, self.out = nn.Linear(6, 16), nn.Linear(16, 5)
+            self.a = nn.Parameter(torch.full((16,), 1.3))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = torch.zeros(x.shape[0], 16, dtype=x.dtype)
+            for t in range(x.shape[1]):
+                h = self.a * h + self.inp(x[:, t])
+            return self.out(h)
+
+    torch.manual_seed(0)
+    doc = check_module(Growing(), torch.randn(16, 48, 6), loss="cross_entropy", seeds=2)
+    [f] = [f for f in doc.findings if f.code == "exploding_through_time"]
+    [r] = f.remedies
+    assert r.id == "stable_decay" and "exp(-exp(nu))" in r.change and "A_log" not in r.change + r.snippet

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from gradhealth.analysis.module_check import check_onnx
@@ -53,3 +54,55 @@ def test_small_but_live_weights_are_not_collapsed_onnxsweep29() -> None:
     doc = check_onnx(_collapsed_mlp(1e-3), loss="mse", seeds=2, verify=False)
     for f in doc.findings:
         assert "collapsed_weights" not in f.evidence.model_dump()
+
+
+def test_a_collapsed_layer_is_re_initialised_alone_on_the_checkpoint() -> None:
+    # one layer's stored weights at RMS ~1e-8 (N(0, 2/32) x 4e-8: 0.25 x 4e-8), the others trained-scale:
+    # that layer outputs its bias (-0.1), 0 after the ReLU, for every input. The remedy is re-drawing it
+    # (He, for the ReLU after it) with its bias at 0, keeping the other stored weights, verified by
+    # re-simulation; not a leaky ReLU (a constant layer stays constant whatever follows it)
+    doc = check_onnx(_collapsed_mlp(4e-8), loss="mse", seeds=2)
+    dead = next(f for f in doc.findings if f.code == "dead_units")
+    collapsed = dead.evidence.model_dump()["collapsed_weights"]
+    [(name, rms)] = collapsed.items()
+    assert 2e-9 < rms < 5e-8
+    assert "relu_family_activation" not in {r.id for r in dead.remedies}
+    [reinit] = [r for r in dead.remedies if r.params.get("collapsed_layers")]
+    assert reinit.id == "he_init" and reinit.params["collapsed_layers"] == [name]
+    assert not reinit.for_retraining and name in reinit.change and "weight decay" in reinit.change
+    # re-drawn with He's N(0, 2/32) and a zero bias, the layer reads a1 = relu(x W1 + 0.05) >= 0, not all 0:
+    # its units fire on some inputs, so the layer is no longer dead
+    v = reinit.verified
+    assert v is not None and v.before == 1.0 and v.fixed and v.after is not None and v.after < 0.5
+    assert "re-initialising that layer" in dead.explanation and "leaky ReLU" not in dead.explanation
+
+
+def test_the_collapsed_layers_edit_redraws_only_them() -> None:
+    import torch
+    from torch import nn
+
+    from gradhealth.analysis.module_check import _reinit_named_edit
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 3))
+    with torch.no_grad():
+        net[2].weight.mul_(1e-8)
+    kept = {k: v.clone() for k, v in net.state_dict().items() if not k.startswith("2.")}
+    _reinit_named_edit({"2": "kaiming_normal"})(net, 0)
+    for k, v in kept.items():
+        assert torch.equal(net.state_dict()[k], v), k
+    # He's draw: std sqrt(2 / fan_in) = sqrt(2 / 256), to the sampling spread of 65,536 weights
+    assert float(net[2].weight.detach().std()) == pytest.approx(math.sqrt(2 / 256), rel=0.02)
+    assert float(net[2].bias.detach().abs().max()) == 0.0
+
+
+def test_a_collapsed_layers_keras_snippet_names_the_layers() -> None:
+    from gradhealth.core import remedies as R
+    from gradhealth.core.keras_snippets import keras_snippet
+
+    remedy = R.reinit_collapsed([("dense_2", "kaiming_normal"), ("dense_3", "xavier_normal")])
+    assert remedy.id == "he_init" and remedy.params["collapsed_layers"] == ["dense_2", "dense_3"]
+    code = keras_snippet(remedy) or ""
+    assert 'model.get_layer("dense_2")' in code and "HeNormal" in code
+    assert 'model.get_layer("dense_3")' in code and "GlorotNormal" in code
+    assert 'get_submodule' in remedy.snippet and "xavier_normal_" in remedy.snippet

@@ -70,7 +70,7 @@ def test_born_dead_note_does_not_point_at_remedies_it_does_not_carry() -> None:
             R.born_dead = lambda result, unit=unit: [(unit, [0])]  # type: ignore[assignment]
             R.may_die = lambda result: []  # type: ignore[assignment]
             result = type("S", (), {"seeds": 3, "units": [unit], "over_draws": lambda self: None,
-                                    "batch_size": 64})()
+                                    "batch_size": 64, "checkpoint": False})()
             rule._born_dead = lambda result, s=severity: s  # type: ignore[method-assign]
             det = R.DeadUnits.describe(rule, severity, 0.0, result, t)
         finally:
