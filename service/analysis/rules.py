@@ -2351,12 +2351,16 @@ class _ThroughTime(ArchitectureRule):
                     evidence["memory_horizon_steps"] = horizon
                 summary += (f"; {fmt(per_step)} per step over steps {last} back to {first}, before it "
                             "underflowed")
-        if vanishing and apart and joined is None and ratio > 0:
+        if vanishing and apart and joined is None:
             # the healthy summary's note says which gradient its figure is, and the whole one step 0
-            # gets beside it: "first/last step gradient 6.8e-47" read as dL/dh_0 (onnxsweep22 weather_lstm)
+            # gets beside it: "first/last step gradient 6.8e-47" read as dL/dh_0 (onnxsweep22 weather_lstm);
+            # an underflow to 0 says so, not "gradient 0" (a cell read at every step, whose steps each
+            # get a gradient of their own, read as getting none)
+            carried = (f"{ratio:.2g} of the last step's gradient carried back to step 0 by its own recurrence"
+                       if ratio > 0 else "the last step's gradient, carried back to step 0 by its own "
+                       "recurrence, falls under the float range")
             evidence["summary_note"] = (
-                f"{ratio:.2g} of the last step's gradient carried back to step 0 by its own recurrence"
-                + (f", dL/dh_0 {unread[1]:.2g} of the best-read step's" if unread is not None else ""))
+                carried + (f", dL/dh_0 {unread[1]:.2g} of the best-read step's" if unread is not None else ""))
         if not vanishing and not t.exploding(ratio) and _expanding(result, layer, ratio, steps):
             evidence |= {"per_step_threshold": EXPANDING_STEP_GAIN, "expanding": True}
             summary += (f", a per-step gain no initialisation gives (orthogonal recurrent weights keep it at 1 or "
@@ -6068,7 +6072,11 @@ class OutputLossMismatch(ArchitectureRule):
             evidence.update(targets=f"in [{given[0]:g}, {given[1]:g}]", target_range=[given[0], given[1]])
         else:
             evidence.update(targets="not given: taken for probability rows (one-hot labels or distributions)",
-                            targets_assumed="probability rows")
+                            targets_assumed="probability rows",
+                            # the note's figure, 0 out of reach, read as a contradiction in the summary
+                            # ("output_loss_mismatch 0 of the targets out of reach"): what it concludes
+                            summary_note=f"a {activation} output under {loss}: fits probability targets "
+                                         "(taken for these; not given)")
             weak = _weak_on_confident_errors(activation, loss, evidence)
             return Detection(
                 self.code, severity, "unreachable_target_fraction", value,
@@ -6085,6 +6093,9 @@ class OutputLossMismatch(ArchitectureRule):
                 evidence, [last])
         if value <= 0.0:
             weak = _weak_on_confident_errors(activation, loss, evidence)
+            evidence["summary_note"] = (f"a {activation} output under {loss}: "
+                                        + ("every target given is in reach" if reach["rows"] is not None
+                                           else f"the targets given lie in {span}"))
             return Detection(
                 self.code, severity, "unreachable_target_fraction", value,
                 f"{where} under {loss}; {targets} lie in {span}"

@@ -157,3 +157,43 @@ def test_a_stacked_lstm_says_which_of_its_two_figures_is_which_and_both_are_righ
     if doc.status == "healthy":
         assert "carried back to step 0 by its own recurrence" in doc.summary
         assert f"dL/dh_0 {ev['unread_grad_ratio']:.2g} of the best-read step's" in doc.summary
+
+
+class _ReadEveryStep(nn.Module):
+    """A tanh RNN whose recurrent weights are scaled to 0.02 of PyTorch's default, read at every step
+    over 300 steps: the carried gradient shrinks by about 0.02 x 0.35 x sqrt(8) a step, under 1e-308
+    (float64's smallest normal) well before step 0, while each step gets a gradient of its own."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.rnn = nn.RNN(1, 8, batch_first=True)
+        with torch.no_grad():
+            self.rnn.weight_hh_l0.mul_(0.02)
+        self.head = nn.Linear(8, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.rnn(x)[0])
+
+
+def test_a_carried_gradient_that_underflows_is_not_summarised_as_gradient_0() -> None:
+    """The healthy summary's note says the carried gradient fell under the float range, not
+    "first/last step gradient 0", which reads as a layer that gets no gradient at all."""
+    doc = check_module(_ReadEveryStep(), torch.randn(8, 300, 1), loss="mse", verify=False, seeds=2)
+    f = _finding(doc, "vanishing_through_time")
+    assert f.severity == "info" and f.evidence.value == 0.0 and doc.status == "healthy"
+    assert "step gradient 0" not in doc.summary
+    assert "carried back to step 0 by its own recurrence, falls under the float range" in doc.summary
+
+
+def test_a_softmax_under_mse_note_says_what_it_concludes_not_0_out_of_reach() -> None:
+    """A softmax classifier trained with mse on its probabilities (a capsule net's class lengths with
+    mse for the margin loss): the note's figure is 0 of the targets out of reach, which beside the
+    code read as a contradiction; the summary says the output fits probability targets."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 10), nn.Softmax(dim=-1))
+    doc = check_module(model, torch.randn(32, 16), loss="mse", verify=False, seeds=2)
+    f = _finding(doc, "output_loss_mismatch")
+    assert f.severity == "info" and f.evidence.value == 0.0 and doc.status == "healthy"
+    assert "0 of the targets out of reach" not in doc.summary
+    assert "output_loss_mismatch a softmax output under mse: fits probability targets" in doc.summary
