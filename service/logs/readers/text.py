@@ -1645,12 +1645,38 @@ _TOOK = re.compile(r"\btook[ \t]*:?[ \t]*\d[\d.]*(?:e[-+]?\d+)?[ \t]*(?:s|secs?|
                    re.IGNORECASE)
 
 
+#: What ends a clause of a line outside brackets: a semicolon, a comma, a bar, or a dash between spaces
+_CLAUSE_MARK = re.compile(r"[;,|]|[ \t]-+[ \t]")
+_OPENERS, _CLOSERS = "([{", ")]}"
+
+
+def _clause_end(line: str, start: int) -> int:
+    """Where the clause running on at ``start`` ends: the first :data:`_CLAUSE_MARK` outside the
+    brackets opened after ``start`` (fairseq's ``(epoch 2 @ 695 updates, score 9.393)`` is one
+    clause's), or the line's end. Blanked rather than cut, the text after it keeps its offsets."""
+    depth = 0
+    i = start
+    while i < len(line):
+        c = line[i]
+        if c in _OPENERS:
+            depth += 1
+        elif c in _CLOSERS:
+            depth = max(depth - 1, 0)
+        elif depth == 0 and (m := _CLAUSE_MARK.match(line, i)) is not None:
+            return m.start()
+        i += 1
+    return len(line)
+
+
 def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, str]], float | None]:
     if line[:5].lstrip(" ").startswith("##") and _HEADING.match(line):
         return [], None  # (a heading: logsweep95 mmdet_cascade_nan_readme read "loss NAN" from one as a NaN loss)
     if "heckpoint" in line and (saved := _CHECKPOINT_SAVED.search(line)) is not None:
-        # (logsweep98 fairseq1895: its score and write time became series "score" and "took")
-        line = line[:saved.start()]
+        # (logsweep98 fairseq1895: its score and write time became series "score" and "took"); only
+        # the save's own clause describes the file: a clause after it is the line's again ("Epoch 5:
+        # saving checkpoint; loss 0.3 acc 0.9" kept its epoch and lost its loss)
+        end = _clause_end(line, saved.end())
+        line = line[:saved.start()] + " " * (end - saved.start()) + line[end:]
     if "took" in line:
         line = _TOOK.sub(" ", line)
     if line.startswith("[") and (tag := _MPI_TAG.match(line)) is not None:
