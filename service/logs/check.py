@@ -181,10 +181,23 @@ def _epochs_as_positions(run: RunLog) -> None:
             s.position_words = words
 
 
+def _points_as_positions(run: RunLog) -> None:
+    """Where no line or row of ``run`` names a step (warning ``running_index``: its steps are their
+    count from 0), the findings name a point by its place in the log, ``point 2`` or ``points 1-2``
+    (:attr:`~gradhealth.logs.series.Series.counted_points`), not "steps 0-1", a step counter the log
+    never printed; a series worded by its epochs (:func:`_epochs_as_positions`) keeps them."""
+    if not any(w.code == "running_index" for w in run.warnings):
+        return
+    for s in run.series:
+        if not s.position_words and s.step_unit == "step":
+            s.counted_points = True
+
+
 def _diagnose(run: RunLog, thresholds: LogThresholds | None = None, *, started: float | None = None) -> Diagnosis:
     thresholds = thresholds or LogThresholds()
     started = started if started is not None else time.perf_counter()
     _epochs_as_positions(run)
+    _points_as_positions(run)
     # a folder of several runs: each judged on its own (one run's long healthy loss must not stand
     # for another's divergence)
     parts = list(run.split().values()) or [run]

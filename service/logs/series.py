@@ -163,6 +163,8 @@ class Series:
             words = self.position_words.get(float(x))
             if words is not None:
                 return words
+        if self._points(x):
+            return f"point {int(x) + 1}"
         n = self.epoch_length
         if self.step_unit == "epoch" and n and not float(x).is_integer():
             e = math.floor(x)
@@ -172,8 +174,15 @@ class Series:
         return f"{self.unit} {self._position(x)}"
 
     def between(self, first: float, last: float) -> str:
-        """A span of this axis in words: ``steps 120-300`` or ``epochs 3-9``."""
+        """A span of this axis in words: ``steps 120-300`` or ``epochs 3-9``; ``points 2-3`` for a
+        log that names no step (:attr:`counted_points`: its second and third lines with values)."""
+        if self._points(first) and self._points(last):
+            return f"points {int(first) + 1}-{int(last) + 1}"
         return f"{self.unit}s {self._position(first)}-{self._position(last)}"
+
+    def _points(self, x: float) -> bool:
+        """Whether ``x`` is worded as a point's place in the log (:attr:`counted_points`)."""
+        return self.counted_points and self.step_unit == "step" and float(x).is_integer()
 
     def _position(self, x: float) -> str:
         v = float(x)

@@ -580,7 +580,8 @@ class NativeReader:
             rows = max(int(s.steps[-1]) for s in series) + 1
             warnings.append(LogWarning(
                 "running_index", f"{path.name}: no step column, so the steps are the {rows:,} rows counted from 0 "
-                f"(step 0 is the first row below the header, step {rows - 1:,} the last)"))
+                f"(step 0 is the first row below the header, step {rows - 1:,} the last; findings name them points "
+                f"1-{rows:,})"))
         if tensorboard:
             # TensorBoard's "download CSV" of one scalar: the tag is only in the file's name
             name = tensorboard_csv_tag(path.name)

@@ -3279,11 +3279,12 @@ class TextReader:
         if first_step is None:
             _add(points, pending, None)     # no step in the whole log: the running index
             if index:
-                # say so: a finding "at step 8" is the 9th line with values (logsweep66 u01: a
+                # say so: a finding's "point 9" is the 9th line with values (logsweep66 u01: a
                 # Trainer's console dicts, whose user counted them from 1)
                 warnings.append(LogWarning(
                     "running_index", f"{name}: no line names a step, so the steps are the {index:,} lines with "
-                    f"values counted from 0 (step 0 is the first, step {index - 1} the last)"))
+                    f"values counted from 0 (step 0 is the first, step {index - 1} the last; findings name them points "
+                    f"1-{index:,})"))
         elif pending:
             # before the first step: an evaluation before training (names that go on after it)
             # is kept at the step before the first; a config print or a parameter count is not
