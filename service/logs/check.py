@@ -432,7 +432,12 @@ def _without_moot_notes(findings: list[Finding]) -> list[Finding]:
     """``findings`` less the ``insufficient_data`` note that a loss has too few finite points for the
     trend checks where its NaN/Inf are among them and a ``nonfinite`` warning or error reports them:
     the trend of a loss that went NaN is moot, and "too short to judge trends" beside "NaN first
-    appears in loss at epoch 1" read as a second, lesser problem (logsweep72 u02-u04)."""
+    appears in loss at epoch 1" read as a second, lesser problem (logsweep72 u02-u04). So is the note that a
+    training loss had too few steps for its trends beside a gradient norm that had enough (evidence
+    ``thin_loss``) where another rule's warning or error already judged that loss."""
+    judged = {f.evidence.metric for f in findings if f.code != "insufficient_data" and f.severity != "info"}
+    findings = [f for f in findings if not (f.code == "insufficient_data" and (f.evidence.model_extra or {}).get(
+        "thin_loss") and f.evidence.metric in judged)]
     if not any(f.code == "nonfinite" and f.severity != "info" for f in findings):
         return findings
     return [f for f in findings
