@@ -181,10 +181,23 @@ def _epochs_as_positions(run: RunLog) -> None:
             s.position_words = words
 
 
+def _points_as_positions(run: RunLog) -> None:
+    """Where no line or row of ``run`` names a step (warning ``running_index``: its steps are their
+    count from 0), the findings name a point by its place in the log, ``point 2`` or ``points 1-2``
+    (:attr:`~gradhealth.logs.series.Series.counted_points`), not "steps 0-1", a step counter the log
+    never printed; a series worded by its epochs (:func:`_epochs_as_positions`) keeps them."""
+    if not any(w.code == "running_index" for w in run.warnings):
+        return
+    for s in run.series:
+        if not s.position_words and s.step_unit == "step":
+            s.counted_points = True
+
+
 def _diagnose(run: RunLog, thresholds: LogThresholds | None = None, *, started: float | None = None) -> Diagnosis:
     thresholds = thresholds or LogThresholds()
     started = started if started is not None else time.perf_counter()
     _epochs_as_positions(run)
+    _points_as_positions(run)
     # a folder of several runs: each judged on its own (one run's long healthy loss must not stand
     # for another's divergence)
     parts = list(run.split().values()) or [run]
@@ -419,7 +432,12 @@ def _without_moot_notes(findings: list[Finding]) -> list[Finding]:
     """``findings`` less the ``insufficient_data`` note that a loss has too few finite points for the
     trend checks where its NaN/Inf are among them and a ``nonfinite`` warning or error reports them:
     the trend of a loss that went NaN is moot, and "too short to judge trends" beside "NaN first
-    appears in loss at epoch 1" read as a second, lesser problem (logsweep72 u02-u04)."""
+    appears in loss at epoch 1" read as a second, lesser problem (logsweep72 u02-u04). So is the note that a
+    training loss had too few steps for its trends beside a gradient norm that had enough (evidence
+    ``thin_loss``) where another rule's warning or error already judged that loss."""
+    judged = {f.evidence.metric for f in findings if f.code != "insufficient_data" and f.severity != "info"}
+    findings = [f for f in findings if not (f.code == "insufficient_data" and (f.evidence.model_extra or {}).get(
+        "thin_loss") and f.evidence.metric in judged)]
     if not any(f.code == "nonfinite" and f.severity != "info" for f in findings):
         return findings
     return [f for f in findings

@@ -49,6 +49,14 @@ class Series:
     #: what was done about a step that counted down on most points (:meth:`_order`); the run
     #: gathers it into its warnings as ``step_order``
     order_note: str | None = field(default=None, repr=False, compare=False)
+    #: what was done about points at a negative step among steps from 0 (:meth:`_drop_negative`); the
+    #: run gathers it into its warnings as ``step_order``. A reader that knows where such a point was
+    #: written (a TensorBoard record) may word it so
+    negative_note: str | None = field(default=None, repr=False, compare=False)
+    #: the steps are the log's running count of its lines or rows with values, counted from 0, as the
+    #: log names no step (its ``running_index`` note): a position is worded ``point 3`` (the third such
+    #: line), never ``step 2``, which the log never said
+    counted_points: bool = field(default=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # A name decoded from a JSON escape like "\\ud800" may hold a lone surrogate, which no
@@ -60,9 +68,43 @@ class Series:
         if len(self.steps) != len(self.values):
             raise ValueError(f"series {self.name}: {len(self.steps)} steps but {len(self.values)} values")
         if len(self.steps) > 1:
+            self._drop_negative()
+        if len(self.steps) > 1:
             back = np.diff(self.steps) < 0
             if back.any():
                 self._order(back)
+
+    def _drop_negative(self) -> None:
+        """Leave out the points at a negative step (or epoch) of a series whose other points sit at
+        steps from 0 on, noting it in :attr:`negative_note`: every reader with explicit steps does so
+        here, by one rule. A counter that starts at 0 never goes below it: a negative step among
+        such steps is a sentinel (``-1`` for "no step") or an unsigned ``2^64 - 1`` read back as a
+        signed ``-1`` (TensorBoard's ``Event.step`` and W&B's ``HistoryStep.num`` are int64), and
+        where it was written says nothing of when it was. Read at -1, it would come before step 0 and
+        make the run's first point look like a spike or a jump (errsweep9 #3). A series all of whose
+        steps are negative counts on its own axis and is kept (its order is :meth:`_order`'s)."""
+        steps = self.steps
+        if steps.dtype.kind not in "iuf":
+            return
+        neg = steps < 0
+        count = int(np.count_nonzero(neg))
+        if not count or count == len(steps):
+            return
+        first = steps[int(np.argmax(neg))]
+        keep = ~neg
+        rest = len(steps) - count
+        self.steps, self.values = steps[keep], self.values[keep]
+        if self.wall_time is not None and len(self.wall_time) == len(keep):
+            self.wall_time = np.asarray(self.wall_time)[keep]
+        if self.negative_note is None:
+            v = float(first)
+            unsigned = (f" (an int64's reading of the unsigned {int(v) + (1 << 64):,} a writer counting "
+                        f"without a sign wrote, or {int(v)} written for no {self.unit})"
+                        if v.is_integer() and -(1 << 63) <= v < 0 else "")
+            self.negative_note = (
+                f"{self.name}: {count:,} point(s) at a negative {self.unit} among {rest:,} at {self.unit}s from "
+                f"0, the first at {self.unit} {self._position(v)}{unsigned}: left out, as no {self.unit} counted "
+                f"from 0 is below it (read there, they would come before {self.unit} 0)")
 
     def _order(self, back: np.ndarray) -> None:
         """Put the points, given in the log's order with ``back`` marking each step lower than the
@@ -121,6 +163,8 @@ class Series:
             words = self.position_words.get(float(x))
             if words is not None:
                 return words
+        if self._points(x):
+            return f"point {int(x) + 1}"
         n = self.epoch_length
         if self.step_unit == "epoch" and n and not float(x).is_integer():
             e = math.floor(x)
@@ -130,8 +174,15 @@ class Series:
         return f"{self.unit} {self._position(x)}"
 
     def between(self, first: float, last: float) -> str:
-        """A span of this axis in words: ``steps 120-300`` or ``epochs 3-9``."""
+        """A span of this axis in words: ``steps 120-300`` or ``epochs 3-9``; ``points 2-3`` for a
+        log that names no step (:attr:`counted_points`: its second and third lines with values)."""
+        if self._points(first) and self._points(last):
+            return f"points {int(first) + 1}-{int(last) + 1}"
         return f"{self.unit}s {self._position(first)}-{self._position(last)}"
+
+    def _points(self, x: float) -> bool:
+        """Whether ``x`` is worded as a point's place in the log (:attr:`counted_points`)."""
+        return self.counted_points and self.step_unit == "step" and float(x).is_integer()
 
     def _position(self, x: float) -> str:
         v = float(x)
@@ -172,8 +223,16 @@ def starts_again(step: float, first: float, last: float, rising: int) -> bool:
     stood at ``last``: it goes back to or below the run's first step after :data:`RUN_RECORDS`
     points in rising order (a resume from a checkpoint after the start goes back less: the same
     run; a few points out of order are not a run). The one rule for runs appended to a JSON Lines
-    file, a TensorBoard CSV download's restarts and the launches of a TensorBoard folder."""
-    return step < last and step <= first and rising >= RUN_RECORDS
+    file, a TensorBoard CSV download's restarts and the launches of a TensorBoard folder. A negative
+    step after a run from 0 or later starts none (:func:`off_axis`): the series leaves it out."""
+    return step < last and step <= first and rising >= RUN_RECORDS and not off_axis(step, first)
+
+
+def off_axis(step: float, first: float) -> bool:
+    """Whether a point at ``step`` in a run whose first step is ``first`` is a negative step among
+    steps from 0, which every series leaves out (:meth:`Series._drop_negative`): no run's start, and
+    no run's last step either."""
+    return step < 0 <= first
 
 
 @dataclass
@@ -209,12 +268,14 @@ class RunLog:
 
     def note_step_order(self) -> None:
         """Add a ``step_order`` warning for each series whose step counted down (its
-        :attr:`Series.order_note`), once."""
+        :attr:`Series.order_note`) or that had points at a negative step left out (its
+        :attr:`Series.negative_note`), once."""
         seen = {w.message for w in self.warnings if w.code == "step_order"}
         for s in self.series:
-            if s.order_note is not None and s.order_note not in seen:
-                seen.add(s.order_note)
-                self.warnings.append(LogWarning("step_order", s.order_note))
+            for note in (s.negative_note, s.order_note):
+                if note is not None and note not in seen:
+                    seen.add(note)
+                    self.warnings.append(LogWarning("step_order", note))
 
     def split(self) -> dict[str, RunLog]:
         """Each run of a folder of runs (:attr:`runs`) by its prefix: its own series, and those under

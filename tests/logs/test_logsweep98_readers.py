@@ -151,3 +151,18 @@ def test_a_catboost_score_is_no_loss(tmp_path: Path) -> None:
     log = read_log(write(tmp_path, "catboost.log", _catboost([(None, a) for a in auc], higher_better=True)))
     names = by_name(log)
     assert names["test"].role == "metric" and not log.by_role("val_loss") and not boosting_log(log)
+
+
+def test_the_values_after_a_checkpoint_saves_clause_are_read(tmp_path: Path) -> None:
+    # "Epoch 5: saving checkpoint; loss 0.3 acc 0.9": the save's clause ends at the semicolon; the line
+    # was cut at "saving", losing its loss and accuracy (each epoch read, but no loss at all)
+    losses = [round(1.0 / (e + 1), 4) for e in range(10)]
+    for sep in ("; ", ", ", " | ", " - "):
+        text = "".join(f"Epoch {e}: saving checkpoint{sep}loss {v} acc 0.9\n" for e, v in enumerate(losses))
+        names = by_name(read_log(write(tmp_path, "train.log", text)))
+        assert names["loss"].values.tolist() == losses, sep
+        assert names["acc"].values.tolist() == [0.9] * 10
+    # the clause itself still gives nothing: a path, or a score in its own brackets
+    text = "".join(f"Epoch {e}: saved checkpoint ckpt/e{e}.pt (score 9.39, step 5); loss {v}\n" for e, v in enumerate(losses))
+    names = by_name(read_log(write(tmp_path, "train.log", text)))
+    assert names["loss"].values.tolist() == losses and "score" not in names

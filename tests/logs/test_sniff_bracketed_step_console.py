@@ -60,3 +60,50 @@ def test_a_json_array_of_numbers_is_still_read_as_numbers(tmp_path, indent, n):
     (loss,) = [s for s in log.series if s.name == "loss"]
     assert loss.values.tolist() == values
     assert number_array(b"[0.5]\n\n  ") and number_array(b"[1, 2, NaN]")
+
+
+# --- a count out of its total in brackets of its own: the line's step, and the run's planned length ---
+
+_COUNTED = ["[{i}/3000] loss: {loss:.4f} lr: 1e-3\n", "[{i:5d}/ 3000] loss: {loss:.4f} lr: 1e-3\n",
+            "[{i}/3000]\tloss={loss:.4f}\n", "[2024-01-02 10:00:01] [{i}/3000] loss: {loss:.4f}\n",
+            "INFO:root:[{i}/3000] loss: {loss:.4f}\n"]
+
+
+@pytest.mark.parametrize("fmt", _COUNTED)
+def test_a_bracketed_count_is_the_step_out_of_the_planned_total(tmp_path, fmt):
+    # "[110/3000] loss: 0.532": step 110 of a run planned for 3000, as "Iter 110/3000" is (it was read
+    # by line, steps 0-59, with no planned length)
+    steps = [110 + 10 * k for k in range(len(_LOSSES))]
+    path = tmp_path / "train.log"
+    path.write_text("".join(fmt.format(i=i, loss=loss) for i, loss in zip(steps, _LOSSES, strict=True)))
+    log = read_log(path)
+    loss = {s.name: s for s in log.series}["loss"]
+    assert list(loss.steps) == steps
+    assert [round(v, 4) for v in loss.values] == [round(v, 4) for v in _LOSSES]
+    assert log.planned_steps == 3000 and log.planned_unit == "step"
+    assert not [w for w in log.warnings if w.code == "running_index"]
+
+
+@pytest.mark.parametrize("fmt", ["[{e}/5] step {i} loss: {loss:.4f}\n", "[{e}/5] iter: {i}, loss: {loss:.4f}\n"])
+def test_a_bracketed_epoch_count_beside_a_named_step_is_not_the_step(tmp_path, fmt):
+    steps = [10 * k for k in range(len(_LOSSES))]
+    path = tmp_path / "train.log"
+    path.write_text("".join(fmt.format(e=1 + k // 12, i=i, loss=loss)
+                            for k, (i, loss) in enumerate(zip(steps, _LOSSES, strict=True))))
+    log = read_log(path)
+    assert list({s.name: s for s in log.series}["loss"].steps) == steps
+    assert log.planned_steps != 5           # 5 epochs is no planned length in steps
+
+
+@pytest.mark.parametrize("fmt", ["[12/05/2020 10:00:{s:02d}] loss: {loss:.4f}\n", "[12/05] 10:00:{s:02d} loss: {loss:.4f}\n",
+                                 "[192.168.1.{s}] loss: {loss:.4f}\n", "[10:00:{s:02d}] loss: {loss:.4f}\n",
+                                 "[{s}/60][{s}/1583]\tloss: {loss:.4f}\n"])
+def test_bracketed_dates_times_addresses_and_pairs_are_no_step(tmp_path, fmt):
+    # read by line as before (DCGAN's "[epoch/N][batch/M]" pair is a position within epochs, not this rule)
+    path = tmp_path / "train.log"
+    path.write_text("".join(fmt.format(s=k % 60, loss=loss) for k, loss in enumerate(_LOSSES)))
+    log = read_log(path)
+    assert log.planned_steps is None
+    loss = {s.name: s for s in log.series}["loss"]
+    assert [round(v, 4) for v in loss.values] == [round(v, 4) for v in _LOSSES]
+    assert list(loss.steps) != [110 + 10 * k for k in range(len(_LOSSES))] and 1583 not in list(loss.steps)

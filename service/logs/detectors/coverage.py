@@ -292,7 +292,7 @@ def insufficient(run: RunLog, t: LogThresholds) -> list[Finding]:
             {"metric": longest.name, "steps": _span(finite(longest)[0]), "value": float(places),
              "threshold": float(t.min_points), "points": n, "judged": False, "not_run": list(TREND_CODES)}, [])]
     if n >= t.min_points:
-        return _within_one_epoch(longest) + _rewards_not_judged(run, t)
+        return _thin_loss(run, longest, t) + _within_one_epoch(longest) + _rewards_not_judged(run, t)
     bad = len(longest) - n  # its NaN/Inf points, which nonfinite reports
     ran = ("Trend checks need at least a few points; only the per-point checks (NaN/Inf, a loss that blew up or "
            "rose at every logged point) ran. ")
@@ -314,6 +314,41 @@ def insufficient(run: RunLog, t: LogThresholds) -> list[Finding]:
         ran + advice,
         {"metric": longest.name, "steps": _span(longest.steps) if len(longest) else None, "value": float(n),
          "threshold": float(t.min_points), "nonfinite_points": bad, "judged": False, "not_run": list(TREND_CODES)},
+        [])]
+
+
+def _thin_loss(run: RunLog, longest: Series, t: LogThresholds) -> list[Finding]:
+    """A note where the training loss sits at fewer distinct steps than the trend checks need while a
+    gradient norm beside it has enough (``longest``, which the coverage above was judged by): the
+    loss's trends (plateau, divergence, oscillation, overfitting) follow it step by step and had next
+    to nothing to judge, however long the gradient norm is. Several lines printing one step, or a
+    stepless log with one loss line among many gradient-norm lines, had read "healthy" without a
+    word. Evidence ``thin_loss``: check.py drops the note where another rule judged this loss."""
+    loss = run.first("loss")
+    if loss is None or loss is longest:
+        return []
+    steps = finite(loss)[0]
+    k = len(steps)
+    places = len(np.unique(steps))
+    if not k or places >= t.min_points:
+        return []
+    unit = loss.unit
+    where = loss.where(float(steps[0])) if places == 1 else loss.between(float(steps[0]), float(steps[-1]))
+    pile = (f"{loss.name}'s {k} point{'s' if k != 1 else ''} sit{'s' if k == 1 else ''} at one {unit} ({where})"
+            if places == 1 else f"{loss.name} has {k} point(s) at only {places} distinct {unit}s ({where})")
+    bad = len(loss) - k
+    return [finding(
+        "insufficient_data", "info",
+        f"{pile}, beside {longest.name}'s {int(np.sum(np.isfinite(longest.values)))}: too few for the loss's trends, "
+        "which were not judged",
+        f"The trend checks (plateau, divergence, oscillation, overfitting) follow the training loss {unit} by {unit}; "
+        f"at {'one ' + unit if places == 1 else f'{places} {unit}s'} they had next to nothing to judge, and only the "
+        f"per-point checks (NaN/Inf, a loss that blew up) and the gradient checks on {longest.name} ran. "
+        + ("Several lines printed the same step: print the step that changes on each line that prints the loss. "
+           if places == 1 and k > 1 else "")
+        + "Log the training loss more often (each step, or each epoch of a longer run): " + log_the_loss(run),
+        {"metric": loss.name, "steps": _span(steps), "value": float(places), "threshold": float(t.min_points),
+         "points": k, "nonfinite_points": bad, "thin_loss": True, "judged": False, "not_run": list(TREND_CODES)},
         [])]
 
 

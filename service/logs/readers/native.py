@@ -142,6 +142,7 @@ from gradhealth.logs.series import (
     Series,
     classify,
     make_series,
+    off_axis,
     several_runs,
     starts_again,
 )
@@ -579,7 +580,8 @@ class NativeReader:
             rows = max(int(s.steps[-1]) for s in series) + 1
             warnings.append(LogWarning(
                 "running_index", f"{path.name}: no step column, so the steps are the {rows:,} rows counted from 0 "
-                f"(step 0 is the first row below the header, step {rows - 1:,} the last)"))
+                f"(step 0 is the first row below the header, step {rows - 1:,} the last; findings name them points "
+                f"1-{rows:,})"))
         if tensorboard:
             # TensorBoard's "download CSV" of one scalar: the tag is only in the file's name
             name = tensorboard_csv_tag(path.name)
@@ -735,6 +737,8 @@ def _restarts(s: Series) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     steps, values, wall = s.steps[order], s.values[order], wall[order]
     cuts, first, last, rising = [], steps[0], steps[0], 1
     for i in range(1, len(steps)):
+        if off_axis(steps[i], first):
+            continue  # (left out by its series)
         if starts_again(steps[i], first, last, rising):
             cuts.append(i)
             first, rising = steps[i], 1
@@ -840,7 +844,9 @@ class _Records:
             fields = frozenset(core or names)
             step = found[0][1]
             first, last, count = self.starts.setdefault(fields, (step, step, 0))
-            if starts_again(step, first, last, count):
+            if off_axis(step, first):
+                pass  # (left out by its series: the run's first and last steps stay as they were)
+            elif starts_again(step, first, last, count):
                 self.done.append((self.points, self.first_where, self.last_where))
                 if len(self.done) >= _MAX_RUNS:  # the last _MAX_RUNS runs are read at most
                     del self.done[0]

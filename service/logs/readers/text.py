@@ -278,6 +278,14 @@ _KERAS_BAR = re.compile(r"^\s*(?P<i>\d+)/(?P<n>\d+) \[[=>.]*\]")
 _DAY = r"(?:0?[1-9]|[12]\d|3[01])"
 _LEADING_COUNT = re.compile(rf"\s*(?!{_DAY}/{_DAY}[ \t]+\d{{1,2}}:\d\d(?!\d))"
                             r"(?P<i>\d+)[ \t]*/[ \t]*(?P<n>\d+)(?![\w./:-])(?![ \t]*\[)")
+#: A count ``[i/N]`` in brackets of its own (``[110/3000]``, ``[  110/ 3000]``): no name's (``Iter [110/3000]``:
+#: :data:`_BRACKET_COUNT`), no part of an "[epoch][batch]" pair (``[0/5][0/1583]``), no date (``[12/05/2020]``,
+#: a month and day before a time of day: ``[12/05] 10:00:01``); :func:`_line_values` reads it as a line's step
+_BRACKET_LEAD = re.compile(r"(?<![\w\]])"
+                           r"\[[ \t]*(?P<i>\d+)[ \t]*/[ \t]*(?P<n>\d+)[ \t]*\]"
+                           r"(?![ \t]*\[)(?![ \t]+\d{1,2}:\d\d)")
+#: ... nor the second of such a pair written apart (``[0/5] [0/1583]``): a count in brackets just before it
+_COUNT_BEFORE = re.compile(r"\[[ \t]*\d+[ \t]*/[ \t]*\d+[ \t]*\][ \t]*$")
 _BAR_KEY = "\x00bar"  # its count, until the reader knows whether an epoch header is above it
 _BEST_MARK = re.compile(r"(?<![\w/.-])best(?![\w/.=-])", re.IGNORECASE)
 _EVAL_SECTION = re.compile(r"\s*(?:eval|evaluation|evaluating|validation|validating|test|testing"
@@ -1637,12 +1645,38 @@ _TOOK = re.compile(r"\btook[ \t]*:?[ \t]*\d[\d.]*(?:e[-+]?\d+)?[ \t]*(?:s|secs?|
                    re.IGNORECASE)
 
 
+#: What ends a clause of a line outside brackets: a semicolon, a comma, a bar, or a dash between spaces
+_CLAUSE_MARK = re.compile(r"[;,|]|[ \t]-+[ \t]")
+_OPENERS, _CLOSERS = "([{", ")]}"
+
+
+def _clause_end(line: str, start: int) -> int:
+    """Where the clause running on at ``start`` ends: the first :data:`_CLAUSE_MARK` outside the
+    brackets opened after ``start`` (fairseq's ``(epoch 2 @ 695 updates, score 9.393)`` is one
+    clause's), or the line's end. Blanked rather than cut, the text after it keeps its offsets."""
+    depth = 0
+    i = start
+    while i < len(line):
+        c = line[i]
+        if c in _OPENERS:
+            depth += 1
+        elif c in _CLOSERS:
+            depth = max(depth - 1, 0)
+        elif depth == 0 and (m := _CLAUSE_MARK.match(line, i)) is not None:
+            return m.start()
+        i += 1
+    return len(line)
+
+
 def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, str]], float | None]:
     if line[:5].lstrip(" ").startswith("##") and _HEADING.match(line):
         return [], None  # (a heading: logsweep95 mmdet_cascade_nan_readme read "loss NAN" from one as a NaN loss)
     if "heckpoint" in line and (saved := _CHECKPOINT_SAVED.search(line)) is not None:
-        # (logsweep98 fairseq1895: its score and write time became series "score" and "took")
-        line = line[:saved.start()]
+        # (logsweep98 fairseq1895: its score and write time became series "score" and "took"); only
+        # the save's own clause describes the file: a clause after it is the line's again ("Epoch 5:
+        # saving checkpoint; loss 0.3 acc 0.9" kept its epoch and lost its loss)
+        end = _clause_end(line, saved.end())
+        line = line[:saved.start()] + " " * (end - saved.start()) + line[end:]
     if "took" in line:
         line = _TOOK.sub(" ", line)
     if line.startswith("[") and (tag := _MPI_TAG.match(line)) is not None:
@@ -2009,10 +2043,21 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
         total = None
     if (found and "/" in line and (lead := _LEADING_COUNT.match(line)) is not None
             and "epoch" in {k.lower() for k in found} and not any(k.lower() in STEP_KEYS for k in found)
-            and not spans.covers(lead.start("i"))):
+            and not spans.covers(lead.start("i")) and not _COUNT_BEFORE.search(line, 0, lead.start())):
         # "1920/191900 (epoch 1) loss: 8.237, ...": an unnamed count leading a line that names its
         # epoch is the step, out of its total (logsweep59's bayou log: read by epoch, its 3,948 lines
         # were 11 points); one that starts again every epoch is then placed within it (_within_epochs)
+        found = {"step": lead["i"], **found}
+        total = _total(lead["n"])
+    if (found and mark is None and "[" in line and "/" in line
+            and not any(k.lower() in STEP_KEYS for k in found)
+            and (lead := _BRACKET_LEAD.search(line, 0, first_at)) is not None
+            and not spans.covers(lead.start("i")) and not _COUNT_BEFORE.search(line, 0, lead.start())):
+        # "[110/3000] loss: 0.532 lr: 1e-3" (a bare console's own progress print, "[  110/ 3000]"
+        # padded): a count in brackets, named by no word, before the line's first value is its step
+        # out of the run's planned total, as "Iter 110/3000" is. Not where the line names its step
+        # ("[1/5] step 100 loss ...": the bracket counts epochs), nor in an evaluation's line
+        # ("Test: [10/242]", its pass's batches), nor a date ("[12/05/2020]", "[12/05] 10:00:01")
         found = {"step": lead["i"], **found}
         total = _total(lead["n"])
     names = {k.lower() for k in found}
@@ -3234,11 +3279,12 @@ class TextReader:
         if first_step is None:
             _add(points, pending, None)     # no step in the whole log: the running index
             if index:
-                # say so: a finding "at step 8" is the 9th line with values (logsweep66 u01: a
+                # say so: a finding's "point 9" is the 9th line with values (logsweep66 u01: a
                 # Trainer's console dicts, whose user counted them from 1)
                 warnings.append(LogWarning(
                     "running_index", f"{name}: no line names a step, so the steps are the {index:,} lines with "
-                    f"values counted from 0 (step 0 is the first, step {index - 1} the last)"))
+                    f"values counted from 0 (step 0 is the first, step {index - 1} the last; findings name them points "
+                    f"1-{index:,})"))
         elif pending:
             # before the first step: an evaluation before training (names that go on after it)
             # is kept at the step before the first; a config print or a parameter count is not

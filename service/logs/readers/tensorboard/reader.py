@@ -170,27 +170,29 @@ def _by_tag(tag: np.ndarray) -> dict[int, np.ndarray]:
     return {t: order[e - c:e] for t, (c, e) in enumerate(zip(sizes.tolist(), ends, strict=True)) if c}
 
 
-def _check_steps(name: str, tag: str, step: np.ndarray, order: np.ndarray, warnings: list[LogWarning]) -> None:
+def _check_steps(name: str, tag: str, step: np.ndarray, order: np.ndarray) -> str | None:
     """The house's step bound on one tag's steps (int64, as ``Event.step`` is; ``order`` the points'
     record << 20): a step from 2^53 on is refused, as the text and CSV readers refuse it, naming the
-    tag and the record; a negative one is read (protobuf's int64 reading: the varint of 2^64 - 1 is
-    -1, as TensorBoard shows it) with a ``step_order`` note saying so, since a writer that counts
-    steps from 0 never writes one: it is an unsigned 2^64 - 1 or a -1 "no step" (errsweep6, read
-    as -1 after steps 0-49 without a word)."""
+    tag and the record. A negative one (protobuf's int64 reading: the varint of 2^64 - 1 is -1, as
+    TensorBoard shows it) among steps from 0 is left out, as every reader leaves it out
+    (:meth:`~gradhealth.logs.series.Series._drop_negative`): a writer that counts steps from 0 never
+    writes one, it is an unsigned 2^64 - 1 or a -1 "no step" (errsweep6, read as -1 after steps 0-49
+    without a word). Returned: the ``step_order`` note's words for it, naming the record and the
+    unsigned value, else None."""
     far = np.flatnonzero(np.abs(step.astype(np.float64)) >= MAX_STEP)
     if len(far):
         k = int(far[0])
         raise LogError(f"{name}: {tag!r} has a point at step {int(step[k]):,} (record {int(order[k]) >> 20}): "
                        f"{step_too_far(float(step[k]))}")
     neg = np.flatnonzero(step < 0)
-    if len(neg) and len(neg) < len(step):   # (a series all of negative steps counts down: its own note)
-        k = int(neg[0])
-        unsigned = int(step[k]) + (1 << 64)
-        warnings.append(LogWarning("step_order", (
-            f"{name}: {tag!r} has {len(neg)} point(s) at a negative step among {len(step) - len(neg)} at steps "
+    if not len(neg) or len(neg) == len(step):   # (a series all of negative steps counts down: its own note)
+        return None
+    k = int(neg[0])
+    unsigned = int(step[k]) + (1 << 64)
+    return (f"{name}: {tag!r} has {len(neg)} point(s) at a negative step among {len(step) - len(neg)} at steps "
             f"from 0, first step {int(step[k])} (record {int(order[k]) >> 20}): Event.step is a signed int64, "
-            f"so the writer wrote the unsigned {unsigned:,}, or {int(step[k])} for no step; read at step "
-            f"{int(step[k])}, before the others"), where=f"record {int(order[k]) >> 20}"))
+            f"so the writer wrote the unsigned {unsigned:,}, or {int(step[k])} for no step; left out (no step "
+            f"counted from 0 is below 0: read there, they would come before step 0)")
 
 
 def _series(names: dict[int, str], fast: tuple[np.ndarray, ...], slow: tuple[np.ndarray, ...], *,
@@ -217,14 +219,14 @@ def _series(names: dict[int, str], fast: tuple[np.ndarray, ...], slow: tuple[np.
             step = np.concatenate([f_step[fi], s_step[si]])[first]
             value = np.concatenate([f_value[fi], s_value[si]])[first]
             wall = np.concatenate([f_wall[fi], s_wall[si]])[first]
-        _check_steps(name, names[tid], step, order, warnings if warnings is not None else [])
-        cols.append((int(order[0]), tid, step, value, wall))
+        note = _check_steps(name, names[tid], step, order)
+        cols.append((int(order[0]), tid, step, value, wall, note))
     cols.sort(key=lambda c: c[0])
     out = []
-    for _, tid, step, value, wall in cols:
+    for _, tid, step, value, wall, note in cols:
         tname = names[tid]
         if not histogram:
-            out.append(make_series(tname, step, value, wall))
+            out.append(_noted(make_series(tname, step, value, wall), note))
             continue
         role, layer = classify(tname)
         if "grad" in tname.lower():
@@ -234,8 +236,15 @@ def _series(names: dict[int, str], fast: tuple[np.ndarray, ...], slow: tuple[np.
         else:
             role, layer = "weight_norm", layer if role == "weight_norm" and layer else tname
         sname = f"{tname}/norm" if taken and tname in taken else tname
-        out.append(make_series(sname, step, value, wall, role=role, layer=layer))
+        out.append(_noted(make_series(sname, step, value, wall, role=role, layer=layer), note))
     return out
+
+
+def _noted(series: Series, note: str | None) -> Series:
+    """``series`` with its negative steps' note in the reader's words (the record they came in)."""
+    if note is not None and series.negative_note is not None:
+        series.negative_note = note
+    return series
 
 
 READER = TensorBoardReader()
