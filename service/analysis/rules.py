@@ -1385,19 +1385,39 @@ def _steep_saturating(result: SimulationResult, t: Thresholds) -> tuple[float, f
 #: a gradient that grows backwards beside it is the backward's own (BatchNorm's, or gradients summed
 #: over many skip paths), not weights too large for the signal.
 FORWARD_STEADY = 1.5
+#: Over a longer span the forward is steady too where it grows at most this much per layer step and
+#: its total is at most the square root of the gradient's (half its growth or less in log terms, the
+#: rest the backward's own): a 1.5x total is 1.004 a layer over 101 layers but 1.22 over two, so a
+#: total alone judged depth wrongly (a trained CNN under Adam, activations 4x over 8 layers, 1.22 a
+#: step, while its gradient grew 151x, was refused: kerassweep30 F1). Weights too large grow both
+#: directions alike (x3 He: 3x a step each way) and stay a warning.
+FORWARD_STEADY_STEP = 1.25
+
+
+def forward_steady(result: SimulationResult, value: float) -> bool:
+    """Whether the forward is steady beside a gradient that grows ``value``x backwards: the
+    activations grow at most :data:`FORWARD_STEADY` in all, or at most :data:`FORWARD_STEADY_STEP`
+    per layer step (:func:`activation_span`) and by at most the square root of ``value``."""
+    growth = activation_growth(result)
+    if growth <= FORWARD_STEADY:
+        return True
+    steps = len(activation_span(result)) - 1
+    if not (steps >= 1 and growth > 0 and math.isfinite(growth) and value > 0):
+        return False
+    return growth ** (1 / steps) <= FORWARD_STEADY_STEP and growth * growth <= value
 
 
 def _backward_only_under_adaptive(result: SimulationResult, value: float) -> tuple[str, float, float, float] | None:
     """(optimizer, first layer's first-step ratio, the layers' median, activation growth) where the
     gradient grows backwards through depth (``value`` is the ends' ratio) while the forward is steady
-    (:data:`FORWARD_STEADY`) and an adaptive optimizer steps the first layer within 10x of the layers'
+    (:func:`forward_steady`) and an adaptive optimizer steps the first layer within 10x of the layers'
     median: Adam divides each weight's gradient by its own running size, so a larger gradient at the
     first layers does not make their step larger (the official stacked hourglass, BatchNorm residual
     blocks with skips at every scale and intermediate supervision, under Adam 1e-3: 1.94e3x over 101
     layers at 1.08 a layer, activations 0.996x; modsweep33 h03). Under SGD the step is the gradient,
     and a warning."""
     growth = activation_growth(result)
-    if depth_ratio(result)[0] != value or not growth <= FORWARD_STEADY:
+    if depth_ratio(result)[0] != value or not forward_steady(result, value):
         return None
     even = adaptive_steps_even(result)
     if even is None or even[1] > 10 * even[2]:
@@ -1450,6 +1470,47 @@ def learned_forward_growth(result: SimulationResult, t: Thresholds) -> tuple[flo
         return None
     predicted = scale_growth(span[1:])
     if not predicted < t.exploding_warning:
+        return None
+    return predicted, ratio, largest
+
+
+#: How many times what the weights' scale predicts a trained checkpoint's gradient growth must be
+#: before the rest is read as structure the weights learned (:func:`learned_backward_growth`): a
+#: decade, as for a regressor's output scale (:data:`OUTPUT_SCALE_GAIN`), so that weights a little
+#: over their critical scale, whose own gain compounds to most of the growth, stay a warning.
+LEARNED_EXCESS = 10.0
+
+
+def learned_backward_growth(result: SimulationResult, t: Thresholds) -> tuple[float, float, float] | None:
+    """(the growth i.i.d. weights of the layers' scales predict over the gradient's chain, the
+    measured ratio, the largest activation std) where a trained checkpoint's gradient grows past the
+    through-depth bar by structure its weights learned, not their scale: the ratio is in the warning
+    band (``t.exploding``), the layers' scales (:func:`scale_growth` after the chain's first layer,
+    the Jacobians the gradient passes back through) predict under the bar and at most
+    1/:data:`LEARNED_EXCESS` of the measured growth, no layer's weights are at
+    :data:`OVERSIZED_LAYER_GAIN` or more, and no activation std reaches :data:`FORWARD_OVERFLOW_STD`.
+    None otherwise: at initialisation, or with weights too large, the scale predicts the growth.
+
+    The gradient a trained head sends back is low-rank (a 2-class softmax's is one direction), and
+    training lines each layer's strongest directions up with the next's, so it grows along them far
+    more than random weights of the same scale would: a trained Keras CNN (5 linear convs, ReLU
+    dense, Adam 1e-5), every kernel at 0.27-1.4x the scale that keeps the signal, grows its gradient
+    151x where its scales give about 2x (kerassweep30 F1); x8 weights predict the growth and stay a
+    warning. :func:`learned_forward_growth` is the same judgement of a forward that grows alone."""
+    if not learned_from_training(result):
+        return None  # only stored weights are known to be trained
+    ratio, units = depth_ratio(result)
+    if t.exploding(ratio) != "warning" or len(units) < 2:
+        return None
+    if any(scale_gain(u) >= OVERSIZED_LAYER_GAIN for u in units):
+        return None  # a layer too large for its activation: an init (or a blow-up) to fix, whatever the rest
+    predicted = scale_growth(units[1:])
+    if not (predicted < t.exploding_warning and ratio >= LEARNED_EXCESS * predicted):
+        return None
+    weighted = [u for u in result.units if u.depth == 0 and u.has_weights and "activation_std" in u.values]
+    largest = max((float(np.nanmax(u.values["activation_std"])) for u in weighted
+                   if np.any(np.isfinite(u.values["activation_std"]))), default=math.nan)
+    if not largest < FORWARD_OVERFLOW_STD:
         return None
     return predicted, ratio, largest
 
@@ -1682,6 +1743,11 @@ class ExplodingGradient(ArchitectureRule):
             return "info"  # a trained regressor's gain to the targets given: what it must learn
         if severity == "warning" and depth_ratio(result)[0] == value and absorbed_by_normalisation(result, t):
             return "normalisation"  # scale-invariant layers absorb it (findings.absorbed_by_normalisation)
+        if severity == "warning" and scaled is None and depth_ratio(result)[0] == value and (
+                learned_backward_growth(result, t) is not None):
+            # a checkpoint's gradient grown past what its weights' scale gives: learned, not an init
+            # (a regressor's raw output scale, ``scaled``, is named as that instead)
+            return "learned_structure"
         if severity == "warning" and _backward_only_under_adaptive(result, value) is not None:
             return "adaptive_optimizer"
         if severity is not None and learned_forward_growth(result, t) is not None:
@@ -1762,6 +1828,26 @@ class ExplodingGradient(ArchitectureRule):
                             f"layer to the last) and {opt} steps every layer by about its rate per weight, the first "
                             f"layer's first step {fmt(first)} of its weights against the layers' median {fmt(typical)}")
             det.evidence.update(optimizer=opt, first_layer_update_ratio=first, median_update_ratio=typical)
+        learned_backward = learned_backward_growth(result, t) if reason == "learned_structure" else None
+        if learned_backward is not None:
+            predicted, backward, largest = learned_backward
+            growth = activation_growth(result)
+            det.evidence.update(learned_structure=True, weight_scale_growth=predicted,
+                                largest_activation_std=largest, overflow_std=FORWARD_OVERFLOW_STD)
+            det.summary += (f"; a note: the weights' scale gives {fmt(predicted)}x over these layers, the rest is "
+                            "structure the weights learned, not their scale")
+            det.explanation = (
+                "Backpropagation multiplies one Jacobian per layer, and freshly drawn random weights multiply the "
+                f"gradient by their scale: i.i.d. weights of these layers' scales would grow it {fmt(predicted)}x over "
+                f"them, where it grows {fmt(backward)}x (the activations {fmt(growth)}x from the first layer to the "
+                "last). No layer's weights are too large for its activation. The rest is what training built: the "
+                "gradient a trained output layer sends back lies in few directions, and each trained layer's "
+                "strongest directions line up with the next one's, so it grows along them far more than random "
+                f"weights would. The largest activation std, {fmt(largest)}, is under {fmt(FORWARD_OVERFLOW_STD)}. "
+                "That is a trained network's, not an initialisation to fix (a new init would discard the "
+                "training); an adaptive optimizer such as Adam divides each weight's gradient by its own running "
+                "size, and gradient clipping bounds a step if training on is unstable. Check the model with its "
+                "weights reinitialised to judge its initialisation.")
         learned_forward = learned_forward_growth(result, t) if reason == "learned_structure" else None
         if learned_forward is not None:
             predicted, backward, largest = learned_forward

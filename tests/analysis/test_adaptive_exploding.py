@@ -55,3 +55,17 @@ def test_a_forward_that_grows_stays_a_warning_under_adam(scale: float) -> None:
     doc = check_module(model, torch.randn(64, 64), verify=False, seeds=2, optimizer={"type": "adam", "lr": 1e-3})
     f = next(f for f in doc.findings if f.code == "exploding_gradient")
     assert f.severity in ("warning", "error") and "a note" not in f.summary
+
+
+def test_steadiness_is_judged_per_layer_step_not_as_one_total_over_any_depth() -> None:
+    # the first Linear's weights /3: the activations end 3x the first layer's, over 30 steps (1.04
+    # a step, under 1.25, and under the square root of the gradient's ~300x): the forward is steady
+    # and the growth the backward's own; a 1.5x total read it as a forward that grows (kerassweep30 F1)
+    model = _bn_stack()
+    with torch.no_grad():
+        model[0].weight.div_(3.0)  # the first Linear, whose output no norm takes: the next BN divides it out
+    doc = check_module(model, torch.randn(64, 32), verify=False, seeds=2, optimizer={"type": "adam", "lr": 1e-3})
+    f = next(f for f in doc.findings if f.code == "exploding_gradient")
+    growth = f.evidence.model_extra["activation_growth"]
+    assert growth > 1.5 and growth ** (1 / 30) <= 1.25 and growth ** 2 <= f.evidence.value
+    assert f.severity == "info" and f.evidence.model_extra["note_reason"] == "adaptive_optimizer"
