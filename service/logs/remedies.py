@@ -309,10 +309,23 @@ def lower_lr(
     factor: float = R.LOWER_LR_FACTOR,
     warmup_steps: int = 0,
     why: str = "",
+    network: R.GanNetwork | None = None,
+    series: dict[str, str] | None = None,
 ) -> Remedy:
     """``factor`` x the learning rate in effect at ``at_step`` (when the log has one); when the rate
     rose to that shortly before from one the run was stable at (:func:`learning_rate_jump`), back to
-    that stable rate instead: ``factor`` x a rate the run had never trained at can still be far too high."""
+    that stable rate instead: ``factor`` x a rate the run had never trained at can still be far too high.
+
+    ``network``: for a GAN, the network whose optimizer the cut acts on (the discriminator's where it
+    overpowers the generator: cutting the generator's rate too slows the side already losing), or
+    ``both``; ``series`` the loss series the judgement rests on, by role
+    (:func:`gradhealth.core.remedies.for_gan_network`)."""
+    fix = _lower_lr(run, at_step=at_step, factor=factor, warmup_steps=warmup_steps, why=why)
+    return fix if network is None else R.for_gan_network(fix, network, series=series)
+
+
+def _lower_lr(run: RunLog, *, at_step: float | None, factor: float, warmup_steps: int, why: str) -> Remedy:
+    """:func:`lower_lr` for the one optimizer a run has."""
     rate = learning_rate_at(run, at_step)
     jump = learning_rate_jump(run, at_step, factor)
     if jump is not None and rate is not None:

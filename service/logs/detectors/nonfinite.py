@@ -412,7 +412,9 @@ def _saturated_gan(run: RunLog, t: LogThresholds) -> list[Finding]:
             "earlier checkpoint.",
             {"metric": d.name, "steps": [_num(first), _num(last)], "value": _BCE_CLAMP, "points": k,
              "generator": g.name, "generator_final": g_at},
-            [lower_lr(run, at_step=first, why="the GAN's discriminator saturated")])]
+            # the rates, plural: which network overshot, the log does not tell once both are saturated
+            [lower_lr(run, at_step=first, why="the GAN's discriminator saturated", network="both",
+                      series={"discriminator": d.name, "generator": g.name})])]
     return []
 
 
