@@ -151,3 +151,21 @@ def test_a_discriminator_saturated_at_bcelosss_clamp_lowers_both_rates(tmp_path:
         assert r.params["target"] == "both" and r.params["judged_on"] == {"discriminator": "Loss_D",
                                                                         "generator": "Loss_G"}
         assert "for opt in (optimizer_G, optimizer_D):" in r.snippet and "optimizer.param_groups" not in r.snippet
+
+
+def test_a_cut_sized_from_a_blow_up_does_not_replace_a_cut_aimed_at_one_gan_network() -> None:
+    # one document names one rate for one optimizer; a GAN's cut aimed at the discriminator's optimizer
+    # is for another optimizer than the sized one, and kept aimed (the plain cut beside it is replaced)
+    from gradhealth.logs.check import _one_sized_rate
+    from gradhealth.logs.detectors.common import finding
+
+    sized = R.lower_learning_rate(0.1)
+    sized.params.update(gradient_rise=100.0)
+    aimed = R.for_gan_network(R.lower_learning_rate(0.3), "discriminator")
+    ev = {"metric": "x", "steps": [0, 1], "value": 1.0, "threshold": 1.0}
+    findings = [finding("exploding_gradient", "warning", "s", "e", ev, [sized]),
+                finding("loss_divergence", "warning", "s", "e", ev, [aimed]),
+                finding("loss_spike", "warning", "s", "e", ev, [R.lower_learning_rate(0.3)])]
+    out = _one_sized_rate(findings)
+    assert out[1].remedies[0].params["target"] == "discriminator" and out[1].remedies[0].params["factor"] == 0.3
+    assert out[2].remedies[0].params["factor"] == 0.1  # the plain one takes the sized cut, as before
