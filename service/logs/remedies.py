@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,7 @@ import numpy as np
 from gradhealth.analysis.activations import ACTIVATIONS, SATURATING, canonical
 from gradhealth.core import remedies as R
 from gradhealth.core.document import Remedy
-from gradhealth.logs.series import RunLog
+from gradhealth.logs.series import RunLog, name_words
 from gradhealth.logs.stats import early_baseline, finite, median, rolling_median_mad
 from gradhealth.logs.thresholds import LogThresholds
 
@@ -320,8 +321,27 @@ def lower_lr(
     overpowers the generator: cutting the generator's rate too slows the side already losing), or
     ``both``; ``series`` the loss series the judgement rests on, by role
     (:func:`gradhealth.core.remedies.for_gan_network`)."""
-    fix = _lower_lr(run, at_step=at_step, factor=factor, warmup_steps=warmup_steps, why=why)
-    return fix if network is None else R.for_gan_network(fix, network, series=series)
+    if network is None:
+        return _lower_lr(run, at_step=at_step, factor=factor, warmup_steps=warmup_steps, why=why)
+    fix = _lower_lr(_network_rates(run, network), at_step=at_step, factor=factor, warmup_steps=warmup_steps, why=why)
+    return R.for_gan_network(fix, network, series=series)
+
+
+#: The words of a learning-rate series' name that say which GAN network it is (``lr_D``, ``g_lr``)
+_NETWORK_WORDS = {"discriminator": {"d", "dis", "disc", "discriminator", "critic"},
+                  "generator": {"g", "gen", "generator"}}
+
+
+def _network_rates(run: RunLog, network: R.GanNetwork) -> RunLog:
+    """``run`` with the learning rate of ``network`` its only one, for a GAN that logs one rate per
+    network (``lr_G``, ``lr_D``): the rate quoted must be the one the cut acts on, not the first
+    logged. With several rates and none named for it (or ``both``, whose rates may differ), none:
+    the factor alone is said rather than another network's rate."""
+    rates = [s for s in run.series if s.role == "learning_rate"]
+    if len(rates) <= 1:
+        return run
+    mine = [] if network == "both" else [s for s in rates if set(name_words(s.name)) & _NETWORK_WORDS[network]]
+    return replace(run, series=[s for s in run.series if s.role != "learning_rate"] + mine[:1])
 
 
 def _lower_lr(run: RunLog, *, at_step: float | None, factor: float, warmup_steps: int, why: str) -> Remedy:

@@ -169,3 +169,23 @@ def test_a_cut_sized_from_a_blow_up_does_not_replace_a_cut_aimed_at_one_gan_netw
     out = _one_sized_rate(findings)
     assert out[1].remedies[0].params["target"] == "discriminator" and out[1].remedies[0].params["factor"] == 0.3
     assert out[2].remedies[0].params["factor"] == 0.1  # the plain one takes the sized cut, as before
+
+
+def test_a_gan_logging_one_rate_per_network_quotes_the_discriminators(tmp_path: Path) -> None:
+    # lr_G 1e-3 and lr_D 2e-4 in each record: the cut on the discriminator's optimizer names 2e-4 -> 6e-5,
+    # never the generator's 1e-3
+    import json
+
+    rng = np.random.default_rng(7)
+    n = 400
+    records = [{"iteration": 100 * (k + 1), "lr_G": 1e-3, "lr_D": 2e-4,
+                "loss_gen": float((3 + 5 * k / n) * math.exp(0.1 * rng.standard_normal())),
+                "loss_dis": 0.6 if k < 40 else 0.0} for k in range(n)]
+    path = tmp_path / "log"
+    path.write_text(json.dumps(records))
+    found = [r for c, r in _gan_remedies(path) if c == "loss_plateau"]
+    assert found
+    for r in found:
+        assert r.params["target"] == "discriminator"
+        assert r.params["learning_rate_at_onset"] == 2e-4
+        assert math.isclose(r.params["suggested_learning_rate"], 0.3 * 2e-4)
