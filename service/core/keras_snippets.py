@@ -172,6 +172,8 @@ def keras_snippet(remedy: Remedy, where: str | None = None) -> str | None:
                 "  # your optimizer, kept\n"
                 "# global_clipnorm clips the total norm (torch's clip_grad_norm_); clipnorm= clips each weight's\n"
                 "model.compile(optimizer=optimizer, ...)")
+    if rid in ("lower_learning_rate", "raise_learning_rate") and p.get("target") in _KERAS_GAN_OPTIMIZERS:
+        return _gan_rate(p)
     if rid in ("lower_learning_rate", "raise_learning_rate"):
         factor = p.get("factor")
         rate = _rate(p, factor)
@@ -229,6 +231,29 @@ def keras_snippet(remedy: Remedy, where: str | None = None) -> str | None:
                 f"patience={p.get('patience')}, restore_best_weights=True)\n"
                 "model.fit(..., validation_data=(val_x, val_y), callbacks=[stop])")
     return None  # raise_kl_coefficient: a trainer's config, in no framework's code
+
+
+#: A Keras GAN's two optimizers as keras.io's GAN examples name them (``gan.compile(d_optimizer=...,
+#: g_optimizer=...)``), for each network a GAN remedy acts on (param ``target``)
+_KERAS_GAN_OPTIMIZERS = {"discriminator": ("d_optimizer",), "generator": ("g_optimizer",),
+                         "both": ("g_optimizer", "d_optimizer")}
+
+
+def _gan_rate(p: dict[str, Any]) -> str:
+    """A GAN's learning-rate change on the optimizer of the network it acts on (``p["target"]``), the
+    other's kept: a cut on "your optimizer" could land on the generator that is already losing."""
+    target = str(p["target"])
+    optimizers = _KERAS_GAN_OPTIMIZERS[target]
+    factor = p.get("factor")
+    rate = p.get("suggested_learning_rate")
+    if len(optimizers) == 1:
+        other = "g_optimizer" if target == "discriminator" else "d_optimizer"
+        new = f"{float(rate):.3g}" if isinstance(rate, int | float) else f"float({optimizers[0]}.learning_rate) * {factor}"
+        lines = [f"{optimizers[0]}.learning_rate = {new}  # the {target}'s optimizer only: {other} keeps its rate"]
+    else:
+        lines = [f"{opt}.learning_rate = float({opt}.learning_rate) * {factor}  # both networks' optimizers"
+                 for opt in optimizers]
+    return "\n".join(lines + ["# the optimizers passed to gan.compile(d_optimizer=..., g_optimizer=...)"])
 
 
 def _swapped(snippet: str) -> str | None:

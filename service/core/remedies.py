@@ -950,6 +950,77 @@ def lower_learning_rate(
     )
 
 
+#: The networks of a GAN a learning-rate remedy can act on, and the optimizers its snippet names for
+#: each (the usual ``optimizer_D``/``optimizer_G``; the PyTorch DCGAN tutorial's ``optimizerD``): a GAN
+#: steps its two networks with two optimizers, and a rate cut aimed at "your optimizer" lands on
+#: either, or on both, the side already losing included.
+GanNetwork = Literal["discriminator", "generator", "both"]
+GAN_OPTIMIZERS: dict[str, tuple[str, ...]] = {
+    "discriminator": ("optimizer_D",), "generator": ("optimizer_G",), "both": ("optimizer_G", "optimizer_D")}
+_GAN_WHOSE = {"discriminator": "the discriminator's", "generator": "the generator's", "both": "both networks'"}
+_GAN_KEPT = {"discriminator": "the generator's", "generator": "the discriminator's"}
+
+
+def gan_change(change: str, verb: str, network: GanNetwork, judged: dict[str, str]) -> str:
+    """A learning-rate change in words (``lower the learning rate ... (why)``) aimed at ``network``:
+    whose rate it changes, whose it keeps, and the loss series ``judged`` (by role) it rests on."""
+    whose = _GAN_WHOSE[network] + (" learning rates" if network == "both" else " learning rate")
+    kept = f", keeping {_GAN_KEPT[network]}" if network in _GAN_KEPT else ""
+    on = ("judged on " + " against ".join(f"{name} (the {role}'s loss)" for role, name in judged.items())
+          if judged else "")
+    head, why = change, ""
+    if change.endswith(")") and " (" in change:
+        # the why in parentheses last (:func:`_scale_lr`); "(in effect at ...)" inside the head stays
+        depth, i = 0, len(change) - 1
+        for i in range(len(change) - 1, -1, -1):
+            depth += {")": 1, "(": -1}.get(change[i], 0)
+            if depth == 0:
+                break
+        head, why = change[:i].rstrip(), change[i + 1:-1]
+    head = re.sub(rf"^{verb} the learning rate", f"{verb} {whose}", head) + kept
+    why = "; ".join(w for w in (why, on) if w)
+    return head + (f" ({why})" if why else "")
+
+
+def for_gan_network(remedy: Remedy, network: GanNetwork, *, series: dict[str, str] | None = None) -> Remedy:
+    """``remedy`` (a ``lower_learning_rate`` or ``raise_learning_rate``) aimed at one network of a GAN,
+    or at both: its title, its change and its snippet name that network's optimizer
+    (:data:`GAN_OPTIMIZERS`), and a cut aimed at one says the other's rate is kept. ``series``: the
+    loss series the judgement rests on, by role (``{"discriminator": "D_B", "generator": "G_B"}``),
+    named in the change. Params ``target``, ``optimizers`` and ``judged_on``; the id is unchanged."""
+    if network not in GAN_OPTIMIZERS:
+        raise ValueError(f"a GAN remedy acts on the discriminator, the generator or both, not {network!r}")
+    optimizers = GAN_OPTIMIZERS[network]
+    whose = _GAN_WHOSE[network]
+    p = remedy.params
+    factor = snippet_number(p.get("factor"))
+    steps = p.get("warmup_steps")
+    # the generic snippet's loop, on the named optimizer(s); a warm-up's scheduler on each of them
+    if len(optimizers) == 1:
+        code = (f"for group in {optimizers[0]}.param_groups:  # {whose} optimizer only: "
+                f"{_GAN_KEPT[network]} keeps its rate\n"
+                f'    group["lr"] = group["lr"] * {factor}')
+    else:
+        code = (f"for opt in ({', '.join(optimizers)}):  # the generator's and the discriminator's optimizers\n"
+                "    for group in opt.param_groups:\n"
+                f'        group["lr"] = group["lr"] * {factor}')
+    if steps:
+        for opt in optimizers:
+            code += (f"\nscheduler_{opt.rsplit('_', 1)[-1]} = torch.optim.lr_scheduler.LambdaLR(  # step() after "
+                     f"each of its steps\n    {opt}, lambda step: min(1.0, (step + 1) / {steps}))  # linear warm-up")
+    verb = "lower" if remedy.id == "lower_learning_rate" else "raise"
+    judged = {k: v for k, v in (series or {}).items() if v}
+    change = gan_change(remedy.change, verb, network, judged)
+    title = (f"{verb.capitalize()} {whose} learning rate" + ("s" if network == "both" else "")
+             + (" / warm-up" if steps else ""))
+    out = remedy.model_copy(deep=True)
+    out.title, out.change, out.snippet = title, change, code
+    out.params.update({"target": network, "optimizers": list(optimizers)})
+    if judged:
+        out.params["judged_on"] = judged
+    return out
+
+
 def positive_learning_rate(rate: float, optimizer: str = "Adam") -> Remedy:
     """Replace a negative or zero learning rate ``rate`` with a positive one: its magnitude when it
     has one, else Keras' default 0.001."""

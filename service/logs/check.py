@@ -22,6 +22,7 @@ from gradhealth.core.document import (
     Diagnosis,
     Finding,
     LogInfo,
+    Remedy,
     SeriesPoints,
     SeriesSummary,
     finite_or_none,
@@ -351,13 +352,17 @@ def _one_sized_rate(findings: list[Finding]) -> list[Finding]:
         return findings
     best = min(sized, key=lambda r: float(r.params["factor"]))
     out = []
+
+    def plain(r: Remedy) -> bool:
+        # a GAN's cut aimed at one network's optimizer (param target) stays aimed: the sized cut is
+        # for the one optimizer of the network that blew up
+        return (r.id == "lower_learning_rate" and r.params.get("factor") == R.LOWER_LR_FACTOR
+                and "learning_rate_jump" not in r.params and "target" not in r.params)
+
     for f in findings:
-        if any(r.id == "lower_learning_rate" and r.params.get("factor") == R.LOWER_LR_FACTOR
-               and "learning_rate_jump" not in r.params and float(best.params["factor"]) < R.LOWER_LR_FACTOR
-               for r in f.remedies):
+        if any(plain(r) and float(best.params["factor"]) < R.LOWER_LR_FACTOR for r in f.remedies):
             f = f.model_copy(update={"remedies": [
-                best.model_copy(deep=True) if r.id == "lower_learning_rate" and "learning_rate_jump" not in r.params
-                and r.params.get("factor") == R.LOWER_LR_FACTOR else r for r in f.remedies]})
+                best.model_copy(deep=True) if plain(r) else r for r in f.remedies]})
         out.append(f)
     return out
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,7 @@ import numpy as np
 from gradhealth.analysis.activations import ACTIVATIONS, SATURATING, canonical
 from gradhealth.core import remedies as R
 from gradhealth.core.document import Remedy
-from gradhealth.logs.series import RunLog
+from gradhealth.logs.series import RunLog, name_words
 from gradhealth.logs.stats import early_baseline, finite, median, rolling_median_mad
 from gradhealth.logs.thresholds import LogThresholds
 
@@ -309,10 +310,42 @@ def lower_lr(
     factor: float = R.LOWER_LR_FACTOR,
     warmup_steps: int = 0,
     why: str = "",
+    network: R.GanNetwork | None = None,
+    series: dict[str, str] | None = None,
 ) -> Remedy:
     """``factor`` x the learning rate in effect at ``at_step`` (when the log has one); when the rate
     rose to that shortly before from one the run was stable at (:func:`learning_rate_jump`), back to
-    that stable rate instead: ``factor`` x a rate the run had never trained at can still be far too high."""
+    that stable rate instead: ``factor`` x a rate the run had never trained at can still be far too high.
+
+    ``network``: for a GAN, the network whose optimizer the cut acts on (the discriminator's where it
+    overpowers the generator: cutting the generator's rate too slows the side already losing), or
+    ``both``; ``series`` the loss series the judgement rests on, by role
+    (:func:`gradhealth.core.remedies.for_gan_network`)."""
+    if network is None:
+        return _lower_lr(run, at_step=at_step, factor=factor, warmup_steps=warmup_steps, why=why)
+    fix = _lower_lr(_network_rates(run, network), at_step=at_step, factor=factor, warmup_steps=warmup_steps, why=why)
+    return R.for_gan_network(fix, network, series=series)
+
+
+#: The words of a learning-rate series' name that say which GAN network it is (``lr_D``, ``g_lr``)
+_NETWORK_WORDS = {"discriminator": {"d", "dis", "disc", "discriminator", "critic"},
+                  "generator": {"g", "gen", "generator"}}
+
+
+def _network_rates(run: RunLog, network: R.GanNetwork) -> RunLog:
+    """``run`` with the learning rate of ``network`` its only one, for a GAN that logs one rate per
+    network (``lr_G``, ``lr_D``): the rate quoted must be the one the cut acts on, not the first
+    logged. With several rates and none named for it (or ``both``, whose rates may differ), none:
+    the factor alone is said rather than another network's rate."""
+    rates = [s for s in run.series if s.role == "learning_rate"]
+    if len(rates) <= 1:
+        return run
+    mine = [] if network == "both" else [s for s in rates if set(name_words(s.name)) & _NETWORK_WORDS[network]]
+    return replace(run, series=[s for s in run.series if s.role != "learning_rate"] + mine[:1])
+
+
+def _lower_lr(run: RunLog, *, at_step: float | None, factor: float, warmup_steps: int, why: str) -> Remedy:
+    """:func:`lower_lr` for the one optimizer a run has."""
     rate = learning_rate_at(run, at_step)
     jump = learning_rate_jump(run, at_step, factor)
     if jump is not None and rate is not None:

@@ -8,6 +8,7 @@ import math
 import numpy as np
 
 from gradhealth.core.document import Finding
+from gradhealth.core.remedies import GanNetwork
 from gradhealth.logs.detectors.common import finding
 from gradhealth.logs.remedies import lower_lr
 from gradhealth.logs.series import RunLog, Series, gan_part
@@ -59,7 +60,20 @@ def frozen_gan(run: RunLog) -> Finding | None:
         {"metric": g[0].name, "steps": [_num(first), _num(last)], "value": 0.0, "threshold": 0.0,
          "generator": [s.name for s, _, _ in parts["G"]][:20],
          "discriminator": [s.name for s, _, _ in parts["D"]][:20]},
-        [lower_lr(run, at_step=first, why="the GAN's losses froze")])
+        [lower_lr(run, at_step=first, why="the GAN's losses froze",
+                  network=_frozen_network(float(median(g[2])), float(median(d[2]))),
+                  series={"discriminator": d[0].name, "generator": g[0].name})])
+
+
+def _frozen_network(g_level: float, d_level: float) -> GanNetwork:
+    """Whose learning rate to cut for a GAN whose losses froze at ``g_level`` and ``d_level``: the
+    discriminator's where its loss sits near 0 (at most :data:`_D_LOST_SHARE` x ln 2, D right about
+    both sides with 0.84 or more) under its generator's: it won outright, and cutting the generator's
+    rate too would slow the side that lost. Both otherwise: a discriminator pinned high (StudioGAN's
+    ``Dis_loss: 13.82`` = -ln 1e-6 beside ``Gen_loss: -0.0``, its outputs saturated the wrong way) or at
+    balance says neither network is the one ahead."""
+    near_zero = 0 <= d_level <= _D_LOST_SHARE * _BALANCED_D
+    return "discriminator" if near_zero and g_level > d_level else "both"
 
 
 #: A GAN player's per-step loss whose middle 80 % spans at most this share of its level, over at least
@@ -107,7 +121,8 @@ def discriminator_won(run: RunLog) -> Finding | None:
             "discriminator learning rate, label smoothing or instance noise, or a non-saturating/Wasserstein loss.",
             {"metric": s.name, "steps": [_num(steps[0]), _num(steps[-1])], "value": 0.0, "threshold": 0.0,
              "points": zeros},
-            [lower_lr(run, at_step=float(steps[0]), why="the discriminator overpowered the generator")])
+            [lower_lr(run, at_step=float(steps[0]), why="the discriminator overpowered the generator",
+                      network="discriminator", series=_judged(s, players(run)))])
     return None
 
 
@@ -143,6 +158,13 @@ def players(run: RunLog) -> list[tuple[Series, Series]]:
     generators = [s for s in run.series if s.role == "metric" and gan_part(s.name) == "G"]
     pairs = [(d, _partner(d, generators)) for d in run.series if d.role == "metric" and gan_part(d.name) == "D"]
     return [(d, g) for d, g in pairs if g is not None]
+
+
+def _judged(d: Series, pairs: list[tuple[Series, Series]]) -> dict[str, str]:
+    """The loss series a finding on the discriminator loss ``d`` rests on, by role: ``d``, and its
+    generator's where :func:`players` pairs one with it."""
+    g = next((g for dd, g in pairs if dd is d), None)
+    return {"discriminator": d.name, **({"generator": g.name} if g is not None else {})}
 
 
 def _start(v: np.ndarray) -> float:
@@ -209,7 +231,8 @@ def discriminator_ahead(run: RunLog) -> Finding | None:
             {"metric": d.name, "steps": [_num(first), _num(last)], "value": low,
              "threshold": level, "points": int(len(idx)),
              "generator": g.name, "generator_ratio": behind / g_early, "early_level": early, "final": end},
-            [lower_lr(run, at_step=first, why="the discriminator overpowered the generator")])
+            [lower_lr(run, at_step=first, why="the discriminator overpowered the generator",
+                      network="discriminator", series={"discriminator": d.name, "generator": g.name})])
     return None
 
 
@@ -284,5 +307,6 @@ def generator_losing(run: RunLog, t: LogThresholds) -> Finding | None:
              "threshold": t.divergence_factor, "generator": g.name, "discriminator": d.name,
              "generator_low": g_low, "generator_final": g_end, "discriminator_start": start,
              "discriminator_final": end, "discriminator_threshold": level, "discriminator_balance": balance},
-            [lower_lr(run, at_step=first, why="the discriminator overpowered the generator")])
+            [lower_lr(run, at_step=first, why="the discriminator overpowered the generator",
+                      network="discriminator", series={"discriminator": d.name, "generator": g.name})])
     return None

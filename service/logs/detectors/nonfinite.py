@@ -179,12 +179,12 @@ def _in_run(run: RunLog, t: LogThresholds) -> list[Finding]:
             "nonfinite", "error",
             f"{kind} first appears in {first.name} at {first.where(step)}{note}, with no growth before it: "
             f"{flat['words']}, so the cause is most likely an input or a numerical operation, not the learning rate",
-            "A value that jumps from a flat level straight to NaN/Inf was not grown by the updates: a batch "
-            "holding NaN/Inf or an operation undefined on it (log 0, 0/0, sqrt at 0) made it. A lower learning "
+            "A value that jumps from a flat or falling level straight to NaN/Inf was not grown by the updates: a "
+            "batch holding NaN/Inf or an operation undefined on it (log 0, 0/0, sqrt at 0) made it. A lower learning "
             "rate cannot change that, and clipping a NaN norm gives NaN gradients; from here on updates are "
             "NaN/Inf.",
             {**_where(hits), "layers": layers or None, "sudden": True, "before": flat["before"]},
-            [R.check_data(first.where(step), f"{_num(step)}", "the values before it were flat"),
+            [R.check_data(first.where(step), f"{_num(step)}", f"the values before it were {flat['state']}"),
              R.domain_guard("the loss's log, division or square root", None,
                             "torch.log(p.clamp(min=1e-12)), a / b.clamp(min=1e-12)",
                             "an eps keeps a 0 from the data finite")])]
@@ -246,8 +246,11 @@ def _flat_before(run: RunLog, step: float, t: LogThresholds) -> dict | None:
     ``t.window`` finite points before it, their last few within :data:`_FLAT_FACTOR` of the
     window's median and its second half's median within that factor of its first half's. None
     where either grew, or neither has :data:`_FLAT_POINTS` finite points before the step (too
-    short to tell growth from a jump)."""
-    before: dict[str, dict[str, float]] = {}
+    short to tell growth from a jump). Each series is worded from its numbers: falling, with the
+    medians of the window's two halves (evidence ``first_level``, ``last_level``), where the second is
+    under the first by more than :data:`_FLAT_FACTOR`, else flat (evidence ``trend``); ``state`` is
+    the series' trends together."""
+    before: dict[str, dict[str, float | str]] = {}
     words = []
     for role in ("grad_norm", "loss"):
         s = run.first(role)
@@ -265,12 +268,25 @@ def _flat_before(run: RunLog, step: float, t: LogThresholds) -> dict | None:
         last = float(np.max(np.abs(v[-_FLAT_LAST:])))
         if not (med > 0 and last <= _FLAT_FACTOR * med and second_half <= _FLAT_FACTOR * first_half):
             return None
-        before[s.name] = {"points": len(v), "median": med, "max": float(np.max(v)), "last": float(v[-1])}
-        words.append(f"{s.name} was flat over the {len(v)} points before it (median {med:.3g}, at most "
-                     f"{float(np.max(v)):.3g}, last {float(v[-1]):.3g})")
+        # worded from the numbers: a window whose second half sits under its first half's level by more
+        # than the flat factor fell (logsweep99: a PINN's loss 22.4 -> 1.04 over the 25 points before its
+        # NaN), and a fall is no growth either; "flat" only where neither half is that far from the other
+        falling = second_half * _FLAT_FACTOR < first_half
+        trend = "falling" if falling else "flat"
+        before[s.name] = {"points": len(v), "median": med, "max": float(np.max(v)), "last": float(v[-1]),
+                          "trend": trend, "first_level": first_half, "last_level": second_half}
+        # the levels are the halves' medians: a noisy loss's first point need not be its level
+        shape = (f"was falling over the {len(v)} points before it (median {first_half:.3g} over their first "
+                 f"half, {second_half:.3g} over their second; at most {float(np.max(v)):.3g}, last "
+                 f"{float(v[-1]):.3g})" if falling else
+                 f"was flat over the {len(v)} points before it (median {med:.3g}, at most "
+                 f"{float(np.max(v)):.3g}, last {float(v[-1]):.3g})")
+        words.append(f"{s.name} {shape}")
     if not before:
         return None
-    return {"words": "; ".join(words), "before": before}
+    trends = {b["trend"] for b in before.values()}
+    state = "flat" if trends == {"flat"} else "falling" if trends == {"falling"} else "flat or falling"
+    return {"words": "; ".join(words), "before": before, "state": state}
 
 
 _AVERAGED = re.compile(r"avg|mean|average|running|smooth|ema", re.IGNORECASE)
@@ -396,7 +412,9 @@ def _saturated_gan(run: RunLog, t: LogThresholds) -> list[Finding]:
             "earlier checkpoint.",
             {"metric": d.name, "steps": [_num(first), _num(last)], "value": _BCE_CLAMP, "points": k,
              "generator": g.name, "generator_final": g_at},
-            [lower_lr(run, at_step=first, why="the GAN's discriminator saturated")])]
+            # the rates, plural: which network overshot, the log does not tell once both are saturated
+            [lower_lr(run, at_step=first, why="the GAN's discriminator saturated", network="both",
+                      series={"discriminator": d.name, "generator": g.name})])]
     return []
 
 
