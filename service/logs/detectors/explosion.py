@@ -468,17 +468,26 @@ def _learnt_with_steady_weights(run: RunLog, weights: np.ndarray) -> tuple[float
 
 
 def _level_spikes(steps: np.ndarray, v: np.ndarray, t: LogThresholds
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Spikes of a loss: points far above both their neighbours (the run came back) and their recent
-    past (not a fast early descent), in log units against the run's own noise.
+    past (not a fast early descent), in log units against the run's own noise, as ``(steps, values,
+    around, is_spike, spike_indices, before)``: ``around`` the centred median of each point's
+    neighbours (what it stands out from), ``before`` the level before it (the median of the points
+    before it, the second and third points' the larger of that and the window after's,
+    :func:`fill_leading_baseline`), what a ratio "to the level before" or a fall "before the
+    spike" is read against: on a loss falling fast, the centred median of the second point is
+    mostly points long after it (logsweep99 pinn_early_spike: 1.48e14 after 1.37e13, "36.4x" a
+    median 4.07e12 of the epochs after it).
 
     A fixed 'x times the median' misses an LLM's spikes (5.5 against 3.2 is only 1.7x, yet dozens of
     standard deviations of its per-step noise) and the same rule works on a per-epoch validation loss,
-    with the window shrunk to what a short series has."""
+    with the window shrunk to what a short series has. The noise a point is measured in is that of
+    its neighbours (:func:`_local_sigma`), never less than the whole run's: a series' far later
+    points do not decide a spike's verdict."""
     if len(v) == 0 or np.mean(v <= 0) > 0.05:
         # An objective that sits at 0 or changes sign (RL) has no scale for 'x times its level'.
         empty = np.array([], dtype=np.int64)
-        return steps[:0], v[:0], v[:0], np.zeros(0, dtype=bool), empty
+        return steps[:0], v[:0], v[:0], np.zeros(0, dtype=bool), empty, v[:0]
     keep = v > 0
     steps, v = steps[keep], v[keep]
     half = max(2, min(t.window // 2, len(v) // 6))
@@ -493,13 +502,38 @@ def _level_spikes(steps: np.ndarray, v: np.ndarray, t: LogThresholds
     ok = np.isfinite(resid)
     sigma = 1.4826 * float(median(np.abs(resid[ok]))) if ok.any() else 0.0
     sigma = min(sigma, _calm_sigma(v, lv, half, q, t))
-    cut = max(math.log(t.loss_spike_min_ratio), t.loss_spike_sigmas * sigma)
+    # (the points that stand out against that noise are left out of their neighbours', and of the
+    # levels those are measured from, as :func:`_calm_sigma` does: spikes dense enough to be half a
+    # calm point's neighbours would otherwise hide each other, logsweep87 deepfd_spikes)
+    stands = max(math.log(t.loss_spike_min_ratio), t.loss_spike_sigmas * sigma)
+    with np.errstate(invalid="ignore"):
+        candidate = (resid > stands) & (lv - past > stands)
+    calm = np.where(candidate, np.nan, lv)
+    calm_resid = np.where(candidate, np.nan, _residuals(v, lv, centred_median(calm, half), q))
+    local = _local_sigma(calm_resid, half, sigma)
     # The last points have no future to show the run came back: a rising end must clear twice the cut.
-    need = np.full(len(v), cut)
-    need[-max(1, half // 2):] = 2 * cut
+    need = np.maximum(math.log(t.loss_spike_min_ratio), t.loss_spike_sigmas * local)
+    need[-max(1, half // 2):] *= 2
     with np.errstate(invalid="ignore"):
         spike = (resid > need) & (lv - past > need)
-    return steps, v, np.exp(around), spike, np.nonzero(spike)[0]
+    # (the first point has no level before it: its neighbours' stands in)
+    before = np.exp(np.where(np.isfinite(past), past, around))
+    return steps, v, np.exp(around), spike, np.nonzero(spike)[0], before
+
+
+def _local_sigma(resid: np.ndarray, half: int, floor: float) -> np.ndarray:
+    """The noise each point of a loss is measured in: the robust standard deviation (1.4826 times
+    the median absolute log-residual ``resid``, NaN for the points left out) of its up to ``half``
+    neighbours on each side, the point itself left out, and never under ``floor`` (the whole
+    series' noise; also where a point has too few neighbours).
+
+    One figure for the whole series made a spike's verdict depend on how long the log went on: a
+    PINN's mean_loss thrown from 1.37e13 to 1.48e14 at epoch 1 while it fell twelve decades was
+    measured in the noise of a flat tail hundreds of epochs later, a spike in the log's first 500
+    rows and none in its first 250 (logsweep99 pinn_early_spike). Its neighbours' scatter is the
+    noise it had to stand out from."""
+    local = 1.4826 * centred_median(np.abs(resid), half)
+    return np.where(np.isfinite(local), np.maximum(local, floor), floor)
 
 
 def _residuals(v: np.ndarray, lv: np.ndarray, around: np.ndarray, q: float) -> np.ndarray:
@@ -537,6 +571,15 @@ def spike_points(s: Series, t: LogThresholds) -> tuple[np.ndarray, np.ndarray, n
     against its own noise in log units (:func:`_level_spikes`), a gradient norm's against its rolling
     median and spread, leaving out the growth it never came back from (exploding_gradient's) and
     steps of exactly zero gradient. Shared by the spike findings and the plateau's spiking check."""
+    steps, v, base, spike, idx, _ = _spike_points(s, t)
+    return steps, v, base, spike, idx
+
+
+def _spike_points(s: Series, t: LogThresholds
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`spike_points` and, last, the level before each point (a loss's trailing median,
+    :func:`_level_spikes`; a gradient norm's baseline is already its rolling median of the points
+    before)."""
     steps, v = finite(s)
     if s.role in ("loss", "val_loss"):
         return _level_spikes(steps, v, t)
@@ -555,7 +598,7 @@ def spike_points(s: Series, t: LogThresholds) -> tuple[np.ndarray, np.ndarray, n
     with np.errstate(invalid="ignore"):
         # Only against a positive baseline: next to a run of exact zeros a ratio means nothing.
         spike = (med > 0) & (v > t.spike_factor * med) & (v - med > 6 * 1.4826 * np.maximum(mad, 1e-12 * med))
-    return steps, v, med, spike, np.nonzero(spike)[0]
+    return steps, v, med, spike, np.nonzero(spike)[0], med
 
 
 #: A training loss judged for :func:`no_progress` holds this many points at least: a tenth of them
@@ -756,10 +799,10 @@ def _before_events(v: np.ndarray, med: np.ndarray, idx: np.ndarray, events: list
     return out
 
 
-def _level_words(med: np.ndarray, rolling: np.ndarray, i: int) -> str:
+def _level_words(med: np.ndarray, stated: np.ndarray, i: int) -> str:
     """", 0.0224" after "the level before the spike" where point ``i``'s baseline ``med`` is that
-    level (under its rolling median ``rolling``), which the summary states; "" otherwise."""
-    return f", {float(med[i]):.3g}" if med[i] < rolling[i] else ""
+    level and ``stated`` says the summary states it; "" otherwise."""
+    return f", {float(med[i]):.3g}" if stated[i] else ""
 
 
 def _level_before(v: np.ndarray, idx: np.ndarray, lo: int, window: int) -> float:
@@ -1036,7 +1079,9 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
     if np.sum(np.isfinite(s.values)) < needed:
         return (_glaring_spikes(run, s, t) or _short_spike(s, "gradient_spike", run)) if role == "grad_norm" \
             else _short_spike(s, "loss_spike")
-    steps, v, med, spike, idx = spike_points(s, t)
+    # med: the level around each point (what recovery comes back under); prior: the level before it
+    # (what a ratio 'to the level before' and a fall 'before the spike' are read against)
+    steps, v, med, spike, idx, prior = _spike_points(s, t)
     if role == "grad_norm":
         idx = np.array([i for i in idx if not _new_level(run, steps, v, med, int(i), t)], dtype=np.int64)
     # (the training loss only: an evaluation's loss on a fixed set bounces in its early epochs, and an
@@ -1059,12 +1104,23 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
     # median stands higher: the excursion's own raised points (and a raised level it left behind)
     # lift that median (logsweep82 pl_pinn_spike: a loss at 0.022 thrown to 16.8-17.9, then ~0.37
     # for good, "recovered" against a median of 0.39 that those points made)
-    rolling = med
+    around = med
     med = _before_events(v, med, idx, events, t.window)
+    # a loss's ratios are to the median of the points before it (the second and third points': the
+    # larger of that and the window after's), not to its neighbours' on both sides: on a loss falling
+    # by decades the second point's neighbours are mostly far lower points after it (logsweep99
+    # pinn_early_spike: 1.48e14 after 1.37e13 was "36.4x" the 4.07e12 of the epochs after it)
+    rolling = prior
+    prior = _before_events(v, prior, idx, events, t.window)
+    # the level is named where it is not what "its rolling median" reads as: lowered to the level
+    # before the event, or 2x off the median of the points around it (a raised level after the
+    # spike, a loss falling fast)
+    with np.errstate(invalid="ignore"):
+        stated = (prior < rolling) | (prior * _RAISED <= around) | (around * _RAISED <= prior)
 
     def against(i: int) -> str:
         """What spike ``i``'s ratio is to: its rolling median, or the level before its event."""
-        return "the level before the spike" if med[i] < rolling[i] else "its rolling median"
+        return "the level before the spike" if stated[i] else "its rolling median"
 
     # recovery is judged over a window that grows with the log: on a per-batch series of 58,000
     # points, 25 points are a few seconds of training, and a spike whose next 25 batches sat at
@@ -1105,7 +1161,7 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
     # the largest spike, the one the summary and `value` name: by its ratio to its rolling median,
     # how far it stands out, not by raw value (a loss falling 4.2 -> 0.3 has its 2.4x bump of 9.84 early
     # and its 23x spike of 6.95 late: logsweep74 u08)
-    ratios = v[idx] / np.maximum(med[idx], 1e-300)
+    ratios = v[idx] / np.maximum(prior[idx], 1e-300)
     worst = idx[int(np.argmax(np.where(np.isfinite(ratios), ratios, -np.inf)))]
     highest = idx[int(np.argmax(v[idx]))]
     fraction = len(idx) / len(v)
@@ -1122,7 +1178,7 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
     # points are one event (detectron2's 20-iteration medians carry one bad stretch over several).
     episodes = len(events)
     frequent = episodes / len(v) > t.spike_warning_fraction and (
-        episodes >= 3 or float(np.max(v[idx] / np.maximum(med[idx], 1e-300))) >= 2.0)
+        episodes >= 3 or float(np.max(v[idx] / np.maximum(prior[idx], 1e-300))) >= 2.0)
     severity = "warning" if (frequent or failed) else "info"
     if role == "grad_norm" and _severe_episodes(idx, events, v / np.maximum(med, 1e-300)) >= 3:
         # a pattern of steps whose gradient is more than an order of magnitude above the run's:
@@ -1145,8 +1201,8 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
     # stays a note, as the same loss's 1.2 does (logsweep39)
     averaged = _averaged(s)
     above_start = (role != "grad_norm" and start > 0 and any(
-        float(v[i]) >= _ABOVE_START * start and float(v[i] / max(float(med[i]), 1e-300)) >= _SEVERE_GRAD_SPIKE
-        and (role != "loss" or _lasted(averaged, v, med, int(i))) for i in idx))
+        float(v[i]) >= _ABOVE_START * start and float(v[i] / max(float(prior[i]), 1e-300)) >= _SEVERE_GRAD_SPIKE
+        and (role != "loss" or _lasted(averaged, v, prior, int(i))) for i in idx))
     if above_start:
         severity = "warning"
     # where the run started: its first 5 % of points (the early epochs' bounces are the start: ls49's
@@ -1166,7 +1222,7 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
         # 60, logsweep56): an evaluation takes no step, so the model of those epochs was erratic
         # on held-out data while its heads settled, not damaged by them: a note
         severity = "info"
-    undone = _undone_learning(s, v, med, idx, recovered, start) if role == "loss" and not failed else None
+    undone = _undone_learning(s, v, prior, idx, recovered, start) if role == "loss" and not failed else None
     if undone is not None:
         # a recovered spike that wiped out the training (above where the run began, after it had at
         # least halved), or an order of magnitude on a loss that is already an average of many
@@ -1230,10 +1286,10 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
     return [finding(
         code, severity,
         f"{len(events)} {what} spike(s) in {s.name}{_events_words(len(idx), len(events))}, the largest "
-        f"{v[worst]:.3g} at {s.where(steps[worst])} ({times(v[worst] / max(float(med[worst]), 1e-300))} "
-        f"{against(int(worst))}{_level_words(med, rolling, int(worst))}){_worst_span(s, steps, idx, events, int(worst))}; "
+        f"{v[worst]:.3g} at {s.where(steps[worst])} ({times(v[worst] / max(float(prior[worst]), 1e-300))} "
+        f"{against(int(worst))}{_level_words(prior, stated, int(worst))}){_worst_span(s, steps, idx, events, int(worst))}; "
         + (f"the highest, {v[highest]:.3g} at {s.where(steps[highest])}, is "
-           f"{times(v[highest] / max(float(med[highest]), 1e-300))} "
+           f"{times(v[highest] / max(float(prior[highest]), 1e-300))} "
            + ("its own; " if against(int(highest)) == against(int(worst)) else f"{against(int(highest))}; ")
            if highest != worst and not above_start else "")
         + ((f"{times(v[worst] / start)} where the run started; " if highest == worst else
@@ -1244,11 +1300,11 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
            f"({100 * converged[2] / converged[1]:.2g}% of its start): the noise of a converged run"
            if converged is not None else "")
         + (f"; at {s.where(steps[undone[0]])} it reached {v[undone[0]]:.4g}, above the run's start level "
-           f"{start:.4g} ({start_words}) after falling to {med[undone[0]]:.4g}: the spike undid "
+           f"{start:.4g} ({start_words}) after falling to {prior[undone[0]]:.4g}: the spike undid "
            "what the run had learnt, which it had to learn again" if undone is not None and undone[1] == "start" else
            f"; at {s.where(steps[undone[0]])} the {'epoch mean' if s.step_unit == 'epoch' else 'running average'} "
-           f"jumped {times(v[undone[0]] / max(float(med[undone[0]]), 1e-300))} {against(undone[0])} "
-           f"({med[undone[0]]:.4g} -> {v[undone[0]]:.4g}): an average of many batches, not one noisy batch"
+           f"jumped {times(v[undone[0]] / max(float(prior[undone[0]]), 1e-300))} {against(undone[0])} "
+           f"({prior[undone[0]]:.4g} -> {v[undone[0]]:.4g}): an average of many batches, not one noisy batch"
            if undone is not None else "")
         + (f"; at {s.where(steps[min(jumps)])} it jumped from {v[min(jumps) - 1]:.4g} to {v[min(jumps)]:.4g}, "
            f"{jumps[min(jumps)]:.3g} times the curve's point-to-point noise" if jumps else "")
@@ -1265,14 +1321,14 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
         # Separate events: the steps of each spike (not a span), the largest in `value`, their count.
         {"metric": s.name, "steps": [_num(x) for x in steps[idx][:50]], "value": float(v[worst]),
          "count": len(idx), "episodes": episodes, "spike_steps": [_num(x) for x in steps[idx][:50]],
-         "events": _event_evidence(steps, v, med, idx, events, event_recovered)[:50],
+         "events": _event_evidence(steps, v, prior, idx, events, event_recovered)[:50],
          "max_ratio": float(np.max(ratios)),
          "fraction_of_steps": fraction, "recovered": False if failed else True if all_recovered else None,
          "ends_at_spike": open_at is not None}
         | ({"highest": float(v[highest]), "highest_step": _num(steps[highest])} if highest != worst else {})
         | ({"blowup": blowup} if blowup is not None else {})
         | ({"undid_learning": {"step": _num(steps[undone[0]]), "value": float(v[undone[0]]), "start": start,
-                               "baseline": float(med[undone[0]]), "why": undone[1]}}
+                               "baseline": float(prior[undone[0]]), "why": undone[1]}}
            if undone is not None else {})
         | ({"no_progress": stuck} if stuck is not None else {})
         | ({"jump_noises": {str(_num(steps[i])): n for i, n in sorted(jumps.items())}} if jumps else {})
@@ -1287,6 +1343,9 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
 #: mean, a running mean) one this many times its rolling median did so too
 _UNDONE_FALL = 0.5
 _AVERAGE_SPIKE = 10.0
+#: ... and either only after this many points of the run: one at its second or third point comes
+#: before it had anything to learn with, its start (logsweep99 pinn_early_spike)
+_UNDONE_MIN = 3
 #: A loss named as an average of batches (``avg_loss``, ``running_loss``, ``loss_ema``)
 _AVERAGED_NAME = re.compile(r"avg|mean|average|running|smooth|ema", re.IGNORECASE)
 
@@ -1310,18 +1369,22 @@ def _undone_learning(s: Series, v: np.ndarray, med: np.ndarray, idx: np.ndarray,
                      start: float) -> tuple[int, str] | None:
     """``(index, why)`` of the first recovered training-loss spike (of ``idx``) that undid the run's
     learning: its value at or above ``start`` (the run's start level, the median of its first points)
-    where its rolling median ``med`` had fallen to :data:`_UNDONE_FALL` of that start or less, on a
-    loss that is an average of many batches or where the next point is still at twice the level
-    before (``"start"``), or, on a loss that is already an average of many batches (one point per whole
-    epoch, or a name saying so), :data:`_AVERAGE_SPIKE` times its rolling median (``"average"``).
-    Logsweep77 u09: an epoch mean at ~1.15 jumping to 14.72 at epoch 150 of 400, 12.6x its median
-    and above the 12.9 (median 3.97 of the first three) the run began at. An ordinary recovered spike
-    of a per-batch loss (a bad batch) is neither, and stays a note. None where none did."""
+    where the level before it ``med`` (the median of the points before it) had fallen to
+    :data:`_UNDONE_FALL` of that start or less, on a loss that is an average of many batches or
+    where the next point is still at twice the level before (``"start"``), or, on a loss that is
+    already an average of many batches (one point per whole epoch, or a name saying so),
+    :data:`_AVERAGE_SPIKE` times the level before (``"average"``); either only with
+    :data:`_UNDONE_MIN` points or more before it (a run cannot un-learn before it has learnt: a
+    PINN's mean_loss 1.37e13, then 1.48e14 at its second epoch, falling twelve decades after,
+    logsweep99). Logsweep77 u09: an epoch mean at ~1.15 jumping to 14.72 at epoch 150 of 400, 12.6x
+    its median and above the 12.9 (median 3.97 of the first three) the run began at. An ordinary
+    recovered spike of a per-batch loss (a bad batch) is neither, and stays a note. None where none
+    did."""
     if not (start > 0):
         return None
     averaged = _averaged(s)
     for i, r in zip(idx, recovered, strict=True):
-        if r is not True:
+        if r is not True or i < _UNDONE_MIN:
             continue
         # (on a loss of single batches, only where the next logged point is still up at twice the
         # level before: one bad batch leaves the next batch's loss alone, weights it damaged do not;
@@ -1367,6 +1430,7 @@ def _smooth_jumps(run: RunLog, steps: np.ndarray, v: np.ndarray, t: LogThreshold
     if not noise > 0:
         return {}
     half = max(2, min(t.window // 2, len(v) // 6))
+    curv = np.abs(np.diff(logv, 2))  # (curv[k] is point k + 1's)
     q = resolution(v) / 2
     lr = run.first("learning_rate")
     ls, lv = finite(lr) if lr is not None else (np.array([]), np.array([]))
@@ -1376,6 +1440,15 @@ def _smooth_jumps(run: RunLog, steps: np.ndarray, v: np.ndarray, t: LogThreshold
         rise = float(np.log(max(v[i] - q, 1e-300)) - np.log(v[i - 1] + q))
         if rise < _JUMP_NOISES * noise or rise < math.log1p(_JUMP_SHARE):
             continue
+        # ... and against its neighbours' noise, never under the whole curve's: the quiet points far
+        # after a jump do not make it one (a PINN's mean_loss falling twelve decades, 1.37e13 ->
+        # 1.48e14 at its second epoch, a jump in its first 500 epochs and none in its first 250,
+        # logsweep99). Its own second differences (at i - 1, i and i + 1) are the jump, left out.
+        near = np.concatenate([curv[max(0, i - 2 - half):max(0, i - 2)], curv[i + 1:i + 1 + half]])
+        near = near[np.isfinite(near)]
+        local = 1.4826 * float(median(near)) / math.sqrt(6) if len(near) >= 2 else 0.0
+        if rise < _JUMP_NOISES * max(noise, local):
+            continue
         if v[i] <= float(np.max(v[max(0, i - half):i])) or v[i] < float(np.max(v[i + 1:i + 1 + half])):
             continue
         if float(np.min(logv[i + 1:])) > logv[i - 1] + _JUMP_BACK * rise:
@@ -1384,7 +1457,7 @@ def _smooth_jumps(run: RunLog, steps: np.ndarray, v: np.ndarray, t: LogThreshold
             at = np.searchsorted(ls, [steps[i - 1], steps[i]], side="right") - 1
             if at[0] >= 0 and at[1] > at[0] and lv[at[0]] > 0 and lv[at[1]] >= _LR_RESTART * lv[at[0]]:
                 continue
-        found[i] = rise / noise
+        found[i] = rise / max(noise, local)
     return found
 
 
