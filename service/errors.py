@@ -170,6 +170,15 @@ class LimitExceeded(SpecError):
     title = "Input exceeds a resource limit"
 
 
+class TimeSeriesError(GradHealthError):
+    """The analysis read a recurrent layer's gradient over time inconsistently (two readings of one
+    layer's steps, or series of different lengths where one length is due): an internal fault, named
+    with the layer, rather than a numerical error raised from deep inside the rules."""
+
+    code = "inconsistent_time_series"
+    title = "Internal error: inconsistent time series"
+
+
 class LogError(GradHealthError):
     """A training log that cannot be read; the message says where (line, record, byte offset)."""
 

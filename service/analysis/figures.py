@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from gradhealth.analysis.activations import MEASURED_SATURATING
+from gradhealth.errors import TimeSeriesError
 
 #: Margin of the flat tails: a sigmoid output within 0.02 of 0 or 1 has derivative < 0.02
 #: (at most 8% of its peak 0.25); a tanh output within 0.02 of +-1 has derivative < 0.04.
@@ -248,6 +249,8 @@ class Readout:
                                   list[tuple[torch.Tensor, torch.Tensor]]]] = []
         #: per weighted unit: its rows' keys and whether each row has a nonzero weight (duplicate_rows)
         self._rows: list[tuple[str, torch.Tensor, torch.Tensor]] = []
+        #: the (sub)layers whose series is complete (add_carried closes it): one reading each
+        self._closed: set[tuple[str, int]] = set()
 
     def _norm(self, t: torch.Tensor) -> int:
         self._norms.append(t.detach())
@@ -426,6 +429,7 @@ class Readout:
 
     def add_step(self, key: tuple[str, int], grad: torch.Tensor | None) -> None:
         """One time step's dL/dh_t of the recurrent (sub)layer ``key`` (0 where it got none)."""
+        self._one_reading(key)
         self._steps.append((key, self._norm(grad) if grad is not None else None))
 
     def add_carried(self, key: tuple[str, int], steps: Sequence[torch.Tensor],
@@ -442,11 +446,21 @@ class Readout:
         h alone, 0.0039 of it at step 0, read as "the loss reads more steps than the last").
         Taken in :meth:`read`, once every other figure's tensors are held (the
         pass replaces the ``.grad`` of the tensors it runs through); needs the graph kept by the
-        backward (``retain_graph``). A last step the loss reads nothing from gives none."""
+        backward (``retain_graph``). A last step the loss reads nothing from gives none. Closes
+        ``key``'s series: another step or carried gradient for it is a second reading of one layer."""
+        self._one_reading(key)
+        self._closed.add(key)
         if len(steps) >= 3 and steps[-1].grad is not None and steps[-1].requires_grad:
             others = [(s, s.grad) for s in state
                       if s is not None and s.requires_grad and s.grad is not None]
             self._pending.append((key, list(steps), steps[-1].grad, others))
+
+    def _one_reading(self, key: tuple[str, int]) -> None:
+        # one layer's steps read by two paths (a recurrent module stepped in a loop, read both as a
+        # loop and as a sequence) join two series into one, out of time order: refused by name
+        if key in self._closed:
+            raise TimeSeriesError(f"the gradient over time of recurrent layer '{key[0]}' (sublayer {key[1]}) "
+                                  "was read twice; this is a fault of the analysis, please report it with the model")
 
     def _carry(self) -> None:
         for key, steps, g, others in self._pending:
@@ -478,6 +492,11 @@ class Readout:
         for key, i in self._steps:
             steps.setdefault(key, []).append(values[i] if i is not None else 0.0)
         carried = {key: [values[i] if i is not None else 0.0 for i in at] for key, at in self._carried}
+        for key, at in carried.items():
+            if len(at) != len(steps.get(key, ())):
+                raise TimeSeriesError(
+                    f"recurrent layer '{key[0]}' (sublayer {key[1]}) has {len(steps.get(key, ()))} time steps but its "
+                    f"gradient carried back covers {len(at)}; this is a fault of the analysis, please report it")
         return SeedFigures(units, steps, values[loss_at],
                            silent=values[silent_at] if silent_at is not None else math.nan, carried=carried,
                            duplicates=duplicates)

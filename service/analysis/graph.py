@@ -267,6 +267,8 @@ class UnrolledRNN(RecurrentStandIn):
         return cast("torch.Tensor | None", getattr(self.rnn, name, None))
 
     def forward(self, x: torch.Tensor, hx: Any = None) -> tuple[torch.Tensor, Any]:
+        # (a call run fused or packed keeps no steps: none of an earlier call's is this one's)
+        self.steps, self.cells = {}, {}
         if isinstance(x, nn.utils.rnn.PackedSequence):
             # sequences of several lengths, packed: each stops at its own length, which a step
             # loop over padded time would not; run as packed (the layer is measured, not its steps)
@@ -567,6 +569,11 @@ class Record:
     #: every other tensor the module returned (an RNN's h_n and c_n beside its sequence output),
     #: whose gradients count in the unit's output gradient (:func:`output_grad`)
     extra_outs: list[torch.Tensor] = field(default_factory=list)
+    #: a recurrent module's call (:class:`UnrolledRNN`): the h_t of each of its time steps, by
+    #: sublayer, and each sublayer's last cell state c_{T-1} (an LSTM's), as that call made them; the
+    #: module keeps only its last call's, and a decoder stepped once per token is called many times
+    steps: dict[int, list[torch.Tensor]] = field(default_factory=dict)
+    cells: dict[int, torch.Tensor] = field(default_factory=dict)
 
 
 class Fold(NamedTuple):
@@ -1144,9 +1151,15 @@ class Tracer:
             # its sequence): the loss may reach the unit through them alone
             self.units[-1].extra_outs = [self._keep(t) for t in all_tensors(output)
                                          if t is not out and t.is_floating_point() and t.requires_grad]
-        if isinstance(module, nn.RNNCellBase) and len(args) > 1 and self.units and self.units[-1].module is module:
-            # the state it read, every tensor of it: an LSTMCell's (h, c), a GRUCell's or RNNCell's h
+        if isinstance(module, (nn.RNNCellBase, UnrolledRNN)) and len(args) > 1 and self.units \
+                and self.units[-1].module is module:
+            # the state it read, every tensor of it: an LSTMCell's (h, c), a GRUCell's or RNNCell's h,
+            # an nn.LSTM's (h_0, c_0) (a decoder stepped once per token carries its (h, c) so)
             self.units[-1].state = [t for t in all_tensors(args[1:]) if t.is_floating_point()]
+        if isinstance(module, UnrolledRNN) and self.units and self.units[-1].module is module:
+            # this call's own time steps: the module keeps its last call's only
+            self.units[-1].steps = {sub: list(hs) for sub, hs in module.steps.items()}
+            self.units[-1].cells = dict(module.cells)
         return apart
 
     def _unit_event(self, name: str, pointer: str, role: Role, module: nn.Module, args: tuple[Any, ...],
@@ -3120,7 +3133,9 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
             inputs_back = reconstructed_inputs(run, xs, value) if seed == 0 else None
         tracer.settle(loss)
         looped = loops(tracer.units)
-        shared = shared_states(looped)
+        # a recurrent module's state is its own (its h_t, read through its steps below), never one a
+        # cell written from raw parameters shares with other loops
+        shared = shared_states({n: cs for n, cs in looped.items() if not isinstance(cs[0].module, UnrolledRNN)})
         for _, states in shared.values():
             for h in states:
                 if h.requires_grad:
@@ -3154,10 +3169,8 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
         if add_record(readout, rec):
             cut.append(rec.name)
         if isinstance(rec.module, UnrolledRNN):
-            for sub, hs in rec.module.steps.items():
-                for h in hs:
-                    readout.add_step((rec.name, sub), h.grad)
-                readout.add_carried((rec.name, sub), hs, [rec.module.cells.get(sub)])
+            add_recurrent_steps(readout, rec.name, _loop_calls(looped[rec.name], measured[rec.name])
+                                if rec.name in looped else [rec])
     grouped = {n for members, _ in shared.values() for n in members}
     for name, (_, states) in shared.items():
         # one recurrence read by several loops (a cell written from raw parameters): the state's
@@ -3166,11 +3179,9 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
             readout.add_step((name, 0), h.grad)
         readout.add_carried((name, 0), states)
     for name, calls in looped.items():  # a layer called in a loop: its calls are time steps
-        if name in grouped:
-            continue
-        # up to the last step whose output the loss reads (a char-RNN whose head reads [x_t, h_{t-1}]
-        # leaves the last step's new state unread): a step after it is no step back in time
-        calls = calls[:max(k for k, rec in enumerate(calls) if rec is measured[name]) + 1]
+        if name in grouped or isinstance(calls[0].module, UnrolledRNN):
+            continue  # (a recurrent module's steps are read above, its h_t of every call)
+        calls = _loop_calls(calls, measured[name])
         for rec in calls:
             readout.add_step((name, 0), rec.out.grad)
         # the last step's whole state is carried back: its other outputs too (an LSTMCell's c_{T-1}
@@ -3273,6 +3284,30 @@ def _of_loop(name: str, calls: Sequence[Record], looped: Mapping[str, Sequence[R
     aye_gru_scratch: 6% of the update gate's units saturated at step 0, 84% by step 25)."""
     before, sep, _ = name.rpartition(">")
     return bool(sep) and isinstance(calls[0].module, FunctionActivation) and len(looped.get(before, ())) == len(calls)
+
+
+def _loop_calls(calls: Sequence[Record], measured: Record) -> list[Record]:
+    """A loop's calls up to the measured one, the last step whose output the loss reads (a char-RNN
+    whose head reads [x_t, h_{t-1}] leaves the last step's new state unread): a step after it is no
+    step back in time."""
+    return list(calls[:max(k for k, rec in enumerate(calls) if rec is measured) + 1])
+
+
+def add_recurrent_steps(readout: Readout, name: str, calls: Sequence[Record]) -> None:
+    """The time steps of recurrent module ``name`` (an :class:`UnrolledRNN`), one series per sublayer:
+    the h_t of each of ``calls`` in the order they ran, each call's own steps in order. One call over a
+    whole sequence gives that sequence's steps; a module stepped once per call in a loop, carrying the
+    state the call before left (a seq2seq decoder's ``nn.LSTM`` called once per target token), gives
+    one step per call. h_t is what both the output and the next step read (an ``nn.LSTM``'s output is
+    a copy of it), so dL/dh_t holds the gradient the recurrence carries; each layer of a stacked
+    module (``rnn``, ``rnn#2``, ...) is read the same way, from its own calls. The carried gradient
+    (:meth:`Readout.add_carried`) starts from the last call's last step, with that call's cell state."""
+    last = calls[-1]
+    for sub in last.steps:
+        hs = [h for rec in calls for h in rec.steps.get(sub, [])]
+        for h in hs:
+            readout.add_step((name, sub), h.grad)
+        readout.add_carried((name, sub), hs, [last.cells.get(sub)])
 
 
 def measured_calls(units: Sequence[Record], repeated: Mapping[str, Sequence[Record]],
@@ -4095,6 +4130,7 @@ def _release(records: Sequence[Record]) -> None:
         rec.out = cast(torch.Tensor, _shape_only(rec.out))
         rec.pre = rec.raw = rec.weight = rec.act_in = rec.node = None
         rec.extra_outs, rec.state = [], []
+        rec.steps, rec.cells = {}, {}
         rec.folds = []
 
 

@@ -34,6 +34,7 @@ from gradhealth.analysis.plan import (
 )
 from gradhealth.analysis.sharpness import Sharpness, StepProbe
 from gradhealth.devices import check_device
+from gradhealth.errors import TimeSeriesError
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
@@ -169,10 +170,27 @@ class TimeSeries:
     #: judge. None where a seed has none (no gradient at the last step)
     carried: np.ndarray | None = None
 
+    def __post_init__(self) -> None:
+        # every judgement compares dL/dh_t with the carried gradient step by step: one shape, or a
+        # fault named with the layer (never a numpy broadcast error from inside the rules)
+        if self.carried is not None and self.carried.shape != self.norms.shape:
+            raise TimeSeriesError(
+                f"recurrent layer '{self.layer}' (sublayer {self.sublayer}): its time steps (shape "
+                f"{self.norms.shape}) and its gradient carried back (shape "
+                f"{None if self.carried is None else self.carried.shape}) do not match; this is a fault of "
+                "the analysis, please report it with the model")
+
     @staticmethod
     def of(layer: str, sublayer: int, seeds: Sequence[SeedFigures], reverse: bool = False) -> TimeSeries:
-        """The series of ``(layer, sublayer)`` over the seeds' figures."""
+        """The series of ``(layer, sublayer)`` over the seeds' figures: one length in every seed (a
+        :class:`~gradhealth.errors.TimeSeriesError` naming the layer where the seeds disagree)."""
         key = (layer, sublayer)
+        lengths = {len(s.steps.get(key, ())) for s in seeds}
+        if len(lengths) != 1 or not all(key in s.steps for s in seeds):
+            raise TimeSeriesError(
+                f"recurrent layer '{layer}' (sublayer {sublayer}) ran a different number of time steps in "
+                f"different seeds ({sorted(lengths)}); its gradient over time cannot be compared across seeds. "
+                "Give the forward inputs of one sequence length, or run with seeds=1")
         norms = np.array([s.steps[key] for s in seeds], dtype=np.float64)
         carried = (np.array([s.carried[key] for s in seeds], dtype=np.float64)
                    if all(key in s.carried for s in seeds) else None)
