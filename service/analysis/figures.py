@@ -102,6 +102,9 @@ class SeedFigures:
     #: the size of the (first) output's last dimension, the values cross-entropy takes for one
     #: sample's logits (:func:`.graph.output_width`); None where the output is not a tensor
     output_width: int | None = None
+    #: the values the (first) output holds per sample, the product of its dimensions past the batch's
+    #: (:func:`.graph.values_per_sample`); None where the output is not a tensor
+    output_values: int | None = None
     #: the float input's values (seed 0, float64, flattened) where the output has its shape: a
     #: reconstruction, whose targets are its inputs (:func:`.graph.reconstructed_inputs`)
     reconstruction: np.ndarray | None = None

@@ -2456,6 +2456,16 @@ def output_width(value: Any) -> int | None:
     return int(out.shape[-1])
 
 
+def values_per_sample(value: Any) -> int | None:
+    """How many values a graph's (first) output holds per sample: the product of its dimensions past
+    the batch's (a Conv2D(1)'s 28x28x1 map: 784, where :func:`output_width` is its one channel); None
+    where the output is no tensor or a scalar."""
+    out = first_tensor(value)
+    if out is None or out.dim() < 1:
+        return None
+    return math.prod(int(d) for d in out.shape[1:])
+
+
 def simplex_output(run: GraphRun, value: Any) -> tuple[str, int] | None:
     """``("softmax", k)`` where a graph's (first) output under a regression loss (mse, mae, huber)
     is one probability distribution per row over its last dimension of k >= 2 (a softmax's, by its
@@ -3129,6 +3139,7 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
             bounded = squash_before_softmax(run, value)
             simplex = simplex_output(run, value)
             width = output_width(value)
+            per_sample = values_per_sample(value)
             loss, silent = _loss(run, value, seed, logits)
             inputs_back = reconstructed_inputs(run, xs, value) if seed == 0 else None
         tracer.settle(loss)
@@ -3210,6 +3221,7 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
     figures.squash_before_softmax = bounded
     figures.simplex_output = simplex
     figures.output_width = width
+    figures.output_values = per_sample
     figures.reconstruction = inputs_back
     figures.batch_statistics = dict(tracer.batch_statistics)
     if seed == 0 and loss.grad_fn is not None:  # the structure is every seed's: read once (simulate_graph)
@@ -4378,6 +4390,7 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
                             squash_before_softmax=figures_of[0].squash_before_softmax,
                             simplex_output=figures_of[0].simplex_output,
                             output_width=figures_of[0].output_width if run.losses is None else None,
+                            output_values=figures_of[0].output_values if run.losses is None else None,
                             duplicates=duplicates_over_seeds(figures_of),
                             activation_bytes=recorded,
                             post_ln=post_ln, post_ln_by_hand=bool(by_hand), gates=figures_of[0].gates,

@@ -5003,6 +5003,19 @@ def output_width(result: SimulationResult) -> int | None:
     return last.fan_out if last.type == "linear" or last.type in RECURRENT_OUTPUT_TYPES else None
 
 
+def values_per_sample(result: SimulationResult) -> int | None:
+    """How many values the output holds per sample: the product of its dimensions past the batch's.
+    Not :func:`output_width` (the last axis, a classifier's class count): a ``Conv2D(1, sigmoid)``
+    over 28x28 images ends in one channel but holds 784 values a sample, no one-number regression
+    (kerassweep30 F2). A graph's as measured (:attr:`SimulationResult.output_values`), a spec's
+    from its plan's output shape, else the output's width."""
+    if result.output_values is not None:
+        return result.output_values
+    if result.plan is not None and result.plan.output_shape:
+        return math.prod(int(d) for d in result.plan.output_shape)
+    return output_width(result)
+
+
 def linear_fans(unit: UnitStats) -> tuple[int | None, int | None]:
     """(in_features, out_features) of ``unit`` where it is a Linear, for the ``nn.Linear(n_in,
     n_out)`` a remedy writes; (None, None) for any other layer, whose fan_in and fan_out are its
@@ -5156,7 +5169,8 @@ def clipped_regression_output(result: SimulationResult) -> UnitStats | None:
     # (``targets=``, ``target_range``, ``loss.target_range``, ``--target-range``): those say what it
     # must reach (peersweep14: targets passed to a multi-unit head were dropped silently); without
     # them it stays unjudged, as many such outputs are a reconstruction in range by design
-    if (output_width(result) or 0) != 1 and not targets_given(result):
+    # (values per sample, not the last axis: a one-channel image output is no one-number target)
+    if (values_per_sample(result) or 0) != 1 and not targets_given(result):
         return None
     return unit
 
@@ -5247,11 +5261,12 @@ def unreachable_targets(result: SimulationResult, unit: UnitStats | str) -> floa
 
 def judged_as_reconstruction(result: SimulationResult) -> bool:
     """Whether :func:`clipped_regression_output` judges ``result``'s bounded output only as a
-    reconstruction (shaped as its input, wider than one unit), not as a one-number regression or a
-    recurrent layer's state."""
+    reconstruction (shaped as its input, more than one value per sample), not as a one-number
+    regression or a recurrent layer's state. Values per sample, not the last axis: a grayscale image
+    autoencoder's ``Conv2D(1, sigmoid)`` ends in one channel of 784 values (kerassweep30 F2)."""
     unit = _output_activation(result)
     return (result.plan is None and result.reconstruction is not None and len(result.reconstruction) > 0
-            and unit.type not in RECURRENT_OUTPUT_TYPES and (output_width(result) or 0) != 1)
+            and unit.type not in RECURRENT_OUTPUT_TYPES and (values_per_sample(result) or 0) > 1)
 
 
 def reconstructed(result: SimulationResult) -> np.ndarray | None:

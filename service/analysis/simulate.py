@@ -268,6 +268,10 @@ class SimulationResult:
     #: (:func:`.graph.output_width`); None for a spec and a model of several outputs, whose output
     #: layer's fan_out is its width (:func:`.rules.output_width`)
     output_width: int | None = None
+    #: a graph's (first) output's values per sample, the product of its dimensions past the batch's
+    #: (:func:`.graph.values_per_sample`: a Conv2D(1)'s 28x28x1 map holds 784, its width is 1); None
+    #: for a spec and a model of several outputs (:func:`.rules.values_per_sample`)
+    output_values: int | None = None
     #: per weighted unit with copies, its groups of units (rows, filters) whose incoming weights and
     #: bias are exactly equal (:func:`.figures.duplicate_rows`), in the seed with the most
     duplicates: dict[str, list[list[int]]] = field(default_factory=dict)

@@ -19,6 +19,7 @@ import h5py
 import numpy as np
 import pytest
 
+from gradhealth.analysis.importers import ModelError
 from gradhealth.analysis.importers.keras import (
     check_keras,
     keras_to_spec,
@@ -290,3 +291,71 @@ def test_losses_keyed_by_a_dict_outputs_names_reach_their_layers() -> None:
     training = read_keras_training(json.dumps(config).encode())
     assert training.output_losses == {"p": "mse", "c": {"type": "binary_cross_entropy", "from_logits": False}}
     assert training.loss_notes == ()
+
+
+# --- a weights entry this reader does not read ------------------------------------------------------------
+
+
+class _Touch:
+    """A pickle that, loaded, creates ``path``: what a pickled npz entry can run on a reader that loads it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return Path.touch, (str(self.path),)  # type: ignore[return-value]
+
+
+def _npz_archive(marker: Path, entry: str = "model.weights.npz") -> bytes:
+    """A Keras 3 archive whose weights are saved as Keras' NpzIOStore saves them (numpy's savez of
+    object arrays, which only a pickle load restores), one of them a payload that touches ``marker``."""
+    buf = io.BytesIO()
+    np.savez(buf, **{"layers/dense/vars": np.array([_Touch(marker)], dtype=object)})
+    return _archive([(entry, buf.getvalue())])
+
+
+def test_npz_weights_are_said_unread_and_never_loaded(tmp_path: Path) -> None:
+    """Keras 3's model.weights.npz is never unpickled: the check runs at Keras' initialisers and the
+    summary says the file's weights were not read, and why, so no one takes it for a trained check."""
+    marker = tmp_path / "ran"
+    doc = check_keras(_npz_archive(marker), seeds=1, verify=False)
+    assert "model.weights.npz was not read" in doc.summary and "pickle" in doc.summary
+    assert "Keras' initialisers" in doc.summary
+    assert not marker.exists()
+
+
+def test_npz_weights_under_weights_as_given_are_refused_with_the_same_words(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    with pytest.raises(ModelError) as err:
+        check_keras(_npz_archive(marker), seeds=1, verify=False, weights="as_given")
+    assert "model.weights.npz was not read" in str(err.value) and "pickle" in str(err.value)
+    assert not marker.exists()
+
+
+def test_another_unknown_weights_entry_is_said_unread(tmp_path: Path) -> None:
+    doc = check_keras(_npz_archive(tmp_path / "ran", entry="model.weights.safetensors"), seeds=1, verify=False)
+    assert "model.weights.safetensors was not read" in doc.summary
+    assert "model.weights.h5" in doc.summary  # the entry that is read, named
+    with pytest.raises(ModelError):
+        check_keras(_npz_archive(tmp_path / "ran", entry="model.weights.safetensors"), seeds=1, verify=False,
+                    weights="as_given")
+
+
+def test_an_archive_with_no_weights_entry_or_asked_to_reinitialise_says_nothing_of_one(tmp_path: Path) -> None:
+    plain = check_keras(_archive([("assets/vocab.txt", b"a\nb\n")]), seeds=1, verify=False)
+    assert "not read" not in plain.summary
+    fresh = check_keras(_npz_archive(tmp_path / "ran"), seeds=1, verify=False, weights="reinitialise")
+    assert "not read" not in fresh.summary and not (tmp_path / "ran").exists()
+
+
+def test_the_cli_never_runs_an_npz_pickle(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from gradhealth.cli import main
+
+    marker = tmp_path / "ran"
+    path = tmp_path / "model.keras"
+    path.write_bytes(_npz_archive(marker))
+    assert main(["check", str(path), "--seeds", "1", "--no-verify"]) == 0
+    assert "model.weights.npz was not read" in capsys.readouterr().out
+    assert main(["check", str(path), "--seeds", "1", "--no-verify", "--weights", "as_given"]) == 2
+    assert "model.weights.npz was not read" in capsys.readouterr().err
+    assert not marker.exists()

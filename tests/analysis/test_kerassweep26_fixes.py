@@ -98,6 +98,42 @@ def test_an_op_with_no_layer_is_refused_naming_every_one_and_its_function() -> N
     assert "custom layer" not in said
 
 
+
+def _vae_sampling() -> dict[str, Any]:
+    """A VAE encoder's reparameterisation as tf.keras 2 saves it: z = z_mean + z_log_var-scaled
+    tf.random.normal(tf.shape(z_mean)[0], ...) (d1 as z_mean, d2 as z_log_var), the shape ops a
+    TFOpLambda and a SlicingOpLambda."""
+    return _model([
+        _op("compat.v1.shape", "tf.compat.v1.shape", _ref("d1")),
+        _layer("SlicingOpLambda", "tf.__operators__.getitem", [_ref("tf.compat.v1.shape", slice_spec={
+            "start": None, "stop": None, "step": None})], function="__operators__.getitem", trainable=True,
+            dtype="float32"),
+        _op("random.normal", "tf.random.normal", _ref("tf.__operators__.getitem")),
+        _op("math.multiply", "tf.math.multiply", _ref("tf.random.normal", y=["d2", 0, 0])),
+        _op("__operators__.add", "tf.__operators__.add", _ref("d1", y=["tf.math.multiply", 0, 0])),
+    ], "tf.__operators__.add")
+
+
+def test_a_vae_sampling_refusal_explains_the_ops_once_and_says_what_to_check() -> None:
+    """Refused ops of two classes (TFOpLambda, SlicingOpLambda) share one explanation: said once,
+    with the advice for a random draw, a VAE's sampling: check the encoder up to z_mean and z_log_var."""
+    from gradhealth.analysis.importers.keras_tfops import OPS_READ
+
+    with pytest.raises(ModelError) as err:
+        translate_or_graph(_vae_sampling())
+    said = str(err.value)
+    assert "TFOpLambda x2" in said and "SlicingOpLambda (tf.__operators__.getitem)" in said
+    assert said.count(OPS_READ) == 1, said
+    assert said.count("tf.random.normal is a random draw") == 1, said
+    assert "up to z_mean and z_log_var" in said and "a model cut at those layers" in said
+
+
+def test_a_refusal_without_a_random_op_gives_no_sampling_advice() -> None:
+    ops = [_op("math.reduce_mean", "tf.math.reduce_mean", _ref("d1", axis=-1, keepdims=True))]
+    with pytest.raises(ModelError) as err:
+        translate_or_graph(_model(ops, "tf.math.reduce_mean"))
+    assert "z_mean" not in str(err.value) and "random draw" not in str(err.value)
+
 # --- vgg16_config: a 138M-parameter config ran for minutes with no output; remedy re-simulations --
 # --- are now estimated from the check's own time per seed and skipped past a budget ---------------
 

@@ -126,3 +126,74 @@ def test_a_reconstruction_with_its_targets_given_in_range_has_no_finding() -> No
     assert _mismatch(check_keras(_autoencoder_h5(), verify=False, target_range=(0.0, 1.0))) == []
     [f] = _mismatch(check_keras(_autoencoder_h5(), verify=False, target_range=(-1.0, 1.0)))
     assert f.severity == "warning" and f.evidence.value == pytest.approx(0.5)  # half of [-1, 1] below 0
+
+
+# --- an image output of one channel: values per sample, not the last axis ------------------------------------
+
+SIDE = 8
+
+
+def _conv(name: str, filters: int, act: str) -> dict[str, Any]:
+    return {"class_name": "Conv2D", "config": {
+        "name": name, "trainable": True, "filters": filters, "kernel_size": [3, 3], "strides": [1, 1],
+        "padding": "same", "data_format": "channels_last", "dilation_rate": [1, 1], "activation": act,
+        "use_bias": True, "kernel_initializer": GLOROT, "bias_initializer": ZEROS}}
+
+
+def _conv_h5(channels_in: int, channels_out: int) -> bytes:
+    """Keras 2's model.save() of a functional ``Model(inputs, outputs)``: Input(8, 8, channels_in)
+    -> Conv2D(4, relu) -> MaxPooling2D -> UpSampling2D -> Conv2D(channels_out, sigmoid), mse, RMSprop: an image autoencoder where the
+    channels match (a grayscale MNIST denoiser ends in Conv2D(1, sigmoid)), a one-channel map of each
+    image (a segmentation mask) where not. Its output is channels-last, (batch, 8, 8, channels_out)."""
+    rng = np.random.default_rng(0)
+    layers = [{"class_name": "InputLayer", "name": "input_1", "inbound_nodes": [],
+               "config": {"batch_input_shape": [None, SIDE, SIDE, channels_in], "dtype": "float32",
+                          "name": "input_1"}},
+              {**_conv("conv2d", 4, "relu"), "name": "conv2d", "inbound_nodes": [[["input_1", 0, 0, {}]]]},
+              {"class_name": "MaxPooling2D", "name": "max_pooling2d", "inbound_nodes": [[["conv2d", 0, 0, {}]]],
+               "config": {"name": "max_pooling2d", "trainable": True, "pool_size": [2, 2], "padding": "valid",
+                          "strides": [2, 2], "data_format": "channels_last"}},
+              {"class_name": "UpSampling2D", "name": "up_sampling2d",
+               "inbound_nodes": [[["max_pooling2d", 0, 0, {}]]],
+               "config": {"name": "up_sampling2d", "trainable": True, "size": [2, 2],
+                          "data_format": "channels_last", "interpolation": "nearest"}},
+              {**_conv("conv2d_1", channels_out, "sigmoid"), "name": "conv2d_1",
+               "inbound_nodes": [[["up_sampling2d", 0, 0, {}]]]}]
+    config = {"class_name": "Functional", "config": {"name": "conv_ae", "layers": layers,
+                                                     "input_layers": [["input_1", 0, 0]],
+                                                     "output_layers": [["conv2d_1", 0, 0]]}}
+    stored = {"conv2d": [("kernel", rng.normal(0, 0.3, (3, 3, channels_in, 4)).astype("float32")),
+                         ("bias", np.zeros(4, "float32"))],
+              "conv2d_1": [("kernel", rng.normal(0, 0.3, (3, 3, 4, channels_out)).astype("float32")),
+                           ("bias", np.zeros(channels_out, "float32"))]}
+    training = json.dumps({"loss": "mse", "metrics": [], "optimizer_config": {
+        "class_name": "RMSprop", "config": {"learning_rate": 0.001}}})
+    return keras2_h5(config, stored, attrs={"training_config": training, "keras_version": "2.4.0",
+                                            "backend": "tensorflow"})
+
+
+@pytest.mark.parametrize("channels", [1, 3], ids=["grayscale", "rgb"])
+def test_an_image_autoencoder_of_standard_normal_inputs_is_a_note_whatever_its_channels(channels: int) -> None:
+    """A Conv2D(1, sigmoid) ends in one channel but holds 8 x 8 = 64 values a sample: a
+    reconstruction, judged as the RGB one is (a note asking for --input-range), not a one-number
+    regression (whose 66% of standard-normal targets out of reach is a warning)."""
+    doc = check_keras(_conv_h5(channels, channels), verify=False)
+    [f] = _mismatch(doc)
+    assert f.severity == "info", f.summary
+    assert abs(f.evidence.value - OUT_OF_SIGMOID) < 0.08, f.evidence.value
+    assert "reconstruct" in f.summary
+    assert doc.status == "healthy"
+
+
+def test_a_grayscale_image_autoencoder_of_inputs_in_its_range_has_no_finding() -> None:
+    assert _mismatch(check_keras(_conv_h5(1, 1), verify=False, input_range=(0.0, 1.0))) == []
+
+
+def test_a_one_channel_sigmoid_map_is_judged_per_element_only_on_targets_given() -> None:
+    """A Conv2D(1, sigmoid) map of RGB images (a segmentation mask: shaped as no input) holds 64
+    values a sample: without targets it stays unjudged, as a bounded output of several values is;
+    with targets uniform in [-2, 2], 3/4 of them lie outside the sigmoid's [0, 1]."""
+    data = _conv_h5(3, 1)
+    assert _mismatch(check_keras(data, verify=False)) == []
+    [f] = _mismatch(check_keras(data, verify=False, target_range=(-2.0, 2.0)))
+    assert f.severity == "warning" and abs(f.evidence.value - 0.75) < 1e-6, f.evidence.value

@@ -68,7 +68,7 @@ from gradhealth.errors import GradHealthError, InputFormatError, LimitExceeded, 
 
 __all__ = ["is_keras_config", "keras_loss", "keras_optimizer", "keras_to_spec", "read_keras",
            "KerasTraining", "read_keras_training", "read_keras_weights", "sniff_keras", "stores_weights",
-           "translate_or_graph", "translation_reads_weights"]
+           "translate_or_graph", "translation_reads_weights", "unread_weights_entry"]
 
 #: The largest config text read (a config of thousands of layers is a few MB).
 MAX_CONFIG_BYTES = 16 * 2**20
@@ -2846,9 +2846,17 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
         # file this reader cannot map is no reason to refuse the architecture)
         if weights != "reinitialise":
             stored = read_keras_weights(data, config, settings.limits)
+    # a .keras archive whose weights entry is not one this reader reads (Keras 3's model.weights.npz):
+    # said, never taken for a config alone; None where the weights used are the file's or drawn by request
+    unread = (unread_weights_entry(data) if stored is None and weights != "reinitialise"
+              and not isinstance(source, dict) else None)
     if weights == "as_given" and stored is None:
+        if unread is not None:
+            raise ModelError(f"weights: as_given, but {unread}; use weights: reinitialise to check the "
+                             "architecture at Keras' initialisers")
         raise ModelError("weights: as_given, but the file stores no weights (a config only); "
                          "use weights: reinitialise to check the architecture as Keras builds it")
+    unread_note = f" [{unread}; checked at Keras' initialisers]" if unread is not None else ""
     base = _layers_base(config)  # where the file's layers are, for refusals that point into it
     given_loss = with_target_range(loss or file_loss, target_range)
     config = with_input_shapes(config, input_shapes)
@@ -2915,7 +2923,7 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
                                     batch_size=batch_size, device=device, verify=verify,
                                     settings=settings, progress=progress, optimizer=optimizer,
                                     output_losses=output_losses, input_range=input_range)
-        doc.summary += shrunk + timed
+        doc.summary += shrunk + timed + unread_note
         return in_keras(_loss_note(doc, unsimulated, notes, unknown_optimizer))
     assert spec is not None and origins is not None
     if stored is None:
@@ -2926,7 +2934,7 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
         # which weights were used, as the graph door says it: a config alone, or a file's weights
         # left unused (reinitialise), both get Keras' initialisers
         doc.summary = f"{doc.summary} [weights: Keras' initialisers, drawn per seed]"
-        doc.summary += shrunk + timed
+        doc.summary += shrunk + timed + unread_note
         named = file_name if file_name is not None else (Path(source).name if isinstance(source, str | Path) else None)
         if named is not None and not isinstance(source, dict) and json_named_as_weights(named, data):
             # a name that promises weights over model.to_json() text (onnxsweep29 aloukik_json_h5): a
@@ -2940,6 +2948,44 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
                             progress=progress)
     doc.summary += timed
     return in_keras(_loss_note(doc, unsimulated, notes, unknown_optimizer))
+
+
+#: The entries of a ``.keras`` archive that are Keras' own and hold no weights (config.json,
+#: metadata.json; a preprocessing layer's vocabulary under assets/)
+_ARCHIVE_NON_WEIGHTS = ("config.json", "metadata.json")
+#: Suffixes of an archive entry that stores arrays: an entry so named (or named ``*weights*``) other
+#: than model.weights.h5 is a weights entry this reader does not read (:func:`unread_weights_entry`)
+_WEIGHTS_LIKE_SUFFIXES = (".h5", ".hdf5", ".npz", ".npy", ".pkl", ".pickle", ".safetensors", ".bin", ".ckpt",
+                          ".pt", ".pth")
+
+
+def unread_weights_entry(data: bytes) -> str | None:
+    """Why the weights a ``.keras`` archive holds were not read, naming the entry, where it holds
+    a weights entry but no ``model.weights.h5`` (the only one read); None otherwise (an ``.h5``, a
+    JSON config, an archive with model.weights.h5 or with no weights entry at all).
+
+    Keras 3 can save the weights as ``model.weights.npz`` (its NpzIOStore): numpy's ``savez`` of
+    nested dicts, so object arrays that only a pickle load restores, and a pickle runs code, so
+    this tool never loads one. Without these words the archive read as a config alone, checked at
+    fresh initialisers with nothing said of the file's weights (kerassweep30 W1)."""
+    if sniff_keras(data[:4096]) != "keras":
+        return None
+    with _open_archive(data) as zf:
+        # as stored: model.weights.h5 is read by that exact name (_stored_datasets), "./model.weights.h5" is not
+        names = [i.filename for i in zf.infolist() if not i.is_dir()]
+    if "model.weights.h5" in names:
+        return None
+    unread = [n for n in names if n not in _ARCHIVE_NON_WEIGHTS and not n.startswith("assets/")
+              and ("weights" in n.rsplit("/", 1)[-1].lower() or n.lower().endswith(_WEIGHTS_LIKE_SUFFIXES))]
+    if not unread:
+        return None
+    npz = [n for n in unread if n.lower().endswith(".npz")]
+    if npz:
+        return (f"{npz[0]} was not read: Keras' npz weights are pickled object arrays, which this tool never "
+                "loads (a pickle can run code); only model.weights.h5 is read from a .keras archive")
+    shown = ", ".join(unread[:3]) + (f" and {len(unread) - 3} more" if len(unread) > 3 else "")
+    return (f"{shown} {'was' if len(unread) == 1 else 'were'} not read: the only weights entry read from a "
+            ".keras archive is model.weights.h5")
 
 
 #: The file names that promise stored weights: an HDF5 file (``model.save('m.h5')``) or a ``.keras`` archive.

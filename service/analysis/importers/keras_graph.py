@@ -1596,6 +1596,11 @@ def unsupported_message(unsupported: list[tuple[str, str]], lambdas: Sequence[tu
                     "translation does not read and the graph check reads as its layers")
     for cls in OP_CLASSES:  # its config is data (an op's name), not code: say which op is not read
         why[cls] = unmapped_functions(list(tf_functions) or ["?"])
+    # the ops' explanation names every op of both classes and the ops read: said after the first op
+    # class refused, referred to after another (a VAE's sampling has both TFOpLambda and SlicingOpLambda)
+    refused_ops = [cls for cls in dict.fromkeys(c for c, _ in unsupported) if cls in OP_CLASSES]
+    for cls in refused_ops[1:]:
+        why[cls] = "a TensorFlow op this door maps to no Keras layer, as above"
     if lambdas:  # the reason each was refused, then why a Lambda is read by its shapes only
         own = "; ".join((f"{n}: {w}" if len(lambdas) > 1 else w) for n, w in lambdas[:3])
         why["Lambda"] = own + (f"; and {len(lambdas) - 3} more" if len(lambdas) > 3 else "") + "; " + REFUSED["Lambda"]

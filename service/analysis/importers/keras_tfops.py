@@ -21,7 +21,8 @@ from typing import Any
 
 from gradhealth.analysis.importers import keras_walk
 
-__all__ = ["OP_CLASSES", "OPS_READ", "tf_op_config", "unmapped_functions"]
+__all__ = ["OP_CLASSES", "OPS_READ", "RANDOM_DRAW_ADVICE", "random_draw_advice", "tf_op_config",
+           "unmapped_functions"]
 
 #: Classes tf.keras writes for a raw TensorFlow op in a Functional model.
 OP_CLASSES = ("TFOpLambda", "SlicingOpLambda")
@@ -190,4 +191,28 @@ def unmapped_functions(functions: list[str]) -> str:
         counts[f] = counts.get(f, 0) + 1
     named = ", ".join(f"tf.{f}" + (f" x{n}" if n > 1 else "") for f, n in counts.items())
     return (f"a TensorFlow op this door maps to no Keras layer ({named}, or its operands are not "
-            f"ones it maps); the ops read are {OPS_READ}")
+            f"ones it maps); the ops read are {OPS_READ}" + random_draw_advice(functions))
+
+
+#: What a refusal of a random draw written as tf ops advises (a VAE's reparameterisation,
+#: ``z_mean + tf.exp(0.5 * z_log_var) * tf.random.normal(tf.shape(z_mean))``): the draw has no weights
+#: and carries no gradient, so the network worth checking is the encoder up to the layers it reads
+RANDOM_DRAW_ADVICE = ("; {ops} is a random draw, which is not simulated: where it is a VAE's sampling "
+                      "(z = z_mean + exp(0.5 * z_log_var) * tf.random.normal(tf.shape(z_mean))), check the "
+                      "encoder up to z_mean and z_log_var, a model cut at those layers "
+                      "(keras.Model(inputs, [z_mean, z_log_var]) saved as a file of its own), and the decoder "
+                      "as a model that takes the latent as its input")
+
+
+def random_draw_advice(functions: list[str]) -> str:
+    """The advice for a refusal whose ops include a random draw (``tf.random.normal``,
+    ``tf.random.uniform``, TF 1's ``tf.compat.v1.random_normal``...): check the encoder up to what
+    the sampling reads (:data:`RANDOM_DRAW_ADVICE`); empty where there is none."""
+    draws = list(dict.fromkeys(f for f in functions if _is_random(f)))
+    return RANDOM_DRAW_ADVICE.format(ops=" and ".join(f"tf.{f}" for f in draws)) if draws else ""
+
+
+def _is_random(function: str) -> bool:
+    """Whether the TensorFlow op named ``function`` (as a TFOpLambda names it) draws random numbers."""
+    parts = function.split(".")
+    return "random" in parts[:-1] or parts[-1].startswith(("random_", "truncated_normal"))
