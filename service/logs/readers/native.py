@@ -68,7 +68,10 @@ Rows may come in any step order; each series is sorted by step. A final line tha
 goes back to or below the first step of its kind, a new run starts (a resume that goes back less,
 to a checkpoint after the run's start, is the same run). Every run is read and judged on its own,
 as a folder's runs are: its series are ``run<k>/<name>`` and one ``several_runs`` note says how
-many runs the file holds and each one's lines (``run1 (lines 1-40)``); the last 50 runs at most.
+many runs the file holds and each one's lines (``run1 (lines 1-40)``); the last 50 runs at most. A step that goes back
+less (a resume from a checkpoint) is the same run: from that step on the resumed pass's records replace
+the earlier pass's for the same fields, with an ``overwritten_values`` warning (where steps go back now
+and then: at most one record in four, :meth:`~gradhealth.logs.readers.textio.Points.resume`).
 
 **GradientRecorder's files** (:mod:`gradhealth.recorder`) are the long form between two records of
 the recorder's own: a first line ``{"gradhealth_recorder": "start", "params": {"max_grad_norm":
@@ -853,7 +856,12 @@ class _Records:
                 self.points, self.starts = Points(self.name, self.limits), {fields: (step, step, 1)}
                 self.runs, self.first_where = self.runs + 1, where
             else:
+                if step < last:
+                    # back to a checkpoint's step, not the run's start: the run resumed, its later
+                    # records replacing the earlier pass's from that step on (a warning says so)
+                    self.points.resume(names, step, last, where)
                 self.starts[fields] = (first, step, count + 1 if step > last or count == 0 else count)
+            self.points.records += 1
         self.points.add_records(found)
         if found:
             self.first_where, self.last_where = self.first_where or where, where
@@ -871,10 +879,12 @@ class _Records:
         if self.points.count == 0:
             raise LogError(f"{self.name}: no values (each record needs a step and a value)")
         unit = "epoch" if self.keys == {_EPOCH} else "step"
+        parts = [*self.done, (self.points, self.first_where, self.last_where)]
+        # each run's resumes from a checkpoint, as the text reader notes a console's
+        resumes = [w for points, _, _ in parts if (w := points.resumed_note(self.name, unit)) is not None]
         if not self.done:
             return RunLog(format=fmt, source=self.name, series=self.points.build(role=native_role, step_unit=unit),
-                          warnings=self.warnings, params=self.params)
-        parts = [*self.done, (self.points, self.first_where, self.last_where)]
+                          warnings=[*resumes, *self.warnings], params=self.params)
         first = self.runs - len(parts) + 1   # the index of the first run kept
         names = [f"run{k}" for k in range(first, self.runs + 1)]
         series = [replace(s, name=f"{prefix}/{s.name}") for prefix, (points, _, _) in zip(names, parts, strict=True)
@@ -882,7 +892,7 @@ class _Records:
         shown = [f"{prefix} ({_span(a, b)})" for prefix, (_, a, b) in zip(names, parts, strict=True)]
         note = several_runs(self.name, f"{self.runs} runs appended one after another (the steps start again)",
                             shown, tail=f"; the first {first - 1} are not read" if first > 1 else "")
-        return RunLog(format=fmt, source=self.name, series=series, warnings=[note, *self.warnings],
+        return RunLog(format=fmt, source=self.name, series=series, warnings=[note, *resumes, *self.warnings],
                       params=self.params, runs=names)
 
 

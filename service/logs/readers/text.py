@@ -245,6 +245,10 @@ _EPOCH_POS = re.compile(
     # [12800/60000 (21%)]\tLoss: 0.41", the samples (or batches) seen so far out of the epoch's
     r"|\bepoch\s*:?\s*(?P<pe>\d+)\s*\[\s*(?P<pi>\d+)\s*/\s*(?P<pn>\d+)\s*(?:\(\s*\d+(?:\.\d+)?\s*%\s*\)\s*)?\]",
     re.IGNORECASE)
+#: tqdm's bar over one epoch's batches, its description naming the epoch ("Epoch 2/200:  52%|█████▏ | 93/180",
+#: "Epoch 476:  1%|...| 1/79"): its total is the epoch's length
+_EPOCH_BAR = re.compile(r"\bEpoch\s+\d{1,9}(?:\s*/\s*\d{1,9})?:?\s+\d{1,3}%\|[^|\n]{0,200}\|\s*\d{1,12}/(?P<n>\d{1,12})\b",
+                        re.IGNORECASE)
 #: _EPOCH_POS's (epoch, batch, batches) groups, one triple per form
 _POSITION_FORMS = (("e", "i", "n"), ("te", "ti", "tn"), ("fe", "fi", "fn"), ("de", "di", "dn"), ("be", "bi", "bn"),
                    ("oe", "oi", "on"), ("me", "mi", "mn"), ("pe", "pi", "pn"))
@@ -2769,6 +2773,10 @@ class TextReader:
         # it that were read once)
         last_signature: tuple[float, tuple[tuple[str, str], ...]] | None = None
         duplicates = first_duplicate = 0  # lines repeating the line before them, and the first's number
+        # a progress bar's frames redrawn after a carriage return (tqdm's "\rEpoch 2/200:  1%| 1/180"),
+        # repeating the values before them: how many, on how many lines, and the first line holding one
+        refreshes = refresh_lines = first_refresh = refresh_at = 0
+        bar_totals: set[int] = set()  # the totals of the progress bars an epoch names ("Epoch 2/200: 52%|...| 93/180")
         with open_log(path, limits) as f:
             raw = read_line(f, MAX_LINE)
             lineno = 0
@@ -2838,6 +2846,8 @@ class TextReader:
                 segments = stripped.split("\r")
                 last_segment = segments[-1]
                 for segment in segments:
+                    if "%|" in segment and len(bar_totals) < 2 and (bar := _EPOCH_BAR.search(segment)) is not None:
+                        bar_totals.add(int(bar["n"]))
                     if ("poch" in segment and (header := _KERAS_COUNT.match(segment)) is not None
                             and (out_of_range := _bad_epoch_header(header[1], header[2])) is not None):
                         # an "Epoch i/N" header out of range ("Epoch 0/0", a 31-digit epoch): it places
@@ -3141,8 +3151,15 @@ class TextReader:
                             # its own log), never two points (logsweep85 estranet: 80 reports read as 160)
                             signature = (last_step, tuple((k, repr(value)) for k, value in values))
                             if signature == last_signature:
-                                duplicates += 1
-                                first_duplicate = first_duplicate or lineno
+                                if len(segments) > 1:
+                                    # a frame of a bar redrawn in place on one line: no message printed twice
+                                    refresh_lines += refresh_at != lineno
+                                    refresh_at = lineno
+                                    refreshes += 1
+                                    first_refresh = first_refresh or lineno
+                                else:
+                                    duplicates += 1
+                                    first_duplicate = first_duplicate or lineno
                                 continue
                             last_signature = signature
                             # (a header is a position, never a value: under a log's named steps its
@@ -3194,6 +3211,12 @@ class TextReader:
                 f"values before them ({'the first is' if duplicates > 1 else 'it is'} line {first_duplicate}: one "
                 "message printed twice: by two logging handlers, a console copied into its own log, a progress line "
                 "printed again when it ends): each point is read once", where=f"line {first_duplicate}"))
+        if refreshes:
+            warnings.append(LogWarning(
+                "repeated_lines", f"{name}: {refreshes:,} progress-bar refreshes (a bar redrawn in place after a "
+                f"carriage return, as tqdm does) on {refresh_lines:,} line(s) repeat the step and values before them "
+                f"({'the first is on' if refresh_lines > 1 else 'on'} line {first_refresh}): each point is read once",
+                where=f"line {first_refresh}"))
         if bad_header is not None:
             more = f" (and {bad_headers - 1:,} more such lines)" if bad_headers > 1 else ""
             warnings.append(LogWarning(
@@ -3261,7 +3284,8 @@ class TextReader:
                                                   letters)), lengths)
         if stepped_rows and early_rows:
             stepped_rows = _before_first_epoch(early_rows, stepped_rows)
-        placed_within = _within_epochs(stepped_rows) if stepped_rows else None
+        placed_within = (_within_epochs(stepped_rows, next(iter(bar_totals)) if len(bar_totals) == 1 else None)
+                         if stepped_rows else None)
         within, within_length, resumed = placed_within if placed_within is not None else (None, None, None)
         if within is not None and stepped_rows:
             if resumed is not None:
@@ -3428,10 +3452,16 @@ class _Resumed:
     names: list[str]
 
 
-def _within_epochs(rows: list[_SteppedRow]) -> tuple[dict[str, dict[float, float]], float, _Resumed | None] | None:
+def _within_epochs(rows: list[_SteppedRow], stated: int | None = None,
+                   ) -> tuple[dict[str, dict[float, float]], float, _Resumed | None] | None:
     """Each name's values by fractional epoch when the log's step starts again with every epoch:
-    it goes back at least once where the epoch moved on. The epoch's length is its largest step
-    plus the usual step between lines, so that its positions fill [e, e + 1). A line with no step
+    it goes back at least once where the epoch moved on. The epoch's length is the one the log
+    states (``stated``: the total of the epoch's progress bar, tqdm's ``Epoch 2/200: 52%|...| 93/180``)
+    where the steps fit in it (the largest is at most that, and within two usual steps between lines
+    of it: a bar counting samples where the lines count batches is another unit); else its largest
+    step plus the usual step between lines, so that its positions fill [e, e + 1). A line that names
+    its epoch and a step and no value (CycleGAN's ``saving the model at the end of epoch 5, iters
+    900``, the run's total count) places nothing and says nothing of the epoch's length. A line with no step
     of its own (an epoch's summary: Informer's ``Epoch: 1, Steps: 225 | Train Loss`` after its
     ``iters: 200, epoch: 1`` lines) sits at its epoch, as an epoch-only log's lines do.
 
@@ -3443,6 +3473,7 @@ def _within_epochs(rows: list[_SteppedRow]) -> tuple[dict[str, dict[float, float
     resumed line's place on, the values the earlier pass logged (and its summaries of that epoch
     and later ones) are replaced by the resumed pass's, as an epoch-only log's resumed epochs are;
     the third item says where (None: no resume)."""
+    rows = [row for row in rows if any(k.lower() != "epoch" for k, _ in row[2])]
     own = [i for i, row in enumerate(rows) if row[3]]
     if len(own) < 4:
         return None
@@ -3463,7 +3494,8 @@ def _within_epochs(rows: list[_SteppedRow]) -> tuple[dict[str, dict[float, float
         return None
     steps = sorted({rows[i][1] for i in own})
     gaps = [b - a for a, b in zip(steps, steps[1:], strict=False) if b > a]
-    length = steps[-1] + (float(np.median(gaps)) if gaps else 1.0)
+    gap = float(np.median(gaps)) if gaps else 1.0
+    length = float(stated) if stated is not None and steps[-1] <= stated <= steps[-1] + 2 * gap else steps[-1] + gap
     out: dict[str, dict[float, float]] = {}
     summaries: set[float] = set()  # the places of lines without a step of their own (at their epoch)
     places: list[float] = []       # every place taken so far, sorted (lines come mostly in order)
@@ -3471,7 +3503,7 @@ def _within_epochs(rows: list[_SteppedRow]) -> tuple[dict[str, dict[float, float
     last: _SteppedRow | None = None
     for i, row in enumerate(rows):
         e, s, values, stepped, line = row
-        at = round(e + s / length, 6) if stepped else float(e)
+        at = _within_place(e, s, length) if stepped else float(e)
         if i in resumed_at and last is not None:
             # the earlier pass from here on is replaced: its places at or after this line's, and its
             # summaries of this epoch and later ones (only places from this epoch on are looked at)
@@ -3497,6 +3529,13 @@ def _within_epochs(rows: list[_SteppedRow]) -> tuple[dict[str, dict[float, float
             if k.lower() != "epoch":
                 out.setdefault(k, {})[at] = v
     return out, length, resumed
+
+
+def _within_place(epoch: float, step: float, length: float) -> float:
+    """The fractional epoch of a step counted within its epoch of ``length`` steps; the epoch's last
+    step (180 of the 180 its bar states) stays in it, as a bar's 180/180 does, never at the next
+    epoch's start."""
+    return round(epoch + step / length, 6) - (1e-6 if step == length else 0.0)
 
 
 def _before_first_epoch(early: list[_SteppedRow], rows: list[_SteppedRow]) -> list[_SteppedRow] | None:
@@ -3537,7 +3576,7 @@ def _worded(run: RunLog, worded: list[tuple[float, float, str]] | None, length: 
         return run
     words: dict[float, str] = {}
     for e, i, word in worded:
-        at = round(e + i / length, 6) if length else float(i)
+        at = _within_place(e, i, length) if length else float(i)
         words.setdefault(at, f"epoch {e:g}, {word} {i:g}")
     unit = "epoch" if length else "step"
     for s in run.series:

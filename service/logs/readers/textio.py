@@ -12,13 +12,14 @@ import math
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from gradhealth.core import ticks
 from gradhealth.core.strict_json import strict_decode, strict_loads
 from gradhealth.core.ticks import tick
+from gradhealth.core.words import first_few
 from gradhealth.errors import LogError, UploadTooLarge
 from gradhealth.logs.readers.registry import ReadLimits
 from gradhealth.logs.series import LogWarning, Role, Series, classify, make_series, parse_number
@@ -244,6 +245,12 @@ class Points:
         self._data: dict[str, tuple[list[float], list[float], list[float]]] = {}
         self._has_wall: set[str] = set()
         self.roles: dict[str, tuple[Role, str | None]] = {}
+        # the places where a run resumed from a checkpoint (its step went back): (each resumed
+        # series -> how many of its points came before, the step it went back to), and the first's
+        # (where, the step before, the step at it) for the note
+        self._resumes: list[tuple[dict[str, int], float]] = []
+        self._first_resume: tuple[str, float, float] | None = None
+        self.records = 0  # the records (or lines) resumes are counted against (:meth:`resumed_note`)
 
     def add(self, series: str, step: float, value: float, wall: float | None = None) -> None:
         too_far = step_too_far(step)
@@ -274,6 +281,51 @@ class Points:
                 self.roles.setdefault(name, role)
             self.add(name, step, value, wall)
 
+    def resume(self, names: Iterable[str], step: float, was: float, where: str) -> None:
+        """Note that the run resumed at ``where``: a record of ``names`` at ``step`` after one at
+        ``was`` (``step < was``), its step gone back to a checkpoint's (not to the run's start,
+        which is a run of its own). From ``step`` on, the values the earlier pass logged for those
+        names are replaced by the resumed pass's (:meth:`build`), as the text reader replaces the
+        earlier pass of a console resumed by epoch."""
+        self._resumes.append(({k: len(self._data[k][0]) for k in names if k in self._data}, step))
+        if self._first_resume is None:
+            self._first_resume = (where, was, step)
+
+    def _resumed(self) -> bool:
+        """Whether the resumes are applied: now and then (at most one record in four goes back); a
+        step that goes back more often is a file's order (a countdown, a shuffle), sorted by step."""
+        return bool(self._resumes) and 4 * len(self._resumes) <= max(self.records, 1)
+
+    def _replaced(self, series: str, steps: list[float]) -> list[int]:
+        """The indexes of ``series``' points kept once each resume replaced the earlier pass's
+        points at or after the step it went back to."""
+        marks = sorted((counts[series], step) for counts, step in self._resumes if counts.get(series))
+        if not marks:
+            return list(range(len(steps)))
+        keep, below, j = [], math.inf, len(marks) - 1
+        for i in range(len(steps) - 1, -1, -1):
+            while j >= 0 and marks[j][0] > i:   # the resumes that came after point i
+                below = min(below, marks[j][1])
+                j -= 1
+            if not steps[i] >= below:
+                keep.append(i)
+        return keep[::-1]
+
+    def resumed_note(self, label: str, unit: str = "step") -> LogWarning | None:
+        """The ``overwritten_values`` warning of the resumes :meth:`build` applies: where the first
+        was, how many, and the series whose earlier values were replaced. None where there were none."""
+        if not self._resumed() or self._first_resume is None:
+            return None
+        names = [k for k in self._data if len(self._replaced(k, self._data[k][0])) < len(self._data[k][0])]
+        if not names:
+            return None
+        where, was, now = self._first_resume
+        more = f" (and {len(self._resumes) - 1:,} more such returns)" if len(self._resumes) > 1 else ""
+        return LogWarning(
+            "overwritten_values", f"{label} {where}: the {unit} goes back from {was:g} to {now:g} within one run "
+            f"(resumed from a checkpoint?){more}; the values of {first_few(names)} the earlier pass logged from "
+            f"{unit} {now:g} on are replaced by the resumed pass's", where=where)
+
     def remap(self, places: list[float]) -> bool:
         """Put each point read at a row index (``step_column=None``) at ``places[index]``; False (and
         nothing changed) where an index has no place."""
@@ -290,8 +342,13 @@ class Points:
         before it in its series (a console whose every line two log handlers print: TF1's absl
         ``I0422 ... learning.py:507] global step 409: loss = ...`` and ``INFO:tensorflow:...``)."""
         out = []
+        resumed = self._resumed()
         for series, (steps, values, walls) in self._data.items():
             tick()  # thousands of series are as many arrays to build
+            if resumed:
+                kept = self._replaced(series, steps)
+                if len(kept) < len(steps):
+                    steps, values, walls = [steps[i] for i in kept], [values[i] for i in kept], [walls[i] for i in kept]
             if not repeats and len(steps) > 1:
                 keep = [0] + [i for i in range(1, len(steps))
                               if steps[i] != steps[i - 1] or values[i] != values[i - 1]]
