@@ -2892,8 +2892,9 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     opset = next((int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     plan = batch_axis(graph, opset, input_shapes)
     one_sample: str | None = None
+    dynamic = plan.dynamic if plan is not None else {}
     for name, size, *_ in plan.inputs if plan is not None else []:
-        if name in plan.dynamic or len((input_shapes or {}).get(name) or []) == 1:
+        if name in dynamic or len((input_shapes or {}).get(name) or []) == 1:
             # the size the weight fixes, or the one the user gave the sample, is the declared one from
             # here on (the batch axis added in front, or one sample): as a file declaring [F] is checked
             next(i for i in graph.input if i.name == name).type.tensor_type.shape.dim[0].dim_value = size
