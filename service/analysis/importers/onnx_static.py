@@ -171,7 +171,8 @@ def legacy_opset(model: Any) -> str:
             "onnx.helper (model.opset_import.append(onnx.helper.make_opsetid('', N)) for the opset it was "
             "written for)")
     legacy = f"a legacy ONNX file (IR version {model.ir_version}, no opset_import{made_by})"
-    fix = ("re-export it with a current exporter (torch.onnx.export), or convert it: "
+    fix = ("re-export it with a current exporter (torch.onnx.export), or try converting it (the converter needs "
+           "every tensor's shape inferable): "
            "m = onnx.load(FILE); m.opset_import.append(onnx.helper.make_opsetid('', 1)); "
            "onnx.save(onnx.version_converter.convert_version(m, 13), 'current.onnx')")
     graph = model.graph
