@@ -4044,8 +4044,16 @@ def check_onnx(data: bytes, *, loss: str | None = None, seeds: int | None = None
         if re.search(r"size|shape", str(exc), re.IGNORECASE):
             # a size mismatch deep inside names a node, not the input: the inputs the file declares
             # as sums of other sizes (a KV-cache decoder's mask, past + sequence) said (onnxsweep28 cappgpt)
-            from gradhealth.analysis.importers.onnx_static import parse, sum_dims_note
+            from gradhealth.analysis.importers.onnx_static import (
+                chosen_sizes_hint,
+                parse,
+                sum_dims_note,
+            )
 
-            hint += sum_dims_note(parse(data).graph, input_shapes, batch_size)
+            graph = parse(data).graph
+            hint += sum_dims_note(graph, input_shapes, batch_size)
+            # an input whose dynamic first axis the check took as a batch, read by the failing node:
+            # named, with the --input-shape that says its size (onnxsweep30 snake_1500)
+            hint += chosen_sizes_hint(graph, str(exc), input_shapes, batch_size)
         raise ModelError(f"the model does not run on inputs of shapes "
                          f"{[list(i.shape) for i in imported.inputs]}: {exc}{hint}") from exc

@@ -22,6 +22,7 @@ import re
 from pathlib import Path
 from typing import BinaryIO
 
+from gradhealth.core.saved_instead import is_lfs_pointer
 from gradhealth.core.strict_json import DuplicateKey, json_depth
 from gradhealth.errors import LogError, UnknownLogFormat, UploadTooLarge
 from gradhealth.logs.foreign import what_it_is
@@ -139,7 +140,7 @@ def detect(path: Path, hint: str | None = None) -> Reader:
     head = read_head(path)
     if not head:
         raise UnknownLogFormat(f"{path.name}: the file is empty")
-    if head.startswith(b"version https://git-lfs.github.com/spec/"):
+    if is_lfs_pointer(head):
         raise UnknownLogFormat(f"{path.name} is a Git LFS pointer, not the log itself: fetch the real "
                                "file (git lfs pull in the repository it came from) and check that")
     all_readers = registry.readers()

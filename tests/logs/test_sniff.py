@@ -113,6 +113,10 @@ def test_a_git_lfs_pointer_is_named_as_one(tmp_path):
     for fmt in (None, "text"):
         with pytest.raises(UnknownLogFormat, match="Git LFS pointer.*git lfs pull"):
             read_log(p, format=fmt)
+    # the same check as the model doors' (a pointer after a blank line or a byte-order mark too)
+    p.write_bytes(b"\xef\xbb\xbf\n" + p.read_bytes())
+    with pytest.raises(UnknownLogFormat, match="Git LFS pointer.*git lfs pull"):
+        read_log(p)
 
 
 def test_a_python_file_is_told_how_a_module_is_checked(tmp_path):

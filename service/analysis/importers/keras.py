@@ -62,6 +62,7 @@ from gradhealth.analysis.importers.keras_pointers import Origin, Origins, reloca
 from gradhealth.analysis.quiet import quiet_run_notes
 from gradhealth.core.losses import loss_problem
 from gradhealth.core.numbers import parse_range, range_problem
+from gradhealth.core.saved_instead import saved_instead
 from gradhealth.core.strict_json import DuplicateKey, json_depth, strict_loads
 from gradhealth.core.zipmembers import ZipMemberError, read_member
 from gradhealth.errors import GradHealthError, InputFormatError, LimitExceeded, Problem, SpecError
@@ -587,6 +588,9 @@ def read_keras_training(data: bytes) -> KerasTraining:
     elif kind == "json":
         config = _json(data, "the Keras config")
         training = config.get("compile_config") or config.get("training_config")
+    elif (instead := saved_instead(data[:4096], "the model")) is not None:
+        # a Git LFS pointer or an HTML page saved under the model's name: said as what it is
+        raise InputFormatError(f"not a Keras model: the file is {instead}")
     else:
         raise InputFormatError("not a Keras model: expected a model.to_json() config, a .keras zip "
                                "or an .h5 file")

@@ -2454,6 +2454,8 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
           and isinstance(ops[index[n]], Linear) and _base(n) == _base(r.links[0])])
         for r in recurrences]
     inputs: list[InputSpec] = []
+    if header.legacy_note is not None:
+        notes.append(header.legacy_note)
     if header.one_sample is not None:
         # the graph has no batch axis and cannot take one: each seed runs it on one sample, a batch of
         # 1 added in front of every input and output (and taken off inside), so the batch is 1, not

@@ -16,7 +16,7 @@ import heapq
 import math
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from gradhealth.analysis.timing import (  # noqa: F401  (re-exported: shared wit
     simulation_seconds,
 )
 from gradhealth.core.numbers import parse_range
+from gradhealth.core.saved_instead import saved_instead
 from gradhealth.core.words import first_few
 from gradhealth.errors import InputFormatError, LimitExceeded
 
@@ -87,10 +88,13 @@ class Header:
     batch_note: str | None = None
     #: the batch is the check's choice (a dynamic batch the user gave no size for), not the user's
     batch_chosen: bool = False
+    #: a legacy file with no opset, read as opset 1 and converted (:func:`legacy_opset`): the note saying so
+    legacy_note: str | None = None
 
 
-def parse(data: bytes) -> Any:
-    """The ``onnx.ModelProto`` in ``data``; :class:`InputFormatError` when it is not an ONNX model."""
+def parse(data: bytes, notes: list[str] | None = None) -> Any:
+    """The ``onnx.ModelProto`` in ``data``; :class:`InputFormatError` when it is not an ONNX model.
+    A legacy file with no opset is read as ONNX reads it (:func:`legacy_opset`), said in ``notes``."""
     import onnx
     from google.protobuf.message import DecodeError
 
@@ -99,13 +103,162 @@ def parse(data: bytes) -> Any:
     for magic, what in _NOT_ONNX.items():
         if data.startswith(magic):
             raise InputFormatError(f"not an ONNX model: the file is {what}")
+    # a Git LFS pointer or an HTML page saved as the .onnx (a repository's pointer, a hosting site's
+    # page for the file): what it is and how to fetch the model, not protobuf's "Wire format was corrupt"
+    instead = saved_instead(data[:4096], "the model")
+    if instead is not None:
+        raise InputFormatError(f"not an ONNX model: the file is {instead}")
     try:
         model = onnx.ModelProto.FromString(data)
     except (DecodeError, ValueError, RuntimeError) as exc:
         raise InputFormatError(f"not an ONNX model: the file is not an ONNX protobuf ({exc})") from None
-    if not model.HasField("graph") or not model.graph.node or not model.opset_import:
-        raise InputFormatError("not an ONNX model: no graph, nodes or opset in the file")
+    # each condition said on its own: onnxsweep30's legacy file with 14 nodes was told it had "no
+    # graph, nodes or opset" when only its opset_import was missing
+    if not model.HasField("graph"):
+        raise InputFormatError("not an ONNX model: the file holds no graph")
+    if not model.graph.node:
+        raise InputFormatError("not an ONNX model: the file's graph has no nodes")
+    if not model.opset_import:
+        note = legacy_opset(model)
+        if notes is not None:
+            notes.append(note)
     return model
+
+
+#: The opset a legacy file (IR version 1 or 2, which had no ``opset_import``) is declared once
+#: :func:`legacy_opset` has rewritten what changed since opset 1: the first with numpy broadcasting
+#: and with Reshape's shape as an input.
+LEGACY_TARGET_OPSET = 7
+
+#: Ops whose opset-1 meaning is their opset-7 one once the attributes later opsets dropped
+#: (``consumed_inputs``, ``is_test``) are removed.
+_LEGACY_SAME = frozenset({
+    "Abs", "AveragePool", "BatchNormalization", "Ceil", "Concat", "Conv", "ConvTranspose", "Dropout", "Elu", "Exp",
+    "Flatten", "Floor", "GlobalAveragePool", "GlobalMaxPool", "HardSigmoid", "Identity", "LeakyRelu", "Log",
+    "LogSoftmax", "MatMul", "Max", "MaxPool", "Mean", "Min", "Neg", "Reciprocal", "Relu", "Selu", "Sigmoid",
+    "Softmax", "Sqrt", "Squeeze", "Sum", "Tanh", "Transpose", "Gemm"})
+#: Opset 1's binary ops, which broadcast a second operand only with ``broadcast=1``, aligned at ``axis``.
+_LEGACY_BINARY = frozenset({"Add", "Sub", "Mul", "Div"})
+_LEGACY_DROPPED = frozenset({"consumed_inputs", "is_test", "broadcast"})
+
+
+def _exporter(model: Any) -> str:
+    """``pytorch 0.2`` for a file's producer name and version, "" where it names none."""
+    return " ".join(str(x) for x in (model.producer_name, model.producer_version) if x)
+
+
+def legacy_opset(model: Any) -> str:
+    """Give a file with no ``opset_import`` the opset ONNX says it has, in place, and return the note
+    saying so; :class:`InputFormatError` where that cannot be done. A file of IR version 1 or 2
+    (ONNX before opset_import existed: PyTorch 0.2's exports) is opset 1 of the default domain, the
+    ONNX rule for such files. What changed since is rewritten (its attributes first given the
+    ``type`` those files left out): opset 1's Reshape takes its shape as an attribute (made an
+    input), its Add/Sub/Mul/Div broadcast a stored operand from ``axis`` (the operand's stored dims
+    given trailing ones, so numpy broadcasting aligns it the same), and the attributes later opsets
+    dropped are removed; the file is then opset :data:`LEGACY_TARGET_OPSET`. An op outside those
+    (or of another domain) is refused, naming it. From IR version 3 on a file must declare its
+    opsets, and one that does not is refused as such."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    made_by = f"; exported by {_exporter(model)}" if _exporter(model) else ""
+    if model.ir_version >= 3:
+        raise InputFormatError(
+            f"not an ONNX model the check can read: the file (IR version {model.ir_version}{made_by}) declares "
+            "no opset (its opset_import is empty), which ONNX requires from IR version 3 on, so which version "
+            "of each op it means is unknown: re-export it with a current exporter, or set its opset with "
+            "onnx.helper (model.opset_import.append(onnx.helper.make_opsetid('', N)) for the opset it was "
+            "written for)")
+    legacy = f"a legacy ONNX file (IR version {model.ir_version}, no opset_import{made_by})"
+    fix = ("re-export it with a current exporter (torch.onnx.export), or try converting it (the converter needs "
+           "every tensor's shape inferable): "
+           "m = onnx.load(FILE); m.opset_import.append(onnx.helper.make_opsetid('', 1)); "
+           "onnx.save(onnx.version_converter.convert_version(m, 13), 'current.onnx')")
+    graph = model.graph
+    _typed_attributes(graph)
+    stored = {t.name: t for t in graph.initializer}
+    # the rank of each tensor, from the input's declared shapes through opset 1's shape inference
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    probe.ir_version = 3
+    probe.opset_import.append(onnx.helper.make_opsetid("", 1))
+    try:
+        inferred = onnx.shape_inference.infer_shapes(probe)
+        known = {v.name: len(v.type.tensor_type.shape.dim)
+                 for v in [*inferred.graph.input, *inferred.graph.value_info]
+                 if v.type.tensor_type.HasField("shape")}
+    except Exception:  # noqa: BLE001  (what it cannot infer is refused below, by node)
+        known = {}
+    for t in graph.initializer:
+        known.setdefault(t.name, len(t.dims))
+    refused: list[str] = []
+    for k, n in enumerate(graph.node):
+        attrs = {a.name: a for a in n.attribute}
+        # ranks where inference stopped (opset 1's shape functions are partial): the ops that keep
+        # their first input's rank, and a Reshape's to its shape's
+        if n.output and n.output[0] not in known and n.input and n.input[0] in known:
+            if n.op_type == "Reshape" and "shape" in attrs:
+                known[n.output[0]] = len(attrs["shape"].ints)
+            elif n.op_type in _LEGACY_BINARY or n.op_type in _LEGACY_SAME - {"Flatten", "Gemm", "MatMul", "Squeeze",
+                                                                              "Concat", "GlobalAveragePool",
+                                                                              "GlobalMaxPool"}:
+                known[n.output[0]] = known[n.input[0]]
+        if n.domain not in ("", "ai.onnx"):
+            refused.append(f"{_node_label(n, k)}: an op of domain {n.domain}, whose version the file does not say")
+            continue
+        if n.op_type in _LEGACY_BINARY and "broadcast" in attrs and attrs["broadcast"].i:
+            b = stored.get(n.input[1])
+            rank_a = known.get(n.input[0])
+            if b is None or rank_a is None:
+                refused.append(f"{_node_label(n, k)}: broadcasts {n.input[1]!r} in opset 1's way, by an axis")
+                continue
+            axis = int(attrs["axis"].i) if "axis" in attrs else rank_a - len(b.dims)
+            trailing = rank_a - (axis % rank_a if rank_a else 0) - len(b.dims)
+            if trailing > 0:
+                value = numpy_helper.to_array(b)
+                b.CopyFrom(numpy_helper.from_array(np.reshape(value, [*value.shape, *[1] * trailing]), b.name))
+        elif n.op_type == "Reshape" and "shape" in attrs:
+            name = f"{n.output[0]}__legacy_shape"
+            graph.initializer.append(numpy_helper.from_array(np.array(list(attrs["shape"].ints), np.int64), name))
+            n.input.append(name)
+        elif n.op_type == "Concat" and "axis" not in attrs:
+            n.attribute.append(onnx.helper.make_attribute("axis", 1))  # (opset 1's default, required from 4)
+        elif n.op_type not in _LEGACY_SAME | _LEGACY_BINARY:
+            refused.append(f"{_node_label(n, k)}: its opset-1 form is not read here")
+            continue
+        kept = [a for a in n.attribute if a.name not in _LEGACY_DROPPED and not (
+            n.op_type in ("Add", "Sub", "Mul", "Div") and a.name == "axis") and not (
+            n.op_type == "Reshape" and a.name == "shape")]
+        del n.attribute[:]
+        n.attribute.extend(kept)
+    if refused:
+        raise InputFormatError(f"{legacy}: ONNX reads it as opset 1, and the check cannot bring "
+                               f"{first_few(refused, 3)} to a current opset: {fix}")
+    model.ir_version = 3
+    model.opset_import.append(onnx.helper.make_opsetid("", LEGACY_TARGET_OPSET))
+    return (f"{legacy}: read as opset 1 of the default domain, as ONNX reads files before IR version 3, and "
+            f"checked as its opset-{LEGACY_TARGET_OPSET} equivalent")
+
+
+#: An attribute's type from the field that holds its value, for files that left ``type`` out.
+_ATTRIBUTE_FIELDS = (("f", 1), ("i", 2), ("s", 3), ("t", 4), ("g", 5), ("floats", 6), ("ints", 7),
+                     ("strings", 8), ("tensors", 9), ("graphs", 10))
+
+
+def _typed_attributes(graph: Any) -> None:
+    """Give every attribute of ``graph``'s nodes (and its subgraphs') the ``type`` of the field
+    that holds its value, where the file left it UNDEFINED (IR versions before 2 had no such field);
+    the version converter and the checker read the type, not the field."""
+    for n in graph.node:
+        for a in n.attribute:
+            if not a.type:
+                for slot, kind in _ATTRIBUTE_FIELDS:
+                    if (a.HasField(slot) if slot in ("f", "i", "s", "t", "g") else len(getattr(a, slot))):
+                        a.type = kind
+                        break
+            for g in ([a.g] if a.HasField("g") else []) + list(a.graphs):
+                _typed_attributes(g)
 
 
 def _external(model: Any) -> list[Any]:
@@ -2276,10 +2429,18 @@ class Unbatched:
     axes: dict[int, int]
     #: every tensor that carries the added axis
     lifted: set[str]
+    #: the inputs among ``inputs`` whose only axis the file declares dynamic, with its dim_param
+    #: (the size taken from the weight that reads it whole)
+    dynamic: dict[str, str] = field(default_factory=dict)
 
     def why(self) -> str:
         name, size, reader, dims = self.inputs[0]
         more = (f" (and {', '.join(n for n, *_ in self.inputs[1:])})" if len(self.inputs) > 1 else "")
+        if name in self.dynamic:
+            # the file named the axis (``batch_size``), so the note says why it is read otherwise
+            return (f"the graph has no batch axis: input {name} [{self.dynamic[name]}]{more} is one sample of "
+                    f"{size} features, its only axis (declared dynamic, {self.dynamic[name]!r}) read whole by node "
+                    f"{reader}'s weight {dims}, which fixes its size (--input-shape {name}={size} says so)")
         return (f"the graph has no batch axis: input {name} [{size}]{more} is one sample, its only axis "
                 f"read whole by node {reader}'s weight {dims}")
 
@@ -2416,6 +2577,70 @@ def sum_dims_note(graph: Any, input_shapes: dict[str, list[int]] | None, batch_s
     return "; " + head + ", ".join(said) + tail
 
 
+_FAILED_NODE = re.compile(r"\bnode (.+?) \((\w+)\)")
+
+
+def chosen_sizes_hint(graph: Any, message: str, input_shapes: dict[str, list[int]] | None,
+                      batch_size: int | None) -> str:
+    """For a graph that fails on a size mismatch at run time (``message``, which names the node as
+    ``node NAME (Op)``): the inputs that node reads (directly or through any nodes before it) whose
+    sizes the check chose, a dynamic axis it filled with the default batch, with the
+    ``--input-shape`` to give; "" where the user gave every size it reads. A 1-D input declared
+    ``[batch_size]`` whose first consumer reads it whole was run as a batch of 16 scalars and failed
+    with torch's bare "mat1 and mat2 shapes cannot be multiplied" (onnxsweep30 snake_1500)."""
+    found = _FAILED_NODE.search(message)
+    if found is None:
+        return ""
+    node = next((n for n in graph.node if n.name == found[1]), None)
+    if node is None:
+        return ""
+    init_names = {t.name for t in graph.initializer}
+    producer = {o: n for n in graph.node for o in n.output if o}
+    # every graph input the failing node depends on
+    reads: set[str] = set()
+    todo, seen = list(node.input), set()
+    while todo:
+        t = todo.pop()
+        if not t or t in seen:
+            continue
+        seen.add(t)
+        if t in producer:
+            todo.extend(producer[t].input)
+        else:
+            reads.add(t)
+    said: list[str] = []
+    for inp in graph.input:
+        if inp.name in init_names or inp.name not in reads:
+            continue
+        given = (input_shapes or {}).get(inp.name) or []
+        dims = inp.type.tensor_type.shape.dim
+        chosen = [k for k, d in enumerate(dims) if k >= len(given) and not (d.HasField("dim_value") and d.dim_value > 0)]
+        if 0 not in chosen or batch_size:
+            continue
+        param = dims[0].dim_param or "dynamic"
+        weight = _contracted(graph, node) if len(dims) == 1 else None
+        size = (f"{weight[0]}" if weight is not None else "N")
+        why = (f" (node {found[1]}'s stored {weight[1]!r} reads {weight[0]} features)" if weight is not None
+               else ", N its size in your data")
+        said.append(f"input {inp.name}'s first axis ({param!r}) was taken as the batch (the check chose its size); if it is "
+                    f"not a batch, give its size: --input-shape {inp.name}="
+                    + "x".join([size] + [str(int(d.dim_value)) if d.dim_value > 0 else "N" for d in dims[1:]])
+                    + why)
+    return "; " + "; ".join(said) if said else ""
+
+
+def _contracted(graph: Any, node: Any) -> tuple[int, str] | None:
+    """(the size, the weight's name) a MatMul's or Gemm's stored 2-D weight contracts its first operand's
+    last axis with; None for another node or a computed weight."""
+    stored = {t.name: list(t.dims) for t in graph.initializer}
+    w = node.input[1] if len(node.input) > 1 else ""
+    dims = stored.get(w) or []
+    if len(dims) != 2 or node.op_type not in ("MatMul", "Gemm"):
+        return None
+    trans_b = node.op_type == "Gemm" and any(a.name == "transB" and a.i for a in node.attribute)
+    return int(dims[1] if trans_b else dims[0]), w
+
+
 #: Ops whose output has their (first) input's shape, passed through by :func:`pinned_sizes`.
 _SAME_SHAPE = frozenset({"Relu", "Sigmoid", "Tanh", "LeakyRelu", "Elu", "Selu", "Softplus", "Softsign", "Abs",
                          "Neg", "Exp", "Log", "Sqrt", "Identity", "Cast", "Dropout", "Clip", "HardSigmoid",
@@ -2423,13 +2648,15 @@ _SAME_SHAPE = frozenset({"Relu", "Sigmoid", "Tanh", "LeakyRelu", "Elu", "Selu", 
 _ELEMENTWISE = frozenset({"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min"})
 
 
-def pinned_sizes(graph: Any, name: str, rank: int) -> dict[int, tuple[int, str]]:
+def pinned_sizes(graph: Any, name: str, rank: int, axis0: bool = False) -> dict[int, tuple[int, str]]:
     """The sizes of input ``name``'s axes after the first (of ``rank``) that the graph's stored
     tensors fix, by axis: (size, why). Followed from the input through ops that keep its shape, an
     axis is fixed by a stored tensor it meets elementwise (a [1, F] mean it broadcasts with: F) or
     contracts with (a MatMul's stored [F, M] weight, a Gemm's B: its last axis is F). tf2onnx writes
     every dim of a Keras model's inputs dynamic (``unk__7``) where the graph fixes the features
-    (onnxsweep26 hdd_risk: Normalization's [1, 65] constants and a [65, 512] MatMul weight)."""
+    (onnxsweep26 hdd_risk: Normalization's [1, 65] constants and a [65, 512] MatMul weight).
+    ``axis0``: the first axis too, where a weight contracts it (a rank-1 input's only axis, which a
+    MatMul's stored [F, M] weight reads whole); a broadcast never fixes it (a batch broadcasts)."""
     stored = {t.name: list(t.dims) for t in graph.initializer}
     for n in graph.node:
         if n.op_type == "Constant":
@@ -2458,7 +2685,9 @@ def pinned_sizes(graph: Any, name: str, rank: int) -> dict[int, tuple[int, str]]
                         found[axis] = (int(d), f"the stored {other!r} {dims} it meets in {label}")
             elif n.op_type == "MatMul" and n.input[0] == tensor and len(stored.get(n.input[1], [])) == 2:
                 dims = stored[n.input[1]]
-                found.setdefault(rank - 1, (int(dims[0]), f"the stored {n.input[1]!r} {dims} it contracts with in {label}"))
+                if rank > 1 or axis0:
+                    found.setdefault(rank - 1, (int(dims[0]),
+                                                f"the stored {n.input[1]!r} {dims} it contracts with in {label}"))
                 follow = False
             elif (n.op_type == "Gemm" and n.input[0] == tensor and rank == 2 and len(stored.get(n.input[1], [])) == 2
                   and not any(a.name == "transA" and a.i for a in n.attribute)):
@@ -2481,7 +2710,8 @@ def _declared(graph: Any, name: str) -> list[int]:
     return [int(d.dim_value) if d.HasField("dim_value") else 0 for d in inp.type.tensor_type.shape.dim]
 
 
-def batch_axis(graph: Any, opset: int | None) -> Unbatched | None:
+def batch_axis(graph: Any, opset: int | None,
+               input_shapes: dict[str, list[int]] | None = None) -> Unbatched | None:
     """Whether the graph takes one sample with no batch axis: an input of rank 1 and fixed size that
     a MatMul reads as its first operand against a stored 2-D weight of that many rows (``x @ W``
     with x [164] and W [164, 64]: the weight consumes the input's only axis, so it is no batch, as
@@ -2490,7 +2720,9 @@ def batch_axis(graph: Any, opset: int | None) -> Unbatched | None:
     after them would take a leading batch axis unchanged: elementwise ops whose other operands are
     stored vectors or scalars, a MatMul on a stored 2-D weight, Softmax/LogSoftmax (opset 13+) and a
     Concat of such tensors (their front-counted ``axis`` moved one place); the first node that would
-    not is ``blocker``."""
+    not is ``blocker``. A rank-1 input whose only axis is declared dynamic counts as one of a size
+    the stored weight fixes (:func:`pinned_sizes`: the exporter named the axis a batch, but the
+    weight reads it whole), unless ``input_shapes`` gives its size (then that size)."""
     stored_rank: dict[str, int] = {t.name: len(t.dims) for t in graph.initializer}
     for n in graph.node:
         if n.op_type == "Constant" and n.output:
@@ -2503,10 +2735,27 @@ def batch_axis(graph: Any, opset: int | None) -> Unbatched | None:
                     stored_rank[n.output[0]] = 1
     init_names = {t.name for t in graph.initializer}
     rank1 = {}
+    dynamic: dict[str, str] = {}
     for inp in graph.input:
         dims = inp.type.tensor_type.shape.dim
-        if inp.name not in init_names and len(dims) == 1 and dims[0].HasField("dim_value") and dims[0].dim_value > 0:
+        if inp.name in init_names or len(dims) != 1:
+            continue
+        given = (input_shapes or {}).get(inp.name)
+        if given is not None and len(given) == 1:
+            # a size the user gave a 1-D input: one sample of that many features, as if declared so
+            rank1[inp.name] = int(given[0])
+        elif dims[0].HasField("dim_value") and dims[0].dim_value > 0:
             rank1[inp.name] = int(dims[0].dim_value)
+        elif dims[0].HasField("dim_value") and dims[0].dim_value != -1:
+            continue  # a 0 or negative size, refused as such by read_header
+        elif given is None:
+            # its only axis declared dynamic (torch's dynamic_axes={'input': {0: 'batch_size'}} on a
+            # 1-D example, onnxsweep30 snake_1500) but read whole by a stored weight, which fixes its
+            # size: features, not a batch of scalars
+            pinned = pinned_sizes(graph, inp.name, 1, axis0=True).get(0)
+            if pinned is not None:
+                rank1[inp.name] = pinned[0]
+                dynamic[inp.name] = dims[0].dim_param or "dynamic"
     if not rank1:
         return None
     weights = {t.name: list(t.dims) for t in graph.initializer if len(t.dims) == 2}
@@ -2556,7 +2805,7 @@ def batch_axis(graph: Any, opset: int | None) -> Unbatched | None:
     if not found:
         return None
     inputs = [(name, rank1[name], *found[name]) for name in rank1 if name in found]
-    return Unbatched(inputs, blocker, axes, set(rank))
+    return Unbatched(inputs, blocker, axes, set(rank), {n: p for n, p in dynamic.items() if n in found})
 
 
 def add_batch_axis(graph: Any, plan: Unbatched) -> None:
@@ -2610,7 +2859,8 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     limits = limits or Limits()
     if len(data) > max_bytes:
         raise LimitExceeded(f"the model file is {len(data)} bytes, over the limit of {max_bytes}")
-    model = parse(data)
+    parsed_notes: list[str] = []
+    model = parse(data, parsed_notes)
     # the functions the file defines are inlined, so it is checked as the ops they are made of
     # (errsweep8 #5: a local::MyRelu of one Relu was refused as an "unsupported op")
     inline_functions(model, limits)
@@ -2641,8 +2891,16 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     # where every node after it takes one, else run as the one sample it is (onnxsweep23: the
     # features were read as "batch 164", a fixed 164 overwritten by --batch-size)
     opset = next((int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
-    plan = batch_axis(graph, opset)
+    plan = batch_axis(graph, opset, input_shapes)
     one_sample: str | None = None
+    dynamic = plan.dynamic if plan is not None else {}
+    for name, size, *_ in plan.inputs if plan is not None else []:
+        if name in dynamic or len((input_shapes or {}).get(name) or []) == 1:
+            # the size the weight fixes, or the one the user gave the sample, is the declared one from
+            # here on (the batch axis added in front, or one sample): as a file declaring [F] is checked
+            next(i for i in graph.input if i.name == name).type.tensor_type.shape.dim[0].dim_value = size
+            if name in (input_shapes or {}):
+                input_shapes = {k: v for k, v in (input_shapes or {}).items() if k != name}
     if plan is not None and plan.blocker is None:
         add_batch_axis(graph, plan)
     elif plan is not None:
@@ -2823,7 +3081,7 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     batch_note = "; ".join(n for n in (told, lifted, reduced) if n is not None) or None
     return Header(model, shapes, elem_types, params, act, reordered, tuple(pruned), loss_note,
                   tuple(chosen) if sampled else (), folded, one_sample=one_sample, batch_note=batch_note,
-                  batch_chosen=bool(defaulted))
+                  batch_chosen=bool(defaulted), legacy_note=parsed_notes[0] if parsed_notes else None)
 
 
 #: A dimension's size: positive and under 2**31, in both spellings of a shape (``x=8x3x32x32`` and
