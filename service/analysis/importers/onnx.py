@@ -1167,6 +1167,28 @@ def _instance_norm(n: Node, c: Ctx) -> Op:
                         int(n.attrs.get("num_groups", 0)))
 
 
+def _written_norm(n: Node, c: Ctx) -> Op:
+    """A norm written out op by op (:func:`_fold_written_norms`): the same values, as a norm. Its
+    statistics over the batch axis make it a batch norm, else a per-sample one (LayerNorm, GroupNorm)."""
+    axes, eps = [int(a) for a in n.attrs["axes"]], float(n.attrs["epsilon"])
+    inside, centred = bool(n.attrs["eps_inside"]), bool(n.attrs["centred"])
+
+    def normalise(x: torch.Tensor) -> torch.Tensor:
+        # the normalised axes moved last: torch's own norm, one node reading x as the native
+        # op's (the tracer folds a norm into a layer only where nothing else reads its output)
+        dims = sorted({a % x.dim() for a in axes})
+        order = [k for k in range(x.dim()) if k not in dims] + dims
+        z = x.permute(order)
+        shape = tuple(z.shape[x.dim() - len(dims):])
+        if inside:
+            y = F.layer_norm(z, shape, eps=eps) if centred else F.rms_norm(z, shape, eps=eps)
+        else:
+            d = z - z.mean(tuple(range(-len(dims), 0)), keepdim=True) if centred else z
+            y = d / (torch.sqrt((d * d).mean(tuple(range(-len(dims), 0)), keepdim=True)) + eps)
+        return y.permute([order.index(k) for k in range(x.dim())])
+    return Fn(normalise, Role("norm", "batchnorm" if 0 in axes else "layernorm"))
+
+
 def _prelu(n: Node, c: Ctx) -> Op:
     slope = c.param(n.inputs[1])
     if slope is None:
@@ -1523,7 +1545,7 @@ OPS: dict[str, Callable[[Node, Ctx], Op]] = {
     "ReduceL1": _reduce(lambda x, dim, keepdim: torch.linalg.vector_norm(x, 1, dim=dim, keepdim=keepdim)),
     "ReduceSumSquare": _reduce(lambda x, dim, keepdim: (x * x).sum(dim=dim, keepdim=keepdim)),
     "ReduceLogSumExp": _reduce(torch.logsumexp),
-    "InstanceNormalization": _instance_norm, "GroupNormalization": _instance_norm,
+    "InstanceNormalization": _instance_norm, "GroupNormalization": _instance_norm, "_WrittenNorm": _written_norm,
     "_GroupNorm": _instance_norm,
     "PRelu": _prelu, "HardSwish": _binary(F.hardswish), "Mish": _binary(F.mish),
     "Softsign": _binary(F.softsign),
@@ -1942,6 +1964,121 @@ def _fold_group_norm(nodes: list[Node], static: dict[str, np.ndarray]) -> list[N
                              {"num_groups": int(scale.size),
                               "epsilon": norm.attrs.get("epsilon", 1e-5)}, index=norm.index)
     return [replace.get(i, n) for i, n in enumerate(nodes) if i not in drop]
+
+
+#: Steps from a written-out norm's variance (sigma^2) to what divides the centred input, with their
+#: factor on the power of sigma: a square root, a reciprocal, a power of 1/2 or -1/2.
+_ROOT_STEPS = {"Sqrt": 0.5, "Reciprocal": -1.0}
+
+
+def _mean_axes(n: Node, static: dict[str, np.ndarray]) -> tuple[int, ...] | None:
+    """A ``ReduceMean`` keeping its dims: its axes (the attribute, or opset 18's stored input);
+    None for another node or a mean over every axis (not one per sample)."""
+    if n.op != "ReduceMean" or not n.attrs.get("keepdims", 1):
+        return None
+    axes = n.attrs.get("axes")
+    if axes is None and len(n.inputs) > 1 and n.inputs[1]:
+        stored = static.get(n.inputs[1])
+        axes = None if stored is None else [int(a) for a in stored.reshape(-1)]
+    return tuple(sorted(int(a) for a in axes)) if axes else None
+
+
+def _fold_written_norms(nodes: list[Node], static: dict[str, np.ndarray]) -> list[Node]:
+    """A LayerNorm, GroupNorm or RMSNorm written out op by op (``(x - mean) / sqrt(var + eps)``
+    exported as ReduceMean, Sub, Pow, ReduceMean, Add, Sqrt, Div; a GroupNorm between a Reshape to
+    [N, G, -1] and one back; ``x * rsqrt(mean(x^2) + eps)``) becomes one ``_WrittenNorm`` node
+    computing the same values, so the tracer sees a norm and the layers it reads are normalised as
+    with the native op. Left as it was, the norm's division was plain arithmetic: the layers before
+    it were judged as if their output scale reached the loss, which the division removes. Matched
+    by what the ops compute: the variance is the mean over the same axes of the centred input's
+    square (or of the input's, uncentred), then an optional epsilon and a root, dividing the centred
+    input (or multiplying by the root's reciprocal). Any scale and shift after stay as they are."""
+    wiring = _Wiring(nodes)
+    producer, users = wiring.producer, wiring.users
+
+    def scalar(name: str) -> float | None:
+        v = static.get(name)
+        return float(v.reshape(-1)[0]) if v is not None and v.size == 1 and _is_float(v) else None
+
+    def other(n: Node, name: str) -> str | None:
+        rest = [x for x in n.inputs if x != name]
+        return rest[0] if len(n.inputs) == 2 and len(rest) == 1 else None
+
+    drop: set[int] = set()
+    replace: dict[int, list[Node]] = {}
+    for i, var in enumerate(nodes):
+        axes = _mean_axes(var, static)
+        k = producer.get(var.inputs[0]) if axes is not None else None
+        if k is None or axes is None or i in drop:
+            continue
+        square = nodes[k]
+        squares = ((square.op == "Pow" and scalar(square.inputs[1]) == 2.0)
+                   or (square.op == "Mul" and len(square.inputs) == 2 and square.inputs[0] == square.inputs[1]))
+        if not squares:
+            continue
+        d = square.inputs[0]
+        # the centred input: Sub(x, mean(x)) over the same axes (torch may export it once per use)
+        x, mean, centred = d, None, [d]
+        s = producer.get(d)
+        if s is not None and nodes[s].op == "Sub":
+            m = producer.get(nodes[s].inputs[1])
+            if m is not None and _mean_axes(nodes[m], static) == axes and nodes[m].inputs[0] == nodes[s].inputs[0]:
+                x, mean = nodes[s].inputs[0], m
+                centred = [nodes[j].outputs[0] for j in users.get(nodes[m].outputs[0], [])
+                           if nodes[j].op == "Sub" and nodes[j].inputs[0] == x]
+        # the centred input times a stored gain before the division: gamma * (x - mean) / sigma
+        gains = {nodes[j].outputs[0]: j for c in centred for j in users.get(c, [])
+                 if nodes[j].op == "Mul" and other(nodes[j], c) in static}
+        gained = list(gains)
+        # from sigma^2 to sigma (or 1 / sigma), with at most one epsilon on the way
+        power, eps, inside, at = 2.0, 0.0, True, var.outputs[0]
+        chain: list[int] = []
+        final: int | None = None
+        while final is None:
+            readers = users.get(at, [])
+            if len(readers) != 1:
+                break
+            j = readers[0]
+            n = nodes[j]
+            if n.op == "Add" and scalar(other(n, at) or "") is not None and eps == 0.0 and power in (2.0, 1.0):
+                eps, inside = scalar(other(n, at) or "") or 0.0, power == 2.0
+            elif n.op in _ROOT_STEPS and n.inputs[0] == at:
+                power *= _ROOT_STEPS[n.op]
+            elif n.op == "Pow" and n.inputs[0] == at and scalar(n.inputs[1]) in (0.5, -0.5, -1.0):
+                power *= scalar(n.inputs[1]) or 1.0
+            elif n.op == "Div" and n.inputs[1] == at and power == 1.0 and n.inputs[0] in centred + gained:
+                final = j
+            elif n.op == "Div" and n.inputs[1] == at and scalar(n.inputs[0]) == 1.0:
+                power = -power
+            elif n.op == "Mul" and power == -1.0 and other(n, at) in centred:
+                final = j
+            else:
+                break
+            chain.append(j)
+            at = n.outputs[0]
+        if final is None:
+            continue
+        part = {k, i, *chain}
+        if mean is not None:
+            part |= {mean, *(producer[c] for c in centred)}
+        gain = gains.get(nodes[final].inputs[0])
+        if gain is not None:
+            part.add(gain)
+        if part & drop or any(u not in part for j in part - {final} for o in nodes[j].outputs
+                              for u in users.get(o, [])):
+            continue  # an intermediate value something else reads too: not a norm alone
+        drop |= part - {final}
+        outputs = list(nodes[final].outputs)
+        norm = Node("_WrittenNorm", var.name, [x], [f"{outputs[0]}#norm"] if gain is not None else outputs,
+                    {"axes": list(axes), "epsilon": eps, "eps_inside": inside, "centred": mean is not None},
+                    var.scope, index=var.index)
+        replace[final] = [norm]
+        if gain is not None:  # the gain after the norm: the same product, (gamma * d) / s = gamma * (d / s)
+            scaled = nodes[gain]
+            stored = next(t for t in scaled.inputs if t in static)
+            replace[final].append(Node("Mul", scaled.name, [norm.outputs[0], stored], outputs, {}, scaled.scope,
+                                       index=scaled.index))
+    return [m for i, n in enumerate(nodes) if i not in drop for m in replace.get(i, [n])]
 
 
 #: Ops that make a layer's output (a folded inference BatchNorm follows one, or its activation).
@@ -2392,7 +2529,8 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
             consumers[i] = consumers.get(i, 0) + 1
     nodes, folded = _fold_constants(nodes, static, {o.name for o in graph.output})
     init_names |= folded  # stored values now, read as buffers like the initializers
-    nodes = _fold_tanh_gelu(_fold_gelu(_fold_group_norm(nodes, static), static), static)
+    nodes = _fold_tanh_gelu(_fold_gelu(_fold_written_norms(_fold_group_norm(nodes, static), static), static),
+                           static)
     nodes = _fold_affine_norms(_fuse(nodes, static, consumers), static)
     nodes, restored = _restore_norms(nodes, static)
     nodes, notes = _raw_features(nodes, {n for n, _ in specs}, static)
