@@ -1502,6 +1502,11 @@ def learned_backward_growth(result: SimulationResult, t: Thresholds) -> tuple[fl
     ratio, units = depth_ratio(result)
     if t.exploding(ratio) != "warning" or len(units) < 2:
         return None
+    if any(u.type in RECURRENT_CELLS for u in units):
+        # the scale model is a feed-forward layer's Jacobian; a recurrent layer's gain compounds over
+        # its steps too (three relu LSTMs with open gates summing their inputs grew 831x where their
+        # kernels' scale gave 0.02x: the cells' fault, not learned structure)
+        return None
     if any(scale_gain(u) >= OVERSIZED_LAYER_GAIN for u in units):
         return None  # a layer too large for its activation: an init (or a blow-up) to fix, whatever the rest
     predicted = scale_growth(units[1:])
