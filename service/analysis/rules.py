@@ -826,10 +826,17 @@ def silent_units(result: SimulationResult) -> list[UnitStats]:
     return out
 
 
+#: A depth ratio this far under the default vanishing error bar (1e-4) is a path that vanished: a layer
+#: beside it whose gradient is exactly 0 is where a small factor on a vanished signal underflowed (an
+#: attention's query and key behind a near-uniform softmax six blocks deep: 1e-24 by autograd on one
+#: CPU, exactly 0 on another), not a missing path, and the depth finding names the cause.
+VANISHED_PATH_RATIO = 1e-8
+
+
 def _silent_side(result: SimulationResult, ratio: float) -> list[UnitStats]:
-    """:func:`silent_units`, where the depth ratio (``ratio``) does not already read 0 and no
-    detach explains them (those are findings of their own)."""
-    if ratio == 0 or detached_units(result):
+    """:func:`silent_units`, where the depth ratio (``ratio``) does not already read 0 or a vanished
+    path (:data:`VANISHED_PATH_RATIO`) and no detach explains them (those are findings of their own)."""
+    if ratio == 0 or ratio < VANISHED_PATH_RATIO or detached_units(result):
         return []
     return silent_units(result)
 
