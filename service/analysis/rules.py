@@ -2076,7 +2076,7 @@ def _blowup_detection(det: Detection, b: Blowup, t: Thresholds) -> Detection:
     shown = ", ".join(f"{layer_words(u)} {fmt(g)}x" for u, g in zip(b.units, b.gains, strict=True))
     det.summary = (
         f"gradient grows {fmt(b.backward)}x from {last} back to {first} ({_steps(gains + 1, b.backward_per_layer)})"
-        " and the forward signal {fmt(b.forward)}x from the input to {last}'s output ({len(b.units)} "
+        f" and the forward signal {fmt(b.forward)}x from the input to {last}'s output ({len(b.units)} "
         f"layers, {fmt(b.forward_per_layer)} per layer): the weights are too large for their activations "
         f"({shown} the std that keeps the signal)")
     output_std = b.units[-1].geo("activation_std")
