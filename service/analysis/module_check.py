@@ -1740,6 +1740,10 @@ def _targets_for_output_scale(det: Detection) -> Remedy:
                      f"{ev.get('output_layer') or 'output'} outputs values of mean {mean:.3g} and std {std:.3g} "
                      "on the simulated inputs (an estimate of the targets' scale; use the training targets' own "
                      "statistics), a gain the weights learned, which scales every gradient and update by as much")
+    if ev.get("target_rms") is None:
+        # (judged against standard-normal targets: the targets' real range makes it a note if it matches)
+        remedy.change += ("; if the targets really are at this scale, give their range (--target-range LO,HI, "
+                          "target_range=) to have the output judged against them")
     return remedy
 
 

@@ -1595,6 +1595,13 @@ class OutputScale:
     scale_gain: float
     target_rms: float | None
     on_targets: bool
+    #: where the layers' weights are too large themselves (a gain of :data:`OVERSIZED_LAYER_GAIN`
+    #: or more, or :data:`OUTPUT_SCALE_GAIN` to the output): the output's RMS their scale predicts
+    #: from the input's (:func:`_output_scale_excess`), under 1/:data:`LEARNED_EXCESS` of the
+    #: measured one; None where the weights' scale is small
+    predicted_rms: float | None = None
+    #: each chain layer's :func:`scale_gain` where ``predicted_rms`` is given, else empty
+    gains: tuple[tuple[str, float], ...] = ()
 
 
 #: Under this growth from the weights' scale alone (the product of :func:`scale_gain` over the
@@ -1613,8 +1620,12 @@ def learned_output_scale(result: SimulationResult) -> OutputScale | None:
     or more (far from the unit scale of standardised targets), and i.i.d. weights of the layers'
     scales would grow the signal less than :data:`OUTPUT_SCALE_GAIN` from the first layer whose gain
     can be told to the output (on each of several towers), nor does any such layer reach
-    :data:`OVERSIZED_LAYER_GAIN`. None otherwise: a reinitialised or live network, a classifier,
-    or weights too large, which give that growth themselves.
+    :data:`OVERSIZED_LAYER_GAIN`; or, where they do, the output's RMS is still :data:`LEARNED_EXCESS`
+    times or more what i.i.d. weights of the layers' scales give (:func:`_output_scale_excess`,
+    ``predicted_rms``): weights a regression on raw targets grew large and lined up to reach them
+    (kerassweep30 W2: a 12-64-32-1 salary regressor at 5-12x the scale that keeps the signal, its
+    output RMS 70x what that scale gives). None otherwise: a reinitialised or live network, a
+    classifier, or i.i.d. weights too large, which give that growth themselves.
 
     A regressor trained on raw targets (prices in the tens of thousands, a diabetes score of
     25-346) learns the gain that reaches them: its forward grows through its layers by as much, and
@@ -1632,25 +1643,53 @@ def learned_output_scale(result: SimulationResult) -> OutputScale | None:
     if not (math.isfinite(rms) and rms >= FAR_TARGET_SCALE):
         return None
     chain = [u for u in trunk(result) if u is not out] + [out]
-    grown = 0.0
+    grown, oversized = 0.0, False
     for tower in towers(result, chain):
         gains = [scale_gain(u) for u in tower]
         told = [g for g in gains if g > 0 and math.isfinite(g)]
-        if not (gains[-1] > 0 and math.isfinite(gains[-1])) or any(g >= OVERSIZED_LAYER_GAIN for g in told):
+        if not (gains[-1] > 0 and math.isfinite(gains[-1])):
             return None
+        oversized = oversized or any(g >= OVERSIZED_LAYER_GAIN for g in told)
         # from the first layer's output, where the activations' growth is read from: its own gain
         # scales its input, not the growth (a first layer that cannot be told, an LSTM, is skipped)
         first_told = gains[0] > 0 and math.isfinite(gains[0])
         total = math.prod(told[1:] if first_told else told)
         grown = max(grown, total)
-    if not grown < OUTPUT_SCALE_GAIN:
-        return None
+    predicted: float | None = None
+    if oversized or not grown < OUTPUT_SCALE_GAIN:
+        # weights too large for their fan-in give a large output by their scale alone (an init to
+        # fix, stored or drawn); a raw-target regressor's weights also grow large, but aligned, so
+        # the output is a decade or more past what that scale gives (kerassweep30 W2: a 12-64-32-1
+        # salary regressor at 5-12x the keeping scale, output RMS 8.9e4 where its scale gives ~6e2)
+        predicted = _output_scale_excess(result, chain, rms)
+        if predicted is None:
+            return None
     target_rms = None
     if result.target_range is not None:
         lo, hi = result.target_range
         target_rms = math.sqrt(((lo + hi) / 2) ** 2 + (hi - lo) ** 2 / 12)  # U(lo, hi)'s
     on_targets = target_rms is not None and target_rms > 0 and 0.1 <= rms / target_rms <= 10
-    return OutputScale(out, mean, std, rms, grown, target_rms, on_targets)
+    chain_gains = tuple((u.name, scale_gain(u)) for u in chain) if predicted is not None else ()
+    return OutputScale(out, mean, std, rms, grown, target_rms, on_targets, predicted, chain_gains)
+
+
+def _output_scale_excess(result: SimulationResult, chain: list[UnitStats], rms: float) -> float | None:
+    """The output's root mean square that i.i.d. weights of the layers' scales give (the first
+    layer's input RMS times :func:`scale_growth` over ``chain``, the weights' mean counted, as
+    :func:`learned_logits` predicts logits), where the measured ``rms`` is :data:`LEARNED_EXCESS`
+    times that or more: the output's scale is structure the weights learned, whatever their size.
+    None otherwise (weights too large predict the output they give: N(0, 2^2) at width 32, stored
+    or drawn), or where the prediction cannot be made: several towers, a norm, a layer outside
+    the theory (an LSTM)."""
+    if len(towers(result, chain)) != 1:
+        return None
+    first_in = chain[0].geo("input_mean_square")
+    if not (first_in > 0 and math.isfinite(first_in)):
+        return None
+    predicted = math.sqrt(first_in) * scale_growth(chain, rms=True)
+    if not (predicted > 0 and math.isfinite(predicted) and rms >= LEARNED_EXCESS * predicted):
+        return None
+    return predicted
 
 
 def _residual_if_normalised(ctx: Context) -> list[Remedy]:
@@ -1750,7 +1789,9 @@ class ExplodingGradient(ArchitectureRule):
         """Why growth of ``value`` on ``result`` (its live seeds) is a note, not a warning (a key of
         :data:`NOTE_REASONS`); None where it is not a note."""
         severity = t.exploding(value)
-        scaled = learned_output_scale(result) if severity is not None else None
+        # (a shallow chain's blow-up, under the through-depth bar, may be a regressor's output scale too)
+        scaled = (learned_output_scale(result)
+                  if severity is not None or signal_blowup(result, t.exploding_warning) is not None else None)
         if scaled is not None and scaled.on_targets:
             return "info"  # a trained regressor's gain to the targets given: what it must learn
         if severity == "warning" and depth_ratio(result)[0] == value and absorbed_by_normalisation(result, t):
@@ -1950,6 +1991,11 @@ class ExplodingGradient(ArchitectureRule):
         blowup = (signal_blowup(result, t.exploding_warning)
                   if steep is None and logits is None and not value > t.exploding_warning else None)
         if blowup is not None:
+            # weights too large that a raw-target regressor grew to reach its targets: named as
+            # that scale (kerassweep30 W2), the blow-up's figures kept in the evidence
+            scaled = learned_output_scale(result)
+            if scaled is not None and (severity != "info" or scaled.on_targets):
+                return _output_scale_detection(_blowup_detection(det, blowup, t, learned=True), scaled, t)
             return _blowup_detection(det, blowup, t)
         learned_run = learned_stretch(result, t) if value < t.exploding_warning else None
         learned = steep is not None and learned_run is not None
@@ -2026,7 +2072,13 @@ def _output_scale_detection(det: Detection, o: OutputScale, t: Thresholds) -> De
                         output_rms=o.rms, output_scale_threshold=FAR_TARGET_SCALE,
                         weight_scale_output_gain=o.scale_gain, target_rms=o.target_rms,
                         output_on_targets=o.on_targets)
+    if o.predicted_rms is not None:
+        det.evidence.update(weight_scale_output_rms=o.predicted_rms, output_scale_excess=o.rms / o.predicted_rms,
+                            weight_scale_gains=dict(o.gains),
+                            oversized_layers=[n for n, g in o.gains if g >= OVERSIZED_LAYER_GAIN])
     values = f"values of mean {fmt(o.mean)} and std {fmt(o.std)}"
+    if o.predicted_rms is not None:
+        return _grown_output_scale(det, o, values)
     if o.on_targets:
         det.summary += (f"; a note: {name} outputs {values}, on the scale of the targets given (root mean square "
                         f"{fmt(o.target_rms or math.nan)}): the gain the trained weights learned to reach them, not weights too "
@@ -2041,11 +2093,11 @@ def _output_scale_detection(det: Detection, o: OutputScale, t: Thresholds) -> De
             "as given. Standardising the targets (fit on (y - mean) / std, invert at prediction) would let the "
             "network work at unit scale, with its gradients and updates no longer scaled by the targets' size.")
         return det
+    against = ("standard-normal targets, as the check draws them without --target-range" if o.target_rms is None
+               else f"the targets given, of root mean square {fmt(o.target_rms)}")
     det.summary += (f": {name} outputs {values} on these inputs, a scale far from 1 that the trained weights "
                     f"learned (their own scale gives {fmt(o.scale_gain)}x to the output): most likely regression "
                     "targets on their raw scale (prices, counts, physical units)")
-    against = ("standard-normal targets, as the check draws them without --target-range" if o.target_rms is None
-               else f"the targets given, of root mean square {fmt(o.target_rms)}")
     det.explanation = (
         f"The trained network outputs {values} (root mean square {fmt(o.rms)}) where standardised regression "
         f"targets have about 1; it is judged against {against}. The weights are not what makes this growth: "
@@ -2061,9 +2113,59 @@ def _output_scale_detection(det: Detection, o: OutputScale, t: Thresholds) -> De
     return det
 
 
-def _blowup_detection(det: Detection, b: Blowup, t: Thresholds) -> Detection:
+def _grown_output_scale(det: Detection, o: OutputScale, values: str) -> Detection:
+    """:func:`_output_scale_detection` where the trained weights are too large themselves (their
+    scale predicts ``o.predicted_rms``, a decade or more under the output's RMS): the weights grew
+    with the targets' scale, so the targets, not a clip, a lower rate or a new init, are the fix."""
+    assert o.predicted_rms is not None
+    name = o.unit.name
+    large = [(n, g) for n, g in o.gains if g >= OVERSIZED_LAYER_GAIN]
+    shown = ", ".join(f"{n} {fmt(g)}x" for n, g in (large or o.gains))
+    excess = o.rms / o.predicted_rms
+    # the growth fired on: the readout's where a shallow chain's blow-up is judged, else the finding's
+    growth = det.evidence.get("readout_grad_ratio") or det.value
+    scale = (f"they are large ({shown} the scale that keeps the signal), but their scale alone gives an output of "
+             f"root mean square {fmt(o.predicted_rms)}, {fmt(excess)}x under it")
+    why = (f"Its weights are several times the scale that keeps the signal ({shown}), yet i.i.d. weights of these "
+           f"scales (their mean counted) would give an output of root mean square about {fmt(o.predicted_rms)} from these "
+           "inputs: the "
+           f"measured one is {fmt(excess)}x that, so the layers are also lined up with each other to produce outputs "
+           "of this size, which training does and an initialisation does not. ")
+    mirror = ("The activations grow with that gain through the layers and, in a ReLU or linear chain, the gradient "
+              f"mirrors it ({fmt(growth)}x over the depth). ")
+    if o.on_targets:
+        det.summary += (f"; a note: {name} outputs {values}, on the scale of the targets given (root mean square "
+                        f"{fmt(o.target_rms or math.nan)}): the gain the trained weights learned to reach them; "
+                        + scale)
+        det.explanation = (
+            f"The trained network outputs {values} (root mean square {fmt(o.rms)}) on these inputs, the scale of "
+            "the regression targets given. " + why + "Reaching the targets takes an end-to-end gain of that size, "
+            "which the weights grew to. " + mirror + "Nothing is too large for the data as given; standardising "
+            "the targets (fit on (y - mean) / std, invert at prediction) would let the network work at unit scale, "
+            "with smaller weights and its gradients no longer scaled by the targets' size.")
+        return det
+    det.summary += (f": {name} outputs {values} on these inputs, a scale far from 1 that the trained weights "
+                    f"learned; {scale}: most likely regression targets on their raw scale (prices, counts, physical "
+                    "units), which the weights grew to reach")
+    against = ("standard-normal targets, as the check draws them without --target-range" if o.target_rms is None
+               else f"the targets given, of root mean square {fmt(o.target_rms)}")
+    det.explanation = (
+        f"The trained network outputs {values} (root mean square {fmt(o.rms)}) where standardised regression "
+        f"targets have about 1; it is judged against {against}. " + why + "Both the size and the alignment are "
+        "what a regression learns when its targets were left on their raw scale (prices, counts, physical units) "
+        "while the inputs were scaled: the weights grow until the output reaches the targets. " + mirror +
+        "Gradient clipping, a lower learning rate or a new init treat that growth and leave its cause, the "
+        "targets' scale, as it is: standardise the targets (fit on (y - mean) / std, invert at prediction) and "
+        "train again. If the targets really are at this scale, give their range (--target-range LO,HI, "
+        "target_range=) and the output is judged against it.")
+    return det
+
+
+def _blowup_detection(det: Detection, b: Blowup, t: Thresholds, *, learned: bool = False) -> Detection:
     """exploding_gradient for :func:`findings.signal_blowup`: both directions' totals and per-layer
-    factors, and each layer's weight scale against the one that keeps its signal, in the evidence."""
+    factors, and each layer's weight scale against the one that keeps its signal, in the evidence.
+    ``learned``: the weights' size is a trained regressor's output scale (:func:`learned_output_scale`),
+    which :func:`_output_scale_detection` goes on to name: the growth only, no init blamed."""
     first, last = b.units[0].name, b.units[-1].name
     gains = len(b.units) - 1
     # the metric and value stay the trunk's (EXPLODING_METRIC), the figure a remedy's re-simulation is
@@ -2082,15 +2184,17 @@ def _blowup_detection(det: Detection, b: Blowup, t: Thresholds) -> Detection:
         "trunk_grad_ratio": trunk_ratio if isinstance(trunk_ratio, float) and math.isfinite(trunk_ratio) else None,
         "weight_scale_gains": {u.name: g for u, g in zip(b.units, b.gains, strict=True)},
         "weight_scale_growth": b.predicted, "oversized_layers": [u.name for u in b.oversized],
-        "per_layer_threshold": OVERSIZED_LAYER_GAIN, "oversized_init": True,
+        "per_layer_threshold": OVERSIZED_LAYER_GAIN, "oversized_init": not learned,
     })
     det.evidence.pop("activation_growth_per_layer", None)
     shown = ", ".join(f"{layer_words(u)} {fmt(g)}x" for u, g in zip(b.units, b.gains, strict=True))
     det.summary = (
         f"gradient grows {fmt(b.backward)}x from {last} back to {first} ({_steps(gains + 1, b.backward_per_layer)})"
-        " and the forward signal {fmt(b.forward)}x from the input to {last}'s output ({len(b.units)} "
-        f"layers, {fmt(b.forward_per_layer)} per layer): the weights are too large for their activations "
-        f"({shown} the std that keeps the signal)")
+        f" and the forward signal {fmt(b.forward)}x from the input to {last}'s output ({len(b.units)} "
+        f"layers, {fmt(b.forward_per_layer)} per layer)")
+    if learned:
+        return det
+    det.summary += f": the weights are too large for their activations ({shown} the std that keeps the signal)"
     output_std = b.units[-1].geo("activation_std")
     det.explanation = (
         "Each layer multiplies the signal by about sqrt(fan_in * std(W)^2 / sigma_w^2*), sigma_w^2* the "

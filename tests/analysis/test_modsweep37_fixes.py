@@ -5,6 +5,7 @@ N(0, 1) (3.4x and 11x He's std) read healthy, its trunk's first/last ratio being
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -80,6 +81,9 @@ def test_a_shallow_net_whose_every_layer_is_far_over_its_critical_scale_explodes
     assert ev["forward_ratio"] > 100 and ev["weight_scale_growth"] > 100
     assert "from linear3 back to linear1" in f.summary
     assert "too large for their activations" in f.summary
+    # the forward's figures are written out, not left as a template's placeholders
+    said = re.search(r"the forward signal ([0-9.e+-]+)x from the input to linear3's output \(3 layers, ", f.summary)
+    assert "{" not in f.summary and said and float(said.group(1)) == pytest.approx(ev["forward_ratio"], rel=0.01)
     # He init, the remedy, is verified on the growth it fires on
     he = next(r for r in f.remedies if r.id == "he_init")
     assert he.verified is not None and he.verified.fixed

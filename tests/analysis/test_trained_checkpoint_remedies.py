@@ -10,7 +10,13 @@ weights are a trained checkpoint.
 2. Trained regressors on raw targets (stock prices: output std 3.6e4-6e4 at weights under He's
    scale) read as ``exploding_gradient`` errors "weights too large" with he_init first. The finding
    now names the output's learned scale and offers ``normalise_targets`` first; a ``--target-range``
-   at that scale makes it a note. Weights too large stay an error, stored or reinitialised."""
+   at that scale makes it a note. Weights too large stay an error, stored or reinitialised.
+3. kerassweep30 W2: a regressor trained on raw salaries grows its weights too (5-12x the scale that
+   keeps the signal), which excluded it from 2: "weights too large" with clipping, a lower rate and
+   he_init. Its output is still ten times or more what i.i.d. weights of those scales give (aligned
+   layers, which training builds and an init does not), so it is named as the targets' scale, with
+   ``normalise_targets`` first; i.i.d. weights too large, a classifier and a reinitialised file keep
+   their finding."""
 
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ import math
 from typing import Any
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
@@ -173,3 +180,99 @@ def test_a_live_module_is_the_network_about_to_be_trained_its_init_remedy_a_fix(
     found = _finding(doc)
     assert found.remedies[0].id == "he_init" and not found.remedies[0].for_retraining
     assert found.remedies[0].verified is not None and not found.remedies[0].verified.fresh_weights
+
+
+#: A small raw-target regressor (features, hidden widths, 1 output) and each layer's scale gain
+#: sqrt(fan_in * std^2 / sigma_w2*), sigma_w2* 2 under ReLU and 1 for the linear output
+_SALARY = {2: ((12, 64, 32, 1), (5.0, 10.0, 12.0)), 3: ((12, 64, 64, 32, 1), (5.0, 5.0, 5.0, 5.0))}
+
+
+def _salary_kernels(hidden: int, *, aligned: bool, gains: tuple[float, ...] | None = None) -> list[np.ndarray]:
+    """Kernels at several times the scale that keeps the signal. ``aligned``: every kernel after the
+    first |N(0, s^2)|, of one sign, as a regression trained on raw targets in the tens of thousands
+    grows them: each multiplies the positive mean of its ReLU inputs by about fan_in * 0.8 s, which no
+    i.i.d. draw of that RMS does. Otherwise i.i.d. N(0, s^2): an init too large."""
+    widths, default = _SALARY[hidden]
+    rng = np.random.default_rng(0)
+    out = []
+    for k, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+        crit = 1.0 if k == len(widths) - 2 else 2.0
+        w = rng.normal(0, (gains or default)[k] * math.sqrt(crit / fan_in), (fan_in, fan_out))
+        out.append(np.abs(w) if aligned and k > 0 else w)
+    return out
+
+
+def _salary_file(kernels: list[np.ndarray], loss: str = "mae") -> bytes:
+    names = [f"h{k}" for k in range(len(kernels) - 1)] + ["salary"]
+    layers = [{"class_name": "InputLayer", "config": {"name": "x", "batch_input_shape": [None, kernels[0].shape[0]]}}]
+    layers += [_dense(n, k.shape[1], "relu") for n, k in zip(names[:-1], kernels, strict=False)]
+    layers.append(_dense("salary", 1, "linear"))
+    stored = {n: [("kernel", k), ("bias", np.zeros(k.shape[1]))] for n, k in zip(names, kernels, strict=True)}
+    return keras2_h5({"class_name": "Sequential", "config": {"name": "salary", "layers": layers}}, stored,
+                     attrs={"keras_version": "2.13.1", "training_config": (
+                         f'{{"loss": "{loss}", "metrics": [], "optimizer_config": {{"class_name": "Adam", '
+                         '"config": {"learning_rate": 0.001}}}')})
+
+
+def _iid_output_rms(kernels: list[np.ndarray]) -> float:
+    """The output RMS i.i.d. weights of these kernels' RMS give unit-scale inputs (mean-field theory:
+    each layer multiplies the signal's RMS by sqrt(fan_in * E[W^2] / sigma_w2*))."""
+    crit = [2.0] * (len(kernels) - 1) + [1.0]
+    return math.prod(math.sqrt(k.shape[0] * float(np.mean(k ** 2)) / c) for k, c in zip(kernels, crit, strict=True))
+
+
+def _salary_forward(kernels: list[np.ndarray]) -> np.ndarray:
+    return _forward(kernels, np.random.default_rng(1).standard_normal((20000, kernels[0].shape[0])))
+
+
+@pytest.mark.parametrize("hidden", [2, 3])
+def test_a_raw_target_regressors_grown_weights_are_named_as_its_output_scale(hidden: int) -> None:
+    kernels = _salary_kernels(hidden, aligned=True)
+    y = _salary_forward(kernels)
+    rms, iid = float(np.sqrt(np.mean(y ** 2))), _iid_output_rms(kernels)
+    assert rms > 10 * iid  # (the file's premise, independently: aligned, not only large)
+    doc = check_keras(_salary_file(kernels), seeds=2, batch_size=64)
+    found = _finding(doc)
+    assert found.severity == "warning"
+    ev = found.evidence.model_dump()
+    # two hidden layers: the shallow chain's blow-up from the readout; three: the growth through depth
+    assert ("readout_grad_ratio" in ev) == (hidden == 2)
+    assert ev["unscaled_targets"] is True and ev["output_layer"] == "salary" and ev.get("oversized_init") is not True
+    assert 0.5 < ev["output_rms"] / rms < 2
+    assert ev["weight_scale_output_rms"] == pytest.approx(iid, rel=0.05)
+    assert ev["output_scale_excess"] > 10 and ev["oversized_layers"]
+    assert "raw scale" in found.summary and "too large for their activations" not in found.summary
+    assert "{" not in found.summary and "--target-range" in found.explanation
+    # the targets first, with how to have them judged; clipping, a lower rate and a new init after
+    ids = [r.id for r in found.remedies]
+    assert ids[0] == "normalise_targets" and "--target-range" in found.remedies[0].change
+    assert ids.index("gradient_clipping") > 0 and ids.index("lower_learning_rate") > 0
+    assert next(r for r in found.remedies if r.id == "he_init").for_retraining
+
+
+def test_a_target_range_at_a_grown_regressors_output_scale_makes_it_a_note() -> None:
+    kernels = _salary_kernels(2, aligned=True)
+    y = _salary_forward(kernels)
+    half = math.sqrt(3) * float(y.std())
+    doc = check_keras(_salary_file(kernels), seeds=2, batch_size=64,
+                      target_range=(float(y.mean()) - half, float(y.mean()) + half))
+    found = _finding(doc)
+    assert found.severity == "info" and found.evidence.model_dump()["output_on_targets"] is True
+    assert doc.status == "healthy"
+
+
+def test_iid_weights_too_large_a_classifier_and_a_reinitialised_file_keep_their_finding() -> None:
+    # i.i.d. weights whose scale alone gives an output in the thousands: an init too large
+    kernels = _salary_kernels(2, aligned=False, gains=(8.0, 16.0, 80.0))
+    y = _salary_forward(kernels)
+    assert float(np.sqrt(np.mean(y ** 2))) < 10 * _iid_output_rms(kernels)
+    found = _finding(check_keras(_salary_file(kernels, "mse"), seeds=2, batch_size=64))
+    ev = found.evidence.model_dump()
+    assert found.severity in ("warning", "error") and ev["oversized_init"] is True
+    assert not ev.get("unscaled_targets") and "normalise_targets" not in [r.id for r in found.remedies]
+    assert "too large for their activations" in found.summary
+    # the grown regressor's weights under a classification loss, or drawn afresh: no targets to name
+    grown = _salary_file(_salary_kernels(2, aligned=True), "binary_crossentropy")
+    assert not _finding(check_keras(grown, seeds=2, batch_size=64)).evidence.model_dump().get("unscaled_targets")
+    drawn = check_keras(_salary_file(_salary_kernels(2, aligned=True)), weights="reinitialise", seeds=2, batch_size=64)
+    assert not any(f.evidence.model_dump().get("unscaled_targets") for f in drawn.findings)
