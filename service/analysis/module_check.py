@@ -127,7 +127,7 @@ from gradhealth.analysis.rules import (
     unbounded_cells,
 )
 from gradhealth.analysis.sharpness import Sharpness, StepProbe
-from gradhealth.analysis.simulate import SimulationResult, UnitStats, at_rate
+from gradhealth.analysis.simulate import PROBABILITY_LOSSES, SimulationResult, UnitStats, at_rate
 from gradhealth.analysis.spec import InitSpec, OptimizerSpec
 from gradhealth.analysis.thresholds import Thresholds
 from gradhealth.analysis.timing import (  # noqa: F401  (re-exported: shared with the Keras and spec doors)
@@ -3997,7 +3997,13 @@ def check_onnx(data: bytes, *, loss: str | None = None, seeds: int | None = None
                    from_logits=from_logits, inference_head=inference_softmax or implied_sigmoid,
                    recurrences=imported.recurrences, cell_gates=imported.cell_gates,
                    file_squash=file_squash, class_axis=class_axis,
-                   checkpoint=weights != "reinitialise" and fresh is None, loss_implied=not told)
+                   checkpoint=weights != "reinitialise" and fresh is None, loss_implied=not told,
+                   # the loss's softmax guessed too: nothing in the graph makes these outputs
+                   # probabilities (onnxsweep30 dogfight_ace: clipped actions and a shoot logit, their
+                   # logits' size a warning under a cross-entropy nobody gave)
+                   squash_implied=(not told and loss in PROBABILITY_LOSSES and not inference_softmax
+                                   and not implied_sigmoid and not _softmax_reads(
+                                       imported.graph, imported.module.output_names[0])))
     try:
         doc = diagnose(run, name=name or imported.name, verify=verify, device=device, thresholds=thresholds,
                        parameters=imported.parameters, activation_bytes=imported.activation_bytes,
