@@ -2350,6 +2350,11 @@ class GraphRun:
     #: not the user's: a pairing of the output with it is a question to the user, not the model's
     #: fault (:class:`.rules.OutputLossMismatch`)
     loss_implied: bool = False
+    #: the loss's softmax (or sigmoid) is the check's own guess as well: no loss was given and nothing
+    #: in the graph makes the output probabilities (no softmax reads it, no sigmoid ends it), so a
+    #: judgement of that softmax (logits that would saturate it) is a question to the user, a note
+    #: at most (:class:`.rules.ExplodingGradient`)
+    squash_implied: bool = False
 
 
 def output_class_axis(net: nn.Module) -> int:
@@ -4409,6 +4414,7 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
                             target_values=run.target_values if run.losses is None else None,
                             reconstruction=figures_of[0].reconstruction,
                             checkpoint=run.checkpoint, loss_implied=run.loss_implied,
+                            squash_implied=run.squash_implied and run.losses is None,
                             reconstruction_range_given=any(
                                 i.uniform is not None or i.rows is not None
                                 for i in run.inputs if i.dtype.is_floating_point),

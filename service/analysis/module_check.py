@@ -127,7 +127,7 @@ from gradhealth.analysis.rules import (
     unbounded_cells,
 )
 from gradhealth.analysis.sharpness import Sharpness, StepProbe
-from gradhealth.analysis.simulate import SimulationResult, UnitStats, at_rate
+from gradhealth.analysis.simulate import PROBABILITY_LOSSES, SimulationResult, UnitStats, at_rate
 from gradhealth.analysis.spec import InitSpec, OptimizerSpec
 from gradhealth.analysis.thresholds import Thresholds
 from gradhealth.analysis.timing import (  # noqa: F401  (re-exported: shared with the Keras and spec doors)
@@ -139,6 +139,7 @@ from gradhealth.analysis.timing import (  # noqa: F401  (re-exported: shared wit
 )
 from gradhealth.core import remedies as R
 from gradhealth.core.document import (
+    SEVERITY_RANK,
     Diagnosis,
     Finding,
     JudgedFigure,
@@ -3775,6 +3776,151 @@ def _multi_label_note(run: GraphRun, width: int, sample: list[int] | None = None
         {"metric": "output_activation", "value": None, "activation": "sigmoid", "loss": run.loss}, [])
 
 
+#: ONNX ops that move, join or reshape an output's values without computing on them: a ``Clip``
+#: behind them still bounds what the loss reads (:func:`output_clips`)
+_LAYOUT_OPS = frozenset({"Concat", "Slice", "Gather", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity",
+                         "Transpose", "Split", "Expand", "Tile"})
+#: An output Clip's share of values at its bounds from which it is a warning: a hardtanh's bar
+#: (:attr:`.rules.Saturation._hardtanh_warning`), since unit-variance values already sit past
+#: +-1 31.7% of the time; from :attr:`Thresholds.silent_loss_warning` up to it, a note
+CLIPPED_OUTPUT_WARNING = 0.52
+
+
+def output_clips(module: nn.Module) -> list[int]:
+    """The indices of an imported graph's ``Clip`` ops on its output path: those whose values reach
+    the loss's tensor (the module's first output) through layout ops alone (:data:`_LAYOUT_OPS`: a
+    policy's ``Concat(Clip(a0, -1, 1), Clip(a1, 0, 1), logit)``). Each passes no gradient for a value
+    it clips, whatever the loss."""
+    wiring = getattr(module, "wiring", None)
+    op_types = getattr(module, "op_types", None)
+    names = getattr(module, "output_names", None)
+    if not wiring or not op_types or not names:
+        return []
+    made = {o: k for k, (_, outs) in enumerate(wiring) for o in outs if o}
+    found: list[int] = []
+    todo, seen = [names[0]], set()
+    while todo:
+        name = todo.pop()
+        k = made.get(name)
+        if name in seen or k is None or k >= len(op_types):
+            continue
+        seen.add(name)
+        ins = wiring[k][0]
+        if op_types[k] == "Clip":
+            found.append(k)
+        elif op_types[k] == "Concat":
+            todo.extend(i for i in ins if i)
+        elif op_types[k] in _LAYOUT_OPS and ins and ins[0]:
+            todo.append(ins[0])  # the data; the rest are indices and sizes
+    return sorted(found)
+
+
+def _bound(value: Any) -> float | None:
+    """A Clip bound as a float (a one-element tensor or number), None where it is not given."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return float(value.reshape(()))
+    return float(value) if isinstance(value, int | float) else None
+
+
+def clipped_heads(module: nn.Module, inputs: list[InputSpec], seeds: int,
+                  reinitialise: bool = False) -> list[dict[str, Any]]:
+    """Each output ``Clip`` (:func:`output_clips`) with the share of its values it clips on the
+    simulation's inputs (each seed's draw, :func:`make_inputs`), per seed: the values it changes lie
+    beyond its bounds, where its gradient is 0. ``reinitialise``: each seed's draw of the layers'
+    default initialisation instead of the stored weights. Dicts of ``node``, ``input`` (the tensor it
+    clips), ``bounds`` and ``clipped_by_seed``."""
+    clips = output_clips(module)
+    if not clips:
+        return []
+    shares: dict[int, list[float]] = {k: [] for k in clips}
+    bounds: dict[int, tuple[float | None, float | None]] = {}
+
+    def recorder(k: int) -> Callable[..., None]:
+        def record(_: nn.Module, args: tuple[Any, ...], out: Any) -> None:
+            x = args[0] if args else None
+            if not (isinstance(x, torch.Tensor) and isinstance(out, torch.Tensor) and x.is_floating_point()
+                    and x.numel() and out.shape == x.shape):
+                return
+            # changed by the clamp: strictly beyond a bound (torch passes the gradient at the bound itself)
+            changed = (out != x) & ~torch.isnan(x)
+            shares[k].append(float(changed.double().mean()))
+            if k not in bounds:
+                bounds[k] = (_bound(args[1]) if len(args) > 1 else None, _bound(args[2]) if len(args) > 2 else None)
+        return record
+
+    ops = cast(nn.ModuleList, module.ops)
+    handles = [ops[k].register_forward_hook(recorder(k)) for k in clips]
+    try:
+        dtype = next((p.dtype for p in module.parameters()), torch.float32)
+        for seed in range(seeds):
+            net = module
+            if reinitialise and hasattr(module, "reinitialise"):
+                import copy
+
+                net = copy.deepcopy(module)
+                torch.manual_seed(seed)
+                net.reinitialise()  # type: ignore[operator]
+            xs = [x.to(dtype) if x.is_floating_point() else x for x in make_inputs(inputs, seed)]
+            with torch.no_grad():
+                call(net, xs)
+    except (RuntimeError, ValueError):
+        return []  # the check itself says why the graph does not run
+    finally:
+        for h in handles:
+            h.remove()
+    wiring = cast(list[tuple[list[str], list[str]]], module.wiring)
+    names = cast(list[tuple[str, str]], getattr(module, "unit_names", []))
+    heads = []
+    for k in clips:
+        if not shares[k]:
+            continue
+        heads.append({"node": names[k][0] if k < len(names) else wiring[k][1][0], "input": wiring[k][0][0],
+                      "output": wiring[k][1][0], "bounds": list(bounds.get(k, (None, None))),
+                      "clipped_by_seed": [round(v, 6) for v in shares[k]]})
+    return heads
+
+
+def _clipped_output_finding(heads: list[dict[str, Any]], loss: str, thresholds: Thresholds) -> Finding | None:
+    """``output_loss_mismatch`` (``clipped_output_fraction``) for the output Clips of
+    :func:`clipped_heads`, judged as a ReLU regression output's clip is, on the largest head's mean
+    share: a warning from :data:`CLIPPED_OUTPUT_WARNING`, a note from the silent-loss bar; None under it."""
+    if not heads:
+        return None
+    for h in heads:
+        h["clipped_fraction"] = float(np.mean(h["clipped_by_seed"]))
+    worst = max(heads, key=lambda h: h["clipped_fraction"])
+    value = worst["clipped_fraction"]
+    if value < thresholds.silent_loss_warning:
+        return None
+    severity = "warning" if value >= CLIPPED_OUTPUT_WARNING else "info"
+
+    def span(h: dict[str, Any]) -> str:
+        lo, hi = h["bounds"]
+        return f"[{'-inf' if lo is None else f'{lo:g}'}, {'inf' if hi is None else f'{hi:g}'}]"
+
+    said = "; ".join(f"{h['node']} clips {h['input']} to {span(h)}: {h['clipped_fraction']:.0%} of its values "
+                     "beyond the bounds" for h in heads)
+    summary = (f"the output goes through {len(heads)} Clip{'s' if len(heads) > 1 else ''} and every value clipped "
+               f"gets no gradient, under {loss} or any loss: {said}")
+    if severity == "info":
+        summary += (f"; a note: under the {CLIPPED_OUTPUT_WARNING:.0%} judged a warning (unit-scale values already "
+                    "sit beyond +-1 32% of the time)")
+    explanation = (
+        "A Clip (torch.clamp) on the output passes the loss's gradient only for values strictly inside its "
+        "bounds; a value beyond a bound is replaced by the bound and its gradient is exactly 0, so the layers "
+        "before it learn nothing from that sample's output. A policy's clipped continuous actions, or a "
+        "regression clamped to its targets' range, trained through the clip stall wherever the raw output has "
+        "left the range. These shares are on standard-normal inputs (give --input-range for the data's), "
+        "with the stored weights unless they were reinitialised. Keep the clip out of training (clip the action "
+        "only when acting, as the environment does), or bound the raw output smoothly (a tanh, scaled to the "
+        "range) so that every value keeps a gradient.")
+    evidence = {"metric": "clipped_output_fraction", "value": value, "threshold": CLIPPED_OUTPUT_WARNING,
+                "note_threshold": thresholds.silent_loss_warning, "layers": [h["node"] for h in heads],
+                "loss": loss, "from_logits": None, "output_activation": "clip", "clipped_heads": heads,
+                "clipped_by_seed": worst["clipped_by_seed"], "silent_by_seed": []}
+    return rule("output_loss_mismatch").finding(severity, summary, explanation, evidence, [])
+
+
 def _one_sample_norms(imported: Any) -> bool:
     """Whether the imported graph's batch is 1 and a batch norm in it (the file's, or one restored)
     fails for want of a second value per channel: run once, forward only, on the first seed's inputs."""
@@ -4001,11 +4147,32 @@ def check_onnx(data: bytes, *, loss: str | None = None, seeds: int | None = None
                    from_logits=from_logits, inference_head=inference_softmax or implied_sigmoid,
                    recurrences=imported.recurrences, cell_gates=imported.cell_gates,
                    file_squash=file_squash, class_axis=class_axis,
-                   checkpoint=weights != "reinitialise" and fresh is None, loss_implied=not told)
+                   checkpoint=weights != "reinitialise" and fresh is None, loss_implied=not told,
+                   # the loss's softmax guessed too: nothing in the graph makes these outputs
+                   # probabilities (onnxsweep30 dogfight_ace: clipped actions and a shoot logit, their
+                   # logits' size a warning under a cross-entropy nobody gave)
+                   squash_implied=(not told and loss in PROBABILITY_LOSSES and not inference_softmax
+                                   and not implied_sigmoid and not _softmax_reads(
+                                       imported.graph, imported.module.output_names[0])))
     try:
         doc = diagnose(run, name=name or imported.name, verify=verify, device=device, thresholds=thresholds,
                        parameters=imported.parameters, activation_bytes=imported.activation_bytes,
                        progress=progress)
+        # a Clip on the output path passes no gradient for what it clips, whatever the loss (onnxsweep30
+        # dogfight_ace: 85% of two clipped actions beyond their bounds, unsaid): each clipped head's share
+        clipped = _clipped_output_finding(
+            clipped_heads(imported.module, imported.inputs, seeds, reinitialise=weights == "reinitialise"),
+            loss, thresholds or Thresholds())
+        judged = {"clipped_output_fraction", "unreachable_loss_fraction", "unreachable_target_fraction"}
+        if clipped is not None and not any(f.code == "output_loss_mismatch" and f.evidence.metric in judged
+                                           for f in doc.findings):
+            # (where the output's bounded ending is judged already: a Clip to [-1, 1] read as a
+            # hardtanh under cross-entropy, a ReLU6 under mse, that finding says it)
+            doc.findings.append(clipped)
+            # worst first, as the summary line reads them (stable: the others keep their order)
+            doc.findings.sort(key=lambda f: -SEVERITY_RANK[f.severity])
+            doc.status = status_of(doc.findings)
+            doc.summary = summary_line(doc.status, doc.findings, layers_with_weights(doc.layers))
         if inference_softmax or multi_label:
             doc.findings.append(_inference_softmax_note(run, int(out.shape[-1]), keras_producer(imported.producer))
                                 if inference_softmax and out is not None

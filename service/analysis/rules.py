@@ -324,11 +324,13 @@ EXPLODING_METRIC = "max(output_grad_ratio_first_to_last, activation_growth)"
 #: the healthy summary's "(note: ...)" says it: growth of a normalised layer's gradient, which its
 #: scale invariance absorbs (``absorbed_by_normalisation`` true for this reason alone); a backward
 #: growth an adaptive optimizer's per-weight steps make no matter; growth that the trained weights'
-#: structure gives, not their scale (``learned_structure``).
+#: structure gives, not their scale (``learned_structure``); logits whose size is judged only under a
+#: softmax the check itself implied, no loss given and none in the graph (``loss_implied``).
 NOTE_REASONS: dict[str, str] = {
     "normalisation": "absorbed by normalisation",
     "adaptive_optimizer": "the backward alone, evened out by the optimizer's per-weight steps",
     "learned_structure": "structure the weights learned, not their scale",
+    "loss_implied": "logits judged under a softmax the check implied",
 }
 
 
@@ -1719,6 +1721,25 @@ def _backward_growth_causes(result: SimulationResult) -> str:
             "gradient grows as that output nears 0")
 
 
+def _implied_softmax_logits(result: SimulationResult, out: UnitStats, std: float) -> tuple[str, str]:
+    """(summary clause, explanation) for logits over :data:`LOGIT_STD_WARNING` whose softmax (or
+    sigmoid) is the check's own guess (``SimulationResult.squash_implied``): conditional, a note."""
+    kind = _loss_kind(result)
+    squash = "sigmoid" if kind == "binary_cross_entropy" else "softmax"
+    summary = (f"the outputs of {layer_words(out)} have a std of {fmt(std)} (over {fmt(LOGIT_STD_WARNING)}), which "
+               f"would saturate the {kind} loss's {squash} from the first step if they are class scores; a note: no "
+               f"loss was given and nothing in the graph makes them probabilities, so that loss is the check's own "
+               "guess (give --loss: mse if they are values, such as continuous actions or a regression)")
+    explanation = (
+        f"No loss was given, so the check guessed {kind} from the output's shape, and no {squash} in the graph "
+        f"reads these outputs to confirm that they are class scores. Under that guess the outputs' std of "
+        f"{fmt(std)} (a loss on logits expects about 1) would saturate the {squash}: a sample the net gets right "
+        "would pass almost no gradient and one it gets wrong a loss and gradient the size of the logits. If "
+        "they are values (continuous actions, a regression, a latent), their size is no fault: check the "
+        "model with the loss it is trained with (--loss).")
+    return summary, explanation
+
+
 class ExplodingGradient(ArchitectureRule):
     code = "exploding_gradient"
     remedies = (
@@ -1750,7 +1771,9 @@ class ExplodingGradient(ArchitectureRule):
             # into a 9 -> 2 regression, logits std 180, no finding)
             live, _ = live_seeds(result)
             if logit_scale(live) is not None and learned_logits(live) is None:
-                return value, "warning"
+                # a note where the softmax they saturate is the check's own guess (no loss given,
+                # none in the graph): as documented for an implied loss's pairings
+                return value, "info" if live.squash_implied else "warning"
         return value, severity
 
     def remains(self, result: SimulationResult, metric: str) -> bool:
@@ -1770,6 +1793,11 @@ class ExplodingGradient(ArchitectureRule):
                                     "output_layer": out.name, "depth": 1}
         summary = (f"the logits out of {layer_words(out)} have a std of {fmt(std)} (over {fmt(LOGIT_STD_WARNING)}): "
                    f"the {kind} loss's {squash} is saturated from the first step")
+        if result.squash_implied:
+            # that softmax is the check's own guess: said as one, a note (:meth:`severity`)
+            summary, explanation = _implied_softmax_logits(result, out, std)
+            evidence.update(loss_implied=True, note_reason="loss_implied")
+            return Detection(self.code, severity, EXPLODING_METRIC, math.nan, summary, explanation, evidence, [out])
         raw = _raw_input_logits(result, std)
         if raw is not None:
             evidence.update(input_rms=raw, logit_growth=std / raw, inputs_far=True)
@@ -1815,7 +1843,12 @@ class ExplodingGradient(ArchitectureRule):
             # a shallow net whose weights are all too large: the first/last ratio leaves the
             # readout out, but its logits saturate the loss's softmax or sigmoid (onnxsweep11 b10);
             # a note where the weights' scale would not make them that large (a trained classifier's)
-            return "learned_structure" if learned_logits(result) is not None else None
+            # and a note where the softmax they saturate is only the check's guess: no loss was given
+            # and nothing in the graph makes the outputs probabilities (onnxsweep30 dogfight_ace:
+            # clipped continuous actions beside a shoot logit, a warning under a cross-entropy nobody gave)
+            if learned_logits(result) is not None:
+                return "learned_structure"
+            return "loss_implied" if result.squash_implied else None
         return None
 
     def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
@@ -1937,10 +1970,15 @@ class ExplodingGradient(ArchitectureRule):
                     det.evidence.update(input_rms=first_in, logit_growth=std / first_in)
                     grown = f", {fmt(std / first_in)}x the input's RMS of {fmt(first_in)}"
                 kind = _loss_kind(result)
-                det.summary += (f"; the logits out of {layer_words(out)} have a std of {fmt(std)} (over "
-                                f"{fmt(LOGIT_STD_WARNING)}{grown}): the {kind} loss's "
-                                f"{'sigmoid' if kind == 'binary_cross_entropy' else 'softmax'} is saturated "
-                                "from the first step")
+                if result.squash_implied:
+                    # the trunk's growth is the finding; the softmax is only the check's guess
+                    det.evidence["loss_implied"] = True
+                    det.summary += "; " + _implied_softmax_logits(result, out, std)[0]
+                else:
+                    det.summary += (f"; the logits out of {layer_words(out)} have a std of {fmt(std)} (over "
+                                    f"{fmt(LOGIT_STD_WARNING)}{grown}): the {kind} loss's "
+                                    f"{'sigmoid' if kind == 'binary_cross_entropy' else 'softmax'} is saturated "
+                                    "from the first step")
                 det.explanation += (
                     f" The growth quoted is over the hidden layers; {layer_words(out)}, the output layer, multiplies it "
                     f"again, to logits of std {fmt(std)} where a loss on logits expects about 1, so the softmax "
@@ -1959,6 +1997,13 @@ class ExplodingGradient(ArchitectureRule):
                 "inputs (a trained classifier's confident outputs), not from weights too large for their fan-in. "
                 "Whether real inputs saturate it depends on their range, which the weights do not give: check "
                 "the model on inputs of that range.")
+        elif logits is not None and reason == "loss_implied":
+            # logits under the bar of growth whose size is judged only under the check's own guess
+            # of a loss: a note, conditional (:meth:`note_reason`)
+            out, std = logits
+            words, det.explanation = _implied_softmax_logits(result, out, std)
+            det.evidence["loss_implied"] = True
+            det.summary += "; " + words
         elif logits is not None and (raw := _raw_input_logits(result, std := logits[1])) is not None:
             # inputs far from unit scale, the logits under the bar once divided by their RMS: the
             # inputs' scale, not the weights' (peersweep22 baseCNN_miss_norm: He weights, 0..255

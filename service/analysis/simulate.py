@@ -316,6 +316,8 @@ class SimulationResult:
     checkpoint: bool = False
     #: a graph door's loss is the check's own guess, no loss having been given (``GraphRun.loss_implied``)
     loss_implied: bool = False
+    #: ... and so is its softmax: nothing in the graph makes the output probabilities (``GraphRun.squash_implied``)
+    squash_implied: bool = False
     #: a graph door's: the bytes of the activations one seed's simulation recorded (its float inputs
     #: and each measured unit's output, before and after an activation folded in), the measured
     #: counterpart of a spec's ``Plan.activation_bytes``; 0 for a spec (the plan has it)

@@ -178,6 +178,7 @@ CASE_TITLES: dict[str, dict[str, str]] = {
         "unreachable_target_fraction": "Output activation's range cannot reach the targets",
         "clipped_logits": "ReLU output clips the logits the loss needs below 0",
         "clipped_regression_output": "ReLU output cannot predict below 0 and passes no gradient there",
+        "clipped_output": "Clip on the output passes no gradient beyond its bounds",
         "output_activation": "Output ends in an activation the loss may apply again",
         "softmax_units_under_binary_loss": "Softmax output under binary cross-entropy: its units cannot be independent",
     },

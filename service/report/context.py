@@ -270,6 +270,8 @@ def _case_of(f: Finding) -> str | None:
     extra = f.evidence.model_extra or {}
     if metric == "silent_sample_fraction" and extra.get("output_grad_norm") == 0.0:
         return "no_output_gradient"
+    if metric == "clipped_output_fraction" and extra.get("output_activation") == "clip":
+        return "clipped_output"  # an ONNX Clip on the output path, any bounds
     if metric == "clipped_output_fraction":
         return "clipped_logits" if extra.get("from_logits") else "clipped_regression_output"
     return metric
