@@ -3859,7 +3859,7 @@ def clipped_heads(module: nn.Module, inputs: list[InputSpec], seeds: int,
 
                 net = copy.deepcopy(module)
                 torch.manual_seed(seed)
-                net.reinitialise()  # type: ignore[operator]
+                net.reinitialise()  # type: ignore[operator]  # hasattr above; nn.Module types it as a Tensor or Module
             xs = [x.to(dtype) if x.is_floating_point() else x for x in make_inputs(inputs, seed)]
             with torch.no_grad():
                 call(net, xs)
