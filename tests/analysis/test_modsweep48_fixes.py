@@ -92,7 +92,9 @@ def test_attention_over_length_one_gives_q_and_k_no_gradient_and_is_found() -> N
     net = _Bag(batch_first=False, layout="unsqueeze0").double()
     x = _levels(12, D)
     by_hand = _slices_by_autograd(net, x)
-    assert by_hand["q"] == 0.0 and by_hand["k"] == 0.0 and by_hand["v"] > 0  # the theory: softmax over 1 key
+    # the theory: softmax over 1 key gives q and k exactly 0; float64 kernels leave round-off on some CPUs
+    # (7.9e-16 against v's ~1 on an AMD EPYC), which the check counts as none (_ZERO_SLICE_SHARE)
+    assert by_hand["v"] > 0 and by_hand["q"] <= 1e-12 * by_hand["v"] and by_hand["k"] <= 1e-12 * by_hand["v"]
     doc = _check(net, x)
     found = _sliced(doc)
     assert found is not None and found.severity in ("warning", "error") and doc.status != "healthy"
@@ -111,7 +113,8 @@ def test_batch_first_fed_a_sequence_of_one_is_read_on_its_own_axis() -> None:
     torch.manual_seed(0)
     net = _Bag(batch_first=True, layout="unsqueeze1").double()
     x = _levels(12, D)
-    assert _slices_by_autograd(net, x)["q"] == 0.0
+    by_hand = _slices_by_autograd(net, x)
+    assert by_hand["q"] <= 1e-12 * by_hand["v"]  # none, up to float64 round-off
     found = _sliced(_check(net, x))
     assert found is not None
     extra = found.evidence.model_extra or {}

@@ -50,7 +50,8 @@ def test_zero_slice_and_depth_ratio_are_one_vanishing_gradient_finding() -> None
     x = torch.randn(12, D, dtype=torch.float64)
     net(x).sum().backward()
     w = net.attn.self_attn.in_proj_weight.grad
-    assert w is not None and float(w.chunk(3)[0].norm()) == 0.0  # the theory: softmax over one key
+    # the theory: softmax over one key gives q none, up to float64 round-off (1e-16 of v's on some CPUs)
+    assert w is not None and float(w.chunk(3)[0].norm()) <= 1e-12 * float(w.chunk(3)[2].norm())
     doc = check_module(net, x, loss="sum", seeds=1, verify=False)
     found = [f for f in doc.findings if f.code == "vanishing_gradient"]
     assert len(found) == 1

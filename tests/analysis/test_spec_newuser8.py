@@ -51,7 +51,8 @@ BASE = {"input": {"shape": [8]}, "batch_size": 4, "loss": {"type": "mse"}}
 
 
 @pytest.mark.parametrize("layer, top, pointer, hint", [
-    ({"activation": "sigmod"}, {}, "/layers/0/activation", "did you mean 'sigmoid'?"),
+    # the closest first; hard_sigmoid is a spec activation too, and as near a spelling
+    ({"activation": "sigmod"}, {}, "/layers/0/activation", "did you mean 'sigmoid' or 'hard_sigmoid'?"),
     ({"activation": "LeakyReLU"}, {}, "/layers/0/activation", "did you mean 'leaky_relu'?"),
     ({"activation": "logistic"}, {}, "/layers/0/activation", "did you mean 'sigmoid'?"),
     ({"init": {"scheme": "kaiming"}}, {}, "/layers/0/init/scheme",
