@@ -17,7 +17,7 @@ def test_the_api_422_says_did_you_mean_at_each_pointer(idle_api):
     r = idle_api.post("/v1/checks/architecture", json=SPEC)
     assert r.status_code == 422
     errors = {e["pointer"]: e["detail"] for e in r.json()["errors"]}
-    assert errors["/layers/0/activation"].endswith("did you mean 'sigmoid'?")
+    assert errors["/layers/0/activation"].endswith("did you mean 'sigmoid' or 'hard_sigmoid'?")
     assert errors["/loss/type"].endswith("did you mean 'cross_entropy'?")
 
 
@@ -30,7 +30,7 @@ def test_the_api_422_of_a_repeated_lstm_names_output(idle_api):
 
 @pytest.mark.parametrize("text, said", [
     ("input: {shape: [8]}\nloss: {type: crossentropy}\nlayers:\n  - {type: linear, out_features: 3, "
-     "activation: sigmod}\n", ["/layers/0/activation", "did you mean 'sigmoid'?", "did you mean 'cross_entropy'?"]),
+     "activation: sigmod}\n", ["/layers/0/activation", "did you mean 'sigmoid' or 'hard_sigmoid'?", "did you mean 'cross_entropy'?"]),
     ("input: {shape: [40, 8]}\nlayers:\n  - {type: lstm, hidden_size: 16, repeat: 4}\n  - {type: linear, "
      "out_features: 3}\n", ["/layers/0", "repeat 2 of 4", "output: sequence"]),
 ])
