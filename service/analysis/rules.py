@@ -1451,6 +1451,14 @@ def learned_from_training(result: SimulationResult) -> bool:
     return result.checkpoint
 
 
+def largest_activation_std(result: SimulationResult) -> float:
+    """The largest per-element activation std any top-level layer with weights reaches in any seed
+    (nan where none is measured): what :data:`FORWARD_OVERFLOW_STD` is judged against."""
+    weighted = [u for u in result.units if u.depth == 0 and u.has_weights and "activation_std" in u.values]
+    return max((float(np.nanmax(u.values["activation_std"])) for u in weighted
+                if np.any(np.isfinite(u.values["activation_std"]))), default=math.nan)
+
+
 def learned_forward_growth(result: SimulationResult, t: Thresholds) -> tuple[float, float, float] | None:
     """(the growth the weights' scale predicts over the activation span, the backward ratio, the
     largest activation std) where the forward alone crosses the through-depth bar as structure the
@@ -1472,9 +1480,7 @@ def learned_forward_growth(result: SimulationResult, t: Thresholds) -> tuple[flo
     if not (growth > t.exploding_warning and 0 < ratio <= t.exploding_warning):
         return None
     span = activation_span(result)
-    weighted = [u for u in result.units if u.depth == 0 and u.has_weights and "activation_std" in u.values]
-    largest = max((float(np.nanmax(u.values["activation_std"])) for u in weighted
-                   if np.any(np.isfinite(u.values["activation_std"]))), default=math.nan)
+    largest = largest_activation_std(result)
     if not largest < FORWARD_OVERFLOW_STD:
         return None
     predicted = scale_growth(span[1:])
@@ -1521,9 +1527,7 @@ def learned_backward_growth(result: SimulationResult, t: Thresholds) -> tuple[fl
     predicted = scale_growth(units[1:])
     if not (predicted < t.exploding_warning and ratio >= LEARNED_EXCESS * predicted):
         return None
-    weighted = [u for u in result.units if u.depth == 0 and u.has_weights and "activation_std" in u.values]
-    largest = max((float(np.nanmax(u.values["activation_std"])) for u in weighted
-                   if np.any(np.isfinite(u.values["activation_std"]))), default=math.nan)
+    largest = largest_activation_std(result)
     if not largest < FORWARD_OVERFLOW_STD:
         return None
     return predicted, ratio, largest
